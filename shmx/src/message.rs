@@ -1,0 +1,498 @@
+//! The [`ShmMessage`] trait: what may live in shared memory, its structural fingerprint and
+//! its schema.
+//!
+//! A message type is fixed-layout plain data: `#[repr(C)]`, no pointers, no implicit padding,
+//! every field itself a message. `#[derive(ShmMessage)]` proves this at compile time and
+//! writes the impl; shmx implements the trait for the primitives, `bool` and arrays.
+//!
+//! Two processes agree on a topic's type by comparing [`ShmMessage::FINGERPRINT`], a
+//! structural hash of the type's name (not its module path), size, alignment, and each field's
+//! name, offset and type fingerprint. The [`Schema`] holds the same facts as data, so that
+//! tools can decode a message without its Rust type.
+
+use core::fmt;
+
+/// A type whose values can be written into shared memory by one process and read in place by
+/// another.
+///
+/// Do not implement this trait by hand: use `#[derive(ShmMessage)]`. The trait is sealed by a
+/// hidden method that only the derive writes.
+///
+/// # Safety
+/// An implementation promises that:
+/// - the type has a fixed, `#[repr(C)]` (or transparent) layout with no implicit padding and
+///   no pointers into process-local memory, so its bytes mean the same in every process;
+/// - [`SCHEMA`](Self::SCHEMA) describes the layout exactly (size, alignment, field offsets);
+/// - when [`ALWAYS_VALID`](Self::ALWAYS_VALID) is `true`, every bit pattern of
+///   `size_of::<Self>()` bytes is a valid value; otherwise [`validate`](Self::validate)
+///   returns `Ok` only for bytes that are a valid value;
+/// - when [`ZEROABLE`](Self::ZEROABLE) is `true`, all-zero bytes are a valid value.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot live in shared memory: it is not a `ShmMessage`",
+    label = "not a shared-memory message type",
+    note = "derive it with `#[derive(ShmMessage)]` and `#[repr(C)]`, or use a primitive, `bool`, an array `[T; N]` of messages, or a fieldless enum with an integer `repr`"
+)]
+pub unsafe trait ShmMessage: Sized + 'static {
+    /// The name recorded in the schema: the type's identifier without its module path, or the
+    /// value of `#[shm(name = "...")]`.
+    const TYPE_NAME: &'static str;
+    /// The layout description of this type.
+    const SCHEMA: &'static Schema;
+    /// The structural fingerprint; equal to `SCHEMA.fingerprint`.
+    const FINGERPRINT: u64 = Self::SCHEMA.fingerprint;
+    /// `true` when every bit pattern is a valid value, so receive-side validation is skipped.
+    const ALWAYS_VALID: bool;
+    /// `true` when all-zero bytes are a valid value (required by `Publisher::loan`).
+    const ZEROABLE: bool;
+
+    /// Checks that the bytes at `ptr` are a valid value of `Self`.
+    ///
+    /// # Safety
+    /// `ptr` must be aligned for `Self` and point to `size_of::<Self>()` readable bytes inside
+    /// the chunk that `ctx` describes. The bytes need not be a valid `Self`: this function only
+    /// reads them as integers.
+    unsafe fn validate(ptr: *const Self, ctx: &ValidationContext) -> Result<(), ValidationError>;
+
+    #[doc(hidden)]
+    fn __shmx_sealed(_: crate::__private::Sealed);
+}
+
+/// What a validator knows about the chunk that holds the value it checks.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidationContext {
+    /// Address of the first payload byte of the chunk.
+    pub payload_start: usize,
+    /// Address one past the last byte the publisher declared as payload.
+    pub payload_end: usize,
+}
+
+/// Why a received value was rejected by validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationError {
+    /// A `bool` byte held something other than 0 or 1.
+    InvalidBool {
+        /// Byte offset of the field from the start of the message.
+        offset: usize,
+        /// The byte found.
+        value: u8,
+    },
+    /// A fieldless enum held a discriminant that names no variant.
+    InvalidDiscriminant {
+        /// The enum's type name.
+        type_name: &'static str,
+        /// Byte offset of the field from the start of the message.
+        offset: usize,
+        /// The discriminant found.
+        value: i128,
+    },
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidBool { offset, value } => {
+                write!(f, "bool at byte {offset} holds {value}, not 0 or 1")
+            }
+            Self::InvalidDiscriminant {
+                type_name,
+                offset,
+                value,
+            } => write!(
+                f,
+                "enum {type_name} at byte {offset} holds discriminant {value}, which names no variant"
+            ),
+        }
+    }
+}
+
+impl ValidationError {
+    /// The same error with its offset moved by `base` bytes, for a value nested at `base`.
+    #[must_use]
+    pub fn at(self, base: usize) -> Self {
+        match self {
+            Self::InvalidBool { offset, value } => Self::InvalidBool {
+                offset: offset + base,
+                value,
+            },
+            Self::InvalidDiscriminant {
+                type_name,
+                offset,
+                value,
+            } => Self::InvalidDiscriminant {
+                type_name,
+                offset: offset + base,
+                value,
+            },
+        }
+    }
+}
+
+/// A primitive scalar type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Primitive {
+    U8,
+    U16,
+    U32,
+    U64,
+    U128,
+    I8,
+    I16,
+    I32,
+    I64,
+    I128,
+    F32,
+    F64,
+    Bool,
+}
+
+impl Primitive {
+    /// The Rust name of the type (`"u8"`, `"f64"`, `"bool"`, …).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::U8 => "u8",
+            Self::U16 => "u16",
+            Self::U32 => "u32",
+            Self::U64 => "u64",
+            Self::U128 => "u128",
+            Self::I8 => "i8",
+            Self::I16 => "i16",
+            Self::I32 => "i32",
+            Self::I64 => "i64",
+            Self::I128 => "i128",
+            Self::F32 => "f32",
+            Self::F64 => "f64",
+            Self::Bool => "bool",
+        }
+    }
+}
+
+/// One named field of a struct message.
+#[derive(Debug)]
+pub struct Field {
+    /// The field's name.
+    pub name: &'static str,
+    /// Byte offset from the start of the struct.
+    pub offset: usize,
+    /// The field type's schema.
+    pub schema: &'static Schema,
+}
+
+/// One variant of a fieldless enum message.
+#[derive(Debug)]
+pub struct Variant {
+    /// The variant's name.
+    pub name: &'static str,
+    /// Its discriminant.
+    pub value: i128,
+}
+
+/// The shape of a message type.
+#[derive(Debug)]
+pub enum SchemaKind {
+    /// A primitive scalar.
+    Primitive(Primitive),
+    /// A `#[repr(C)]` struct with named fields.
+    Struct(&'static [Field]),
+    /// An array `[elem; len]`.
+    Array {
+        /// Element schema.
+        elem: &'static Schema,
+        /// Number of elements.
+        len: usize,
+    },
+    /// A fieldless enum stored as the integer `repr`.
+    Enum {
+        /// The integer representation.
+        repr: Primitive,
+        /// The variants.
+        variants: &'static [Variant],
+    },
+}
+
+/// The layout of a message type, as data: stored in each topic so tools can decode samples.
+#[derive(Debug)]
+pub struct Schema {
+    /// Type name (no module path).
+    pub name: &'static str,
+    /// `size_of` the type.
+    pub size: usize,
+    /// `align_of` the type.
+    pub align: usize,
+    /// What it is made of.
+    pub kind: SchemaKind,
+    /// Structural fingerprint computed from all of the above.
+    pub fingerprint: u64,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+const fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    h
+}
+
+const fn hash_u64(h: u64, v: u64) -> u64 {
+    hash_bytes(h, &v.to_le_bytes())
+}
+
+const fn hash_str(h: u64, s: &str) -> u64 {
+    // Length first, so that ("ab", "c") and ("a", "bc") differ.
+    hash_bytes(hash_u64(h, s.len() as u64), s.as_bytes())
+}
+
+impl Schema {
+    /// The schema of a primitive.
+    pub const fn primitive(p: Primitive, size: usize, align: usize) -> Schema {
+        let mut h = hash_str(FNV_OFFSET, "primitive");
+        h = hash_str(h, p.name());
+        h = hash_u64(h, size as u64);
+        h = hash_u64(h, align as u64);
+        Schema {
+            name: p.name(),
+            size,
+            align,
+            kind: SchemaKind::Primitive(p),
+            fingerprint: h,
+        }
+    }
+
+    /// The schema of a struct with the given fields (in declaration order).
+    pub const fn structure(
+        name: &'static str,
+        size: usize,
+        align: usize,
+        fields: &'static [Field],
+    ) -> Schema {
+        let mut h = hash_str(FNV_OFFSET, "struct");
+        h = hash_str(h, name);
+        h = hash_u64(h, size as u64);
+        h = hash_u64(h, align as u64);
+        h = hash_u64(h, fields.len() as u64);
+        let mut i = 0;
+        while i < fields.len() {
+            h = hash_str(h, fields[i].name);
+            h = hash_u64(h, fields[i].offset as u64);
+            h = hash_u64(h, fields[i].schema.fingerprint);
+            i += 1;
+        }
+        Schema {
+            name,
+            size,
+            align,
+            kind: SchemaKind::Struct(fields),
+            fingerprint: h,
+        }
+    }
+
+    /// The schema of `[elem; len]`.
+    pub const fn array(elem: &'static Schema, len: usize, size: usize, align: usize) -> Schema {
+        let mut h = hash_str(FNV_OFFSET, "array");
+        h = hash_u64(h, elem.fingerprint);
+        h = hash_u64(h, len as u64);
+        h = hash_u64(h, size as u64);
+        h = hash_u64(h, align as u64);
+        Schema {
+            name: "array",
+            size,
+            align,
+            kind: SchemaKind::Array { elem, len },
+            fingerprint: h,
+        }
+    }
+
+    /// The schema of a fieldless enum.
+    pub const fn enumeration(
+        name: &'static str,
+        repr: Primitive,
+        size: usize,
+        align: usize,
+        variants: &'static [Variant],
+    ) -> Schema {
+        let mut h = hash_str(FNV_OFFSET, "enum");
+        h = hash_str(h, name);
+        h = hash_str(h, repr.name());
+        h = hash_u64(h, size as u64);
+        h = hash_u64(h, align as u64);
+        h = hash_u64(h, variants.len() as u64);
+        let mut i = 0;
+        while i < variants.len() {
+            h = hash_str(h, variants[i].name);
+            h = hash_bytes(h, &variants[i].value.to_le_bytes());
+            i += 1;
+        }
+        Schema {
+            name,
+            size,
+            align,
+            kind: SchemaKind::Enum { repr, variants },
+            fingerprint: h,
+        }
+    }
+
+    /// A compact, human-readable description, e.g.
+    /// `Pose{seq@0:u64,x@8:f64}` or `[u8;16]`; stored in each topic's service segment.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        self.describe_into(&mut out);
+        out
+    }
+
+    fn describe_into(&self, out: &mut String) {
+        use fmt::Write as _;
+        match &self.kind {
+            SchemaKind::Primitive(p) => out.push_str(p.name()),
+            SchemaKind::Array { elem, len } => {
+                out.push('[');
+                elem.describe_into(out);
+                let _ = write!(out, ";{len}]");
+            }
+            SchemaKind::Struct(fields) => {
+                out.push_str(self.name);
+                out.push('{');
+                for (i, f) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{}@{}:", f.name, f.offset);
+                    f.schema.describe_into(out);
+                }
+                out.push('}');
+            }
+            SchemaKind::Enum { repr, variants } => {
+                let _ = write!(out, "{}:{}(", self.name, repr.name());
+                for (i, v) in variants.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{}={}", v.name, v.value);
+                }
+                out.push(')');
+            }
+        }
+    }
+}
+
+macro_rules! impl_primitive {
+    ($($t:ty => $p:ident),* $(,)?) => {$(
+        // SAFETY: a primitive integer or float has a fixed layout, no padding, no pointers,
+        // and every bit pattern (so also all-zero) is a valid value.
+        unsafe impl ShmMessage for $t {
+            const TYPE_NAME: &'static str = Primitive::$p.name();
+            const SCHEMA: &'static Schema = &Schema::primitive(
+                Primitive::$p,
+                core::mem::size_of::<$t>(),
+                core::mem::align_of::<$t>(),
+            );
+            const ALWAYS_VALID: bool = true;
+            const ZEROABLE: bool = true;
+            #[inline(always)]
+            unsafe fn validate(
+                _ptr: *const Self,
+                _ctx: &ValidationContext,
+            ) -> Result<(), ValidationError> {
+                Ok(())
+            }
+            fn __shmx_sealed(_: crate::__private::Sealed) {}
+        }
+    )*};
+}
+
+impl_primitive!(
+    u8 => U8, u16 => U16, u32 => U32, u64 => U64, u128 => U128,
+    i8 => I8, i16 => I16, i32 => I32, i64 => I64, i128 => I128,
+    f32 => F32, f64 => F64,
+);
+
+// SAFETY: `bool` is one byte with no padding and no pointers; 0 (false) is valid; `validate`
+// accepts only the bytes 0 and 1, the only valid `bool` values.
+unsafe impl ShmMessage for bool {
+    const TYPE_NAME: &'static str = "bool";
+    const SCHEMA: &'static Schema = &Schema::primitive(Primitive::Bool, 1, 1);
+    const ALWAYS_VALID: bool = false;
+    const ZEROABLE: bool = true;
+    #[inline]
+    unsafe fn validate(ptr: *const Self, _ctx: &ValidationContext) -> Result<(), ValidationError> {
+        // SAFETY: the caller guarantees one readable byte at `ptr`; it is read as `u8`, for
+        // which every bit pattern is valid.
+        let value = unsafe { ptr.cast::<u8>().read() };
+        if value <= 1 {
+            Ok(())
+        } else {
+            Err(ValidationError::InvalidBool { offset: 0, value })
+        }
+    }
+    fn __shmx_sealed(_: crate::__private::Sealed) {}
+}
+
+// SAFETY: an array of `N` messages has the element's layout repeated with no padding between
+// elements (size is a multiple of alignment), no pointers, and is valid exactly when every
+// element is, which `validate` checks element by element.
+unsafe impl<T: ShmMessage, const N: usize> ShmMessage for [T; N] {
+    const TYPE_NAME: &'static str = "array";
+    const SCHEMA: &'static Schema = &Schema::array(
+        T::SCHEMA,
+        N,
+        core::mem::size_of::<[T; N]>(),
+        core::mem::align_of::<[T; N]>(),
+    );
+    const ALWAYS_VALID: bool = T::ALWAYS_VALID;
+    const ZEROABLE: bool = T::ZEROABLE;
+    #[inline]
+    unsafe fn validate(ptr: *const Self, ctx: &ValidationContext) -> Result<(), ValidationError> {
+        if T::ALWAYS_VALID {
+            return Ok(());
+        }
+        let first = ptr.cast::<T>();
+        for i in 0..N {
+            // SAFETY: element `i < N` lies inside the array the caller vouched for, and is
+            // aligned because the array is.
+            unsafe { T::validate(first.add(i), ctx) }
+                .map_err(|e| e.at(i * core::mem::size_of::<T>()))?;
+        }
+        Ok(())
+    }
+    fn __shmx_sealed(_: crate::__private::Sealed) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_differ_by_type_and_length() {
+        assert_ne!(u32::FINGERPRINT, i32::FINGERPRINT);
+        assert_ne!(<[u8; 3]>::FINGERPRINT, <[u8; 4]>::FINGERPRINT);
+        assert_ne!(<[u16; 2]>::FINGERPRINT, <[u8; 4]>::FINGERPRINT);
+        assert_eq!(<[u8; 4]>::FINGERPRINT, <[u8; 4]>::SCHEMA.fingerprint);
+    }
+
+    #[test]
+    fn bool_validation_rejects_other_bytes() {
+        let ctx = ValidationContext {
+            payload_start: 0,
+            payload_end: 0,
+        };
+        for byte in 0u8..=255 {
+            let ptr = (&byte as *const u8).cast::<bool>();
+            // SAFETY: `ptr` points to one readable byte; validate reads it as u8.
+            let r = unsafe { bool::validate(ptr, &ctx) };
+            assert_eq!(r.is_ok(), byte <= 1, "byte {byte}");
+        }
+        let arr = [0u8, 1, 7];
+        // SAFETY: three readable bytes, align 1.
+        let r = unsafe { <[bool; 3]>::validate(arr.as_ptr().cast(), &ctx) };
+        assert_eq!(r, Err(ValidationError::InvalidBool { offset: 2, value: 7 }));
+    }
+
+    #[test]
+    fn describe_shows_nesting() {
+        assert_eq!(<[[u8; 2]; 3]>::SCHEMA.describe(), "[[u8;2];3]");
+    }
+}
