@@ -1,0 +1,140 @@
+//! Configuration of topics, publishers and subscribers.
+
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+/// What a publisher does when a subscriber's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Take back the oldest undelivered sample of that subscriber and queue the new one
+    /// (latest data wins; the publisher never waits).
+    #[default]
+    DropOldest,
+    /// Wait until the subscriber makes room, up to the publisher's `block_timeout`
+    /// (forever when none is set); then `Error::Timeout`.
+    Block,
+    /// Return `Error::QueueFull` and deliver the sample to nobody.
+    Fail,
+}
+
+impl Overflow {
+    pub(crate) fn code(self) -> u64 {
+        match self {
+            Overflow::DropOldest => 0,
+            Overflow::Block => 1,
+            Overflow::Fail => 2,
+        }
+    }
+}
+
+/// Topic-wide limits, fixed by whichever participant creates the topic; later participants
+/// use the values stored in the topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// Publishers that may be connected at once (1..=64).
+    pub max_publishers: usize,
+    /// Subscribers that may be connected at once (1..=64).
+    pub max_subscribers: usize,
+    /// Largest queue depth any connection may use (1..=65536).
+    pub max_queue_depth: usize,
+    /// Samples one subscriber may hold (taken and not yet dropped) at once.
+    pub max_held: usize,
+    /// Largest history a publisher may keep.
+    pub max_history: usize,
+    /// File mode of the topic's files (default `0o600`).
+    pub mode: u32,
+}
+
+impl Default for TopicConfig {
+    fn default() -> Self {
+        TopicConfig {
+            max_publishers: 8,
+            max_subscribers: 8,
+            max_queue_depth: 256,
+            max_held: 8,
+            max_history: 64,
+            mode: 0o600,
+        }
+    }
+}
+
+impl TopicConfig {
+    pub(crate) fn check(&self, topic: &str) -> Result<()> {
+        let bad = |reason: String| {
+            Err(Error::InvalidConfig {
+                topic: topic.to_owned(),
+                reason,
+            })
+        };
+        if !(1..=64).contains(&self.max_publishers) {
+            return bad(format!("max_publishers {} is not in 1..=64", self.max_publishers));
+        }
+        if !(1..=64).contains(&self.max_subscribers) {
+            return bad(format!("max_subscribers {} is not in 1..=64", self.max_subscribers));
+        }
+        if !(1..=65536).contains(&self.max_queue_depth) {
+            return bad(format!("max_queue_depth {} is not in 1..=65536", self.max_queue_depth));
+        }
+        if !(1..=4096).contains(&self.max_held) {
+            return bad(format!("max_held {} is not in 1..=4096", self.max_held));
+        }
+        if self.max_history > 4096 {
+            return bad(format!("max_history {} is over 4096", self.max_history));
+        }
+        if self.mode & !0o777 != 0 || self.mode & 0o600 != 0o600 {
+            return bad(format!(
+                "mode {:o} must be a permission mode that lets the owner read and write",
+                self.mode
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Configuration of one publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublisherConfig {
+    /// Samples queued per subscriber at most (a subscriber may ask for fewer).
+    pub queue_depth: usize,
+    /// Samples kept for subscribers that connect later.
+    pub history: usize,
+    /// Samples loaned at once at most.
+    pub max_loans: usize,
+    /// What to do when a subscriber's queue is full.
+    pub overflow: Overflow,
+    /// How long `Overflow::Block` waits; `None` waits as long as the subscriber lives.
+    pub block_timeout: Option<Duration>,
+    /// Topic limits, used if this publisher creates the topic.
+    pub topic: TopicConfig,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        PublisherConfig {
+            queue_depth: 16,
+            history: 0,
+            max_loans: 4,
+            overflow: Overflow::DropOldest,
+            block_timeout: None,
+            topic: TopicConfig::default(),
+        }
+    }
+}
+
+/// Configuration of one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberConfig {
+    /// Samples queued from each publisher at most (capped by the publisher's queue depth).
+    pub queue_depth: usize,
+    /// Topic limits, used if this subscriber creates the topic.
+    pub topic: TopicConfig,
+}
+
+impl Default for SubscriberConfig {
+    fn default() -> Self {
+        SubscriberConfig {
+            queue_depth: 16,
+            topic: TopicConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Data segments: one file per publisher, `<root>/<topic>/data.<incarnation>`, holding its
+//! slab of fixed-size chunks.
+//!
+//! ```text
+//! page 0         DataParams: magic, version, fingerprint, incarnation, geometry
+//! pins_off       one AtomicU64 pin word per chunk (bit per subscriber slot), page-aligned;
+//!                the only part subscribers map writable (PROTOCOLS.md §4)
+//! chunks_off     chunk_count × chunk_stride bytes, page-aligned; each chunk is
+//!                  ChunkHeader (sequence, payload length, timestamp, origin) at +0
+//!                  payload at +payload_off (aligned for the message type)
+//! ```
+//! Only the publisher writes the header and the chunks; subscribers map them read-only, so a
+//! subscriber can never corrupt a message. The free lists live in the publisher's private
+//! memory (see `pool`), out of any peer's reach.
+
+use crate::error::{Error, Result};
+use crate::segment::{self, Access, Mapping};
+use crate::service::LAYOUT_VERSION;
+use crate::sync::AtomicU64;
+use std::path::Path;
+
+const DATA_MAGIC: u64 = u64::from_le_bytes(*b"SHMXDAT\0");
+/// Sequence number that no published sample carries (sequences start at 1).
+pub(crate) const NO_SEQUENCE: u64 = 0;
+/// Largest chunk count: chunk indices travel in 24 bits of a ring entry.
+pub(crate) const MAX_CHUNKS: usize = (1 << 24) - 1;
+
+/// Header of a data segment, at offset 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct DataParams {
+    magic: u64,
+    version: u32,
+    _reserved: u32,
+    total_len: u64,
+    fingerprint: u64,
+    incarnation: u64,
+    chunk_count: u64,
+    chunk_stride: u64,
+    payload_off: u64,
+    payload_capacity: u64,
+    pins_off: u64,
+    chunks_off: u64,
+}
+
+/// Header of every chunk.
+#[repr(C)]
+pub(crate) struct ChunkHeader {
+    /// The publisher's sequence number of the sample in this chunk, or [`NO_SEQUENCE`].
+    pub seq: AtomicU64,
+    /// Payload bytes the publisher wrote.
+    pub len: AtomicU64,
+    /// Publish time in nanoseconds of `CLOCK_MONOTONIC`, or 0 when not recorded.
+    pub timestamp: AtomicU64,
+    /// The publishing incarnation.
+    pub origin: AtomicU64,
+}
+
+const HEADER: usize = core::mem::size_of::<ChunkHeader>();
+
+/// Where everything is inside a data segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub chunk_count: usize,
+    pub chunk_stride: usize,
+    pub payload_off: usize,
+    pub payload_capacity: usize,
+    pub pins_off: usize,
+    pub pins_len: usize,
+    pub chunks_off: usize,
+    pub total_len: usize,
+}
+
+impl Geometry {
+    /// The geometry for `chunk_count` chunks of a payload of `size` bytes aligned to `align`.
+    pub(crate) fn new(chunk_count: usize, size: usize, align: usize) -> Option<Geometry> {
+        let page = segment::page_size();
+        if chunk_count == 0 || chunk_count > MAX_CHUNKS || !align.is_power_of_two() || align > page
+        {
+            return None;
+        }
+        let payload_off = segment::round_up(HEADER, align)?;
+        let chunk_stride = segment::round_up(payload_off.checked_add(size)?, align.max(64))?;
+        let pins_off = page;
+        let pins_len = segment::round_up(chunk_count.checked_mul(8)?, page)?;
+        let chunks_off = pins_off.checked_add(pins_len)?;
+        let total_len =
+            segment::round_up(chunks_off.checked_add(chunk_count.checked_mul(chunk_stride)?)?, page)?;
+        Some(Geometry {
+            chunk_count,
+            chunk_stride,
+            payload_off,
+            payload_capacity: chunk_stride - payload_off,
+            pins_off,
+            pins_len,
+            chunks_off,
+            total_len,
+        })
+    }
+}
+
+/// A data segment as its publisher sees it: writable.
+pub(crate) struct DataSegment {
+    map: Mapping,
+    geo: Geometry,
+}
+
+impl DataSegment {
+    /// Creates and links `dir/name` with `geo`'s layout.
+    pub(crate) fn create(
+        dir: &Path,
+        name: &str,
+        geo: Geometry,
+        fingerprint: u64,
+        incarnation: u64,
+        mode: u32,
+    ) -> Result<DataSegment> {
+        let params = DataParams {
+            magic: DATA_MAGIC,
+            version: LAYOUT_VERSION,
+            _reserved: 0,
+            total_len: geo.total_len as u64,
+            fingerprint,
+            incarnation,
+            chunk_count: geo.chunk_count as u64,
+            chunk_stride: geo.chunk_stride as u64,
+            payload_off: geo.payload_off as u64,
+            payload_capacity: geo.payload_capacity as u64,
+            pins_off: geo.pins_off as u64,
+            chunks_off: geo.chunks_off as u64,
+        };
+        let map = segment::create(dir, name, geo.total_len, mode, |m| {
+            // SAFETY: the fresh mapping is `total_len ≥ page` bytes, page-aligned; the params
+            // are plain integers written before anyone else can see the file.
+            unsafe { m.ptr().cast::<DataParams>().write(params) };
+            Ok(())
+        })?
+        .ok_or_else(|| Error::corrupt(dir.join(name), "a data segment of this incarnation exists already"))?;
+        Ok(DataSegment { map, geo })
+    }
+
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geo
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        self.map.path()
+    }
+
+    /// Header of chunk `i < chunk_count` (panics otherwise: the publisher indexes only with
+    /// numbers it checked against its own pool).
+    pub(crate) fn header(&self, i: usize) -> &ChunkHeader {
+        assert!(i < self.geo.chunk_count);
+        // SAFETY: chunk `i` lies inside the mapping by the geometry; its header is 64-aligned
+        // (page-aligned area, stride a multiple of 64) and made of atomics.
+        unsafe { &*self.map.ptr().add(self.geo.chunks_off + i * self.geo.chunk_stride).cast() }
+    }
+
+    /// First payload byte of chunk `i < chunk_count`.
+    pub(crate) fn payload(&self, i: usize) -> *mut u8 {
+        assert!(i < self.geo.chunk_count);
+        // SAFETY: inside the mapping by the geometry (payload_off + capacity = stride).
+        unsafe {
+            self.map
+                .ptr()
+                .add(self.geo.chunks_off + i * self.geo.chunk_stride + self.geo.payload_off)
+        }
+    }
+
+    /// Pin word of chunk `i < chunk_count`.
+    pub(crate) fn pin(&self, i: usize) -> &AtomicU64 {
+        assert!(i < self.geo.chunk_count);
+        // SAFETY: the pin area holds `chunk_count` 8-aligned atomic words.
+        unsafe { &*self.map.ptr().add(self.geo.pins_off + i * 8).cast() }
+    }
+}
+
+/// A data segment as a subscriber sees it: chunks read-only, pins writable.
+pub(crate) struct DataView {
+    map: Mapping,
+    pins: Mapping,
+    geo: Geometry,
+}
+
+impl DataView {
+    /// Opens `path`, checks it belongs to incarnation `incarnation` of a publisher of the
+    /// type with `fingerprint` and `size`/`align`, and maps it. `Ok(None)` if it is gone.
+    pub(crate) fn open(
+        path: &Path,
+        incarnation: u64,
+        fingerprint: u64,
+        size: usize,
+        align: usize,
+    ) -> Result<Option<DataView>> {
+        let Some(file) = segment::open_file(path, Access::ReadWrite)? else {
+            return Ok(None);
+        };
+        let page = segment::page_size();
+        let file_len = segment::file_len(&file, path)?;
+        if file_len < page as u64 {
+            return Err(Error::corrupt(path, format!("file is only {file_len} bytes")));
+        }
+        let head = segment::map(&file, path, 0, page, Access::ReadOnly)?;
+        // SAFETY: one page is mapped; `DataParams` is plain integers (all bit patterns valid)
+        // and smaller than a page; a volatile read takes one snapshot, validated below.
+        let p = unsafe { head.ptr().cast::<DataParams>().read_volatile() };
+        drop(head);
+        if p.magic != DATA_MAGIC {
+            return Err(Error::corrupt(path, "not a shmx data segment (bad magic)"));
+        }
+        if p.version != LAYOUT_VERSION {
+            return Err(Error::Version {
+                path: path.to_owned(),
+                found: p.version,
+                expected: LAYOUT_VERSION,
+            });
+        }
+        if p.fingerprint != fingerprint || p.incarnation != incarnation {
+            return Err(Error::corrupt(
+                path,
+                "data segment belongs to another publisher or message type",
+            ));
+        }
+        let geo = usize::try_from(p.chunk_count)
+            .ok()
+            .and_then(|n| Geometry::new(n, size, align))
+            .filter(|g| {
+                g.chunk_stride as u64 == p.chunk_stride
+                    && g.payload_off as u64 == p.payload_off
+                    && g.pins_off as u64 == p.pins_off
+                    && g.chunks_off as u64 == p.chunks_off
+                    && g.total_len as u64 == p.total_len
+                    && g.total_len as u64 == file_len
+            })
+            .ok_or_else(|| Error::corrupt(path, "data segment geometry does not add up"))?;
+        let map = segment::map(&file, path, 0, geo.total_len, Access::ReadOnly)?;
+        let pins = segment::map(&file, path, geo.pins_off as u64, geo.pins_len, Access::ReadWrite)?;
+        Ok(Some(DataView { map, pins, geo }))
+    }
+
+    /// Header of chunk `i`, or `None` if `i` is out of range (indices come from shared
+    /// memory and are never trusted).
+    #[inline]
+    pub(crate) fn header(&self, i: usize) -> Option<&ChunkHeader> {
+        if i >= self.geo.chunk_count {
+            return None;
+        }
+        // SAFETY: `i` is in range, so the 64-aligned header lies inside the read-only
+        // mapping; it is only ever loaded from (atomic loads on read-only memory of at most
+        // 8 bytes are fine).
+        Some(unsafe { &*self.map.ptr().add(self.geo.chunks_off + i * self.geo.chunk_stride).cast() })
+    }
+
+    /// First payload byte of chunk `i` (call only with `i` accepted by [`Self::header`]).
+    #[inline]
+    pub(crate) fn payload(&self, i: usize) -> *const u8 {
+        debug_assert!(i < self.geo.chunk_count);
+        let i = i.min(self.geo.chunk_count - 1);
+        // SAFETY: `i < chunk_count`, so the payload lies inside the mapping.
+        unsafe {
+            self.map
+                .ptr()
+                .add(self.geo.chunks_off + i * self.geo.chunk_stride + self.geo.payload_off)
+        }
+    }
+
+    /// Pin word of chunk `i`, or `None` if out of range.
+    #[inline]
+    pub(crate) fn pin(&self, i: usize) -> Option<&AtomicU64> {
+        if i >= self.geo.chunk_count {
+            return None;
+        }
+        // SAFETY: the writable pin mapping holds `chunk_count` 8-aligned atomic words.
+        Some(unsafe { &*self.pins.ptr().add(i * 8).cast() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_aligns_payloads_and_pages() {
+        let g = Geometry::new(10, 24, 8).unwrap();
+        assert_eq!(g.payload_off, 32);
+        assert_eq!(g.chunk_stride, 64);
+        assert_eq!(g.chunks_off % segment::page_size(), 0);
+        let g = Geometry::new(3, 1 << 20, 256).unwrap();
+        assert_eq!(g.payload_off, 256);
+        assert_eq!(g.chunk_stride % 256, 0);
+        assert!(g.payload_capacity >= 1 << 20);
+        assert!(Geometry::new(0, 8, 8).is_none());
+        assert!(Geometry::new(MAX_CHUNKS + 1, 8, 8).is_none());
+        assert!(Geometry::new(usize::MAX / 2, usize::MAX / 2, 8).is_none());
+    }
+}

@@ -1,0 +1,183 @@
+//! The one error type of shmx.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in shmx. Each variant says what happened and to which topic
+/// or file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The topic name cannot be used.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The topic exists with another message type.
+    #[error(
+        "topic {topic:?} carries `{existing_type}` (fingerprint {existing_fingerprint:#018x}, \
+         {existing_size} bytes) but this process uses `{requested_type}` (fingerprint \
+         {requested_fingerprint:#018x}, {requested_size} bytes)"
+    )]
+    TypeMismatch {
+        /// The topic.
+        topic: String,
+        /// The type name stored in the topic.
+        existing_type: String,
+        /// The fingerprint stored in the topic.
+        existing_fingerprint: u64,
+        /// The size stored in the topic.
+        existing_size: u64,
+        /// The type this process asked for.
+        requested_type: &'static str,
+        /// Its fingerprint.
+        requested_fingerprint: u64,
+        /// Its size.
+        requested_size: u64,
+    },
+    /// A subscriber's queue was full and the publisher's policy is `Overflow::Fail`.
+    #[error("topic {topic:?}: the queue of a subscriber is full ({depth} samples)")]
+    QueueFull {
+        /// The topic.
+        topic: String,
+        /// The queue depth of the full connection.
+        depth: usize,
+    },
+    /// The publisher has no free chunk: every chunk is loaned, queued, held or kept as history.
+    #[error("topic {topic:?}: all {chunks} chunks of the publisher's pool are in use")]
+    PoolExhausted {
+        /// The topic.
+        topic: String,
+        /// Number of chunks in the pool.
+        chunks: usize,
+    },
+    /// The publisher already lends out as many samples as `max_loans` allows.
+    #[error("topic {topic:?}: {max_loans} samples are loaned already (max_loans); publish or drop one")]
+    LoanLimit {
+        /// The topic.
+        topic: String,
+        /// The configured limit.
+        max_loans: usize,
+    },
+    /// The subscriber already holds as many samples as the topic allows.
+    #[error(
+        "topic {topic:?}: this subscriber holds {max_held} samples already (max_held); drop one \
+         before taking the next"
+    )]
+    HeldLimit {
+        /// The topic.
+        topic: String,
+        /// The configured limit.
+        max_held: usize,
+    },
+    /// A blocking operation did not complete in time.
+    #[error("topic {topic:?}: {operation} timed out")]
+    Timeout {
+        /// The topic.
+        topic: String,
+        /// What timed out.
+        operation: &'static str,
+    },
+    /// A shared-memory file does not hold what shmx wrote there.
+    #[error("{path}: corrupt shared-memory segment: {reason}; remove the file if no process uses it")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A shared-memory file was written by an incompatible version of shmx.
+    #[error(
+        "{path}: segment layout version {found}, this shmx speaks {expected}; stop the other \
+         processes or remove the file"
+    )]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this library writes.
+        expected: u32,
+    },
+    /// The process may not open or create a file.
+    #[error("{path}: permission denied; check the owner and mode of the file (or SHMX_ROOT)")]
+    PermissionDenied {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The shared-memory filesystem is full.
+    #[error(
+        "{path}: no space to reserve {bytes} bytes of shared memory; enlarge /dev/shm (docker: \
+         --shm-size) or shrink the pool"
+    )]
+    OutOfSpace {
+        /// The file.
+        path: PathBuf,
+        /// How many bytes were asked for.
+        bytes: u64,
+    },
+    /// A topic's table of publishers or subscribers is full.
+    #[error("topic {topic:?}: all {max} {role} slots are taken")]
+    TooManyParticipants {
+        /// The topic.
+        topic: String,
+        /// `"publisher"` or `"subscriber"`.
+        role: &'static str,
+        /// Capacity of the table.
+        max: usize,
+    },
+    /// A configuration value is out of range or conflicts with the topic.
+    #[error("topic {topic:?}: invalid configuration: {reason}")]
+    InvalidConfig {
+        /// The topic.
+        topic: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A received sample failed validation: the publisher wrote bytes that are not a valid
+    /// value. The sample was dropped; the subscriber keeps working.
+    #[error("topic {topic:?}: invalid sample {sequence}: {reason}")]
+    InvalidSample {
+        /// The topic.
+        topic: String,
+        /// The sample's sequence number.
+        sequence: u64,
+        /// What validation found.
+        reason: String,
+    },
+    /// Any other I/O error, with the file it concerns.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result<T, shmx::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Classifies an I/O error on `path`: permission and space problems get their own variants.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error, bytes: u64) -> Error {
+        let path = path.into();
+        match source.kind() {
+            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                Error::OutOfSpace { path, bytes }
+            }
+            _ => Error::Io { path, source },
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Error {
+        Error::Corrupt {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

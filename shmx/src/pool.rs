@@ -1,0 +1,146 @@
+//! The publisher's private bookkeeping of its chunks: who holds each one, and the free list.
+//!
+//! It lives in the publisher's own heap, never in shared memory, so a crashed or hostile peer
+//! cannot corrupt it. A chunk is free when no subscriber holds it (delivered and not yet
+//! returned), it is not part of the history, and it is not loaned. Pins of late subscribers
+//! (PROTOCOLS.md §4) are checked when a free chunk is about to be reused.
+
+use crate::data::{DataSegment, NO_SEQUENCE};
+use crate::sync::{fence, Ordering};
+
+#[derive(Clone, Copy, Default, Debug)]
+struct ChunkState {
+    /// Bit `s` set: subscriber slot `s` holds the chunk (in its queue or taken).
+    holders: u64,
+    in_history: bool,
+    loaned: bool,
+}
+
+/// Counts of a publisher's chunks by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Chunks in the pool.
+    pub total: usize,
+    /// Chunks ready to be loaned.
+    pub free: usize,
+    /// Chunks loaned and not yet published or dropped.
+    pub loaned: usize,
+    /// Chunks kept as history.
+    pub history: usize,
+    /// Chunks queued for or held by at least one subscriber.
+    pub delivered: usize,
+    /// Free chunks still pinned by a late subscriber reading history.
+    pub pinned: usize,
+}
+
+pub(crate) struct Pool {
+    chunks: Vec<ChunkState>,
+    free: Vec<u32>,
+    deferred: Vec<u32>,
+    /// Whether subscribers may pin chunks (the publisher keeps history).
+    pins_possible: bool,
+    /// Return-ring entries that named a chunk the subscriber did not hold.
+    pub ignored: u64,
+}
+
+impl Pool {
+    pub(crate) fn new(count: usize, pins_possible: bool) -> Pool {
+        Pool {
+            chunks: vec![ChunkState::default(); count],
+            // Pop from the end: hand out low indices first.
+            free: (0..count as u32).rev().collect(),
+            deferred: Vec::new(),
+            pins_possible,
+            ignored: 0,
+        }
+    }
+
+    /// Takes a chunk to loan, or `None` when every chunk is in use.
+    pub(crate) fn alloc(&mut self, data: &DataSegment) -> Option<u32> {
+        while let Some(c) = self.free.pop() {
+            if self.pins_possible {
+                // PROTOCOLS.md §4, publisher side: invalidate, fence, then look for pins.
+                data.header(c as usize).seq.store(NO_SEQUENCE, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                if data.pin(c as usize).load(Ordering::SeqCst) != 0 {
+                    self.deferred.push(c);
+                    continue;
+                }
+            }
+            self.chunks[c as usize].loaned = true;
+            return Some(c);
+        }
+        for i in (0..self.deferred.len()).rev() {
+            let c = self.deferred[i];
+            // Acquire pairs with the subscriber's Release unpin: its reads happen before our
+            // rewrite.
+            if data.pin(c as usize).load(Ordering::Acquire) == 0 {
+                self.deferred.swap_remove(i);
+                self.chunks[c as usize].loaned = true;
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn maybe_free(&mut self, c: u32) {
+        let s = self.chunks[c as usize];
+        if s.holders == 0 && !s.in_history && !s.loaned {
+            self.free.push(c);
+        }
+    }
+
+    /// A loan ends, published or not.
+    pub(crate) fn end_loan(&mut self, c: u32) {
+        self.chunks[c as usize].loaned = false;
+        self.maybe_free(c);
+    }
+
+    pub(crate) fn set_history(&mut self, c: u32, on: bool) {
+        self.chunks[c as usize].in_history = on;
+        if !on {
+            self.maybe_free(c);
+        }
+    }
+
+    /// Subscriber bit `bit` now holds chunk `c`.
+    pub(crate) fn deliver(&mut self, c: u32, bit: u64) {
+        self.chunks[c as usize].holders |= bit;
+    }
+
+    /// Subscriber bit `bit` gives back chunk index `c` (read from shared memory: checked).
+    pub(crate) fn give_back(&mut self, c: u64, bit: u64) {
+        match self.chunks.get_mut(c as usize) {
+            Some(s) if s.holders & bit != 0 => {
+                s.holders &= !bit;
+                self.maybe_free(c as u32);
+            }
+            _ => self.ignored += 1,
+        }
+    }
+
+    /// Subscriber bit `bit` is gone: every chunk it held comes back.
+    pub(crate) fn forget_holder(&mut self, bit: u64) {
+        for c in 0..self.chunks.len() {
+            if self.chunks[c].holders & bit != 0 {
+                self.chunks[c].holders &= !bit;
+                self.maybe_free(c as u32);
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        let mut st = PoolStats {
+            total: self.chunks.len(),
+            free: self.free.len() + self.deferred.len(),
+            pinned: self.deferred.len(),
+            ..PoolStats::default()
+        };
+        for c in &self.chunks {
+            st.loaned += c.loaned as usize;
+            st.history += c.in_history as usize;
+            st.delivered += (c.holders != 0) as usize;
+        }
+        st
+    }
+}

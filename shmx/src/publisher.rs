@@ -1,0 +1,559 @@
+//! [`Publisher`]: loans chunks of its data segment and publishes them to every subscriber.
+
+use crate::config::{Overflow, PublisherConfig};
+use crate::data::{DataSegment, Geometry};
+use crate::error::{Error, Result};
+use crate::event;
+use crate::message::ShmMessage;
+use crate::name::{root_dir, TopicName};
+use crate::pool::{Pool, PoolStats};
+use crate::ring::{entry_tag, Push};
+use crate::sample::SampleMut;
+use crate::segment::RootLock;
+use crate::service::{self, data_file_name, Role, Service, ACTIVE, DRAINING, FREE};
+use crate::sync::{fence, Ordering};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+
+/// Publishes samples of `T` on one topic.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # std::env::set_var("SHMX_ROOT", dir.path());
+/// use shmx::{Publisher, Subscriber};
+/// let publisher = Publisher::<u64>::new("doc/publisher")?;
+/// let subscriber = Subscriber::<u64>::new("doc/publisher")?;
+/// let mut sample = publisher.loan()?;
+/// *sample = 42;
+/// sample.publish()?;
+/// assert_eq!(*subscriber.take()?.unwrap(), 42);
+/// # Ok::<(), shmx::Error>(())
+/// ```
+pub struct Publisher<T: ShmMessage> {
+    core: PubCore,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+/// Builds a [`Publisher`] with non-default settings.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PublisherBuilder<T: ShmMessage> {
+    name: String,
+    config: PublisherConfig,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+/// The type-erased state of a publisher; samples point back to it.
+pub(crate) struct PubCore {
+    service: Service,
+    data: DataSegment,
+    slot: usize,
+    inc: u64,
+    config: PublisherConfig,
+    payload_size: usize,
+    state: RefCell<PubState>,
+}
+
+struct PubState {
+    pool: Pool,
+    loans: usize,
+    history: VecDeque<u32>,
+    hist_written: u64,
+    next_seq: u64,
+    gen: u64,
+    conns: Vec<Option<Conn>>,
+    active: Vec<usize>,
+}
+
+/// The publisher's side of one connection to a subscriber slot.
+struct Conn {
+    slot_word: u64,
+    tag: u64,
+    depth: u64,
+    head: u64,
+    ret_tail: u64,
+}
+
+impl<T: ShmMessage> Publisher<T> {
+    /// Creates a publisher on topic `name` with the default configuration.
+    pub fn new(name: &str) -> Result<Publisher<T>> {
+        Self::builder(name).create()
+    }
+
+    /// Starts configuring a publisher on topic `name`.
+    pub fn builder(name: &str) -> PublisherBuilder<T> {
+        PublisherBuilder {
+            name: name.to_owned(),
+            config: PublisherConfig::default(),
+            _t: PhantomData,
+        }
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        self.core.service.topic()
+    }
+
+    /// Loans a zero-initialised sample to write in place.
+    ///
+    /// Only for types where all-zero bytes are a valid value (a compile error otherwise);
+    /// use [`loan_uninit`](Self::loan_uninit) for the others, or to skip the zeroing of a
+    /// large message.
+    pub fn loan(&self) -> Result<SampleMut<'_, T>> {
+        const { assert!(T::ZEROABLE, "loan() needs a type for which all-zero bytes are valid; use loan_uninit()") };
+        let mut sample = self.loan_uninit()?;
+        // SAFETY: the chunk holds at least `size_of::<T>()` writable bytes at an aligned
+        // address, loaned exclusively to this sample; all-zero is a valid `T` (ZEROABLE).
+        unsafe {
+            sample.as_mut_ptr().write_bytes(0, 1);
+            Ok(sample.assume_init())
+        }
+    }
+
+    /// Loans a sample without initialising it: write it with
+    /// [`SampleMut::write`] or through [`SampleMut::as_mut_ptr`].
+    pub fn loan_uninit(&self) -> Result<SampleMut<'_, MaybeUninit<T>>> {
+        let chunk = self.core.loan()?;
+        let ptr = self.core.data.payload(chunk as usize).cast::<MaybeUninit<T>>();
+        // SAFETY: `chunk` was just loaned to this sample alone; its payload is aligned for
+        // `T` and holds `size_of::<T>()` bytes by the data segment's geometry.
+        Ok(unsafe { SampleMut::new(&self.core, chunk, ptr) })
+    }
+
+    /// Copies `value` into a loaned sample and publishes it.
+    pub fn send(&self, value: T) -> Result<()> {
+        self.loan_uninit()?.write(value).publish()
+    }
+
+    /// Number of subscribers currently connected.
+    pub fn subscriber_count(&self) -> usize {
+        let mut st = self.core.state.borrow_mut();
+        self.core.refresh(&mut st);
+        st.active.len()
+    }
+
+    /// Counts of this publisher's chunks by state, after taking back what subscribers
+    /// returned.
+    pub fn pool_stats(&self) -> PoolStats {
+        let mut st = self.core.state.borrow_mut();
+        self.core.refresh(&mut st);
+        self.core.collect(&mut st);
+        st.pool.stats()
+    }
+
+    /// Number of entries that subscribers returned but that this publisher had not
+    /// delivered to them (a misbehaving peer); they were ignored.
+    pub fn ignored_returns(&self) -> u64 {
+        self.core.state.borrow().pool.ignored
+    }
+}
+
+impl<T: ShmMessage> PublisherBuilder<T> {
+    /// Samples queued per subscriber at most (default 16).
+    pub fn queue_depth(mut self, depth: usize) -> Self {
+        self.config.queue_depth = depth;
+        self
+    }
+    /// Samples kept for late subscribers (default 0).
+    pub fn history(mut self, history: usize) -> Self {
+        self.config.history = history;
+        self
+    }
+    /// Samples loaned at once at most (default 4).
+    pub fn max_loans(mut self, max_loans: usize) -> Self {
+        self.config.max_loans = max_loans;
+        self
+    }
+    /// What to do when a subscriber's queue is full (default [`Overflow::DropOldest`]).
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.config.overflow = overflow;
+        self
+    }
+    /// How long [`Overflow::Block`] waits before `Error::Timeout` (default: forever).
+    pub fn block_timeout(mut self, timeout: Duration) -> Self {
+        self.config.block_timeout = Some(timeout);
+        self
+    }
+    /// Topic limits, used if this publisher creates the topic.
+    pub fn topic_config(mut self, topic: crate::config::TopicConfig) -> Self {
+        self.config.topic = topic;
+        self
+    }
+    /// Shorthand to set `topic_config().max_subscribers`.
+    pub fn max_subscribers(mut self, n: usize) -> Self {
+        self.config.topic.max_subscribers = n;
+        self
+    }
+
+    /// Connects to (or creates) the topic and reserves this publisher's pool of chunks.
+    pub fn create(self) -> Result<Publisher<T>> {
+        let core = PubCore::create::<T>(&self.name, self.config)?;
+        Ok(Publisher {
+            core,
+            _t: PhantomData,
+        })
+    }
+}
+
+impl PubCore {
+    fn create<T: ShmMessage>(name: &str, config: PublisherConfig) -> Result<PubCore> {
+        let name = TopicName::new(name)?;
+        let bad = |reason: String| Error::InvalidConfig {
+            topic: name.as_str().to_owned(),
+            reason,
+        };
+        if config.queue_depth == 0 || config.max_loans == 0 {
+            return Err(bad("queue_depth and max_loans must be at least 1".into()));
+        }
+        let root = root_dir();
+        let lock = RootLock::acquire(&root)?;
+        let service = Service::open_or_create::<T>(&root, &name, &config.topic, &lock)?;
+        let layout = *service.layout();
+        let result = (|| {
+            if config.queue_depth > layout.ring_capacity {
+                return Err(bad(format!(
+                    "queue_depth {} exceeds the topic's max_queue_depth {}",
+                    config.queue_depth, layout.ring_capacity
+                )));
+            }
+            if config.history > layout.max_history {
+                return Err(bad(format!(
+                    "history {} exceeds the topic's max_history {}",
+                    config.history, layout.max_history
+                )));
+            }
+            let (slot, inc) = service.claim(Role::Publisher)?;
+            let per_sub = config.queue_depth + layout.max_held + config.history;
+            let count = layout
+                .max_subscribers
+                .checked_mul(per_sub)
+                .and_then(|n| n.checked_add(config.history + config.max_loans));
+            let geo = count
+                .and_then(|n| Geometry::new(n, core::mem::size_of::<T>(), core::mem::align_of::<T>()))
+                .ok_or_else(|| bad("the pool would be too large; lower queue_depth or max_subscribers".into()));
+            let data = geo.and_then(|geo| {
+                DataSegment::create(
+                    service.dir(),
+                    &data_file_name(inc),
+                    geo,
+                    T::FINGERPRINT,
+                    inc,
+                    service.mode(),
+                )
+            });
+            let data = match data {
+                Ok(d) => d,
+                Err(e) => {
+                    service.pub_slot(slot).state.store(FREE, Ordering::Release);
+                    return Err(e);
+                }
+            };
+            let s = service.pub_slot(slot);
+            s.pid.store(u64::from(std::process::id()), Ordering::Relaxed);
+            s.chunk_count.store(data.geometry().chunk_count as u64, Ordering::Relaxed);
+            s.history_depth.store(config.history as u64, Ordering::Relaxed);
+            s.queue_depth.store(config.queue_depth as u64, Ordering::Relaxed);
+            s.overflow.store(config.overflow.code(), Ordering::Relaxed);
+            s.drain_mask.store(0, Ordering::Relaxed);
+            s.published.store(0, Ordering::Relaxed);
+            s.hist_head.store(0, Ordering::Relaxed);
+            s.state.store(service::state_word(inc, ACTIVE), Ordering::Release);
+            service.bump_generation();
+            Ok((slot, inc, data))
+        })();
+        let (slot, inc, data) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                service.remove_if_unused(&lock);
+                return Err(e);
+            }
+        };
+        drop(lock);
+        let count = data.geometry().chunk_count;
+        Ok(PubCore {
+            state: RefCell::new(PubState {
+                pool: Pool::new(count, config.history > 0),
+                loans: 0,
+                history: VecDeque::with_capacity(config.history + 1),
+                hist_written: 0,
+                next_seq: 1,
+                gen: u64::MAX,
+                conns: (0..layout.max_subscribers).map(|_| None).collect(),
+                active: Vec::with_capacity(layout.max_subscribers),
+            }),
+            service,
+            data,
+            slot,
+            inc,
+            config,
+            payload_size: core::mem::size_of::<T>(),
+        })
+    }
+
+    fn topic_err_pool(&self) -> Error {
+        Error::PoolExhausted {
+            topic: self.service.topic().to_owned(),
+            chunks: self.data.geometry().chunk_count,
+        }
+    }
+
+    /// Takes a chunk for a new sample.
+    fn loan(&self) -> Result<u32> {
+        let mut st = self.state.borrow_mut();
+        if st.loans >= self.config.max_loans {
+            return Err(Error::LoanLimit {
+                topic: self.service.topic().to_owned(),
+                max_loans: self.config.max_loans,
+            });
+        }
+        self.refresh(&mut st);
+        self.collect(&mut st);
+        let chunk = st.pool.alloc(&self.data).ok_or_else(|| self.topic_err_pool())?;
+        st.loans += 1;
+        Ok(chunk)
+    }
+
+    /// A loaned sample is dropped without being published.
+    pub(crate) fn cancel(&self, chunk: u32) {
+        let mut st = self.state.borrow_mut();
+        st.loans -= 1;
+        st.pool.end_loan(chunk);
+    }
+
+    /// Notices subscribers that came or went since the last look (one load when nothing
+    /// changed).
+    fn refresh(&self, st: &mut PubState) {
+        let gen = self.service.generation();
+        if gen == st.gen {
+            return;
+        }
+        st.gen = gen;
+        let layout = self.service.layout();
+        for s in 0..layout.max_subscribers {
+            let slot = self.service.sub_slot(s);
+            let word = slot.state.load(Ordering::Acquire);
+            let live = service::state_of(word) == ACTIVE;
+            if let Some(conn) = &st.conns[s] {
+                if live && conn.slot_word == word {
+                    continue;
+                }
+                st.conns[s] = None;
+                st.pool.forget_holder(1 << s);
+            }
+            if live {
+                let wanted = slot.queue_depth.load(Ordering::Relaxed).max(1);
+                let depth = wanted.min(self.config.queue_depth as u64);
+                st.conns[s] = Some(Conn {
+                    slot_word: word,
+                    tag: entry_tag(self.inc, service::incarnation_of(word)),
+                    depth,
+                    head: self.service.delivery(self.slot, s).load_head(),
+                    ret_tail: self.service.returns(self.slot, s).load_tail(),
+                });
+            }
+        }
+        st.active.clear();
+        st.active.extend((0..layout.max_subscribers).filter(|&s| st.conns[s].is_some()));
+    }
+
+    /// Takes back every chunk that subscribers returned.
+    fn collect(&self, st: &mut PubState) {
+        let PubState {
+            pool,
+            conns,
+            active,
+            ..
+        } = st;
+        for &s in active.iter() {
+            let Some(conn) = conns[s].as_mut() else { continue };
+            let tag = conn.tag;
+            let ok = self.service.returns(self.slot, s).drain(&mut conn.ret_tail, |e| {
+                if e & !crate::ring::CHUNK_MASK == tag {
+                    pool.give_back(e & crate::ring::CHUNK_MASK, 1 << s);
+                } else {
+                    pool.ignored += 1;
+                }
+            });
+            if !ok {
+                pool.ignored += 1;
+            }
+        }
+    }
+
+    /// Publishes loaned chunk `chunk`.
+    pub(crate) fn publish(&self, chunk: u32) -> Result<()> {
+        let mut st = self.state.borrow_mut();
+        st.loans -= 1;
+        let c = chunk as usize;
+        self.refresh(&mut st);
+        if self.config.overflow == Overflow::Fail {
+            let full = st.active.iter().find_map(|&s| {
+                let conn = st.conns[s].as_ref().expect("active connections exist");
+                let len = self.service.delivery(self.slot, s).len_from(conn.head);
+                (len >= conn.depth).then_some(conn.depth)
+            });
+            if let Some(depth) = full {
+                st.pool.end_loan(chunk);
+                return Err(Error::QueueFull {
+                    topic: self.service.topic().to_owned(),
+                    depth: depth as usize,
+                });
+            }
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let header = self.data.header(c);
+        header.len.store(self.payload_size as u64, Ordering::Relaxed);
+        header.origin.store(self.inc, Ordering::Relaxed);
+        header.seq.store(seq, Ordering::Release);
+        let slot = self.service.pub_slot(self.slot);
+        if self.config.history > 0 {
+            self.record_history(&mut st, chunk, seq);
+            // Dekker with a subscriber that registers and then reads the history: either it
+            // finds this sample there, or `refresh` below sees the subscriber.
+            fence(Ordering::SeqCst);
+            self.refresh(&mut st);
+        }
+        let result = self.deliver(&mut st, chunk);
+        slot.published.store(seq, Ordering::Relaxed);
+        st.pool.end_loan(chunk);
+        result
+    }
+
+    fn record_history(&self, st: &mut PubState, chunk: u32, seq: u64) {
+        st.pool.set_history(chunk, true);
+        st.history.push_back(chunk);
+        if st.history.len() > self.config.history {
+            let old = st.history.pop_front().expect("history is not empty");
+            st.pool.set_history(old, false);
+        }
+        let max = self.service.layout().max_history as u64;
+        let pairs = self.service.pub_history(self.slot);
+        let k = (st.hist_written % max) as usize;
+        pairs[2 * k].store(u64::from(chunk), Ordering::Relaxed);
+        pairs[2 * k + 1].store(seq, Ordering::Relaxed);
+        st.hist_written += 1;
+        self.service
+            .pub_slot(self.slot)
+            .hist_head
+            .store(st.hist_written, Ordering::SeqCst);
+    }
+
+    fn deliver(&self, st: &mut PubState, chunk: u32) -> Result<()> {
+        let steal = self.config.overflow == Overflow::DropOldest;
+        let deadline = self.config.block_timeout.map(|t| Instant::now() + t);
+        let mut pushed: u64 = 0;
+        let mut result = Ok(());
+        let active = std::mem::take(&mut st.active);
+        for &s in &active {
+            let bit = 1u64 << s;
+            let ring = self.service.delivery(self.slot, s);
+            let mut backoff = 0u32;
+            loop {
+                let conn = st.conns[s].as_mut().expect("active connections exist");
+                let entry = conn.tag | u64::from(chunk);
+                match ring.push(&mut conn.head, conn.depth, entry, steal) {
+                    Push::Pushed => {}
+                    Push::PushedAfterSteal(old) => {
+                        if old & !crate::ring::CHUNK_MASK == conn.tag {
+                            st.pool.give_back(old & crate::ring::CHUNK_MASK, bit);
+                        }
+                    }
+                    Push::Full => {
+                        // Overflow::Block (Fail checked before; DropOldest never reports Full).
+                        self.wake(pushed);
+                        pushed = 0;
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            result = Err(Error::Timeout {
+                                topic: self.service.topic().to_owned(),
+                                operation: "publish (Overflow::Block, subscriber queue full)",
+                            });
+                            break;
+                        }
+                        let word = self.service.sub_slot(s).state.load(Ordering::Acquire);
+                        if word != conn.slot_word {
+                            break; // the subscriber left; `refresh` will forget it
+                        }
+                        backoff = backoff.saturating_add(1);
+                        pause(backoff);
+                        continue;
+                    }
+                }
+                st.pool.deliver(chunk, bit);
+                pushed |= bit;
+                break;
+            }
+            if result.is_err() {
+                break;
+            }
+        }
+        st.active = active;
+        self.wake(pushed);
+        result
+    }
+
+    /// Wakes the subscribers in `mask` that sleep (PROTOCOLS.md §3, publisher side).
+    fn wake(&self, mask: u64) {
+        if mask == 0 {
+            return;
+        }
+        fence(Ordering::SeqCst);
+        let mut m = mask;
+        while m != 0 {
+            let s = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let slot = self.service.sub_slot(s);
+            if slot.sleeping.load(Ordering::Relaxed) != 0 {
+                event::wake(&slot.wake);
+            }
+        }
+    }
+}
+
+/// Backs off while waiting for room: spin, then yield, then sleep briefly.
+fn pause(round: u32) {
+    if round < 64 {
+        std::hint::spin_loop();
+    } else if round < 128 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+impl Drop for PubCore {
+    fn drop(&mut self) {
+        let lock = RootLock::acquire(self.service.root()).ok();
+        let st = self.state.get_mut();
+        let mut mask = 0u64;
+        for &s in &st.active {
+            if let Some(conn) = &st.conns[s] {
+                if self.service.delivery(self.slot, s).len_from(conn.head) > 0 {
+                    mask |= 1 << s;
+                }
+            }
+        }
+        let slot = self.service.pub_slot(self.slot);
+        if mask == 0 {
+            let _ = std::fs::remove_file(self.data.path());
+            slot.state.store(FREE, Ordering::Release);
+        } else {
+            // Subscribers in `mask` still have samples of ours queued: they drain them, and
+            // the last one removes our data segment and frees the slot.
+            slot.drain_mask.store(mask, Ordering::Release);
+            slot.state
+                .store(service::state_word(self.inc, DRAINING), Ordering::Release);
+        }
+        self.service.bump_generation();
+        if let Some(lock) = &lock {
+            self.service.remove_if_unused(lock);
+        }
+    }
+}
+
+// SAFETY: a publisher owns its mappings and private state outright; nothing in it is tied to
+// the creating thread (the shared words are atomics, as between processes).
+unsafe impl<T: ShmMessage> Send for Publisher<T> {}

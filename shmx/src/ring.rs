@@ -1,0 +1,401 @@
+//! Lock-free index rings in shared memory (PROTOCOLS.md §1 and §2).
+//!
+//! Both rings carry `u64` entries in a power-of-two array of `AtomicU64` slots. Indices
+//! (`head`, `tail`) only grow; entry `i` lives in slot `i & mask`. A `u64` never wraps in
+//! practice, so there is no ABA problem.
+//!
+//! - [`DeliveryRing`]: publisher → subscriber. One producer owns `head`; `tail` moves by CAS,
+//!   by the consumer when it takes and by the producer when it steals the oldest entry
+//!   (`Overflow::DropOldest`). A consumer that read an entry just before the producer stole it
+//!   fails its CAS and retries, so it never returns a stolen entry or one entry twice. The
+//!   producer never reloads `tail` between its full check and its steal (reloading is a real
+//!   bug: if the consumer drains in between, the producer would "reclaim" an entry already
+//!   taken).
+//! - [`ReturnRing`]: subscriber → publisher, a plain single-producer single-consumer ring.
+//!
+//! Each side keeps its own index (`head` for producers, the return ring's `tail` for its
+//! consumer) in private memory and only *publishes* it to shared memory, so a peer that
+//! scribbles on the shared copy cannot make this side index out of bounds: every slot access
+//! is masked, and every entry read is validated by the caller before use.
+//!
+//! The protocols are model-checked by loom in `tests` below (run with
+//! `RUSTFLAGS="--cfg loom" cargo test -p shmx --release --lib ring`).
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Ring entries carry a chunk index in their low 24 bits and, above it, 20 bits of the
+/// publisher's and 20 bits of the subscriber's incarnation, so an entry left over from an
+/// earlier occupant of a slot is recognised and ignored.
+pub(crate) const CHUNK_MASK: u64 = (1 << 24) - 1;
+
+/// The tag of every entry between publisher incarnation `pub_inc` and subscriber `sub_inc`.
+pub(crate) fn entry_tag(pub_inc: u64, sub_inc: u64) -> u64 {
+    ((pub_inc & 0xF_FFFF) << 24) | ((sub_inc & 0xF_FFFF) << 44)
+}
+
+/// A view of a delivery ring's words, wherever they live.
+#[derive(Clone, Copy)]
+pub(crate) struct DeliveryRing<'a> {
+    head: &'a AtomicU64,
+    tail: &'a AtomicU64,
+    slots: &'a [AtomicU64],
+    mask: u64,
+}
+
+/// What a push into a delivery ring did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Push {
+    /// The entry is in the ring.
+    Pushed,
+    /// The entry is in the ring; the oldest entry (returned) was stolen to make room and is
+    /// now the producer's to reclaim.
+    PushedAfterSteal(u64),
+    /// The ring held `depth` entries; nothing was pushed.
+    Full,
+}
+
+impl<'a> DeliveryRing<'a> {
+    /// A view over `head`, `tail` and `slots` (`slots.len()` a power of two).
+    pub(crate) fn new(head: &'a AtomicU64, tail: &'a AtomicU64, slots: &'a [AtomicU64]) -> Self {
+        debug_assert!(slots.len().is_power_of_two());
+        DeliveryRing {
+            head,
+            tail,
+            slots,
+            mask: slots.len() as u64 - 1,
+        }
+    }
+
+    /// The producer's current `head`, read once when a producer starts on this ring.
+    pub(crate) fn load_head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// Number of entries, as the producer with `head` sees it.
+    pub(crate) fn len_from(&self, head: u64) -> u64 {
+        head.wrapping_sub(self.tail.load(Ordering::Acquire))
+    }
+
+    /// Producer: pushes `entry` if fewer than `depth` entries are queued; when full and
+    /// `steal` is set, first takes the oldest entry (once; `depth` must be at least 1).
+    #[inline]
+    pub(crate) fn push(&self, head: &mut u64, depth: u64, entry: u64, steal: bool) -> Push {
+        let h = *head;
+        let t = self.tail.load(Ordering::Acquire);
+        let mut stolen = None;
+        if h.wrapping_sub(t) >= depth {
+            if !steal {
+                return Push::Full;
+            }
+            // Same `t` as the full check: never reload here (see the module doc).
+            let old = self.slots[(t & self.mask) as usize].load(Ordering::Acquire);
+            if self
+                .tail
+                .compare_exchange(t, t.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                stolen = Some(old);
+            }
+            // On failure the consumer took entry `t`: there is room now.
+        }
+        self.slots[(h & self.mask) as usize].store(entry, Ordering::Release);
+        self.head.store(h.wrapping_add(1), Ordering::Release);
+        *head = h.wrapping_add(1);
+        match stolen {
+            Some(old) => Push::PushedAfterSteal(old),
+            None => Push::Pushed,
+        }
+    }
+
+    /// Consumer: takes the oldest entry, if any.
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<u64> {
+        loop {
+            let t = self.tail.load(Ordering::Acquire);
+            if t == self.head.load(Ordering::Acquire) {
+                return None;
+            }
+            let e = self.slots[(t & self.mask) as usize].load(Ordering::Acquire);
+            if self
+                .tail
+                .compare_exchange(t, t.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return Some(e);
+            }
+            crate::sync::spin_hint();
+        }
+    }
+
+    /// Consumer: whether an entry is waiting.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tail.load(Ordering::Acquire) == self.head.load(Ordering::Acquire)
+    }
+}
+
+/// A view of a single-producer single-consumer return ring.
+#[derive(Clone, Copy)]
+pub(crate) struct ReturnRing<'a> {
+    head: &'a AtomicU64,
+    tail: &'a AtomicU64,
+    slots: &'a [AtomicU64],
+    mask: u64,
+}
+
+impl<'a> ReturnRing<'a> {
+    /// A view over `head`, `tail` and `slots` (`slots.len()` a power of two).
+    pub(crate) fn new(head: &'a AtomicU64, tail: &'a AtomicU64, slots: &'a [AtomicU64]) -> Self {
+        debug_assert!(slots.len().is_power_of_two());
+        ReturnRing {
+            head,
+            tail,
+            slots,
+            mask: slots.len() as u64 - 1,
+        }
+    }
+
+    /// The producer's `head`, read once when a producer starts on this ring.
+    pub(crate) fn load_head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// The consumer's `tail`, read once when a consumer starts on this ring.
+    pub(crate) fn load_tail(&self) -> u64 {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    /// Producer: pushes `entry`, or returns `false` when the ring is full.
+    #[inline]
+    pub(crate) fn push(&self, head: &mut u64, entry: u64) -> bool {
+        let h = *head;
+        let t = self.tail.load(Ordering::Acquire);
+        if h.wrapping_sub(t) >= self.slots.len() as u64 {
+            return false;
+        }
+        self.slots[(h & self.mask) as usize].store(entry, Ordering::Relaxed);
+        self.head.store(h.wrapping_add(1), Ordering::Release);
+        *head = h.wrapping_add(1);
+        true
+    }
+
+    /// Consumer: hands every queued entry to `f`, then frees their slots at once. Returns
+    /// `false` if the shared `head` was impossible (more entries than slots): the entries are
+    /// skipped, as a corrupt peer's would be.
+    #[inline]
+    pub(crate) fn drain(&self, tail: &mut u64, mut f: impl FnMut(u64)) -> bool {
+        let t0 = *tail;
+        let h = self.head.load(Ordering::Acquire);
+        if h == t0 {
+            return true;
+        }
+        let n = h.wrapping_sub(t0);
+        if n > self.slots.len() as u64 {
+            *tail = h;
+            self.tail.store(h, Ordering::Release);
+            return false;
+        }
+        let mut t = t0;
+        while t != h {
+            f(self.slots[(t & self.mask) as usize].load(Ordering::Relaxed));
+            t = t.wrapping_add(1);
+        }
+        *tail = h;
+        self.tail.store(h, Ordering::Release);
+        true
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Heap storage for a ring, for unit and loom tests.
+    pub(crate) struct Storage {
+        pub head: AtomicU64,
+        pub tail: AtomicU64,
+        pub slots: Box<[AtomicU64]>,
+    }
+
+    impl Storage {
+        pub(crate) fn new(cap: usize) -> Self {
+            Storage {
+                head: AtomicU64::new(0),
+                tail: AtomicU64::new(0),
+                slots: (0..cap).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            }
+        }
+        pub(crate) fn delivery(&self) -> DeliveryRing<'_> {
+            DeliveryRing::new(&self.head, &self.tail, &self.slots)
+        }
+        pub(crate) fn returns(&self) -> ReturnRing<'_> {
+            ReturnRing::new(&self.head, &self.tail, &self.slots)
+        }
+    }
+
+    #[cfg(not(loom))]
+    mod unit {
+        use super::*;
+
+        #[test]
+        fn delivery_ring_is_fifo_and_respects_depth() {
+            let s = Storage::new(4);
+            let r = s.delivery();
+            let mut head = r.load_head();
+            assert_eq!(r.push(&mut head, 3, 10, false), Push::Pushed);
+            assert_eq!(r.push(&mut head, 3, 11, false), Push::Pushed);
+            assert_eq!(r.push(&mut head, 3, 12, false), Push::Pushed);
+            assert_eq!(r.push(&mut head, 3, 13, false), Push::Full);
+            assert_eq!(r.pop(), Some(10));
+            assert_eq!(r.push(&mut head, 3, 13, false), Push::Pushed);
+            assert_eq!(r.push(&mut head, 3, 14, true), Push::PushedAfterSteal(11));
+            assert_eq!((r.pop(), r.pop(), r.pop(), r.pop()), (Some(12), Some(13), Some(14), None));
+            assert!(r.is_empty());
+        }
+
+        #[test]
+        fn delivery_ring_survives_index_wrap() {
+            let s = Storage::new(2);
+            s.head.store(u64::MAX - 1, Ordering::Relaxed);
+            s.tail.store(u64::MAX - 1, Ordering::Relaxed);
+            let r = s.delivery();
+            let mut head = r.load_head();
+            for i in 0..10u64 {
+                assert!(matches!(r.push(&mut head, 2, i, true), Push::Pushed | Push::PushedAfterSteal(_)));
+                assert_eq!(r.pop(), Some(i));
+            }
+        }
+
+        #[test]
+        fn return_ring_refuses_when_full_and_skips_corrupt_heads() {
+            let s = Storage::new(2);
+            let r = s.returns();
+            let (mut head, mut tail) = (r.load_head(), r.load_tail());
+            assert!(r.push(&mut head, 1));
+            assert!(r.push(&mut head, 2));
+            assert!(!r.push(&mut head, 3));
+            let mut got = vec![];
+            assert!(r.drain(&mut tail, |e| got.push(e)));
+            assert_eq!(got, vec![1, 2]);
+            // A hostile producer claims 1000 entries in a ring of 2.
+            s.head.store(tail + 1000, Ordering::Release);
+            assert!(!r.drain(&mut tail, |_| panic!("corrupt entries must be skipped")));
+            assert_eq!(tail, s.head.load(Ordering::Relaxed));
+        }
+
+        #[test]
+        fn threads_never_lose_or_duplicate_entries() {
+            use std::sync::Arc;
+            let s = Arc::new(Storage::new(8));
+            const N: u64 = 200_000;
+            let consumer = {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    let r = s.delivery();
+                    let mut got = Vec::new();
+                    loop {
+                        match r.pop() {
+                            Some(u64::MAX) => return got,
+                            Some(e) => got.push(e),
+                            None => std::hint::spin_loop(),
+                        }
+                    }
+                })
+            };
+            let r = s.delivery();
+            let mut head = r.load_head();
+            let mut stolen = Vec::new();
+            for i in 0..N {
+                if let Push::PushedAfterSteal(e) = r.push(&mut head, 8, i, true) {
+                    stolen.push(e);
+                }
+            }
+            while r.push(&mut head, 8, u64::MAX, false) == Push::Full {
+                std::hint::spin_loop();
+            }
+            let got = consumer.join().unwrap();
+            // Each entry is either taken or stolen, exactly once, and taken ones are in order.
+            assert!(got.windows(2).all(|w| w[0] < w[1]));
+            let mut all: Vec<u64> = got.iter().chain(stolen.iter()).copied().collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..N).collect::<Vec<_>>());
+        }
+    }
+
+    #[cfg(loom)]
+    mod model {
+        use super::*;
+        use loom::sync::Arc;
+
+        /// Producer pushes 3 entries into a ring of 2 with drop-oldest while the consumer pops
+        /// twice: every entry is taken or stolen exactly once, and taken ones are in order.
+        #[test]
+        fn drop_oldest_never_loses_or_duplicates() {
+            loom::model(|| {
+                let s = Arc::new(Storage::new(2));
+                let c = {
+                    let s = Arc::clone(&s);
+                    loom::thread::spawn(move || {
+                        let r = s.delivery();
+                        let mut got = vec![];
+                        for _ in 0..2 {
+                            if let Some(e) = r.pop() {
+                                got.push(e);
+                            }
+                        }
+                        got
+                    })
+                };
+                let r = s.delivery();
+                let mut head = r.load_head();
+                let mut stolen = vec![];
+                for e in 0..3u64 {
+                    match r.push(&mut head, 2, e, true) {
+                        Push::PushedAfterSteal(old) => stolen.push(old),
+                        Push::Pushed => {}
+                        Push::Full => unreachable!(),
+                    }
+                }
+                let mut got = c.join().unwrap();
+                assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+                while let Some(e) = r.pop() {
+                    got.push(e);
+                }
+                got.extend(stolen);
+                got.sort_unstable();
+                assert_eq!(got, vec![0, 1, 2]);
+            });
+        }
+
+        /// Return ring: everything pushed is drained exactly once, in order.
+        #[test]
+        fn return_ring_is_exact() {
+            loom::model(|| {
+                let s = Arc::new(Storage::new(2));
+                let p = {
+                    let s = Arc::clone(&s);
+                    loom::thread::spawn(move || {
+                        let r = s.returns();
+                        let mut head = r.load_head();
+                        let mut pushed = 0;
+                        for e in 0..3u64 {
+                            if r.push(&mut head, e) {
+                                pushed += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                        pushed
+                    })
+                };
+                let r = s.returns();
+                let mut tail = r.load_tail();
+                let mut got = vec![];
+                r.drain(&mut tail, |e| got.push(e));
+                let pushed = p.join().unwrap();
+                r.drain(&mut tail, |e| got.push(e));
+                assert_eq!(got, (0..pushed).collect::<Vec<_>>());
+            });
+        }
+    }
+}

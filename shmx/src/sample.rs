@@ -1,0 +1,148 @@
+//! Samples: [`SampleMut`], a loaned chunk being written, and [`Sample`], a received one.
+
+use crate::error::Result;
+use crate::message::ShmMessage;
+use crate::publisher::PubCore;
+use crate::subscriber::{Held, SubCore};
+use std::marker::PhantomData;
+use std::mem::{ManuallyDrop, MaybeUninit};
+use std::ops::{Deref, DerefMut};
+
+/// A chunk of shared memory loaned from a [`Publisher`](crate::Publisher): write the message
+/// in place, then [`publish`](SampleMut::publish) it. Dropping it unpublished returns the
+/// chunk to the pool.
+pub struct SampleMut<'p, T> {
+    core: &'p PubCore,
+    chunk: u32,
+    ptr: *mut T,
+}
+
+impl<'p, T> SampleMut<'p, T> {
+    /// # Safety
+    /// `chunk` must be loaned to this sample alone, and `ptr` point to its payload: aligned,
+    /// `size_of::<T>()` writable bytes, holding a valid `T` unless `T` is `MaybeUninit<_>`.
+    pub(crate) unsafe fn new(core: &'p PubCore, chunk: u32, ptr: *mut T) -> Self {
+        SampleMut { core, chunk, ptr }
+    }
+
+    /// Address of the payload in this process.
+    pub fn as_ptr(&self) -> *const T {
+        self.ptr
+    }
+}
+
+impl<'p, T: ShmMessage> SampleMut<'p, T> {
+    /// Publishes the sample to every connected subscriber, without copying it.
+    pub fn publish(self) -> Result<()> {
+        let this = ManuallyDrop::new(self);
+        this.core.publish(this.chunk)
+    }
+}
+
+impl<'p, T> SampleMut<'p, MaybeUninit<T>> {
+    /// Writes `value` into the chunk, making the sample initialised.
+    pub fn write(mut self, value: T) -> SampleMut<'p, T> {
+        (*self).write(value);
+        // SAFETY: the value was just written in full.
+        unsafe { self.assume_init() }
+    }
+
+    /// Raw pointer to the uninitialised payload, for writing it field by field.
+    pub fn as_mut_ptr(&mut self) -> *mut T {
+        self.ptr.cast()
+    }
+
+    /// Declares the payload initialised.
+    ///
+    /// # Safety
+    /// Every byte of the `T` must have been written with a valid value (no padding exists in
+    /// message types, so every field must be written).
+    pub unsafe fn assume_init(self) -> SampleMut<'p, T> {
+        let this = ManuallyDrop::new(self);
+        SampleMut {
+            core: this.core,
+            chunk: this.chunk,
+            ptr: this.ptr.cast(),
+        }
+    }
+}
+
+impl<T> Deref for SampleMut<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` points to this sample's exclusively loaned, aligned payload, which
+        // holds a valid `T` by the constructor's contract (`MaybeUninit` is always valid).
+        unsafe { &*self.ptr }
+    }
+}
+
+impl<T> DerefMut for SampleMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as for `deref`; the loan is exclusive, so no other reference exists (no
+        // subscriber can see the chunk before it is published).
+        unsafe { &mut *self.ptr }
+    }
+}
+
+impl<T> Drop for SampleMut<'_, T> {
+    fn drop(&mut self) {
+        self.core.cancel(self.chunk);
+    }
+}
+
+/// A received sample: a read-only view of the publisher's chunk, handed back when dropped.
+pub struct Sample<'s, T> {
+    core: &'s SubCore,
+    ptr: *const T,
+    held: Held,
+    _t: PhantomData<&'s T>,
+}
+
+impl<'s, T> Sample<'s, T> {
+    /// # Safety
+    /// `ptr` must point to a valid, aligned `T` inside the chunk that `held` describes, which
+    /// stays mapped and unchanged until `core.release(held)`.
+    pub(crate) unsafe fn new(core: &'s SubCore, ptr: *const T, held: Held) -> Self {
+        Sample {
+            core,
+            ptr,
+            held,
+            _t: PhantomData,
+        }
+    }
+
+    /// The publisher's sequence number for this sample (1, 2, 3, … per publisher); gaps mean
+    /// samples were dropped on the way.
+    pub fn sequence(&self) -> u64 {
+        self.held.seq
+    }
+
+    /// An identifier of the publisher that sent it, unique within the topic.
+    pub fn publisher_id(&self) -> u64 {
+        self.held.origin
+    }
+}
+
+impl<T> Deref for Sample<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the constructor's contract: a valid, aligned `T` that stays mapped and that
+        // the publisher does not reuse while this sample holds it.
+        unsafe { &*self.ptr }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Sample<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sample")
+            .field("sequence", &self.held.seq)
+            .field("value", &**self)
+            .finish()
+    }
+}
+
+impl<T> Drop for Sample<'_, T> {
+    fn drop(&mut self) {
+        self.core.release(&self.held);
+    }
+}

@@ -1,0 +1,606 @@
+//! The service segment: one file per topic, `<root>/<topic>/service`.
+//!
+//! ```text
+//! offset 0      ServiceParams   magic, layout version, type fingerprint/size/name, limits and
+//!                               the offsets below; written once before the file is linked
+//! offset 512    ServiceShared   generation (bumped on every slot change), next incarnation
+//! schema_off    schema text     Schema::describe() of the message type
+//! pub_off       PubSlot × max_publishers
+//! sub_off       SubSlot × max_subscribers
+//! conn_off      Connection × (max_publishers × max_subscribers), row-major by publisher:
+//!                 delivery ring: head | tail | ring_capacity slots   (publisher → subscriber)
+//!                 return ring:   head | tail | return_capacity slots (subscriber → publisher)
+//! ```
+//! Heads and tails sit on their own cache lines. Every number in `ServiceParams` is checked
+//! against the file's length when the file is opened; peers never re-read them afterwards.
+//!
+//! A slot's `state` word packs the owner's incarnation (a number unique within the topic)
+//! with the slot state, so one load tells both: `incarnation << 2 | state`.
+
+use crate::config::TopicConfig;
+use crate::error::{Error, Result};
+use crate::message::ShmMessage;
+use crate::name::TopicName;
+use crate::ring::{DeliveryRing, ReturnRing};
+use crate::segment::{self, Access, Mapping, RootLock};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+
+pub(crate) const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"SHMXSVC\0");
+/// Layout version of every segment this library writes.
+pub const LAYOUT_VERSION: u32 = 1;
+const SHARED_OFF: usize = 512;
+const LINE: usize = 64;
+pub(crate) const TYPE_NAME_CAP: usize = 128;
+
+/// Slot states (low two bits of a slot's state word).
+pub(crate) const FREE: u64 = 0;
+pub(crate) const CLAIMING: u64 = 1;
+pub(crate) const ACTIVE: u64 = 2;
+pub(crate) const DRAINING: u64 = 3;
+
+pub(crate) fn state_of(word: u64) -> u64 {
+    word & 3
+}
+pub(crate) fn incarnation_of(word: u64) -> u64 {
+    word >> 2
+}
+pub(crate) fn state_word(incarnation: u64, state: u64) -> u64 {
+    (incarnation << 2) | state
+}
+
+/// Immutable facts about a topic, at offset 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ServiceParams {
+    pub magic: u64,
+    pub version: u32,
+    pub mode: u32,
+    pub total_len: u64,
+    pub fingerprint: u64,
+    pub type_size: u64,
+    pub type_align: u64,
+    pub type_name_len: u64,
+    pub type_name: [u8; TYPE_NAME_CAP],
+    pub schema_off: u64,
+    pub schema_len: u64,
+    pub max_publishers: u32,
+    pub max_subscribers: u32,
+    pub ring_capacity: u32,
+    pub return_capacity: u32,
+    pub max_held: u32,
+    pub max_history: u32,
+    pub pub_off: u64,
+    pub pub_stride: u64,
+    pub sub_off: u64,
+    pub sub_stride: u64,
+    pub conn_off: u64,
+    pub conn_stride: u64,
+}
+
+static_assertions::const_assert!(core::mem::size_of::<ServiceParams>() <= SHARED_OFF);
+
+/// Words every participant updates, at offset 512.
+#[repr(C)]
+pub(crate) struct ServiceShared {
+    /// Bumped on every change of any slot.
+    pub generation: AtomicU64,
+    /// Source of incarnation numbers.
+    pub next_incarnation: AtomicU64,
+}
+
+/// A publisher's slot.
+#[repr(C, align(64))]
+pub(crate) struct PubSlot {
+    pub state: AtomicU64,
+    pub pid: AtomicU64,
+    pub chunk_count: AtomicU64,
+    pub history_depth: AtomicU64,
+    pub queue_depth: AtomicU64,
+    pub overflow: AtomicU64,
+    /// Subscribers (bit per slot) that must drain this publisher's queue before its data
+    /// segment may go, while DRAINING.
+    pub drain_mask: AtomicU64,
+    /// Samples published so far (for tools).
+    pub published: AtomicU64,
+    /// Number of history entries ever written; entry `i` is at `history[i % max_history]`.
+    pub hist_head: AtomicU64,
+    // followed by max_history × [chunk index, sequence] pairs of AtomicU64
+}
+
+/// A subscriber's slot.
+#[repr(C, align(64))]
+pub(crate) struct SubSlot {
+    pub state: AtomicU64,
+    pub pid: AtomicU64,
+    pub queue_depth: AtomicU64,
+    /// Samples taken so far (for tools).
+    pub taken: AtomicU64,
+    /// The futex word publishers bump to wake this subscriber.
+    pub wake: AtomicU32,
+    /// 1 while the subscriber sleeps (or is about to) on `wake`.
+    pub sleeping: AtomicU32,
+}
+
+/// Everything about a topic's layout that a participant needs, derived from `ServiceParams`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    pub max_publishers: usize,
+    pub max_subscribers: usize,
+    pub ring_capacity: usize,
+    pub return_capacity: usize,
+    pub max_held: usize,
+    pub max_history: usize,
+    pub pub_off: usize,
+    pub pub_stride: usize,
+    pub sub_off: usize,
+    pub sub_stride: usize,
+    pub conn_off: usize,
+    pub conn_stride: usize,
+    pub total_len: usize,
+}
+
+fn ring_bytes(capacity: usize) -> Option<usize> {
+    capacity.checked_mul(8)?.checked_add(2 * LINE)
+}
+
+impl Layout {
+    /// Computes a layout; `None` on arithmetic overflow.
+    fn compute(
+        max_publishers: usize,
+        max_subscribers: usize,
+        ring_capacity: usize,
+        return_capacity: usize,
+        max_held: usize,
+        max_history: usize,
+        schema_end: usize,
+    ) -> Option<Layout> {
+        let pub_stride = segment::round_up(
+            core::mem::size_of::<PubSlot>().checked_add(max_history.checked_mul(16)?)?,
+            LINE,
+        )?;
+        let sub_stride = segment::round_up(core::mem::size_of::<SubSlot>(), LINE)?;
+        let conn_stride = segment::round_up(
+            ring_bytes(ring_capacity)?.checked_add(segment::round_up(
+                ring_bytes(return_capacity)?,
+                LINE,
+            )?)?,
+            LINE,
+        )?;
+        let pub_off = segment::round_up(schema_end, LINE)?;
+        let sub_off = pub_off.checked_add(pub_stride.checked_mul(max_publishers)?)?;
+        let conn_off = sub_off.checked_add(sub_stride.checked_mul(max_subscribers)?)?;
+        let conns = max_publishers.checked_mul(max_subscribers)?;
+        let total_len = conn_off.checked_add(conn_stride.checked_mul(conns)?)?;
+        Some(Layout {
+            max_publishers,
+            max_subscribers,
+            ring_capacity,
+            return_capacity,
+            max_held,
+            max_history,
+            pub_off,
+            pub_stride,
+            sub_off,
+            sub_stride,
+            conn_off,
+            conn_stride,
+            total_len,
+        })
+    }
+}
+
+/// An open service segment.
+pub(crate) struct Service {
+    map: Mapping,
+    layout: Layout,
+    params: ServiceParams,
+    name: TopicName,
+    dir: PathBuf,
+    root: PathBuf,
+}
+
+// SAFETY: `Service` only holds a mapping of shared memory and plain values; every access to
+// the shared words goes through atomics, so using it from another thread is as safe as from
+// another process.
+unsafe impl Send for Service {}
+
+/// Who is opening the topic.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Publisher,
+    Subscriber,
+}
+
+impl Service {
+    /// Opens the topic's service segment, creating it (and the topic's directory) from
+    /// `config` if it does not exist. Call with the root lock held.
+    pub(crate) fn open_or_create<T: ShmMessage>(
+        root: &Path,
+        name: &TopicName,
+        config: &TopicConfig,
+        _lock: &RootLock,
+    ) -> Result<Service> {
+        config.check(name.as_str())?;
+        let dir = root.join(name.encoded());
+        let path = dir.join("service");
+        for _ in 0..3 {
+            if let Some(service) = Self::open::<T>(root, name, &path)? {
+                return Ok(service);
+            }
+            segment::ensure_dir(&dir, config.mode)?;
+            if let Some(service) = Self::create::<T>(root, name, &dir, config)? {
+                return Ok(service);
+            }
+        }
+        Err(Error::corrupt(
+            &path,
+            "the file appears and disappears while it is being opened",
+        ))
+    }
+
+    fn create<T: ShmMessage>(
+        root: &Path,
+        name: &TopicName,
+        dir: &Path,
+        config: &TopicConfig,
+    ) -> Result<Option<Service>> {
+        let schema = T::SCHEMA.describe();
+        let schema_off = SHARED_OFF + core::mem::size_of::<ServiceShared>();
+        let ring_capacity = config.max_queue_depth.next_power_of_two();
+        let return_capacity = (config.max_queue_depth + config.max_held + 2).next_power_of_two();
+        let layout = Layout::compute(
+            config.max_publishers,
+            config.max_subscribers,
+            ring_capacity,
+            return_capacity,
+            config.max_held,
+            config.max_history,
+            schema_off + schema.len(),
+        )
+        .ok_or_else(|| Error::InvalidConfig {
+            topic: name.as_str().to_owned(),
+            reason: "the topic's limits overflow the address space".into(),
+        })?;
+        let mut type_name = [0u8; TYPE_NAME_CAP];
+        let tn = T::TYPE_NAME.as_bytes();
+        let tn_len = tn.len().min(TYPE_NAME_CAP);
+        type_name[..tn_len].copy_from_slice(&tn[..tn_len]);
+        let params = ServiceParams {
+            magic: SERVICE_MAGIC,
+            version: LAYOUT_VERSION,
+            mode: config.mode,
+            total_len: layout.total_len as u64,
+            fingerprint: T::FINGERPRINT,
+            type_size: core::mem::size_of::<T>() as u64,
+            type_align: core::mem::align_of::<T>() as u64,
+            type_name_len: tn_len as u64,
+            type_name,
+            schema_off: schema_off as u64,
+            schema_len: schema.len() as u64,
+            max_publishers: layout.max_publishers as u32,
+            max_subscribers: layout.max_subscribers as u32,
+            ring_capacity: ring_capacity as u32,
+            return_capacity: return_capacity as u32,
+            max_held: layout.max_held as u32,
+            max_history: layout.max_history as u32,
+            pub_off: layout.pub_off as u64,
+            pub_stride: layout.pub_stride as u64,
+            sub_off: layout.sub_off as u64,
+            sub_stride: layout.sub_stride as u64,
+            conn_off: layout.conn_off as u64,
+            conn_stride: layout.conn_stride as u64,
+        };
+        let created = segment::create(dir, "service", layout.total_len, config.mode, |m| {
+            // SAFETY: the mapping is `total_len` bytes, fresh (zero-filled) and private to
+            // this process until linked; `ServiceParams` (≤ 512 bytes, align 8) fits at the
+            // page-aligned offset 0, and the schema text fits at `schema_off` by the layout.
+            unsafe {
+                m.ptr().cast::<ServiceParams>().write(params);
+                std::ptr::copy_nonoverlapping(
+                    schema.as_ptr(),
+                    m.ptr().add(schema_off),
+                    schema.len(),
+                );
+            }
+            Ok(())
+        })?;
+        Ok(created.map(|map| Service {
+            map,
+            layout,
+            params,
+            name: name.clone(),
+            dir: dir.to_owned(),
+            root: root.to_owned(),
+        }))
+    }
+
+    fn open<T: ShmMessage>(root: &Path, name: &TopicName, path: &Path) -> Result<Option<Service>> {
+        let Some(file) = segment::open_file(path, Access::ReadWrite)? else {
+            return Ok(None);
+        };
+        let file_len = segment::file_len(&file, path)?;
+        if file_len < SHARED_OFF as u64 {
+            return Err(Error::corrupt(path, format!("file is only {file_len} bytes")));
+        }
+        let head = segment::map(&file, path, 0, SHARED_OFF, Access::ReadOnly)?;
+        // SAFETY: the mapping is at least 512 bytes, page-aligned, and `ServiceParams` is
+        // plain integers (every bit pattern valid). A peer may be writing it (it never should
+        // after linking); a volatile read takes one snapshot that is then validated.
+        let params = unsafe { head.ptr().cast::<ServiceParams>().read_volatile() };
+        drop(head);
+        if params.magic != SERVICE_MAGIC {
+            return Err(Error::corrupt(path, "not a shmx service segment (bad magic)"));
+        }
+        if params.version != LAYOUT_VERSION {
+            return Err(Error::Version {
+                path: path.to_owned(),
+                found: params.version,
+                expected: LAYOUT_VERSION,
+            });
+        }
+        let layout = Self::validate(&params, file_len).map_err(|r| Error::corrupt(path, r))?;
+        if params.fingerprint != T::FINGERPRINT
+            || params.type_size != core::mem::size_of::<T>() as u64
+        {
+            let n = (params.type_name_len as usize).min(TYPE_NAME_CAP);
+            return Err(Error::TypeMismatch {
+                topic: name.as_str().to_owned(),
+                existing_type: String::from_utf8_lossy(&params.type_name[..n]).into_owned(),
+                existing_fingerprint: params.fingerprint,
+                existing_size: params.type_size,
+                requested_type: T::TYPE_NAME,
+                requested_fingerprint: T::FINGERPRINT,
+                requested_size: core::mem::size_of::<T>() as u64,
+            });
+        }
+        let map = segment::map(&file, path, 0, layout.total_len, Access::ReadWrite)?;
+        Ok(Some(Service {
+            map,
+            layout,
+            params,
+            name: name.clone(),
+            dir: path.parent().unwrap_or(root).to_owned(),
+            root: root.to_owned(),
+        }))
+    }
+
+    /// Checks every number in `p` against each other and the file length.
+    fn validate(p: &ServiceParams, file_len: u64) -> std::result::Result<Layout, String> {
+        let pow2 = |v: u32, what: &str| {
+            if v == 0 || !v.is_power_of_two() || v > 1 << 20 {
+                Err(format!("{what} {v} is not a power of two in 1..=2^20"))
+            } else {
+                Ok(v as usize)
+            }
+        };
+        let ring_capacity = pow2(p.ring_capacity, "ring capacity")?;
+        let return_capacity = pow2(p.return_capacity, "return ring capacity")?;
+        if !(1..=64).contains(&p.max_publishers) || !(1..=64).contains(&p.max_subscribers) {
+            return Err("publisher or subscriber table size out of range".into());
+        }
+        if p.max_held == 0 || p.max_held > 4096 || p.max_history > 4096 {
+            return Err("held or history limit out of range".into());
+        }
+        let schema_end = p
+            .schema_off
+            .checked_add(p.schema_len)
+            .filter(|&e| p.schema_off >= SHARED_OFF as u64 && e <= file_len)
+            .ok_or("schema lies outside the file")?;
+        let layout = Layout::compute(
+            p.max_publishers as usize,
+            p.max_subscribers as usize,
+            ring_capacity,
+            return_capacity,
+            p.max_held as usize,
+            p.max_history as usize,
+            schema_end as usize,
+        )
+        .ok_or("layout overflows")?;
+        let same = layout.pub_off as u64 == p.pub_off
+            && layout.pub_stride as u64 == p.pub_stride
+            && layout.sub_off as u64 == p.sub_off
+            && layout.sub_stride as u64 == p.sub_stride
+            && layout.conn_off as u64 == p.conn_off
+            && layout.conn_stride as u64 == p.conn_stride
+            && layout.total_len as u64 == p.total_len;
+        if !same {
+            return Err("the offsets in the header do not match its limits".into());
+        }
+        if p.total_len != file_len {
+            return Err(format!(
+                "file is {file_len} bytes, its header says {}",
+                p.total_len
+            ));
+        }
+        Ok(layout)
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub(crate) fn topic(&self) -> &str {
+        self.name.as_str()
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn mode(&self) -> u32 {
+        self.params.mode
+    }
+
+    /// # Safety
+    /// `off + size_of::<X>()` must lie inside the mapping and `off` be aligned for `X`, and
+    /// `X` must be made only of atomics (valid for every bit pattern, shared-mutable).
+    unsafe fn at<X>(&self, off: usize) -> &X {
+        debug_assert!(off + core::mem::size_of::<X>() <= self.map.len());
+        // SAFETY: forwarded to the caller.
+        unsafe { &*self.map.ptr().add(off).cast::<X>() }
+    }
+
+    /// # Safety
+    /// As [`Self::at`], for `n` consecutive `AtomicU64` at `off`.
+    unsafe fn words(&self, off: usize, n: usize) -> &[AtomicU64] {
+        debug_assert!(off + n * 8 <= self.map.len());
+        // SAFETY: forwarded to the caller.
+        unsafe { std::slice::from_raw_parts(self.map.ptr().add(off).cast::<AtomicU64>(), n) }
+    }
+
+    pub(crate) fn shared(&self) -> &ServiceShared {
+        // SAFETY: offset 512 is inside every valid service file (validated length > 512 +
+        // schema), 8-aligned, and `ServiceShared` is two atomics.
+        unsafe { self.at(SHARED_OFF) }
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.shared().generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bump_generation(&self) {
+        self.shared().generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Publisher slot `p` (`p < max_publishers`, else panics: callers index with their own
+    /// bounded loop counters, never with numbers read from shared memory).
+    pub(crate) fn pub_slot(&self, p: usize) -> &PubSlot {
+        assert!(p < self.layout.max_publishers);
+        // SAFETY: `p` is in range and the layout was validated against the file length, so
+        // the slot lies inside the mapping, 64-aligned; `PubSlot` is made of atomics.
+        unsafe { self.at(self.layout.pub_off + p * self.layout.pub_stride) }
+    }
+
+    /// The `(chunk index, sequence)` history pairs of publisher slot `p`.
+    pub(crate) fn pub_history(&self, p: usize) -> &[AtomicU64] {
+        assert!(p < self.layout.max_publishers);
+        let off = self.layout.pub_off + p * self.layout.pub_stride + core::mem::size_of::<PubSlot>();
+        // SAFETY: the layout reserves `max_history × 16` bytes after each `PubSlot`, inside
+        // the validated file, 8-aligned.
+        unsafe { self.words(off, self.layout.max_history * 2) }
+    }
+
+    /// Subscriber slot `s` (`s < max_subscribers`).
+    pub(crate) fn sub_slot(&self, s: usize) -> &SubSlot {
+        assert!(s < self.layout.max_subscribers);
+        // SAFETY: as for `pub_slot`.
+        unsafe { self.at(self.layout.sub_off + s * self.layout.sub_stride) }
+    }
+
+    fn conn_off(&self, p: usize, s: usize) -> usize {
+        assert!(p < self.layout.max_publishers && s < self.layout.max_subscribers);
+        self.layout.conn_off + (p * self.layout.max_subscribers + s) * self.layout.conn_stride
+    }
+
+    /// The delivery ring from publisher slot `p` to subscriber slot `s`.
+    pub(crate) fn delivery(&self, p: usize, s: usize) -> DeliveryRing<'_> {
+        let off = self.conn_off(p, s);
+        // SAFETY: the connection's `ring_bytes(ring_capacity)` lie inside the validated file;
+        // head at +0, tail at +64, slots from +128, all 8-aligned atomics.
+        unsafe {
+            DeliveryRing::new(
+                self.at(off),
+                self.at(off + LINE),
+                self.words(off + 2 * LINE, self.layout.ring_capacity),
+            )
+        }
+    }
+
+    /// The return ring from subscriber slot `s` to publisher slot `p`.
+    pub(crate) fn returns(&self, p: usize, s: usize) -> ReturnRing<'_> {
+        let base = self.conn_off(p, s);
+        let off = base
+            + segment::round_up(self.layout.ring_capacity * 8 + 2 * LINE, LINE).unwrap_or(0);
+        // SAFETY: the return ring follows the delivery ring inside the connection's stride,
+        // which the validated layout keeps inside the file.
+        unsafe {
+            ReturnRing::new(
+                self.at(off),
+                self.at(off + LINE),
+                self.words(off + 2 * LINE, self.layout.return_capacity),
+            )
+        }
+    }
+
+    /// Claims a free slot in the table of `role`, giving it a new incarnation. Call with the
+    /// root lock held. Returns `(slot, incarnation)`.
+    pub(crate) fn claim(&self, role: Role) -> Result<(usize, u64)> {
+        let (n, what) = match role {
+            Role::Publisher => (self.layout.max_publishers, "publisher"),
+            Role::Subscriber => (self.layout.max_subscribers, "subscriber"),
+        };
+        let inc = self.shared().next_incarnation.fetch_add(1, Ordering::Relaxed) + 1;
+        for i in 0..n {
+            let state = match role {
+                Role::Publisher => &self.pub_slot(i).state,
+                Role::Subscriber => &self.sub_slot(i).state,
+            };
+            if state
+                .compare_exchange(FREE, state_word(inc, CLAIMING), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok((i, inc));
+            }
+        }
+        Err(Error::TooManyParticipants {
+            topic: self.topic().to_owned(),
+            role: what,
+            max: n,
+        })
+    }
+
+    /// Whether every slot is free (the topic may be removed).
+    pub(crate) fn is_unused(&self) -> bool {
+        (0..self.layout.max_publishers).all(|p| self.pub_slot(p).state.load(Ordering::Acquire) == FREE)
+            && (0..self.layout.max_subscribers)
+                .all(|s| self.sub_slot(s).state.load(Ordering::Acquire) == FREE)
+    }
+
+    /// With the root lock held: removes the topic's files if no slot is in use.
+    pub(crate) fn remove_if_unused(&self, _lock: &RootLock) {
+        if !self.is_unused() {
+            return;
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+
+    /// The path of publisher incarnation `inc`'s data segment.
+    pub(crate) fn data_path(&self, inc: u64) -> PathBuf {
+        self.dir.join(data_file_name(inc))
+    }
+}
+
+/// File name of a publisher incarnation's data segment.
+pub(crate) fn data_file_name(inc: u64) -> String {
+    format!("data.{inc}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_words_pack_state_and_incarnation() {
+        let w = state_word(12345, DRAINING);
+        assert_eq!((incarnation_of(w), state_of(w)), (12345, DRAINING));
+        assert_eq!(state_word(0, FREE), FREE);
+    }
+
+    #[test]
+    fn layouts_keep_rings_aligned_and_inside() {
+        let l = Layout::compute(8, 8, 256, 512, 8, 64, 700).unwrap();
+        assert_eq!(l.pub_off % 64, 0);
+        assert_eq!(l.conn_stride % 64, 0);
+        assert!(l.conn_off + 64 * l.conn_stride == l.total_len);
+    }
+}
