@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Publishes samples of `T` on one topic.
@@ -42,6 +43,7 @@ pub struct Publisher<T: ShmMessage> {
 #[must_use]
 pub struct PublisherBuilder<T: ShmMessage> {
     name: String,
+    root: Option<PathBuf>,
     config: PublisherConfig,
     _t: PhantomData<fn(T) -> T>,
 }
@@ -87,6 +89,7 @@ impl<T: ShmMessage> Publisher<T> {
     pub fn builder(name: &str) -> PublisherBuilder<T> {
         PublisherBuilder {
             name: name.to_owned(),
+            root: None,
             config: PublisherConfig::default(),
             _t: PhantomData,
         }
@@ -188,9 +191,16 @@ impl<T: ShmMessage> PublisherBuilder<T> {
         self
     }
 
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else `/dev/shm/shmx`).
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
     /// Connects to (or creates) the topic and reserves this publisher's pool of chunks.
     pub fn create(self) -> Result<Publisher<T>> {
-        let core = PubCore::create::<T>(&self.name, self.config)?;
+        let root = self.root.unwrap_or_else(root_dir);
+        let core = PubCore::create::<T>(&root, &self.name, self.config)?;
         Ok(Publisher {
             core,
             _t: PhantomData,
@@ -199,7 +209,7 @@ impl<T: ShmMessage> PublisherBuilder<T> {
 }
 
 impl PubCore {
-    fn create<T: ShmMessage>(name: &str, config: PublisherConfig) -> Result<PubCore> {
+    fn create<T: ShmMessage>(root: &Path, name: &str, config: PublisherConfig) -> Result<PubCore> {
         let name = TopicName::new(name)?;
         let bad = |reason: String| Error::InvalidConfig {
             topic: name.as_str().to_owned(),
@@ -208,9 +218,8 @@ impl PubCore {
         if config.queue_depth == 0 || config.max_loans == 0 {
             return Err(bad("queue_depth and max_loans must be at least 1".into()));
         }
-        let root = root_dir();
-        let lock = RootLock::acquire(&root)?;
-        let service = Service::open_or_create::<T>(&root, &name, &config.topic, &lock)?;
+        let lock = RootLock::acquire(root)?;
+        let service = Service::open_or_create::<T>(root, &name, &config.topic, &lock)?;
         let layout = *service.layout();
         let result = (|| {
             if config.queue_depth > layout.ring_capacity {

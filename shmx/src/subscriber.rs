@@ -14,6 +14,7 @@ use crate::sync::{fence, Ordering};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Receives samples of `T` from every publisher of one topic.
@@ -41,6 +42,7 @@ pub struct Subscriber<T: ShmMessage> {
 #[must_use]
 pub struct SubscriberBuilder<T: ShmMessage> {
     name: String,
+    root: Option<PathBuf>,
     config: SubscriberConfig,
     _t: PhantomData<fn(T) -> T>,
 }
@@ -112,6 +114,7 @@ impl<T: ShmMessage> Subscriber<T> {
     pub fn builder(name: &str) -> SubscriberBuilder<T> {
         SubscriberBuilder {
             name: name.to_owned(),
+            root: None,
             config: SubscriberConfig::default(),
             _t: PhantomData,
         }
@@ -209,9 +212,16 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
         self
     }
 
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else `/dev/shm/shmx`).
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
     /// Connects to (or creates) the topic, and picks up the history of its publishers.
     pub fn create(self) -> Result<Subscriber<T>> {
-        let core = SubCore::create::<T>(&self.name, self.config)?;
+        let root = self.root.unwrap_or_else(root_dir);
+        let core = SubCore::create::<T>(&root, &self.name, self.config)?;
         Ok(Subscriber {
             core,
             _t: PhantomData,
@@ -220,11 +230,10 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
 }
 
 impl SubCore {
-    fn create<T: ShmMessage>(name: &str, config: SubscriberConfig) -> Result<SubCore> {
+    fn create<T: ShmMessage>(root: &Path, name: &str, config: SubscriberConfig) -> Result<SubCore> {
         let name = TopicName::new(name)?;
-        let root = root_dir();
-        let lock = RootLock::acquire(&root)?;
-        let service = Service::open_or_create::<T>(&root, &name, &config.topic, &lock)?;
+        let lock = RootLock::acquire(root)?;
+        let service = Service::open_or_create::<T>(root, &name, &config.topic, &lock)?;
         let layout = *service.layout();
         if config.queue_depth == 0 || config.queue_depth > layout.ring_capacity {
             let err = Error::InvalidConfig {
