@@ -50,11 +50,7 @@ pub(crate) struct RootLock {
 impl RootLock {
     /// Creates the root if needed and locks it.
     pub(crate) fn acquire(root: &Path) -> Result<RootLock> {
-        match std::fs::create_dir_all(root) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(root, e, 0)),
-        }
+        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e, 0))?;
         let dir = File::open(root).map_err(|e| Error::io(root, e, 0))?;
         #[cfg(unix)]
         loop {
