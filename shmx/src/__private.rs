@@ -1,6 +1,61 @@
 //! Items used by code that `#[derive(ShmMessage)]` generates. Not public API.
+//!
+//! Everything here exists so that generated code can refer to it by an absolute path
+//! (`::shmx::__private::...`); nothing here is covered by semver.
 
 /// The seal: only code that names this type can implement `ShmMessage`.
 pub struct Sealed(());
 
 pub use core;
+
+/// Implemented for every type, but only with `BYTES == 0`: the derive asks for
+/// `Message: NoPaddingBeforeField<{ gap before the field }>` for each field of a `repr(C)`
+/// message, spanned at the field, so a gap is reported where it is.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has {BYTES} byte(s) of implicit padding before this field",
+    label = "add `_pad: [u8; {BYTES}]` before this field",
+    note = "padding bytes are uninitialised: sending them would leak the publisher's memory to every subscriber, so a message type declares every byte"
+)]
+pub trait NoPaddingBeforeField<const BYTES: usize> {}
+
+impl<T: ?Sized> NoPaddingBeforeField<0> for T {}
+
+/// Implemented for every type, but only with `BYTES == 0`: the derive asks for
+/// `Message: NoPaddingAtEnd<{ size - end of the last field }>`, spanned at the type's name.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has {BYTES} byte(s) of implicit padding after its last field",
+    label = "add `_pad: [u8; {BYTES}]` as the last field of this type",
+    note = "the size of a type is rounded up to a multiple of its alignment; the bytes added are uninitialised padding, and sending them would leak the publisher's memory to every subscriber, so a message type declares every byte"
+)]
+pub trait NoPaddingAtEnd<const BYTES: usize> {}
+
+impl<T: ?Sized> NoPaddingAtEnd<0> for T {}
+
+/// Implemented for every type, but only with `BYTES == 0`: the derive asks for
+/// `Message: NoImplicitPadding<{ size - sum of the field sizes }>` for `repr(transparent)`
+/// messages.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has {BYTES} byte(s) of implicit padding",
+    label = "{BYTES} byte(s) of implicit padding in this message type",
+    note = "padding bytes are uninitialised: sending them would leak the publisher's memory to every subscriber",
+    note = "add explicit padding fields such as `_pad: [u8; {BYTES}]` where the compiler inserts padding"
+)]
+pub trait NoImplicitPadding<const BYTES: usize> {}
+
+impl<T: ?Sized> NoImplicitPadding<0> for T {}
+
+/// Compiles only when `BYTES == 0`; see [`NoPaddingBeforeField`].
+#[inline(always)]
+pub const fn assert_no_padding_before_field<
+    T: ?Sized + NoPaddingBeforeField<BYTES>,
+    const BYTES: usize,
+>() {
+}
+
+/// Compiles only when `BYTES == 0`; see [`NoPaddingAtEnd`].
+#[inline(always)]
+pub const fn assert_no_padding_at_end<T: ?Sized + NoPaddingAtEnd<BYTES>, const BYTES: usize>() {}
+
+/// Compiles only when `BYTES == 0`; see [`NoImplicitPadding`].
+#[inline(always)]
+pub const fn assert_no_padding<T: ?Sized + NoImplicitPadding<BYTES>, const BYTES: usize>() {}

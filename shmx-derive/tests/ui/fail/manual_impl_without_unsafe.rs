@@ -1,0 +1,21 @@
+// The trait is `unsafe`: implementing it by hand without `unsafe impl` is refused.
+use shmx::message::{Schema, ValidationContext, ValidationError};
+use shmx::ShmMessage;
+
+#[repr(C)]
+pub struct Handmade {
+    pub x: u32,
+}
+
+impl ShmMessage for Handmade {
+    const TYPE_NAME: &'static str = "Handmade";
+    const SCHEMA: &'static Schema = u32::SCHEMA;
+    const ALWAYS_VALID: bool = true;
+    const ZEROABLE: bool = true;
+    unsafe fn validate(_: *const Self, _: &ValidationContext) -> Result<(), ValidationError> {
+        Ok(())
+    }
+    fn __shmx_sealed(_: shmx::__private::Sealed) {}
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+use shmx::ShmMessage;
+
+#[derive(ShmMessage)]
+#[repr(C)]
+pub struct Unit;
+
+fn main() {}
