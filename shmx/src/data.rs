@@ -20,8 +20,7 @@ use crate::sync::AtomicU64;
 use std::path::Path;
 
 const DATA_MAGIC: u64 = u64::from_le_bytes(*b"SHMXDAT\0");
-/// Sequence number that no published sample carries (sequences start at 1).
-pub(crate) const NO_SEQUENCE: u64 = 0;
+pub(crate) use crate::pins::NO_SEQUENCE;
 /// Largest chunk count: chunk indices travel in 24 bits of a ring entry.
 pub(crate) const MAX_CHUNKS: usize = (1 << 24) - 1;
 

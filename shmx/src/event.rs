@@ -12,8 +12,42 @@
 //! The futex lives in a shared mapping, so the `PRIVATE` flag must not be used. Targets other
 //! than Linux fall back to sleeping in short steps.
 
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{fence, AtomicU32, Ordering};
 use std::time::Duration;
+
+/// Subscriber, before sleeping: announces it and returns the `wake` value to sleep on. The
+/// caller must look at its rings once more after this and sleep only if they are empty.
+#[inline]
+pub(crate) fn announce_sleep(wake: &AtomicU32, sleeping: &AtomicU32) -> u32 {
+    let v = wake.load(Ordering::Acquire);
+    sleeping.store(1, Ordering::Relaxed);
+    fence(Ordering::SeqCst);
+    v
+}
+
+/// Subscriber, after sleeping or deciding not to.
+#[inline]
+pub(crate) fn end_sleep(sleeping: &AtomicU32) {
+    sleeping.store(0, Ordering::Relaxed);
+}
+
+/// Publisher, after its pushes: the fence that pairs with [`announce_sleep`]'s. Call once,
+/// then [`notify`] each subscriber pushed to.
+#[inline]
+pub(crate) fn before_notify() {
+    fence(Ordering::SeqCst);
+}
+
+/// Publisher: wakes the subscriber if it sleeps or is about to; `true` if it did.
+#[inline]
+pub(crate) fn notify(wake_word: &AtomicU32, sleeping: &AtomicU32) -> bool {
+    if sleeping.load(Ordering::Relaxed) != 0 {
+        wake(wake_word);
+        true
+    } else {
+        false
+    }
+}
 
 /// Sleeps until `word` moves away from `expected`, a wake arrives, or `timeout` passes
 /// (spurious returns are allowed: callers re-check their condition).
@@ -46,6 +80,43 @@ pub(crate) fn wake(word: &AtomicU32) {
     {
         use rustix::thread::futex;
         let _ = futex::wake(word, futex::Flags::empty(), 1);
+    }
+}
+
+#[cfg(all(test, loom))]
+mod model {
+    use super::*;
+    use crate::sync::AtomicU64;
+    use loom::sync::Arc;
+
+    /// PROTOCOLS.md §3 with the real functions: a subscriber that decides to sleep (its
+    /// queue looked empty after announcing) always finds `wake` moved past the value it
+    /// sleeps on, unless it saw the entry; so `futex_wait` cannot miss the publish.
+    #[test]
+    fn no_lost_wake_up() {
+        loom::model(|| {
+            let wake = Arc::new(AtomicU32::new(0));
+            let sleeping = Arc::new(AtomicU32::new(0));
+            let head = Arc::new(AtomicU64::new(0));
+            let publisher = {
+                let (wake, sleeping, head) = (wake.clone(), sleeping.clone(), head.clone());
+                loom::thread::spawn(move || {
+                    head.store(1, Ordering::Release);
+                    before_notify();
+                    notify(&wake, &sleeping);
+                })
+            };
+            let v = announce_sleep(&wake, &sleeping);
+            let saw_entry = head.load(Ordering::Acquire) == 1;
+            if saw_entry {
+                end_sleep(&sleeping);
+            }
+            // Otherwise it sleeps on `v` (keeping `sleeping` set) until woken.
+            publisher.join().unwrap();
+            if !saw_entry {
+                assert_ne!(wake.load(Ordering::Acquire), v, "a sleeper would miss the publish");
+            }
+        });
     }
 }
 

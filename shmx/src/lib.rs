@@ -30,6 +30,8 @@
     clippy::missing_safety_doc
 )]
 
+#![cfg_attr(loom, allow(dead_code))]
+
 extern crate self as shmx;
 
 pub mod message;
@@ -42,8 +44,8 @@ pub mod config;
 mod data;
 #[cfg(not(loom))]
 pub mod error;
-#[cfg(not(loom))]
 mod event;
+mod pins;
 #[cfg(not(loom))]
 pub mod name;
 #[cfg(not(loom))]

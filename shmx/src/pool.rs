@@ -5,8 +5,8 @@
 //! returned), it is not part of the history, and it is not loaned. Pins of late subscribers
 //! (PROTOCOLS.md §4) are checked when a free chunk is about to be reused.
 
-use crate::data::{DataSegment, NO_SEQUENCE};
-use crate::sync::{fence, Ordering};
+use crate::data::DataSegment;
+use crate::pins;
 
 #[derive(Clone, Copy, Default, Debug)]
 struct ChunkState {
@@ -58,23 +58,18 @@ impl Pool {
     /// Takes a chunk to loan, or `None` when every chunk is in use.
     pub(crate) fn alloc(&mut self, data: &DataSegment) -> Option<u32> {
         while let Some(c) = self.free.pop() {
-            if self.pins_possible {
-                // PROTOCOLS.md §4, publisher side: invalidate, fence, then look for pins.
-                data.header(c as usize).seq.store(NO_SEQUENCE, Ordering::Relaxed);
-                fence(Ordering::SeqCst);
-                if data.pin(c as usize).load(Ordering::SeqCst) != 0 {
-                    self.deferred.push(c);
-                    continue;
-                }
+            if self.pins_possible
+                && !pins::invalidate_and_check(&data.header(c as usize).seq, data.pin(c as usize))
+            {
+                self.deferred.push(c);
+                continue;
             }
             self.chunks[c as usize].loaned = true;
             return Some(c);
         }
         for i in (0..self.deferred.len()).rev() {
             let c = self.deferred[i];
-            // Acquire pairs with the subscriber's Release unpin: its reads happen before our
-            // rewrite.
-            if data.pin(c as usize).load(Ordering::Acquire) == 0 {
+            if pins::unpinned(data.pin(c as usize)) {
                 self.deferred.swap_remove(i);
                 self.chunks[c as usize].loaned = true;
                 return Some(c);

@@ -509,15 +509,13 @@ impl PubCore {
         if mask == 0 {
             return;
         }
-        fence(Ordering::SeqCst);
+        event::before_notify();
         let mut m = mask;
         while m != 0 {
             let s = m.trailing_zeros() as usize;
             m &= m - 1;
             let slot = self.service.sub_slot(s);
-            if slot.sleeping.load(Ordering::Relaxed) != 0 {
-                event::wake(&slot.wake);
-            }
+            event::notify(&slot.wake, &slot.sleeping);
         }
     }
 }

@@ -191,7 +191,12 @@ pub(crate) fn file_len(file: &File, path: &Path) -> Result<u64> {
 pub(crate) fn page_size() -> usize {
     #[cfg(unix)]
     {
-        rustix::param::page_size()
+        static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        // SAFETY: sysconf has no preconditions; it only reads a system constant.
+        *PAGE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            n if n > 0 => n as usize,
+            _ => 4096,
+        })
     }
     #[cfg(not(unix))]
     {

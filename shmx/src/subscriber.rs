@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::event;
 use crate::message::{ShmMessage, ValidationContext};
 use crate::name::{root_dir, TopicName};
+use crate::pins;
 use crate::ring::{entry_tag, CHUNK_MASK};
 use crate::sample::Sample;
 use crate::segment::RootLock;
@@ -165,11 +166,9 @@ impl<T: ShmMessage> Subscriber<T> {
         let slot = self.core.service.sub_slot(self.core.slot);
         loop {
             // PROTOCOLS.md §3, subscriber side.
-            let v = slot.wake.load(Ordering::Acquire);
-            slot.sleeping.store(1, Ordering::Relaxed);
-            fence(Ordering::SeqCst);
+            let v = event::announce_sleep(&slot.wake, &slot.sleeping);
             if !self.core.looks_empty() {
-                slot.sleeping.store(0, Ordering::Relaxed);
+                event::end_sleep(&slot.sleeping);
                 if let Some(sample) = self.take()? {
                     return Ok(Some(sample));
                 }
@@ -178,14 +177,14 @@ impl<T: ShmMessage> Subscriber<T> {
             let now = Instant::now();
             let wait = match deadline {
                 Some(d) if d <= now => {
-                    slot.sleeping.store(0, Ordering::Relaxed);
+                    event::end_sleep(&slot.sleeping);
                     return self.take();
                 }
                 Some(d) => (d - now).min(Duration::from_secs(1)),
                 None => Duration::from_secs(1),
             };
             event::wait(&slot.wake, v, Some(wait));
-            slot.sleeping.store(0, Ordering::Relaxed);
+            event::end_sleep(&slot.sleeping);
             if let Some(sample) = self.take()? {
                 return Ok(Some(sample));
             }
@@ -395,18 +394,12 @@ impl SubCore {
             let k = (j % max) as usize;
             let chunk = pairs[2 * k].load(Ordering::Acquire) as usize;
             let seq = pairs[2 * k + 1].load(Ordering::Acquire);
-            let Some(pin) = view.pin(chunk) else { continue };
-            if seq == NO_SEQUENCE || seq <= last {
-                continue;
-            }
-            pin.fetch_or(self.bit, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
-            let current = view.header(chunk).map(|h| h.seq.load(Ordering::SeqCst));
-            if current == Some(seq) {
+            let (Some(pin), Some(header)) = (view.pin(chunk), view.header(chunk)) else {
+                continue; // out of range: a torn or hostile entry
+            };
+            if seq > last && pins::pin_if_current(pin, &header.seq, self.bit, seq) {
                 pending.push_back((chunk, seq));
                 last = seq;
-            } else {
-                pin.fetch_and(!self.bit, Ordering::Release);
             }
         }
     }
@@ -418,7 +411,7 @@ impl SubCore {
         let Some(vs) = st.views[conn.view].as_mut() else { return };
         for &(chunk, _) in &conn.pending {
             if let Some(pin) = vs.view.pin(chunk) {
-                pin.fetch_and(!self.bit, Ordering::Release);
+                pins::unpin(pin, self.bit);
             }
         }
         vs.live = false;
@@ -507,7 +500,7 @@ impl SubCore {
                 Ok(()) => Ok(Some(held)),
                 Err(reason) => {
                     if let Some(pin) = view.pin(chunk) {
-                        pin.fetch_and(!self.bit, Ordering::Release);
+                        pins::unpin(pin, self.bit);
                     }
                     Err(self.invalid(seq, reason))
                 }
@@ -609,7 +602,7 @@ impl SubCore {
         match held.entry {
             None => {
                 if let Some(pin) = vs.view.pin(held.chunk) {
-                    pin.fetch_and(!self.bit, Ordering::Release);
+                    pins::unpin(pin, self.bit);
                 }
             }
             Some(entry) => {
