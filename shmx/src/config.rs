@@ -67,13 +67,22 @@ impl TopicConfig {
             })
         };
         if !(1..=64).contains(&self.max_publishers) {
-            return bad(format!("max_publishers {} is not in 1..=64", self.max_publishers));
+            return bad(format!(
+                "max_publishers {} is not in 1..=64",
+                self.max_publishers
+            ));
         }
         if !(1..=64).contains(&self.max_subscribers) {
-            return bad(format!("max_subscribers {} is not in 1..=64", self.max_subscribers));
+            return bad(format!(
+                "max_subscribers {} is not in 1..=64",
+                self.max_subscribers
+            ));
         }
         if !(1..=65536).contains(&self.max_queue_depth) {
-            return bad(format!("max_queue_depth {} is not in 1..=65536", self.max_queue_depth));
+            return bad(format!(
+                "max_queue_depth {} is not in 1..=65536",
+                self.max_queue_depth
+            ));
         }
         if !(1..=4096).contains(&self.max_held) {
             return bad(format!("max_held {} is not in 1..=4096", self.max_held));

@@ -83,8 +83,10 @@ impl Geometry {
         let pins_off = page;
         let pins_len = segment::round_up(chunk_count.checked_mul(8)?, page)?;
         let chunks_off = pins_off.checked_add(pins_len)?;
-        let total_len =
-            segment::round_up(chunks_off.checked_add(chunk_count.checked_mul(chunk_stride)?)?, page)?;
+        let total_len = segment::round_up(
+            chunks_off.checked_add(chunk_count.checked_mul(chunk_stride)?)?,
+            page,
+        )?;
         Some(Geometry {
             chunk_count,
             chunk_stride,
@@ -134,7 +136,12 @@ impl DataSegment {
             unsafe { m.ptr().cast::<DataParams>().write(params) };
             Ok(())
         })?
-        .ok_or_else(|| Error::corrupt(dir.join(name), "a data segment of this incarnation exists already"))?;
+        .ok_or_else(|| {
+            Error::corrupt(
+                dir.join(name),
+                "a data segment of this incarnation exists already",
+            )
+        })?;
         Ok(DataSegment { map, geo })
     }
 
@@ -152,7 +159,13 @@ impl DataSegment {
         assert!(i < self.geo.chunk_count);
         // SAFETY: chunk `i` lies inside the mapping by the geometry; its header is 64-aligned
         // (page-aligned area, stride a multiple of 64) and made of atomics.
-        unsafe { &*self.map.ptr().add(self.geo.chunks_off + i * self.geo.chunk_stride).cast() }
+        unsafe {
+            &*self
+                .map
+                .ptr()
+                .add(self.geo.chunks_off + i * self.geo.chunk_stride)
+                .cast()
+        }
     }
 
     /// First payload byte of chunk `i < chunk_count`.
@@ -197,7 +210,10 @@ impl DataView {
         let page = segment::page_size();
         let file_len = segment::file_len(&file, path)?;
         if file_len < page as u64 {
-            return Err(Error::corrupt(path, format!("file is only {file_len} bytes")));
+            return Err(Error::corrupt(
+                path,
+                format!("file is only {file_len} bytes"),
+            ));
         }
         let head = segment::map(&file, path, 0, page, Access::ReadOnly)?;
         // SAFETY: one page is mapped; `DataParams` is plain integers (all bit patterns valid)
@@ -233,7 +249,13 @@ impl DataView {
             })
             .ok_or_else(|| Error::corrupt(path, "data segment geometry does not add up"))?;
         let map = segment::map(&file, path, 0, geo.total_len, Access::ReadOnly)?;
-        let pins = segment::map(&file, path, geo.pins_off as u64, geo.pins_len, Access::ReadWrite)?;
+        let pins = segment::map(
+            &file,
+            path,
+            geo.pins_off as u64,
+            geo.pins_len,
+            Access::ReadWrite,
+        )?;
         Ok(Some(DataView { map, pins, geo }))
     }
 
@@ -247,7 +269,13 @@ impl DataView {
         // SAFETY: `i` is in range, so the 64-aligned header lies inside the read-only
         // mapping; it is only ever loaded from (atomic loads on read-only memory of at most
         // 8 bytes are fine).
-        Some(unsafe { &*self.map.ptr().add(self.geo.chunks_off + i * self.geo.chunk_stride).cast() })
+        Some(unsafe {
+            &*self
+                .map
+                .ptr()
+                .add(self.geo.chunks_off + i * self.geo.chunk_stride)
+                .cast()
+        })
     }
 
     /// First payload byte of chunk `i` (call only with `i` accepted by [`Self::header`]).

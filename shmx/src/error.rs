@@ -54,7 +54,9 @@ pub enum Error {
         chunks: usize,
     },
     /// The publisher already lends out as many samples as `max_loans` allows.
-    #[error("topic {topic:?}: {max_loans} samples are loaned already (max_loans); publish or drop one")]
+    #[error(
+        "topic {topic:?}: {max_loans} samples are loaned already (max_loans); publish or drop one"
+    )]
     LoanLimit {
         /// The topic.
         topic: String,
@@ -81,7 +83,9 @@ pub enum Error {
         operation: &'static str,
     },
     /// A shared-memory file does not hold what shmx wrote there.
-    #[error("{path}: corrupt shared-memory segment: {reason}; remove the file if no process uses it")]
+    #[error(
+        "{path}: corrupt shared-memory segment: {reason}; remove the file if no process uses it"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,

@@ -114,7 +114,11 @@ mod model {
             // Otherwise it sleeps on `v` (keeping `sleeping` set) until woken.
             publisher.join().unwrap();
             if !saw_entry {
-                assert_ne!(wake.load(Ordering::Acquire), v, "a sleeper would miss the publish");
+                assert_ne!(
+                    wake.load(Ordering::Acquire),
+                    v,
+                    "a sleeper would miss the publish"
+                );
             }
         });
     }

@@ -29,14 +29,13 @@
     clippy::undocumented_unsafe_blocks,
     clippy::missing_safety_doc
 )]
-
 #![cfg_attr(loom, allow(dead_code))]
 
 extern crate self as shmx;
 
 pub mod message;
-mod sync;
 mod ring;
+mod sync;
 
 #[cfg(not(loom))]
 pub mod config;
@@ -45,9 +44,9 @@ mod data;
 #[cfg(not(loom))]
 pub mod error;
 mod event;
-mod pins;
 #[cfg(not(loom))]
 pub mod name;
+mod pins;
 #[cfg(not(loom))]
 mod pool;
 #[cfg(not(loom))]

@@ -488,7 +488,13 @@ mod tests {
         let arr = [0u8, 1, 7];
         // SAFETY: three readable bytes, align 1.
         let r = unsafe { <[bool; 3]>::validate(arr.as_ptr().cast(), &ctx) };
-        assert_eq!(r, Err(ValidationError::InvalidBool { offset: 2, value: 7 }));
+        assert_eq!(
+            r,
+            Err(ValidationError::InvalidBool {
+                offset: 2,
+                value: 7
+            })
+        );
     }
 
     #[test]

@@ -58,7 +58,9 @@ impl TopicName {
         }
         for component in name.split('/') {
             match component {
-                "" => return bad("it has an empty path component (leading, trailing or double '/')"),
+                "" => {
+                    return bad("it has an empty path component (leading, trailing or double '/')")
+                }
                 "." | ".." => return bad("'.' and '..' are not allowed as path components"),
                 _ => {}
             }
@@ -130,7 +132,7 @@ mod tests {
         assert!(TopicName::new(&"x".repeat(255)).is_ok());
         assert!(TopicName::new(&"x".repeat(256)).is_err());
         // 100 '/' -> 300 bytes once encoded.
-        assert!(TopicName::new(&"a/".repeat(100).trim_end_matches('/').to_owned()).is_err());
+        assert!(TopicName::new("a/".repeat(100).trim_end_matches('/')).is_err());
     }
 
     #[test]

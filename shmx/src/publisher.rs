@@ -106,7 +106,12 @@ impl<T: ShmMessage> Publisher<T> {
     /// use [`loan_uninit`](Self::loan_uninit) for the others, or to skip the zeroing of a
     /// large message.
     pub fn loan(&self) -> Result<SampleMut<'_, T>> {
-        const { assert!(T::ZEROABLE, "loan() needs a type for which all-zero bytes are valid; use loan_uninit()") };
+        const {
+            assert!(
+                T::ZEROABLE,
+                "loan() needs a type for which all-zero bytes are valid; use loan_uninit()"
+            )
+        };
         let mut sample = self.loan_uninit()?;
         // SAFETY: the chunk holds at least `size_of::<T>()` writable bytes at an aligned
         // address, loaned exclusively to this sample; all-zero is a valid `T` (ZEROABLE).
@@ -120,7 +125,11 @@ impl<T: ShmMessage> Publisher<T> {
     /// [`SampleMut::write`] or through [`SampleMut::as_mut_ptr`].
     pub fn loan_uninit(&self) -> Result<SampleMut<'_, MaybeUninit<T>>> {
         let chunk = self.core.loan()?;
-        let ptr = self.core.data.payload(chunk as usize).cast::<MaybeUninit<T>>();
+        let ptr = self
+            .core
+            .data
+            .payload(chunk as usize)
+            .cast::<MaybeUninit<T>>();
         // SAFETY: `chunk` was just loaned to this sample alone; its payload is aligned for
         // `T` and holds `size_of::<T>()` bytes by the data segment's geometry.
         Ok(unsafe { SampleMut::new(&self.core, chunk, ptr) })
@@ -241,8 +250,12 @@ impl PubCore {
                 .checked_mul(per_sub)
                 .and_then(|n| n.checked_add(config.history + config.max_loans));
             let geo = count
-                .and_then(|n| Geometry::new(n, core::mem::size_of::<T>(), core::mem::align_of::<T>()))
-                .ok_or_else(|| bad("the pool would be too large; lower queue_depth or max_subscribers".into()));
+                .and_then(|n| {
+                    Geometry::new(n, core::mem::size_of::<T>(), core::mem::align_of::<T>())
+                })
+                .ok_or_else(|| {
+                    bad("the pool would be too large; lower queue_depth or max_subscribers".into())
+                });
             let data = geo.and_then(|geo| {
                 DataSegment::create(
                     service.dir(),
@@ -261,15 +274,20 @@ impl PubCore {
                 }
             };
             let s = service.pub_slot(slot);
-            s.pid.store(u64::from(std::process::id()), Ordering::Relaxed);
-            s.chunk_count.store(data.geometry().chunk_count as u64, Ordering::Relaxed);
-            s.history_depth.store(config.history as u64, Ordering::Relaxed);
-            s.queue_depth.store(config.queue_depth as u64, Ordering::Relaxed);
+            s.pid
+                .store(u64::from(std::process::id()), Ordering::Relaxed);
+            s.chunk_count
+                .store(data.geometry().chunk_count as u64, Ordering::Relaxed);
+            s.history_depth
+                .store(config.history as u64, Ordering::Relaxed);
+            s.queue_depth
+                .store(config.queue_depth as u64, Ordering::Relaxed);
             s.overflow.store(config.overflow.code(), Ordering::Relaxed);
             s.drain_mask.store(0, Ordering::Relaxed);
             s.published.store(0, Ordering::Relaxed);
             s.hist_head.store(0, Ordering::Relaxed);
-            s.state.store(service::state_word(inc, ACTIVE), Ordering::Release);
+            s.state
+                .store(service::state_word(inc, ACTIVE), Ordering::Release);
             service.bump_generation();
             Ok((slot, inc, data))
         })();
@@ -320,7 +338,10 @@ impl PubCore {
         }
         self.refresh(&mut st);
         self.collect(&mut st);
-        let chunk = st.pool.alloc(&self.data).ok_or_else(|| self.topic_err_pool())?;
+        let chunk = st
+            .pool
+            .alloc(&self.data)
+            .ok_or_else(|| self.topic_err_pool())?;
         st.loans += 1;
         Ok(chunk)
     }
@@ -365,7 +386,8 @@ impl PubCore {
             }
         }
         st.active.clear();
-        st.active.extend((0..layout.max_subscribers).filter(|&s| st.conns[s].is_some()));
+        st.active
+            .extend((0..layout.max_subscribers).filter(|&s| st.conns[s].is_some()));
     }
 
     /// Takes back every chunk that subscribers returned.
@@ -377,15 +399,20 @@ impl PubCore {
             ..
         } = st;
         for &s in active.iter() {
-            let Some(conn) = conns[s].as_mut() else { continue };
+            let Some(conn) = conns[s].as_mut() else {
+                continue;
+            };
             let tag = conn.tag;
-            let ok = self.service.returns(self.slot, s).drain(&mut conn.ret_tail, |e| {
-                if e & !crate::ring::CHUNK_MASK == tag {
-                    pool.give_back(e & crate::ring::CHUNK_MASK, 1 << s);
-                } else {
-                    pool.ignored += 1;
-                }
-            });
+            let ok = self
+                .service
+                .returns(self.slot, s)
+                .drain(&mut conn.ret_tail, |e| {
+                    if e & !crate::ring::CHUNK_MASK == tag {
+                        pool.give_back(e & crate::ring::CHUNK_MASK, 1 << s);
+                    } else {
+                        pool.ignored += 1;
+                    }
+                });
             if !ok {
                 pool.ignored += 1;
             }
@@ -415,7 +442,9 @@ impl PubCore {
         let seq = st.next_seq;
         st.next_seq += 1;
         let header = self.data.header(c);
-        header.len.store(self.payload_size as u64, Ordering::Relaxed);
+        header
+            .len
+            .store(self.payload_size as u64, Ordering::Relaxed);
         header.origin.store(self.inc, Ordering::Relaxed);
         header.seq.store(seq, Ordering::Release);
         let slot = self.service.pub_slot(self.slot);
@@ -534,7 +563,10 @@ fn pause(round: u32) {
 impl Drop for PubCore {
     fn drop(&mut self) {
         let lock = RootLock::acquire(self.service.root()).ok();
-        let st = self.state.get_mut();
+        // With the root lock held no subscriber comes or goes: after `refresh`, `active` is
+        // exactly the subscribers still connected.
+        let mut st = self.state.borrow_mut();
+        self.refresh(&mut st);
         let mut mask = 0u64;
         for &s in &st.active {
             if let Some(conn) = &st.conns[s] {
@@ -543,6 +575,7 @@ impl Drop for PubCore {
                 }
             }
         }
+        drop(st);
         let slot = self.service.pub_slot(self.slot);
         if mask == 0 {
             let _ = std::fs::remove_file(self.data.path());

@@ -249,7 +249,10 @@ pub(crate) mod tests {
             assert_eq!(r.pop(), Some(10));
             assert_eq!(r.push(&mut head, 3, 13, false), Push::Pushed);
             assert_eq!(r.push(&mut head, 3, 14, true), Push::PushedAfterSteal(11));
-            assert_eq!((r.pop(), r.pop(), r.pop(), r.pop()), (Some(12), Some(13), Some(14), None));
+            assert_eq!(
+                (r.pop(), r.pop(), r.pop(), r.pop()),
+                (Some(12), Some(13), Some(14), None)
+            );
             assert!(r.is_empty());
         }
 
@@ -261,7 +264,10 @@ pub(crate) mod tests {
             let r = s.delivery();
             let mut head = r.load_head();
             for i in 0..10u64 {
-                assert!(matches!(r.push(&mut head, 2, i, true), Push::Pushed | Push::PushedAfterSteal(_)));
+                assert!(matches!(
+                    r.push(&mut head, 2, i, true),
+                    Push::Pushed | Push::PushedAfterSteal(_)
+                ));
                 assert_eq!(r.pop(), Some(i));
             }
         }

@@ -161,10 +161,8 @@ impl Layout {
         )?;
         let sub_stride = segment::round_up(core::mem::size_of::<SubSlot>(), LINE)?;
         let conn_stride = segment::round_up(
-            ring_bytes(ring_capacity)?.checked_add(segment::round_up(
-                ring_bytes(return_capacity)?,
-                LINE,
-            )?)?,
+            ring_bytes(ring_capacity)?
+                .checked_add(segment::round_up(ring_bytes(return_capacity)?, LINE)?)?,
             LINE,
         )?;
         let pub_off = segment::round_up(schema_end, LINE)?;
@@ -321,7 +319,10 @@ impl Service {
         };
         let file_len = segment::file_len(&file, path)?;
         if file_len < SHARED_OFF as u64 {
-            return Err(Error::corrupt(path, format!("file is only {file_len} bytes")));
+            return Err(Error::corrupt(
+                path,
+                format!("file is only {file_len} bytes"),
+            ));
         }
         let head = segment::map(&file, path, 0, SHARED_OFF, Access::ReadOnly)?;
         // SAFETY: the mapping is at least 512 bytes, page-aligned, and `ServiceParams` is
@@ -330,7 +331,10 @@ impl Service {
         let params = unsafe { head.ptr().cast::<ServiceParams>().read_volatile() };
         drop(head);
         if params.magic != SERVICE_MAGIC {
-            return Err(Error::corrupt(path, "not a shmx service segment (bad magic)"));
+            return Err(Error::corrupt(
+                path,
+                "not a shmx service segment (bad magic)",
+            ));
         }
         if params.version != LAYOUT_VERSION {
             return Err(Error::Version {
@@ -479,7 +483,8 @@ impl Service {
     /// The `(chunk index, sequence)` history pairs of publisher slot `p`.
     pub(crate) fn pub_history(&self, p: usize) -> &[AtomicU64] {
         assert!(p < self.layout.max_publishers);
-        let off = self.layout.pub_off + p * self.layout.pub_stride + core::mem::size_of::<PubSlot>();
+        let off =
+            self.layout.pub_off + p * self.layout.pub_stride + core::mem::size_of::<PubSlot>();
         // SAFETY: the layout reserves `max_history × 16` bytes after each `PubSlot`, inside
         // the validated file, 8-aligned.
         unsafe { self.words(off, self.layout.max_history * 2) }
@@ -514,8 +519,8 @@ impl Service {
     /// The return ring from subscriber slot `s` to publisher slot `p`.
     pub(crate) fn returns(&self, p: usize, s: usize) -> ReturnRing<'_> {
         let base = self.conn_off(p, s);
-        let off = base
-            + segment::round_up(self.layout.ring_capacity * 8 + 2 * LINE, LINE).unwrap_or(0);
+        let off =
+            base + segment::round_up(self.layout.ring_capacity * 8 + 2 * LINE, LINE).unwrap_or(0);
         // SAFETY: the return ring follows the delivery ring inside the connection's stride,
         // which the validated layout keeps inside the file.
         unsafe {
@@ -534,14 +539,23 @@ impl Service {
             Role::Publisher => (self.layout.max_publishers, "publisher"),
             Role::Subscriber => (self.layout.max_subscribers, "subscriber"),
         };
-        let inc = self.shared().next_incarnation.fetch_add(1, Ordering::Relaxed) + 1;
+        let inc = self
+            .shared()
+            .next_incarnation
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
         for i in 0..n {
             let state = match role {
                 Role::Publisher => &self.pub_slot(i).state,
                 Role::Subscriber => &self.sub_slot(i).state,
             };
             if state
-                .compare_exchange(FREE, state_word(inc, CLAIMING), Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(
+                    FREE,
+                    state_word(inc, CLAIMING),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             {
                 return Ok((i, inc));
@@ -556,7 +570,8 @@ impl Service {
 
     /// Whether every slot is free (the topic may be removed).
     pub(crate) fn is_unused(&self) -> bool {
-        (0..self.layout.max_publishers).all(|p| self.pub_slot(p).state.load(Ordering::Acquire) == FREE)
+        (0..self.layout.max_publishers)
+            .all(|p| self.pub_slot(p).state.load(Ordering::Acquire) == FREE)
             && (0..self.layout.max_subscribers)
                 .all(|s| self.sub_slot(s).state.load(Ordering::Acquire) == FREE)
     }

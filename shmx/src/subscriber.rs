@@ -253,11 +253,14 @@ impl SubCore {
             }
         };
         let s = service.sub_slot(slot);
-        s.pid.store(u64::from(std::process::id()), Ordering::Relaxed);
-        s.queue_depth.store(config.queue_depth as u64, Ordering::Relaxed);
+        s.pid
+            .store(u64::from(std::process::id()), Ordering::Relaxed);
+        s.queue_depth
+            .store(config.queue_depth as u64, Ordering::Relaxed);
         s.taken.store(0, Ordering::Relaxed);
         s.sleeping.store(0, Ordering::Relaxed);
-        s.state.store(service::state_word(inc, ACTIVE), Ordering::Release);
+        s.state
+            .store(service::state_word(inc, ACTIVE), Ordering::Release);
         service.bump_generation();
         // Dekker with a publisher that records history and then looks for subscribers.
         fence(Ordering::SeqCst);
@@ -346,7 +349,8 @@ impl SubCore {
     fn connect(&self, st: &mut SubState, p: usize, word: u64) -> Result<()> {
         let inc = service::incarnation_of(word);
         let path = self.service.data_path(inc);
-        let Some(view) = DataView::open(&path, inc, self.fingerprint, self.size, self.align)? else {
+        let Some(view) = DataView::open(&path, inc, self.fingerprint, self.size, self.align)?
+        else {
             return Ok(()); // gone already
         };
         let mut pending = VecDeque::new();
@@ -407,8 +411,12 @@ impl SubCore {
     /// Drops the connection to publisher slot `p`: unpins what was not handed out; the
     /// mapping stays while samples of it are held.
     fn disconnect(&self, st: &mut SubState, p: usize) {
-        let Some(conn) = st.pubs[p].take() else { return };
-        let Some(vs) = st.views[conn.view].as_mut() else { return };
+        let Some(conn) = st.pubs[p].take() else {
+            return;
+        };
+        let Some(vs) = st.views[conn.view].as_mut() else {
+            return;
+        };
         for &(chunk, _) in &conn.pending {
             if let Some(pin) = vs.view.pin(chunk) {
                 pins::unpin(pin, self.bit);
@@ -418,21 +426,18 @@ impl SubCore {
         if vs.held == 0 {
             st.views[conn.view] = None;
         }
-        if conn.draining {
-            self.finish_drain(p, conn.slot_word);
-        }
     }
 
-    /// This subscriber has drained a departed publisher: clear our bit; the last one
-    /// removes the publisher's data segment and frees its slot.
-    fn finish_drain(&self, p: usize, word: u64) {
+    /// This subscriber is done with departed publisher slot `p` (state word `word`, which
+    /// must still be DRAINING with our bit set): clears our bit; the last one removes the
+    /// publisher's data segment and frees its slot. Call with the root lock held.
+    fn release_drain(&self, p: usize, word: u64, lock: &RootLock) {
         let slot = self.service.pub_slot(p);
-        if slot.state.load(Ordering::Acquire) != word {
+        if slot.state.load(Ordering::Acquire) != word || service::state_of(word) != DRAINING {
             return;
         }
         let before = slot.drain_mask.fetch_and(!self.bit, Ordering::AcqRel);
         if before & self.bit != 0 && before & !self.bit == 0 {
-            let lock = RootLock::acquire(self.service.root()).ok();
             let _ = std::fs::remove_file(self.service.data_path(service::incarnation_of(word)));
             if slot
                 .state
@@ -441,9 +446,7 @@ impl SubCore {
             {
                 self.service.bump_generation();
             }
-            if let Some(lock) = &lock {
-                self.service.remove_if_unused(lock);
-            }
+            self.service.remove_if_unused(lock);
         }
     }
 
@@ -467,9 +470,15 @@ impl SubCore {
                 return Ok(Some(self.hand_out(st, held)));
             }
             let conn = st.pubs[p].as_ref().expect("active connections exist");
-            if conn.draining && conn.pending.is_empty() && self.service.delivery(p, self.slot).is_empty()
+            if conn.draining
+                && conn.pending.is_empty()
+                && self.service.delivery(p, self.slot).is_empty()
             {
+                let word = conn.slot_word;
                 self.disconnect(st, p);
+                if let Ok(lock) = RootLock::acquire(self.service.root()) {
+                    self.release_drain(p, word, &lock);
+                }
                 st.gen = u64::MAX; // rebuild `active` on the next call
             }
         }
@@ -485,7 +494,10 @@ impl SubCore {
             ..
         } = st;
         let conn = pubs[p].as_mut().expect("active connections exist");
-        let view = &views[conn.view].as_ref().expect("a connection's view is mapped").view;
+        let view = &views[conn.view]
+            .as_ref()
+            .expect("a connection's view is mapped")
+            .view;
         if let Some((chunk, seq)) = conn.pending.pop_front() {
             conn.last_seq = conn.last_seq.max(seq);
             let held = Held {
@@ -544,7 +556,11 @@ impl SubCore {
     }
 
     /// Checks a chunk's declared length and, for types that need it, the value's validity.
-    fn check<T: ShmMessage>(&self, view: &DataView, chunk: usize) -> std::result::Result<(), String> {
+    fn check<T: ShmMessage>(
+        &self,
+        view: &DataView,
+        chunk: usize,
+    ) -> std::result::Result<(), String> {
         let header = view.header(chunk).ok_or("chunk index out of range")?;
         let len = header.len.load(Ordering::Relaxed);
         if len != self.size as u64 {
@@ -574,7 +590,9 @@ impl SubCore {
 
     fn hand_out<'s, T>(&'s self, st: &mut SubState, held: Held) -> Sample<'s, T> {
         st.held += 1;
-        let vs = st.views[held.view].as_mut().expect("a connection's view is mapped");
+        let vs = st.views[held.view]
+            .as_mut()
+            .expect("a connection's view is mapped");
         vs.held += 1;
         let ptr = vs.view.payload(held.chunk).cast::<T>();
         self.service
@@ -597,7 +615,9 @@ impl SubCore {
             unreturned,
             ..
         } = &mut *st;
-        let Some(vs) = views[held.view].as_mut() else { return };
+        let Some(vs) = views[held.view].as_mut() else {
+            return;
+        };
         vs.held -= 1;
         match held.entry {
             None => {
@@ -624,9 +644,10 @@ impl SubCore {
             pubs, unreturned, ..
         } = st;
         unreturned.retain(|&(p, word, entry)| match pubs[p].as_mut() {
-            Some(conn) if conn.slot_word == word && !conn.draining => {
-                !self.service.returns(p, self.slot).push(&mut conn.ret_head, entry)
-            }
+            Some(conn) if conn.slot_word == word && !conn.draining => !self
+                .service
+                .returns(p, self.slot)
+                .push(&mut conn.ret_head, entry),
             _ => false,
         });
     }
@@ -657,6 +678,13 @@ impl Drop for SubCore {
             .store(FREE, Ordering::Release);
         self.service.bump_generation();
         if let Some(lock) = &lock {
+            // Publishers that left samples queued for us wait for our bit: clear it, so the
+            // last one out removes their data segment. With the lock held no publisher can
+            // start or finish leaving meanwhile.
+            for p in 0..self.service.layout().max_publishers {
+                let word = self.service.pub_slot(p).state.load(Ordering::Acquire);
+                self.release_drain(p, word, lock);
+            }
             self.service.remove_if_unused(lock);
         }
     }
