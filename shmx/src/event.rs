@@ -10,7 +10,8 @@
 //! wake-up, and no system call while nobody sleeps.
 //!
 //! The futex lives in a shared mapping, so the `PRIVATE` flag must not be used. Targets other
-//! than Linux fall back to sleeping in short steps.
+//! than Linux fall back to sleeping in short steps; building with
+//! `RUSTFLAGS="--cfg shmx_force_poll"` selects that fallback on Linux too, so CI tests it.
 
 use crate::sync::{fence, AtomicU32, Ordering};
 use std::time::Duration;
@@ -52,7 +53,7 @@ pub(crate) fn notify(wake_word: &AtomicU32, sleeping: &AtomicU32) -> bool {
 /// Sleeps until `word` moves away from `expected`, a wake arrives, or `timeout` passes
 /// (spurious returns are allowed: callers re-check their condition).
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    #[cfg(all(target_os = "linux", not(loom)))]
+    #[cfg(all(target_os = "linux", not(loom), not(shmx_force_poll)))]
     {
         use rustix::thread::futex;
         let ts = timeout.map(|d| rustix::fs::Timespec {
@@ -62,7 +63,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         // EAGAIN (value moved), EINTR and ETIMEDOUT all mean "look again".
         let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
     }
-    #[cfg(not(all(target_os = "linux", not(loom))))]
+    #[cfg(not(all(target_os = "linux", not(loom), not(shmx_force_poll))))]
     {
         let step = Duration::from_micros(200);
         let d = timeout.map_or(step, |t| t.min(step));
@@ -76,7 +77,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 /// old value returns at once.
 pub(crate) fn wake(word: &AtomicU32) {
     word.fetch_add(1, Ordering::Release);
-    #[cfg(all(target_os = "linux", not(loom)))]
+    #[cfg(all(target_os = "linux", not(loom), not(shmx_force_poll)))]
     {
         use rustix::thread::futex;
         let _ = futex::wake(word, futex::Flags::empty(), 1);

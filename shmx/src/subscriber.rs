@@ -287,7 +287,12 @@ impl SubCore {
         };
         {
             let mut st = core.state.borrow_mut();
-            core.refresh(&mut st)?;
+            if core.refresh(&mut st).is_err() {
+                // A publisher whose data segment is unreadable must not keep this subscriber
+                // from the others: retry it, and report it, on the first receive.
+                st.gen = u64::MAX;
+                st.broken.clear();
+            }
         }
         Ok(core)
     }

@@ -10,7 +10,11 @@ fn root() -> tempfile::TempDir {
     let base = Path::new("/dev/shm");
     tempfile::Builder::new()
         .prefix("shmx-test-")
-        .tempdir_in(if base.is_dir() { base.to_owned() } else { std::env::temp_dir() })
+        .tempdir_in(if base.is_dir() {
+            base.to_owned()
+        } else {
+            std::env::temp_dir()
+        })
         .expect("a fresh root")
 }
 
@@ -23,7 +27,12 @@ fn data_files(root: &Path, encoded_topic: &str) -> Vec<PathBuf> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("data."))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("data.")
+        })
         .collect()
 }
 
@@ -32,8 +41,21 @@ fn bad_topic_names_are_refused() {
     let dir = root();
     let long = "x".repeat(256);
     let encoded_long = "é".repeat(50); // 100 bytes, 300 once percent-encoded
-    for name in ["", "a//b", "/a", "a/", "..", "a/../b", "a\0b", &long, &encoded_long] {
-        let err = Publisher::<u8>::builder(name).root(dir.path()).create().err();
+    for name in [
+        "",
+        "a//b",
+        "/a",
+        "a/",
+        "..",
+        "a/../b",
+        "a\0b",
+        &long,
+        &encoded_long,
+    ] {
+        let err = Publisher::<u8>::builder(name)
+            .root(dir.path())
+            .create()
+            .err();
         match err {
             Some(Error::InvalidName { name: n, reason }) => {
                 assert_eq!(n, name);
@@ -84,8 +106,14 @@ mod c {
 #[test]
 fn a_different_type_on_the_same_topic_is_a_type_mismatch() {
     let dir = root();
-    let _p = Publisher::<a::Reading>::builder("sensors/reading").root(dir.path()).create().unwrap();
-    let e = Subscriber::<b::Reading>::builder("sensors/reading").root(dir.path()).create().err();
+    let _p = Publisher::<a::Reading>::builder("sensors/reading")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let e = Subscriber::<b::Reading>::builder("sensors/reading")
+        .root(dir.path())
+        .create()
+        .err();
     let Some(Error::TypeMismatch {
         topic,
         existing_type,
@@ -97,7 +125,10 @@ fn a_different_type_on_the_same_topic_is_a_type_mismatch() {
     else {
         panic!("expected TypeMismatch, got {e:?}")
     };
-    assert_eq!((topic.as_str(), existing_type.as_str(), requested_type), ("sensors/reading", "Reading", "Reading"));
+    assert_eq!(
+        (topic.as_str(), existing_type.as_str(), requested_type),
+        ("sensors/reading", "Reading", "Reading")
+    );
     assert_ne!(existing_fingerprint, requested_fingerprint);
     let msg = Subscriber::<c::Reading>::builder("sensors/reading")
         .root(dir.path())
@@ -105,8 +136,16 @@ fn a_different_type_on_the_same_topic_is_a_type_mismatch() {
         .err()
         .expect("a renamed field is a different type")
         .to_string();
-    assert!(msg.contains("Reading") && msg.contains("sensors/reading"), "{msg}");
-    let msg = Publisher::<u64>::builder("sensors/reading").root(dir.path()).create().err().unwrap().to_string();
+    assert!(
+        msg.contains("Reading") && msg.contains("sensors/reading"),
+        "{msg}"
+    );
+    let msg = Publisher::<u64>::builder("sensors/reading")
+        .root(dir.path())
+        .create()
+        .err()
+        .unwrap()
+        .to_string();
     assert!(msg.contains("`Reading`") && msg.contains("`u64`"), "{msg}");
     // The same type from another module agrees.
     mod again {
@@ -118,7 +157,10 @@ fn a_different_type_on_the_same_topic_is_a_type_mismatch() {
             pub value: f32,
         }
     }
-    Subscriber::<again::Reading>::builder("sensors/reading").root(dir.path()).create().unwrap();
+    Subscriber::<again::Reading>::builder("sensors/reading")
+        .root(dir.path())
+        .create()
+        .unwrap();
 }
 
 #[test]
@@ -126,8 +168,13 @@ fn a_garbage_service_file_is_corrupt() {
     let dir = root();
     std::fs::create_dir(dir.path().join("t")).unwrap();
     std::fs::write(service_file(dir.path(), "t"), vec![0xAB; 8192]).unwrap();
-    let e = Subscriber::<u64>::builder("t").root(dir.path()).create().err();
-    let Some(Error::Corrupt { path, reason }) = e else { panic!("expected Corrupt, got {e:?}") };
+    let e = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .err();
+    let Some(Error::Corrupt { path, reason }) = e else {
+        panic!("expected Corrupt, got {e:?}")
+    };
     assert_eq!(path, service_file(dir.path(), "t"));
     assert!(reason.contains("magic"), "{reason}");
 }
@@ -135,16 +182,30 @@ fn a_garbage_service_file_is_corrupt() {
 #[test]
 fn a_truncated_service_file_is_corrupt() {
     let dir = root();
-    let p = Publisher::<u64>::builder("t").root(dir.path()).create().unwrap();
+    let p = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     let path = service_file(dir.path(), "t");
     let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 4096).unwrap();
-    let e = Subscriber::<u64>::builder("t").root(dir.path()).create().err();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 4096)
+        .unwrap();
+    let e = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .err();
     assert!(matches!(e, Some(Error::Corrupt { .. })), "{e:?}");
     let short = dir.path().join("u");
     std::fs::create_dir(&short).unwrap();
     std::fs::write(short.join("service"), b"SHMX").unwrap();
-    let e = Subscriber::<u64>::builder("u").root(dir.path()).create().err();
+    let e = Subscriber::<u64>::builder("u")
+        .root(dir.path())
+        .create()
+        .err();
     assert!(matches!(e, Some(Error::Corrupt { .. })), "{e:?}");
     drop(p);
 }
@@ -152,12 +213,26 @@ fn a_truncated_service_file_is_corrupt() {
 #[test]
 fn a_service_file_of_another_layout_version_is_refused() {
     let dir = root();
-    let p = Publisher::<u64>::builder("t").root(dir.path()).create().unwrap();
-    let mut f = std::fs::OpenOptions::new().write(true).open(service_file(dir.path(), "t")).unwrap();
+    let p = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(service_file(dir.path(), "t"))
+        .unwrap();
     f.seek(SeekFrom::Start(8)).unwrap(); // the version follows the 8-byte magic
     f.write_all(&999u32.to_le_bytes()).unwrap();
-    let e = Subscriber::<u64>::builder("t").root(dir.path()).create().err();
-    let Some(Error::Version { found, expected, .. }) = e else { panic!("expected Version, got {e:?}") };
+    let e = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .err();
+    let Some(Error::Version {
+        found, expected, ..
+    }) = e
+    else {
+        panic!("expected Version, got {e:?}")
+    };
     assert_eq!((found, expected), (999, shmx::LAYOUT_VERSION));
     drop(p);
 }
@@ -168,7 +243,9 @@ fn a_root_that_is_a_file_is_an_io_error() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"").unwrap();
     let e = Publisher::<u64>::builder("t").root(&file).create().err();
-    let Some(Error::Io { path, .. }) = e else { panic!("expected Io, got {e:?}") };
+    let Some(Error::Io { path, .. }) = e else {
+        panic!("expected Io, got {e:?}")
+    };
     assert_eq!(path, file);
 }
 
@@ -180,9 +257,18 @@ fn a_pool_larger_than_shared_memory_is_out_of_space() {
         bytes: [u8; 1 << 30],
     }
     let dir = root();
-    let cfg = TopicConfig { max_subscribers: 64, ..TopicConfig::default() };
-    let e = Publisher::<Huge>::builder("t").topic_config(cfg).root(dir.path()).create().err();
-    let Some(Error::OutOfSpace { bytes, path }) = e else { panic!("expected OutOfSpace, got {e:?}") };
+    let cfg = TopicConfig {
+        max_subscribers: 64,
+        ..TopicConfig::default()
+    };
+    let e = Publisher::<Huge>::builder("t")
+        .topic_config(cfg)
+        .root(dir.path())
+        .create()
+        .err();
+    let Some(Error::OutOfSpace { bytes, path }) = e else {
+        panic!("expected OutOfSpace, got {e:?}")
+    };
     assert!(bytes > 1 << 40, "{bytes}");
     assert!(path.starts_with(dir.path()));
     // Nothing is left behind: no temporary file, no half-made topic.
@@ -192,11 +278,28 @@ fn a_pool_larger_than_shared_memory_is_out_of_space() {
 #[test]
 fn a_full_participant_table_is_reported() {
     let dir = root();
-    let cfg = TopicConfig { max_subscribers: 1, ..TopicConfig::default() };
-    let _s = Subscriber::<u64>::builder("t").topic_config(cfg).root(dir.path()).create().unwrap();
-    let e = Subscriber::<u64>::builder("t").root(dir.path()).create().err();
+    let cfg = TopicConfig {
+        max_subscribers: 1,
+        ..TopicConfig::default()
+    };
+    let _s = Subscriber::<u64>::builder("t")
+        .topic_config(cfg)
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let e = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .err();
     assert!(
-        matches!(e, Some(Error::TooManyParticipants { role: "subscriber", max: 1, .. })),
+        matches!(
+            e,
+            Some(Error::TooManyParticipants {
+                role: "subscriber",
+                max: 1,
+                ..
+            })
+        ),
         "{e:?}"
     );
 }
@@ -204,14 +307,33 @@ fn a_full_participant_table_is_reported() {
 #[test]
 fn out_of_range_configuration_is_refused() {
     let dir = root();
-    let e = Publisher::<u64>::builder("t").queue_depth(0).root(dir.path()).create().err();
+    let e = Publisher::<u64>::builder("t")
+        .queue_depth(0)
+        .root(dir.path())
+        .create()
+        .err();
     assert!(matches!(e, Some(Error::InvalidConfig { .. })), "{e:?}");
-    let e = Subscriber::<u64>::builder("t").queue_depth(100_000).root(dir.path()).create().err();
+    let e = Subscriber::<u64>::builder("t")
+        .queue_depth(100_000)
+        .root(dir.path())
+        .create()
+        .err();
     assert!(matches!(e, Some(Error::InvalidConfig { .. })), "{e:?}");
-    let cfg = TopicConfig { max_subscribers: 65, ..TopicConfig::default() };
-    let e = Publisher::<u64>::builder("t").topic_config(cfg).root(dir.path()).create().err();
+    let cfg = TopicConfig {
+        max_subscribers: 65,
+        ..TopicConfig::default()
+    };
+    let e = Publisher::<u64>::builder("t")
+        .topic_config(cfg)
+        .root(dir.path())
+        .create()
+        .err();
     assert!(matches!(e, Some(Error::InvalidConfig { .. })), "{e:?}");
-    let e = Publisher::<u64>::builder("t").history(65).root(dir.path()).create().err();
+    let e = Publisher::<u64>::builder("t")
+        .history(65)
+        .root(dir.path())
+        .create()
+        .err();
     assert!(matches!(e, Some(Error::InvalidConfig { .. })), "{e:?}");
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
 }
@@ -220,7 +342,11 @@ fn out_of_range_configuration_is_refused() {
 fn hostile_map(root: &Path, topic: &str) -> memmap2::MmapMut {
     let files = data_files(root, topic);
     assert_eq!(files.len(), 1, "{files:?}");
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(&files[0]).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&files[0])
+        .unwrap();
     // SAFETY: a test-only mapping of a file this test owns; racing writes are the point.
     unsafe { memmap2::MmapMut::map_mut(&f).unwrap() }
 }
@@ -236,22 +362,42 @@ struct Flagged {
 #[test]
 fn an_invalid_bool_is_reported_and_the_subscriber_goes_on() {
     let dir = root();
-    let sub = Subscriber::<Flagged>::builder("t").root(dir.path()).create().unwrap();
-    let publisher = Publisher::<Flagged>::builder("t").root(dir.path()).create().unwrap();
+    let sub = Subscriber::<Flagged>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let publisher = Publisher::<Flagged>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     let mut s = publisher.loan().unwrap();
     s.id = 7;
     s.ok = true;
     // Corrupt the loaned chunk's bool through a second, hostile mapping of the same file.
     let mut map = hostile_map(dir.path(), "t");
     // Find the payload inside the file: search for the id (7) followed by the bool (1).
-    let pos = map.windows(5).position(|w| w == [7, 0, 0, 0, 1]).expect("payload in the file");
+    let pos = map
+        .windows(5)
+        .position(|w| w == [7, 0, 0, 0, 1])
+        .expect("payload in the file");
     map[pos + 4] = 2;
     s.publish().unwrap();
     let e = sub.take().err();
-    let Some(Error::InvalidSample { sequence, reason, .. }) = e else { panic!("expected InvalidSample, got {e:?}") };
+    let Some(Error::InvalidSample {
+        sequence, reason, ..
+    }) = e
+    else {
+        panic!("expected InvalidSample, got {e:?}")
+    };
     assert_eq!(sequence, 1);
     assert!(reason.contains("bool"), "{reason}");
-    publisher.send(Flagged { id: 8, ok: false, _pad: [0; 3] }).unwrap();
+    publisher
+        .send(Flagged {
+            id: 8,
+            ok: false,
+            _pad: [0; 3],
+        })
+        .unwrap();
     assert_eq!(sub.take().unwrap().unwrap().id, 8);
     assert!(sub.take().unwrap().is_none());
     // The rejected chunk went back to the publisher.
@@ -262,7 +408,11 @@ fn an_invalid_bool_is_reported_and_the_subscriber_goes_on() {
 #[test]
 fn a_pool_pinned_by_a_hostile_subscriber_is_exhausted_not_stuck() {
     let dir = root();
-    let publisher = Publisher::<u64>::builder("t").history(1).root(dir.path()).create().unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .history(1)
+        .root(dir.path())
+        .create()
+        .unwrap();
     let total = publisher.pool_stats().total;
     // Every pin word (the page after the header) set to "pinned by everyone".
     let mut map = hostile_map(dir.path(), "t");
@@ -271,7 +421,9 @@ fn a_pool_pinned_by_a_hostile_subscriber_is_exhausted_not_stuck() {
         *b = 0xFF;
     }
     let e = publisher.loan().err();
-    let Some(Error::PoolExhausted { chunks, topic }) = e else { panic!("expected PoolExhausted, got {e:?}") };
+    let Some(Error::PoolExhausted { chunks, topic }) = e else {
+        panic!("expected PoolExhausted, got {e:?}")
+    };
     assert_eq!((chunks, topic.as_str()), (total, "t"));
     for b in &mut map[page..page + total * 8] {
         *b = 0;
@@ -282,13 +434,23 @@ fn a_pool_pinned_by_a_hostile_subscriber_is_exhausted_not_stuck() {
 #[test]
 fn garbage_in_a_delivery_ring_is_ignored() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t").root(dir.path()).create().unwrap();
-    let publisher = Publisher::<u64>::builder("t").root(dir.path()).create().unwrap();
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     publisher.send(1).unwrap();
     // Overwrite every word of the service file's connection area that holds the entry with
     // garbage: out-of-range chunk indices and wrong tags must be skipped, never followed.
     let path = service_file(dir.path(), "t");
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
     // SAFETY: test-only mapping; the hostile writes are the point.
     let mut map = unsafe { memmap2::MmapMut::map_mut(&f).unwrap() };
     let words: &mut [u64] = bytemuck_words(&mut map);
@@ -302,7 +464,10 @@ fn garbage_in_a_delivery_ring_is_ignored() {
         }
     }
     assert!(changed >= 1);
-    assert!(sub.take().unwrap().is_none(), "an out-of-range index is skipped");
+    assert!(
+        sub.take().unwrap().is_none(),
+        "an out-of-range index is skipped"
+    );
     publisher.send(2).unwrap();
     assert_eq!(*sub.take().unwrap().unwrap(), 2);
 }
@@ -322,12 +487,24 @@ fn a_topic_of_another_user_is_permission_denied() {
         return;
     }
     let dir = root();
-    let _p = Publisher::<u64>::builder("private").root(dir.path()).create().unwrap();
+    let _p = Publisher::<u64>::builder("private")
+        .root(dir.path())
+        .create()
+        .unwrap();
     // The root itself must be reachable by the other user; the topic (mode 0600) is not.
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     use std::os::unix::process::CommandExt;
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_opens_a_topic_it_may_not_read", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_opens_a_topic_it_may_not_read",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("SHMX_CHILD_ROOT", dir.path())
         .uid(65534)
         .gid(65534)
@@ -344,7 +521,9 @@ fn a_topic_of_another_user_is_permission_denied() {
 
 #[test]
 fn child_opens_a_topic_it_may_not_read() {
-    let Some(root) = std::env::var_os("SHMX_CHILD_ROOT") else { return };
+    let Some(root) = std::env::var_os("SHMX_CHILD_ROOT") else {
+        return;
+    };
     match Subscriber::<u64>::builder("private").root(root).create() {
         Err(e @ Error::PermissionDenied { .. }) => {
             assert!(e.to_string().contains("permission denied"));
@@ -352,4 +531,46 @@ fn child_opens_a_topic_it_may_not_read() {
         }
         other => println!("child: unexpected {:?}", other.err()),
     }
+}
+
+#[test]
+fn a_corrupt_data_segment_is_reported_once_and_other_publishers_still_deliver() {
+    let dir = root();
+    let good = Publisher::<u64>::builder("t")
+        .history(1)
+        .root(dir.path())
+        .create()
+        .unwrap();
+    good.send(5).unwrap();
+    let files_before = data_files(dir.path(), "t");
+    let bad = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let bad_file = data_files(dir.path(), "t")
+        .into_iter()
+        .find(|f| !files_before.contains(f))
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&bad_file)
+        .unwrap();
+    f.write_all(b"garbage!").unwrap();
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let e = sub.take().err();
+    let Some(Error::Corrupt { path, reason }) = e else {
+        panic!("expected Corrupt, got {e:?}")
+    };
+    assert_eq!(path, bad_file);
+    assert!(reason.contains("magic"), "{reason}");
+    assert_eq!(
+        *sub.take().unwrap().expect("history of the good publisher"),
+        5
+    );
+    good.send(6).unwrap();
+    assert_eq!(*sub.take().unwrap().unwrap(), 6);
+    drop(bad);
 }

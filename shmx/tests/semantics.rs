@@ -7,16 +7,22 @@ use std::time::{Duration, Instant};
 
 fn root() -> tempfile::TempDir {
     let base = Path::new("/dev/shm");
-    let b = tempfile::Builder::new().prefix("shmx-test-").tempdir_in(if base.is_dir() {
-        base.to_owned()
-    } else {
-        std::env::temp_dir()
-    });
+    let b = tempfile::Builder::new()
+        .prefix("shmx-test-")
+        .tempdir_in(if base.is_dir() {
+            base.to_owned()
+        } else {
+            std::env::temp_dir()
+        });
     b.expect("a fresh root")
 }
 
 fn assert_empty(root: &Path) {
-    let left: Vec<_> = std::fs::read_dir(root).unwrap().flatten().map(|e| e.path()).collect();
+    let left: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
 
@@ -41,11 +47,26 @@ fn pose(seq: u64) -> Pose {
 #[test]
 fn loan_write_publish_take_round_trip() {
     let dir = root();
-    let sub = Subscriber::<Pose>::builder("robot/pose").root(dir.path()).create().unwrap();
-    let publisher = Publisher::<Pose>::builder("robot/pose").root(dir.path()).create().unwrap();
+    let sub = Subscriber::<Pose>::builder("robot/pose")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let publisher = Publisher::<Pose>::builder("robot/pose")
+        .root(dir.path())
+        .create()
+        .unwrap();
     assert!(sub.take().unwrap().is_none());
     let mut s = publisher.loan().unwrap();
-    assert_eq!(*s, Pose { seq: 0, x: 0.0, y: 0.0, z: 0.0 }, "loan() is zeroed");
+    assert_eq!(
+        *s,
+        Pose {
+            seq: 0,
+            x: 0.0,
+            y: 0.0,
+            z: 0.0
+        },
+        "loan() is zeroed"
+    );
     s.seq = 1;
     s.x = 1.5;
     s.publish().unwrap();
@@ -63,8 +84,20 @@ fn loan_write_publish_take_round_trip() {
         raw.assume_init()
     };
     s.publish().unwrap();
-    let got: Vec<(u64, Pose)> = std::iter::from_fn(|| sub.take().unwrap().map(|s| (s.sequence(), *s))).collect();
-    assert_eq!(got[0], (1, Pose { seq: 1, x: 1.5, y: 0.0, z: 0.0 }));
+    let got: Vec<(u64, Pose)> =
+        std::iter::from_fn(|| sub.take().unwrap().map(|s| (s.sequence(), *s))).collect();
+    assert_eq!(
+        got[0],
+        (
+            1,
+            Pose {
+                seq: 1,
+                x: 1.5,
+                y: 0.0,
+                z: 0.0
+            }
+        )
+    );
     assert_eq!(&got[1..], &[(2, pose(2)), (3, pose(3)), (4, pose(4))]);
     drop((sub, publisher));
     assert_empty(dir.path());
@@ -73,7 +106,10 @@ fn loan_write_publish_take_round_trip() {
 #[test]
 fn dropping_a_loan_unpublished_returns_the_chunk() {
     let dir = root();
-    let publisher = Publisher::<u32>::builder("t").root(dir.path()).create().unwrap();
+    let publisher = Publisher::<u32>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     let total = publisher.pool_stats().total;
     for _ in 0..3 * total {
         let s = publisher.loan().unwrap();
@@ -86,8 +122,15 @@ fn dropping_a_loan_unpublished_returns_the_chunk() {
 #[test]
 fn drop_oldest_keeps_the_newest_samples() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t").queue_depth(4).root(dir.path()).create().unwrap();
-    let publisher = Publisher::<u64>::builder("t").root(dir.path()).create().unwrap();
+    let sub = Subscriber::<u64>::builder("t")
+        .queue_depth(4)
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     for i in 1..=100 {
         publisher.send(i).unwrap();
     }
@@ -100,8 +143,16 @@ fn drop_oldest_keeps_the_newest_samples() {
 #[test]
 fn fail_policy_reports_queue_full_and_delivers_to_nobody() {
     let dir = root();
-    let a = Subscriber::<u64>::builder("t").queue_depth(2).root(dir.path()).create().unwrap();
-    let b = Subscriber::<u64>::builder("t").queue_depth(8).root(dir.path()).create().unwrap();
+    let a = Subscriber::<u64>::builder("t")
+        .queue_depth(2)
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let b = Subscriber::<u64>::builder("t")
+        .queue_depth(8)
+        .root(dir.path())
+        .create()
+        .unwrap();
     let publisher = Publisher::<u64>::builder("t")
         .overflow(Overflow::Fail)
         .root(dir.path())
@@ -124,7 +175,11 @@ fn fail_policy_reports_queue_full_and_delivers_to_nobody() {
 #[test]
 fn block_policy_times_out_when_nobody_reads() {
     let dir = root();
-    let _sub = Subscriber::<u64>::builder("t").queue_depth(1).root(dir.path()).create().unwrap();
+    let _sub = Subscriber::<u64>::builder("t")
+        .queue_depth(1)
+        .root(dir.path())
+        .create()
+        .unwrap();
     let publisher = Publisher::<u64>::builder("t")
         .overflow(Overflow::Block)
         .block_timeout(Duration::from_millis(50))
@@ -140,7 +195,11 @@ fn block_policy_times_out_when_nobody_reads() {
 #[test]
 fn block_policy_waits_for_a_reader_on_another_thread() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t").queue_depth(2).root(dir.path()).create().unwrap();
+    let sub = Subscriber::<u64>::builder("t")
+        .queue_depth(2)
+        .root(dir.path())
+        .create()
+        .unwrap();
     let publisher = Publisher::<u64>::builder("t")
         .overflow(Overflow::Block)
         .root(dir.path())
@@ -162,11 +221,18 @@ fn block_policy_waits_for_a_reader_on_another_thread() {
 #[test]
 fn late_subscriber_receives_history_without_new_publishes() {
     let dir = root();
-    let publisher = Publisher::<u64>::builder("t").history(3).root(dir.path()).create().unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .history(3)
+        .root(dir.path())
+        .create()
+        .unwrap();
     for i in 1..=10 {
         publisher.send(i * 10).unwrap();
     }
-    let sub = Subscriber::<u64>::builder("t").root(dir.path()).create().unwrap();
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     let got: Vec<(u64, u64)> =
         std::iter::from_fn(|| sub.take().unwrap().map(|s| (s.sequence(), *s))).collect();
     assert_eq!(got, vec![(8, 80), (9, 90), (10, 100)]);
@@ -183,10 +249,17 @@ fn late_subscriber_receives_history_without_new_publishes() {
 #[test]
 fn history_and_live_samples_interleave_without_duplicates() {
     let dir = root();
-    let publisher = Publisher::<u64>::builder("t").history(4).root(dir.path()).create().unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .history(4)
+        .root(dir.path())
+        .create()
+        .unwrap();
     publisher.send(1).unwrap();
     publisher.send(2).unwrap();
-    let sub = Subscriber::<u64>::builder("t").root(dir.path()).create().unwrap();
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     for i in 3..=6 {
         publisher.send(i).unwrap();
     }
@@ -197,15 +270,28 @@ fn history_and_live_samples_interleave_without_duplicates() {
 #[test]
 fn holding_too_many_samples_is_an_error_not_a_stall() {
     let dir = root();
-    let cfg = TopicConfig { max_held: 2, ..TopicConfig::default() };
-    let sub = Subscriber::<u64>::builder("t").topic_config(cfg).root(dir.path()).create().unwrap();
-    let publisher = Publisher::<u64>::builder("t").root(dir.path()).create().unwrap();
+    let cfg = TopicConfig {
+        max_held: 2,
+        ..TopicConfig::default()
+    };
+    let sub = Subscriber::<u64>::builder("t")
+        .topic_config(cfg)
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     for i in 0..5 {
         publisher.send(i).unwrap();
     }
     let a = sub.take().unwrap().unwrap();
     let b = sub.take().unwrap().unwrap();
-    assert!(matches!(sub.take(), Err(Error::HeldLimit { max_held: 2, .. })));
+    assert!(matches!(
+        sub.take(),
+        Err(Error::HeldLimit { max_held: 2, .. })
+    ));
     drop(a);
     let c = sub.take().unwrap().unwrap();
     assert_eq!((*b, *c), (1, 2));
@@ -214,19 +300,36 @@ fn holding_too_many_samples_is_an_error_not_a_stall() {
 #[test]
 fn loaning_more_than_max_loans_is_an_error() {
     let dir = root();
-    let publisher = Publisher::<u64>::builder("t").max_loans(2).root(dir.path()).create().unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .max_loans(2)
+        .root(dir.path())
+        .create()
+        .unwrap();
     let _a = publisher.loan().unwrap();
     let _b = publisher.loan().unwrap();
-    assert!(matches!(publisher.loan(), Err(Error::LoanLimit { max_loans: 2, .. })));
+    assert!(matches!(
+        publisher.loan(),
+        Err(Error::LoanLimit { max_loans: 2, .. })
+    ));
 }
 
 #[test]
 fn chunks_are_recycled_under_steady_traffic() {
     let dir = root();
     let subs: Vec<_> = (0..3)
-        .map(|_| Subscriber::<Pose>::builder("t").queue_depth(4).root(dir.path()).create().unwrap())
+        .map(|_| {
+            Subscriber::<Pose>::builder("t")
+                .queue_depth(4)
+                .root(dir.path())
+                .create()
+                .unwrap()
+        })
         .collect();
-    let publisher = Publisher::<Pose>::builder("t").history(2).root(dir.path()).create().unwrap();
+    let publisher = Publisher::<Pose>::builder("t")
+        .history(2)
+        .root(dir.path())
+        .create()
+        .unwrap();
     let total = publisher.pool_stats().total;
     let mut held = Vec::new();
     for i in 0..20_000u64 {
@@ -260,7 +363,13 @@ fn chunks_are_recycled_under_steady_traffic() {
 fn many_publishers_and_subscribers_keep_per_publisher_order() {
     let dir = root();
     let subs: Vec<_> = (0..3)
-        .map(|_| Subscriber::<[u64; 2]>::builder("t").queue_depth(256).root(dir.path()).create().unwrap())
+        .map(|_| {
+            Subscriber::<[u64; 2]>::builder("t")
+                .queue_depth(256)
+                .root(dir.path())
+                .create()
+                .unwrap()
+        })
         .collect();
     let pubs: Vec<_> = (0..3)
         .map(|_| {
@@ -297,8 +406,14 @@ fn many_publishers_and_subscribers_keep_per_publisher_order() {
 #[test]
 fn a_departed_publishers_queued_samples_are_still_delivered() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t").root(dir.path()).create().unwrap();
-    let publisher = Publisher::<u64>::builder("t").root(dir.path()).create().unwrap();
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     for i in 0..5 {
         publisher.send(i).unwrap();
     }
@@ -306,7 +421,10 @@ fn a_departed_publishers_queued_samples_are_still_delivered() {
     let got: Vec<u64> = std::iter::from_fn(|| sub.take().unwrap().map(|s| *s)).collect();
     assert_eq!(got, vec![0, 1, 2, 3, 4]);
     // A new publisher can take over the slot and the subscriber follows.
-    let publisher = Publisher::<u64>::builder("t").root(dir.path()).create().unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     publisher.send(7).unwrap();
     let s = sub.take().unwrap().unwrap();
     assert_eq!((*s, s.sequence()), (7, 1));
@@ -318,21 +436,36 @@ fn a_departed_publishers_queued_samples_are_still_delivered() {
 #[test]
 fn recv_timeout_returns_none_when_nothing_comes() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t").root(dir.path()).create().unwrap();
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     let t = Instant::now();
-    assert!(sub.recv_timeout(Duration::from_millis(30)).unwrap().is_none());
+    assert!(sub
+        .recv_timeout(Duration::from_millis(30))
+        .unwrap()
+        .is_none());
     assert!(t.elapsed() >= Duration::from_millis(30));
 }
 
 #[test]
 fn a_sleeping_subscriber_is_woken_by_a_publish() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t").root(dir.path()).create().unwrap();
-    let publisher = Publisher::<u64>::builder("t").root(dir.path()).create().unwrap();
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
-        tx.send(rustix::thread::gettid().as_raw_nonzero().get()).unwrap();
-        *sub.recv_timeout(Duration::from_secs(60)).unwrap().expect("woken")
+        tx.send(rustix::thread::gettid().as_raw_nonzero().get())
+            .unwrap();
+        *sub.recv_timeout(Duration::from_secs(60))
+            .unwrap()
+            .expect("woken")
     });
     // Wait until the waiter has stopped spinning and sleeps in the kernel.
     let tid = rx.recv().unwrap();
@@ -340,15 +473,24 @@ fn a_sleeping_subscriber_is_woken_by_a_publish() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = std::fs::read_to_string(&stat).unwrap_or_default();
-        let state = s.rsplit(')').next().and_then(|r| r.split_whitespace().next());
+        let state = s
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
         if state == Some("S") {
             break;
         }
-        assert!(Instant::now() < deadline, "the subscriber never went to sleep: {s}");
+        assert!(
+            Instant::now() < deadline,
+            "the subscriber never went to sleep: {s}"
+        );
         std::thread::yield_now();
     }
     let t = Instant::now();
     publisher.send(42).unwrap();
     assert_eq!(waiter.join().unwrap(), 42);
-    assert!(t.elapsed() < Duration::from_secs(30), "woken by the publish, not by the timeout");
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "woken by the publish, not by the timeout"
+    );
 }
