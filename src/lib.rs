@@ -1,2 +1,273 @@
 //! Support code shared by the examples, the cross-process integration tests and the
 //! benchmarks of shmx. Not published.
+//!
+//! - [`monotonic_ns`]: a `CLOCK_MONOTONIC` timestamp that means the same thing in every
+//!   process of the machine (an [`Instant`] cannot cross a process boundary), for one-way
+//!   latencies measured by stamping a message on one side and reading the clock on the other.
+//! - [`LatencySummary`], [`percentile`] and [`format_ns`]: percentiles of such latencies.
+//! - [`spawn_self`], [`wait_all`] and [`wait_until`]: an example re-executes itself once per
+//!   role, waits for its children and fails if one of them failed; endpoints wait for their
+//!   peers with a deadline instead of sleeping and hoping.
+//! - [`unique_topic`] and [`topic_dir`]: topic names that do not collide with other runs, and
+//!   the directory a topic occupies, to check that nothing was left behind.
+//!
+//! ```
+//! use shmx_suite::{format_ns, LatencySummary};
+//! let mut latencies = vec![900, 1_200, 800, 15_000, 1_000];
+//! let summary = LatencySummary::from_samples(&mut latencies).unwrap();
+//! assert_eq!((summary.p50, summary.max), (1_000, 15_000));
+//! assert_eq!(format_ns(summary.max), "15.0 us");
+//! ```
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// Nanoseconds since an arbitrary, system-wide point in time (`CLOCK_MONOTONIC`).
+///
+/// Unlike [`Instant`], the value is comparable between processes on the same machine, so a
+/// publisher can write it into a message and a subscriber subtract it from its own reading to
+/// get the one-way latency. Read through the vDSO: no system call.
+///
+/// ```
+/// let a = shmx_suite::monotonic_ns();
+/// let b = shmx_suite::monotonic_ns();
+/// assert!(b >= a);
+/// ```
+pub fn monotonic_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    // CLOCK_MONOTONIC never reads negative.
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The value at quantile `q` (`0.0..=1.0`) of `sorted` (ascending), by the nearest-rank
+/// method: the smallest value that at least `q` of the samples do not exceed. Returns 0 for
+/// an empty slice.
+///
+/// ```
+/// let sorted: Vec<u64> = (1..=1000).collect();
+/// assert_eq!(shmx_suite::percentile(&sorted, 0.5), 500);
+/// assert_eq!(shmx_suite::percentile(&sorted, 0.999), 999);
+/// assert_eq!(shmx_suite::percentile(&sorted, 1.0), 1000);
+/// ```
+pub fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Summary statistics of a set of latencies, in nanoseconds.
+///
+/// Its [`Display`](fmt::Display) form is one short line:
+/// `p50 1.1 us  p90 1.4 us  p99 3.2 us  p99.9 12.0 us  max 40.1 us`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencySummary {
+    /// Number of samples.
+    pub count: usize,
+    /// Smallest sample.
+    pub min: u64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest sample.
+    pub max: u64,
+}
+
+impl LatencySummary {
+    /// Sorts `samples` in place and summarises them; `None` if there are none.
+    pub fn from_samples(samples: &mut [u64]) -> Option<LatencySummary> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_unstable();
+        let sum: u128 = samples.iter().map(|&s| u128::from(s)).sum();
+        Some(LatencySummary {
+            count: samples.len(),
+            min: samples[0],
+            mean: sum as f64 / samples.len() as f64,
+            p50: percentile(samples, 0.50),
+            p90: percentile(samples, 0.90),
+            p99: percentile(samples, 0.99),
+            p999: percentile(samples, 0.999),
+            max: samples[samples.len() - 1],
+        })
+    }
+}
+
+impl fmt::Display for LatencySummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            format_ns(self.p50),
+            format_ns(self.p90),
+            format_ns(self.p99),
+            format_ns(self.p999),
+            format_ns(self.max)
+        )
+    }
+}
+
+/// Formats a duration in nanoseconds for people: `850 ns`, `12.3 us`, `4.56 ms`, `1.20 s`.
+///
+/// ```
+/// use shmx_suite::format_ns;
+/// assert_eq!(format_ns(850), "850 ns");
+/// assert_eq!(format_ns(12_340), "12.3 us");
+/// assert_eq!(format_ns(4_560_000), "4.56 ms");
+/// assert_eq!(format_ns(1_200_000_000), "1.20 s");
+/// ```
+pub fn format_ns(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{:.1} us", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.2} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+///
+/// For waiting on another process with a deadline (say, until
+/// `publisher.subscriber_count() >= 1`): it checks often (yielding at first, then sleeping
+/// 100 us to 1 ms between checks), so it returns soon after the condition holds, and it never
+/// waits forever for a peer that died.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut round = 0u32;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        round = round.saturating_add(1);
+        match round {
+            0..100 => std::thread::yield_now(),
+            100..1_000 => std::thread::sleep(Duration::from_micros(100)),
+            _ => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// Starts this very program again (`std::env::current_exe()`) with `args`, typically a role
+/// and its parameters. The child inherits stdout, stderr and the environment (so
+/// `SHMX_ROOT` too).
+pub fn spawn_self<I, S>(args: I) -> std::io::Result<Child>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    Command::new(std::env::current_exe()?).args(args).spawn()
+}
+
+/// Waits for every child in `children` (named for messages) and returns whether all of them
+/// exited successfully.
+///
+/// A failure is reported on stderr with the child's name. Once one child has failed, or
+/// `timeout` has passed, the others get a grace period of `grace` to finish on their own
+/// (their peers' deadlines usually end them); those still running after it are killed and
+/// count as failed, so a broken run never hangs.
+pub fn wait_all(mut children: Vec<(String, Child)>, timeout: Duration, grace: Duration) -> bool {
+    let mut ok = true;
+    let mut deadline = Instant::now() + timeout;
+    let mut grace_started = false;
+    while !children.is_empty() {
+        let mut i = 0;
+        while i < children.len() {
+            let (name, child) = &mut children[i];
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    if !status.success() {
+                        eprintln!("[parent] {name} failed: {status}");
+                        ok = false;
+                    }
+                    children.swap_remove(i);
+                }
+                Ok(None) => i += 1,
+                Err(e) => {
+                    eprintln!("[parent] cannot wait for {name}: {e}");
+                    ok = false;
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    children.swap_remove(i);
+                }
+            }
+        }
+        if children.is_empty() {
+            break;
+        }
+        let now = Instant::now();
+        if !grace_started && (!ok || now >= deadline) {
+            grace_started = true;
+            deadline = now + grace;
+        } else if grace_started && now >= deadline {
+            for (name, child) in &mut children {
+                eprintln!("[parent] {name} is still running; killing it");
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ok
+}
+
+/// A topic name under `prefix` that no other run uses at the same time: the prefix, this
+/// process's id and the monotonic clock, e.g. `examples/quickstart/4242-171717`.
+///
+/// Pass it to child processes as an argument; they must use the very same name.
+pub fn unique_topic(prefix: &str) -> String {
+    format!("{prefix}/{}-{}", std::process::id(), monotonic_ns() / 1_000)
+}
+
+/// The directory that topic `topic` occupies under the shmx root (`$SHMX_ROOT`, else
+/// `/dev/shm/shmx`), whether or not it exists. The last participant of a topic removes it, so
+/// after a clean run it must be gone.
+pub fn topic_dir(topic: &str) -> shmx::Result<PathBuf> {
+    let name = shmx::name::TopicName::new(topic)?;
+    Ok(shmx::name::root_dir().join(name.encoded()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_follow_the_nearest_rank_method() {
+        let sorted: Vec<u64> = (1..=10).collect();
+        assert_eq!(percentile(&sorted, 0.0), 1);
+        assert_eq!(percentile(&sorted, 0.5), 5);
+        assert_eq!(percentile(&sorted, 0.9), 9);
+        assert_eq!(percentile(&sorted, 0.99), 10);
+        assert_eq!(percentile(&[], 0.5), 0);
+        assert_eq!(percentile(&[7], 0.999), 7);
+    }
+
+    #[test]
+    fn a_summary_of_nothing_is_none() {
+        assert_eq!(LatencySummary::from_samples(&mut []), None);
+    }
+
+    #[test]
+    fn a_summary_sorts_and_averages() {
+        let mut samples = vec![3, 1, 2];
+        let s = LatencySummary::from_samples(&mut samples).unwrap();
+        assert_eq!((s.count, s.min, s.p50, s.max), (3, 1, 2, 3));
+        assert_eq!(s.mean, 2.0);
+        assert_eq!(samples, [1, 2, 3]);
+    }
+}
