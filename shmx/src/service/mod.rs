@@ -17,176 +17,19 @@
 //! A slot's `state` word packs the owner's incarnation (a number unique within the topic)
 //! with the slot state, so one load tells both: `incarnation << 2 | state`.
 
+mod layout;
+
+pub use layout::LAYOUT_VERSION;
+pub(crate) use layout::*;
+
 use crate::config::TopicConfig;
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
 use crate::name::TopicName;
 use crate::ring::{DeliveryRing, ReturnRing};
 use crate::segment::{self, Access, Mapping, RootLock};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 use std::path::{Path, PathBuf};
-
-pub(crate) const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"SHMXSVC\0");
-/// Layout version of every segment this library writes.
-pub const LAYOUT_VERSION: u32 = 1;
-const SHARED_OFF: usize = 512;
-const LINE: usize = 64;
-pub(crate) const TYPE_NAME_CAP: usize = 128;
-
-/// Slot states (low two bits of a slot's state word).
-pub(crate) const FREE: u64 = 0;
-pub(crate) const CLAIMING: u64 = 1;
-pub(crate) const ACTIVE: u64 = 2;
-pub(crate) const DRAINING: u64 = 3;
-
-pub(crate) fn state_of(word: u64) -> u64 {
-    word & 3
-}
-pub(crate) fn incarnation_of(word: u64) -> u64 {
-    word >> 2
-}
-pub(crate) fn state_word(incarnation: u64, state: u64) -> u64 {
-    (incarnation << 2) | state
-}
-
-/// Immutable facts about a topic, at offset 0.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ServiceParams {
-    pub magic: u64,
-    pub version: u32,
-    pub mode: u32,
-    pub total_len: u64,
-    pub fingerprint: u64,
-    pub type_size: u64,
-    pub type_align: u64,
-    pub type_name_len: u64,
-    pub type_name: [u8; TYPE_NAME_CAP],
-    pub schema_off: u64,
-    pub schema_len: u64,
-    pub max_publishers: u32,
-    pub max_subscribers: u32,
-    pub ring_capacity: u32,
-    pub return_capacity: u32,
-    pub max_held: u32,
-    pub max_history: u32,
-    pub pub_off: u64,
-    pub pub_stride: u64,
-    pub sub_off: u64,
-    pub sub_stride: u64,
-    pub conn_off: u64,
-    pub conn_stride: u64,
-}
-
-static_assertions::const_assert!(core::mem::size_of::<ServiceParams>() <= SHARED_OFF);
-
-/// Words every participant updates, at offset 512.
-#[repr(C)]
-pub(crate) struct ServiceShared {
-    /// Bumped on every change of any slot.
-    pub generation: AtomicU64,
-    /// Source of incarnation numbers.
-    pub next_incarnation: AtomicU64,
-}
-
-/// A publisher's slot.
-#[repr(C, align(64))]
-pub(crate) struct PubSlot {
-    pub state: AtomicU64,
-    pub pid: AtomicU64,
-    pub chunk_count: AtomicU64,
-    pub history_depth: AtomicU64,
-    pub queue_depth: AtomicU64,
-    pub overflow: AtomicU64,
-    /// Subscribers (bit per slot) that must drain this publisher's queue before its data
-    /// segment may go, while DRAINING.
-    pub drain_mask: AtomicU64,
-    /// Samples published so far (for tools).
-    pub published: AtomicU64,
-    /// Number of history entries ever written; entry `i` is at `history[i % max_history]`.
-    pub hist_head: AtomicU64,
-    // followed by max_history × [chunk index, sequence] pairs of AtomicU64
-}
-
-/// A subscriber's slot.
-#[repr(C, align(64))]
-pub(crate) struct SubSlot {
-    pub state: AtomicU64,
-    pub pid: AtomicU64,
-    pub queue_depth: AtomicU64,
-    /// Samples taken so far (for tools).
-    pub taken: AtomicU64,
-    /// The futex word publishers bump to wake this subscriber.
-    pub wake: AtomicU32,
-    /// 1 while the subscriber sleeps (or is about to) on `wake`.
-    pub sleeping: AtomicU32,
-}
-
-/// Everything about a topic's layout that a participant needs, derived from `ServiceParams`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Layout {
-    pub max_publishers: usize,
-    pub max_subscribers: usize,
-    pub ring_capacity: usize,
-    pub return_capacity: usize,
-    pub max_held: usize,
-    pub max_history: usize,
-    pub pub_off: usize,
-    pub pub_stride: usize,
-    pub sub_off: usize,
-    pub sub_stride: usize,
-    pub conn_off: usize,
-    pub conn_stride: usize,
-    pub total_len: usize,
-}
-
-fn ring_bytes(capacity: usize) -> Option<usize> {
-    capacity.checked_mul(8)?.checked_add(2 * LINE)
-}
-
-impl Layout {
-    /// Computes a layout; `None` on arithmetic overflow.
-    fn compute(
-        max_publishers: usize,
-        max_subscribers: usize,
-        ring_capacity: usize,
-        return_capacity: usize,
-        max_held: usize,
-        max_history: usize,
-        schema_end: usize,
-    ) -> Option<Layout> {
-        let pub_stride = segment::round_up(
-            core::mem::size_of::<PubSlot>().checked_add(max_history.checked_mul(16)?)?,
-            LINE,
-        )?;
-        let sub_stride = segment::round_up(core::mem::size_of::<SubSlot>(), LINE)?;
-        let conn_stride = segment::round_up(
-            ring_bytes(ring_capacity)?
-                .checked_add(segment::round_up(ring_bytes(return_capacity)?, LINE)?)?,
-            LINE,
-        )?;
-        let pub_off = segment::round_up(schema_end, LINE)?;
-        let sub_off = pub_off.checked_add(pub_stride.checked_mul(max_publishers)?)?;
-        let conn_off = sub_off.checked_add(sub_stride.checked_mul(max_subscribers)?)?;
-        let conns = max_publishers.checked_mul(max_subscribers)?;
-        let total_len = conn_off.checked_add(conn_stride.checked_mul(conns)?)?;
-        Some(Layout {
-            max_publishers,
-            max_subscribers,
-            ring_capacity,
-            return_capacity,
-            max_held,
-            max_history,
-            pub_off,
-            pub_stride,
-            sub_off,
-            sub_stride,
-            conn_off,
-            conn_stride,
-            total_len,
-        })
-    }
-}
 
 /// An open service segment.
 pub(crate) struct Service {
@@ -343,7 +186,9 @@ impl Service {
                 expected: LAYOUT_VERSION,
             });
         }
-        let layout = Self::validate(&params, file_len).map_err(|r| Error::corrupt(path, r))?;
+        let layout = params
+            .layout(file_len)
+            .map_err(|r| Error::corrupt(path, r))?;
         if params.fingerprint != T::FINGERPRINT
             || params.type_size != core::mem::size_of::<T>() as u64
         {
@@ -367,57 +212,6 @@ impl Service {
             dir: path.parent().unwrap_or(root).to_owned(),
             root: root.to_owned(),
         }))
-    }
-
-    /// Checks every number in `p` against each other and the file length.
-    fn validate(p: &ServiceParams, file_len: u64) -> std::result::Result<Layout, String> {
-        let pow2 = |v: u32, what: &str| {
-            if v == 0 || !v.is_power_of_two() || v > 1 << 20 {
-                Err(format!("{what} {v} is not a power of two in 1..=2^20"))
-            } else {
-                Ok(v as usize)
-            }
-        };
-        let ring_capacity = pow2(p.ring_capacity, "ring capacity")?;
-        let return_capacity = pow2(p.return_capacity, "return ring capacity")?;
-        if !(1..=64).contains(&p.max_publishers) || !(1..=64).contains(&p.max_subscribers) {
-            return Err("publisher or subscriber table size out of range".into());
-        }
-        if p.max_held == 0 || p.max_held > 4096 || p.max_history > 4096 {
-            return Err("held or history limit out of range".into());
-        }
-        let schema_end = p
-            .schema_off
-            .checked_add(p.schema_len)
-            .filter(|&e| p.schema_off >= SHARED_OFF as u64 && e <= file_len)
-            .ok_or("schema lies outside the file")?;
-        let layout = Layout::compute(
-            p.max_publishers as usize,
-            p.max_subscribers as usize,
-            ring_capacity,
-            return_capacity,
-            p.max_held as usize,
-            p.max_history as usize,
-            schema_end as usize,
-        )
-        .ok_or("layout overflows")?;
-        let same = layout.pub_off as u64 == p.pub_off
-            && layout.pub_stride as u64 == p.pub_stride
-            && layout.sub_off as u64 == p.sub_off
-            && layout.sub_stride as u64 == p.sub_stride
-            && layout.conn_off as u64 == p.conn_off
-            && layout.conn_stride as u64 == p.conn_stride
-            && layout.total_len as u64 == p.total_len;
-        if !same {
-            return Err("the offsets in the header do not match its limits".into());
-        }
-        if p.total_len != file_len {
-            return Err(format!(
-                "file is {file_len} bytes, its header says {}",
-                p.total_len
-            ));
-        }
-        Ok(layout)
     }
 
     pub(crate) fn layout(&self) -> &Layout {
@@ -598,24 +392,4 @@ impl Service {
 /// File name of a publisher incarnation's data segment.
 pub(crate) fn data_file_name(inc: u64) -> String {
     format!("data.{inc}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slot_words_pack_state_and_incarnation() {
-        let w = state_word(12345, DRAINING);
-        assert_eq!((incarnation_of(w), state_of(w)), (12345, DRAINING));
-        assert_eq!(state_word(0, FREE), FREE);
-    }
-
-    #[test]
-    fn layouts_keep_rings_aligned_and_inside() {
-        let l = Layout::compute(8, 8, 256, 512, 8, 64, 700).unwrap();
-        assert_eq!(l.pub_off % 64, 0);
-        assert_eq!(l.conn_stride % 64, 0);
-        assert!(l.conn_off + 64 * l.conn_stride == l.total_len);
-    }
 }

@@ -1,0 +1,353 @@
+//! [`Subscriber`]: receives the samples of every publisher of a topic, in place.
+
+mod connect;
+mod receive;
+
+use crate::config::SubscriberConfig;
+use crate::data::DataView;
+use crate::error::{Error, Result};
+use crate::event;
+use crate::message::ShmMessage;
+use crate::name::{root_dir, TopicName};
+use crate::sample::Sample;
+use crate::segment::RootLock;
+use crate::service::{self, Role, Service, ACTIVE, FREE};
+use crate::sync::{fence, Ordering};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Receives samples of `T` from every publisher of one topic.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # std::env::set_var("SHMX_ROOT", dir.path());
+/// use shmx::{Publisher, Subscriber};
+/// use std::time::Duration;
+/// let subscriber = Subscriber::<[f32; 3]>::new("doc/subscriber")?;
+/// let publisher = Publisher::<[f32; 3]>::new("doc/subscriber")?;
+/// publisher.send([1.0, 2.0, 3.0])?;
+/// let sample = subscriber.recv_timeout(Duration::from_secs(1))?.expect("published above");
+/// assert_eq!(sample[2], 3.0);
+/// assert_eq!(sample.sequence(), 1);
+/// # Ok::<(), shmx::Error>(())
+/// ```
+pub struct Subscriber<T: ShmMessage> {
+    core: SubCore,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+/// Builds a [`Subscriber`] with non-default settings.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SubscriberBuilder<T: ShmMessage> {
+    name: String,
+    root: Option<PathBuf>,
+    config: SubscriberConfig,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+/// The type-erased state of a subscriber; samples point back to it.
+pub(crate) struct SubCore {
+    service: Service,
+    slot: usize,
+    inc: u64,
+    bit: u64,
+    max_held: usize,
+    fingerprint: u64,
+    size: usize,
+    align: usize,
+    state: RefCell<SubState>,
+}
+
+struct SubState {
+    gen: u64,
+    pubs: Vec<Option<PubConn>>,
+    active: Vec<usize>,
+    next: usize,
+    held: usize,
+    views: Vec<Option<ViewSlot>>,
+    /// Returns that found the return ring full, retried on the next receive.
+    unreturned: Vec<(usize, u64, u64)>,
+    /// Publisher incarnations whose data segment could not be opened: skipped.
+    broken: Vec<u64>,
+}
+
+/// A mapped data segment and how many samples of it are out.
+struct ViewSlot {
+    view: DataView,
+    held: usize,
+    /// Still the data segment of a connected publisher.
+    live: bool,
+}
+
+/// This subscriber's side of its connection to one publisher slot.
+struct PubConn {
+    slot_word: u64,
+    view: usize,
+    tag: u64,
+    ret_head: u64,
+    last_seq: u64,
+    /// History samples pinned at connection time, handed out before the queue.
+    pending: VecDeque<(usize, u64)>,
+    draining: bool,
+}
+
+/// What a [`Sample`] needs to give its chunk back.
+pub(crate) struct Held {
+    pub seq: u64,
+    pub origin: u64,
+    view: usize,
+    pub_slot: usize,
+    chunk: usize,
+    /// The ring entry to return, or `None` for a pinned history sample.
+    entry: Option<u64>,
+}
+
+impl<T: ShmMessage> Subscriber<T> {
+    /// Creates a subscriber on topic `name` with the default configuration.
+    pub fn new(name: &str) -> Result<Subscriber<T>> {
+        Self::builder(name).create()
+    }
+
+    /// Starts configuring a subscriber on topic `name`.
+    pub fn builder(name: &str) -> SubscriberBuilder<T> {
+        SubscriberBuilder {
+            name: name.to_owned(),
+            root: None,
+            config: SubscriberConfig::default(),
+            _t: PhantomData,
+        }
+    }
+
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        self.core.service.topic()
+    }
+
+    /// Takes the next sample if one is waiting; never blocks.
+    ///
+    /// Errors: [`Error::HeldLimit`] when this subscriber already holds `max_held` samples,
+    /// [`Error::InvalidSample`] when a publisher wrote bytes that are not a valid `T` (that
+    /// sample is dropped; the next call goes on with the next one).
+    pub fn take(&self) -> Result<Option<Sample<'_, T>>> {
+        let mut st = self.core.state.borrow_mut();
+        self.core.take_raw::<T>(&mut st)
+    }
+
+    /// Waits for the next sample: spins briefly, then sleeps until a publisher wakes it.
+    pub fn recv(&self) -> Result<Sample<'_, T>> {
+        loop {
+            if let Some(sample) = self.recv_until(None)? {
+                return Ok(sample);
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the next sample; `Ok(None)` if none came.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Sample<'_, T>>> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Sample<'_, T>>> {
+        const SPINS: u32 = 200;
+        const YIELDS: u32 = 20;
+        for i in 0..SPINS + YIELDS {
+            if let Some(sample) = self.take()? {
+                return Ok(Some(sample));
+            }
+            if i < SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        let slot = self.core.service.sub_slot(self.core.slot);
+        loop {
+            // PROTOCOLS.md §3, subscriber side.
+            let v = event::announce_sleep(&slot.wake, &slot.sleeping);
+            if !self.core.looks_empty() {
+                event::end_sleep(&slot.sleeping);
+                if let Some(sample) = self.take()? {
+                    return Ok(Some(sample));
+                }
+                continue;
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(d) if d <= now => {
+                    event::end_sleep(&slot.sleeping);
+                    return self.take();
+                }
+                Some(d) => (d - now).min(Duration::from_secs(1)),
+                None => Duration::from_secs(1),
+            };
+            event::wait(&slot.wake, v, Some(wait));
+            event::end_sleep(&slot.sleeping);
+            if let Some(sample) = self.take()? {
+                return Ok(Some(sample));
+            }
+        }
+    }
+
+    /// Number of publishers this subscriber is connected to.
+    pub fn publisher_count(&self) -> usize {
+        let mut st = self.core.state.borrow_mut();
+        let _ = self.core.refresh(&mut st);
+        st.active.len()
+    }
+}
+
+impl<T: ShmMessage> SubscriberBuilder<T> {
+    /// Samples queued from each publisher at most (default 16; capped by the publisher's).
+    pub fn queue_depth(mut self, depth: usize) -> Self {
+        self.config.queue_depth = depth;
+        self
+    }
+    /// Topic limits, used if this subscriber creates the topic.
+    pub fn topic_config(mut self, topic: crate::config::TopicConfig) -> Self {
+        self.config.topic = topic;
+        self
+    }
+
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else `/dev/shm/shmx`).
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
+    /// Connects to (or creates) the topic, and picks up the history of its publishers.
+    pub fn create(self) -> Result<Subscriber<T>> {
+        let root = self.root.unwrap_or_else(root_dir);
+        let core = SubCore::create::<T>(&root, &self.name, self.config)?;
+        Ok(Subscriber {
+            core,
+            _t: PhantomData,
+        })
+    }
+}
+
+impl SubCore {
+    fn create<T: ShmMessage>(root: &Path, name: &str, config: SubscriberConfig) -> Result<SubCore> {
+        let name = TopicName::new(name)?;
+        let lock = RootLock::acquire(root)?;
+        let service = Service::open_or_create::<T>(root, &name, &config.topic, &lock)?;
+        let layout = *service.layout();
+        if config.queue_depth == 0 || config.queue_depth > layout.ring_capacity {
+            let err = Error::InvalidConfig {
+                topic: name.as_str().to_owned(),
+                reason: format!(
+                    "queue_depth {} is not in 1..={} (the topic's max_queue_depth)",
+                    config.queue_depth, layout.ring_capacity
+                ),
+            };
+            service.remove_if_unused(&lock);
+            return Err(err);
+        }
+        let (slot, inc) = match service.claim(Role::Subscriber) {
+            Ok(v) => v,
+            Err(e) => {
+                service.remove_if_unused(&lock);
+                return Err(e);
+            }
+        };
+        let s = service.sub_slot(slot);
+        s.pid
+            .store(u64::from(std::process::id()), Ordering::Relaxed);
+        s.queue_depth
+            .store(config.queue_depth as u64, Ordering::Relaxed);
+        s.taken.store(0, Ordering::Relaxed);
+        s.sleeping.store(0, Ordering::Relaxed);
+        s.state
+            .store(service::state_word(inc, ACTIVE), Ordering::Release);
+        service.bump_generation();
+        // Dekker with a publisher that records history and then looks for subscribers.
+        fence(Ordering::SeqCst);
+        drop(lock);
+        let core = SubCore {
+            state: RefCell::new(SubState {
+                gen: u64::MAX,
+                pubs: (0..layout.max_publishers).map(|_| None).collect(),
+                active: Vec::with_capacity(layout.max_publishers),
+                next: 0,
+                held: 0,
+                views: Vec::new(),
+                unreturned: Vec::new(),
+                broken: Vec::new(),
+            }),
+            service,
+            slot,
+            inc,
+            bit: 1 << slot,
+            max_held: layout.max_held,
+            fingerprint: T::FINGERPRINT,
+            size: core::mem::size_of::<T>(),
+            align: core::mem::align_of::<T>(),
+        };
+        {
+            let mut st = core.state.borrow_mut();
+            if core.refresh(&mut st).is_err() {
+                // A publisher whose data segment is unreadable must not keep this subscriber
+                // from the others: retry it, and report it, on the first receive.
+                st.gen = u64::MAX;
+                st.broken.clear();
+            }
+        }
+        Ok(core)
+    }
+
+    /// Whether nothing at all is waiting (used right before sleeping).
+    fn looks_empty(&self) -> bool {
+        let st = self.state.borrow();
+        if self.service.generation() != st.gen {
+            return false;
+        }
+        st.active.iter().all(|&p| {
+            let conn = st.pubs[p].as_ref().expect("active connections exist");
+            conn.pending.is_empty() && self.service.delivery(p, self.slot).is_empty()
+        })
+    }
+}
+
+impl Drop for SubCore {
+    fn drop(&mut self) {
+        let mut st = std::mem::replace(
+            self.state.get_mut(),
+            SubState {
+                gen: 0,
+                pubs: Vec::new(),
+                active: Vec::new(),
+                next: 0,
+                held: 0,
+                views: Vec::new(),
+                unreturned: Vec::new(),
+                broken: Vec::new(),
+            },
+        );
+        for p in 0..st.pubs.len() {
+            self.disconnect(&mut st, p);
+        }
+        let lock = RootLock::acquire(self.service.root()).ok();
+        self.service
+            .sub_slot(self.slot)
+            .state
+            .store(FREE, Ordering::Release);
+        self.service.bump_generation();
+        if let Some(lock) = &lock {
+            // Publishers that left samples queued for us wait for our bit: clear it, so the
+            // last one out removes their data segment. With the lock held no publisher can
+            // start or finish leaving meanwhile.
+            for p in 0..self.service.layout().max_publishers {
+                let word = self.service.pub_slot(p).state.load(Ordering::Acquire);
+                self.release_drain(p, word, lock);
+            }
+            self.service.remove_if_unused(lock);
+        }
+    }
+}
+
+// SAFETY: a subscriber owns its mappings and private state outright; samples borrow it, so
+// none is outstanding when it moves to another thread.
+unsafe impl<T: ShmMessage> Send for Subscriber<T> {}
