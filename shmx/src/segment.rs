@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use memmap2::{MmapOptions, MmapRaw};
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -68,7 +68,9 @@ impl RootLock {
 pub(crate) fn ensure_dir(dir: &Path, file_mode: u32) -> Result<()> {
     let dir_mode = file_mode | ((file_mode & 0o444) >> 2);
     match std::fs::DirBuilder::new().mode(dir_mode).create(dir) {
-        Ok(()) => Ok(()),
+        // Set the mode explicitly: the umask must not take away what the user asked to share.
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))
+            .map_err(|e| Error::io(dir, e, 0)),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io(dir, e, 0)),
     }
@@ -99,6 +101,8 @@ pub(crate) fn create(
         .open(&tmp)
         .map_err(|e| Error::io(&tmp, e, len as u64))?;
     let result = (|| {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(&final_path, e, 0))?;
         reserve(&file, &final_path, len as u64)?;
         let raw = MmapOptions::new()
             .len(len)

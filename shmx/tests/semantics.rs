@@ -494,3 +494,33 @@ fn a_sleeping_subscriber_is_woken_by_a_publish() {
         "woken by the publish, not by the timeout"
     );
 }
+
+#[test]
+fn files_are_private_to_their_owner_by_default_and_shareable_on_request() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = root();
+    let mode_of = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let _p = Publisher::<u64>::builder("private")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let topic = dir.path().join("private");
+    assert_eq!(mode_of(&topic), 0o700);
+    for f in std::fs::read_dir(&topic).unwrap().flatten() {
+        assert_eq!(mode_of(&f.path()), 0o600, "{:?}", f.path());
+    }
+    let cfg = TopicConfig {
+        mode: 0o660,
+        ..TopicConfig::default()
+    };
+    let _q = Publisher::<u64>::builder("shared")
+        .topic_config(cfg)
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let topic = dir.path().join("shared");
+    assert_eq!(mode_of(&topic), 0o770);
+    for f in std::fs::read_dir(&topic).unwrap().flatten() {
+        assert_eq!(mode_of(&f.path()), 0o660, "{:?}", f.path());
+    }
+}

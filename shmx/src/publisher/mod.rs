@@ -102,14 +102,27 @@ impl<T: ShmMessage> Publisher<T> {
 
     /// Loans a zero-initialised sample to write in place.
     ///
-    /// Only for types where all-zero bytes are a valid value (a compile error otherwise);
-    /// use [`loan_uninit`](Self::loan_uninit) for the others, or to skip the zeroing of a
-    /// large message.
+    /// Only for types where all-zero bytes are a valid value: a type holding a fieldless enum
+    /// without a variant `= 0` is refused at compile time. Use
+    /// [`loan_uninit`](Self::loan_uninit) for those, or to skip the zeroing of a large
+    /// message.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::Publisher;
+    /// let publisher = Publisher::<[u32; 4]>::builder("doc/loan").root(dir.path()).create()?;
+    /// let mut sample = publisher.loan()?;
+    /// assert_eq!(*sample, [0; 4]);
+    /// sample[1] = 7;
+    /// sample.publish()?;
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
     pub fn loan(&self) -> Result<SampleMut<'_, T>> {
         const {
             assert!(
                 T::ZEROABLE,
-                "loan() needs a type for which all-zero bytes are valid; use loan_uninit()"
+                "loan() zero-fills the sample, but all-zero bytes are not a valid value of this type \
+                 (an enum in it has no variant = 0): use loan_uninit() and write the value"
             )
         };
         let mut sample = self.loan_uninit()?;
