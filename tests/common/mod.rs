@@ -8,7 +8,14 @@
 //! Protocol: a child prints `@shmx <word> [details]` lines on stdout (libtest's own lines are
 //! ignored) and its last line is `@shmx end <code>` right before it exits with that code.
 //! The parent answers through lines on the child's stdin.
+//!
+//! [`messages`] holds the message types and [`roles`] the child roles that more than one
+//! test binary uses; each binary's `child_main` dispatches to those and to roles of its own.
+//! A binary uses only part of this module, hence `allow(dead_code)`.
 #![allow(dead_code)]
+
+pub mod messages;
+pub mod roles;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
