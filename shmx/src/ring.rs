@@ -13,24 +13,44 @@
 //!   taken).
 //! - [`ReturnRing`]: subscriber → publisher, a plain single-producer single-consumer ring.
 //!
-//! Each side keeps its own index (`head` for producers, the return ring's `tail` for its
-//! consumer) in private memory and only *publishes* it to shared memory, so a peer that
-//! scribbles on the shared copy cannot make this side index out of bounds: every slot access
-//! is masked, and every entry read is validated by the caller before use.
+//! Each producer keeps its own `head` (and a cached copy of `tail`) in private memory and
+//! only *publishes* it to shared memory, so a peer that scribbles on the shared copy cannot
+//! make this side index out of bounds: every slot access is masked, and every entry read is
+//! validated by the caller before use.
+//!
+//! **Laps instead of `head`.** A delivery-ring entry carries, in its top 4 bits, the *lap* of
+//! the position it was written for (`(position / capacity + 1) mod 16`). A consumer at
+//! position `t` reads slot `t & mask` and accepts it only if its lap is `t`'s: until the
+//! producer writes position `t`, the slot holds position `t - capacity` (one lap earlier) or
+//! the zeroes of a fresh file (lap 0, never the first lap's 1). So the consumer never reads
+//! `head`: a message costs it one cache line for the slot instead of two for head and slot.
+//! The producer likewise re-reads `tail` only when its cached copy says the ring is full.
+//! `head` is still published, for the producer's own bookkeeping and for tools.
 //!
 //! The protocols are model-checked by loom in `tests` below (run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p shmx --release --lib ring`).
 
 use crate::sync::{AtomicU64, Ordering};
 
-/// Ring entries carry a chunk index in their low 24 bits and, above it, 20 bits of the
-/// publisher's and 20 bits of the subscriber's incarnation, so an entry left over from an
-/// earlier occupant of a slot is recognised and ignored.
+/// Ring entries carry a chunk index in their low 24 bits, 18 bits of the publisher's and 18
+/// bits of the subscriber's incarnation above it (so an entry left over from an earlier
+/// occupant of a slot is recognised and ignored), and the lap in the top 4 bits.
 pub(crate) const CHUNK_MASK: u64 = (1 << 24) - 1;
+const LAP_SHIFT: u32 = 60;
+const PAYLOAD_MASK: u64 = (1 << LAP_SHIFT) - 1;
 
 /// The tag of every entry between publisher incarnation `pub_inc` and subscriber `sub_inc`.
 pub(crate) fn entry_tag(pub_inc: u64, sub_inc: u64) -> u64 {
-    ((pub_inc & 0xF_FFFF) << 24) | ((sub_inc & 0xF_FFFF) << 44)
+    ((pub_inc & 0x3_FFFF) << 24) | ((sub_inc & 0x3_FFFF) << 42)
+}
+
+/// A producer's private view of a ring: its `head` and the last `tail` it saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Producer {
+    /// Next position to write.
+    pub head: u64,
+    /// A lower bound of the shared `tail`.
+    pub tail_cache: u64,
 }
 
 /// A view of a delivery ring's words, wherever they live.
@@ -40,6 +60,7 @@ pub(crate) struct DeliveryRing<'a> {
     tail: &'a AtomicU64,
     slots: &'a [AtomicU64],
     mask: u64,
+    shift: u32,
 }
 
 /// What a push into a delivery ring did.
@@ -63,44 +84,74 @@ impl<'a> DeliveryRing<'a> {
             tail,
             slots,
             mask: slots.len() as u64 - 1,
+            shift: slots.len().trailing_zeros(),
         }
     }
 
-    /// The producer's current `head`, read once when a producer starts on this ring.
-    pub(crate) fn load_head(&self) -> u64 {
-        self.head.load(Ordering::Acquire)
+    #[inline(always)]
+    fn lap(&self, position: u64) -> u64 {
+        ((position >> self.shift).wrapping_add(1) & 0xF) << LAP_SHIFT
     }
 
-    /// Number of entries, as the producer with `head` sees it.
+    /// The state a producer starts with on this ring.
+    pub(crate) fn producer(&self) -> Producer {
+        Producer {
+            head: self.head.load(Ordering::Acquire),
+            tail_cache: self.tail.load(Ordering::Acquire),
+        }
+    }
+
+    /// Number of queued entries, read fresh (not from the cache).
     pub(crate) fn len_from(&self, head: u64) -> u64 {
         head.wrapping_sub(self.tail.load(Ordering::Acquire))
     }
 
-    /// Producer: pushes `entry` if fewer than `depth` entries are queued; when full and
-    /// `steal` is set, first takes the oldest entry (once; `depth` must be at least 1).
+    /// Producer: whether a push would find room (re-reading `tail` only if the cache says
+    /// the ring is full).
     #[inline]
-    pub(crate) fn push(&self, head: &mut u64, depth: u64, entry: u64, steal: bool) -> Push {
-        let h = *head;
-        let t = self.tail.load(Ordering::Acquire);
-        let mut stolen = None;
-        if h.wrapping_sub(t) >= depth {
-            if !steal {
-                return Push::Full;
-            }
-            // Same `t` as the full check: never reload here (see the module doc).
-            let old = self.slots[(t & self.mask) as usize].load(Ordering::Acquire);
-            if self
-                .tail
-                .compare_exchange(t, t.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                stolen = Some(old);
-            }
-            // On failure the consumer took entry `t`: there is room now.
+    pub(crate) fn has_room(&self, p: &mut Producer, depth: u64) -> bool {
+        if p.head.wrapping_sub(p.tail_cache) < depth {
+            return true;
         }
-        self.slots[(h & self.mask) as usize].store(entry, Ordering::Release);
+        p.tail_cache = self.tail.load(Ordering::Acquire);
+        p.head.wrapping_sub(p.tail_cache) < depth
+    }
+
+    /// Producer: pushes `entry` (which must leave the top 4 bits clear) if fewer than `depth`
+    /// entries are queued; when full and `steal` is set, first takes the oldest entry (once;
+    /// `depth` must be at least 1).
+    #[inline]
+    pub(crate) fn push(&self, p: &mut Producer, depth: u64, entry: u64, steal: bool) -> Push {
+        debug_assert_eq!(entry & !PAYLOAD_MASK, 0);
+        let h = p.head;
+        let mut stolen = None;
+        if h.wrapping_sub(p.tail_cache) >= depth {
+            let t = self.tail.load(Ordering::Acquire);
+            p.tail_cache = t;
+            if h.wrapping_sub(t) >= depth {
+                if !steal {
+                    return Push::Full;
+                }
+                // Same `t` as the full check: never reload here (see PROTOCOLS.md §1).
+                let old = self.slots[(t & self.mask) as usize].load(Ordering::Acquire);
+                match self.tail.compare_exchange(
+                    t,
+                    t.wrapping_add(1),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        stolen = Some(old & PAYLOAD_MASK);
+                        p.tail_cache = t.wrapping_add(1);
+                    }
+                    // The consumer took entry `t`: there is room now.
+                    Err(now) => p.tail_cache = now,
+                }
+            }
+        }
+        self.slots[(h & self.mask) as usize].store(entry | self.lap(h), Ordering::Release);
         self.head.store(h.wrapping_add(1), Ordering::Release);
-        *head = h.wrapping_add(1);
+        p.head = h.wrapping_add(1);
         match stolen {
             Some(old) => Push::PushedAfterSteal(old),
             None => Push::Pushed,
@@ -112,25 +163,26 @@ impl<'a> DeliveryRing<'a> {
     pub(crate) fn pop(&self) -> Option<u64> {
         loop {
             let t = self.tail.load(Ordering::Acquire);
-            if t == self.head.load(Ordering::Acquire) {
+            let e = self.slots[(t & self.mask) as usize].load(Ordering::Acquire);
+            if e & !PAYLOAD_MASK != self.lap(t) {
                 return None;
             }
-            let e = self.slots[(t & self.mask) as usize].load(Ordering::Acquire);
             if self
                 .tail
                 .compare_exchange(t, t.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                return Some(e);
+                return Some(e & PAYLOAD_MASK);
             }
             crate::sync::spin_hint();
         }
     }
 
-    /// Consumer: whether an entry is waiting.
+    /// Consumer: whether no entry is waiting.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.tail.load(Ordering::Acquire) == self.head.load(Ordering::Acquire)
+        let t = self.tail.load(Ordering::Acquire);
+        self.slots[(t & self.mask) as usize].load(Ordering::Acquire) & !PAYLOAD_MASK != self.lap(t)
     }
 }
 
@@ -155,9 +207,12 @@ impl<'a> ReturnRing<'a> {
         }
     }
 
-    /// The producer's `head`, read once when a producer starts on this ring.
-    pub(crate) fn load_head(&self) -> u64 {
-        self.head.load(Ordering::Acquire)
+    /// The state a producer starts with on this ring.
+    pub(crate) fn producer(&self) -> Producer {
+        Producer {
+            head: self.head.load(Ordering::Acquire),
+            tail_cache: self.tail.load(Ordering::Acquire),
+        }
     }
 
     /// The consumer's `tail`, read once when a consumer starts on this ring.
@@ -167,15 +222,18 @@ impl<'a> ReturnRing<'a> {
 
     /// Producer: pushes `entry`, or returns `false` when the ring is full.
     #[inline]
-    pub(crate) fn push(&self, head: &mut u64, entry: u64) -> bool {
-        let h = *head;
-        let t = self.tail.load(Ordering::Acquire);
-        if h.wrapping_sub(t) >= self.slots.len() as u64 {
-            return false;
+    pub(crate) fn push(&self, p: &mut Producer, entry: u64) -> bool {
+        let h = p.head;
+        let cap = self.slots.len() as u64;
+        if h.wrapping_sub(p.tail_cache) >= cap {
+            p.tail_cache = self.tail.load(Ordering::Acquire);
+            if h.wrapping_sub(p.tail_cache) >= cap {
+                return false;
+            }
         }
         self.slots[(h & self.mask) as usize].store(entry, Ordering::Relaxed);
         self.head.store(h.wrapping_add(1), Ordering::Release);
-        *head = h.wrapping_add(1);
+        p.head = h.wrapping_add(1);
         true
     }
 
@@ -222,7 +280,7 @@ pub(crate) mod tests {
             Storage {
                 head: AtomicU64::new(0),
                 tail: AtomicU64::new(0),
-                slots: (0..cap).map(|_| AtomicU64::new(u64::MAX)).collect(),
+                slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
             }
         }
         pub(crate) fn delivery(&self) -> DeliveryRing<'_> {
@@ -241,7 +299,7 @@ pub(crate) mod tests {
         fn delivery_ring_is_fifo_and_respects_depth() {
             let s = Storage::new(4);
             let r = s.delivery();
-            let mut head = r.load_head();
+            let mut head = r.producer();
             assert_eq!(r.push(&mut head, 3, 10, false), Push::Pushed);
             assert_eq!(r.push(&mut head, 3, 11, false), Push::Pushed);
             assert_eq!(r.push(&mut head, 3, 12, false), Push::Pushed);
@@ -262,7 +320,7 @@ pub(crate) mod tests {
             s.head.store(u64::MAX - 1, Ordering::Relaxed);
             s.tail.store(u64::MAX - 1, Ordering::Relaxed);
             let r = s.delivery();
-            let mut head = r.load_head();
+            let mut head = r.producer();
             for i in 0..10u64 {
                 assert!(matches!(
                     r.push(&mut head, 2, i, true),
@@ -276,7 +334,7 @@ pub(crate) mod tests {
         fn return_ring_refuses_when_full_and_skips_corrupt_heads() {
             let s = Storage::new(2);
             let r = s.returns();
-            let (mut head, mut tail) = (r.load_head(), r.load_tail());
+            let (mut head, mut tail) = (r.producer(), r.load_tail());
             assert!(r.push(&mut head, 1));
             assert!(r.push(&mut head, 2));
             assert!(!r.push(&mut head, 3));
@@ -287,6 +345,26 @@ pub(crate) mod tests {
             s.head.store(tail + 1000, Ordering::Release);
             assert!(!r.drain(&mut tail, |_| panic!("corrupt entries must be skipped")));
             assert_eq!(tail, s.head.load(Ordering::Relaxed));
+        }
+
+        #[test]
+        fn consumers_never_take_an_entry_of_an_earlier_lap() {
+            let s = Storage::new(4);
+            let r = s.delivery();
+            assert!(r.is_empty(), "a fresh (zeroed) ring is empty");
+            let mut p = r.producer();
+            for lap in 0..40u64 {
+                for i in 0..4 {
+                    assert_eq!(r.push(&mut p, 4, lap * 4 + i, false), Push::Pushed);
+                }
+                for i in 0..4 {
+                    assert_eq!(r.pop(), Some(lap * 4 + i));
+                }
+                // Every slot still holds this lap's entry: none of them may be taken again.
+                assert!(r.is_empty());
+                assert_eq!(r.pop(), None);
+            }
+            assert_eq!(p.head, 160);
         }
 
         #[test]
@@ -301,7 +379,7 @@ pub(crate) mod tests {
                     let mut got = Vec::new();
                     loop {
                         match r.pop() {
-                            Some(u64::MAX) => return got,
+                            Some(PAYLOAD_MASK) => return got,
                             Some(e) => got.push(e),
                             None => std::hint::spin_loop(),
                         }
@@ -309,14 +387,14 @@ pub(crate) mod tests {
                 })
             };
             let r = s.delivery();
-            let mut head = r.load_head();
+            let mut head = r.producer();
             let mut stolen = Vec::new();
             for i in 0..N {
                 if let Push::PushedAfterSteal(e) = r.push(&mut head, 8, i, true) {
                     stolen.push(e);
                 }
             }
-            while r.push(&mut head, 8, u64::MAX, false) == Push::Full {
+            while r.push(&mut head, 8, PAYLOAD_MASK, false) == Push::Full {
                 std::hint::spin_loop();
             }
             let got = consumer.join().unwrap();
@@ -353,7 +431,7 @@ pub(crate) mod tests {
                     })
                 };
                 let r = s.delivery();
-                let mut head = r.load_head();
+                let mut head = r.producer();
                 let mut stolen = vec![];
                 for e in 0..3u64 {
                     match r.push(&mut head, 2, e, true) {
@@ -382,7 +460,7 @@ pub(crate) mod tests {
                     let s = Arc::clone(&s);
                     loom::thread::spawn(move || {
                         let r = s.returns();
-                        let mut head = r.load_head();
+                        let mut head = r.producer();
                         let mut pushed = 0;
                         for e in 0..3u64 {
                             if r.push(&mut head, e) {

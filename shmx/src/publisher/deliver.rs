@@ -38,7 +38,7 @@ impl PubCore {
                     slot_word: word,
                     tag: entry_tag(self.inc, service::incarnation_of(word)),
                     depth,
-                    head: self.service.delivery(self.slot, s).load_head(),
+                    ring: self.service.delivery(self.slot, s).producer(),
                     ret_tail: self.service.returns(self.slot, s).load_tail(),
                 });
             }
@@ -84,10 +84,11 @@ impl PubCore {
         let c = chunk as usize;
         self.refresh(&mut st);
         if self.config.overflow == Overflow::Fail {
-            let full = st.active.iter().find_map(|&s| {
-                let conn = st.conns[s].as_ref().expect("active connections exist");
-                let len = self.service.delivery(self.slot, s).len_from(conn.head);
-                (len >= conn.depth).then_some(conn.depth)
+            let PubState { active, conns, .. } = &mut *st;
+            let full = active.iter().find_map(|&s| {
+                let conn = conns[s].as_mut().expect("active connections exist");
+                let ring = self.service.delivery(self.slot, s);
+                (!ring.has_room(&mut conn.ring, conn.depth)).then_some(conn.depth)
             });
             if let Some(depth) = full {
                 st.pool.end_loan(chunk);
@@ -151,7 +152,7 @@ impl PubCore {
             loop {
                 let conn = st.conns[s].as_mut().expect("active connections exist");
                 let entry = conn.tag | u64::from(chunk);
-                match ring.push(&mut conn.head, conn.depth, entry, steal) {
+                match ring.push(&mut conn.ring, conn.depth, entry, steal) {
                     Push::Pushed => {}
                     Push::PushedAfterSteal(old) => {
                         if old & !CHUNK_MASK == conn.tag {

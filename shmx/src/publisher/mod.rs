@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::message::ShmMessage;
 use crate::name::{root_dir, TopicName};
 use crate::pool::{Pool, PoolStats};
+use crate::ring::Producer;
 use crate::sample::SampleMut;
 use crate::segment::RootLock;
 use crate::service::{self, data_file_name, Role, Service, ACTIVE, DRAINING, FREE};
@@ -56,11 +57,15 @@ pub(crate) struct PubCore {
     inc: u64,
     config: PublisherConfig,
     payload_size: usize,
+    /// Take back returned chunks at least every this many loans.
+    collect_every: usize,
     state: RefCell<PubState>,
 }
 
 struct PubState {
     pool: Pool,
+    /// Loans since returned chunks were last taken back.
+    since_collect: usize,
     loans: usize,
     history: VecDeque<u32>,
     hist_written: u64,
@@ -75,7 +80,7 @@ struct Conn {
     slot_word: u64,
     tag: u64,
     depth: u64,
-    head: u64,
+    ring: Producer,
     ret_tail: u64,
 }
 
@@ -316,6 +321,7 @@ impl PubCore {
         Ok(PubCore {
             state: RefCell::new(PubState {
                 pool: Pool::new(count, config.history > 0),
+                since_collect: 0,
                 loans: 0,
                 history: VecDeque::with_capacity(config.history + 1),
                 hist_written: 0,
@@ -330,6 +336,7 @@ impl PubCore {
             inc,
             config,
             payload_size: core::mem::size_of::<T>(),
+            collect_every: (layout.return_capacity / 2).max(1),
         })
     }
 
@@ -350,11 +357,22 @@ impl PubCore {
             });
         }
         self.refresh(&mut st);
-        self.collect(&mut st);
-        let chunk = st
-            .pool
-            .alloc(&self.data)
-            .ok_or_else(|| self.topic_err_pool())?;
+        // Returned chunks are taken back lazily: when the free list runs dry, and every so
+        // often so that return rings never fill up. The hot path reads no peer's cache line.
+        st.since_collect += 1;
+        if st.since_collect >= self.collect_every || st.pool.free_is_empty() {
+            st.since_collect = 0;
+            self.collect(&mut st);
+        }
+        let chunk = match st.pool.alloc(&self.data) {
+            Some(c) => c,
+            None => {
+                self.collect(&mut st);
+                st.pool
+                    .alloc(&self.data)
+                    .ok_or_else(|| self.topic_err_pool())?
+            }
+        };
         st.loans += 1;
         Ok(chunk)
     }
@@ -377,7 +395,7 @@ impl Drop for PubCore {
         let mut mask = 0u64;
         for &s in &st.active {
             if let Some(conn) = &st.conns[s] {
-                if self.service.delivery(self.slot, s).len_from(conn.head) > 0 {
+                if self.service.delivery(self.slot, s).len_from(conn.ring.head) > 0 {
                     mask |= 1 << s;
                 }
             }

@@ -92,8 +92,7 @@ pub(crate) struct SubSlot {
     pub state: AtomicU64,
     pub pid: AtomicU64,
     pub queue_depth: AtomicU64,
-    /// Samples taken so far (for tools).
-    pub taken: AtomicU64,
+    _reserved: AtomicU64,
     /// The futex word publishers bump to wake this subscriber.
     pub wake: AtomicU32,
     /// 1 while the subscriber sleeps (or is about to) on `wake`.

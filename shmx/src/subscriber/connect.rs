@@ -82,7 +82,7 @@ impl SubCore {
             slot_word: word,
             view: view_id,
             tag: entry_tag(inc, self.inc),
-            ret_head: self.service.returns(p, self.slot).load_head(),
+            ret: self.service.returns(p, self.slot).producer(),
             last_seq: 0,
             pending,
             draining,

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::event;
 use crate::message::ShmMessage;
 use crate::name::{root_dir, TopicName};
+use crate::ring::Producer;
 use crate::sample::Sample;
 use crate::segment::RootLock;
 use crate::service::{self, Role, Service, ACTIVE, FREE};
@@ -88,7 +89,7 @@ struct PubConn {
     slot_word: u64,
     view: usize,
     tag: u64,
-    ret_head: u64,
+    ret: Producer,
     last_seq: u64,
     /// History samples pinned at connection time, handed out before the queue.
     pending: VecDeque<(usize, u64)>,
@@ -258,7 +259,6 @@ impl SubCore {
             .store(u64::from(std::process::id()), Ordering::Relaxed);
         s.queue_depth
             .store(config.queue_depth as u64, Ordering::Relaxed);
-        s.taken.store(0, Ordering::Relaxed);
         s.sleeping.store(0, Ordering::Relaxed);
         s.state
             .store(service::state_word(inc, ACTIVE), Ordering::Release);

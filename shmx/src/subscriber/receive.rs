@@ -97,14 +97,14 @@ impl SubCore {
             let seq = header.seq.load(Ordering::Acquire);
             if seq <= conn.last_seq {
                 // Already handed out from history.
-                if !returns.push(&mut conn.ret_head, entry) {
+                if !returns.push(&mut conn.ret, entry) {
                     unreturned.push((p, conn.slot_word, entry));
                 }
                 continue;
             }
             conn.last_seq = seq;
             if let Err(reason) = self.check::<T>(view, chunk) {
-                if !returns.push(&mut conn.ret_head, entry) {
+                if !returns.push(&mut conn.ret, entry) {
                     unreturned.push((p, conn.slot_word, entry));
                 }
                 return Err(self.invalid(seq, reason));
@@ -161,10 +161,6 @@ impl SubCore {
             .expect("a connection's view is mapped");
         vs.held += 1;
         let ptr = vs.view.payload(held.chunk).cast::<T>();
-        self.service
-            .sub_slot(self.slot)
-            .taken
-            .fetch_add(1, Ordering::Relaxed);
         // SAFETY: `check` accepted the chunk: in range, of `T`'s size, a valid `T`; the view
         // stays mapped while `vs.held > 0`, and the publisher does not reuse the chunk while
         // we hold it (delivered and not returned, or pinned).
@@ -194,7 +190,7 @@ impl SubCore {
             Some(entry) => {
                 if let Some(conn) = pubs[held.pub_slot].as_mut().filter(|c| c.view == held.view) {
                     let ring = self.service.returns(held.pub_slot, self.slot);
-                    if !conn.draining && !ring.push(&mut conn.ret_head, entry) {
+                    if !conn.draining && !ring.push(&mut conn.ret, entry) {
                         unreturned.push((held.pub_slot, conn.slot_word, entry));
                     }
                 }
@@ -213,7 +209,7 @@ impl SubCore {
             Some(conn) if conn.slot_word == word && !conn.draining => !self
                 .service
                 .returns(p, self.slot)
-                .push(&mut conn.ret_head, entry),
+                .push(&mut conn.ret, entry),
             _ => false,
         });
     }
