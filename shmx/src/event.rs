@@ -9,6 +9,20 @@
 //! publisher sees `sleeping == 1` and moves `wake`, so `futex_wait` returns at once. No lost
 //! wake-up, and no system call while nobody sleeps.
 //!
+//! **Asymmetric barriers.** A `SeqCst` fence after every publish caps throughput: it waits
+//! for the stores of the message to reach the subscriber's core, so publishes cannot overlap.
+//! On Linux the expensive half of Dekker's pattern moves to the sleeper instead: a subscriber
+//! that can, issues `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` after announcing, which
+//! runs a full barrier on every core that runs a process registered for it, and says so in its
+//! slot; a publisher whose process registered (`MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`)
+//! then needs only a compiler fence before reading `sleeping`, for the subscribers that said
+//! so. The argument is the usual one (liburcu, folly): if the publisher's load of `sleeping`
+//! ran before the barrier the sleeper forced on its core, its earlier push was made visible by
+//! that barrier, before the sleeper looks at its rings; if it ran after, it sees
+//! `sleeping == 1`. The sleeper pays a few microseconds, only on its way to sleep. Loom cannot
+//! model `membarrier`; it checks the fence-on-both-sides variant, which every other
+//! combination falls back to.
+//!
 //! The futex lives in a shared mapping, so the `PRIVATE` flag must not be used. Targets other
 //! than Linux fall back to sleeping in short steps; building with
 //! `RUSTFLAGS="--cfg shmx_force_poll"` selects that fallback on Linux too, so CI tests it.
@@ -16,14 +30,57 @@
 use crate::sync::{fence, AtomicU32, Ordering};
 use std::time::Duration;
 
-/// Subscriber, before sleeping: announces it and returns the `wake` value to sleep on. The
-/// caller must look at its rings once more after this and sleep only if they are empty.
+/// Whether this process can force a barrier on publishers' cores before it sleeps
+/// (`membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` is available). Recorded in each
+/// subscriber's slot.
+pub(crate) fn sleeper_forces_barrier() -> bool {
+    #[cfg(all(target_os = "linux", not(loom), not(shmx_force_poll)))]
+    {
+        use rustix::thread::{membarrier_query, MembarrierCommand};
+        static CAN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *CAN.get_or_init(|| membarrier_query().contains_command(MembarrierCommand::GlobalExpedited))
+    }
+    #[cfg(not(all(target_os = "linux", not(loom), not(shmx_force_poll))))]
+    {
+        false
+    }
+}
+
+/// Whether publishers of this process may use a compiler fence instead of a `SeqCst` fence
+/// for subscribers that force barriers: the process registered for global expedited
+/// membarrier (once).
+pub(crate) fn publisher_light_barrier() -> bool {
+    #[cfg(all(target_os = "linux", not(loom), not(shmx_force_poll)))]
+    {
+        use rustix::thread::{membarrier, MembarrierCommand};
+        static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *REGISTERED.get_or_init(|| {
+            sleeper_forces_barrier()
+                && membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok()
+        })
+    }
+    #[cfg(not(all(target_os = "linux", not(loom), not(shmx_force_poll))))]
+    {
+        false
+    }
+}
+
+/// Subscriber, before sleeping: announces it and returns the `wake` value to sleep on, and
+/// whether the announcement is sound (`false` if the promised membarrier failed: then sleep
+/// only briefly). The caller must look at its rings once more after this and sleep only if
+/// they are empty.
 #[inline]
-pub(crate) fn announce_sleep(wake: &AtomicU32, sleeping: &AtomicU32) -> u32 {
+pub(crate) fn announce_sleep(wake: &AtomicU32, sleeping: &AtomicU32, forced: bool) -> (u32, bool) {
     let v = wake.load(Ordering::Acquire);
     sleeping.store(1, Ordering::Relaxed);
     fence(Ordering::SeqCst);
-    v
+    #[cfg(all(target_os = "linux", not(loom), not(shmx_force_poll)))]
+    if forced {
+        use rustix::thread::{membarrier, MembarrierCommand};
+        return (v, membarrier(MembarrierCommand::GlobalExpedited).is_ok());
+    }
+    let _ = forced;
+    (v, true)
 }
 
 /// Subscriber, after sleeping or deciding not to.
@@ -32,11 +89,16 @@ pub(crate) fn end_sleep(sleeping: &AtomicU32) {
     sleeping.store(0, Ordering::Relaxed);
 }
 
-/// Publisher, after its pushes: the fence that pairs with [`announce_sleep`]'s. Call once,
-/// then [`notify`] each subscriber pushed to.
+/// Publisher, after its pushes: the barrier that pairs with [`announce_sleep`]'s. Call once,
+/// then [`notify`] each subscriber pushed to. `light` only if [`publisher_light_barrier`]
+/// holds and every subscriber to notify forces barriers when it sleeps.
 #[inline]
-pub(crate) fn before_notify() {
-    fence(Ordering::SeqCst);
+pub(crate) fn before_notify(light: bool) {
+    if light {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    } else {
+        fence(Ordering::SeqCst);
+    }
 }
 
 /// Publisher: wakes the subscriber if it sleeps or is about to; `true` if it did.
@@ -103,11 +165,11 @@ mod model {
                 let (wake, sleeping, head) = (wake.clone(), sleeping.clone(), head.clone());
                 loom::thread::spawn(move || {
                     head.store(1, Ordering::Release);
-                    before_notify();
+                    before_notify(false);
                     notify(&wake, &sleeping);
                 })
             };
-            let v = announce_sleep(&wake, &sleeping);
+            let (v, _) = announce_sleep(&wake, &sleeping, false);
             let saw_entry = head.load(Ordering::Acquire) == 1;
             if saw_entry {
                 end_sleep(&sleeping);

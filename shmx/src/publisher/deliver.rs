@@ -36,6 +36,7 @@ impl PubCore {
                 let depth = wanted.min(self.config.queue_depth as u64);
                 st.conns[s] = Some(Conn {
                     slot_word: word,
+                    light: slot.forces_barrier.load(Ordering::Relaxed) == 1,
                     tag: entry_tag(self.inc, service::incarnation_of(word)),
                     depth,
                     ring: self.service.delivery(self.slot, s).producer(),
@@ -46,6 +47,7 @@ impl PubCore {
         st.active.clear();
         st.active
             .extend((0..layout.max_subscribers).filter(|&s| st.conns[s].is_some()));
+        st.light = event::publisher_light_barrier() && st.conns.iter().flatten().all(|c| c.light);
     }
 
     /// Takes back every chunk that subscribers returned.
@@ -161,7 +163,7 @@ impl PubCore {
                     }
                     Push::Full => {
                         // Overflow::Block (Fail checked before; DropOldest never reports Full).
-                        self.wake(pushed);
+                        self.wake(pushed, st.light);
                         pushed = 0;
                         if deadline.is_some_and(|d| Instant::now() >= d) {
                             result = Err(Error::Timeout {
@@ -188,16 +190,16 @@ impl PubCore {
             }
         }
         st.active = active;
-        self.wake(pushed);
+        self.wake(pushed, st.light);
         result
     }
 
     /// Wakes the subscribers in `mask` that sleep (PROTOCOLS.md §3, publisher side).
-    fn wake(&self, mask: u64) {
+    fn wake(&self, mask: u64, light: bool) {
         if mask == 0 {
             return;
         }
-        event::before_notify();
+        event::before_notify(light);
         let mut m = mask;
         while m != 0 {
             let s = m.trailing_zeros() as usize;

@@ -66,6 +66,8 @@ struct PubState {
     pool: Pool,
     /// Loans since returned chunks were last taken back.
     since_collect: usize,
+    /// Every connected subscriber allows the light barrier (see `event`).
+    light: bool,
     loans: usize,
     history: VecDeque<u32>,
     hist_written: u64,
@@ -78,6 +80,8 @@ struct PubState {
 /// The publisher's side of one connection to a subscriber slot.
 struct Conn {
     slot_word: u64,
+    /// The subscriber forces a barrier on our core before it sleeps.
+    light: bool,
     tag: u64,
     depth: u64,
     ring: Producer,
@@ -322,6 +326,7 @@ impl PubCore {
             state: RefCell::new(PubState {
                 pool: Pool::new(count, config.history > 0),
                 since_collect: 0,
+                light: false,
                 loans: 0,
                 history: VecDeque::with_capacity(config.history + 1),
                 hist_written: 0,

@@ -92,7 +92,8 @@ pub(crate) struct SubSlot {
     pub state: AtomicU64,
     pub pid: AtomicU64,
     pub queue_depth: AtomicU64,
-    _reserved: AtomicU64,
+    /// 1 if this subscriber forces a barrier on publishers' cores before it sleeps.
+    pub forces_barrier: AtomicU64,
     /// The futex word publishers bump to wake this subscriber.
     pub wake: AtomicU32,
     /// 1 while the subscriber sleeps (or is about to) on `wake`.

@@ -56,6 +56,8 @@ pub(crate) struct SubCore {
     slot: usize,
     inc: u64,
     bit: u64,
+    /// This subscriber issues a membarrier before it sleeps (see `event`).
+    forces_barrier: bool,
     max_held: usize,
     fingerprint: u64,
     size: usize,
@@ -168,7 +170,8 @@ impl<T: ShmMessage> Subscriber<T> {
         let slot = self.core.service.sub_slot(self.core.slot);
         loop {
             // PROTOCOLS.md §3, subscriber side.
-            let v = event::announce_sleep(&slot.wake, &slot.sleeping);
+            let (v, sound) =
+                event::announce_sleep(&slot.wake, &slot.sleeping, self.core.forces_barrier);
             if !self.core.looks_empty() {
                 event::end_sleep(&slot.sleeping);
                 if let Some(sample) = self.take()? {
@@ -184,6 +187,12 @@ impl<T: ShmMessage> Subscriber<T> {
                 }
                 Some(d) => (d - now).min(Duration::from_secs(1)),
                 None => Duration::from_secs(1),
+            };
+            // If the promised barrier failed, a publisher may miss that we sleep: nap briefly.
+            let wait = if sound {
+                wait
+            } else {
+                wait.min(Duration::from_micros(100))
             };
             event::wait(&slot.wake, v, Some(wait));
             event::end_sleep(&slot.sleeping);
@@ -259,6 +268,9 @@ impl SubCore {
             .store(u64::from(std::process::id()), Ordering::Relaxed);
         s.queue_depth
             .store(config.queue_depth as u64, Ordering::Relaxed);
+        let forces_barrier = event::sleeper_forces_barrier();
+        s.forces_barrier
+            .store(u64::from(forces_barrier), Ordering::Relaxed);
         s.sleeping.store(0, Ordering::Relaxed);
         s.state
             .store(service::state_word(inc, ACTIVE), Ordering::Release);
@@ -281,6 +293,7 @@ impl SubCore {
             slot,
             inc,
             bit: 1 << slot,
+            forces_barrier,
             max_held: layout.max_held,
             fingerprint: T::FINGERPRINT,
             size: core::mem::size_of::<T>(),
