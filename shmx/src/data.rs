@@ -16,7 +16,7 @@
 use crate::error::{Error, Result};
 use crate::segment::{self, Access, Mapping};
 use crate::service::LAYOUT_VERSION;
-use crate::sync::AtomicU64;
+use crate::sync::{AtomicU64, Ordering};
 use std::path::Path;
 
 const DATA_MAGIC: u64 = u64::from_le_bytes(*b"SHMXDAT\0");
@@ -134,6 +134,13 @@ impl DataSegment {
             // SAFETY: the fresh mapping is `total_len ≥ page` bytes, page-aligned; the params
             // are plain integers written before anyone else can see the file.
             unsafe { m.ptr().cast::<DataParams>().write(params) };
+            for i in 0..geo.chunk_count {
+                // SAFETY: chunk `i` lies inside the mapping by the geometry; its header is
+                // 64-aligned and made of atomics.
+                let header: &ChunkHeader =
+                    unsafe { &*m.ptr().add(geo.chunks_off + i * geo.chunk_stride).cast() };
+                header.origin.store(incarnation, Ordering::Relaxed);
+            }
             Ok(())
         })?
         .ok_or_else(|| {
@@ -155,6 +162,7 @@ impl DataSegment {
 
     /// Header of chunk `i < chunk_count` (panics otherwise: the publisher indexes only with
     /// numbers it checked against its own pool).
+    #[inline]
     pub(crate) fn header(&self, i: usize) -> &ChunkHeader {
         assert!(i < self.geo.chunk_count);
         // SAFETY: chunk `i` lies inside the mapping by the geometry; its header is 64-aligned
@@ -169,6 +177,7 @@ impl DataSegment {
     }
 
     /// First payload byte of chunk `i < chunk_count`.
+    #[inline]
     pub(crate) fn payload(&self, i: usize) -> *mut u8 {
         assert!(i < self.geo.chunk_count);
         // SAFETY: inside the mapping by the geometry (payload_off + capacity = stride).
@@ -180,10 +189,42 @@ impl DataSegment {
     }
 
     /// Pin word of chunk `i < chunk_count`.
+    #[inline]
     pub(crate) fn pin(&self, i: usize) -> &AtomicU64 {
         assert!(i < self.geo.chunk_count);
         // SAFETY: the pin area holds `chunk_count` 8-aligned atomic words.
         unsafe { &*self.map.ptr().add(self.geo.pins_off + i * 8).cast() }
+    }
+}
+
+/// Where a mapped data segment's chunks are, kept by a subscriber beside the mapping so the
+/// receive path finds a chunk without going through its table of mappings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChunkLoc {
+    chunks: *const u8,
+    stride: usize,
+    payload_off: usize,
+    count: usize,
+}
+
+impl ChunkLoc {
+    /// Header and payload of chunk `i`, or `None` if `i` is out of range (indices come from
+    /// shared memory and are never trusted).
+    ///
+    /// # Safety
+    /// The mapping this location was taken from must still be mapped while the results are
+    /// used.
+    #[inline(always)]
+    pub(crate) unsafe fn chunk<'a>(self, i: usize) -> Option<(&'a ChunkHeader, *const u8)> {
+        if i >= self.count {
+            return None;
+        }
+        // SAFETY: `i < count`, so the chunk lies inside the mapping (kept alive by the
+        // caller); its header is 64-aligned and made of atomics, only ever loaded from.
+        unsafe {
+            let c = self.chunks.add(i * self.stride);
+            Some((&*c.cast::<ChunkHeader>(), c.add(self.payload_off)))
+        }
     }
 }
 
@@ -259,6 +300,17 @@ impl DataView {
         Ok(Some(DataView { map, pins, geo }))
     }
 
+    /// Where the chunks are (valid while this view lives).
+    pub(crate) fn loc(&self) -> ChunkLoc {
+        ChunkLoc {
+            // SAFETY: `chunks_off` is inside the mapping by the validated geometry.
+            chunks: unsafe { self.map.ptr().add(self.geo.chunks_off) },
+            stride: self.geo.chunk_stride,
+            payload_off: self.geo.payload_off,
+            count: self.geo.chunk_count,
+        }
+    }
+
     /// Header of chunk `i`, or `None` if `i` is out of range (indices come from shared
     /// memory and are never trusted).
     #[inline]
@@ -276,19 +328,6 @@ impl DataView {
                 .add(self.geo.chunks_off + i * self.geo.chunk_stride)
                 .cast()
         })
-    }
-
-    /// First payload byte of chunk `i` (call only with `i` accepted by [`Self::header`]).
-    #[inline]
-    pub(crate) fn payload(&self, i: usize) -> *const u8 {
-        debug_assert!(i < self.geo.chunk_count);
-        let i = i.min(self.geo.chunk_count - 1);
-        // SAFETY: `i < chunk_count`, so the payload lies inside the mapping.
-        unsafe {
-            self.map
-                .ptr()
-                .add(self.geo.chunks_off + i * self.geo.chunk_stride + self.geo.payload_off)
-        }
     }
 
     /// Pin word of chunk `i`, or `None` if out of range.

@@ -55,11 +55,6 @@ impl Pool {
         }
     }
 
-    /// Whether no chunk is ready without taking back returns.
-    pub(crate) fn free_is_empty(&self) -> bool {
-        self.free.is_empty()
-    }
-
     /// Takes a chunk to loan, or `None` when every chunk is in use.
     pub(crate) fn alloc(&mut self, data: &DataSegment) -> Option<u32> {
         while let Some(c) = self.free.pop() {

@@ -53,6 +53,61 @@ pub(crate) struct Producer {
     pub tail_cache: u64,
 }
 
+/// Where a ring's words are, kept by a participant that keeps their mapping alive itself, so
+/// that the hot path builds a ring view without recomputing offsets.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RingLoc {
+    head: *const AtomicU64,
+    tail: *const AtomicU64,
+    slots: *const AtomicU64,
+    len: usize,
+}
+
+impl RingLoc {
+    fn of(head: &AtomicU64, tail: &AtomicU64, slots: &[AtomicU64]) -> RingLoc {
+        RingLoc {
+            head,
+            tail,
+            slots: slots.as_ptr(),
+            len: slots.len(),
+        }
+    }
+
+    /// The delivery ring at this location.
+    ///
+    /// # Safety
+    /// The mapping this location was taken from must still be mapped, for as long as the
+    /// returned view is used.
+    #[inline(always)]
+    pub(crate) unsafe fn delivery<'a>(self) -> DeliveryRing<'a> {
+        // SAFETY: the caller keeps the mapping alive; the pointers and length came from
+        // references and a slice into it.
+        unsafe {
+            DeliveryRing::new(
+                &*self.head,
+                &*self.tail,
+                std::slice::from_raw_parts(self.slots, self.len),
+            )
+        }
+    }
+
+    /// The return ring at this location.
+    ///
+    /// # Safety
+    /// As for [`RingLoc::delivery`].
+    #[inline(always)]
+    pub(crate) unsafe fn returns<'a>(self) -> ReturnRing<'a> {
+        // SAFETY: as in `delivery`.
+        unsafe {
+            ReturnRing::new(
+                &*self.head,
+                &*self.tail,
+                std::slice::from_raw_parts(self.slots, self.len),
+            )
+        }
+    }
+}
+
 /// A view of a delivery ring's words, wherever they live.
 #[derive(Clone, Copy)]
 pub(crate) struct DeliveryRing<'a> {
@@ -77,6 +132,7 @@ pub(crate) enum Push {
 
 impl<'a> DeliveryRing<'a> {
     /// A view over `head`, `tail` and `slots` (`slots.len()` a power of two).
+    #[inline(always)]
     pub(crate) fn new(head: &'a AtomicU64, tail: &'a AtomicU64, slots: &'a [AtomicU64]) -> Self {
         debug_assert!(slots.len().is_power_of_two());
         DeliveryRing {
@@ -91,6 +147,11 @@ impl<'a> DeliveryRing<'a> {
     #[inline(always)]
     fn lap(&self, position: u64) -> u64 {
         ((position >> self.shift).wrapping_add(1) & 0xF) << LAP_SHIFT
+    }
+
+    /// Where this ring's words are.
+    pub(crate) fn loc(&self) -> RingLoc {
+        RingLoc::of(self.head, self.tail, self.slots)
     }
 
     /// The state a producer starts with on this ring.
@@ -178,6 +239,21 @@ impl<'a> DeliveryRing<'a> {
         }
     }
 
+    /// Consumer of a ring whose producer never steals (its overflow policy is not
+    /// drop-oldest): takes the oldest entry with a plain store of `tail` instead of a CAS.
+    /// A producer that steals anyway only loses its own entries; the consumer still
+    /// validates every entry it reads.
+    #[inline]
+    pub(crate) fn pop_unshared(&self) -> Option<u64> {
+        let t = self.tail.load(Ordering::Relaxed);
+        let e = self.slots[(t & self.mask) as usize].load(Ordering::Acquire);
+        if e & !PAYLOAD_MASK != self.lap(t) {
+            return None;
+        }
+        self.tail.store(t.wrapping_add(1), Ordering::Release);
+        Some(e & PAYLOAD_MASK)
+    }
+
     /// Consumer: whether no entry is waiting.
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -197,6 +273,7 @@ pub(crate) struct ReturnRing<'a> {
 
 impl<'a> ReturnRing<'a> {
     /// A view over `head`, `tail` and `slots` (`slots.len()` a power of two).
+    #[inline(always)]
     pub(crate) fn new(head: &'a AtomicU64, tail: &'a AtomicU64, slots: &'a [AtomicU64]) -> Self {
         debug_assert!(slots.len().is_power_of_two());
         ReturnRing {
@@ -213,6 +290,11 @@ impl<'a> ReturnRing<'a> {
             head: self.head.load(Ordering::Acquire),
             tail_cache: self.tail.load(Ordering::Acquire),
         }
+    }
+
+    /// Where this ring's words are.
+    pub(crate) fn loc(&self) -> RingLoc {
+        RingLoc::of(self.head, self.tail, self.slots)
     }
 
     /// The consumer's `tail`, read once when a consumer starts on this ring.

@@ -1,5 +1,8 @@
 //! The publish path: noticing subscribers, taking back returned chunks, recording history,
 //! pushing into every subscriber's ring under the overflow policy, and waking sleepers.
+//!
+//! The common case (no subscriber came or went, nothing to wake) touches no peer's cache line
+//! except the ring slot it writes, makes no system call and allocates nothing.
 
 use super::{Conn, PubCore, PubState};
 use crate::config::Overflow;
@@ -13,66 +16,68 @@ use std::time::{Duration, Instant};
 impl PubCore {
     /// Notices subscribers that came or went since the last look (one load when nothing
     /// changed).
+    #[inline]
     pub(super) fn refresh(&self, st: &mut PubState) {
         let gen = self.service.generation();
-        if gen == st.gen {
-            return;
+        if gen != st.gen {
+            self.refresh_slow(st, gen);
         }
+    }
+
+    #[cold]
+    fn refresh_slow(&self, st: &mut PubState, gen: u64) {
         st.gen = gen;
         let layout = self.service.layout();
+        let old = std::mem::take(&mut st.conns);
+        let mut old = old.into_iter().peekable();
         for s in 0..layout.max_subscribers {
             let slot = self.service.sub_slot(s);
             let word = slot.state.load(Ordering::Acquire);
             let live = service::state_of(word) == ACTIVE;
-            if let Some(conn) = &st.conns[s] {
+            if let Some(conn) = old.next_if(|c| c.slot == s) {
                 if live && conn.slot_word == word {
+                    st.conns.push(conn);
                     continue;
                 }
-                st.conns[s] = None;
-                st.pool.forget_holder(1 << s);
+                st.pool.forget_holder(conn.bit);
             }
             if live {
                 let wanted = slot.queue_depth.load(Ordering::Relaxed).max(1);
-                let depth = wanted.min(self.config.queue_depth as u64);
-                st.conns[s] = Some(Conn {
+                let delivery = self.service.delivery(self.slot, s);
+                let returns = self.service.returns(self.slot, s);
+                st.conns.push(Conn {
+                    slot: s,
+                    bit: 1 << s,
                     slot_word: word,
                     light: slot.forces_barrier.load(Ordering::Relaxed) == 1,
                     tag: entry_tag(self.inc, service::incarnation_of(word)),
-                    depth,
-                    ring: self.service.delivery(self.slot, s).producer(),
-                    ret_tail: self.service.returns(self.slot, s).load_tail(),
+                    depth: wanted.min(self.config.queue_depth as u64),
+                    delivery: delivery.loc(),
+                    ring: delivery.producer(),
+                    returns: returns.loc(),
+                    ret_tail: returns.load_tail(),
+                    wake: &slot.wake,
+                    sleeping: &slot.sleeping,
                 });
             }
         }
-        st.active.clear();
-        st.active
-            .extend((0..layout.max_subscribers).filter(|&s| st.conns[s].is_some()));
-        st.light = event::publisher_light_barrier() && st.conns.iter().flatten().all(|c| c.light);
+        st.light = event::publisher_light_barrier() && st.conns.iter().all(|c| c.light);
     }
 
     /// Takes back every chunk that subscribers returned.
     pub(super) fn collect(&self, st: &mut PubState) {
-        let PubState {
-            pool,
-            conns,
-            active,
-            ..
-        } = st;
-        for &s in active.iter() {
-            let Some(conn) = conns[s].as_mut() else {
-                continue;
-            };
-            let tag = conn.tag;
-            let ok = self
-                .service
-                .returns(self.slot, s)
-                .drain(&mut conn.ret_tail, |e| {
-                    if e & !CHUNK_MASK == tag {
-                        pool.give_back(e & CHUNK_MASK, 1 << s);
-                    } else {
-                        pool.ignored += 1;
-                    }
-                });
+        let PubState { pool, conns, .. } = st;
+        for conn in conns.iter_mut() {
+            let (tag, bit) = (conn.tag, conn.bit);
+            // SAFETY: `conn.returns` points into our service mapping, alive as long as `self`.
+            let returns = unsafe { conn.returns.returns() };
+            let ok = returns.drain(&mut conn.ret_tail, |e| {
+                if e & !CHUNK_MASK == tag {
+                    pool.give_back(e & CHUNK_MASK, bit);
+                } else {
+                    pool.ignored += 1;
+                }
+            });
             if !ok {
                 pool.ignored += 1;
             }
@@ -82,17 +87,11 @@ impl PubCore {
     /// Publishes loaned chunk `chunk`.
     pub(crate) fn publish(&self, chunk: u32) -> Result<()> {
         let mut st = self.state.borrow_mut();
+        let st = &mut *st;
         st.loans -= 1;
-        let c = chunk as usize;
-        self.refresh(&mut st);
+        self.refresh(st);
         if self.config.overflow == Overflow::Fail {
-            let PubState { active, conns, .. } = &mut *st;
-            let full = active.iter().find_map(|&s| {
-                let conn = conns[s].as_mut().expect("active connections exist");
-                let ring = self.service.delivery(self.slot, s);
-                (!ring.has_room(&mut conn.ring, conn.depth)).then_some(conn.depth)
-            });
-            if let Some(depth) = full {
+            if let Some(depth) = self.first_full(st) {
                 st.pool.end_loan(chunk);
                 return Err(Error::QueueFull {
                     topic: self.service.topic().to_owned(),
@@ -102,26 +101,33 @@ impl PubCore {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let header = self.data.header(c);
+        let header = self.data.header(chunk as usize);
         header
             .len
             .store(self.payload_size as u64, Ordering::Relaxed);
-        header.origin.store(self.inc, Ordering::Relaxed);
         header.seq.store(seq, Ordering::Release);
-        let slot = self.service.pub_slot(self.slot);
         if self.config.history > 0 {
-            self.record_history(&mut st, chunk, seq);
+            self.record_history(st, chunk, seq);
             // Dekker with a subscriber that registers and then reads the history: either it
             // finds this sample there, or `refresh` below sees the subscriber.
             fence(Ordering::SeqCst);
-            self.refresh(&mut st);
+            self.refresh(st);
         }
-        let result = self.deliver(&mut st, chunk);
-        slot.published.store(seq, Ordering::Relaxed);
+        let result = self.deliver(st, chunk);
         st.pool.end_loan(chunk);
         result
     }
 
+    /// The depth of the first full subscriber queue, if any (for `Overflow::Fail`).
+    fn first_full(&self, st: &mut PubState) -> Option<u64> {
+        st.conns.iter_mut().find_map(|conn| {
+            // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
+            let ring = unsafe { conn.delivery.delivery() };
+            (!ring.has_room(&mut conn.ring, conn.depth)).then_some(conn.depth)
+        })
+    }
+
+    #[cold]
     fn record_history(&self, st: &mut PubState, chunk: u32, seq: u64) {
         st.pool.set_history(chunk, true);
         st.history.push_back(chunk);
@@ -135,88 +141,101 @@ impl PubCore {
         pairs[2 * k].store(u64::from(chunk), Ordering::Relaxed);
         pairs[2 * k + 1].store(seq, Ordering::Relaxed);
         st.hist_written += 1;
-        self.service
-            .pub_slot(self.slot)
-            .hist_head
-            .store(st.hist_written, Ordering::SeqCst);
+        let slot = self.service.pub_slot(self.slot);
+        slot.published.store(seq, Ordering::Relaxed);
+        slot.hist_head.store(st.hist_written, Ordering::SeqCst);
     }
 
+    #[inline]
     fn deliver(&self, st: &mut PubState, chunk: u32) -> Result<()> {
         let steal = self.config.overflow == Overflow::DropOldest;
-        let deadline = self.config.block_timeout.map(|t| Instant::now() + t);
-        let mut pushed: u64 = 0;
-        let mut result = Ok(());
-        let active = std::mem::take(&mut st.active);
-        for &s in &active {
-            let bit = 1u64 << s;
-            let ring = self.service.delivery(self.slot, s);
-            let mut backoff = 0u32;
-            loop {
-                let conn = st.conns[s].as_mut().expect("active connections exist");
-                let entry = conn.tag | u64::from(chunk);
-                match ring.push(&mut conn.ring, conn.depth, entry, steal) {
-                    Push::Pushed => {}
-                    Push::PushedAfterSteal(old) => {
-                        if old & !CHUNK_MASK == conn.tag {
-                            st.pool.give_back(old & CHUNK_MASK, bit);
-                        }
-                    }
-                    Push::Full => {
-                        // Overflow::Block (Fail checked before; DropOldest never reports Full).
-                        self.wake(pushed, st.light);
-                        pushed = 0;
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            result = Err(Error::Timeout {
-                                topic: self.service.topic().to_owned(),
-                                operation: "publish (Overflow::Block, subscriber queue full)",
-                            });
-                            break;
-                        }
-                        let word = self.service.sub_slot(s).state.load(Ordering::Acquire);
-                        if word != conn.slot_word {
-                            break; // the subscriber left; `refresh` will forget it
-                        }
-                        backoff = backoff.saturating_add(1);
-                        pause(backoff);
-                        continue;
+        let PubState {
+            pool, conns, light, ..
+        } = st;
+        let mut pushed = false;
+        for i in 0..conns.len() {
+            let conn = &mut conns[i];
+            // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
+            let ring = unsafe { conn.delivery.delivery() };
+            let entry = conn.tag | u64::from(chunk);
+            match ring.push(&mut conn.ring, conn.depth, entry, steal) {
+                Push::Pushed => {}
+                Push::PushedAfterSteal(old) => {
+                    if old & !CHUNK_MASK == conn.tag {
+                        pool.give_back(old & CHUNK_MASK, conn.bit);
                     }
                 }
-                st.pool.deliver(chunk, bit);
-                pushed |= bit;
-                break;
+                Push::Full => {
+                    // Overflow::Block (Fail is checked before; DropOldest never is full).
+                    if pushed {
+                        wake(&conns[..i], *light);
+                    }
+                    match self.block(&mut conns[i], entry) {
+                        Ok(true) => {}
+                        Ok(false) => continue, // the subscriber left
+                        Err(e) => {
+                            if i > 0 {
+                                wake(&conns[..i], *light);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
             }
-            if result.is_err() {
-                break;
-            }
+            pool.deliver(chunk, conns[i].bit);
+            pushed = true;
         }
-        st.active = active;
-        self.wake(pushed, st.light);
-        result
+        if pushed {
+            wake(conns, *light);
+        }
+        Ok(())
     }
 
-    /// Wakes the subscribers in `mask` that sleep (PROTOCOLS.md §3, publisher side).
-    fn wake(&self, mask: u64, light: bool) {
-        if mask == 0 {
-            return;
+    /// `Overflow::Block`: waits until `conn`'s queue has room and pushes `entry`. `Ok(false)`
+    /// if the subscriber left meanwhile.
+    #[cold]
+    fn block(&self, conn: &mut Conn, entry: u64) -> Result<bool> {
+        let deadline = self.config.block_timeout.map(|t| Instant::now() + t);
+        // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
+        let ring = unsafe { conn.delivery.delivery() };
+        let slot = self.service.sub_slot(conn.slot);
+        let mut round = 0u32;
+        loop {
+            if ring.push(&mut conn.ring, conn.depth, entry, false) != Push::Full {
+                return Ok(true);
+            }
+            if slot.state.load(Ordering::Acquire) != conn.slot_word {
+                return Ok(false); // `refresh` will forget it
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Timeout {
+                    topic: self.service.topic().to_owned(),
+                    operation: "publish (Overflow::Block, subscriber queue full)",
+                });
+            }
+            round = round.saturating_add(1);
+            pause(round);
         }
-        event::before_notify(light);
-        let mut m = mask;
-        while m != 0 {
-            let s = m.trailing_zeros() as usize;
-            m &= m - 1;
-            let slot = self.service.sub_slot(s);
-            event::notify(&slot.wake, &slot.sleeping);
-        }
+    }
+}
+
+/// Wakes the subscribers of `conns` that sleep (PROTOCOLS.md §3, publisher side).
+#[inline]
+fn wake(conns: &[Conn], light: bool) {
+    event::before_notify(light);
+    for conn in conns {
+        // SAFETY: the words live in our service mapping, alive as long as the publisher.
+        unsafe { event::notify(&*conn.wake, &*conn.sleeping) };
     }
 }
 
 /// Backs off while waiting for room: spin, then yield, then sleep briefly.
 fn pause(round: u32) {
-    if round < 64 {
+    if round < 256 {
         std::hint::spin_loop();
-    } else if round < 128 {
+    } else if round < 512 {
         std::thread::yield_now();
     } else {
-        std::thread::sleep(Duration::from_micros(50));
+        std::thread::sleep(Duration::from_micros(20));
     }
 }

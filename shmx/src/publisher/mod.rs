@@ -8,11 +8,11 @@ use crate::error::{Error, Result};
 use crate::message::ShmMessage;
 use crate::name::{root_dir, TopicName};
 use crate::pool::{Pool, PoolStats};
-use crate::ring::Producer;
+use crate::ring::{Producer, RingLoc};
 use crate::sample::SampleMut;
 use crate::segment::RootLock;
 use crate::service::{self, data_file_name, Role, Service, ACTIVE, DRAINING, FREE};
-use crate::sync::Ordering;
+use crate::sync::{AtomicU32, Ordering};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -73,19 +73,28 @@ struct PubState {
     hist_written: u64,
     next_seq: u64,
     gen: u64,
-    conns: Vec<Option<Conn>>,
-    active: Vec<usize>,
+    /// The connected subscribers, in slot order.
+    conns: Vec<Conn>,
 }
 
 /// The publisher's side of one connection to a subscriber slot.
 struct Conn {
+    /// The subscriber's slot.
+    slot: usize,
+    /// `1 << slot`.
+    bit: u64,
+    /// The slot's state word when we connected (its incarnation).
     slot_word: u64,
     /// The subscriber forces a barrier on our core before it sleeps.
     light: bool,
     tag: u64,
     depth: u64,
+    delivery: RingLoc,
     ring: Producer,
+    returns: RingLoc,
     ret_tail: u64,
+    wake: *const AtomicU32,
+    sleeping: *const AtomicU32,
 }
 
 impl<T: ShmMessage> Publisher<T> {
@@ -166,7 +175,7 @@ impl<T: ShmMessage> Publisher<T> {
     pub fn subscriber_count(&self) -> usize {
         let mut st = self.core.state.borrow_mut();
         self.core.refresh(&mut st);
-        st.active.len()
+        st.conns.len()
     }
 
     /// Counts of this publisher's chunks by state, after taking back what subscribers
@@ -332,8 +341,7 @@ impl PubCore {
                 hist_written: 0,
                 next_seq: 1,
                 gen: u64::MAX,
-                conns: (0..layout.max_subscribers).map(|_| None).collect(),
-                active: Vec::with_capacity(layout.max_subscribers),
+                conns: Vec::with_capacity(layout.max_subscribers),
             }),
             service,
             data,
@@ -361,17 +369,17 @@ impl PubCore {
                 max_loans: self.config.max_loans,
             });
         }
-        self.refresh(&mut st);
-        // Returned chunks are taken back lazily: when the free list runs dry, and every so
-        // often so that return rings never fill up. The hot path reads no peer's cache line.
+        // Returned chunks are taken back lazily: every so often, so that return rings never
+        // fill up, and when the free list runs dry. The hot path reads no peer's cache line.
         st.since_collect += 1;
-        if st.since_collect >= self.collect_every || st.pool.free_is_empty() {
+        if st.since_collect >= self.collect_every {
             st.since_collect = 0;
             self.collect(&mut st);
         }
         let chunk = match st.pool.alloc(&self.data) {
             Some(c) => c,
             None => {
+                self.refresh(&mut st);
                 self.collect(&mut st);
                 st.pool
                     .alloc(&self.data)
@@ -393,16 +401,19 @@ impl PubCore {
 impl Drop for PubCore {
     fn drop(&mut self) {
         let lock = RootLock::acquire(self.service.root()).ok();
-        // With the root lock held no subscriber comes or goes: after `refresh`, `active` is
+        // With the root lock held no subscriber comes or goes: after `refresh`, `conns` are
         // exactly the subscribers still connected.
         let mut st = self.state.borrow_mut();
         self.refresh(&mut st);
         let mut mask = 0u64;
-        for &s in &st.active {
-            if let Some(conn) = &st.conns[s] {
-                if self.service.delivery(self.slot, s).len_from(conn.ring.head) > 0 {
-                    mask |= 1 << s;
-                }
+        for conn in &st.conns {
+            if self
+                .service
+                .delivery(self.slot, conn.slot)
+                .len_from(conn.ring.head)
+                > 0
+            {
+                mask |= conn.bit;
             }
         }
         drop(st);

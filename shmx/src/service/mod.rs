@@ -237,6 +237,7 @@ impl Service {
     /// # Safety
     /// `off + size_of::<X>()` must lie inside the mapping and `off` be aligned for `X`, and
     /// `X` must be made only of atomics (valid for every bit pattern, shared-mutable).
+    #[inline]
     unsafe fn at<X>(&self, off: usize) -> &X {
         debug_assert!(off + core::mem::size_of::<X>() <= self.map.len());
         // SAFETY: forwarded to the caller.
@@ -245,18 +246,21 @@ impl Service {
 
     /// # Safety
     /// As [`Self::at`], for `n` consecutive `AtomicU64` at `off`.
+    #[inline]
     unsafe fn words(&self, off: usize, n: usize) -> &[AtomicU64] {
         debug_assert!(off + n * 8 <= self.map.len());
         // SAFETY: forwarded to the caller.
         unsafe { std::slice::from_raw_parts(self.map.ptr().add(off).cast::<AtomicU64>(), n) }
     }
 
+    #[inline]
     pub(crate) fn shared(&self) -> &ServiceShared {
         // SAFETY: offset 512 is inside every valid service file (validated length > 512 +
         // schema), 8-aligned, and `ServiceShared` is two atomics.
         unsafe { self.at(SHARED_OFF) }
     }
 
+    #[inline]
     pub(crate) fn generation(&self) -> u64 {
         self.shared().generation.load(Ordering::Acquire)
     }
@@ -267,6 +271,7 @@ impl Service {
 
     /// Publisher slot `p` (`p < max_publishers`, else panics: callers index with their own
     /// bounded loop counters, never with numbers read from shared memory).
+    #[inline]
     pub(crate) fn pub_slot(&self, p: usize) -> &PubSlot {
         assert!(p < self.layout.max_publishers);
         // SAFETY: `p` is in range and the layout was validated against the file length, so
@@ -285,18 +290,21 @@ impl Service {
     }
 
     /// Subscriber slot `s` (`s < max_subscribers`).
+    #[inline]
     pub(crate) fn sub_slot(&self, s: usize) -> &SubSlot {
         assert!(s < self.layout.max_subscribers);
         // SAFETY: as for `pub_slot`.
         unsafe { self.at(self.layout.sub_off + s * self.layout.sub_stride) }
     }
 
+    #[inline]
     fn conn_off(&self, p: usize, s: usize) -> usize {
         assert!(p < self.layout.max_publishers && s < self.layout.max_subscribers);
         self.layout.conn_off + (p * self.layout.max_subscribers + s) * self.layout.conn_stride
     }
 
     /// The delivery ring from publisher slot `p` to subscriber slot `s`.
+    #[inline]
     pub(crate) fn delivery(&self, p: usize, s: usize) -> DeliveryRing<'_> {
         let off = self.conn_off(p, s);
         // SAFETY: the connection's `ring_bytes(ring_capacity)` lie inside the validated file;
@@ -311,6 +319,7 @@ impl Service {
     }
 
     /// The return ring from subscriber slot `s` to publisher slot `p`.
+    #[inline]
     pub(crate) fn returns(&self, p: usize, s: usize) -> ReturnRing<'_> {
         let base = self.conn_off(p, s);
         let off =

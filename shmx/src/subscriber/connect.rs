@@ -2,6 +2,7 @@
 //! segments, pinning their history, and letting go of them.
 
 use super::{PubConn, SubCore, SubState, ViewSlot};
+use crate::config::Overflow;
 use crate::data::{DataView, NO_SEQUENCE};
 use crate::error::Result;
 use crate::pins;
@@ -13,11 +14,17 @@ use std::collections::VecDeque;
 
 impl SubCore {
     /// Notices publishers that came or went; maps new ones and pins their history.
+    #[inline]
     pub(super) fn refresh(&self, st: &mut SubState) -> Result<()> {
         let gen = self.service.generation();
         if gen == st.gen {
             return Ok(());
         }
+        self.refresh_slow(st, gen)
+    }
+
+    #[cold]
+    fn refresh_slow(&self, st: &mut SubState, gen: u64) -> Result<()> {
         st.gen = gen;
         let mut result = Ok(());
         for p in 0..self.service.layout().max_publishers {
@@ -73,19 +80,26 @@ impl SubCore {
                 st.views.len() - 1
             }
         };
+        let chunks = view.loc();
         st.views[view_id] = Some(ViewSlot {
             view,
             held: 0,
             live: true,
         });
+        let returns = self.service.returns(p, self.slot);
         st.pubs[p] = Some(PubConn {
             slot_word: word,
             view: view_id,
+            chunks,
             tag: entry_tag(inc, self.inc),
-            ret: self.service.returns(p, self.slot).producer(),
+            delivery: self.service.delivery(p, self.slot).loc(),
+            returns: returns.loc(),
+            ret: returns.producer(),
             last_seq: 0,
             pending,
             draining,
+            unshared: self.service.pub_slot(p).overflow.load(Ordering::Relaxed)
+                != Overflow::DropOldest.code(),
         });
         Ok(())
     }

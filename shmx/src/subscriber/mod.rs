@@ -4,12 +4,13 @@ mod connect;
 mod receive;
 
 use crate::config::SubscriberConfig;
+use crate::data::ChunkLoc;
 use crate::data::DataView;
 use crate::error::{Error, Result};
 use crate::event;
 use crate::message::ShmMessage;
 use crate::name::{root_dir, TopicName};
-use crate::ring::Producer;
+use crate::ring::{Producer, RingLoc};
 use crate::sample::Sample;
 use crate::segment::RootLock;
 use crate::service::{self, Role, Service, ACTIVE, FREE};
@@ -90,24 +91,36 @@ struct ViewSlot {
 struct PubConn {
     slot_word: u64,
     view: usize,
+    /// Where the publisher's chunks are (inside `views[view]`).
+    chunks: ChunkLoc,
     tag: u64,
+    delivery: RingLoc,
+    returns: RingLoc,
     ret: Producer,
     last_seq: u64,
     /// History samples pinned at connection time, handed out before the queue.
     pending: VecDeque<(usize, u64)>,
     draining: bool,
+    /// The publisher never steals from our queue (its policy is not drop-oldest), so taking
+    /// needs no CAS.
+    unshared: bool,
 }
 
 /// What a [`Sample`] needs to give its chunk back.
+#[derive(Clone, Copy)]
 pub(crate) struct Held {
     pub seq: u64,
     pub origin: u64,
-    view: usize,
-    pub_slot: usize,
-    chunk: usize,
-    /// The ring entry to return, or `None` for a pinned history sample.
-    entry: Option<u64>,
+    /// The ring entry to return, or [`PINNED`] for a pinned history sample.
+    entry: u64,
+    view: u32,
+    pub_slot: u32,
+    chunk: u32,
 }
+
+/// `Held::entry` of a history sample, which is pinned rather than delivered (ring entries
+/// never have their top bits set).
+const PINNED: u64 = u64::MAX;
 
 impl<T: ShmMessage> Subscriber<T> {
     /// Creates a subscriber on topic `name` with the default configuration.

@@ -1,8 +1,11 @@
 //! The receive path: taking samples from the rings (or pinned history), validating them, and
 //! giving their chunks back when they are dropped.
+//!
+//! The common case (a sample waiting, nothing changed in the topic) reads the ring slot and
+//! the chunk, makes no system call and allocates nothing.
 
-use super::{Held, SubCore, SubState};
-use crate::data::DataView;
+use super::{Held, PubConn, SubCore, SubState, ViewSlot, PINNED};
+use crate::data::ChunkLoc;
 use crate::error::{Error, Result};
 use crate::message::{ShmMessage, ValidationContext};
 use crate::pins;
@@ -12,7 +15,15 @@ use crate::segment::RootLock;
 use crate::service;
 use crate::sync::Ordering;
 
+/// What looking at one publisher's queue found.
+enum Next {
+    Empty,
+    Sample(Held, *const u8),
+    Invalid(u64, String),
+}
+
 impl SubCore {
+    #[inline]
     pub(super) fn take_raw<'s, T: ShmMessage>(
         &'s self,
         st: &mut SubState,
@@ -21,119 +32,172 @@ impl SubCore {
             self.retry_returns(st);
         }
         if st.held >= self.max_held {
-            return Err(Error::HeldLimit {
-                topic: self.service.topic().to_owned(),
-                max_held: self.max_held,
-            });
+            return Err(self.held_limit());
         }
         self.refresh(st)?;
         let n = st.active.len();
-        for k in 0..n {
-            let i = (st.next + k) % n;
+        let mut i = st.next;
+        for _ in 0..n {
+            if i >= n {
+                i = 0;
+            }
             let p = st.active[i];
-            if let Some(held) = self.take_from::<T>(st, p)? {
-                st.next = i;
-                return Ok(Some(self.hand_out(st, held)));
-            }
-            let conn = st.pubs[p].as_ref().expect("active connections exist");
-            if conn.draining
-                && conn.pending.is_empty()
-                && self.service.delivery(p, self.slot).is_empty()
-            {
-                let word = conn.slot_word;
-                self.disconnect(st, p);
-                if let Ok(lock) = RootLock::acquire(self.service.root()) {
-                    self.release_drain(p, word, &lock);
+            match self.take_from::<T>(st, p) {
+                Next::Sample(held, ptr) => {
+                    st.next = i;
+                    st.held += 1;
+                    if let Some(vs) = st.views[held.view as usize].as_mut() {
+                        vs.held += 1;
+                    }
+                    // SAFETY: `take_from` accepted the chunk: in range, holding a valid `T`
+                    // at `ptr` (aligned by the validated geometry); its view stays mapped
+                    // while `vs.held > 0`, and the publisher does not reuse the chunk while
+                    // we hold it (delivered and not returned, or pinned).
+                    return Ok(Some(unsafe { Sample::new(self, ptr.cast::<T>(), held) }));
                 }
-                st.gen = u64::MAX; // rebuild `active` on the next call
+                Next::Invalid(seq, reason) => return Err(self.invalid(seq, reason)),
+                Next::Empty => {
+                    let conn = st.pubs[p].as_ref().expect("active connections exist");
+                    if conn.draining {
+                        self.finish_draining(st, p);
+                    }
+                }
             }
+            i += 1;
         }
         Ok(None)
     }
 
+    #[cold]
+    fn held_limit(&self) -> Error {
+        Error::HeldLimit {
+            topic: self.service.topic().to_owned(),
+            max_held: self.max_held,
+        }
+    }
+
+    /// A departed publisher whose queue we emptied: let it go.
+    #[cold]
+    fn finish_draining(&self, st: &mut SubState, p: usize) {
+        let conn = st.pubs[p].as_ref().expect("active connections exist");
+        // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
+        if !conn.pending.is_empty() || !unsafe { conn.delivery.delivery() }.is_empty() {
+            return;
+        }
+        let word = conn.slot_word;
+        self.disconnect(st, p);
+        if let Ok(lock) = RootLock::acquire(self.service.root()) {
+            self.release_drain(p, word, &lock);
+        }
+        st.gen = u64::MAX; // rebuild `active` on the next call
+    }
+
     /// Takes the next valid sample of publisher slot `p`, if any.
-    fn take_from<T: ShmMessage>(&self, st: &mut SubState, p: usize) -> Result<Option<Held>> {
+    #[inline]
+    fn take_from<T: ShmMessage>(&self, st: &mut SubState, p: usize) -> Next {
         let SubState {
             pubs,
-            views,
             unreturned,
+            views,
             ..
         } = st;
         let conn = pubs[p].as_mut().expect("active connections exist");
-        let view = &views[conn.view]
-            .as_ref()
-            .expect("a connection's view is mapped")
-            .view;
-        if let Some((chunk, seq)) = conn.pending.pop_front() {
-            conn.last_seq = conn.last_seq.max(seq);
-            let held = Held {
-                seq,
-                origin: service::incarnation_of(conn.slot_word),
-                view: conn.view,
-                pub_slot: p,
-                chunk,
-                entry: None,
-            };
-            return match self.check::<T>(view, chunk) {
-                Ok(()) => Ok(Some(held)),
-                Err(reason) => {
-                    if let Some(pin) = view.pin(chunk) {
-                        pins::unpin(pin, self.bit);
-                    }
-                    Err(self.invalid(seq, reason))
-                }
-            };
+        if !conn.pending.is_empty() {
+            return self.take_history::<T>(conn, p, views);
         }
-        let ring = self.service.delivery(p, self.slot);
-        let returns = self.service.returns(p, self.slot);
-        while let Some(entry) = ring.pop() {
+        // SAFETY: the ring lives in our service mapping, alive as long as `self`.
+        let ring = unsafe { conn.delivery.delivery() };
+        loop {
+            let entry = if conn.unshared {
+                ring.pop_unshared()
+            } else {
+                ring.pop()
+            };
+            let Some(entry) = entry else {
+                return Next::Empty;
+            };
             if entry & !CHUNK_MASK != conn.tag {
                 continue; // left over from an earlier occupant of one of the two slots
             }
             let chunk = (entry & CHUNK_MASK) as usize;
-            let Some(header) = view.header(chunk) else {
+            // SAFETY: `conn.chunks` belongs to `views[conn.view]`, mapped while `conn` lives.
+            let Some((header, payload)) = (unsafe { conn.chunks.chunk(chunk) }) else {
                 continue; // out of range: never touch it, never return it
             };
             let seq = header.seq.load(Ordering::Acquire);
             if seq <= conn.last_seq {
                 // Already handed out from history.
-                if !returns.push(&mut conn.ret, entry) {
-                    unreturned.push((p, conn.slot_word, entry));
-                }
+                self.give_back(conn, p, entry, unreturned);
                 continue;
             }
             conn.last_seq = seq;
-            if let Err(reason) = self.check::<T>(view, chunk) {
-                if !returns.push(&mut conn.ret, entry) {
-                    unreturned.push((p, conn.slot_word, entry));
-                }
-                return Err(self.invalid(seq, reason));
+            if let Err(reason) = self.check::<T>(conn.chunks, chunk) {
+                self.give_back(conn, p, entry, unreturned);
+                return Next::Invalid(seq, reason);
             }
-            return Ok(Some(Held {
+            let held = Held {
                 seq,
                 origin: service::incarnation_of(conn.slot_word),
-                view: conn.view,
-                pub_slot: p,
-                chunk,
-                entry: Some(entry),
-            }));
+                entry,
+                view: conn.view as u32,
+                pub_slot: p as u32,
+                chunk: chunk as u32,
+            };
+            return Next::Sample(held, payload);
         }
-        Ok(None)
+    }
+
+    /// Hands out the next pinned history sample of `conn`.
+    #[cold]
+    fn take_history<T: ShmMessage>(
+        &self,
+        conn: &mut PubConn,
+        p: usize,
+        views: &[Option<ViewSlot>],
+    ) -> Next {
+        let (chunk, seq) = conn.pending.pop_front().expect("pending is not empty");
+        conn.last_seq = conn.last_seq.max(seq);
+        // SAFETY: `conn.chunks` belongs to a view mapped while `conn` lives.
+        let found = unsafe { conn.chunks.chunk(chunk) };
+        let Some((_, payload)) = found else {
+            return Next::Empty; // cannot happen: pinned chunks were range-checked
+        };
+        match self.check::<T>(conn.chunks, chunk) {
+            Ok(()) => Next::Sample(
+                Held {
+                    seq,
+                    origin: service::incarnation_of(conn.slot_word),
+                    entry: PINNED,
+                    view: conn.view as u32,
+                    pub_slot: p as u32,
+                    chunk: chunk as u32,
+                },
+                payload,
+            ),
+            Err(reason) => {
+                let pin = views[conn.view].as_ref().and_then(|vs| vs.view.pin(chunk));
+                if let Some(pin) = pin {
+                    pins::unpin(pin, self.bit);
+                }
+                Next::Invalid(seq, reason)
+            }
+        }
     }
 
     /// Checks a chunk's declared length and, for types that need it, the value's validity.
+    #[inline]
     fn check<T: ShmMessage>(
         &self,
-        view: &DataView,
+        chunks: ChunkLoc,
         chunk: usize,
     ) -> std::result::Result<(), String> {
-        let header = view.header(chunk).ok_or("chunk index out of range")?;
+        // SAFETY: `chunks` belongs to a view mapped while the caller's connection lives.
+        let (header, ptr) = unsafe { chunks.chunk(chunk) }.ok_or("chunk index out of range")?;
         let len = header.len.load(Ordering::Relaxed);
         if len != self.size as u64 {
             return Err(format!("payload length {len}, expected {}", self.size));
         }
         if !T::ALWAYS_VALID {
-            let ptr = view.payload(chunk);
             let ctx = ValidationContext {
                 payload_start: ptr as usize,
                 payload_end: ptr as usize + self.size,
@@ -146,6 +210,7 @@ impl SubCore {
         Ok(())
     }
 
+    #[cold]
     fn invalid(&self, sequence: u64, reason: String) -> Error {
         Error::InvalidSample {
             topic: self.service.topic().to_owned(),
@@ -154,20 +219,26 @@ impl SubCore {
         }
     }
 
-    fn hand_out<'s, T>(&'s self, st: &mut SubState, held: Held) -> Sample<'s, T> {
-        st.held += 1;
-        let vs = st.views[held.view]
-            .as_mut()
-            .expect("a connection's view is mapped");
-        vs.held += 1;
-        let ptr = vs.view.payload(held.chunk).cast::<T>();
-        // SAFETY: `check` accepted the chunk: in range, of `T`'s size, a valid `T`; the view
-        // stays mapped while `vs.held > 0`, and the publisher does not reuse the chunk while
-        // we hold it (delivered and not returned, or pinned).
-        unsafe { Sample::new(self, ptr, held) }
+    /// Returns a ring entry to its publisher (or keeps it for later if the ring is full).
+    #[inline]
+    fn give_back(
+        &self,
+        conn: &mut PubConn,
+        p: usize,
+        entry: u64,
+        unreturned: &mut Vec<(usize, u64, u64)>,
+    ) {
+        if conn.draining {
+            return; // nobody takes it back any more
+        }
+        // SAFETY: the ring lives in our service mapping, alive as long as `self`.
+        if !unsafe { conn.returns.returns() }.push(&mut conn.ret, entry) {
+            unreturned.push((p, conn.slot_word, entry));
+        }
     }
 
     /// Gives a sample's chunk back (called when the sample is dropped).
+    #[inline]
     pub(crate) fn release(&self, held: &Held) {
         let mut st = self.state.borrow_mut();
         st.held -= 1;
@@ -177,39 +248,36 @@ impl SubCore {
             unreturned,
             ..
         } = &mut *st;
-        let Some(vs) = views[held.view].as_mut() else {
+        let view = held.view as usize;
+        let Some(vs) = views[view].as_mut() else {
             return;
         };
         vs.held -= 1;
-        match held.entry {
-            None => {
-                if let Some(pin) = vs.view.pin(held.chunk) {
-                    pins::unpin(pin, self.bit);
-                }
+        if held.entry == PINNED {
+            if let Some(pin) = vs.view.pin(held.chunk as usize) {
+                pins::unpin(pin, self.bit);
             }
-            Some(entry) => {
-                if let Some(conn) = pubs[held.pub_slot].as_mut().filter(|c| c.view == held.view) {
-                    let ring = self.service.returns(held.pub_slot, self.slot);
-                    if !conn.draining && !ring.push(&mut conn.ret, entry) {
-                        unreturned.push((held.pub_slot, conn.slot_word, entry));
-                    }
-                }
+        } else if vs.live {
+            let p = held.pub_slot as usize;
+            if let Some(conn) = pubs[p].as_mut() {
+                self.give_back(conn, p, held.entry, unreturned);
             }
         }
         if !vs.live && vs.held == 0 {
-            views[held.view] = None;
+            views[view] = None;
         }
     }
 
+    #[cold]
     fn retry_returns(&self, st: &mut SubState) {
         let SubState {
             pubs, unreturned, ..
         } = st;
         unreturned.retain(|&(p, word, entry)| match pubs[p].as_mut() {
-            Some(conn) if conn.slot_word == word && !conn.draining => !self
-                .service
-                .returns(p, self.slot)
-                .push(&mut conn.ret, entry),
+            // SAFETY: the ring lives in our service mapping, alive as long as `self`.
+            Some(conn) if conn.slot_word == word && !conn.draining => {
+                !unsafe { conn.returns.returns() }.push(&mut conn.ret, entry)
+            }
             _ => false,
         });
     }
