@@ -274,9 +274,10 @@ impl SubCore {
             pubs, unreturned, ..
         } = st;
         unreturned.retain(|&(p, word, entry)| match pubs[p].as_mut() {
-            // SAFETY: the ring lives in our service mapping, alive as long as `self`.
             Some(conn) if conn.slot_word == word && !conn.draining => {
-                !unsafe { conn.returns.returns() }.push(&mut conn.ret, entry)
+                // SAFETY: the ring lives in our service mapping, alive as long as `self`.
+                let ring = unsafe { conn.returns.returns() };
+                !ring.push(&mut conn.ret, entry)
             }
             _ => false,
         });
