@@ -75,7 +75,7 @@ pub use sample::{Sample, SampleMut};
 pub use service::LAYOUT_VERSION;
 pub use shmx_derive::ShmMessage;
 #[cfg(not(loom))]
-pub use subscriber::{Subscriber, SubscriberBuilder};
+pub use subscriber::{Subscriber, SubscriberBuilder, MAX_SPIN, MIN_SPIN};
 
 #[doc(hidden)]
 pub mod __private;

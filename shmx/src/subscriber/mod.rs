@@ -15,7 +15,7 @@ use crate::sample::Sample;
 use crate::segment::RootLock;
 use crate::service::{self, Role, Service, ACTIVE, FREE};
 use crate::sync::{fence, Ordering};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,8 @@ pub(crate) struct SubCore {
     bit: u64,
     /// This subscriber issues a membarrier before it sleeps (see `event`).
     forces_barrier: bool,
+    /// How long `recv` spins before it sleeps (adaptive, see `recv_until`).
+    spin: Cell<Duration>,
     max_held: usize,
     fingerprint: u64,
     size: usize,
@@ -86,6 +88,12 @@ struct ViewSlot {
     /// Still the data segment of a connected publisher.
     live: bool,
 }
+
+/// Shortest spin before sleeping: sparse traffic costs about this much CPU per receive.
+pub const MIN_SPIN: Duration = Duration::from_micros(1);
+/// Longest spin before sleeping: gaps between samples up to this long are bridged by spinning
+/// once the subscriber has seen them.
+pub const MAX_SPIN: Duration = Duration::from_micros(100);
 
 /// This subscriber's side of its connection to one publisher slot.
 struct PubConn {
@@ -167,17 +175,30 @@ impl<T: ShmMessage> Subscriber<T> {
         self.recv_until(Some(Instant::now() + timeout))
     }
 
+    /// Spins for up to the adaptive budget, then sleeps on the futex until a publisher wakes
+    /// it or `deadline` passes.
+    ///
+    /// The budget adapts to the traffic: a sample that arrives while spinning keeps it; one
+    /// that arrives soon after going to sleep (within [`MAX_SPIN`]) doubles it to cover such
+    /// gaps next time; a long wait halves it, down to [`MIN_SPIN`], so that sparse traffic
+    /// costs little CPU. Spinning makes no system call (the clock is read through the vDSO).
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Sample<'_, T>>> {
-        const SPINS: u32 = 200;
-        const YIELDS: u32 = 20;
-        for i in 0..SPINS + YIELDS {
-            if let Some(sample) = self.take()? {
-                return Ok(Some(sample));
-            }
-            if i < SPINS {
+        if let Some(sample) = self.take()? {
+            return Ok(Some(sample));
+        }
+        let start = Instant::now();
+        let budget = self.core.spin.get();
+        let spin_until = start + budget;
+        let spin_until = deadline.map_or(spin_until, |d| d.min(spin_until));
+        loop {
+            for _ in 0..64 {
+                if let Some(sample) = self.take()? {
+                    return Ok(Some(sample));
+                }
                 std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+            }
+            if Instant::now() >= spin_until {
+                break;
             }
         }
         let slot = self.core.service.sub_slot(self.core.slot);
@@ -188,6 +209,7 @@ impl<T: ShmMessage> Subscriber<T> {
             if !self.core.looks_empty() {
                 event::end_sleep(&slot.sleeping);
                 if let Some(sample) = self.take()? {
+                    self.core.adapt_spin(start.elapsed());
                     return Ok(Some(sample));
                 }
                 continue;
@@ -196,7 +218,9 @@ impl<T: ShmMessage> Subscriber<T> {
             let wait = match deadline {
                 Some(d) if d <= now => {
                     event::end_sleep(&slot.sleeping);
-                    return self.take();
+                    let sample = self.take()?;
+                    self.core.adapt_spin(start.elapsed());
+                    return Ok(sample);
                 }
                 Some(d) => (d - now).min(Duration::from_secs(1)),
                 None => Duration::from_secs(1),
@@ -210,6 +234,7 @@ impl<T: ShmMessage> Subscriber<T> {
             event::wait(&slot.wake, v, Some(wait));
             event::end_sleep(&slot.sleeping);
             if let Some(sample) = self.take()? {
+                self.core.adapt_spin(start.elapsed());
                 return Ok(Some(sample));
             }
         }
@@ -307,6 +332,7 @@ impl SubCore {
             inc,
             bit: 1 << slot,
             forces_barrier,
+            spin: Cell::new(Duration::from_micros(20)),
             max_held: layout.max_held,
             fingerprint: T::FINGERPRINT,
             size: core::mem::size_of::<T>(),
@@ -322,6 +348,17 @@ impl SubCore {
             }
         }
         Ok(core)
+    }
+
+    /// After a receive that had to sleep and waited `waited` in all: a gap we could have
+    /// bridged doubles the spin budget, a long one halves it.
+    fn adapt_spin(&self, waited: Duration) {
+        let spin = if waited < MAX_SPIN {
+            (waited * 2).clamp(MIN_SPIN, MAX_SPIN)
+        } else {
+            (self.spin.get() / 2).max(MIN_SPIN)
+        };
+        self.spin.set(spin);
     }
 
     /// Whether nothing at all is waiting (used right before sleeping).
