@@ -1,0 +1,120 @@
+//! The publish/take hot path allocates nothing: a counting global allocator watches a
+//! steady stream of loan / publish / take / drop after warm-up.
+
+use shmx::{Overflow, Publisher, ShmMessage, Subscriber};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls made while the
+// current thread has counting switched on.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.with(Cell::get) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    let r = f();
+    COUNTING.with(|c| c.set(false));
+    (r, ALLOCATIONS.load(Ordering::Relaxed) - before)
+}
+
+#[derive(ShmMessage, Clone, Copy)]
+#[repr(C)]
+struct Tick {
+    seq: u64,
+    price: f64,
+    flags: [u8; 8],
+    valid: bool,
+    _pad: [u8; 7],
+}
+
+#[test]
+fn publish_and_take_allocate_nothing_after_warm_up() {
+    // The counter itself sees allocations.
+    let (boxed, n) = counted(|| Box::new(7u64));
+    assert!(n >= 1 && *boxed == 7);
+    let dir = tempfile::tempdir().unwrap();
+    for overflow in [Overflow::DropOldest, Overflow::Block, Overflow::Fail] {
+        let topic = format!("{overflow:?}");
+        let subs: Vec<_> = (0..2)
+            .map(|_| {
+                Subscriber::<Tick>::builder(&topic)
+                    .root(dir.path())
+                    .create()
+                    .unwrap()
+            })
+            .collect();
+        let publisher = Publisher::<Tick>::builder(&topic)
+            .overflow(overflow)
+            .history(2)
+            .root(dir.path())
+            .create()
+            .unwrap();
+        let mut round = |i: u64| {
+            let mut s = publisher.loan().unwrap();
+            s.seq = i;
+            s.valid = true;
+            s.publish().unwrap();
+            publisher
+                .loan_uninit()
+                .unwrap()
+                .write(Tick {
+                    seq: i,
+                    price: 1.0,
+                    flags: [1; 8],
+                    valid: false,
+                    _pad: [0; 7],
+                })
+                .publish()
+                .unwrap();
+            for sub in &subs {
+                let a = sub.take().unwrap().expect("first sample");
+                let b = sub
+                    .recv_timeout(Duration::from_secs(5))
+                    .unwrap()
+                    .expect("second");
+                assert_eq!((a.seq, b.seq), (i, i));
+            }
+        };
+        for i in 0..1_000 {
+            round(i);
+        }
+        let ((), allocations) = counted(|| {
+            for i in 1_000..21_000 {
+                round(i);
+            }
+        });
+        assert_eq!(allocations, 0, "{overflow:?}: the hot path allocated");
+    }
+}
