@@ -81,7 +81,7 @@ fn publish_and_take_allocate_nothing_after_warm_up() {
             .root(dir.path())
             .create()
             .unwrap();
-        let mut round = |i: u64| {
+        let round = |i: u64| {
             let mut s = publisher.loan().unwrap();
             s.seq = i;
             s.valid = true;
