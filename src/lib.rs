@@ -10,6 +10,9 @@
 //!   peers with a deadline instead of sleeping and hoping.
 //! - [`unique_topic`] and [`topic_dir`]: topic names that do not collide with other runs, and
 //!   the directory a topic occupies, to check that nothing was left behind.
+//! - [`bench`](mod@bench): the benchmark harness (contenders, child processes, the interleaved
+//!   runner and its Markdown report) behind `benches/`, `examples/bench_report.rs` and
+//!   `shmx bench`.
 //!
 //! ```
 //! use shmx_suite::{format_ns, LatencySummary};
@@ -18,6 +21,8 @@
 //! assert_eq!((summary.p50, summary.max), (1_000, 15_000));
 //! assert_eq!(format_ns(summary.max), "15.0 us");
 //! ```
+
+pub mod bench;
 
 use std::ffi::OsStr;
 use std::fmt;

@@ -1,0 +1,52 @@
+//! Cross-process one-way latency (round trip / 2) of every ping-pong contender but the floor
+//! (`benches/floor.rs`), for payloads of 8 B to 4 MiB: shmx spinning on `take()` and blocking
+//! in `recv()`, Unix domain stream sockets (blocking and busy-polling), TCP loopback with
+//! `TCP_NODELAY`, and a pipe.
+//!
+//! ```text
+//! cargo bench --bench latency                      # everything (~4 min on 2 cores)
+//! cargo bench --bench latency -- latency-8B/       # one payload
+//! cargo bench --bench latency -- shmx --quick      # shmx only, shorter
+//! SHMX_BENCH_PIN=1 cargo bench --bench latency     # parent on one CPU, child on another
+//! ```
+//!
+//! Groups are `latency-<payload>` (`8B`, `64B`, `1KiB`, `64KiB`, `1MiB`, `4MiB`), benchmarks
+//! the contenders' ids. Each benchmark starts one child process (this binary again, see
+//! `shmx_suite::bench`) and runs every sample against it. Criterion runs benchmarks one after
+//! the other, so its figures for two contenders may be taken minutes apart on a machine whose
+//! speed varies: for comparisons use `cargo run --release --example bench_report`, which
+//! interleaves them.
+
+mod common;
+
+use criterion::{criterion_group, Criterion, SamplingMode};
+use shmx_suite::bench::{payload_tag, FLOOR_ID, PAYLOADS, PING_PONG};
+
+fn latency(c: &mut Criterion) {
+    for payload in PAYLOADS {
+        let mut group = c.benchmark_group(format!("latency-{}", payload_tag(payload)));
+        if payload >= 1 << 20 {
+            // A 4 MiB round trip over a socket takes milliseconds: fewer, flat samples.
+            group.sample_size(20).sampling_mode(SamplingMode::Flat);
+        }
+        for contender in PING_PONG
+            .iter()
+            .filter(|c| c.id() != FLOOR_ID && c.supports(payload))
+        {
+            common::ping_pong(&mut group, *contender, payload);
+        }
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = latency
+}
+
+fn main() {
+    common::prologue();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,0 +1,200 @@
+//! shmx ping-pong: two topics of `[u8; N]`, `bench/ping` (parent to child) and `bench/pong`
+//! (child to parent).
+//!
+//! Each side loans a chunk with `loan_uninit()`, writes only the 8-byte counter at its start,
+//! and publishes it: the payload is neither zeroed nor copied, as a camera driver or a
+//! serializer writing straight into the chunk would do. The receiver checks the counter.
+//! Two waiting policies:
+//!
+//! - `shmx-spin`: both sides poll `take()` with `std::hint::spin_loop()` in between;
+//! - `shmx-recv`: both sides call the blocking `recv()` (which spins briefly, then sleeps on a
+//!   futex).
+//!
+//! The topics are sized for one subscriber each (`max_subscribers: 1`, queue depth 4,
+//! `max_held: 2`, `max_loans: 2`, no history), so a 4 MiB topic's pool is 8 chunks.
+
+use super::process::{ChildEnv, ChildStdio, Peer, Placement, RunDir, PEER_TIMEOUT};
+use super::{mismatch, with_payload, PingPong, Result, Session, STOP};
+use shmx::{Publisher, Subscriber, TopicConfig};
+use std::path::Path;
+use std::time::Duration;
+
+/// How a side waits for the other's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Poll `take()`, with `std::hint::spin_loop()` between polls.
+    Spin,
+    /// Call `recv()`.
+    Recv,
+}
+
+/// The shmx ping-pong with one waiting policy.
+#[derive(Debug, Clone, Copy)]
+pub struct ShmxPingPong {
+    wait: Wait,
+}
+
+/// shmx, both sides spinning on `take()` (id `shmx-spin`).
+pub static SPIN: ShmxPingPong = ShmxPingPong { wait: Wait::Spin };
+/// shmx, both sides blocking in `recv()` (id `shmx-recv`).
+pub static RECV: ShmxPingPong = ShmxPingPong { wait: Wait::Recv };
+
+const PING: &str = "bench/ping";
+const PONG: &str = "bench/pong";
+const QUEUE_DEPTH: usize = 4;
+const MAX_LOANS: usize = 2;
+
+/// The topic limits of both topics: one publisher, one subscriber, few chunks.
+fn topic_config() -> TopicConfig {
+    TopicConfig {
+        max_publishers: 1,
+        max_subscribers: 1,
+        max_queue_depth: QUEUE_DEPTH,
+        max_held: 2,
+        max_history: 0,
+        ..TopicConfig::default()
+    }
+}
+
+fn publisher<const N: usize>(root: &Path, topic: &str) -> Result<Publisher<[u8; N]>> {
+    Ok(Publisher::builder(topic)
+        .root(root)
+        .queue_depth(QUEUE_DEPTH)
+        .max_loans(MAX_LOANS)
+        .topic_config(topic_config())
+        .create()?)
+}
+
+fn subscriber<const N: usize>(root: &Path, topic: &str) -> Result<Subscriber<[u8; N]>> {
+    Ok(Subscriber::builder(topic)
+        .root(root)
+        .queue_depth(QUEUE_DEPTH)
+        .topic_config(topic_config())
+        .create()?)
+}
+
+/// Loans a chunk, writes `value` into its first 8 bytes and publishes it; the rest of the
+/// payload is left as it is.
+#[inline(always)]
+pub fn publish_header<const N: usize>(publisher: &Publisher<[u8; N]>, value: u64) -> Result<()> {
+    const { assert!(N >= 8, "the payload holds an 8-byte counter") };
+    let mut sample = publisher.loan_uninit()?;
+    let ptr = sample.as_mut_ptr().cast::<u64>();
+    // SAFETY: the loaned chunk holds `N >= 8` writable bytes, loaned to this sample alone;
+    // `write_unaligned` needs no alignment.
+    unsafe { ptr.write_unaligned(value) };
+    // SAFETY: every byte of the payload holds a value: the data segment is a file mapping
+    // whose pages the kernel zero-filled when the publisher reserved them, and which since
+    // hold only bytes that earlier samples wrote; memory that comes from `mmap` is never
+    // uninitialised to the compiler. Every bit pattern is a valid `[u8; N]`.
+    let sample = unsafe { sample.assume_init() };
+    sample.publish()?;
+    Ok(())
+}
+
+/// The counter in the first 8 bytes of a received payload.
+#[inline(always)]
+pub fn header(payload: &[u8]) -> u64 {
+    super::read_header(payload)
+}
+
+struct ShmxSession<const N: usize> {
+    wait: Wait,
+    ping: Publisher<[u8; N]>,
+    pong: Subscriber<[u8; N]>,
+    peer: Option<Peer>,
+    seq: u64,
+}
+
+impl PingPong for ShmxPingPong {
+    fn id(&self) -> &'static str {
+        match self.wait {
+            Wait::Spin => "shmx-spin",
+            Wait::Recv => "shmx-recv",
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self.wait {
+            Wait::Spin => "shmx, receivers spinning on take()",
+            Wait::Recv => "shmx, receivers blocking in recv()",
+        }
+    }
+
+    fn start(&self, payload: usize, run: &RunDir) -> Result<Box<dyn Session>> {
+        with_payload!(self.id(), payload, N => {
+            let ping = publisher::<N>(run.path(), PING)?;
+            let pong = subscriber::<N>(run.path(), PONG)?;
+            let spawned = run.spawn(self.id(), payload, "", ChildStdio::Null)?;
+            if !crate::wait_until(PEER_TIMEOUT, || {
+                ping.subscriber_count() >= 1 && pong.publisher_count() >= 1
+            }) {
+                return Err(format!("the {} child did not connect", self.id()).into());
+            }
+            Ok(Box::new(ShmxSession::<N> {
+                wait: self.wait,
+                ping,
+                pong,
+                peer: Some(spawned.peer),
+                seq: 0,
+            }) as Box<dyn Session>)
+        })
+    }
+
+    fn child(&self, env: &ChildEnv) -> Result<()> {
+        let wait = self.wait;
+        with_payload!(self.id(), env.payload, N => child::<N>(wait, &env.root))
+    }
+}
+
+fn child<const N: usize>(wait: Wait, root: &Path) -> Result<()> {
+    let ping = subscriber::<N>(root, PING)?;
+    let pong = publisher::<N>(root, PONG)?;
+    loop {
+        let sample = match wait {
+            Wait::Spin => super::spin_wait(|| Ok(ping.take()?))?,
+            Wait::Recv => ping.recv()?,
+        };
+        let v = header(&*sample);
+        if v == STOP {
+            return Ok(());
+        }
+        // Answer first, then hand the ping's chunk back.
+        publish_header(&pong, v)?;
+        drop(sample);
+    }
+}
+
+impl<const N: usize> Session for ShmxSession<N> {
+    fn round_trips(&mut self, n: u64, rtts: Option<&mut Vec<u64>>) -> Result<Duration> {
+        let (ping, pong, seq) = (&self.ping, &self.pong, &mut self.seq);
+        match self.wait {
+            Wait::Spin => super::timed_round_trips(n, rtts, || {
+                *seq += 1;
+                publish_header(ping, *seq)?;
+                let sample = super::spin_wait(|| Ok(pong.take()?))?;
+                let v = header(&*sample);
+                if v != *seq {
+                    return Err(mismatch("shmx-spin pong", *seq, v));
+                }
+                Ok(())
+            }),
+            Wait::Recv => super::timed_round_trips(n, rtts, || {
+                *seq += 1;
+                publish_header(ping, *seq)?;
+                let sample = pong.recv()?;
+                let v = header(&*sample);
+                if v != *seq {
+                    return Err(mismatch("shmx-recv pong", *seq, v));
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Vec<Placement>> {
+        let peer = self.peer.take().expect("finished once");
+        let ping = &self.ping;
+        Ok(vec![peer.stop(|| publish_header(ping, STOP))?])
+    }
+}
