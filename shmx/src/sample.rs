@@ -52,6 +52,44 @@ impl<'p, T> SampleMut<'p, MaybeUninit<T>> {
         self.ptr.cast()
     }
 
+    /// Keeps the bytes the chunk already holds and declares the payload initialised: zeroes
+    /// for a chunk never used, else an earlier sample of this publisher. Then write only what
+    /// changes, in place: a 4 MiB frame buffer whose header is all that moves need not be
+    /// written in full.
+    ///
+    /// Only for types in which every bit pattern is a valid value (a compile error
+    /// otherwise). Sound because a chunk is memory mapped from a file: the kernel fills it
+    /// with zeroes and it holds nothing but bytes written since, so it is never
+    /// uninitialised.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::{Publisher, Subscriber};
+    /// let subscriber = Subscriber::<[u8; 4096]>::builder("doc/frame").root(dir.path()).create()?;
+    /// let publisher = Publisher::<[u8; 4096]>::builder("doc/frame").root(dir.path()).create()?;
+    /// let mut frame = publisher.loan_uninit()?.assume_recycled();
+    /// frame[..4].copy_from_slice(b"head");
+    /// frame.publish()?;
+    /// assert_eq!(&subscriber.take()?.unwrap()[..4], b"head");
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn assume_recycled(self) -> SampleMut<'p, T>
+    where
+        T: ShmMessage,
+    {
+        const {
+            assert!(
+                T::ALWAYS_VALID,
+                "assume_recycled() needs a type in which every bit pattern is valid; write the \
+                 value and use assume_init()"
+            )
+        };
+        // SAFETY: the payload is mapped file memory, so every byte holds a value (zero from
+        // the kernel, or written by an earlier sample); every bit pattern is a valid `T`
+        // (ALWAYS_VALID), so any such bytes are a valid `T`.
+        unsafe { self.assume_init() }
+    }
+
     /// Declares the payload initialised.
     ///
     /// # Safety

@@ -78,16 +78,8 @@ fn subscriber<const N: usize>(root: &Path, topic: &str) -> Result<Subscriber<[u8
 #[inline(always)]
 pub fn publish_header<const N: usize>(publisher: &Publisher<[u8; N]>, value: u64) -> Result<()> {
     const { assert!(N >= 8, "the payload holds an 8-byte counter") };
-    let mut sample = publisher.loan_uninit()?;
-    let ptr = sample.as_mut_ptr().cast::<u64>();
-    // SAFETY: the loaned chunk holds `N >= 8` writable bytes, loaned to this sample alone;
-    // `write_unaligned` needs no alignment.
-    unsafe { ptr.write_unaligned(value) };
-    // SAFETY: every byte of the payload holds a value: the data segment is a file mapping
-    // whose pages the kernel zero-filled when the publisher reserved them, and which since
-    // hold only bytes that earlier samples wrote; memory that comes from `mmap` is never
-    // uninitialised to the compiler. Every bit pattern is a valid `[u8; N]`.
-    let sample = unsafe { sample.assume_init() };
+    let mut sample = publisher.loan_uninit()?.assume_recycled();
+    sample[..8].copy_from_slice(&value.to_ne_bytes());
     sample.publish()?;
     Ok(())
 }
