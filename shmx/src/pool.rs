@@ -56,7 +56,19 @@ impl Pool {
     }
 
     /// Takes a chunk to loan, or `None` when every chunk is in use.
+    #[inline]
     pub(crate) fn alloc(&mut self, data: &DataSegment) -> Option<u32> {
+        if !self.pins_possible {
+            if let Some(c) = self.free.pop() {
+                self.chunks[c as usize].loaned = true;
+                return Some(c);
+            }
+        }
+        self.alloc_slow(data)
+    }
+
+    #[cold]
+    fn alloc_slow(&mut self, data: &DataSegment) -> Option<u32> {
         while let Some(c) = self.free.pop() {
             if self.pins_possible
                 && !pins::invalidate_and_check(&data.header(c as usize).seq, data.pin(c as usize))
@@ -78,6 +90,7 @@ impl Pool {
         None
     }
 
+    #[inline]
     fn maybe_free(&mut self, c: u32) {
         let s = self.chunks[c as usize];
         if s.holders == 0 && !s.in_history && !s.loaned {
@@ -86,6 +99,7 @@ impl Pool {
     }
 
     /// A loan ends, published or not.
+    #[inline]
     pub(crate) fn end_loan(&mut self, c: u32) {
         self.chunks[c as usize].loaned = false;
         self.maybe_free(c);
@@ -99,11 +113,13 @@ impl Pool {
     }
 
     /// Subscriber bit `bit` now holds chunk `c`.
+    #[inline]
     pub(crate) fn deliver(&mut self, c: u32, bit: u64) {
         self.chunks[c as usize].holders |= bit;
     }
 
     /// Subscriber bit `bit` gives back chunk index `c` (read from shared memory: checked).
+    #[inline]
     pub(crate) fn give_back(&mut self, c: u64, bit: u64) {
         match self.chunks.get_mut(c as usize) {
             Some(s) if s.holders & bit != 0 => {
