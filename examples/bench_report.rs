@@ -4,32 +4,41 @@
 //! cargo run --release --example bench_report              # ~2-3 min on 2 cores
 //! cargo run --release --example bench_report -- --quick   # ~30 s
 //! cargo run --release --example bench_report -- --payloads 8,4M --contenders floor,shmx-spin,uds
+//! cargo run --release --example bench_report -- --quick --no-latency --no-throughput  # paced only
 //! ```
 //!
 //! For each round, each payload and each contender (in rotating order: A B C, B C A, …) it
 //! starts the contender's child process, warms up, records a batch of round trips and stops
-//! the child; then the throughput contenders, the same way. The report (stdout) gives the
-//! machine (CPU, kernel, where each process ran), the median and p99 one-way latency of every
-//! contender and payload with their ratios to the floor and to a blocking Unix socket
-//! (medians of per-round ratios), the throughput table, and the design's performance targets.
+//! the child; then the paced contenders (a message every 10 us, 100 us and 1 ms to a receiver
+//! that waits for it), then the throughput contenders, the same way. The report (stdout) gives
+//! the machine (CPU, kernel, where each process ran), the median and p99 one-way latency of
+//! every contender and payload with their ratios to the floor and to a blocking Unix socket
+//! (medians of per-round ratios), the paced one-way latency per interval with its ratios to
+//! the spinning shmx receiver and to the socket, the throughput table, and the design's
+//! performance targets.
 //! Progress goes to stderr. All the work is in `shmx_suite::bench`; this file only reads the
 //! command line.
 
 use shmx_suite::bench::interleave::{self, Options};
+use shmx_suite::bench::paced::{interval_label, parse_interval, PACED};
 use shmx_suite::bench::report::{markdown, Machine};
 use shmx_suite::bench::{parse_payload, payload_label, PING_PONG, THROUGHPUT};
 use std::process::ExitCode;
+use std::time::Duration;
 
 const USAGE: &str = "\
 usage: bench_report [--quick] [--rounds N] [--payloads 8,64,1K,64K,1M,4M]
-                    [--contenders ID,ID,...] [--no-latency] [--no-throughput] [--pin]
-                    [--list]
+                    [--intervals 10us,100us,1ms] [--contenders ID,ID,...] [--no-latency]
+                    [--no-paced] [--no-throughput] [--pin] [--list]
 
   --quick          short run (~30 s): 3 rounds, quarter-size batches
   --rounds N       rounds of the round robin (default 8, or 3 with --quick)
   --payloads LIST  latency payload sizes (default: all of 8,64,1K,64K,1M,4M)
+  --intervals LIST paced intervals, with units (default: 10us,100us,1ms)
   --contenders L   only these contender ids (see --list); ratios need `floor` and `uds`
+                   (paced ratios: `shmx-spin` and `uds`)
   --no-latency     skip the latency table
+  --no-paced       skip the paced one-way latency table (~20 s, ~5 s with --quick)
   --no-throughput  skip the throughput table
   --pin            pin the parent to the first allowed CPU and each child to the next
   --list           list the contenders and exit";
@@ -101,6 +110,20 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                     })
                     .collect::<Result<_, _>>()?;
             }
+            "--intervals" => {
+                o.intervals = value("--intervals")?
+                    .split(',')
+                    .map(|i| {
+                        parse_interval(i)
+                            .filter(|d| {
+                                (Duration::from_micros(1)..=Duration::from_millis(100)).contains(d)
+                            })
+                            .ok_or_else(|| {
+                                format!("bad interval {i:?} (1us to 100ms, with a unit)")
+                            })
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
             "--contenders" => {
                 let ids: Vec<String> = value("--contenders")?
                     .split(',')
@@ -108,7 +131,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                     .collect();
                 for id in &ids {
                     let known = PING_PONG.iter().any(|c| c.id() == id)
-                        || THROUGHPUT.iter().any(|c| c.id() == id);
+                        || THROUGHPUT.iter().any(|c| c.id() == id)
+                        || PACED.iter().any(|c| c.id() == id);
                     if !known {
                         return Err(format!("unknown contender {id:?} (see --list)"));
                     }
@@ -116,11 +140,16 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                 o.contenders = Some(ids);
             }
             "--no-latency" => o.latency = false,
+            "--no-paced" => o.paced = false,
             "--no-throughput" => o.throughput = false,
             "--pin" => o.pin = true,
             "--list" => {
                 println!("latency (ping-pong), payloads {}:", payloads());
                 for c in PING_PONG {
+                    println!("  {:<12} {}", c.id(), c.describe());
+                }
+                println!("paced one-way latency, 8 B every {}:", intervals());
+                for c in PACED {
                     println!("  {:<12} {}", c.id(), c.describe());
                 }
                 println!("throughput, 8 B and 1 KiB to 1 and 4 subscribers:");
@@ -137,6 +166,12 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         }
     }
     Ok(Some(o))
+}
+
+fn intervals() -> String {
+    shmx_suite::bench::paced::INTERVALS
+        .map(interval_label)
+        .join(", ")
 }
 
 fn payloads() -> String {

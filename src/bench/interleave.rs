@@ -7,9 +7,11 @@
 //! one contender further each round (A B C, B C A, C A B, …). A batch starts fresh processes
 //! in a fresh run directory, runs some round trips to warm up (page faults, caches), then
 //! records every round trip of the batch, and stops its child; so no idle child spins while
-//! another contender is measured. Throughput batches follow the same pattern after the
-//! latency rounds.
+//! another contender is measured. Paced batches ([`super::paced`]: every interval, every
+//! contender, in rotating order) follow the latency rounds, and throughput batches follow the
+//! same pattern after those.
 
+use super::paced::{self, Paced, PACED};
 use super::process::{self, Placement, RunDir};
 use super::{PingPong, Result, Throughput, PAYLOADS, PING_PONG, THROUGHPUT};
 use super::{THROUGHPUT_PAYLOADS, THROUGHPUT_SUBSCRIBERS};
@@ -30,6 +32,10 @@ pub struct Options {
     pub latency: bool,
     /// Run the throughput table.
     pub throughput: bool,
+    /// Run the paced one-way latency table ([`super::paced`]).
+    pub paced: bool,
+    /// Intervals between messages of the paced table.
+    pub intervals: Vec<Duration>,
     /// Pin the parent and each child to a CPU of its own ([`process::set_pinning`]).
     pub pin: bool,
 }
@@ -44,6 +50,8 @@ impl Options {
             contenders: None,
             latency: true,
             throughput: true,
+            paced: true,
+            intervals: paced::INTERVALS.to_vec(),
             pin: false,
         }
     }
@@ -67,6 +75,28 @@ impl Options {
     /// touch every chunk of a ping-pong topic's pool twice (first touches fault pages in).
     pub fn warmup(&self, payload: usize) -> u64 {
         (self.trips(payload) / 10).max(20)
+    }
+
+    /// Messages measured per paced batch at `interval`: 5000 up to 50 us, 1000 up to 500 us,
+    /// 500 beyond (half as many with `quick`), and never more than 1 s of them (100 at
+    /// least). With the default intervals, 8 rounds take ~20 s and 3 quick ones ~5 s.
+    pub fn paced_messages(&self, interval: Duration) -> u64 {
+        let full: u64 = match interval.as_micros() {
+            0..=50 => 5000,
+            51..=500 => 1000,
+            _ => 500,
+        };
+        let n = if self.quick { full / 2 } else { full };
+        let per_second = Duration::from_secs(1).as_nanos() / interval.as_nanos().max(1);
+        n.min(per_second as u64).max(100)
+    }
+
+    /// Messages sent, and not measured, at the start of each paced batch, so that the
+    /// receiver's adaptive spin budget settles (from its initial 20 us, a budget moves by a
+    /// factor of 2 per message): 200, or 50 ms of them if that is fewer, 20 at least.
+    pub fn paced_warmup(&self, interval: Duration) -> u64 {
+        let in_50ms = Duration::from_millis(50).as_nanos() / interval.as_nanos().max(1);
+        (in_50ms as u64).clamp(20, 200)
     }
 
     /// How long one throughput batch aims to take.
@@ -95,6 +125,30 @@ pub struct LatencyBatch {
     pub rtts: Vec<u64>,
     /// Where the parent (first) and the child ran.
     pub placements: Vec<Placement>,
+}
+
+/// One paced batch: one contender, one interval, one round.
+#[derive(Debug, Clone)]
+pub struct PacedBatch {
+    /// Round number, from 0.
+    pub round: usize,
+    /// Interval between messages.
+    pub interval: Duration,
+    /// The contender's id.
+    pub contender: &'static str,
+    /// One-way latency of every measured message, in nanoseconds, in order of arrival.
+    pub latencies: Vec<u64>,
+    /// Time from the first to the last measured message's send stamp, in nanoseconds.
+    pub span: u64,
+    /// Where the parent (first) and the child ran.
+    pub placements: Vec<Placement>,
+}
+
+impl PacedBatch {
+    /// The achieved mean interval between measured messages, in nanoseconds.
+    pub fn mean_gap(&self) -> f64 {
+        self.span as f64 / (self.latencies.len().max(2) - 1) as f64
+    }
 }
 
 /// One throughput batch.
@@ -136,6 +190,8 @@ pub struct Results {
     pub latency: Vec<LatencyBatch>,
     /// Throughput batches, in the order they ran.
     pub throughput: Vec<ThroughputBatch>,
+    /// Paced batches, in the order they ran.
+    pub paced: Vec<PacedBatch>,
     /// Batches that failed (contender, payload, error); the run went on without them.
     pub failures: Vec<String>,
 }
@@ -158,6 +214,15 @@ pub fn throughputs(options: &Options) -> Vec<&'static dyn Throughput> {
         .collect()
 }
 
+/// The selected paced contenders, in table order.
+pub fn pacers(options: &Options) -> Vec<&'static Paced> {
+    PACED
+        .iter()
+        .copied()
+        .filter(|c| options.selected(c.id()))
+        .collect()
+}
+
 /// Runs everything `options` selects; `progress` gets a line of news now and then (for
 /// stderr).
 pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Results> {
@@ -172,10 +237,14 @@ pub fn run(options: &Options, mut progress: impl FnMut(&str)) -> Result<Results>
         elapsed: Duration::ZERO,
         latency: Vec::new(),
         throughput: Vec::new(),
+        paced: Vec::new(),
         failures: Vec::new(),
     };
     if options.latency {
         run_latency(options, &mut results, &mut progress);
+    }
+    if options.paced {
+        run_paced(options, &mut results, &mut progress);
     }
     if options.throughput {
         run_throughput(options, &mut results, &mut progress);
@@ -260,6 +329,58 @@ fn latency_batch(
     let mut placements = vec![parent];
     placements.extend(children?);
     Ok((rtts, placements))
+}
+
+fn run_paced(options: &Options, results: &mut Results, progress: &mut impl FnMut(&str)) {
+    let contenders = pacers(options);
+    if contenders.is_empty() {
+        return;
+    }
+    for round in 0..options.rounds {
+        for &interval in &options.intervals {
+            let mut line = format!(
+                "round {}/{} paced {:>6}:",
+                round + 1,
+                options.rounds,
+                paced::interval_label(interval)
+            );
+            for c in rotated(&contenders, round) {
+                let batch = RunDir::new().and_then(|run| {
+                    c.run(
+                        &run,
+                        interval,
+                        options.paced_warmup(interval),
+                        options.paced_messages(interval),
+                    )
+                });
+                match batch {
+                    Ok(r) => {
+                        let mut sorted = r.latencies.clone();
+                        sorted.sort_unstable();
+                        let median = crate::percentile(&sorted, 0.5) as f64;
+                        line.push_str(&format!(" {} {}", c.id(), super::report::format_ns(median)));
+                        results.paced.push(PacedBatch {
+                            round,
+                            interval,
+                            contender: c.id(),
+                            latencies: r.latencies,
+                            span: r.span,
+                            placements: r.placements,
+                        });
+                    }
+                    Err(e) => {
+                        line.push_str(&format!(" {} FAILED", c.id()));
+                        results.failures.push(format!(
+                            "paced, {}, every {}: {e}",
+                            c.id(),
+                            paced::interval_label(interval)
+                        ));
+                    }
+                }
+            }
+            progress(&line);
+        }
+    }
 }
 
 fn run_throughput(options: &Options, results: &mut Results, progress: &mut impl FnMut(&str)) {
@@ -356,6 +477,25 @@ mod tests {
         let (q, f) = (Options::new(true), Options::new(false));
         for p in PAYLOADS {
             assert!(q.trips(p) < f.trips(p) && q.warmup(p) >= 20);
+        }
+    }
+
+    #[test]
+    fn paced_runs_fit_their_time_budget() {
+        // Every contender sends warm-up and measured messages at each interval, each round.
+        let time = |o: &Options| {
+            let per_round: Duration = o
+                .intervals
+                .iter()
+                .map(|&i| i * (o.paced_warmup(i) + o.paced_messages(i)) as u32)
+                .sum();
+            per_round * (o.rounds * PACED.len()) as u32
+        };
+        let (q, f) = (Options::new(true), Options::new(false));
+        assert!(time(&q) <= Duration::from_secs(5), "{:?}", time(&q));
+        assert!(time(&f) <= Duration::from_secs(20), "{:?}", time(&f));
+        for i in paced::INTERVALS {
+            assert!(q.paced_messages(i) < f.paced_messages(i) && f.paced_warmup(i) >= 20);
         }
     }
 }

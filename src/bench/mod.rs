@@ -54,7 +54,10 @@
 #![deny(missing_docs)]
 
 pub mod floor;
+#[cfg(feature = "compare-iceoryx2")]
+pub mod iceoryx2;
 pub mod interleave;
+pub mod paced;
 pub mod pipe;
 pub mod process;
 pub mod report;
@@ -141,7 +144,8 @@ pub static PING_PONG: &[&dyn PingPong] = &[
     &floor::Floor,
     &shmx_pingpong::SPIN,
     &shmx_pingpong::RECV,
-    // #[cfg(feature = "compare-iceoryx2")] &iceoryx2::Iceoryx2,
+    #[cfg(feature = "compare-iceoryx2")]
+    &iceoryx2::Iceoryx2,
     &socket::UDS,
     &socket::UDS_POLL,
     &socket::TCP,
@@ -151,7 +155,8 @@ pub static PING_PONG: &[&dyn PingPong] = &[
 /// Every throughput contender, in table order.
 pub static THROUGHPUT: &[&dyn Throughput] = &[
     &throughput::ShmxStream,
-    // #[cfg(feature = "compare-iceoryx2")] &iceoryx2::Iceoryx2,
+    #[cfg(feature = "compare-iceoryx2")]
+    &iceoryx2::Iceoryx2,
     &throughput::UdsStream,
 ];
 

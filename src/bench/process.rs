@@ -95,6 +95,8 @@ fn child_main(spec: &str) -> Result<()> {
         c.child(&env)?;
     } else if let Some(c) = throughput(id) {
         c.child(&env)?;
+    } else if let Some(c) = super::paced::by_child_id(id) {
+        c.child(&env)?;
     } else {
         return Err(format!("no contender is called {id:?}").into());
     }
