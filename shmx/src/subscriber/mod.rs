@@ -106,6 +106,8 @@ struct PubConn {
     returns: RingLoc,
     ret: Producer,
     last_seq: u64,
+    /// The chunk of the last sample taken from the queue (to guess the next one).
+    last_chunk: usize,
     /// History samples pinned at connection time, handed out before the queue.
     pending: VecDeque<(usize, u64)>,
     draining: bool,

@@ -117,6 +117,12 @@ impl SubCore {
                 ring.pop()
             };
             let Some(entry) = entry else {
+                // Nothing yet. A publisher usually takes its chunks in order, so the next
+                // sample is likely in a neighbour of the last one: start loading both now, so
+                // that when the ring entry arrives the chunk is (nearly) here too, instead of
+                // being fetched only after the entry.
+                conn.chunks.prefetch(conn.last_chunk.wrapping_add(1));
+                conn.chunks.prefetch(conn.last_chunk.wrapping_sub(1));
                 return Next::Empty;
             };
             if entry & !CHUNK_MASK != conn.tag {
@@ -134,6 +140,7 @@ impl SubCore {
                 continue;
             }
             conn.last_seq = seq;
+            conn.last_chunk = chunk;
             if let Err(reason) = self.check::<T>(conn.chunks, chunk) {
                 self.give_back(conn, p, entry, unreturned);
                 return Next::Invalid(seq, reason);
