@@ -6,17 +6,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> tempfile::TempDir {
-    let base = Path::new("/dev/shm");
-    tempfile::Builder::new()
-        .prefix("shmx-test-")
-        .tempdir_in(if base.is_dir() {
-            base.to_owned()
-        } else {
-            std::env::temp_dir()
-        })
-        .expect("a fresh root")
-}
+mod common;
+use common::root;
 
 fn service_file(root: &Path, encoded_topic: &str) -> PathBuf {
     root.join(encoded_topic).join("service")

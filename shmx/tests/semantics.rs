@@ -5,26 +5,8 @@ use shmx::{Error, Overflow, Publisher, ShmMessage, Subscriber, TopicConfig};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn root() -> tempfile::TempDir {
-    let base = Path::new("/dev/shm");
-    let b = tempfile::Builder::new()
-        .prefix("shmx-test-")
-        .tempdir_in(if base.is_dir() {
-            base.to_owned()
-        } else {
-            std::env::temp_dir()
-        });
-    b.expect("a fresh root")
-}
-
-fn assert_empty(root: &Path) {
-    let left: Vec<_> = std::fs::read_dir(root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "files left behind: {left:?}");
-}
+mod common;
+use common::{assert_empty, root};
 
 #[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
