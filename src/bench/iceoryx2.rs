@@ -29,6 +29,7 @@
 //! could clean up).
 
 use super::process::{ChildEnv, ChildStdio, Peer, Placement, RunDir, PEER_TIMEOUT};
+use super::throughput::Idle;
 use super::{
     mismatch, read_header, with_payload, PingPong, Result, Session, Stream, Throughput, STOP,
 };
@@ -322,36 +323,6 @@ impl<const N: usize> Session for Iceoryx2Session<N> {
 
 const STREAM: &str = "stream";
 const ACK: &str = "ack";
-
-/// Busy-wait policy of a throughput process, as in [`super::throughput`]: spin, and when the
-/// publisher and its subscribers outnumber the CPUs, also yield every 128 empty polls.
-#[derive(Debug, Clone, Copy)]
-struct Idle {
-    yields: bool,
-    empty: u32,
-}
-
-impl Idle {
-    /// The policy for a publisher with `subscribers` subscribers on the CPUs the benchmark
-    /// may use (as it started, before any pinning).
-    fn new(subscribers: usize) -> Idle {
-        Idle::with_yields(subscribers + 1 > super::process::allowed_cpus().len())
-    }
-
-    fn with_yields(yields: bool) -> Idle {
-        Idle { yields, empty: 0 }
-    }
-
-    #[inline(always)]
-    fn wait(&mut self) {
-        self.empty = self.empty.wrapping_add(1);
-        if self.yields && self.empty & 127 == 0 {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-}
 
 /// The service limits of the stream and of the acknowledgements.
 fn stream_limits(subscribers: usize) -> (usize, usize, usize) {

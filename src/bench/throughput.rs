@@ -69,24 +69,24 @@ fn ack_topic(subscribers: usize) -> TopicConfig {
 /// subscribers outnumber the CPUs, also yield every 128 empty polls (so that a spinning
 /// process whose queue is empty hands its CPU to one with work).
 #[derive(Debug, Clone, Copy)]
-struct Idle {
-    yields: bool,
+pub(super) struct Idle {
+    pub(super) yields: bool,
     empty: u32,
 }
 
 impl Idle {
     /// The policy for a publisher with `subscribers` subscribers on the CPUs the benchmark
     /// may use (as it started, before any pinning).
-    fn new(subscribers: usize) -> Idle {
+    pub(super) fn new(subscribers: usize) -> Idle {
         Idle::with_yields(subscribers + 1 > super::process::allowed_cpus().len())
     }
 
-    fn with_yields(yields: bool) -> Idle {
+    pub(super) fn with_yields(yields: bool) -> Idle {
         Idle { yields, empty: 0 }
     }
 
     #[inline(always)]
-    fn wait(&mut self) {
+    pub(super) fn wait(&mut self) {
         self.empty = self.empty.wrapping_add(1);
         if self.yields && self.empty & 127 == 0 {
             std::thread::yield_now();
