@@ -348,6 +348,15 @@ impl DataView {
         })
     }
 
+    /// Clears pin bits `bits` on every chunk (a dead subscriber's pins).
+    pub(crate) fn clear_pins(&self, bits: u64) {
+        for i in 0..self.geo.chunk_count {
+            if let Some(pin) = self.pin(i) {
+                pin.fetch_and(!bits, Ordering::Release);
+            }
+        }
+    }
+
     /// Pin word of chunk `i`, or `None` if out of range.
     #[inline]
     pub(crate) fn pin(&self, i: usize) -> Option<&AtomicU64> {

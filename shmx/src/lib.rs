@@ -46,6 +46,8 @@ pub mod error;
 mod event;
 #[cfg(not(loom))]
 pub mod name;
+#[cfg(not(loom))]
+mod node;
 mod pins;
 #[cfg(not(loom))]
 mod pool;

@@ -207,6 +207,11 @@ impl PubCore {
             if slot.state.load(Ordering::Acquire) != conn.slot_word {
                 return Ok(false); // `refresh` will forget it
             }
+            if round % 1024 == 1023 {
+                // Waiting long: is the subscriber still alive? (rate-limited, off the hot
+                // path: it opens a file per slot)
+                self.service.sweep_now(&self.last_sweep);
+            }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout {
                     topic: self.service.topic().to_owned(),

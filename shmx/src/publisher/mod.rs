@@ -7,18 +7,20 @@ use crate::data::{DataSegment, Geometry};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
 use crate::name::{root_dir, TopicName};
+use crate::node::{self, Node};
 use crate::pool::{Pool, PoolStats};
 use crate::ring::{Producer, RingLoc};
 use crate::sample::SampleMut;
 use crate::segment::RootLock;
 use crate::service::{self, data_file_name, Role, Service, ACTIVE, DRAINING, FREE};
 use crate::sync::{AtomicU32, Ordering};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Publishes samples of `T` on one topic.
 ///
@@ -52,6 +54,10 @@ pub struct PublisherBuilder<T: ShmMessage> {
 /// The type-erased state of a publisher; samples point back to it.
 pub(crate) struct PubCore {
     service: Service,
+    /// Keeps this process's node file locked while the endpoint lives (dropped last).
+    _node: Arc<Node>,
+    /// When this endpoint last looked for dead peers (see `Service::sweep`).
+    last_sweep: Cell<Option<Instant>>,
     data: DataSegment,
     slot: usize,
     inc: u64,
@@ -173,6 +179,7 @@ impl<T: ShmMessage> Publisher<T> {
 
     /// Number of subscribers currently connected.
     pub fn subscriber_count(&self) -> usize {
+        self.core.service.sweep_now(&self.core.last_sweep);
         let mut st = self.core.state.borrow_mut();
         self.core.refresh(&mut st);
         st.conns.len()
@@ -259,6 +266,7 @@ impl PubCore {
             return Err(bad("queue_depth and max_loans must be at least 1".into()));
         }
         let lock = RootLock::acquire(root)?;
+        let node = node::join(root)?;
         let service = Service::open_or_create::<T>(root, &name, &config.topic, &lock)?;
         let layout = *service.layout();
         let result = (|| {
@@ -274,7 +282,7 @@ impl PubCore {
                     config.history, layout.max_history
                 )));
             }
-            let (slot, inc) = service.claim(Role::Publisher)?;
+            let (slot, inc) = service.claim(Role::Publisher, node.id())?;
             let per_sub = config.queue_depth + layout.max_held + config.history;
             let count = layout
                 .max_subscribers
@@ -332,6 +340,8 @@ impl PubCore {
         drop(lock);
         let count = data.geometry().chunk_count;
         Ok(PubCore {
+            _node: node,
+            last_sweep: Cell::new(None),
             state: RefCell::new(PubState {
                 pool: Pool::new(count, config.history > 0),
                 since_collect: 0,
@@ -349,7 +359,7 @@ impl PubCore {
             inc,
             config,
             payload_size: core::mem::size_of::<T>(),
-            collect_every: (layout.return_capacity / 2).max(1),
+            collect_every: (layout.return_capacity.min(count) / 2).max(1),
         })
     }
 
@@ -381,9 +391,17 @@ impl PubCore {
             None => {
                 self.refresh(&mut st);
                 self.collect(&mut st);
-                st.pool
-                    .alloc(&self.data)
-                    .ok_or_else(|| self.topic_err_pool())?
+                match st.pool.alloc(&self.data) {
+                    Some(c) => c,
+                    None => {
+                        // Maybe a dead subscriber holds chunks: reclaim, then look again.
+                        self.service.sweep_now(&self.last_sweep);
+                        self.refresh(&mut st);
+                        st.pool
+                            .alloc(&self.data)
+                            .ok_or_else(|| self.topic_err_pool())?
+                    }
+                }
             }
         };
         st.loans += 1;

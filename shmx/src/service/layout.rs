@@ -71,6 +71,8 @@ pub(crate) struct ServiceShared {
 #[repr(C, align(64))]
 pub(crate) struct PubSlot {
     pub state: AtomicU64,
+    /// Node (see `node`) of the owning process.
+    pub node: AtomicU64,
     pub pid: AtomicU64,
     pub chunk_count: AtomicU64,
     pub history_depth: AtomicU64,
@@ -90,6 +92,8 @@ pub(crate) struct PubSlot {
 #[repr(C, align(64))]
 pub(crate) struct SubSlot {
     pub state: AtomicU64,
+    /// Node (see `node`) of the owning process.
+    pub node: AtomicU64,
     pub pid: AtomicU64,
     pub queue_depth: AtomicU64,
     /// 1 if this subscriber forces a barrier on publishers' cores before it sleeps.

@@ -18,6 +18,7 @@
 //! with the slot state, so one load tells both: `incarnation << 2 | state`.
 
 mod layout;
+mod sweep;
 
 pub use layout::LAYOUT_VERSION;
 pub(crate) use layout::*;
@@ -66,7 +67,15 @@ impl Service {
         let dir = root.join(name.encoded());
         let path = dir.join("service");
         for _ in 0..3 {
-            if let Some(service) = Self::open::<T>(root, name, &path)? {
+            if let Some(service) = Self::open(root, name, &path)? {
+                service.sweep(_lock);
+                if service.is_unused() {
+                    // Left behind by processes that all died: start afresh, with this
+                    // process's type and configuration.
+                    service.remove_if_unused(_lock);
+                    continue;
+                }
+                service.check_type::<T>()?;
                 return Ok(service);
             }
             segment::ensure_dir(&dir, config.mode)?;
@@ -156,7 +165,7 @@ impl Service {
         }))
     }
 
-    fn open<T: ShmMessage>(root: &Path, name: &TopicName, path: &Path) -> Result<Option<Service>> {
+    fn open(root: &Path, name: &TopicName, path: &Path) -> Result<Option<Service>> {
         let Some(file) = segment::open_file(path, Access::ReadWrite)? else {
             return Ok(None);
         };
@@ -189,20 +198,6 @@ impl Service {
         let layout = params
             .layout(file_len)
             .map_err(|r| Error::corrupt(path, r))?;
-        if params.fingerprint != T::FINGERPRINT
-            || params.type_size != core::mem::size_of::<T>() as u64
-        {
-            let n = (params.type_name_len as usize).min(TYPE_NAME_CAP);
-            return Err(Error::TypeMismatch {
-                topic: name.as_str().to_owned(),
-                existing_type: String::from_utf8_lossy(&params.type_name[..n]).into_owned(),
-                existing_fingerprint: params.fingerprint,
-                existing_size: params.type_size,
-                requested_type: T::TYPE_NAME,
-                requested_fingerprint: T::FINGERPRINT,
-                requested_size: core::mem::size_of::<T>() as u64,
-            });
-        }
         let map = segment::map(&file, path, 0, layout.total_len, Access::ReadWrite)?;
         Ok(Some(Service {
             map,
@@ -212,6 +207,35 @@ impl Service {
             dir: path.parent().unwrap_or(root).to_owned(),
             root: root.to_owned(),
         }))
+    }
+
+    /// The message type's fingerprint, size and alignment, as stored in the topic.
+    pub(crate) fn type_facts(&self) -> (u64, usize, usize) {
+        (
+            self.params.fingerprint,
+            self.params.type_size as usize,
+            self.params.type_align as usize,
+        )
+    }
+
+    /// `Error::TypeMismatch` unless the topic carries `T`.
+    fn check_type<T: ShmMessage>(&self) -> Result<()> {
+        let params = &self.params;
+        if params.fingerprint == T::FINGERPRINT
+            && params.type_size == core::mem::size_of::<T>() as u64
+        {
+            return Ok(());
+        }
+        let n = (params.type_name_len as usize).min(TYPE_NAME_CAP);
+        Err(Error::TypeMismatch {
+            topic: self.name.as_str().to_owned(),
+            existing_type: String::from_utf8_lossy(&params.type_name[..n]).into_owned(),
+            existing_fingerprint: params.fingerprint,
+            existing_size: params.type_size,
+            requested_type: T::TYPE_NAME,
+            requested_fingerprint: T::FINGERPRINT,
+            requested_size: core::mem::size_of::<T>() as u64,
+        })
     }
 
     pub(crate) fn layout(&self) -> &Layout {
@@ -337,7 +361,7 @@ impl Service {
 
     /// Claims a free slot in the table of `role`, giving it a new incarnation. Call with the
     /// root lock held. Returns `(slot, incarnation)`.
-    pub(crate) fn claim(&self, role: Role) -> Result<(usize, u64)> {
+    pub(crate) fn claim(&self, role: Role, node: u64) -> Result<(usize, u64)> {
         let (n, what) = match role {
             Role::Publisher => (self.layout.max_publishers, "publisher"),
             Role::Subscriber => (self.layout.max_subscribers, "subscriber"),
@@ -361,6 +385,10 @@ impl Service {
                 )
                 .is_ok()
             {
+                match role {
+                    Role::Publisher => self.pub_slot(i).node.store(node, Ordering::Relaxed),
+                    Role::Subscriber => self.sub_slot(i).node.store(node, Ordering::Relaxed),
+                }
                 return Ok((i, inc));
             }
         }

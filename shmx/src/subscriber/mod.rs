@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::event;
 use crate::message::ShmMessage;
 use crate::name::{root_dir, TopicName};
+use crate::node::{self, Node};
 use crate::ring::{Producer, RingLoc};
 use crate::sample::Sample;
 use crate::segment::RootLock;
@@ -19,6 +20,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Receives samples of `T` from every publisher of one topic.
@@ -54,6 +56,10 @@ pub struct SubscriberBuilder<T: ShmMessage> {
 /// The type-erased state of a subscriber; samples point back to it.
 pub(crate) struct SubCore {
     service: Service,
+    /// Keeps this process's node file locked while the endpoint lives (dropped last).
+    _node: Arc<Node>,
+    /// When this endpoint last looked for dead peers (see `Service::sweep`).
+    last_sweep: Cell<Option<Instant>>,
     slot: usize,
     inc: u64,
     bit: u64,
@@ -235,6 +241,8 @@ impl<T: ShmMessage> Subscriber<T> {
             };
             event::wait(&slot.wake, v, Some(wait));
             event::end_sleep(&slot.sleeping);
+            // A long sleep: let dead publishers go (rate-limited).
+            self.core.service.sweep_now(&self.core.last_sweep);
             if let Some(sample) = self.take()? {
                 self.core.adapt_spin(start.elapsed());
                 return Ok(Some(sample));
@@ -244,6 +252,7 @@ impl<T: ShmMessage> Subscriber<T> {
 
     /// Number of publishers this subscriber is connected to.
     pub fn publisher_count(&self) -> usize {
+        self.core.service.sweep_now(&self.core.last_sweep);
         let mut st = self.core.state.borrow_mut();
         let _ = self.core.refresh(&mut st);
         st.active.len()
@@ -283,6 +292,7 @@ impl SubCore {
     fn create<T: ShmMessage>(root: &Path, name: &str, config: SubscriberConfig) -> Result<SubCore> {
         let name = TopicName::new(name)?;
         let lock = RootLock::acquire(root)?;
+        let node = node::join(root)?;
         let service = Service::open_or_create::<T>(root, &name, &config.topic, &lock)?;
         let layout = *service.layout();
         if config.queue_depth == 0 || config.queue_depth > layout.ring_capacity {
@@ -296,7 +306,7 @@ impl SubCore {
             service.remove_if_unused(&lock);
             return Err(err);
         }
-        let (slot, inc) = match service.claim(Role::Subscriber) {
+        let (slot, inc) = match service.claim(Role::Subscriber, node.id()) {
             Ok(v) => v,
             Err(e) => {
                 service.remove_if_unused(&lock);
@@ -319,6 +329,8 @@ impl SubCore {
         fence(Ordering::SeqCst);
         drop(lock);
         let core = SubCore {
+            _node: node,
+            last_sweep: Cell::new(None),
             state: RefCell::new(SubState {
                 gen: u64::MAX,
                 pubs: (0..layout.max_publishers).map(|_| None).collect(),
