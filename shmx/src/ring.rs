@@ -219,6 +219,14 @@ impl<'a> DeliveryRing<'a> {
         }
     }
 
+    /// A new consumer, before any producer knows it: drops whatever an earlier occupant of
+    /// its slot left queued (those entries carry the old tags and would only be skipped one
+    /// by one, while taking room in the queue).
+    pub(crate) fn skip_all(&self) {
+        self.tail
+            .store(self.head.load(Ordering::Acquire), Ordering::Release);
+    }
+
     /// Consumer: takes the oldest entry, if any.
     #[inline]
     pub(crate) fn pop(&self) -> Option<u64> {

@@ -318,6 +318,9 @@ impl SubCore {
             .store(u64::from(std::process::id()), Ordering::Relaxed);
         s.queue_depth
             .store(config.queue_depth as u64, Ordering::Relaxed);
+        for p in 0..layout.max_publishers {
+            service.delivery(p, slot).skip_all();
+        }
         let forces_barrier = event::sleeper_forces_barrier();
         s.forces_barrier
             .store(u64::from(forces_barrier), Ordering::Relaxed);

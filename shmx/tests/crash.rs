@@ -1,0 +1,281 @@
+//! Processes killed with SIGKILL: the survivors keep working, no chunk is lost, and what the
+//! dead left behind is reclaimed. Each test re-executes this binary as its child process.
+
+use shmx::{Overflow, Publisher, ShmMessage, Subscriber, TopicConfig};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{assert_empty, root};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Reading {
+    seq: u64,
+    value: f64,
+}
+
+#[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Other {
+    a: u32,
+    b: u32,
+    c: u64,
+}
+
+fn config() -> TopicConfig {
+    TopicConfig {
+        max_subscribers: 2,
+        max_held: 4,
+        ..TopicConfig::default()
+    }
+}
+
+/// A child process running role `role` of `child_main` in `root`; killed when dropped.
+struct Kid {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Kid {
+    fn spawn(root: &Path, role: &str) -> Kid {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_main", "--nocapture", "--test-threads=1"])
+            .env("SHMX_CRASH_ROLE", role)
+            .env("SHMX_ROOT", root)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Kid { child, out }
+    }
+
+    /// Reads stdout until a line equal to `want`.
+    fn expect(&mut self, want: &str) {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.out.read_line(&mut line).unwrap();
+            assert!(n > 0, "child exited before saying {want:?}");
+            if line.trim_end().ends_with(want) {
+                return;
+            }
+        }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `f` until it holds or the deadline passes.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < DEADLINE, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn child_main() {
+    let Ok(role) = std::env::var("SHMX_CRASH_ROLE") else {
+        return;
+    };
+    let root = std::env::var_os("SHMX_ROOT").unwrap();
+    match role.as_str() {
+        // Takes samples and holds up to 4 of them, forever.
+        "holding-subscriber" => {
+            let sub = Subscriber::<Reading>::builder("t")
+                .queue_depth(4)
+                .topic_config(config())
+                .root(&root)
+                .create()
+                .unwrap();
+            println!("ready");
+            let mut held = Vec::new();
+            loop {
+                if let Some(s) = sub.recv_timeout(Duration::from_millis(10)).unwrap() {
+                    held.push(s);
+                    if held.len() == 4 {
+                        println!("holding");
+                        held.remove(0);
+                    }
+                }
+            }
+        }
+        // Publishes 5 samples to a connected subscriber, then waits to be killed.
+        "publisher-of-five" => {
+            let p = Publisher::<Reading>::builder("t")
+                .topic_config(config())
+                .root(&root)
+                .create()
+                .unwrap();
+            eventually("a subscriber connects", || p.subscriber_count() == 1);
+            for seq in 0..5 {
+                p.send(Reading { seq, value: 0.5 }).unwrap();
+            }
+            println!("sent");
+            loop {
+                std::thread::park();
+            }
+        }
+        // Opens a publisher and a subscriber of `Reading`, then waits to be killed.
+        "owner" => {
+            let _p = Publisher::<Reading>::builder("t")
+                .root(&root)
+                .create()
+                .unwrap();
+            let _s = Subscriber::<Reading>::builder("t")
+                .root(&root)
+                .create()
+                .unwrap();
+            println!("ready");
+            loop {
+                std::thread::park();
+            }
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn a_killed_subscriber_gives_back_every_chunk_and_blocks_nobody() {
+    let dir = root();
+    let publisher = Publisher::<Reading>::builder("t")
+        .overflow(Overflow::Block)
+        .block_timeout(DEADLINE)
+        .queue_depth(4)
+        .topic_config(config())
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let total = publisher.pool_stats().total;
+    let mut kid = Kid::spawn(dir.path(), "holding-subscriber");
+    kid.expect("ready");
+    eventually("the subscriber connects", || {
+        publisher.subscriber_count() == 1
+    });
+    let mut seq = 0;
+    // Publish until the child holds samples and its queue is full.
+    while publisher.pool_stats().delivered < 8 {
+        publisher.send(Reading { seq, value: 1.0 }).unwrap();
+        seq += 1;
+    }
+    kid.expect("holding");
+    kid.kill();
+    // Block would wait for the dead subscriber forever: it must notice the death instead.
+    for _ in 0..100 {
+        publisher.send(Reading { seq, value: 2.0 }).unwrap();
+        seq += 1;
+    }
+    eventually("the dead subscriber is gone", || {
+        publisher.subscriber_count() == 0
+    });
+    let st = publisher.pool_stats();
+    assert_eq!(st.free, total, "every chunk came back: {st:?}");
+    // Its slot can be taken again.
+    let sub = Subscriber::<Reading>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    publisher.send(Reading { seq, value: 3.0 }).unwrap();
+    assert_eq!(sub.take().unwrap().unwrap().value, 3.0);
+    drop((sub, publisher));
+    assert_empty(dir.path());
+}
+
+#[test]
+fn a_killed_publishers_queued_samples_are_still_delivered() {
+    let dir = root();
+    let sub = Subscriber::<Reading>::builder("t")
+        .topic_config(config())
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let mut kid = Kid::spawn(dir.path(), "publisher-of-five");
+    kid.expect("sent");
+    kid.kill();
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let s = sub
+            .recv_timeout(DEADLINE)
+            .unwrap()
+            .expect("the queued samples");
+        got.push(s.seq);
+    }
+    assert_eq!(got, vec![0, 1, 2, 3, 4]);
+    assert!(sub.take().unwrap().is_none());
+    eventually("the dead publisher is gone", || sub.publisher_count() == 0);
+    drop(sub);
+    assert_empty(dir.path());
+}
+
+#[test]
+fn a_topic_whose_processes_all_died_reopens_with_another_type() {
+    let dir = root();
+    let mut kid = Kid::spawn(dir.path(), "owner");
+    kid.expect("ready");
+    kid.kill();
+    // The service file still says `Reading`, but nobody alive uses it.
+    let publisher = Publisher::<Other>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let sub = Subscriber::<Other>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    publisher.send(Other { a: 1, b: 2, c: 3 }).unwrap();
+    assert_eq!(*sub.take().unwrap().unwrap(), Other { a: 1, b: 2, c: 3 });
+    drop((sub, publisher));
+    assert_empty(dir.path());
+}
+
+#[test]
+fn subscribers_killed_at_random_moments_never_cost_a_chunk() {
+    let dir = root();
+    let publisher = Publisher::<Reading>::builder("t")
+        .queue_depth(4)
+        .topic_config(config())
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let total = publisher.pool_stats().total;
+    let mut seq = 0u64;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..20 {
+        let mut kid = Kid::spawn(dir.path(), "holding-subscriber");
+        kid.expect("ready");
+        // Publish for a random number of rounds, then kill at that moment.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        for _ in 0..rng % 2000 {
+            publisher.send(Reading { seq, value: 0.0 }).unwrap();
+            seq += 1;
+        }
+        kid.kill();
+        for _ in 0..10 {
+            publisher.send(Reading { seq, value: 0.0 }).unwrap();
+            seq += 1;
+        }
+        eventually("the pool is whole again", || {
+            publisher.subscriber_count() == 0 && publisher.pool_stats().free == total
+        });
+    }
+    drop(publisher);
+    assert_empty(dir.path());
+}
