@@ -147,6 +147,18 @@ fn child_main() {
                 std::thread::park();
             }
         }
+        // Connects, receives one sample and leaves cleanly.
+        "read-one" => {
+            let sub = Subscriber::<Reading>::builder("t")
+                .queue_depth(4)
+                .topic_config(config())
+                .root(&root)
+                .create()
+                .unwrap();
+            println!("ready");
+            let s = sub.recv_timeout(DEADLINE).unwrap().expect("a sample");
+            println!("got {}", s.seq);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -276,6 +288,98 @@ fn subscribers_killed_at_random_moments_never_cost_a_chunk() {
             publisher.subscriber_count() == 0 && publisher.pool_stats().free == total
         });
     }
+    drop(publisher);
+    assert_empty(dir.path());
+}
+
+/// Soak: `SHMX_SOAK_KILLS` (default 1,000) SIGKILLs of subscriber and publisher processes at
+/// random moments, then `SHMX_SOAK_RESTARTS` (default 10,000) subscriber processes that
+/// connect, receive and leave cleanly, against one long-lived publisher in this process. Run with
+/// `cargo test -p shmx --release --test crash -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn soak_kills_and_restarts() {
+    let count = |var: &str, default: u64| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (kills, restarts) = (
+        count("SHMX_SOAK_KILLS", 1_000),
+        count("SHMX_SOAK_RESTARTS", 10_000),
+    );
+    let dir = root();
+    let started = Instant::now();
+    let publisher = Publisher::<Reading>::builder("t")
+        .queue_depth(4)
+        .topic_config(config())
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let total = publisher.pool_stats().total;
+    let mut seq = 0u64;
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for k in 0..kills {
+        let role = if k % 2 == 0 {
+            "holding-subscriber"
+        } else {
+            "publisher-of-five"
+        };
+        let mut kid = Kid::spawn(dir.path(), role);
+        // Kill at a random moment: sometimes while it is still connecting.
+        let rounds = next() % 3000;
+        if rounds % 5 != 0 && role == "holding-subscriber" {
+            kid.expect("ready");
+        }
+        let sub = (role == "publisher-of-five").then(|| {
+            Subscriber::<Reading>::builder("t")
+                .queue_depth(4)
+                .root(dir.path())
+                .create()
+                .unwrap()
+        });
+        for _ in 0..rounds {
+            publisher.send(Reading { seq, value: 0.0 }).unwrap();
+            seq += 1;
+            if let Some(sub) = &sub {
+                while let Some(s) = sub.take().unwrap() {
+                    assert!(s.value == 0.0 || s.value == 0.5, "torn or foreign sample");
+                }
+            }
+        }
+        kid.kill();
+        drop(sub);
+        eventually("the pool is whole again", || {
+            publisher.subscriber_count() == 0 && publisher.pool_stats().free == total
+        });
+    }
+    let killed_in = started.elapsed();
+    for _ in 0..restarts {
+        let mut kid = Kid::spawn(dir.path(), "read-one");
+        kid.expect("ready");
+        eventually("the subscriber connects", || {
+            publisher.subscriber_count() == 1
+        });
+        publisher.send(Reading { seq, value: 1.0 }).unwrap();
+        seq += 1;
+        kid.expect(&format!("got {}", seq - 1));
+        assert!(kid.child.wait().unwrap().success());
+    }
+    let st = publisher.pool_stats();
+    assert_eq!(st.free, total, "{st:?}");
+    println!(
+        "soak: {kills} kills in {killed_in:.1?}, {restarts} subscriber process restarts in {:.1?}, \
+         {seq} samples published, pool whole ({total} chunks), {} stale returns ignored",
+        started.elapsed() - killed_in,
+        publisher.ignored_returns()
+    );
     drop(publisher);
     assert_empty(dir.path());
 }
