@@ -135,6 +135,27 @@ pub(crate) fn remove_if_dead(root: &Path, id: u64) {
     }
 }
 
+/// With the root lock held (nodes are only created under it): removes the node files of dead
+/// processes in `root`, and the temporary files of nodes whose creator died half-way.
+pub(crate) fn sweep_root(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(".node.") && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        } else if let Some(id) = name
+            .strip_prefix("node.")
+            .filter(|hex| hex.len() == 16)
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        {
+            remove_if_dead(root, id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,7 +182,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(node_path(dir.path(), 42), b"").unwrap();
         assert!(!is_alive(dir.path(), 42));
-        remove_if_dead(dir.path(), 42);
-        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+        std::fs::write(dir.path().join(".node.000000000000002b.tmp"), b"").unwrap();
+        let live = join(dir.path()).unwrap();
+        sweep_root(dir.path());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(
+            left,
+            vec![node_path(dir.path(), live.id())],
+            "only the live node stays"
+        );
     }
 }

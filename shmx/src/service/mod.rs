@@ -418,6 +418,8 @@ impl Service {
             }
         }
         let _ = std::fs::remove_dir(&self.dir);
+        // The last one out also takes away what dead processes left in the root.
+        crate::node::sweep_root(&self.root);
     }
 
     /// The path of publisher incarnation `inc`'s data segment.

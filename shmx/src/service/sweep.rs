@@ -85,6 +85,19 @@ impl Service {
         if reclaimed > 0 {
             self.bump_generation();
         }
+        // Files that processes killed half-way through creating them left behind (every
+        // creation happens under the root lock, which we hold).
+        node::sweep_root(self.root());
+        if let Ok(entries) = std::fs::read_dir(self.dir()) {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(".tmp."))
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         reclaimed
     }
 
