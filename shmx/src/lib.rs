@@ -45,6 +45,8 @@ mod data;
 pub mod error;
 mod event;
 #[cfg(not(loom))]
+pub mod inspect;
+#[cfg(not(loom))]
 pub mod name;
 #[cfg(not(loom))]
 mod node;

@@ -383,3 +383,42 @@ fn soak_kills_and_restarts() {
     drop(publisher);
     assert_empty(dir.path());
 }
+
+#[test]
+fn clean_removes_what_dead_processes_left_and_nothing_alive() {
+    use shmx::inspect;
+    let dir = root();
+    let mut kid = Kid::spawn(dir.path(), "owner");
+    kid.expect("ready");
+    let live = Publisher::<Other>::builder("alive")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    kid.kill();
+    let topics = inspect::topics(dir.path()).unwrap();
+    let names: Vec<_> = topics.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["alive", "t"]);
+    let dead = &topics[1];
+    assert_eq!(
+        (dead.type_name.as_str(), dead.schema.as_str()),
+        ("Reading", "Reading{seq@0:u64,value@8:f64}")
+    );
+    assert!(!dead.publishers[0].alive && !dead.subscribers[0].alive);
+    assert!(topics[0].publishers[0].alive);
+    let dry = inspect::clean(dir.path(), true).unwrap();
+    assert_eq!(dry.reclaimed_slots, 2);
+    assert!(
+        dry.removed.iter().any(|p| p.ends_with("t/service")),
+        "{dry:?}"
+    );
+    assert!(dir.path().join("t").exists(), "a dry run changes nothing");
+    let done = inspect::clean(dir.path(), false).unwrap();
+    assert_eq!(done.reclaimed_slots, 2);
+    assert!(!dir.path().join("t").exists());
+    assert!(
+        inspect::topic(dir.path(), "alive").is_ok(),
+        "a live topic stays"
+    );
+    drop(live);
+    assert_empty(dir.path());
+}

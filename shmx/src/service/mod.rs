@@ -209,6 +209,29 @@ impl Service {
         }))
     }
 
+    /// Opens an existing topic whatever its message type (for tools); `Ok(None)` if there is
+    /// no such topic.
+    pub(crate) fn open_untyped(root: &Path, name: &TopicName) -> Result<Option<Service>> {
+        Self::open(root, name, &root.join(name.encoded()).join("service"))
+    }
+
+    /// The topic's header, as read (and validated) when it was opened.
+    pub(crate) fn params(&self) -> &ServiceParams {
+        &self.params
+    }
+
+    /// The schema text stored in the topic (`Schema::describe` of its message type).
+    pub(crate) fn schema_text(&self) -> String {
+        let (off, len) = (
+            self.params.schema_off as usize,
+            self.params.schema_len as usize,
+        );
+        // SAFETY: `schema_off + schema_len` was checked against the file length when the file
+        // was opened, and the mapping covers the whole file; the bytes are read as `u8`.
+        let bytes = unsafe { std::slice::from_raw_parts(self.map.ptr().add(off), len) };
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
     /// The message type's fingerprint, size and alignment, as stored in the topic.
     pub(crate) fn type_facts(&self) -> (u64, usize, usize) {
         (

@@ -1,0 +1,280 @@
+//! Looking at topics without their Rust type, and cleaning up after dead processes: what the
+//! `shmx` command-line tool shows and does.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! use shmx::{inspect, Publisher};
+//! let _p = Publisher::<[u32; 2]>::builder("robot/odometry").root(dir.path()).create()?;
+//! let topics = inspect::topics(dir.path())?;
+//! assert_eq!(topics[0].name, "robot/odometry");
+//! assert_eq!(topics[0].schema, "[u32;2]");
+//! assert!(topics[0].publishers[0].alive);
+//! # Ok::<(), shmx::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use crate::name::TopicName;
+use crate::node;
+use crate::segment::RootLock;
+use crate::service::{self, Service, ACTIVE, CLAIMING, DRAINING, FREE};
+use crate::sync::Ordering;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// One topic, as stored in its service segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// The topic's name.
+    pub name: String,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// The message type's name.
+    pub type_name: String,
+    /// The message type's structural fingerprint.
+    pub fingerprint: u64,
+    /// `size_of` the message type.
+    pub type_size: u64,
+    /// The message type's layout (`Schema::describe`), e.g. `Pose{seq@0:u64,x@8:f64}`.
+    pub schema: String,
+    /// The topic-wide limits.
+    pub limits: crate::TopicConfig,
+    /// Publisher slots in use.
+    pub publishers: Vec<PublisherInfo>,
+    /// Subscriber slots in use.
+    pub subscribers: Vec<SubscriberInfo>,
+}
+
+/// One publisher slot in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherInfo {
+    /// Slot number.
+    pub slot: usize,
+    /// Process id of the owner.
+    pub pid: u64,
+    /// Whether the owning process is alive.
+    pub alive: bool,
+    /// `"active"`, `"draining"` (gone, subscribers still reading) or `"claiming"`.
+    pub state: &'static str,
+    /// Chunks in its pool.
+    pub chunks: u64,
+    /// Samples it keeps as history.
+    pub history: u64,
+    /// Its queue depth.
+    pub queue_depth: u64,
+}
+
+/// One subscriber slot in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberInfo {
+    /// Slot number.
+    pub slot: usize,
+    /// Process id of the owner.
+    pub pid: u64,
+    /// Whether the owning process is alive.
+    pub alive: bool,
+    /// `"active"` or `"claiming"`.
+    pub state: &'static str,
+    /// Its queue depth (per publisher).
+    pub queue_depth: u64,
+    /// Samples waiting in its queues, from all publishers.
+    pub queued: u64,
+}
+
+fn state_name(word: u64) -> &'static str {
+    match service::state_of(word) {
+        ACTIVE => "active",
+        DRAINING => "draining",
+        CLAIMING => "claiming",
+        _ => "free",
+    }
+}
+
+fn describe(root: &Path, service: &Service) -> TopicInfo {
+    let layout = *service.layout();
+    let p = service.params();
+    let n = (p.type_name_len as usize).min(service::TYPE_NAME_CAP);
+    let mut publishers = Vec::new();
+    for slot in 0..layout.max_publishers {
+        let s = service.pub_slot(slot);
+        let word = s.state.load(Ordering::Acquire);
+        if word == FREE {
+            continue;
+        }
+        publishers.push(PublisherInfo {
+            slot,
+            pid: s.pid.load(Ordering::Relaxed),
+            alive: node::is_alive(root, s.node.load(Ordering::Relaxed)),
+            state: state_name(word),
+            chunks: s.chunk_count.load(Ordering::Relaxed),
+            history: s.history_depth.load(Ordering::Relaxed),
+            queue_depth: s.queue_depth.load(Ordering::Relaxed),
+        });
+    }
+    let mut subscribers = Vec::new();
+    for slot in 0..layout.max_subscribers {
+        let s = service.sub_slot(slot);
+        let word = s.state.load(Ordering::Acquire);
+        if word == FREE {
+            continue;
+        }
+        let queued = publishers
+            .iter()
+            .map(|p| {
+                let ring = service.delivery(p.slot, slot);
+                ring.len_from(ring.producer().head)
+                    .min(layout.ring_capacity as u64)
+            })
+            .sum();
+        subscribers.push(SubscriberInfo {
+            slot,
+            pid: s.pid.load(Ordering::Relaxed),
+            alive: node::is_alive(root, s.node.load(Ordering::Relaxed)),
+            state: state_name(word),
+            queue_depth: s.queue_depth.load(Ordering::Relaxed),
+            queued,
+        });
+    }
+    TopicInfo {
+        name: service.topic().to_owned(),
+        dir: service.dir().to_owned(),
+        type_name: String::from_utf8_lossy(&p.type_name[..n]).into_owned(),
+        fingerprint: p.fingerprint,
+        type_size: p.type_size,
+        schema: service.schema_text(),
+        limits: crate::TopicConfig {
+            max_publishers: layout.max_publishers,
+            max_subscribers: layout.max_subscribers,
+            max_queue_depth: layout.ring_capacity,
+            max_held: layout.max_held,
+            max_history: layout.max_history,
+            mode: p.mode,
+        },
+        publishers,
+        subscribers,
+    }
+}
+
+/// Every topic under `root`, by name. Directories that hold no readable service segment are
+/// skipped; use [`topic`] to see why one fails.
+pub fn topics(root: &Path) -> Result<Vec<TopicInfo>> {
+    let mut out = Vec::new();
+    for name in topic_names(root)? {
+        if let Ok(info) = topic(root, &name) {
+            out.push(info);
+        }
+    }
+    Ok(out)
+}
+
+/// One topic, by name.
+pub fn topic(root: &Path, name: &str) -> Result<TopicInfo> {
+    let name = TopicName::new(name)?;
+    let service = Service::open_untyped(root, &name)?.ok_or_else(|| Error::Io {
+        path: root.join(name.encoded()),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such topic"),
+    })?;
+    Ok(describe(root, &service))
+}
+
+fn topic_names(root: &Path) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(root, e, 0)),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| TopicName::decode(e.file_name().to_str()?))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// What [`clean`] removed (or, with `dry_run`, would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanReport {
+    /// Slots of dead processes taken back (or to take back).
+    pub reclaimed_slots: usize,
+    /// Files and directories removed (or to remove).
+    pub removed: Vec<PathBuf>,
+}
+
+/// Takes back what dead processes left under `root`: their slots, the data segments nobody
+/// reads any more, topics left with no live participant, their node files. Never touches
+/// what a live process uses. With `dry_run`, only reports what it would do.
+pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
+    if !root.exists() {
+        return Ok(CleanReport::default());
+    }
+    let lock = RootLock::acquire(root)?;
+    let before = files_under(root);
+    let mut report = CleanReport::default();
+    if dry_run {
+        for name in topic_names(root)? {
+            let Ok(info) = topic(root, &name) else {
+                continue;
+            };
+            let dead = info.publishers.iter().filter(|p| !p.alive).count()
+                + info.subscribers.iter().filter(|s| !s.alive).count();
+            report.reclaimed_slots += dead;
+            if dead == info.publishers.len() + info.subscribers.len() {
+                report
+                    .removed
+                    .extend(before.iter().filter(|p| p.starts_with(&info.dir)).cloned());
+            }
+        }
+        report.removed.extend(
+            before
+                .iter()
+                .filter(|p| is_dead_node_file(root, p))
+                .cloned(),
+        );
+        report.removed.sort();
+        report.removed.dedup();
+        return Ok(report);
+    }
+    for name in topic_names(root)? {
+        let Ok(topic_name) = TopicName::new(&name) else {
+            continue;
+        };
+        if let Ok(Some(service)) = Service::open_untyped(root, &topic_name) {
+            report.reclaimed_slots += service.sweep(&lock);
+            service.remove_if_unused(&lock);
+        }
+    }
+    node::sweep_root(root);
+    let after = files_under(root);
+    report.removed = before.difference(&after).cloned().collect();
+    Ok(report)
+}
+
+fn is_dead_node_file(root: &Path, path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if name.starts_with(".node.") {
+        return true;
+    }
+    name.strip_prefix("node.")
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .is_some_and(|id| !node::is_alive(root, id))
+}
+
+fn files_under(root: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path.clone());
+            }
+            out.insert(path);
+        }
+    }
+    out
+}
