@@ -1,0 +1,79 @@
+//! `shmx info TOPIC`: one topic's configuration, schema and slots.
+
+use crate::output::{self, hex, octal, Failure, Table, Topic};
+use std::io::Write;
+use std::path::Path;
+
+/// Describes `topic` under `root`.
+pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output::Result {
+    let t = match shmx::inspect::topic(root, topic) {
+        Ok(t) => t,
+        Err(shmx::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Failure::Message(format!(
+                "no topic {topic:?} under {}",
+                root.display()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        return output::write_json(out, &Topic::from(&t));
+    }
+    let l = &t.limits;
+    let mut head = Table::new(&["topic", &t.name]);
+    head.row(vec!["directory".into(), t.dir.display().to_string()]);
+    head.row(vec![
+        "type".into(),
+        format!("{} ({} bytes)", t.type_name, t.type_size),
+    ]);
+    head.row(vec!["fingerprint".into(), hex(t.fingerprint)]);
+    head.row(vec!["schema".into(), t.schema.clone()]);
+    head.row(vec![
+        "limits".into(),
+        format!(
+            "{} publishers, {} subscribers, queue depth {}, {} held, history {}",
+            l.max_publishers, l.max_subscribers, l.max_queue_depth, l.max_held, l.max_history
+        ),
+    ]);
+    head.row(vec!["mode".into(), octal(l.mode)]);
+    head.write(out, "")?;
+
+    writeln!(out, "\npublishers ({}):", t.publishers.len())?;
+    if !t.publishers.is_empty() {
+        let mut table = Table::new(&[
+            "SLOT", "PID", "ALIVE", "STATE", "QUEUE", "CHUNKS", "HISTORY",
+        ]);
+        for p in &t.publishers {
+            table.row(vec![
+                p.slot.to_string(),
+                p.pid.to_string(),
+                yes_no(p.alive),
+                p.state.to_owned(),
+                p.queue_depth.to_string(),
+                p.chunks.to_string(),
+                p.history.to_string(),
+            ]);
+        }
+        table.write(out, "  ")?;
+    }
+    writeln!(out, "\nsubscribers ({}):", t.subscribers.len())?;
+    if !t.subscribers.is_empty() {
+        let mut table = Table::new(&["SLOT", "PID", "ALIVE", "STATE", "QUEUE", "QUEUED"]);
+        for s in &t.subscribers {
+            table.row(vec![
+                s.slot.to_string(),
+                s.pid.to_string(),
+                yes_no(s.alive),
+                s.state.to_owned(),
+                s.queue_depth.to_string(),
+                s.queued.to_string(),
+            ]);
+        }
+        table.write(out, "  ")?;
+    }
+    Ok(())
+}
+
+fn yes_no(alive: bool) -> String {
+    if alive { "yes" } else { "DEAD" }.to_owned()
+}

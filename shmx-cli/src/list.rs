@@ -1,0 +1,66 @@
+//! `shmx list`: every topic, one line each.
+
+use crate::output::{self, hex, pid_cell, Table, Topic};
+use shmx::inspect::TopicInfo;
+use std::io::Write;
+use std::path::Path;
+
+/// Lists the topics under `root`.
+pub fn run(out: &mut dyn Write, root: &Path, json: bool) -> output::Result {
+    let topics = shmx::inspect::topics(root)?;
+    if json {
+        let topics: Vec<Topic> = topics.iter().map(Topic::from).collect();
+        return output::write_json(out, &topics);
+    }
+    if topics.is_empty() {
+        writeln!(out, "no topics under {}", root.display())?;
+        return Ok(());
+    }
+    let mut table = Table::new(&["TOPIC", "TYPE", "FINGERPRINT", "PUBLISHERS", "SUBSCRIBERS"]);
+    for t in &topics {
+        table.row(row(t));
+    }
+    table.write(out, "")?;
+    Ok(())
+}
+
+/// One topic's cells: publishers as `pid(alive|DEAD)` (and their state unless active),
+/// subscribers likewise with their queued samples.
+fn row(t: &TopicInfo) -> Vec<String> {
+    let publishers: Vec<String> = t
+        .publishers
+        .iter()
+        .map(|p| with_state(pid_cell(p.pid, p.alive), p.state))
+        .collect();
+    let subscribers: Vec<String> = t
+        .subscribers
+        .iter()
+        .map(|s| {
+            let cell = with_state(pid_cell(s.pid, s.alive), s.state);
+            format!("{cell} {} queued", s.queued)
+        })
+        .collect();
+    vec![
+        t.name.clone(),
+        t.type_name.clone(),
+        hex(t.fingerprint),
+        join(publishers),
+        join(subscribers),
+    ]
+}
+
+fn with_state(cell: String, state: &str) -> String {
+    if state == "active" {
+        cell
+    } else {
+        format!("{cell} {state}")
+    }
+}
+
+fn join(cells: Vec<String>) -> String {
+    if cells.is_empty() {
+        "-".to_owned()
+    } else {
+        cells.join(", ")
+    }
+}
