@@ -12,6 +12,8 @@
 //! # Ok::<(), shmx::Error>(())
 //! ```
 
+pub use crate::raw::{RawPublisher, RawSample, RawSubscriber};
+
 use crate::error::{Error, Result};
 use crate::name::TopicName;
 use crate::node;

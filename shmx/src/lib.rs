@@ -56,6 +56,8 @@ mod pool;
 #[cfg(not(loom))]
 mod publisher;
 #[cfg(not(loom))]
+mod raw;
+#[cfg(not(loom))]
 mod sample;
 #[cfg(not(loom))]
 mod segment;

@@ -2,7 +2,7 @@
 
 mod deliver;
 
-use crate::config::{Overflow, PublisherConfig};
+use crate::config::{Overflow, PublisherConfig, TopicConfig};
 use crate::data::{DataSegment, Geometry};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
@@ -179,10 +179,7 @@ impl<T: ShmMessage> Publisher<T> {
 
     /// Number of subscribers currently connected.
     pub fn subscriber_count(&self) -> usize {
-        self.core.service.sweep_now(&self.core.last_sweep);
-        let mut st = self.core.state.borrow_mut();
-        self.core.refresh(&mut st);
-        st.conns.len()
+        self.core.subscriber_count()
     }
 
     /// Counts of this publisher's chunks by state, after taking back what subscribers
@@ -257,6 +254,19 @@ impl<T: ShmMessage> PublisherBuilder<T> {
 
 impl PubCore {
     fn create<T: ShmMessage>(root: &Path, name: &str, config: PublisherConfig) -> Result<PubCore> {
+        Self::create_with(root, name, config, |root, name, config, lock| {
+            Service::open_or_create::<T>(root, name, config, lock)
+        })
+    }
+
+    /// Creates a publisher on the topic that `open` opens (or creates); its message type is
+    /// the one stored in the topic.
+    pub(crate) fn create_with(
+        root: &Path,
+        name: &str,
+        config: PublisherConfig,
+        open: impl FnOnce(&Path, &TopicName, &TopicConfig, &RootLock) -> Result<Service>,
+    ) -> Result<PubCore> {
         let name = TopicName::new(name)?;
         let bad = |reason: String| Error::InvalidConfig {
             topic: name.as_str().to_owned(),
@@ -267,7 +277,8 @@ impl PubCore {
         }
         let lock = RootLock::acquire(root)?;
         let node = node::join(root)?;
-        let service = Service::open_or_create::<T>(root, &name, &config.topic, &lock)?;
+        let service = open(root, &name, &config.topic, &lock)?;
+        let (fingerprint, size, align) = service.type_facts();
         let layout = *service.layout();
         let result = (|| {
             if config.queue_depth > layout.ring_capacity {
@@ -289,9 +300,7 @@ impl PubCore {
                 .checked_mul(per_sub)
                 .and_then(|n| n.checked_add(config.history + config.max_loans));
             let geo = count
-                .and_then(|n| {
-                    Geometry::new(n, core::mem::size_of::<T>(), core::mem::align_of::<T>())
-                })
+                .and_then(|n| Geometry::new(n, size, align))
                 .ok_or_else(|| {
                     bad("the pool would be too large; lower queue_depth or max_subscribers".into())
                 });
@@ -300,7 +309,7 @@ impl PubCore {
                     service.dir(),
                     &data_file_name(inc),
                     geo,
-                    T::FINGERPRINT,
+                    fingerprint,
                     inc,
                     service.mode(),
                 )
@@ -358,7 +367,7 @@ impl PubCore {
             slot,
             inc,
             config,
-            payload_size: core::mem::size_of::<T>(),
+            payload_size: size,
             collect_every: (layout.return_capacity.min(count) / 2).max(1),
         })
     }
@@ -371,7 +380,7 @@ impl PubCore {
     }
 
     /// Takes a chunk for a new sample.
-    fn loan(&self) -> Result<u32> {
+    pub(crate) fn loan(&self) -> Result<u32> {
         let mut st = self.state.borrow_mut();
         if st.loans >= self.config.max_loans {
             return Err(Error::LoanLimit {
@@ -406,6 +415,24 @@ impl PubCore {
         };
         st.loans += 1;
         Ok(chunk)
+    }
+
+    /// Number of subscribers currently connected (after reclaiming dead ones).
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.service.sweep_now(&self.last_sweep);
+        let mut st = self.state.borrow_mut();
+        self.refresh(&mut st);
+        st.conns.len()
+    }
+
+    /// The topic's service segment.
+    pub(crate) fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// The payload of loaned chunk `chunk`, and how many bytes a sample has.
+    pub(crate) fn payload(&self, chunk: u32) -> (*mut u8, usize) {
+        (self.data.payload(chunk as usize), self.payload_size)
     }
 
     /// A loaned sample is dropped without being published.

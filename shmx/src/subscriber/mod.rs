@@ -3,7 +3,7 @@
 mod connect;
 mod receive;
 
-use crate::config::SubscriberConfig;
+use crate::config::{SubscriberConfig, TopicConfig};
 use crate::data::ChunkLoc;
 use crate::data::DataView;
 use crate::error::{Error, Result};
@@ -290,10 +290,24 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
 
 impl SubCore {
     fn create<T: ShmMessage>(root: &Path, name: &str, config: SubscriberConfig) -> Result<SubCore> {
+        Self::create_with(root, name, config, |root, name, config, lock| {
+            Service::open_or_create::<T>(root, name, config, lock)
+        })
+    }
+
+    /// Creates a subscriber on the topic that `open` opens (or creates); its message type is
+    /// the one stored in the topic.
+    pub(crate) fn create_with(
+        root: &Path,
+        name: &str,
+        config: SubscriberConfig,
+        open: impl FnOnce(&Path, &TopicName, &TopicConfig, &RootLock) -> Result<Service>,
+    ) -> Result<SubCore> {
         let name = TopicName::new(name)?;
         let lock = RootLock::acquire(root)?;
         let node = node::join(root)?;
-        let service = Service::open_or_create::<T>(root, &name, &config.topic, &lock)?;
+        let service = open(root, &name, &config.topic, &lock)?;
+        let (fingerprint, size, align) = service.type_facts();
         let layout = *service.layout();
         if config.queue_depth == 0 || config.queue_depth > layout.ring_capacity {
             let err = Error::InvalidConfig {
@@ -351,9 +365,9 @@ impl SubCore {
             forces_barrier,
             spin: Cell::new(Duration::from_micros(20)),
             max_held: layout.max_held,
-            fingerprint: T::FINGERPRINT,
-            size: core::mem::size_of::<T>(),
-            align: core::mem::align_of::<T>(),
+            fingerprint,
+            size,
+            align,
         };
         {
             let mut st = core.state.borrow_mut();
@@ -365,6 +379,18 @@ impl SubCore {
             }
         }
         Ok(core)
+    }
+
+    /// The topic's service segment.
+    pub(crate) fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Takes the next sample, seen as its first byte (for endpoints without a Rust type:
+    /// `u8` needs no validation, and the caller knows the sample's size).
+    pub(crate) fn take_bytes(&self) -> Result<Option<Sample<'_, u8>>> {
+        let mut st = self.state.borrow_mut();
+        self.take_raw::<u8>(&mut st)
     }
 
     /// After a receive that had to sleep and waited `waited` in all: a gap we could have
