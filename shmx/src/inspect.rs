@@ -200,6 +200,9 @@ pub struct CleanReport {
     pub reclaimed_slots: usize,
     /// Files and directories removed (or to remove).
     pub removed: Vec<PathBuf>,
+    /// Topics left alone, with the reason (a segment of another shmx version may be in use by
+    /// processes of that version).
+    pub kept: Vec<(PathBuf, String)>,
 }
 
 /// Takes back what dead processes left under `root`: their slots, the data segments nobody
@@ -214,8 +217,19 @@ pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
     let mut report = CleanReport::default();
     if dry_run {
         for name in topic_names(root)? {
-            let Ok(info) = topic(root, &name) else {
-                continue;
+            let dir = root.join(TopicName::new(&name)?.encoded());
+            let info = match topic(root, &name) {
+                Ok(info) => info,
+                Err(Error::Corrupt { .. }) => {
+                    report
+                        .removed
+                        .extend(before.iter().filter(|p| p.starts_with(&dir)).cloned());
+                    continue;
+                }
+                Err(e) => {
+                    report.kept.push((dir, e.to_string()));
+                    continue;
+                }
             };
             let dead = info.publishers.iter().filter(|p| !p.alive).count()
                 + info.subscribers.iter().filter(|s| !s.alive).count();
@@ -240,9 +254,19 @@ pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
         let Ok(topic_name) = TopicName::new(&name) else {
             continue;
         };
-        if let Ok(Some(service)) = Service::open_untyped(root, &topic_name) {
-            report.reclaimed_slots += service.sweep(&lock);
-            service.remove_if_unused(&lock);
+        match Service::open_untyped(root, &topic_name) {
+            Ok(Some(service)) => {
+                report.reclaimed_slots += service.sweep(&lock);
+                service.remove_if_unused(&lock);
+            }
+            // Not a shmx segment at all, or cut short: nobody can be using it.
+            Err(Error::Corrupt { .. }) => {
+                let _ = std::fs::remove_dir_all(root.join(topic_name.encoded()));
+            }
+            Err(e) => report
+                .kept
+                .push((root.join(topic_name.encoded()), e.to_string())),
+            Ok(None) => {}
         }
     }
     node::sweep_root(root);

@@ -565,3 +565,103 @@ fn a_corrupt_data_segment_is_reported_once_and_other_publishers_still_deliver() 
     assert_eq!(*sub.take().unwrap().unwrap(), 6);
     drop(bad);
 }
+
+#[test]
+fn clean_removes_a_corrupt_topic_and_keeps_one_of_another_version() {
+    use shmx::inspect;
+    let dir = root();
+    std::fs::create_dir(dir.path().join("garbage")).unwrap();
+    std::fs::write(service_file(dir.path(), "garbage"), vec![0x5A; 100]).unwrap();
+    let p = Publisher::<u64>::builder("other")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(service_file(dir.path(), "other"))
+        .unwrap();
+    f.seek(SeekFrom::Start(8)).unwrap();
+    f.write_all(&7u32.to_le_bytes()).unwrap();
+    let dry = inspect::clean(dir.path(), true).unwrap();
+    assert!(dry.removed.contains(&dir.path().join("garbage")), "{dry:?}");
+    assert!(dir.path().join("garbage").exists());
+    let done = inspect::clean(dir.path(), false).unwrap();
+    assert!(!dir.path().join("garbage").exists());
+    assert_eq!(done.kept.len(), 1, "{done:?}");
+    assert!(done.kept[0].1.contains("version 7"), "{done:?}");
+    assert!(
+        service_file(dir.path(), "other").exists(),
+        "another version's topic is kept"
+    );
+    drop(p);
+}
+
+/// Mounts a 256 KiB tmpfs for the test (needs root and mount rights; skipped otherwise).
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount() -> Option<SmallFs> {
+        let dir = std::env::temp_dir().join(format!("shmx-smallfs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            Some(SmallFs(dir))
+        } else {
+            let _ = std::fs::remove_dir(&dir);
+            None
+        }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_full_small_filesystem_is_out_of_space_and_left_clean() {
+    let Some(fs) = SmallFs::mount() else {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root and mount rights)");
+        return;
+    };
+    let e = Publisher::<[u8; 4096]>::builder("frames")
+        .root(&fs.0)
+        .create()
+        .err();
+    let Some(Error::OutOfSpace { path, bytes }) = e else {
+        panic!("expected OutOfSpace, got {e:?}")
+    };
+    assert!(
+        path.starts_with(&fs.0) && bytes > 256 << 10,
+        "{path:?} {bytes}"
+    );
+    let msg = Publisher::<[u8; 4096]>::builder("frames")
+        .root(&fs.0)
+        .create()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("--shm-size") && msg.contains("frames"),
+        "{msg}"
+    );
+    // A small pool fits, and nothing of the failed attempts is left.
+    let cfg = TopicConfig {
+        max_subscribers: 1,
+        ..TopicConfig::default()
+    };
+    let p = Publisher::<[u8; 4096]>::builder("frames")
+        .queue_depth(2)
+        .topic_config(cfg)
+        .root(&fs.0)
+        .create()
+        .unwrap();
+    drop(p);
+    assert!(std::fs::read_dir(&fs.0).unwrap().next().is_none());
+}
