@@ -63,6 +63,8 @@ pub struct PublisherInfo {
     pub history: u64,
     /// Its queue depth.
     pub queue_depth: u64,
+    /// Samples it has published so far.
+    pub published: u64,
 }
 
 /// One subscriber slot in use.
@@ -110,6 +112,7 @@ fn describe(root: &Path, service: &Service) -> TopicInfo {
             chunks: s.chunk_count.load(Ordering::Relaxed),
             history: s.history_depth.load(Ordering::Relaxed),
             queue_depth: s.queue_depth.load(Ordering::Relaxed),
+            published: s.published.load(Ordering::Relaxed),
         });
     }
     let mut subscribers = Vec::new();

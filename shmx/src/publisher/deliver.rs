@@ -115,6 +115,11 @@ impl PubCore {
         }
         let result = self.deliver(st, chunk);
         st.pool.end_loan(chunk);
+        // For tools (`shmx monitor`): a line only this publisher writes and peers read rarely.
+        self.service
+            .pub_slot(self.slot)
+            .published
+            .store(seq, Ordering::Relaxed);
         result
     }
 
@@ -142,7 +147,6 @@ impl PubCore {
         pairs[2 * k + 1].store(seq, Ordering::Relaxed);
         st.hist_written += 1;
         let slot = self.service.pub_slot(self.slot);
-        slot.published.store(seq, Ordering::Relaxed);
         slot.hist_head.store(st.hist_written, Ordering::SeqCst);
     }
 
