@@ -1,6 +1,7 @@
 //! `shmx`: look at shmx topics from the command line, and clean up after dead processes.
 //!
-//! Every command prints a table for people by default and one JSON document with `--json`.
+//! Every command prints a table for people by default and one JSON document with `--json`;
+//! `echo` always prints JSON lines.
 //! The root directory is `--root DIR`, else `$SHMX_ROOT`, else `/dev/shm/shmx`, exactly as
 //! the library resolves it ([`shmx::name::root_dir`]).
 //!
@@ -8,21 +9,25 @@
 //! code 2).
 
 mod clean;
+mod codec;
+mod echo;
 mod info;
 mod list;
 mod output;
+mod publish;
 
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// The command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "shmx",
     version,
-    about = "Inspect and clean shmx shared-memory topics"
+    about = "Inspect, echo, publish on and clean shmx shared-memory topics"
 )]
 struct Cli {
     #[command(flatten)]
@@ -58,6 +63,58 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print an existing topic's samples as JSON lines, decoded by its stored schema.
+    ///
+    /// Each line is `{"seq":N,"value":...}`: the publisher's sequence number and the message
+    /// (structs as objects, arrays as arrays, enums as a variant's name, u128/i128 as
+    /// strings, NaN and infinities as "NaN", "inf", "-inf").
+    Echo {
+        /// The topic's name.
+        topic: String,
+        /// Stop after this many samples [default: never].
+        #[arg(short = 'n', long = "count", value_name = "N")]
+        count: Option<u64>,
+        /// Stop when no sample arrives for this long (an error if fewer than N arrived)
+        /// [default: wait forever].
+        #[arg(long, value_name = "SECS", value_parser = seconds)]
+        timeout: Option<Duration>,
+    },
+    /// Publish a message given as JSON on an existing topic, encoded by its stored schema.
+    ///
+    /// Structs are objects (`_pad` fields may be left out), arrays are arrays, enums are a
+    /// variant's name or number, u128/i128 may be strings. For example:
+    ///
+    /// shmx pub robot/pose '{"seq":1,"x":1.5,"y":0,"heading":0.5,"flags":0}'
+    #[command(name = "pub")]
+    Pub {
+        /// The topic's name.
+        topic: String,
+        /// The message, as JSON.
+        message: String,
+        /// Publish this many times a second [default: as fast as possible].
+        #[arg(long, value_name = "HZ", value_parser = rate)]
+        rate: Option<f64>,
+        /// Publish the message this many times.
+        #[arg(long, value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
+    },
+}
+
+/// A duration in seconds, e.g. `2` or `0.5`.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{e}"))
+}
+
+/// A rate in Hz: a positive number.
+fn rate(text: &str) -> Result<f64, String> {
+    let hz: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if hz.is_finite() && hz > 0.0 {
+        Ok(hz)
+    } else {
+        Err("the rate must be a positive number".to_owned())
+    }
 }
 
 fn main() -> ExitCode {
@@ -69,6 +126,17 @@ fn main() -> ExitCode {
         Command::List => list::run(&mut out, &root, json),
         Command::Info { topic } => info::run(&mut out, &root, &topic, json),
         Command::Clean { dry_run } => clean::run(&mut out, &root, dry_run, json),
+        Command::Echo {
+            topic,
+            count,
+            timeout,
+        } => echo::run(&mut out, &root, &topic, count, timeout),
+        Command::Pub {
+            topic,
+            message,
+            rate,
+            count,
+        } => publish::run(&mut out, &root, &topic, &message, count, rate, json),
     }
     .and_then(|()| out.flush().map_err(output::Failure::from));
     match result {

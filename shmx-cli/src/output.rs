@@ -45,6 +45,18 @@ impl From<serde_json::Error> for Failure {
     }
 }
 
+/// The library's error on opening `topic`, with a clear message when the topic does not exist.
+pub fn no_topic(e: shmx::Error, topic: &str) -> Failure {
+    match e {
+        shmx::Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+            Failure::Message(format!(
+                "no topic {topic:?}: start a publisher or subscriber of it first"
+            ))
+        }
+        e => Failure::Shmx(e),
+    }
+}
+
 /// What a command returns.
 pub type Result<T = ()> = std::result::Result<T, Failure>;
 

@@ -4,7 +4,10 @@
 //! process as `SHMX_ROOT`. Publishers and subscribers live in children: this test binary run
 //! again with [`ROLE_VAR`] naming the role, so the test process itself never opens a topic.
 //! A child prints a line ending in `ready` once its endpoints exist, then waits until its
-//! stdin closes (it then drops them and exits) or it is killed.
+//! stdin closes (it then drops them and exits) or it is killed. Roles: `pubsub` (a publisher
+//! and a subscriber of [`Pose`], [`SENT`] samples sent), `waitpub` (a publisher of [`Pose`]
+//! that sends [`echoed_poses`] once a subscriber appears) and `sub` (a subscriber of
+//! [`Robot`] that prints `got {:?}` of the first sample it receives).
 
 use serde_json::Value;
 use shmx::{Publisher, ShmMessage, Subscriber};
@@ -14,7 +17,8 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-/// Environment variable naming a child's role: `pubsub <topic>`.
+/// Environment variable naming a child's role and topic: `pubsub <topic>`, `waitpub <topic>`,
+/// `sub <topic>`.
 const ROLE_VAR: &str = "SHMX_CLI_TEST_ROLE";
 /// How long any single wait may take.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -32,6 +36,39 @@ struct Pose {
 
 /// Samples a child publishes to its own subscriber before saying `ready`.
 const SENT: u64 = 3;
+
+/// A fieldless enum, for `shmx pub`.
+#[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
+#[repr(u8)]
+enum Mode {
+    Idle = 0,
+    Drive = 1,
+    Stop = 2,
+}
+
+/// A message with a nested struct, a nested array, an enum, a bool and padding, for `shmx pub`.
+#[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Robot {
+    pose: Pose,
+    path: [[f32; 2]; 2],
+    mode: Mode,
+    armed: bool,
+    _pad: [u8; 6],
+}
+
+/// What a `waitpub` child sends once `shmx echo` subscribes (values exact in f32 and f64).
+fn echoed_poses() -> Vec<Pose> {
+    (0..3u32)
+        .map(|i| Pose {
+            seq: 100 + u64::from(i),
+            x: f64::from(i) + 0.5,
+            y: -1.25,
+            heading: 0.25 * i as f32,
+            flags: 7 << i,
+        })
+        .collect()
+}
 
 /// The children's entry point; an ordinary (empty) test when [`ROLE_VAR`] is unset.
 #[test]
@@ -60,6 +97,28 @@ fn child_main() {
             drop(subscriber);
             drop(publisher);
         }
+        Some(("waitpub", topic)) => {
+            let publisher = Publisher::<Pose>::new(topic).expect("create the publisher");
+            println!("ready");
+            let start = Instant::now();
+            while publisher.subscriber_count() == 0 {
+                assert!(start.elapsed() < DEADLINE, "no subscriber came");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            for pose in echoed_poses() {
+                publisher.send(pose).expect("publish");
+            }
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        }
+        Some(("sub", topic)) => {
+            let subscriber = Subscriber::<Robot>::new(topic).expect("create the subscriber");
+            println!("ready");
+            match subscriber.recv_timeout(DEADLINE).expect("receive") {
+                Some(robot) => println!("got {:?}", *robot),
+                None => println!("got nothing"),
+            }
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        }
         _ => panic!("unknown role {role:?}"),
     }
 }
@@ -85,20 +144,28 @@ fn wait_for_exit(child: &mut Child, what: &str) -> ExitStatus {
     }
 }
 
-/// A child process holding a publisher and a subscriber of one topic; killed when dropped.
+/// A child process with endpoints of one topic; killed when dropped.
 struct Participant {
     child: Child,
     stdin: Option<ChildStdin>,
+    /// The lines the child prints after `ready`.
+    lines: Receiver<String>,
 }
 
 impl Participant {
     /// Starts a child that publishes and subscribes to `topic` under `root`, and waits (up
     /// to [`DEADLINE`]) until it says `ready`.
     fn start(root: &Path, topic: &str) -> Participant {
+        Participant::start_as(root, "pubsub", topic)
+    }
+
+    /// Starts a child in `role` (see [`child_main`]) on `topic` under `root`, and waits (up
+    /// to [`DEADLINE`]) until it says `ready`.
+    fn start_as(root: &Path, role: &str, topic: &str) -> Participant {
         let exe = std::env::current_exe().expect("path of the test binary");
         let mut child = Command::new(exe)
             .args(["--exact", "child_main", "--nocapture", "--test-threads=1"])
-            .env(ROLE_VAR, format!("pubsub {topic}"))
+            .env(ROLE_VAR, format!("{role} {topic}"))
             .env("SHMX_ROOT", root)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -107,12 +174,15 @@ impl Participant {
             .expect("spawn a child");
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut participant = Participant { child, stdin };
-        let lines = lines_of(stdout);
+        let mut participant = Participant {
+            child,
+            stdin,
+            lines: lines_of(stdout),
+        };
         let start = Instant::now();
         loop {
             let left = DEADLINE.saturating_sub(start.elapsed());
-            match lines.recv_timeout(left) {
+            match participant.lines.recv_timeout(left) {
                 // libtest may have started the line (`test child_main ... `).
                 Ok(line) if line.ends_with("ready") => return participant,
                 Ok(_) => continue,
@@ -120,6 +190,20 @@ impl Participant {
                     let status = participant.child.try_wait();
                     panic!("child on {topic:?} never said ready ({e}); status {status:?}");
                 }
+            }
+        }
+    }
+
+    /// The next line the child prints that starts with `prefix` (waiting up to
+    /// [`DEADLINE`]).
+    fn line_starting(&self, prefix: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let left = DEADLINE.saturating_sub(start.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(e) => panic!("the child never printed {prefix:?}... ({e})"),
             }
         }
     }
@@ -411,4 +495,216 @@ fn an_empty_or_missing_root_lists_nothing() {
         .starts_with("no topics under"));
     assert_eq!(shmx(&missing, &["clean"]).ok(), "nothing to clean\n");
     assert!(!missing.exists());
+}
+
+#[test]
+fn echo_prints_samples_as_json() {
+    let root = fresh_root();
+    let mut child = Participant::start_as(root.path(), "waitpub", "robot/pose");
+
+    // The child publishes once `echo` has subscribed.
+    let out = shmx(
+        root.path(),
+        &["echo", "robot/pose", "-n", "3", "--timeout", "30"],
+    )
+    .ok();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let expected: Vec<Value> = echoed_poses()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "seq": p.seq, "x": p.x, "y": p.y, "heading": p.heading, "flags": p.flags,
+            })
+        })
+        .collect();
+    let values: Vec<&Value> = lines.iter().map(|l| &l["value"]).collect();
+    assert_eq!(values, expected.iter().collect::<Vec<_>>(), "{out}");
+    // Fields in declaration order, and the publisher's sequence numbers, increasing.
+    assert!(out.starts_with(r#"{"seq":"#), "{out}");
+    assert!(
+        out.lines().next().is_some_and(|l| l.contains(
+            r#"{"seq":100,"x":0.5,"y":-1.25,"heading":0.0,"flags":7}"#
+        )),
+        "{out}"
+    );
+    let seqs: Vec<u64> = lines
+        .iter()
+        .map(|l| l["seq"].as_u64().expect("seq"))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    child.finish();
+
+    // Nothing more comes: a timeout without -n ends quietly, with -n it is an error.
+    let mut child = Participant::start(root.path(), "robot/pose");
+    assert_eq!(
+        shmx(root.path(), &["echo", "robot/pose", "--timeout", "0.2"]).ok(),
+        ""
+    );
+    let run = shmx(
+        root.path(),
+        &["echo", "robot/pose", "-n", "1", "--timeout", "0.2"],
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("received 0 of 1"), "{}", run.stderr);
+    child.finish();
+}
+
+/// The JSON `shmx pub` sends in the tests below, and the value it stands for.
+fn robot_json() -> (Value, Robot) {
+    let json = serde_json::json!({
+        "pose": {"seq": 9, "x": 1.5, "y": -2.0, "heading": 0.75, "flags": 3},
+        "path": [[1.0, 2.0], [3.5, -4.0]],
+        "mode": "Drive",
+        "armed": true,
+    });
+    let robot = Robot {
+        pose: Pose {
+            seq: 9,
+            x: 1.5,
+            y: -2.0,
+            heading: 0.75,
+            flags: 3,
+        },
+        path: [[1.0, 2.0], [3.5, -4.0]],
+        mode: Mode::Drive,
+        armed: true,
+        _pad: [0; 6],
+    };
+    (json, robot)
+}
+
+#[test]
+fn pub_encodes_json_for_a_typed_subscriber() {
+    let root = fresh_root();
+    let mut child = Participant::start_as(root.path(), "sub", "robot/state");
+    let (json, robot) = robot_json();
+
+    let out = shmx(root.path(), &["pub", "robot/state", &json.to_string()]).ok();
+    assert!(out.starts_with("published 1 sample(s)"), "{out}");
+    assert_eq!(child.line_starting("got "), format!("got {robot:?}"));
+    child.finish();
+
+    // Round trip through `echo`: a second `pub` (paced, twice) while `echo` listens.
+    let _child = Participant::start_as(root.path(), "sub", "robot/state");
+    let echo_root = root.path().to_owned();
+    let echo = std::thread::spawn(move || {
+        shmx(
+            &echo_root,
+            &["echo", "robot/state", "-n", "2", "--timeout", "30"],
+        )
+        .ok()
+    });
+    let start = Instant::now();
+    loop {
+        let t = shmx(root.path(), &["info", "robot/state", "--json"]).json();
+        if t["subscribers"].as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "echo never subscribed: {t:#}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let report = shmx(
+        root.path(),
+        &[
+            "pub",
+            "robot/state",
+            &json.to_string(),
+            "--count",
+            "2",
+            "--rate",
+            "50",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(report["published"], 2, "{report:#}");
+    assert_eq!(report["subscribers"], 2, "{report:#}");
+    let out = echo.join().expect("echo");
+    let mut with_padding = json.clone();
+    with_padding["_pad"] = serde_json::json!([0, 0, 0, 0, 0, 0]);
+    for line in out.lines() {
+        let line: Value = serde_json::from_str(line).expect("JSON");
+        assert_eq!(line["value"], with_padding, "{out}");
+    }
+    assert_eq!(out.lines().count(), 2, "{out}");
+}
+
+#[test]
+fn pub_names_the_missing_or_mistyped_field() {
+    let root = fresh_root();
+    let mut child = Participant::start_as(root.path(), "sub", "robot/state");
+    let (json, _) = robot_json();
+    let cases: [(&[&str], Value, &str); 5] = [
+        (
+            &["pose", "x"],
+            "abc".into(),
+            r#"field "pose.x": expected a number, found "abc""#,
+        ),
+        (&["armed"], Value::Null, r#"missing field "armed""#),
+        (
+            &["mode"],
+            "Fly".into(),
+            r#"field "mode": expected a variant of Mode"#,
+        ),
+        (
+            &["path"],
+            serde_json::json!([[1.0, 2.0]]),
+            r#"field "path": expected an array of 2"#,
+        ),
+        (
+            &["pose", "extra"],
+            1.into(),
+            r#"unknown field "pose.extra""#,
+        ),
+    ];
+    for (path, value, message) in cases {
+        let mut bad = json.clone();
+        let (last, parents) = path.split_last().expect("a path");
+        let mut at = &mut bad;
+        for p in parents {
+            at = &mut at[*p];
+        }
+        if value.is_null() {
+            at.as_object_mut().expect("an object").remove(*last);
+        } else {
+            at[*last] = value;
+        }
+        let run = shmx(root.path(), &["pub", "robot/state", &bad.to_string()]);
+        assert_eq!(run.status.code(), Some(1), "{path:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert!(
+            run.stderr.starts_with(&format!("shmx: {message}")),
+            "{path:?}: {}",
+            run.stderr
+        );
+    }
+    let run = shmx(root.path(), &["pub", "robot/state", "{not json"]);
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("not valid JSON"), "{}", run.stderr);
+    // Nothing bad was published: the first thing the child receives is a good message.
+    shmx(root.path(), &["pub", "robot/state", &json.to_string()]).ok();
+    assert_eq!(
+        child.line_starting("got "),
+        format!("got {:?}", robot_json().1)
+    );
+    child.finish();
+}
+
+#[test]
+fn echo_and_pub_need_an_existing_topic() {
+    let root = fresh_root();
+    for args in [
+        &["echo", "no/such", "--timeout", "1"][..],
+        &["pub", "no/such", "{}"][..],
+    ] {
+        let run = shmx(root.path(), args);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {}", run.stderr);
+        assert_eq!(
+            run.stderr, "shmx: no topic \"no/such\": start a publisher or subscriber of it first\n",
+            "{args:?}"
+        );
+    }
 }
