@@ -14,6 +14,15 @@ struct Report {
     reclaimed_slots: usize,
     /// Files and directories removed (or to remove).
     removed: Vec<String>,
+    /// Topics left alone, with why (another shmx version's segments may be in use).
+    kept: Vec<Kept>,
+}
+
+/// A topic `clean` left alone.
+#[derive(Debug, Serialize)]
+struct Kept {
+    path: String,
+    reason: String,
 }
 
 /// Cleans `root` (the library never touches what a live process uses).
@@ -28,8 +37,19 @@ pub fn run(out: &mut dyn Write, root: &Path, dry_run: bool, json: bool) -> outpu
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect(),
+            kept: report
+                .kept
+                .iter()
+                .map(|(p, r)| Kept {
+                    path: p.display().to_string(),
+                    reason: r.clone(),
+                })
+                .collect(),
         };
         return output::write_json(out, &report);
+    }
+    for (path, reason) in &report.kept {
+        writeln!(out, "kept {}: {reason}", path.display())?;
     }
     if report.reclaimed_slots == 0 && report.removed.is_empty() {
         writeln!(out, "nothing to clean")?;

@@ -13,6 +13,7 @@ mod codec;
 mod echo;
 mod info;
 mod list;
+mod monitor;
 mod output;
 mod publish;
 
@@ -62,6 +63,15 @@ enum Command {
         /// Only report what would be removed.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// A live view of every topic: publish rates, queue fill, liveness (Ctrl-C to stop).
+    Monitor {
+        /// Seconds between refreshes.
+        #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds)]
+        interval: Duration,
+        /// Stop after this many refreshes [default: never].
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
     },
     /// Print an existing topic's samples as JSON lines, decoded by its stored schema.
     ///
@@ -126,6 +136,9 @@ fn main() -> ExitCode {
         Command::List => list::run(&mut out, &root, json),
         Command::Info { topic } => info::run(&mut out, &root, &topic, json),
         Command::Clean { dry_run } => clean::run(&mut out, &root, dry_run, json),
+        Command::Monitor { interval, count } => {
+            monitor::run(&mut out, &root, interval, count, json)
+        }
         Command::Echo {
             topic,
             count,

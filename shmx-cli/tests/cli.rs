@@ -708,3 +708,35 @@ fn echo_and_pub_need_an_existing_topic() {
         );
     }
 }
+
+#[test]
+fn monitor_shows_publish_counts_and_queue_fill() {
+    let root = fresh_root();
+    let child = Participant::start(root.path(), "robot/pose");
+    let out = shmx(
+        root.path(),
+        &["monitor", "--json", "--count", "2", "--interval", "0.05"],
+    )
+    .ok();
+    let refreshes: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON array per refresh"))
+        .collect();
+    assert_eq!(refreshes.len(), 2, "{out}");
+    for r in &refreshes {
+        let t = topic_named(r, "robot/pose");
+        assert_eq!(t["publishers"][0]["published"], SENT, "{t:#}");
+        assert_eq!(t["publishers"][0]["pid"], child.pid(), "{t:#}");
+        assert_eq!(t["subscribers"][0]["queued"], SENT, "{t:#}");
+    }
+    // Nothing was published between the two refreshes.
+    assert_eq!(
+        topic_named(&refreshes[1], "robot/pose")["publishers"][0]["rate"],
+        0.0
+    );
+    let screen = shmx(root.path(), &["monitor", "--count", "1"]).ok();
+    assert!(
+        screen.contains("TOPIC") && screen.contains("robot/pose"),
+        "{screen}"
+    );
+}
