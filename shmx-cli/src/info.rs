@@ -41,7 +41,14 @@ pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output:
     writeln!(out, "\npublishers ({}):", t.publishers.len())?;
     if !t.publishers.is_empty() {
         let mut table = Table::new(&[
-            "SLOT", "PID", "ALIVE", "STATE", "QUEUE", "CHUNKS", "HISTORY",
+            "SLOT",
+            "PID",
+            "ALIVE",
+            "STATE",
+            "QUEUE",
+            "CHUNKS",
+            "HISTORY",
+            "PUBLISHED",
         ]);
         for p in &t.publishers {
             table.row(vec![
@@ -50,8 +57,9 @@ pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output:
                 yes_no(p.alive),
                 p.state.to_owned(),
                 p.queue_depth.to_string(),
-                p.chunks.to_string(),
+                format!("{}/{}", p.chunks_in_use, p.chunks),
                 p.history.to_string(),
+                p.published.to_string(),
             ]);
         }
         table.write(out, "  ")?;

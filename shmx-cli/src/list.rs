@@ -30,7 +30,10 @@ fn row(t: &TopicInfo) -> Vec<String> {
     let publishers: Vec<String> = t
         .publishers
         .iter()
-        .map(|p| with_state(pid_cell(p.pid, p.alive), p.state))
+        .map(|p| {
+            let cell = with_state(pid_cell(p.pid, p.alive), p.state);
+            format!("{cell} {}/{} chunks", p.chunks_in_use, p.chunks)
+        })
         .collect();
     let subscribers: Vec<String> = t
         .subscribers

@@ -137,6 +137,10 @@ pub struct Publisher {
     pub queue_depth: u64,
     /// Chunks in its pool.
     pub chunks: u64,
+    /// Chunks of the pool in use as of its last publish.
+    pub chunks_in_use: u64,
+    /// Samples it has published.
+    pub published: u64,
     /// Samples it keeps as history.
     pub history: u64,
 }
@@ -190,6 +194,8 @@ impl From<&PublisherInfo> for Publisher {
             state: p.state,
             queue_depth: p.queue_depth,
             chunks: p.chunks,
+            chunks_in_use: p.chunks_in_use,
+            published: p.published,
             history: p.history,
         }
     }

@@ -353,6 +353,11 @@ fn list_shows_topics_types_and_live_processes() {
         assert_eq!(slots[0]["state"], "active", "{role}: {t:#}");
     }
     assert_eq!(t["subscribers"][0]["queued"], SENT, "{t:#}");
+    let in_use = t["publishers"][0]["chunks_in_use"]
+        .as_u64()
+        .expect("chunks in use");
+    assert!(in_use >= SENT, "the queued samples hold chunks: {t:#}");
+    assert_eq!(t["publishers"][0]["published"], SENT, "{t:#}");
 
     let table = shmx(root.path(), &["list"]).ok();
     assert!(table.starts_with("TOPIC"), "{table}");

@@ -65,6 +65,9 @@ pub struct PublisherInfo {
     pub queue_depth: u64,
     /// Samples it has published so far.
     pub published: u64,
+    /// Chunks of its pool not free as of its last publish (loaned, queued, held, history;
+    /// returned chunks count until it takes them back).
+    pub chunks_in_use: u64,
 }
 
 /// One subscriber slot in use.
@@ -113,6 +116,7 @@ fn describe(root: &Path, service: &Service) -> TopicInfo {
             history: s.history_depth.load(Ordering::Relaxed),
             queue_depth: s.queue_depth.load(Ordering::Relaxed),
             published: s.published.load(Ordering::Relaxed),
+            chunks_in_use: s.chunks_in_use.load(Ordering::Relaxed),
         });
     }
     let mut subscribers = Vec::new();

@@ -140,6 +140,12 @@ impl Pool {
         }
     }
 
+    /// Chunks not ready to be loaned (without taking back returns first).
+    #[inline]
+    pub(crate) fn in_use(&self) -> usize {
+        self.chunks.len() - self.free.len()
+    }
+
     pub(crate) fn stats(&self) -> PoolStats {
         let mut st = PoolStats {
             total: self.chunks.len(),

@@ -116,10 +116,10 @@ impl PubCore {
         let result = self.deliver(st, chunk);
         st.pool.end_loan(chunk);
         // For tools (`shmx monitor`): a line only this publisher writes and peers read rarely.
-        self.service
-            .pub_slot(self.slot)
-            .published
-            .store(seq, Ordering::Relaxed);
+        let slot = self.service.pub_slot(self.slot);
+        slot.published.store(seq, Ordering::Relaxed);
+        slot.chunks_in_use
+            .store(st.pool.in_use() as u64, Ordering::Relaxed);
         result
     }
 

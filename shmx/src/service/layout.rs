@@ -83,6 +83,8 @@ pub(crate) struct PubSlot {
     pub drain_mask: AtomicU64,
     /// Samples published so far (for tools).
     pub published: AtomicU64,
+    /// Chunks not free (loaned, queued, held, history), as of the last publish (for tools).
+    pub chunks_in_use: AtomicU64,
     /// Number of history entries ever written; entry `i` is at `history[i % max_history]`.
     pub hist_head: AtomicU64,
     // followed by max_history × [chunk index, sequence] pairs of AtomicU64
