@@ -137,7 +137,7 @@ pub struct Publisher {
     pub queue_depth: u64,
     /// Chunks in its pool.
     pub chunks: u64,
-    /// Chunks of the pool in use as of its last publish.
+    /// Chunks of the pool in use (as of its last publish, less returns since).
     pub chunks_in_use: u64,
     /// Samples it has published.
     pub published: u64,

@@ -65,8 +65,8 @@ pub struct PublisherInfo {
     pub queue_depth: u64,
     /// Samples it has published so far.
     pub published: u64,
-    /// Chunks of its pool not free as of its last publish (loaned, queued, held, history;
-    /// returned chunks count until it takes them back).
+    /// Chunks of its pool in use (loaned, queued, held, history) as of its last publish,
+    /// less those its subscribers have returned since.
     pub chunks_in_use: u64,
 }
 
@@ -96,6 +96,19 @@ fn state_name(word: u64) -> &'static str {
     }
 }
 
+/// Chunks that subscribers returned to publisher slot `p` and it has not taken back yet.
+fn pending_returns(service: &Service, p: usize) -> u64 {
+    let layout = service.layout();
+    (0..layout.max_subscribers)
+        .map(|s| {
+            let ring = service.returns(p, s).producer();
+            ring.head
+                .wrapping_sub(ring.tail_cache)
+                .min(layout.return_capacity as u64)
+        })
+        .sum()
+}
+
 fn describe(root: &Path, service: &Service) -> TopicInfo {
     let layout = *service.layout();
     let p = service.params();
@@ -116,7 +129,10 @@ fn describe(root: &Path, service: &Service) -> TopicInfo {
             history: s.history_depth.load(Ordering::Relaxed),
             queue_depth: s.queue_depth.load(Ordering::Relaxed),
             published: s.published.load(Ordering::Relaxed),
-            chunks_in_use: s.chunks_in_use.load(Ordering::Relaxed),
+            chunks_in_use: s
+                .chunks_in_use
+                .load(Ordering::Relaxed)
+                .saturating_sub(pending_returns(service, slot)),
         });
     }
     let mut subscribers = Vec::new();

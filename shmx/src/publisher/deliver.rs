@@ -118,6 +118,8 @@ impl PubCore {
         // For tools (`shmx monitor`): a line only this publisher writes and peers read rarely.
         let slot = self.service.pub_slot(self.slot);
         slot.published.store(seq, Ordering::Relaxed);
+        // Counts chunks returned but not yet taken back too: tools subtract those, which
+        // they see in the return rings.
         slot.chunks_in_use
             .store(st.pool.in_use() as u64, Ordering::Relaxed);
         result
