@@ -154,11 +154,22 @@ impl<'a> DeliveryRing<'a> {
         RingLoc::of(self.head, self.tail, self.slots)
     }
 
-    /// The state a producer starts with on this ring.
+    /// The state a producer starts with on this ring. If an earlier producer died between
+    /// writing a slot and publishing `head`, the consumer may already have taken that entry
+    /// (it goes by the slot's lap, not by `head`) and be ahead of `head`: start from the
+    /// consumer's position then, or every later entry would land behind it, unseen.
     pub(crate) fn producer(&self) -> Producer {
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Acquire);
+        let ahead = tail.wrapping_sub(head);
+        let head = if ahead != 0 && ahead <= self.slots.len() as u64 {
+            tail
+        } else {
+            head
+        };
         Producer {
-            head: self.head.load(Ordering::Acquire),
-            tail_cache: self.tail.load(Ordering::Acquire),
+            head,
+            tail_cache: tail,
         }
     }
 
@@ -444,6 +455,22 @@ pub(crate) mod tests {
             s.head.store(tail + 1000, Ordering::Release);
             assert!(!r.drain(&mut tail, |_| panic!("corrupt entries must be skipped")));
             assert_eq!(tail, s.head.load(Ordering::Relaxed));
+        }
+
+        #[test]
+        fn a_new_producer_starts_after_an_entry_its_dead_predecessor_left_unpublished() {
+            let s = Storage::new(4);
+            let r = s.delivery();
+            let mut p = r.producer();
+            assert_eq!(r.push(&mut p, 4, 1, false), Push::Pushed);
+            // The producer dies after writing slot 1 but before publishing head = 2.
+            s.slots[1].store(2 | r.lap(1), Ordering::Release);
+            assert_eq!((r.pop(), r.pop(), r.pop()), (Some(1), Some(2), None));
+            assert_eq!(s.head.load(Ordering::Relaxed), 1);
+            let mut next = r.producer();
+            assert_eq!(next.head, 2, "starts at the consumer's position");
+            assert_eq!(r.push(&mut next, 4, 3, false), Push::Pushed);
+            assert_eq!(r.pop(), Some(3), "the new producer's entries are seen");
         }
 
         #[test]

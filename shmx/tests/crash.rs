@@ -147,6 +147,24 @@ fn child_main() {
                 std::thread::park();
             }
         }
+        // Publishes as fast as it can until killed: value = 2 × seq, so a torn sample shows.
+        "busy-publisher" => {
+            let p = Publisher::<Reading>::builder("t")
+                .queue_depth(4)
+                .topic_config(config())
+                .root(&root)
+                .create()
+                .unwrap();
+            println!("ready");
+            for seq in 1u64.. {
+                let mut s = p
+                    .loan()
+                    .unwrap_or_else(|e| panic!("loan {seq}: {e}: {:?}", p.pool_stats()));
+                s.seq = seq;
+                s.value = seq as f64 * 2.0;
+                s.publish().unwrap();
+            }
+        }
         // Connects, receives one sample and leaves cleanly.
         "read-one" => {
             let sub = Subscriber::<Reading>::builder("t")
@@ -420,5 +438,56 @@ fn clean_removes_what_dead_processes_left_and_nothing_alive() {
         "a live topic stays"
     );
     drop(live);
+    assert_empty(dir.path());
+}
+
+#[test]
+fn publishers_killed_while_publishing_never_deliver_a_torn_or_repeated_sample() {
+    let dir = root();
+    let sub = Subscriber::<Reading>::builder("t")
+        .queue_depth(4)
+        .topic_config(config())
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let mut rng = 0x1234_5678_9abc_def1u64;
+    for _ in 0..10 {
+        let mut kid = Kid::spawn(dir.path(), "busy-publisher");
+        kid.expect("ready");
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let wanted = 1 + rng % 500;
+        let mut last = 0;
+        let mut got = 0;
+        while got < wanted {
+            if let Some(s) = sub.recv_timeout(DEADLINE).unwrap() {
+                assert!(
+                    s.seq > last,
+                    "repeated or out of order: {} after {last}",
+                    s.seq
+                );
+                assert_eq!(s.value, s.seq as f64 * 2.0, "torn sample");
+                assert_eq!(s.sequence(), s.seq, "the publisher's sequence");
+                last = s.seq;
+                got += 1;
+            }
+        }
+        // Kill it in the middle of its loop (loaning, writing or publishing).
+        kid.kill();
+        while let Some(s) = sub.take().unwrap() {
+            assert!(s.seq > last && s.value == s.seq as f64 * 2.0);
+            last = s.seq;
+        }
+        eventually("the dead publisher is gone", || sub.publisher_count() == 0);
+    }
+    // The subscriber still works with a new publisher.
+    let publisher = Publisher::<Reading>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    publisher.send(Reading { seq: 1, value: 2.0 }).unwrap();
+    assert_eq!(sub.take().unwrap().unwrap().value, 2.0);
+    drop((sub, publisher));
     assert_empty(dir.path());
 }

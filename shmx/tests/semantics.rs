@@ -506,3 +506,44 @@ fn files_are_private_to_their_owner_by_default_and_shareable_on_request() {
         assert_eq!(mode_of(&f.path()), 0o660, "{:?}", f.path());
     }
 }
+
+#[test]
+fn a_fast_drop_oldest_publisher_never_exhausts_its_pool() {
+    let dir = root();
+    let cfg = TopicConfig {
+        max_subscribers: 2,
+        max_held: 4,
+        ..TopicConfig::default()
+    };
+    let sub = Subscriber::<[u64; 2]>::builder("t")
+        .queue_depth(4)
+        .topic_config(cfg)
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let root_path = dir.path().to_owned();
+    let publisher = std::thread::spawn(move || {
+        let p = Publisher::<[u64; 2]>::builder("t")
+            .queue_depth(4)
+            .topic_config(cfg)
+            .root(&root_path)
+            .create()
+            .unwrap();
+        for i in 0..200_000u64 {
+            let mut s = p
+                .loan()
+                .unwrap_or_else(|e| panic!("loan {i}: {e} {:?}", p.pool_stats()));
+            *s = [i, i * 2];
+            s.publish().unwrap();
+        }
+    });
+    let mut last = None;
+    while !publisher.is_finished() {
+        if let Some(s) = sub.take().unwrap() {
+            assert_eq!(s[1], s[0] * 2);
+            assert!(last.is_none_or(|l| s[0] > l));
+            last = Some(s[0]);
+        }
+    }
+    publisher.join().unwrap();
+}
