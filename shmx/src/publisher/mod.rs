@@ -368,7 +368,7 @@ impl PubCore {
             inc,
             config,
             payload_size: size,
-            collect_every: (layout.return_capacity.min(count) / 2).max(1),
+            collect_every: (layout.return_capacity / 2).max(1),
         })
     }
 
