@@ -1,0 +1,346 @@
+//! Encoding: JSON into the bytes of a message, with errors that name the field at fault.
+
+use super::{int_range, prim_size, Ty};
+use serde_json::Value;
+use shmx::message::Primitive;
+
+/// Encodes `value` as a message of type `ty` into `out`, which must be exactly `ty.size()`
+/// bytes. Errors name the field at fault, e.g. `field "pose.x": expected a number, found
+/// "abc"`.
+pub fn encode(ty: &Ty, value: &Value, out: &mut [u8]) -> Result<(), String> {
+    let size = ty.size();
+    if out.len() != size {
+        return Err(format!(
+            "a message of this type is {size} bytes, not {}",
+            out.len()
+        ));
+    }
+    out.fill(0);
+    encode_at(ty, value, out, &mut String::new())
+}
+
+/// `what` at `path`, for an error message.
+fn at(path: &str, what: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        format!("the message: {what}")
+    } else {
+        format!("field {path:?}: {what}")
+    }
+}
+
+/// A JSON value as an error message shows it: compact, and cut short when long.
+fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    const MAX: usize = 40;
+    if text.chars().count() > MAX {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+fn join_path(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn is_padding(field: &str) -> bool {
+    field.starts_with("_pad")
+}
+
+/// `out` is exactly `ty.size()` bytes, all zero.
+fn encode_at(ty: &Ty, value: &Value, out: &mut [u8], path: &mut String) -> Result<(), String> {
+    match ty {
+        Ty::Primitive(p) => encode_primitive(*p, value, out, path),
+        Ty::Struct { name, fields, .. } => {
+            let Value::Object(map) = value else {
+                return Err(at(
+                    path,
+                    format!("expected an object ({name}), found {}", shown(value)),
+                ));
+            };
+            if let Some(extra) = map.keys().find(|k| !fields.iter().any(|(f, _, _)| f == *k)) {
+                let known: Vec<&str> = fields
+                    .iter()
+                    .map(|(f, _, _)| f.as_str())
+                    .filter(|f| !is_padding(f))
+                    .collect();
+                return Err(format!(
+                    "unknown field {:?}: {name} has {}",
+                    join_path(path, extra),
+                    if known.is_empty() {
+                        "no fields".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            }
+            for (field, offset, fty) in fields {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(field);
+                match map.get(field) {
+                    Some(v) => {
+                        encode_at(fty, v, &mut out[*offset..*offset + fty.size()], path)?;
+                    }
+                    None if is_padding(field) => {}
+                    None => return Err(format!("missing field {path:?}")),
+                }
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        Ty::Array { elem, len } => {
+            let items = match value {
+                Value::Array(items) if items.len() == *len => items,
+                _ => {
+                    let found = match value {
+                        Value::Array(items) => format!("{} elements", items.len()),
+                        _ => shown(value),
+                    };
+                    return Err(at(
+                        path,
+                        format!("expected an array of {len} elements, found {found}"),
+                    ));
+                }
+            };
+            let step = elem.size();
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                encode_at(elem, item, &mut out[i * step..(i + 1) * step], path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        Ty::Enum {
+            name,
+            repr,
+            variants,
+        } => {
+            let found = match value {
+                Value::String(s) => variants.iter().find(|(v, _)| v == s),
+                Value::Number(_) => {
+                    let n = json_int(value);
+                    variants.iter().find(|(_, d)| Some(*d) == n)
+                }
+                _ => None,
+            };
+            let Some((_, discriminant)) = found else {
+                let names: Vec<String> = variants.iter().map(|(v, d)| format!("{v}={d}")).collect();
+                return Err(at(
+                    path,
+                    format!(
+                        "expected a variant of {name} ({}), found {}",
+                        names.join(", "),
+                        shown(value)
+                    ),
+                ));
+            };
+            write_int(*repr, *discriminant as u128, out);
+            Ok(())
+        }
+    }
+}
+
+/// A JSON number that is an integer, widened.
+fn json_int(value: &Value) -> Option<i128> {
+    let Value::Number(n) = value else {
+        return None;
+    };
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
+}
+
+/// Writes the low `size_of(p)` bytes of `bits` (two's complement for negative values).
+fn write_int(p: Primitive, bits: u128, out: &mut [u8]) {
+    let n = prim_size(p);
+    let bytes = bits.to_ne_bytes();
+    if cfg!(target_endian = "little") {
+        out[..n].copy_from_slice(&bytes[..n]);
+    } else {
+        out[..n].copy_from_slice(&bytes[16 - n..]);
+    }
+}
+
+fn encode_primitive(p: Primitive, value: &Value, out: &mut [u8], path: &str) -> Result<(), String> {
+    match p {
+        Primitive::Bool => match value {
+            Value::Bool(b) => {
+                out[0] = u8::from(*b);
+                Ok(())
+            }
+            _ => Err(at(
+                path,
+                format!("expected true or false, found {}", shown(value)),
+            )),
+        },
+        Primitive::F32 | Primitive::F64 => {
+            let x = match value {
+                Value::Number(n) => n.as_f64(),
+                // Only what `decode` writes for the values JSON has no number for.
+                Value::String(s) => s.parse::<f64>().ok().filter(|x| !x.is_finite()),
+                _ => None,
+            };
+            let Some(x) = x else {
+                return Err(at(
+                    path,
+                    format!("expected a number, found {}", shown(value)),
+                ));
+            };
+            if p == Primitive::F32 {
+                if x.is_finite() && x.abs() > f64::from(f32::MAX) {
+                    return Err(at(
+                        path,
+                        format!("{} is out of range for f32", shown(value)),
+                    ));
+                }
+                out.copy_from_slice(&(x as f32).to_ne_bytes());
+            } else {
+                out.copy_from_slice(&x.to_ne_bytes());
+            }
+            Ok(())
+        }
+        _ => {
+            let (min, max) = int_range(p).unwrap_or((0, 0));
+            let wide = p == Primitive::U128 || p == Primitive::I128;
+            // Some(Ok(signed)) / Some(Err(large unsigned)) / None: not an integer.
+            let v: Option<Result<i128, u128>> = match value {
+                Value::Number(_) => json_int(value).map(Ok),
+                Value::String(s) if wide => match s.parse::<i128>() {
+                    Ok(v) => Some(Ok(v)),
+                    Err(_) => s.parse::<u128>().ok().map(Err),
+                },
+                _ => None,
+            };
+            let Some(v) = v else {
+                let expected = if wide {
+                    "an integer or a string of one"
+                } else {
+                    "an integer"
+                };
+                return Err(at(
+                    path,
+                    format!("expected {expected}, found {}", shown(value)),
+                ));
+            };
+            let in_range = match v {
+                Ok(v) => v >= min && (v < 0 || v as u128 <= max),
+                Err(v) => v <= max,
+            };
+            if !in_range {
+                let shown = match v {
+                    Ok(v) => v.to_string(),
+                    Err(v) => v.to_string(),
+                };
+                return Err(at(
+                    path,
+                    format!("{shown} is out of range for {}", p.name()),
+                ));
+            }
+            let bits = match v {
+                Ok(v) => v as u128,
+                Err(v) => v,
+            };
+            write_int(p, bits, out);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::parse;
+    use serde_json::json;
+
+    fn encode_err(schema: &str, value: Value) -> String {
+        let ty = parse(schema).unwrap();
+        let mut bytes = vec![0; ty.size()];
+        encode(&ty, &value, &mut bytes).unwrap_err()
+    }
+
+    #[test]
+    fn encode_errors_name_the_field() {
+        let nested = "Outer{pose@0:Pose{seq@0:u64,x@8:f64},arr@16:[u8;2],mode@18:M:u8(A=0,B=1),ok@19:bool,_pad@20:[u8;4]}";
+        let good =
+            || json!({"pose": {"seq": 1, "x": 2.0}, "arr": [1, 2], "mode": "A", "ok": false});
+        let with = |path: &[&str], v: Value| {
+            let mut g = good();
+            let mut at = &mut g;
+            for p in &path[..path.len() - 1] {
+                at = &mut at[*p];
+            }
+            at[path[path.len() - 1]] = v;
+            g
+        };
+        assert_eq!(
+            encode_err(nested, with(&["pose", "x"], json!("abc"))),
+            r#"field "pose.x": expected a number, found "abc""#
+        );
+        let mut missing = good();
+        missing["pose"].as_object_mut().unwrap().remove("seq");
+        assert_eq!(encode_err(nested, missing), r#"missing field "pose.seq""#);
+        let mut missing = good();
+        missing.as_object_mut().unwrap().remove("ok");
+        assert_eq!(encode_err(nested, missing), r#"missing field "ok""#);
+        assert_eq!(
+            encode_err(nested, with(&["pose", "z"], json!(1))),
+            r#"unknown field "pose.z": Pose has seq, x"#
+        );
+        assert_eq!(
+            encode_err(nested, with(&["extra"], json!(1))),
+            r#"unknown field "extra": Outer has pose, arr, mode, ok"#
+        );
+        assert_eq!(
+            encode_err(nested, with(&["arr"], json!([1, 256]))),
+            r#"field "arr[1]": 256 is out of range for u8"#
+        );
+        assert_eq!(
+            encode_err(nested, with(&["arr"], json!([1]))),
+            r#"field "arr": expected an array of 2 elements, found 1 elements"#
+        );
+        assert_eq!(
+            encode_err(nested, with(&["pose", "seq"], json!(-1))),
+            r#"field "pose.seq": -1 is out of range for u64"#
+        );
+        assert_eq!(
+            encode_err(nested, with(&["pose", "seq"], json!(1.5))),
+            r#"field "pose.seq": expected an integer, found 1.5"#
+        );
+        assert_eq!(
+            encode_err(nested, with(&["mode"], json!("C"))),
+            r#"field "mode": expected a variant of M (A=0, B=1), found "C""#
+        );
+        assert_eq!(
+            encode_err(nested, with(&["mode"], json!(2))),
+            r#"field "mode": expected a variant of M (A=0, B=1), found 2"#
+        );
+        assert_eq!(
+            encode_err(nested, with(&["ok"], json!(1))),
+            r#"field "ok": expected true or false, found 1"#
+        );
+        assert_eq!(
+            encode_err(nested, with(&["pose"], json!([1, 2]))),
+            r#"field "pose": expected an object (Pose), found [1,2]"#
+        );
+        assert_eq!(
+            encode_err(nested, json!(5)),
+            "the message: expected an object (Outer), found 5"
+        );
+        assert_eq!(
+            encode_err("f32", json!(1e300)),
+            "the message: 1e+300 is out of range for f32"
+        );
+        let long = "x".repeat(100);
+        let e = encode_err("u8", json!(long));
+        assert!(e.ends_with("...") && e.len() < 100, "{e}");
+    }
+}

@@ -1,0 +1,149 @@
+//! Messages as JSON, without their Rust type: a parser of the schema text each topic stores
+//! ([`shmx::message::Schema::describe`]), and a decoder and encoder between a message's bytes
+//! and JSON.
+//!
+//! The schema text looks like `Pose{seq@0:u64,x@8:f64,heading@16:f32,flags@20:u32}`:
+//! structs are `Name{field@offset:type,...}`, arrays `[type;len]`, fieldless enums
+//! `Name:repr(Variant=value,...)`, primitives `u8`..`u128`, `i8`..`i128`, `f32`, `f64` and
+//! `bool`. Padding is always explicit (`_pad` fields of `[u8;N]`), so every byte of a message
+//! belongs to some field.
+//!
+//! The JSON form of a value:
+//! - a struct is an object with its fields in declaration order (padding fields included when
+//!   decoding; they may be left out when encoding, and are then zeros);
+//! - an array is a JSON array (also `[u8;N]`);
+//! - an enum is its variant's name, or its number when the bytes name no variant; encoding
+//!   accepts a variant's name or its number;
+//! - a `bool` is `true`/`false`, or its number when the byte is neither 0 nor 1;
+//! - integers up to 64 bits are numbers; `u128`/`i128` are decimal strings (encoding also
+//!   accepts numbers);
+//! - floats are numbers, except NaN and the infinities, which are the strings `"NaN"`,
+//!   `"inf"` and `"-inf"`.
+//!
+//! Bytes are in the machine's native byte order, as the processes sharing the memory use them.
+//!
+//! The parts: [`parse()`] (schema text to [`Ty`]), [`decode()`] (bytes to JSON) and
+//! [`encode()`] (JSON to bytes).
+
+mod decode;
+mod encode;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+pub use decode::decode;
+pub use encode::encode;
+pub use parse::parse;
+
+use shmx::message::Primitive;
+
+/// A message type, as parsed from its schema text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ty {
+    /// A primitive scalar.
+    Primitive(Primitive),
+    /// A struct with named fields at fixed offsets.
+    Struct {
+        /// The type's name.
+        name: String,
+        /// Each field's name, byte offset and type, in declaration order.
+        fields: Vec<(String, usize, Ty)>,
+        /// `size_of` the struct: the end of its last byte rounded up to its alignment.
+        size: usize,
+        /// `align_of` the struct: the largest alignment of its fields (1 if none).
+        align: usize,
+    },
+    /// An array `[elem; len]`.
+    Array {
+        /// The element type.
+        elem: Box<Ty>,
+        /// The number of elements.
+        len: usize,
+    },
+    /// A fieldless enum stored as the integer `repr`.
+    Enum {
+        /// The type's name.
+        name: String,
+        /// The integer representation.
+        repr: Primitive,
+        /// Each variant's name and discriminant.
+        variants: Vec<(String, i128)>,
+    },
+}
+
+impl Ty {
+    /// `size_of` the type, in bytes.
+    pub fn size(&self) -> usize {
+        match self {
+            Ty::Primitive(p) | Ty::Enum { repr: p, .. } => prim_size(*p),
+            Ty::Struct { size, .. } => *size,
+            Ty::Array { elem, len } => elem.size().saturating_mul(*len),
+        }
+    }
+
+    /// `align_of` the type, in bytes.
+    pub fn align(&self) -> usize {
+        match self {
+            Ty::Primitive(p) | Ty::Enum { repr: p, .. } => prim_align(*p),
+            Ty::Struct { align, .. } => *align,
+            Ty::Array { elem, .. } => elem.align(),
+        }
+    }
+}
+
+const PRIMITIVES: [Primitive; 13] = [
+    Primitive::U8,
+    Primitive::U16,
+    Primitive::U32,
+    Primitive::U64,
+    Primitive::U128,
+    Primitive::I8,
+    Primitive::I16,
+    Primitive::I32,
+    Primitive::I64,
+    Primitive::I128,
+    Primitive::F32,
+    Primitive::F64,
+    Primitive::Bool,
+];
+
+fn prim_size(p: Primitive) -> usize {
+    match p {
+        Primitive::U8 | Primitive::I8 | Primitive::Bool => 1,
+        Primitive::U16 | Primitive::I16 => 2,
+        Primitive::U32 | Primitive::I32 | Primitive::F32 => 4,
+        Primitive::U64 | Primitive::I64 | Primitive::F64 => 8,
+        Primitive::U128 | Primitive::I128 => 16,
+    }
+}
+
+/// The alignment on this machine, which is the one the publishing processes used.
+fn prim_align(p: Primitive) -> usize {
+    use std::mem::align_of;
+    match p {
+        Primitive::U8 | Primitive::I8 | Primitive::Bool => 1,
+        Primitive::U16 | Primitive::I16 => align_of::<u16>(),
+        Primitive::U32 | Primitive::I32 => align_of::<u32>(),
+        Primitive::F32 => align_of::<f32>(),
+        Primitive::U64 | Primitive::I64 => align_of::<u64>(),
+        Primitive::F64 => align_of::<f64>(),
+        Primitive::U128 | Primitive::I128 => align_of::<u128>(),
+    }
+}
+
+/// The smallest and largest value of an integer primitive; `None` for floats and `bool`.
+fn int_range(p: Primitive) -> Option<(i128, u128)> {
+    Some(match p {
+        Primitive::U8 => (0, u8::MAX.into()),
+        Primitive::U16 => (0, u16::MAX.into()),
+        Primitive::U32 => (0, u32::MAX.into()),
+        Primitive::U64 => (0, u64::MAX.into()),
+        Primitive::U128 => (0, u128::MAX),
+        Primitive::I8 => (i8::MIN.into(), i8::MAX as u128),
+        Primitive::I16 => (i16::MIN.into(), i16::MAX as u128),
+        Primitive::I32 => (i32::MIN.into(), i32::MAX as u128),
+        Primitive::I64 => (i64::MIN.into(), i64::MAX as u128),
+        Primitive::I128 => (i128::MIN, i128::MAX as u128),
+        Primitive::F32 | Primitive::F64 | Primitive::Bool => return None,
+    })
+}
