@@ -1,0 +1,387 @@
+//! Error paths that come from the files rather than the caller, provoked for real: corrupt,
+//! truncated and other-version service files, hostile writes to data segments and delivery
+//! rings, `clean` of corrupt topics, and a filesystem too small for a topic. Each test
+//! asserts the variant and that its message names what went wrong.
+
+use shmx::{Error, Publisher, ShmMessage, Subscriber, TopicConfig};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod common;
+use common::root;
+
+fn service_file(root: &Path, encoded_topic: &str) -> PathBuf {
+    root.join(encoded_topic).join("service")
+}
+
+fn data_files(root: &Path, encoded_topic: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join(encoded_topic))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("data.")
+        })
+        .collect()
+}
+
+#[test]
+fn a_garbage_service_file_is_corrupt() {
+    let dir = root();
+    std::fs::create_dir(dir.path().join("t")).unwrap();
+    std::fs::write(service_file(dir.path(), "t"), vec![0xAB; 8192]).unwrap();
+    let e = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .err();
+    let Some(Error::Corrupt { path, reason }) = e else {
+        panic!("expected Corrupt, got {e:?}")
+    };
+    assert_eq!(path, service_file(dir.path(), "t"));
+    assert!(reason.contains("magic"), "{reason}");
+}
+
+#[test]
+fn a_truncated_service_file_is_corrupt() {
+    let dir = root();
+    let p = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let path = service_file(dir.path(), "t");
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 4096)
+        .unwrap();
+    let e = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .err();
+    assert!(matches!(e, Some(Error::Corrupt { .. })), "{e:?}");
+    let short = dir.path().join("u");
+    std::fs::create_dir(&short).unwrap();
+    std::fs::write(short.join("service"), b"SHMX").unwrap();
+    let e = Subscriber::<u64>::builder("u")
+        .root(dir.path())
+        .create()
+        .err();
+    assert!(matches!(e, Some(Error::Corrupt { .. })), "{e:?}");
+    drop(p);
+}
+
+#[test]
+fn a_service_file_of_another_layout_version_is_refused() {
+    let dir = root();
+    let p = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(service_file(dir.path(), "t"))
+        .unwrap();
+    f.seek(SeekFrom::Start(8)).unwrap(); // the version follows the 8-byte magic
+    f.write_all(&999u32.to_le_bytes()).unwrap();
+    let e = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .err();
+    let Some(Error::Version {
+        found, expected, ..
+    }) = e
+    else {
+        panic!("expected Version, got {e:?}")
+    };
+    assert_eq!((found, expected), (999, shmx::LAYOUT_VERSION));
+    drop(p);
+}
+
+/// Maps a topic's (single) data segment writable, as a hostile process could.
+fn hostile_map(root: &Path, topic: &str) -> memmap2::MmapMut {
+    let files = data_files(root, topic);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&files[0])
+        .unwrap();
+    // SAFETY: a test-only mapping of a file this test owns; racing writes are the point.
+    unsafe { memmap2::MmapMut::map_mut(&f).unwrap() }
+}
+
+#[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Flagged {
+    id: u32,
+    ok: bool,
+    _pad: [u8; 3],
+}
+
+#[test]
+fn an_invalid_bool_is_reported_and_the_subscriber_goes_on() {
+    let dir = root();
+    let sub = Subscriber::<Flagged>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let publisher = Publisher::<Flagged>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let mut s = publisher.loan().unwrap();
+    s.id = 7;
+    s.ok = true;
+    // Corrupt the loaned chunk's bool through a second, hostile mapping of the same file.
+    let mut map = hostile_map(dir.path(), "t");
+    // Find the payload inside the file: search for the id (7) followed by the bool (1).
+    let pos = map
+        .windows(5)
+        .position(|w| w == [7, 0, 0, 0, 1])
+        .expect("payload in the file");
+    map[pos + 4] = 2;
+    s.publish().unwrap();
+    let e = sub.take().err();
+    let Some(Error::InvalidSample {
+        sequence, reason, ..
+    }) = e
+    else {
+        panic!("expected InvalidSample, got {e:?}")
+    };
+    assert_eq!(sequence, 1);
+    assert!(reason.contains("bool"), "{reason}");
+    publisher
+        .send(Flagged {
+            id: 8,
+            ok: false,
+            _pad: [0; 3],
+        })
+        .unwrap();
+    assert_eq!(sub.take().unwrap().unwrap().id, 8);
+    assert!(sub.take().unwrap().is_none());
+    // The rejected chunk went back to the publisher.
+    let st = publisher.pool_stats();
+    assert_eq!(st.free, st.total, "{st:?}");
+}
+
+#[test]
+fn a_pool_pinned_by_a_hostile_subscriber_is_exhausted_not_stuck() {
+    let dir = root();
+    let publisher = Publisher::<u64>::builder("t")
+        .history(1)
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let total = publisher.pool_stats().total;
+    // Every pin word (the page after the header) set to "pinned by everyone".
+    let mut map = hostile_map(dir.path(), "t");
+    let page = 4096;
+    for b in &mut map[page..page + total * 8] {
+        *b = 0xFF;
+    }
+    let e = publisher.loan().err();
+    let Some(Error::PoolExhausted { chunks, topic }) = e else {
+        panic!("expected PoolExhausted, got {e:?}")
+    };
+    assert_eq!((chunks, topic.as_str()), (total, "t"));
+    for b in &mut map[page..page + total * 8] {
+        *b = 0;
+    }
+    publisher.send(1).unwrap();
+}
+
+#[test]
+fn garbage_in_a_delivery_ring_is_ignored() {
+    let dir = root();
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    publisher.send(1).unwrap();
+    // Overwrite every word of the service file's connection area that holds the entry with
+    // garbage: out-of-range chunk indices and wrong tags must be skipped, never followed.
+    let path = service_file(dir.path(), "t");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // SAFETY: test-only mapping; the hostile writes are the point.
+    let mut map = unsafe { memmap2::MmapMut::map_mut(&f).unwrap() };
+    let words: &mut [u64] = bytemuck_words(&mut map);
+    // The only non-zero entry of a ring right after one publish has chunk index 0 and a tag;
+    // find words that look like entries (low 24 bits 0, high bits non-zero) beyond the header.
+    let mut changed = 0;
+    for w in words.iter_mut().skip(1024) {
+        if *w != 0 && *w & 0xFF_FFFF == 0 && *w >> 24 != 0 && *w >> 44 != 0 {
+            *w |= 0xFF_FFFF; // chunk index 16777215: out of range
+            changed += 1;
+        }
+    }
+    assert!(changed >= 1);
+    assert!(
+        sub.take().unwrap().is_none(),
+        "an out-of-range index is skipped"
+    );
+    publisher.send(2).unwrap();
+    assert_eq!(*sub.take().unwrap().unwrap(), 2);
+}
+
+fn bytemuck_words(map: &mut memmap2::MmapMut) -> &mut [u64] {
+    let len = map.len() / 8;
+    // SAFETY: the mapping is page-aligned and `len * 8` bytes long; u64 has no invalid
+    // values.
+    unsafe { std::slice::from_raw_parts_mut(map.as_mut_ptr().cast::<u64>(), len) }
+}
+
+#[test]
+fn a_corrupt_data_segment_is_reported_once_and_other_publishers_still_deliver() {
+    let dir = root();
+    let good = Publisher::<u64>::builder("t")
+        .history(1)
+        .root(dir.path())
+        .create()
+        .unwrap();
+    good.send(5).unwrap();
+    let files_before = data_files(dir.path(), "t");
+    let bad = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let bad_file = data_files(dir.path(), "t")
+        .into_iter()
+        .find(|f| !files_before.contains(f))
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&bad_file)
+        .unwrap();
+    f.write_all(b"garbage!").unwrap();
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let e = sub.take().err();
+    let Some(Error::Corrupt { path, reason }) = e else {
+        panic!("expected Corrupt, got {e:?}")
+    };
+    assert_eq!(path, bad_file);
+    assert!(reason.contains("magic"), "{reason}");
+    assert_eq!(
+        *sub.take().unwrap().expect("history of the good publisher"),
+        5
+    );
+    good.send(6).unwrap();
+    assert_eq!(*sub.take().unwrap().unwrap(), 6);
+    drop(bad);
+}
+
+#[test]
+fn clean_removes_a_corrupt_topic_and_keeps_one_of_another_version() {
+    use shmx::inspect;
+    let dir = root();
+    std::fs::create_dir(dir.path().join("garbage")).unwrap();
+    std::fs::write(service_file(dir.path(), "garbage"), vec![0x5A; 100]).unwrap();
+    let p = Publisher::<u64>::builder("other")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(service_file(dir.path(), "other"))
+        .unwrap();
+    f.seek(SeekFrom::Start(8)).unwrap();
+    f.write_all(&7u32.to_le_bytes()).unwrap();
+    let dry = inspect::clean(dir.path(), true).unwrap();
+    assert!(dry.removed.contains(&dir.path().join("garbage")), "{dry:?}");
+    assert!(dir.path().join("garbage").exists());
+    let done = inspect::clean(dir.path(), false).unwrap();
+    assert!(!dir.path().join("garbage").exists());
+    assert_eq!(done.kept.len(), 1, "{done:?}");
+    assert!(done.kept[0].1.contains("version 7"), "{done:?}");
+    assert!(
+        service_file(dir.path(), "other").exists(),
+        "another version's topic is kept"
+    );
+    drop(p);
+}
+
+/// Mounts a 256 KiB tmpfs for the test (needs root and mount rights; skipped otherwise).
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount() -> Option<SmallFs> {
+        let dir = std::env::temp_dir().join(format!("shmx-smallfs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            Some(SmallFs(dir))
+        } else {
+            let _ = std::fs::remove_dir(&dir);
+            None
+        }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_full_small_filesystem_is_out_of_space_and_left_clean() {
+    let Some(fs) = SmallFs::mount() else {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root and mount rights)");
+        return;
+    };
+    let e = Publisher::<[u8; 4096]>::builder("frames")
+        .root(&fs.0)
+        .create()
+        .err();
+    let Some(Error::OutOfSpace { path, bytes }) = e else {
+        panic!("expected OutOfSpace, got {e:?}")
+    };
+    assert!(
+        path.starts_with(&fs.0) && bytes > 256 << 10,
+        "{path:?} {bytes}"
+    );
+    let msg = Publisher::<[u8; 4096]>::builder("frames")
+        .root(&fs.0)
+        .create()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("--shm-size") && msg.contains("frames"),
+        "{msg}"
+    );
+    // A small pool fits, and nothing of the failed attempts is left.
+    let cfg = TopicConfig {
+        max_subscribers: 1,
+        ..TopicConfig::default()
+    };
+    let p = Publisher::<[u8; 4096]>::builder("frames")
+        .queue_depth(2)
+        .topic_config(cfg)
+        .root(&fs.0)
+        .create()
+        .unwrap();
+    drop(p);
+    assert!(std::fs::read_dir(&fs.0).unwrap().next().is_none());
+}

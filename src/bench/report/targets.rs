@@ -1,0 +1,72 @@
+//! The "Performance targets" section: the design's targets that a run measured, each with
+//! its figure and verdict.
+
+use super::fmt::{format_rate, format_ratio, verdict};
+use super::latency::{per_round, LatencyRow};
+use super::paired;
+use super::throughput::ThroughputRow;
+use crate::bench::interleave::Results;
+use std::fmt::Write as _;
+
+/// The design's targets that this run measured, each with its figure and verdict.
+fn targets(results: &Results, rows: &[LatencyRow], trows: &[ThroughputRow]) -> Vec<String> {
+    let mut out = Vec::new();
+    let row = |p: usize, id: &str| rows.iter().find(|r| r.payload == p && r.contender == id);
+    if let Some(r) = row(8, "shmx-spin") {
+        if let Some(x) = r.vs_floor {
+            out.push(format!(
+                "8 B one-way, shmx-spin ÷ floor = {} (target ≤ 1.5×, 2× at the very least): {}",
+                format_ratio(x),
+                verdict(x <= 1.5)
+            ));
+        }
+        if let Some(x) = r.vs_uds {
+            out.push(format!(
+                "8 B one-way, blocking UDS ÷ shmx-spin = {} (target ≥ 20×): {}",
+                format_ratio(1.0 / x),
+                verdict(1.0 / x >= 20.0)
+            ));
+        }
+    }
+    // 4 MiB against 8 B, per round.
+    let rounds = per_round(&results.latency);
+    if let (Some(big), Some(small)) = (
+        rounds.get(&(4 << 20, "shmx-spin")),
+        rounds.get(&(8, "shmx-spin")),
+    ) {
+        if let Some(x) = paired(big, Some(small), |x| x.0) {
+            out.push(format!(
+                "shmx-spin one-way, 4 MiB ÷ 8 B = {} (target ≤ 1.5×): {}",
+                format_ratio(x),
+                verdict(x <= 1.5)
+            ));
+        }
+    }
+    if let Some(t) = trows
+        .iter()
+        .find(|t| t.payload == 8 && t.subscribers == 1 && t.contender == "shmx-stream")
+    {
+        out.push(format!(
+            "8 B to one subscriber, shmx-stream: {} (target > 30 M/s): {}",
+            format_rate(t.rate),
+            verdict(t.rate > 30e6)
+        ));
+    }
+    out
+}
+
+/// The "Performance targets" section; nothing if the run measured none of them.
+pub(super) fn section(
+    s: &mut String,
+    results: &Results,
+    rows: &[LatencyRow],
+    trows: &[ThroughputRow],
+) {
+    let targets = targets(results, rows, trows);
+    if !targets.is_empty() {
+        let _ = writeln!(s, "\n### Performance targets (DESIGN.md)\n");
+        for t in targets {
+            let _ = writeln!(s, "- {t}");
+        }
+    }
+}
