@@ -30,6 +30,7 @@ use syn::{Data, DataEnum, DataStruct, DeriveInput, Fields, Ident, LitStr};
 
 mod attrs;
 mod offenders;
+mod writer;
 
 use attrs::{refuse_shm_attr, Repr, ShmOptions};
 
@@ -177,6 +178,7 @@ fn expand_struct(
     let mut validations = Vec::new();
     let mut tys = Vec::new();
     let mut idents = Vec::new();
+    let mut writer_fields = Vec::new();
     for field in fields {
         refuse_shm_attr(&field.attrs, errors);
         let Some(ident) = field.ident.as_ref() else {
@@ -219,12 +221,18 @@ fn expand_struct(
         });
         tys.push(ty);
         idents.push(ident);
+        writer_fields.push(writer::WriterField {
+            ident,
+            ty,
+            vis: &field.vis,
+        });
     }
     if !errors.is_empty() {
         return TokenStream2::new();
     }
 
     let padding_checks = padding_checks(name, &idents, &tys, repr.c.is_some());
+    let writer = writer::expand(name, &input.vis, &writer_fields);
 
     quote! {
         // SAFETY: `#name` is `repr(C)` or `repr(transparent)` and not packed, with no generic
@@ -266,6 +274,8 @@ fn expand_struct(
         const _: () = {
             #padding_checks
         };
+
+        #writer
     }
 }
 

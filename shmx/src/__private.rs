@@ -59,3 +59,11 @@ pub const fn assert_no_padding_at_end<T: ?Sized + NoPaddingAtEnd<BYTES>, const B
 /// Compiles only when `BYTES == 0`; see [`NoImplicitPadding`].
 #[inline(always)]
 pub const fn assert_no_padding<T: ?Sized + NoImplicitPadding<BYTES>, const BYTES: usize>() {}
+
+/// `Unpin` exactly when `T` is: the derive implements `Unpin` for a message type under the
+/// bound `PinGuard<'_, (field types...)>: Unpin`, which equals the automatic impl but makes a
+/// hand-written `impl Unpin` a conflict (the same trick as the `pin-project` crate).
+pub struct PinGuard<'a, T>(
+    core::marker::PhantomData<&'a ()>,
+    core::marker::PhantomData<T>,
+);

@@ -115,6 +115,9 @@ pub struct PublisherConfig {
     pub block_timeout: Option<Duration>,
     /// Topic limits, used if this publisher creates the topic.
     pub topic: TopicConfig,
+    /// Bytes in each chunk after the message, for the data of relative pointers
+    /// ([`RelSlice`](crate::RelSlice), [`RelStr`](crate::RelStr)); 0 for plain types.
+    pub max_tail_bytes: usize,
 }
 
 impl Default for PublisherConfig {
@@ -126,6 +129,7 @@ impl Default for PublisherConfig {
             overflow: Overflow::DropOldest,
             block_timeout: None,
             topic: TopicConfig::default(),
+            max_tail_bytes: 0,
         }
     }
 }

@@ -205,6 +205,8 @@ pub(crate) struct ChunkLoc {
     stride: usize,
     payload_off: usize,
     count: usize,
+    /// Payload bytes per chunk (the message and its tail).
+    pub capacity: usize,
 }
 
 impl ChunkLoc {
@@ -255,7 +257,9 @@ pub(crate) struct DataView {
 
 impl DataView {
     /// Opens `path`, checks it belongs to incarnation `incarnation` of a publisher of the
-    /// type with `fingerprint` and `size`/`align`, and maps it. `Ok(None)` if it is gone.
+    /// type with `fingerprint` and `size`/`align` (its chunks hold at least `size` payload
+    /// bytes: more when the publisher gave them a tail), and maps it. `Ok(None)` if it is
+    /// gone.
     pub(crate) fn open(
         path: &Path,
         incarnation: u64,
@@ -297,9 +301,12 @@ impl DataView {
         }
         let geo = usize::try_from(p.chunk_count)
             .ok()
-            .and_then(|n| Geometry::new(n, size, align))
+            .zip(usize::try_from(p.payload_capacity).ok())
+            .filter(|&(_, capacity)| capacity >= size)
+            .and_then(|(n, capacity)| Geometry::new(n, capacity, align))
             .filter(|g| {
                 g.chunk_stride as u64 == p.chunk_stride
+                    && g.payload_capacity as u64 == p.payload_capacity
                     && g.payload_off as u64 == p.payload_off
                     && g.pins_off as u64 == p.pins_off
                     && g.chunks_off as u64 == p.chunks_off
@@ -326,6 +333,7 @@ impl DataView {
             stride: self.geo.chunk_stride,
             payload_off: self.geo.payload_off,
             count: self.geo.chunk_count,
+            capacity: self.geo.payload_capacity,
         }
     }
 

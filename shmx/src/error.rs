@@ -151,6 +151,28 @@ pub enum Error {
         /// What validation found.
         reason: String,
     },
+    /// A loaned sample's tail has no room left for what a relative pointer should hold.
+    #[error(
+        "topic {topic:?}: the sample's tail has {available} bytes left but {requested} are \
+         needed; raise the publisher's max_tail_bytes"
+    )]
+    TailFull {
+        /// The topic.
+        topic: String,
+        /// Bytes asked for (with alignment).
+        requested: usize,
+        /// Bytes still free in the tail.
+        available: usize,
+    },
+    /// A relative pointer was asked to point into the tail of a sample that does not hold it.
+    #[error(
+        "topic {topic:?}: a relative pointer can only point into the tail of the sample that \
+         holds it"
+    )]
+    ForeignTail {
+        /// The topic of the tail that was given.
+        topic: String,
+    },
     /// Any other I/O error, with the file it concerns.
     #[error("{path}: {source}")]
     Io {

@@ -34,6 +34,8 @@
 extern crate self as shmx;
 
 pub mod message;
+#[cfg(not(loom))]
+pub mod rel;
 mod ring;
 mod sync;
 
@@ -75,6 +77,8 @@ pub use message::ShmMessage;
 pub use pool::PoolStats;
 #[cfg(not(loom))]
 pub use publisher::{Publisher, PublisherBuilder};
+#[cfg(not(loom))]
+pub use rel::{RelSlice, RelStr, Tail, Writable};
 #[cfg(not(loom))]
 pub use sample::{Sample, SampleMut};
 #[cfg(not(loom))]

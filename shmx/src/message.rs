@@ -58,10 +58,19 @@ pub unsafe trait ShmMessage: Sized + 'static {
 }
 
 /// What a validator knows about the chunk that holds the value it checks.
+///
+/// ```text
+/// payload_start          tail_start                         payload_end
+/// |  the message (size_of) |  tail: what relative pointers  |
+/// |                        |  point to, allocated in order  |
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct ValidationContext {
     /// Address of the first payload byte of the chunk.
     pub payload_start: usize,
+    /// Address of the first byte after the fixed-size message: relative pointers must point
+    /// at or after it.
+    pub tail_start: usize,
     /// Address one past the last byte the publisher declared as payload.
     pub payload_end: usize,
 }
@@ -85,6 +94,19 @@ pub enum ValidationError {
         /// The discriminant found.
         value: i128,
     },
+    /// A relative pointer ([`RelSlice`](crate::RelSlice) or [`RelStr`](crate::RelStr)) does
+    /// not point to whole, aligned elements inside the published part of the chunk's tail.
+    BadRelative {
+        /// Byte offset of the pointer from the start of the message.
+        offset: usize,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A [`RelStr`](crate::RelStr) points to bytes that are not UTF-8.
+    InvalidUtf8 {
+        /// Byte offset of the string's pointer from the start of the message.
+        offset: usize,
+    },
 }
 
 impl fmt::Display for ValidationError {
@@ -101,6 +123,12 @@ impl fmt::Display for ValidationError {
                 f,
                 "enum {type_name} at byte {offset} holds discriminant {value}, which names no variant"
             ),
+            Self::BadRelative { offset, problem } => {
+                write!(f, "relative pointer at byte {offset}: {problem}")
+            }
+            Self::InvalidUtf8 { offset } => {
+                write!(f, "string at byte {offset} is not valid UTF-8")
+            }
         }
     }
 }
@@ -122,6 +150,13 @@ impl ValidationError {
                 type_name,
                 offset: offset + base,
                 value,
+            },
+            Self::BadRelative { offset, problem } => Self::BadRelative {
+                offset: offset + base,
+                problem,
+            },
+            Self::InvalidUtf8 { offset } => Self::InvalidUtf8 {
+                offset: offset + base,
             },
         }
     }
@@ -208,6 +243,14 @@ pub enum SchemaKind {
         /// The variants.
         variants: &'static [Variant],
     },
+    /// A [`RelSlice`](crate::RelSlice): `u32` offset from the field's own address, then
+    /// `u32` element count; the elements lie in the chunk's tail.
+    RelSlice {
+        /// Element schema.
+        elem: &'static Schema,
+    },
+    /// A [`RelStr`](crate::RelStr): laid out as a `RelSlice<u8>` holding UTF-8.
+    RelStr,
 }
 
 /// The layout of a message type, as data: stored in each topic so tools can decode samples.
@@ -336,6 +379,49 @@ impl Schema {
         }
     }
 
+    /// The schema of a relative slice of `elem` (8 bytes, aligned to 4).
+    pub const fn rel_slice(elem: &'static Schema) -> Schema {
+        let mut h = hash_str(FNV_OFFSET, "rel_slice");
+        h = hash_u64(h, elem.fingerprint);
+        Schema {
+            name: "RelSlice",
+            size: 8,
+            align: 4,
+            kind: SchemaKind::RelSlice { elem },
+            fingerprint: h,
+        }
+    }
+
+    /// The schema of a relative string (8 bytes, aligned to 4).
+    pub const fn rel_str() -> Schema {
+        Schema {
+            name: "RelStr",
+            size: 8,
+            align: 4,
+            kind: SchemaKind::RelStr,
+            fingerprint: hash_str(FNV_OFFSET, "rel_str"),
+        }
+    }
+
+    /// Whether the type holds relative pointers anywhere (and so has a tail).
+    pub const fn has_relative(&self) -> bool {
+        match &self.kind {
+            SchemaKind::RelSlice { .. } | SchemaKind::RelStr => true,
+            SchemaKind::Array { elem, .. } => elem.has_relative(),
+            SchemaKind::Struct(fields) => {
+                let mut i = 0;
+                while i < fields.len() {
+                    if fields[i].schema.has_relative() {
+                        return true;
+                    }
+                    i += 1;
+                }
+                false
+            }
+            SchemaKind::Primitive(_) | SchemaKind::Enum { .. } => false,
+        }
+    }
+
     /// A compact, human-readable description, e.g.
     /// `Pose{seq@0:u64,x@8:f64}` or `[u8;16]`; stored in each topic's service segment.
     pub fn describe(&self) -> String {
@@ -375,6 +461,12 @@ impl Schema {
                 }
                 out.push(')');
             }
+            SchemaKind::RelSlice { elem } => {
+                out.push_str("rel[");
+                elem.describe_into(out);
+                out.push(']');
+            }
+            SchemaKind::RelStr => out.push_str("relstr"),
         }
     }
 }
@@ -477,6 +569,7 @@ mod tests {
     fn bool_validation_rejects_other_bytes() {
         let ctx = ValidationContext {
             payload_start: 0,
+            tail_start: 0,
             payload_end: 0,
         };
         for byte in 0u8..=255 {

@@ -105,11 +105,16 @@ impl RawSubscriber {
 
 impl RawSample<'_> {
     /// The sample's bytes.
+    /// The sample's bytes: the message, then the used part of its tail (if the type has
+    /// relative pointers).
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: the sample points at the first payload byte of a chunk whose payload holds
-        // `size` bytes (the data segment's geometry was validated for the topic's type size);
-        // the chunk stays mapped and unchanged while the sample is held.
-        unsafe { std::slice::from_raw_parts(&*self.sample as *const u8, self.size) }
+        let len = self.sample.payload_len();
+        debug_assert!(len >= self.size);
+        // SAFETY: the sample points at the first payload byte of a chunk; its length was
+        // checked to lie between the type's size and the chunk's payload capacity when it was
+        // taken (one load, kept in the sample); the chunk stays mapped and unchanged while
+        // the sample is held.
+        unsafe { std::slice::from_raw_parts(&*self.sample as *const u8, len) }
     }
 
     /// The publisher's sequence number.
@@ -164,6 +169,6 @@ impl RawPublisher {
         // SAFETY: `chunk` is loaned to us alone and its payload holds `size` bytes; `bytes`
         // is a separate slice of exactly `size` bytes.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), payload, size) };
-        self.core.publish(chunk)
+        self.core.publish(chunk, size)
     }
 }

@@ -3,18 +3,28 @@
 use crate::error::Result;
 use crate::message::ShmMessage;
 use crate::publisher::PubCore;
+use crate::rel::{Tail, Writable};
 use crate::subscriber::{Held, SubCore};
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
 
 /// A chunk of shared memory loaned from a [`Publisher`](crate::Publisher): write the message
 /// in place, then [`publish`](SampleMut::publish) it. Dropping it unpublished returns the
 /// chunk to the pool.
+///
+/// It derefs mutably for plain message types. For a type holding relative pointers
+/// ([`RelSlice`](crate::RelSlice), [`RelStr`](crate::RelStr)) it derefs to `&T` only, so that
+/// no `mem::swap` or `mem::replace` can carry a pointer out of its chunk: write such a
+/// sample through its [`writer`](Self::writer).
 pub struct SampleMut<'p, T> {
     core: &'p PubCore,
     chunk: u32,
     ptr: *mut T,
+    /// Bytes of the chunk's tail allocated by relative pointers.
+    tail_used: Cell<usize>,
 }
 
 impl<'p, T> SampleMut<'p, T> {
@@ -22,7 +32,12 @@ impl<'p, T> SampleMut<'p, T> {
     /// `chunk` must be loaned to this sample alone, and `ptr` point to its payload: aligned,
     /// `size_of::<T>()` writable bytes, holding a valid `T` unless `T` is `MaybeUninit<_>`.
     pub(crate) unsafe fn new(core: &'p PubCore, chunk: u32, ptr: *mut T) -> Self {
-        SampleMut { core, chunk, ptr }
+        SampleMut {
+            core,
+            chunk,
+            ptr,
+            tail_used: Cell::new(0),
+        }
     }
 
     /// Address of the payload in this process.
@@ -32,17 +47,62 @@ impl<'p, T> SampleMut<'p, T> {
 }
 
 impl<'p, T: ShmMessage> SampleMut<'p, T> {
-    /// Publishes the sample to every connected subscriber, without copying it.
+    /// Publishes the sample to every connected subscriber, without copying it (with the part
+    /// of the tail that relative pointers used).
     pub fn publish(self) -> Result<()> {
         let this = ManuallyDrop::new(self);
-        this.core.publish(this.chunk)
+        this.core
+            .publish(this.chunk, size_of::<T>() + this.tail_used.get())
+    }
+
+    /// The message, pinned, and the free tail of its chunk: for writing relative pointers by
+    /// hand (the derived [`writer`](Self::writer) does this for every field).
+    pub fn parts(&mut self) -> (Pin<&mut T>, Tail<'_>) {
+        let (payload, capacity) = self.core.payload(self.chunk);
+        // SAFETY: the payload is this sample's exclusively loaned chunk, holding a valid `T`
+        // in its first `size_of::<T>()` bytes and `capacity` bytes in all; `tail_used` counts
+        // what was allocated after the message, and `&mut self` is borrowed for the tail's
+        // lifetime. The pin is never moved out of: the chunk stays where it is.
+        unsafe {
+            let tail = Tail::new(
+                payload,
+                size_of::<T>(),
+                capacity,
+                &self.tail_used,
+                self.core.service().topic(),
+            );
+            (Pin::new_unchecked(&mut *self.ptr), tail)
+        }
+    }
+
+    /// The writer of this sample: a pinned reference to each field (plain fields deref
+    /// mutably) and, for each relative pointer field `f`, `set_f(..)` and `alloc_f(n)`,
+    /// which place its data in the chunk's tail. See [`rel`](crate::rel).
+    pub fn writer(&mut self) -> T::Writer<'_>
+    where
+        T: Writable,
+    {
+        let (this, tail) = self.parts();
+        T::writer(this, tail)
+    }
+
+    /// Bytes of the chunk's tail used so far by relative pointers.
+    pub fn tail_used(&self) -> usize {
+        self.tail_used.get()
+    }
+
+    /// Bytes the chunk's tail holds in all (the publisher's `max_tail_bytes`, rounded up).
+    pub fn tail_capacity(&self) -> usize {
+        self.core.payload(self.chunk).1 - size_of::<T>()
     }
 }
 
 impl<'p, T> SampleMut<'p, MaybeUninit<T>> {
     /// Writes `value` into the chunk, making the sample initialised.
-    pub fn write(mut self, value: T) -> SampleMut<'p, T> {
-        (*self).write(value);
+    pub fn write(self, value: T) -> SampleMut<'p, T> {
+        // SAFETY: `ptr` points to this sample's exclusively loaned payload, aligned and large
+        // enough for `T`; `MaybeUninit<T>` has `T`'s layout. Nothing is dropped.
+        unsafe { self.ptr.cast::<T>().write(value) };
         // SAFETY: the value was just written in full.
         unsafe { self.assume_init() }
     }
@@ -101,6 +161,7 @@ impl<'p, T> SampleMut<'p, MaybeUninit<T>> {
             core: this.core,
             chunk: this.chunk,
             ptr: this.ptr.cast(),
+            tail_used: Cell::new(this.tail_used.get()),
         }
     }
 }
@@ -114,10 +175,13 @@ impl<T> Deref for SampleMut<'_, T> {
     }
 }
 
-impl<T> DerefMut for SampleMut<'_, T> {
+/// Only for `Unpin` types: message types are `Unpin` unless they hold relative pointers,
+/// which must not be moved out of their chunk.
+impl<T: Unpin> DerefMut for SampleMut<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as for `deref`; the loan is exclusive, so no other reference exists (no
-        // subscriber can see the chunk before it is published).
+        // subscriber can see the chunk before it is published). `T: Unpin`, so moving the
+        // value out through this reference invalidates no relative pointer.
         unsafe { &mut *self.ptr }
     }
 }
@@ -158,6 +222,11 @@ impl<'s, T> Sample<'s, T> {
     /// An identifier of the publisher that sent it, unique within the topic.
     pub fn publisher_id(&self) -> u64 {
         self.held.origin
+    }
+
+    /// Bytes the publisher published: the message and the part of its tail in use.
+    pub fn payload_len(&self) -> usize {
+        self.held.len
     }
 }
 

@@ -9,6 +9,7 @@ use shmx::ShmMessage;
 fn ctx() -> ValidationContext {
     ValidationContext {
         payload_start: 0,
+        tail_start: 0,
         payload_end: 0,
     }
 }

@@ -4,7 +4,7 @@
 use shmx::ShmMessage;
 
 /// A message the tests can build from a counter and check for integrity.
-pub trait TestMsg: ShmMessage + Copy + std::fmt::Debug + PartialEq {
+pub trait TestMsg: ShmMessage + Copy + Unpin + std::fmt::Debug + PartialEq {
     fn make(counter: u64) -> Self;
     fn counter(&self) -> u64;
     /// Whether every field is what `make(self.counter())` writes.

@@ -84,8 +84,10 @@ impl PubCore {
         }
     }
 
-    /// Publishes loaned chunk `chunk`.
-    pub(crate) fn publish(&self, chunk: u32) -> Result<()> {
+    /// Publishes loaned chunk `chunk`, whose first `len` payload bytes the sample wrote
+    /// (the message and the part of its tail in use; at most the payload capacity).
+    pub(crate) fn publish(&self, chunk: u32, len: usize) -> Result<()> {
+        debug_assert!(len <= self.data.geometry().payload_capacity);
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
         st.loans -= 1;
@@ -102,9 +104,7 @@ impl PubCore {
         let seq = st.next_seq;
         st.next_seq += 1;
         let header = self.data.header(chunk as usize);
-        header
-            .len
-            .store(self.payload_size as u64, Ordering::Relaxed);
+        header.len.store(len as u64, Ordering::Relaxed);
         header.seq.store(seq, Ordering::Release);
         if self.config.history > 0 {
             self.record_history(st, chunk, seq);

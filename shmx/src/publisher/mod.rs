@@ -62,7 +62,6 @@ pub(crate) struct PubCore {
     slot: usize,
     inc: u64,
     config: PublisherConfig,
-    payload_size: usize,
     /// Take back returned chunks at least every this many loans.
     collect_every: usize,
     state: RefCell<PubState>,
@@ -229,6 +228,13 @@ impl<T: ShmMessage> PublisherBuilder<T> {
         self.config.topic = topic;
         self
     }
+    /// Bytes in each chunk after the message, for the data of its relative pointers
+    /// ([`RelSlice`](crate::RelSlice), [`RelStr`](crate::RelStr)); default 0. Every chunk of
+    /// the pool has this room, and a sample is published with the part it used.
+    pub fn max_tail_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_tail_bytes = bytes;
+        self
+    }
     /// Shorthand to set `topic_config().max_subscribers`.
     pub fn max_subscribers(mut self, n: usize) -> Self {
         self.config.topic.max_subscribers = n;
@@ -299,8 +305,10 @@ impl PubCore {
                 .max_subscribers
                 .checked_mul(per_sub)
                 .and_then(|n| n.checked_add(config.history + config.max_loans));
+            let payload = size.checked_add(config.max_tail_bytes);
             let geo = count
-                .and_then(|n| Geometry::new(n, size, align))
+                .zip(payload)
+                .and_then(|(n, payload)| Geometry::new(n, payload, align))
                 .ok_or_else(|| {
                     bad("the pool would be too large; lower queue_depth or max_subscribers".into())
                 });
@@ -367,7 +375,6 @@ impl PubCore {
             slot,
             inc,
             config,
-            payload_size: size,
             collect_every: (layout.return_capacity / 2).max(1),
         })
     }
@@ -430,9 +437,13 @@ impl PubCore {
         &self.service
     }
 
-    /// The payload of loaned chunk `chunk`, and how many bytes a sample has.
+    /// The payload of loaned chunk `chunk`, and how many bytes it holds (the message and
+    /// its tail).
     pub(crate) fn payload(&self, chunk: u32) -> (*mut u8, usize) {
-        (self.data.payload(chunk as usize), self.payload_size)
+        (
+            self.data.payload(chunk as usize),
+            self.data.geometry().payload_capacity,
+        )
     }
 
     /// A loaned sample is dropped without being published.

@@ -71,6 +71,9 @@ pub(crate) struct SubCore {
     fingerprint: u64,
     size: usize,
     align: usize,
+    /// Samples may be longer than `size` (the message type has relative pointers, or this is
+    /// an endpoint without a Rust type); otherwise they are exactly `size` bytes.
+    tails: bool,
     state: RefCell<SubState>,
 }
 
@@ -127,6 +130,8 @@ struct PubConn {
 pub(crate) struct Held {
     pub seq: u64,
     pub origin: u64,
+    /// Payload bytes the publisher declared (checked against the chunk's capacity).
+    pub len: usize,
     /// The ring entry to return, or [`PINNED`] for a pinned history sample.
     entry: u64,
     view: u32,
@@ -290,9 +295,11 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
 
 impl SubCore {
     fn create<T: ShmMessage>(root: &Path, name: &str, config: SubscriberConfig) -> Result<SubCore> {
-        Self::create_with(root, name, config, |root, name, config, lock| {
+        let mut core = Self::create_with(root, name, config, |root, name, config, lock| {
             Service::open_or_create::<T>(root, name, config, lock)
-        })
+        })?;
+        core.tails = const { T::SCHEMA.has_relative() };
+        Ok(core)
     }
 
     /// Creates a subscriber on the topic that `open` opens (or creates); its message type is
@@ -368,6 +375,7 @@ impl SubCore {
             fingerprint,
             size,
             align,
+            tails: true,
         };
         {
             let mut st = core.state.borrow_mut();

@@ -141,10 +141,13 @@ impl SubCore {
             }
             conn.last_seq = seq;
             conn.last_chunk = chunk;
-            if let Err(reason) = self.check::<T>(conn.chunks, chunk) {
-                self.give_back(conn, p, entry, unreturned);
-                return Next::Invalid(seq, reason);
-            }
+            let len = match self.check::<T>(conn.chunks, chunk) {
+                Ok(len) => len,
+                Err(reason) => {
+                    self.give_back(conn, p, entry, unreturned);
+                    return Next::Invalid(seq, reason);
+                }
+            };
             // Start loading the chunks of the next entries while this one is used: a stream
             // of samples then waits for several cache misses at once, not one after another.
             for ahead in 0..PREFETCH {
@@ -158,6 +161,7 @@ impl SubCore {
             let held = Held {
                 seq,
                 origin: service::incarnation_of(conn.slot_word),
+                len,
                 entry,
                 view: conn.view as u32,
                 pub_slot: p as u32,
@@ -183,10 +187,11 @@ impl SubCore {
             return Next::Empty; // cannot happen: pinned chunks were range-checked
         };
         match self.check::<T>(conn.chunks, chunk) {
-            Ok(()) => Next::Sample(
+            Ok(len) => Next::Sample(
                 Held {
                     seq,
                     origin: service::incarnation_of(conn.slot_word),
+                    len,
                     entry: PINNED,
                     view: conn.view as u32,
                     pub_slot: p as u32,
@@ -204,30 +209,49 @@ impl SubCore {
         }
     }
 
-    /// Checks a chunk's declared length and, for types that need it, the value's validity.
+    /// Checks a chunk's declared length and, for types that need it, the value's validity;
+    /// returns the length.
     #[inline]
     fn check<T: ShmMessage>(
         &self,
         chunks: ChunkLoc,
         chunk: usize,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<usize, String> {
         // SAFETY: `chunks` belongs to a view mapped while the caller's connection lives.
         let (header, ptr) = unsafe { chunks.chunk(chunk) }.ok_or("chunk index out of range")?;
+        // One load: the length checked is the length used.
         let len = header.len.load(Ordering::Relaxed);
-        if len != self.size as u64 {
-            return Err(format!("payload length {len}, expected {}", self.size));
+        let ok = if self.tails {
+            len >= self.size as u64 && len <= chunks.capacity as u64
+        } else {
+            len == self.size as u64
+        };
+        if !ok {
+            return Err(format!(
+                "payload length {len}, expected {}{}",
+                self.size,
+                if self.tails {
+                    format!(" to {}", chunks.capacity)
+                } else {
+                    String::new()
+                }
+            ));
         }
+        let len = len as usize;
         if !T::ALWAYS_VALID {
+            let start = ptr as usize;
             let ctx = ValidationContext {
-                payload_start: ptr as usize,
-                payload_end: ptr as usize + self.size,
+                payload_start: start,
+                tail_start: start + self.size,
+                payload_end: start + len,
             };
             // SAFETY: `ptr` is the payload of an in-range chunk: aligned for `T` (the data
-            // segment's geometry was checked against `T`'s alignment) with `size_of::<T>()`
-            // mapped bytes; `validate` only reads them as integers.
+            // segment's geometry was checked against `T`'s alignment) with `len ≤ capacity`
+            // mapped bytes, the first `size_of::<T>()` of which hold the value; `validate`
+            // only reads them as integers, and reads the tail only within `ctx`.
             unsafe { T::validate(ptr.cast::<T>(), &ctx) }.map_err(|e| e.to_string())?;
         }
-        Ok(())
+        Ok(len)
     }
 
     #[cold]

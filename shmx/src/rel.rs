@@ -1,0 +1,653 @@
+//! Relative pointers: [`RelSlice`] and [`RelStr`], variable-length data that travels in the
+//! same chunk as the message that points to it, and [`Tail`], the allocator that places it.
+//!
+//! Processes map a segment at different addresses, so shared data never holds an address. A
+//! relative pointer holds the distance from its own address to its data, and a length:
+//!
+//! ```text
+//!  chunk payload (one sample)
+//!  +---------------------------------------------+--------------------------------------+
+//!  | the message: size_of::<T>() bytes           | tail: max_tail_bytes                 |
+//!  |  width: u32                                 |                                      |
+//!  |  label:  RelStr   {offset, len} ---------------> "cam0"                              |
+//!  |  pixels: RelSlice {offset, len} -----------------------> [u8; len] ...              |
+//!  +---------------------------------------------+--------------------------------------+
+//!  ^ payload_start                               ^ tail_start        published length ^
+//! ```
+//!
+//! - `offset` (`u32`) counts bytes from the pointer's own address to its first element; `len`
+//!   (`u32`) counts elements. An empty pointer (`len == 0`) points nowhere.
+//! - The tail is allocated in order, each allocation aligned for its element type; the sample
+//!   is published with the length of what was used, so a small sample costs a small copy of
+//!   nothing at all and a large one no more than its bytes.
+//! - A subscriber checks every relative pointer before it hands out a sample: the elements lie
+//!   inside the published tail, aligned, with no arithmetic overflow, and (for `bool`s, enums
+//!   and strings) hold valid values. Otherwise it reports
+//!   [`Error::InvalidSample`](crate::Error::InvalidSample) and moves on to the next sample.
+//!
+//! Safe code cannot make a relative pointer dangle: the types are neither `Copy` nor `Clone`
+//! nor `Unpin`, so a sample of a type holding them derefs only to `&T` (no `mem::swap` or
+//! `mem::replace` can carry them out of their chunk), and the only way to set one is through
+//! its writer, which checks that the pointer lives in the sample whose tail it is given.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! use shmx::{Publisher, RelSlice, RelStr, ShmMessage, Subscriber};
+//!
+//! #[derive(ShmMessage)]
+//! #[repr(C)]
+//! struct Scan {
+//!     seq: u64,
+//!     frame: RelStr,
+//!     ranges: RelSlice<f32>,
+//! }
+//!
+//! let subscriber = Subscriber::<Scan>::builder("doc/scan").root(dir.path()).create()?;
+//! let publisher = Publisher::<Scan>::builder("doc/scan")
+//!     .root(dir.path())
+//!     .max_tail_bytes(4096)
+//!     .create()?;
+//! let mut sample = publisher.loan()?;
+//! let mut scan = sample.writer();
+//! *scan.seq = 7;
+//! scan.set_frame("lidar_front")?;
+//! let ranges = scan.alloc_ranges(360)?; // &mut [f32] in the chunk's tail
+//! ranges.fill(2.5);
+//! sample.publish()?;
+//!
+//! let received = subscriber.take()?.unwrap();
+//! assert_eq!((received.seq, received.frame()), (7, "lidar_front"));
+//! assert_eq!(received.ranges().len(), 360);
+//! # Ok::<(), shmx::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use crate::message::{Schema, ShmMessage, ValidationContext, ValidationError};
+use core::cell::Cell;
+use core::fmt;
+use core::marker::{PhantomData, PhantomPinned};
+use core::mem::{align_of, size_of};
+use core::pin::Pin;
+
+/// A slice of `T` stored in the tail of the chunk that holds this field: a `u32` offset from
+/// the field's own address and a `u32` element count (8 bytes, aligned to 4).
+///
+/// Read it with [`as_slice`](Self::as_slice) (or the accessor the derive generates, named
+/// after the field); write it while the sample is loaned with the generated writer
+/// (`set_<field>` copies a slice in, `alloc_<field>` hands out `&mut [T]` in place).
+///
+/// `T` must not hold relative pointers itself (a compile error otherwise): the tail is flat.
+///
+/// # Invariant
+/// A `RelSlice` with a non-zero length only exists inside a chunk: it was set by a writer,
+/// which placed its elements in the same chunk's tail, or it was checked on receive. Values
+/// made on the stack ([`new`](Self::new), `Default`) are empty, and since the type is neither
+/// `Clone` nor `Unpin`, no safe code can copy or move a non-empty one out of its chunk.
+#[repr(C)]
+pub struct RelSlice<T> {
+    offset: u32,
+    len: u32,
+    _t: PhantomData<T>,
+    _pin: PhantomPinned,
+}
+
+/// A UTF-8 string stored in the tail of the chunk that holds this field; laid out as a
+/// [`RelSlice<u8>`] (8 bytes, aligned to 4). A subscriber checks that the bytes are UTF-8.
+#[repr(transparent)]
+pub struct RelStr {
+    bytes: RelSlice<u8>,
+}
+
+impl<T> RelSlice<T> {
+    /// An empty slice (points nowhere).
+    pub const fn new() -> Self {
+        RelSlice {
+            offset: 0,
+            len: 0,
+            _t: PhantomData,
+            _pin: PhantomPinned,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the slice is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The elements.
+    pub fn as_slice(&self) -> &[T] {
+        if self.len == 0 {
+            return &[];
+        }
+        let data = (self as *const Self)
+            .cast::<u8>()
+            .wrapping_add(self.offset as usize)
+            .cast::<T>();
+        // SAFETY: by the type's invariant, a non-empty `RelSlice` lies in a chunk and its
+        // `offset`/`len` describe `len` aligned, initialised `T`s in the same chunk's tail:
+        // set by `Tail` (which checks bounds and alignment) or checked by `validate` before
+        // the sample was handed out. The chunk stays mapped and unchanged while `&self` lives
+        // (a loaned sample is exclusive; a received one is held).
+        unsafe { core::slice::from_raw_parts(data, self.len as usize) }
+    }
+}
+
+impl<T: ShmMessage> RelSlice<T> {
+    /// Allocates `len` elements in `tail`, points this slice at them and returns them to be
+    /// filled in place. For element types in which every bit pattern is valid, the elements
+    /// hold whatever the chunk held (zeroes, or an earlier sample's bytes): nothing is
+    /// zeroed, so a large buffer costs nothing until written. Other element types are
+    /// zeroed.
+    ///
+    /// # Errors
+    /// [`Error::TailFull`] when the tail has no room, [`Error::ForeignTail`] when this slice
+    /// is not part of the sample that `tail` belongs to, [`Error::InvalidConfig`] for an
+    /// element type without an all-zero value (use [`copy_from`](Self::copy_from)).
+    pub fn alloc<'a>(self: Pin<&mut Self>, tail: Tail<'a>, len: usize) -> Result<&'a mut [T]> {
+        if !T::ALWAYS_VALID && !T::ZEROABLE {
+            return Err(Error::InvalidConfig {
+                topic: tail.topic.to_owned(),
+                reason: format!(
+                    "RelSlice<{}>::alloc: all-zero bytes are not a valid element; use copy_from",
+                    T::TYPE_NAME
+                ),
+            });
+        }
+        let data = self.point(tail, len)?;
+        if !T::ALWAYS_VALID {
+            // SAFETY: `point` reserved `len` aligned elements in the tail for this call
+            // alone; all-zero is a valid `T` (ZEROABLE).
+            unsafe { data.write_bytes(0, len) };
+        }
+        // SAFETY: `point` reserved `len` aligned elements in the tail for this call alone
+        // (the tail only grows), inside the sample that `tail` borrows for `'a`; they hold
+        // valid `T`s: any bit pattern is one (ALWAYS_VALID; mapped memory is always
+        // initialised), or they were just zeroed.
+        Ok(unsafe { core::slice::from_raw_parts_mut(data, len) })
+    }
+
+    /// Copies `src` into `tail` and points this slice at the copy. (A bitwise copy is a
+    /// faithful one: message types hold no pointers and own nothing.)
+    ///
+    /// # Errors
+    /// As for [`alloc`](Self::alloc), but any element type can be copied.
+    pub fn copy_from<'a>(self: Pin<&mut Self>, tail: Tail<'a>, src: &[T]) -> Result<&'a mut [T]> {
+        let data = self.point(tail, src.len())?;
+        // SAFETY: `point` reserved `src.len()` aligned elements in the tail, which `src` (a
+        // borrowed slice, so not a part of the loaned sample that `tail` borrows mutably)
+        // cannot overlap; after the copy they hold valid `T`s (`T` holds no relative
+        // pointers, asserted in its `SCHEMA`, so the copies point nowhere).
+        unsafe {
+            core::ptr::copy_nonoverlapping(src.as_ptr(), data, src.len());
+            Ok(core::slice::from_raw_parts_mut(data, src.len()))
+        }
+    }
+
+    /// Makes the slice empty (its old elements stay in the tail, unused).
+    pub fn clear(self: Pin<&mut Self>) {
+        // SAFETY: only plain integers are written; nothing is moved out of the pin.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.offset = 0;
+        this.len = 0;
+    }
+
+    /// Reserves `len` elements in `tail` and points this slice at them.
+    fn point<'a>(self: Pin<&mut Self>, tail: Tail<'a>, len: usize) -> Result<*mut T> {
+        const {
+            assert!(
+                !T::SCHEMA.has_relative(),
+                "the elements of a RelSlice must not hold relative pointers themselves"
+            )
+        };
+        // SAFETY: the fields are plain integers, written below; nothing is moved.
+        let this = unsafe { self.get_unchecked_mut() };
+        let at = this as *mut Self as usize;
+        if !tail.holds_field(at, size_of::<Self>()) {
+            return Err(Error::ForeignTail {
+                topic: tail.topic.to_owned(),
+            });
+        }
+        let Ok(count) = u32::try_from(len) else {
+            return Err(tail.full(usize::MAX));
+        };
+        if len == 0 {
+            this.offset = 0;
+            this.len = 0;
+            return Ok(core::ptr::NonNull::dangling().as_ptr());
+        }
+        let bytes = len
+            .checked_mul(size_of::<T>())
+            .ok_or_else(|| tail.full(usize::MAX))?;
+        let data = tail.reserve(bytes, align_of::<T>())?;
+        let offset = u32::try_from(data as usize - at).map_err(|_| tail.full(bytes))?;
+        this.offset = offset;
+        this.len = count;
+        Ok(data.cast())
+    }
+}
+
+impl<T> Default for RelSlice<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> core::ops::Deref for RelSlice<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for RelSlice<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl<T: PartialEq> PartialEq for RelSlice<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl RelStr {
+    /// An empty string.
+    pub const fn new() -> Self {
+        RelStr {
+            bytes: RelSlice::new(),
+        }
+    }
+
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        let bytes = self.bytes.as_slice();
+        // SAFETY: the bytes were copied from a `&str` by `set`, or checked to be UTF-8 by
+        // `validate` before the sample was handed out (the type's invariant, as for
+        // `RelSlice`); an empty slice is UTF-8.
+        unsafe { core::str::from_utf8_unchecked(bytes) }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the string is empty.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Copies `s` into `tail` and points this string at the copy.
+    ///
+    /// # Errors
+    /// As for [`RelSlice::alloc`].
+    pub fn set<'a>(self: Pin<&mut Self>, tail: Tail<'a>, s: &str) -> Result<&'a str> {
+        // SAFETY: structural pin projection to the only field; nothing is moved.
+        let bytes = unsafe { self.map_unchecked_mut(|this| &mut this.bytes) };
+        let copy = bytes.copy_from(tail, s.as_bytes())?;
+        // SAFETY: a byte-for-byte copy of a `&str` is UTF-8.
+        Ok(unsafe { core::str::from_utf8_unchecked(copy) })
+    }
+
+    /// Makes the string empty.
+    pub fn clear(self: Pin<&mut Self>) {
+        // SAFETY: structural pin projection to the only field; nothing is moved.
+        unsafe { self.map_unchecked_mut(|this| &mut this.bytes) }.clear();
+    }
+}
+
+impl Default for RelStr {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::ops::Deref for RelStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for RelStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for RelStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for RelStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<str> for RelStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+/// Checks a relative pointer of `len` elements of `T` at `ptr` against `ctx`, and returns
+/// the address of its first element (`None` when empty).
+///
+/// # Safety
+/// `ptr` must point to 8 readable bytes (an offset and a length, as `u32`s), aligned to 4.
+unsafe fn check_span<T>(
+    ptr: *const u8,
+    ctx: &ValidationContext,
+) -> core::result::Result<Option<(usize, usize)>, ValidationError> {
+    // SAFETY: the caller vouches for 8 readable, 4-aligned bytes; they are read as integers,
+    // for which every bit pattern is valid.
+    let (offset, len) = unsafe { (ptr.cast::<u32>().read(), ptr.cast::<u32>().add(1).read()) };
+    if len == 0 {
+        return Ok(None);
+    }
+    let bad = |problem| ValidationError::BadRelative { offset: 0, problem };
+    let start = (ptr as usize)
+        .checked_add(offset as usize)
+        .ok_or(bad("offset overflows the address space"))?;
+    let end = (len as usize)
+        .checked_mul(size_of::<T>())
+        .and_then(|bytes| start.checked_add(bytes))
+        .ok_or(bad("length overflows the address space"))?;
+    if start < ctx.tail_start {
+        return Err(bad("points before the tail (into the message itself)"));
+    }
+    if end > ctx.payload_end {
+        return Err(bad("runs past the published end of the tail"));
+    }
+    if start % align_of::<T>() != 0 {
+        return Err(bad("points to an element that is not aligned"));
+    }
+    Ok(Some((start, len as usize)))
+}
+
+// SAFETY: `RelSlice<T>` is `repr(C)`: two `u32`s and zero-sized markers, so 8 bytes aligned
+// to 4 with no padding and no address (the offset is relative). All-zero is the empty slice.
+// `validate` accepts only an empty slice or one whose elements lie, aligned and whole, inside
+// the published tail, and validates each element when `T` needs it; `T` holds no relative
+// pointers (asserted in `SCHEMA`), so the elements cannot point further.
+unsafe impl<T: ShmMessage> ShmMessage for RelSlice<T> {
+    const TYPE_NAME: &'static str = "RelSlice";
+    const SCHEMA: &'static Schema = &{
+        assert!(
+            !T::SCHEMA.has_relative(),
+            "the elements of a RelSlice must not hold relative pointers themselves"
+        );
+        Schema::rel_slice(T::SCHEMA)
+    };
+    const ALWAYS_VALID: bool = false;
+    const ZEROABLE: bool = true;
+
+    #[inline]
+    unsafe fn validate(ptr: *const Self, ctx: &ValidationContext) -> Result<(), ValidationError> {
+        // SAFETY: the caller vouches for `size_of::<Self>()` = 8 readable bytes at `ptr`,
+        // aligned for `Self` (4).
+        let Some((start, len)) = (unsafe { check_span::<T>(ptr.cast(), ctx) })? else {
+            return Ok(());
+        };
+        if !T::ALWAYS_VALID {
+            let rel = start - ptr as usize;
+            for i in 0..len {
+                let elem = (start + i * size_of::<T>()) as *const T;
+                // SAFETY: `check_span` proved that `len` whole elements from `start` lie in
+                // the tail, within the mapped payload, and that `start` is aligned for `T`.
+                unsafe { T::validate(elem, ctx) }.map_err(|e| e.at(rel + i * size_of::<T>()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __shmx_sealed(_: crate::__private::Sealed) {}
+}
+
+// SAFETY: `RelStr` is a transparent `RelSlice<u8>` (8 bytes, aligned to 4, no padding, no
+// address; all-zero is the empty string). `validate` checks it as a `RelSlice<u8>` and then
+// that the bytes are UTF-8, which `as_str` relies on.
+unsafe impl ShmMessage for RelStr {
+    const TYPE_NAME: &'static str = "RelStr";
+    const SCHEMA: &'static Schema = &Schema::rel_str();
+    const ALWAYS_VALID: bool = false;
+    const ZEROABLE: bool = true;
+
+    #[inline]
+    unsafe fn validate(ptr: *const Self, ctx: &ValidationContext) -> Result<(), ValidationError> {
+        // SAFETY: as for `RelSlice::validate`: 8 readable bytes aligned to 4.
+        let Some((start, len)) = (unsafe { check_span::<u8>(ptr.cast(), ctx) })? else {
+            return Ok(());
+        };
+        // SAFETY: `check_span` proved the `len` bytes from `start` lie in the mapped tail.
+        let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, len) };
+        match core::str::from_utf8(bytes) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(ValidationError::InvalidUtf8 { offset: 0 }),
+        }
+    }
+
+    fn __shmx_sealed(_: crate::__private::Sealed) {}
+}
+
+/// The free part of a loaned sample's chunk, after the message: relative pointers place their
+/// elements here. `Copy`, so that a writer and the writers of nested structs can share it;
+/// every allocation is a fresh, disjoint range.
+#[derive(Clone, Copy)]
+pub struct Tail<'a> {
+    /// First payload byte of the chunk.
+    base: *mut u8,
+    /// `size_of` the message: the tail starts here.
+    fixed: usize,
+    /// Payload bytes in the chunk.
+    capacity: usize,
+    /// Bytes of the tail used so far (counted from `fixed`), shared with the sample.
+    used: &'a Cell<usize>,
+    topic: &'a str,
+    _sample: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> Tail<'a> {
+    /// # Safety
+    /// `base` must point to `capacity` writable bytes of a chunk loaned exclusively to the
+    /// sample that is borrowed mutably for `'a`, of which the first `fixed` hold the message
+    /// and the `used` bytes after them are allocated already.
+    pub(crate) unsafe fn new(
+        base: *mut u8,
+        fixed: usize,
+        capacity: usize,
+        used: &'a Cell<usize>,
+        topic: &'a str,
+    ) -> Self {
+        Tail {
+            base,
+            fixed,
+            capacity,
+            used,
+            topic,
+            _sample: PhantomData,
+        }
+    }
+
+    /// Bytes the tail holds in all.
+    pub fn capacity(&self) -> usize {
+        self.capacity - self.fixed
+    }
+
+    /// Bytes allocated so far (with alignment gaps); the sample is published with them.
+    pub fn used(&self) -> usize {
+        self.used.get()
+    }
+
+    /// Bytes still free (before any alignment an allocation needs).
+    pub fn remaining(&self) -> usize {
+        self.capacity() - self.used()
+    }
+
+    /// Whether `len` bytes at address `at` lie inside this sample's message.
+    fn holds_field(&self, at: usize, len: usize) -> bool {
+        let base = self.base as usize;
+        at >= base
+            && at
+                .checked_add(len)
+                .is_some_and(|end| end <= base + self.fixed)
+    }
+
+    fn full(&self, requested: usize) -> Error {
+        Error::TailFull {
+            topic: self.topic.to_owned(),
+            requested,
+            available: self.remaining(),
+        }
+    }
+
+    /// Reserves `bytes` bytes aligned to `align` (a power of two) and returns their address.
+    fn reserve(&self, bytes: usize, align: usize) -> Result<*mut u8> {
+        let base = self.base as usize;
+        let from = base + self.fixed + self.used.get();
+        let start = from
+            .checked_next_multiple_of(align)
+            .ok_or_else(|| self.full(bytes))?;
+        let end = start.checked_add(bytes).ok_or_else(|| self.full(bytes))?;
+        if end > base + self.capacity {
+            return Err(self.full(end - from));
+        }
+        self.used.set(end - base - self.fixed);
+        // The address lies inside the chunk (checked above), so it is derived from `base`
+        // to keep its provenance.
+        Ok(self.base.wrapping_add(start - base))
+    }
+}
+
+impl fmt::Debug for Tail<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tail")
+            .field("capacity", &self.capacity())
+            .field("used", &self.used())
+            .finish()
+    }
+}
+
+/// A message type whose loaned samples are written through a writer: the derive implements
+/// it for every struct, with a writer `<Name>Writer<'a>` that holds a pinned reference to
+/// each field (plain fields deref mutably, relative pointers do not) and, for each
+/// [`RelSlice`] or [`RelStr`] field `f`, methods `set_f` (copy in) and, for slices,
+/// `alloc_f` (fill in place).
+pub trait Writable: ShmMessage {
+    /// The writer type.
+    type Writer<'a>;
+    /// The writer of the message at `this`, whose relative pointers allocate from `tail`.
+    fn writer<'a>(this: Pin<&'a mut Self>, tail: Tail<'a>) -> Self::Writer<'a>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake chunk: `[RelSlice<u16>][tail]`, 8-aligned.
+    #[repr(C, align(8))]
+    struct Chunk([u8; 64]);
+
+    fn ctx(chunk: &Chunk, len: usize) -> ValidationContext {
+        let start = chunk.0.as_ptr() as usize;
+        ValidationContext {
+            payload_start: start,
+            tail_start: start + 8,
+            payload_end: start + len,
+        }
+    }
+
+    fn put(chunk: &mut Chunk, offset: u32, len: u32) {
+        chunk.0[..4].copy_from_slice(&offset.to_ne_bytes());
+        chunk.0[4..8].copy_from_slice(&len.to_ne_bytes());
+    }
+
+    fn check<T: ShmMessage>(chunk: &Chunk, len: usize) -> Result<(), ValidationError> {
+        // SAFETY: the chunk is 64 readable bytes, 8-aligned; validate reads integers.
+        unsafe { T::validate(chunk.0.as_ptr().cast(), &ctx(chunk, len)) }
+    }
+
+    #[test]
+    fn validation_accepts_exactly_the_slices_inside_the_tail() {
+        let mut c = Chunk([0; 64]);
+        put(&mut c, 0, 0);
+        assert!(check::<RelSlice<u16>>(&c, 8).is_ok(), "empty");
+        put(&mut c, 1234, 0);
+        assert!(check::<RelSlice<u16>>(&c, 8).is_ok(), "empty, any offset");
+        put(&mut c, 8, 4);
+        assert!(check::<RelSlice<u16>>(&c, 16).is_ok());
+        assert!(
+            check::<RelSlice<u16>>(&c, 15).is_err(),
+            "past the published end"
+        );
+        put(&mut c, 4, 4);
+        assert!(check::<RelSlice<u16>>(&c, 64).is_err(), "into the message");
+        put(&mut c, 9, 1);
+        assert!(check::<RelSlice<u16>>(&c, 64).is_err(), "misaligned");
+        put(&mut c, u32::MAX, 1);
+        assert!(check::<RelSlice<u16>>(&c, 64).is_err(), "far out");
+        put(&mut c, 8, u32::MAX);
+        assert!(check::<RelSlice<u16>>(&c, 64).is_err(), "too long");
+        put(&mut c, 8, 3);
+        c.0[8..11].copy_from_slice(&[1, 0, 2]);
+        assert_eq!(
+            check::<RelSlice<bool>>(&c, 11),
+            Err(ValidationError::InvalidBool {
+                offset: 10,
+                value: 2
+            })
+        );
+        put(&mut c, 8, 3);
+        c.0[8..11].copy_from_slice(b"ab\xff");
+        assert_eq!(
+            check::<RelStr>(&c, 11),
+            Err(ValidationError::InvalidUtf8 { offset: 0 })
+        );
+        c.0[10] = b'c';
+        assert!(check::<RelStr>(&c, 11).is_ok());
+    }
+
+    #[test]
+    fn tail_allocates_aligned_disjoint_ranges_and_refuses_strangers() {
+        let mut c = Chunk([0; 64]);
+        let used = Cell::new(0);
+        let base = c.0.as_mut_ptr();
+        // SAFETY: `c` is 64 writable bytes borrowed for the test; the first 8 are the message.
+        let tail = unsafe { Tail::new(base, 8, 64, &used, "t") };
+        // SAFETY: the slice lives at the start of `c`, which it does not outlive.
+        let mut field = unsafe { Pin::new_unchecked(&mut *base.cast::<RelSlice<u32>>()) };
+        let a = field.as_mut().copy_from(tail, &[1, 2, 3]).unwrap();
+        assert_eq!(a, &[1, 2, 3]);
+        assert_eq!(tail.used(), 12);
+        let mut s = RelSlice::<u32>::new();
+        // SAFETY: `s` lives on the stack for the rest of the test.
+        let stranger = unsafe { Pin::new_unchecked(&mut s) };
+        assert!(matches!(
+            stranger.copy_from(tail, &[1]),
+            Err(Error::ForeignTail { .. })
+        ));
+        let b = field.as_mut().alloc(tail, 10).unwrap();
+        assert_eq!(b.len(), 10);
+        assert_eq!(tail.used(), 52);
+        assert!(matches!(
+            field.as_mut().alloc(tail, 2),
+            Err(Error::TailFull {
+                requested: 8,
+                available: 4,
+                ..
+            })
+        ));
+        let ctx = ctx(&c, 8 + tail.used());
+        // SAFETY: as in `check`.
+        unsafe { RelSlice::<u32>::validate(c.0.as_ptr().cast(), &ctx) }.unwrap();
+    }
+}
