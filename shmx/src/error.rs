@@ -173,6 +173,15 @@ pub enum Error {
         /// The topic of the tail that was given.
         topic: String,
     },
+    /// A value could not be archived into a chunk (with the `rkyv` feature): most often the
+    /// archive is larger than the publisher's `max_bytes`.
+    #[error("topic {topic:?}: cannot archive the value: {reason}")]
+    Archive {
+        /// The topic.
+        topic: String,
+        /// What the serializer reported.
+        reason: String,
+    },
     /// Any other I/O error, with the file it concerns.
     #[error("{path}: {source}")]
     Io {

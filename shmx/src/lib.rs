@@ -33,6 +33,8 @@
 
 extern crate self as shmx;
 
+#[cfg(all(feature = "rkyv", not(loom)))]
+pub mod archive;
 pub mod message;
 #[cfg(not(loom))]
 pub mod rel;
@@ -89,3 +91,7 @@ pub use subscriber::{Subscriber, SubscriberBuilder, MAX_SPIN, MIN_SPIN};
 
 #[doc(hidden)]
 pub mod __private;
+
+/// The `rkyv` crate this version of shmx archives with (feature `rkyv`).
+#[cfg(feature = "rkyv")]
+pub use rkyv;

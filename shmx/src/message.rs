@@ -268,10 +268,10 @@ pub struct Schema {
     pub fingerprint: u64,
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-const fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
+pub(crate) const fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
     let mut i = 0;
     while i < bytes.len() {
         h ^= bytes[i] as u64;
@@ -281,11 +281,11 @@ const fn hash_bytes(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
-const fn hash_u64(h: u64, v: u64) -> u64 {
+pub(crate) const fn hash_u64(h: u64, v: u64) -> u64 {
     hash_bytes(h, &v.to_le_bytes())
 }
 
-const fn hash_str(h: u64, s: &str) -> u64 {
+pub(crate) const fn hash_str(h: u64, s: &str) -> u64 {
     // Length first, so that ("ab", "c") and ("a", "bc") differ.
     hash_bytes(hash_u64(h, s.len() as u64), s.as_bytes())
 }

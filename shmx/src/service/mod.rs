@@ -54,6 +54,30 @@ pub(crate) enum Role {
     Subscriber,
 }
 
+/// What a topic records about its message type.
+#[derive(Debug, Clone)]
+pub(crate) struct TypeFacts {
+    pub name: &'static str,
+    pub fingerprint: u64,
+    pub size: usize,
+    pub align: usize,
+    /// `Schema::describe` of the type (or another text tools recognise).
+    pub schema: String,
+}
+
+impl TypeFacts {
+    /// The facts of message type `T`.
+    pub(crate) fn of<T: ShmMessage>() -> TypeFacts {
+        TypeFacts {
+            name: T::TYPE_NAME,
+            fingerprint: T::FINGERPRINT,
+            size: core::mem::size_of::<T>(),
+            align: core::mem::align_of::<T>(),
+            schema: T::SCHEMA.describe(),
+        }
+    }
+}
+
 impl Service {
     /// Opens the topic's service segment, creating it (and the topic's directory) from
     /// `config` if it does not exist. Call with the root lock held.
@@ -61,7 +85,18 @@ impl Service {
         root: &Path,
         name: &TopicName,
         config: &TopicConfig,
+        lock: &RootLock,
+    ) -> Result<Service> {
+        Self::open_or_create_as(root, name, config, lock, &TypeFacts::of::<T>())
+    }
+
+    /// [`open_or_create`](Self::open_or_create) for a message type described by `facts`.
+    pub(crate) fn open_or_create_as(
+        root: &Path,
+        name: &TopicName,
+        config: &TopicConfig,
         _lock: &RootLock,
+        facts: &TypeFacts,
     ) -> Result<Service> {
         config.check(name.as_str())?;
         let dir = root.join(name.encoded());
@@ -75,11 +110,11 @@ impl Service {
                     service.remove_if_unused(_lock);
                     continue;
                 }
-                service.check_type::<T>()?;
+                service.check_type(facts)?;
                 return Ok(service);
             }
             segment::ensure_dir(&dir, config.mode)?;
-            if let Some(service) = Self::create::<T>(root, name, &dir, config)? {
+            if let Some(service) = Self::create(root, name, &dir, config, facts)? {
                 return Ok(service);
             }
         }
@@ -89,13 +124,14 @@ impl Service {
         ))
     }
 
-    fn create<T: ShmMessage>(
+    fn create(
         root: &Path,
         name: &TopicName,
         dir: &Path,
         config: &TopicConfig,
+        facts: &TypeFacts,
     ) -> Result<Option<Service>> {
-        let schema = T::SCHEMA.describe();
+        let schema = &facts.schema;
         let schema_off = SHARED_OFF + core::mem::size_of::<ServiceShared>();
         let ring_capacity = config.max_queue_depth.next_power_of_two();
         let return_capacity = (config.max_queue_depth + config.max_held + 2).next_power_of_two();
@@ -113,7 +149,7 @@ impl Service {
             reason: "the topic's limits overflow the address space".into(),
         })?;
         let mut type_name = [0u8; TYPE_NAME_CAP];
-        let tn = T::TYPE_NAME.as_bytes();
+        let tn = facts.name.as_bytes();
         let tn_len = tn.len().min(TYPE_NAME_CAP);
         type_name[..tn_len].copy_from_slice(&tn[..tn_len]);
         let params = ServiceParams {
@@ -121,9 +157,9 @@ impl Service {
             version: LAYOUT_VERSION,
             mode: config.mode,
             total_len: layout.total_len as u64,
-            fingerprint: T::FINGERPRINT,
-            type_size: core::mem::size_of::<T>() as u64,
-            type_align: core::mem::align_of::<T>() as u64,
+            fingerprint: facts.fingerprint,
+            type_size: facts.size as u64,
+            type_align: facts.align as u64,
             type_name_len: tn_len as u64,
             type_name,
             schema_off: schema_off as u64,
@@ -241,11 +277,12 @@ impl Service {
         )
     }
 
-    /// `Error::TypeMismatch` unless the topic carries `T`.
-    fn check_type<T: ShmMessage>(&self) -> Result<()> {
+    /// `Error::TypeMismatch` unless the topic carries the type `facts` describes.
+    fn check_type(&self, facts: &TypeFacts) -> Result<()> {
         let params = &self.params;
-        if params.fingerprint == T::FINGERPRINT
-            && params.type_size == core::mem::size_of::<T>() as u64
+        if params.fingerprint == facts.fingerprint
+            && params.type_size == facts.size as u64
+            && params.type_align == facts.align as u64
         {
             return Ok(());
         }
@@ -255,9 +292,9 @@ impl Service {
             existing_type: String::from_utf8_lossy(&params.type_name[..n]).into_owned(),
             existing_fingerprint: params.fingerprint,
             existing_size: params.type_size,
-            requested_type: T::TYPE_NAME,
-            requested_fingerprint: T::FINGERPRINT,
-            requested_size: core::mem::size_of::<T>() as u64,
+            requested_type: facts.name,
+            requested_fingerprint: facts.fingerprint,
+            requested_size: facts.size as u64,
         })
     }
 

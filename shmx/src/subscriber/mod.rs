@@ -188,71 +188,8 @@ impl<T: ShmMessage> Subscriber<T> {
         self.recv_until(Some(Instant::now() + timeout))
     }
 
-    /// Spins for up to the adaptive budget, then sleeps on the futex until a publisher wakes
-    /// it or `deadline` passes.
-    ///
-    /// The budget adapts to the traffic: a sample that arrives while spinning keeps it; one
-    /// that arrives soon after going to sleep (within [`MAX_SPIN`]) doubles it to cover such
-    /// gaps next time; a long wait halves it, down to [`MIN_SPIN`], so that sparse traffic
-    /// costs little CPU. Spinning makes no system call (the clock is read through the vDSO).
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Sample<'_, T>>> {
-        if let Some(sample) = self.take()? {
-            return Ok(Some(sample));
-        }
-        let start = Instant::now();
-        let budget = self.core.spin.get();
-        let spin_until = start + budget;
-        let spin_until = deadline.map_or(spin_until, |d| d.min(spin_until));
-        loop {
-            for _ in 0..64 {
-                if let Some(sample) = self.take()? {
-                    return Ok(Some(sample));
-                }
-                std::hint::spin_loop();
-            }
-            if Instant::now() >= spin_until {
-                break;
-            }
-        }
-        let slot = self.core.service.sub_slot(self.core.slot);
-        loop {
-            // PROTOCOLS.md §3, subscriber side.
-            let (v, sound) =
-                event::announce_sleep(&slot.wake, &slot.sleeping, self.core.forces_barrier);
-            if !self.core.looks_empty() {
-                event::end_sleep(&slot.sleeping);
-                if let Some(sample) = self.take()? {
-                    self.core.adapt_spin(start.elapsed());
-                    return Ok(Some(sample));
-                }
-                continue;
-            }
-            let now = Instant::now();
-            let wait = match deadline {
-                Some(d) if d <= now => {
-                    event::end_sleep(&slot.sleeping);
-                    let sample = self.take()?;
-                    self.core.adapt_spin(start.elapsed());
-                    return Ok(sample);
-                }
-                Some(d) => (d - now).min(Duration::from_secs(1)),
-                None => Duration::from_secs(1),
-            };
-            // If the promised barrier failed, a publisher may miss that we sleep: nap briefly.
-            let wait = if sound {
-                wait
-            } else {
-                wait.min(Duration::from_micros(100))
-            };
-            event::wait(&slot.wake, v, Some(wait));
-            event::end_sleep(&slot.sleeping);
-            // A long sleep: let dead publishers go (rate-limited).
-            self.core.service.sweep_now(&self.core.last_sweep);
-            if let Some(sample) = self.take()? {
-                self.core.adapt_spin(start.elapsed());
-                return Ok(Some(sample));
-            }
-        }
+        self.core.recv_until(deadline, || self.take())
     }
 
     /// Number of publishers this subscriber is connected to.
@@ -399,6 +336,77 @@ impl SubCore {
     pub(crate) fn take_bytes(&self) -> Result<Option<Sample<'_, u8>>> {
         let mut st = self.state.borrow_mut();
         self.take_raw::<u8>(&mut st)
+    }
+
+    /// Spins for up to the adaptive budget, then sleeps on the futex until a publisher wakes
+    /// it or `deadline` passes.
+    ///
+    /// The budget adapts to the traffic: a sample that arrives while spinning keeps it; one
+    /// that arrives soon after going to sleep (within [`MAX_SPIN`]) doubles it to cover such
+    /// gaps next time; a long wait halves it, down to [`MIN_SPIN`], so that sparse traffic
+    /// costs little CPU. Spinning makes no system call (the clock is read through the vDSO).
+    #[inline]
+    pub(crate) fn recv_until<S>(
+        &self,
+        deadline: Option<Instant>,
+        mut take: impl FnMut() -> Result<Option<S>>,
+    ) -> Result<Option<S>> {
+        if let Some(sample) = take()? {
+            return Ok(Some(sample));
+        }
+        let start = Instant::now();
+        let budget = self.spin.get();
+        let spin_until = start + budget;
+        let spin_until = deadline.map_or(spin_until, |d| d.min(spin_until));
+        loop {
+            for _ in 0..64 {
+                if let Some(sample) = take()? {
+                    return Ok(Some(sample));
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= spin_until {
+                break;
+            }
+        }
+        let slot = self.service.sub_slot(self.slot);
+        loop {
+            // PROTOCOLS.md §3, subscriber side.
+            let (v, sound) = event::announce_sleep(&slot.wake, &slot.sleeping, self.forces_barrier);
+            if !self.looks_empty() {
+                event::end_sleep(&slot.sleeping);
+                if let Some(sample) = take()? {
+                    self.adapt_spin(start.elapsed());
+                    return Ok(Some(sample));
+                }
+                continue;
+            }
+            let now = Instant::now();
+            let wait = match deadline {
+                Some(d) if d <= now => {
+                    event::end_sleep(&slot.sleeping);
+                    let sample = take()?;
+                    self.adapt_spin(start.elapsed());
+                    return Ok(sample);
+                }
+                Some(d) => (d - now).min(Duration::from_secs(1)),
+                None => Duration::from_secs(1),
+            };
+            // If the promised barrier failed, a publisher may miss that we sleep: nap briefly.
+            let wait = if sound {
+                wait
+            } else {
+                wait.min(Duration::from_micros(100))
+            };
+            event::wait(&slot.wake, v, Some(wait));
+            event::end_sleep(&slot.sleeping);
+            // A long sleep: let dead publishers go (rate-limited).
+            self.service.sweep_now(&self.last_sweep);
+            if let Some(sample) = take()? {
+                self.adapt_spin(start.elapsed());
+                return Ok(Some(sample));
+            }
+        }
     }
 
     /// After a receive that had to sleep and waited `waited` in all: a gap we could have
