@@ -359,14 +359,10 @@ impl<T: Archive> ArchivedSample<'_, T> {
         self.sample.sequence()
     }
 
-    /// Bytes of the archive.
-    pub fn len(&self) -> usize {
+    /// Bytes of the archive. (Not `len`: that would hide the `len` of an archived
+    /// collection behind the deref.)
+    pub fn archive_len(&self) -> usize {
         self.sample.payload_len()
-    }
-
-    /// Whether the archive is empty (never, for a valid one).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

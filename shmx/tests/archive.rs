@@ -82,7 +82,7 @@ fn values_with_strings_vectors_and_maps_arrive_in_place() {
     for i in 0..50 {
         let sample = sub.recv_timeout(Duration::from_secs(5)).unwrap().unwrap();
         assert_eq!(sample.sequence(), u64::from(i) + 1);
-        assert!(!sample.is_empty() && sample.len() <= 1024 + 64);
+        assert!(sample.archive_len() > 0 && sample.archive_len() <= 1024 + 64);
         check(&sample, &telemetry(i));
     }
     assert!(sub.take().unwrap().is_none());
