@@ -73,7 +73,7 @@ fn config(i: u32) -> Config {
             .map(|k| (format!("gain.{k}"), f64::from(k) * 0.5 + f64::from(i)))
             .collect(),
         joints: (0..6).map(|j| format!("joint_{j}")).collect(),
-        mode: if i % 3 == 0 {
+        mode: if i.is_multiple_of(3) {
             Mode::Manual
         } else {
             Mode::Track {
