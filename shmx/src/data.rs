@@ -14,6 +14,7 @@
 //! memory (see `pool`), out of any peer's reach.
 
 use crate::error::{Error, Result};
+use crate::regions::Region;
 use crate::segment::{self, Access, Mapping};
 use crate::service::LAYOUT_VERSION;
 use crate::sync::{AtomicU64, Ordering};
@@ -102,6 +103,8 @@ impl Geometry {
 
 /// A data segment as its publisher sees it: writable.
 pub(crate) struct DataSegment {
+    /// Registered for the reads of relative pointers (dropped before the mapping).
+    _region: Region,
     map: Mapping,
     geo: Geometry,
 }
@@ -149,7 +152,11 @@ impl DataSegment {
                 "a data segment of this incarnation exists already",
             )
         })?;
-        Ok(DataSegment { map, geo })
+        Ok(DataSegment {
+            _region: Region::register(map.ptr(), map.len()),
+            map,
+            geo,
+        })
     }
 
     pub(crate) fn geometry(&self) -> &Geometry {
@@ -250,6 +257,8 @@ impl ChunkLoc {
 
 /// A data segment as a subscriber sees it: chunks read-only, pins writable.
 pub(crate) struct DataView {
+    /// Registered for the reads of relative pointers (dropped before the mapping).
+    _region: Region,
     map: Mapping,
     pins: Mapping,
     geo: Geometry,
@@ -322,7 +331,12 @@ impl DataView {
             geo.pins_len,
             Access::ReadWrite,
         )?;
-        Ok(Some(DataView { map, pins, geo }))
+        Ok(Some(DataView {
+            _region: Region::register(map.ptr(), map.len()),
+            map,
+            pins,
+            geo,
+        }))
     }
 
     /// Where the chunks are (valid while this view lives).

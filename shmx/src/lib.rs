@@ -37,6 +37,8 @@ extern crate self as shmx;
 pub mod archive;
 pub mod message;
 #[cfg(not(loom))]
+mod regions;
+#[cfg(not(loom))]
 pub mod rel;
 mod ring;
 mod sync;

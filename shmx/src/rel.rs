@@ -120,20 +120,38 @@ impl<T> RelSlice<T> {
     }
 
     /// The elements.
+    ///
+    /// Each call reads the offset and length once and checks that the elements lie, aligned,
+    /// inside a data segment this process has mapped (a few nanoseconds): they were checked
+    /// against the chunk when the sample was taken, but a hostile publisher could rewrite
+    /// them since. If they do not, the slice is empty.
     pub fn as_slice(&self) -> &[T] {
-        if self.len == 0 {
+        let this = self as *const Self;
+        // SAFETY: `self` is a valid reference; the two integers are read once each (volatile:
+        // a peer may write them, and the values checked must be the values used).
+        let (offset, len) = unsafe {
+            (
+                core::ptr::addr_of!((*this).offset).read_volatile(),
+                core::ptr::addr_of!((*this).len).read_volatile(),
+            )
+        };
+        if len == 0 || size_of::<T>() == 0 {
             return &[];
         }
-        let data = (self as *const Self)
-            .cast::<u8>()
-            .wrapping_add(self.offset as usize)
-            .cast::<T>();
-        // SAFETY: by the type's invariant, a non-empty `RelSlice` lies in a chunk and its
-        // `offset`/`len` describe `len` aligned, initialised `T`s in the same chunk's tail:
-        // set by `Tail` (which checks bounds and alignment) or checked by `validate` before
-        // the sample was handed out. The chunk stays mapped and unchanged while `&self` lives
-        // (a loaned sample is exclusive; a received one is held).
-        unsafe { core::slice::from_raw_parts(data, self.len as usize) }
+        let start = (this as usize).checked_add(offset as usize);
+        let end = start.and_then(|s| s.checked_add((len as usize).checked_mul(size_of::<T>())?));
+        let (Some(start), Some(end)) = (start, end) else {
+            return &[];
+        };
+        if start % align_of::<T>() != 0 || !crate::regions::contains(start, end) {
+            return &[];
+        }
+        let data = this.cast::<u8>().wrapping_add(offset as usize).cast::<T>();
+        // SAFETY: the `len` elements from `data` lie, aligned, inside a mapped data segment
+        // (checked just above), which stays mapped while `&self` lives (the sample that holds
+        // this field borrows the endpoint that holds the mapping). By the type's invariant
+        // they were written as `T`s by `Tail` or validated as `T`s on receive.
+        unsafe { core::slice::from_raw_parts(data, len as usize) }
     }
 }
 
@@ -265,12 +283,11 @@ impl RelStr {
     }
 
     /// The string.
+    ///
+    /// Checked on each call, as [`RelSlice::as_slice`] is, and also for UTF-8 (a string
+    /// that a hostile publisher rewrote after it was taken reads as empty).
     pub fn as_str(&self) -> &str {
-        let bytes = self.bytes.as_slice();
-        // SAFETY: the bytes were copied from a `&str` by `set`, or checked to be UTF-8 by
-        // `validate` before the sample was handed out (the type's invariant, as for
-        // `RelSlice`); an empty slice is UTF-8.
-        unsafe { core::str::from_utf8_unchecked(bytes) }
+        core::str::from_utf8(self.bytes.as_slice()).unwrap_or("")
     }
 
     /// Length in bytes.
@@ -649,5 +666,30 @@ mod tests {
         let ctx = ctx(&c, 8 + tail.used());
         // SAFETY: as in `check`.
         unsafe { RelSlice::<u32>::validate(c.0.as_ptr().cast(), &ctx) }.unwrap();
+    }
+
+    #[test]
+    fn readers_recheck_every_time_and_read_a_rewritten_pointer_as_empty() {
+        let mut c = Chunk([0; 64]);
+        let _region = crate::regions::Region::register(c.0.as_ptr(), 64);
+        put(&mut c, 8, 2);
+        c.0[8..12].copy_from_slice(&[1, 0, 2, 0]);
+        let read = |c: &Chunk| -> Vec<u16> {
+            // SAFETY: the chunk starts with an 8-byte, 8-aligned RelSlice<u16>.
+            let slice = unsafe { &*c.0.as_ptr().cast::<RelSlice<u16>>() };
+            slice.as_slice().to_vec()
+        };
+        assert_eq!(read(&c), [1, 2]);
+        put(&mut c, 62, 2); // runs past the registered memory
+        assert!(read(&c).is_empty());
+        put(&mut c, 9, 1); // misaligned
+        assert!(read(&c).is_empty());
+        put(&mut c, u32::MAX, u32::MAX); // overflows
+        assert!(read(&c).is_empty());
+        put(&mut c, 8, 3);
+        c.0[8..11].copy_from_slice(b"a\xffb");
+        // SAFETY: as above; RelStr has the layout of RelSlice<u8>.
+        let s = unsafe { &*c.0.as_ptr().cast::<RelStr>() };
+        assert_eq!(s.as_str(), "", "not UTF-8 any more");
     }
 }
