@@ -12,6 +12,18 @@
 //! - fieldless enums with at least one variant and `#[repr(u8 | u16 | u32 | u64 | i8 | i16 |
 //!   i32 | i64)]`; received values are validated (an unknown discriminant is rejected).
 //!
+//! # What is generated for structs
+//! Besides the `ShmMessage` impl:
+//! - for each `RelSlice<E>` field `f`, a reader `fn f(&self) -> &[E]`, and for each `RelStr`
+//!   field a reader `fn f(&self) -> &str` (so the struct must not define methods of those
+//!   names itself);
+//! - a writer type `<Name>Writer<'a>` (an impl of `shmx::Writable`, made by
+//!   `SampleMut::writer`) with a public `Pin<&'a mut FieldTy>` per field (plain fields deref
+//!   mutably: `*w.seq = 1`), and for each `RelSlice` field `set_f(&[E])` and `alloc_f(len)`,
+//!   for each `RelStr` field `set_f(&str)`, and `tail()` for the writers of nested structs;
+//! - `impl Unpin` exactly when every field is `Unpin`, written so that a hand-written
+//!   `impl Unpin` conflicts with it: a type with relative pointers stays pinned in its chunk.
+//!
 //! `#[shm(name = "Name")]` on the type sets the name recorded in the schema and hashed into the
 //! fingerprint (default: the type's identifier, without its module path).
 //!
