@@ -23,7 +23,7 @@
 //! - A subscriber checks every relative pointer before it hands out a sample: the elements lie
 //!   inside the published tail, aligned, with no arithmetic overflow, and (for `bool`s, enums
 //!   and strings) hold valid values. Otherwise it reports
-//!   [`Error::InvalidSample`](crate::Error::InvalidSample) and moves on to the next sample.
+//!   [`Error::InvalidSample`] and moves on to the next sample.
 //!
 //! Safe code cannot make a relative pointer dangle: the types are neither `Copy` nor `Clone`
 //! nor `Unpin`, so a sample of a type holding them derefs only to `&T` (no `mem::swap` or
