@@ -150,7 +150,7 @@ fn type_intruder_role(r: &Role) -> i32 {
                 unreachable!()
             };
             if existing_type != "X"
-                || *requested_type != requested
+                || requested_type != requested
                 || existing_fingerprint == requested_fingerprint
             {
                 ok = false;

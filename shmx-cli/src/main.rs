@@ -77,7 +77,13 @@ enum Command {
     ///
     /// Each line is `{"seq":N,"value":...}`: the publisher's sequence number and the message
     /// (structs as objects, arrays as arrays, enums as a variant's name, u128/i128 as
-    /// strings, NaN and infinities as "NaN", "inf", "-inf").
+    /// strings, NaN and infinities as "NaN", "inf", "-inf"; relative strings as strings and
+    /// relative slices as arrays, cut short by --max-elements).
+    ///
+    /// A sample whose relative pointers are out of bounds, misaligned or not UTF-8 prints
+    /// `{"seq":N,"len":BYTES,"error":"..."}` instead. Topics of archived rkyv values
+    /// (schema `rkyv:...`) are not decoded: each sample prints
+    /// `{"seq":N,"len":BYTES,"hex":"<its first 32 bytes>"}`.
     Echo {
         /// The topic's name.
         topic: String,
@@ -88,11 +94,16 @@ enum Command {
         /// [default: wait forever].
         #[arg(long, value_name = "SECS", value_parser = seconds)]
         timeout: Option<Duration>,
+        #[command(flatten)]
+        options: echo::Options,
     },
     /// Publish a message given as JSON on an existing topic, encoded by its stored schema.
     ///
     /// Structs are objects (`_pad` fields may be left out), arrays are arrays, enums are a
-    /// variant's name or number, u128/i128 may be strings. For example:
+    /// variant's name or number, u128/i128 may be strings; relative strings (`relstr`) are
+    /// strings and relative slices (`rel[..]`) arrays of any length, written to the tail of
+    /// the sample (see --max-tail-bytes). Topics of archived rkyv values are refused. For
+    /// example:
     ///
     /// shmx pub robot/pose '{"seq":1,"x":1.5,"y":0,"heading":0.5,"flags":0}'
     #[command(name = "pub")]
@@ -108,6 +119,8 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 1,
               value_parser = clap::value_parser!(u64).range(1..))]
         count: u64,
+        #[command(flatten)]
+        options: publish::Options,
     },
 }
 
@@ -143,13 +156,17 @@ fn main() -> ExitCode {
             topic,
             count,
             timeout,
-        } => echo::run(&mut out, &root, &topic, count, timeout),
+            options,
+        } => echo::run(&mut out, &root, &topic, count, timeout, &options),
         Command::Pub {
             topic,
             message,
             rate,
             count,
-        } => publish::run(&mut out, &root, &topic, &message, count, rate, json),
+            options,
+        } => publish::run(
+            &mut out, &root, &topic, &message, count, rate, json, &options,
+        ),
     }
     .and_then(|()| out.flush().map_err(output::Failure::from));
     match result {

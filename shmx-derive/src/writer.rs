@@ -71,6 +71,7 @@ pub(crate) fn expand(name: &Ident, vis: &Visibility, fields: &[WriterField<'_>])
                 readers.extend(quote_spanned! {ident.span()=>
                     #[doc = #doc_read]
                     #[inline]
+                    #[allow(dead_code)]
                     #fvis fn #ident(&self) -> &[#elem] {
                         self.#ident.as_slice()
                     }
@@ -78,11 +79,13 @@ pub(crate) fn expand(name: &Ident, vis: &Visibility, fields: &[WriterField<'_>])
                 methods.extend(quote_spanned! {ident.span()=>
                     #[doc = #doc_set]
                     #[inline]
+                    #[allow(dead_code)]
                     #fvis fn #set(&mut self, src: &[#elem]) -> #shmx::Result<&'__shmx mut [#elem]> {
                         #shmx::RelSlice::copy_from(self.#ident.as_mut(), self.__shmx_tail, src)
                     }
                     #[doc = #doc_alloc]
                     #[inline]
+                    #[allow(dead_code)]
                     #fvis fn #alloc(&mut self, len: usize) -> #shmx::Result<&'__shmx mut [#elem]> {
                         #shmx::RelSlice::alloc(self.#ident.as_mut(), self.__shmx_tail, len)
                     }
@@ -98,6 +101,7 @@ pub(crate) fn expand(name: &Ident, vis: &Visibility, fields: &[WriterField<'_>])
                 readers.extend(quote_spanned! {ident.span()=>
                     #[doc = #doc_read]
                     #[inline]
+                    #[allow(dead_code)]
                     #fvis fn #ident(&self) -> &str {
                         self.#ident.as_str()
                     }
@@ -105,6 +109,7 @@ pub(crate) fn expand(name: &Ident, vis: &Visibility, fields: &[WriterField<'_>])
                 methods.extend(quote_spanned! {ident.span()=>
                     #[doc = #doc_set]
                     #[inline]
+                    #[allow(dead_code)]
                     #fvis fn #set(&mut self, s: &str) -> #shmx::Result<&'__shmx str> {
                         #shmx::RelStr::set(self.#ident.as_mut(), self.__shmx_tail, s)
                     }

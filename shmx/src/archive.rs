@@ -74,8 +74,7 @@ pub type ChunkSerializer<'a, 'b> = HighSerializer<Buffer<'b>, ArenaHandle<'a>, r
 
 /// What the topic records for archives of `T`.
 fn facts<T: Archive>() -> TypeFacts {
-    let full = std::any::type_name::<T>();
-    let name = strip_paths(full);
+    let name = strip_paths(std::any::type_name::<T>());
     let size = size_of::<Archived<T>>();
     let align = align_of::<Archived<T>>();
     let mut h = hash_str(FNV_OFFSET, "rkyv-0.8");
@@ -83,7 +82,7 @@ fn facts<T: Archive>() -> TypeFacts {
     h = hash_u64(h, size as u64);
     h = hash_u64(h, align as u64);
     TypeFacts {
-        name: full,
+        name: name.clone(),
         fingerprint: h,
         // The whole sample is the archive: the fixed part is empty.
         size: 0,

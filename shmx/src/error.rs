@@ -31,7 +31,7 @@ pub enum Error {
         /// The size stored in the topic.
         existing_size: u64,
         /// The type this process asked for.
-        requested_type: &'static str,
+        requested_type: String,
         /// Its fingerprint.
         requested_fingerprint: u64,
         /// Its size.

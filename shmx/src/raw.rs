@@ -104,7 +104,6 @@ impl RawSubscriber {
 }
 
 impl RawSample<'_> {
-    /// The sample's bytes.
     /// The sample's bytes: the message, then the used part of its tail (if the type has
     /// relative pointers).
     pub fn bytes(&self) -> &[u8] {
@@ -127,14 +126,80 @@ impl RawSample<'_> {
 pub struct RawPublisher {
     core: PubCore,
     schema: String,
+    size: usize,
+    capacity: usize,
 }
 
 impl RawPublisher {
-    /// Publishes on the existing topic `topic` under `root`.
+    /// The alignment (at least) of every sample's first byte in memory: the largest alignment
+    /// of a primitive, so that tail data placed at a multiple of its alignment within a
+    /// sample's bytes is aligned (see [`send`](Self::send)).
+    pub const PAYLOAD_ALIGN: usize = 16;
+
+    /// Publishes on the existing topic `topic` under `root`, with the default configuration
+    /// ([`PublisherConfig::default`]: no tail, so every sample is exactly
+    /// [`size`](Self::size) bytes, give or take the rounding of the chunk; see
+    /// [`capacity`](Self::capacity)).
     pub fn new(root: &Path, topic: &str) -> Result<RawPublisher> {
-        let core = PubCore::create_with(root, topic, PublisherConfig::default(), open_existing)?;
+        Self::with_config(root, topic, PublisherConfig::default())
+    }
+
+    /// Publishes on the existing topic `topic` under `root`, configured by `config`. For a
+    /// type with relative pointers, `config.max_tail_bytes` sets the room for their data
+    /// after the message (the topic's schema text shows `rel[..]` or `relstr` then); samples
+    /// may then be up to [`capacity`](Self::capacity) bytes long.
+    /// (`config.topic` is not used: the topic exists already.)
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::inspect::RawPublisher;
+    /// use shmx::{PublisherConfig, RelStr, ShmMessage, Subscriber};
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(C)]
+    /// struct Note {
+    ///     id: u32,
+    ///     text: RelStr,
+    /// }
+    ///
+    /// let typed = Subscriber::<Note>::builder("doc/note").root(dir.path()).create()?;
+    /// let config = PublisherConfig {
+    ///     max_tail_bytes: 256,
+    ///     ..PublisherConfig::default()
+    /// };
+    /// let raw = RawPublisher::with_config(dir.path(), "doc/note", config)?;
+    /// assert_eq!(raw.schema(), "Note{id@0:u32,text@4:relstr}");
+    /// assert!(raw.capacity() >= 12 + 256);
+    /// // The message (12 bytes), then its tail: `text` points 8 bytes past itself (to byte
+    /// // 12), where its 2 bytes lie.
+    /// let mut bytes = Vec::new();
+    /// bytes.extend_from_slice(&5u32.to_ne_bytes()); // id
+    /// bytes.extend_from_slice(&8u32.to_ne_bytes()); // text: offset from byte 4
+    /// bytes.extend_from_slice(&2u32.to_ne_bytes()); // text: length
+    /// bytes.extend_from_slice(b"hi");
+    /// raw.send(&bytes)?;
+    /// let note = typed.take()?.unwrap();
+    /// assert_eq!((note.id, note.text()), (5, "hi"));
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn with_config(root: &Path, topic: &str, config: PublisherConfig) -> Result<RawPublisher> {
+        let core = PubCore::create_with(root, topic, config, open_existing)?;
         let schema = core.service().schema_text();
-        Ok(RawPublisher { core, schema })
+        let size = core.service().type_facts().1;
+        // Samples of a type without relative pointers (or an rkyv archive) have exactly the
+        // type's size: typed subscribers refuse anything else.
+        let tails = schema.contains("rel[")
+            || schema == "relstr"
+            || schema.contains(":relstr")
+            || schema.contains("[relstr")
+            || schema.starts_with("rkyv:");
+        let capacity = if tails { core.payload_capacity() } else { size };
+        Ok(RawPublisher {
+            core,
+            schema,
+            size,
+            capacity,
+        })
     }
 
     /// The topic's schema text.
@@ -142,9 +207,16 @@ impl RawPublisher {
         &self.schema
     }
 
-    /// Bytes in a sample.
+    /// Bytes in a message (without its tail).
     pub fn size(&self) -> usize {
-        self.core.service().type_facts().1
+        self.size
+    }
+
+    /// The most bytes one sample may have: the message and the tail after it (at least
+    /// [`size`](Self::size) plus the configured `max_tail_bytes`; the chunk's rounding may
+    /// add a few).
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     /// Number of subscribers currently connected.
@@ -152,23 +224,47 @@ impl RawPublisher {
         self.core.subscriber_count()
     }
 
-    /// Publishes `bytes` (exactly [`size`](Self::size) of them) as one sample. The caller
-    /// vouches that they are a valid value of the topic's type; subscribers validate `bool`s
-    /// and enums anyway.
+    /// Publishes `bytes` as one sample: the message ([`size`](Self::size) bytes) followed,
+    /// for a type with relative pointers, by the used part of its tail, so between `size`
+    /// and [`capacity`](Self::capacity) bytes in all. Subscribers receive exactly these
+    /// bytes.
+    ///
+    /// The caller vouches that they are a valid value of the topic's type; typed subscribers
+    /// validate `bool`s, enums and relative pointers anyway (and report and drop samples
+    /// that fail).
+    /// Relative pointers hold offsets from their own position in `bytes`: the publisher
+    /// places `bytes` at the start of the chunk's payload, which is aligned for the message
+    /// type and to at least [`PAYLOAD_ALIGN`](Self::PAYLOAD_ALIGN) bytes, so data aligned
+    /// within `bytes` (for any primitive) is aligned in memory too.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `bytes` is shorter than a message or longer than the
+    /// capacity (nothing is published); otherwise as
+    /// [`Publisher::send`](crate::Publisher::send).
     pub fn send(&self, bytes: &[u8]) -> Result<()> {
-        let size = self.size();
-        if bytes.len() != size {
+        let (size, capacity) = (self.size, self.capacity);
+        if bytes.len() < size || bytes.len() > capacity {
+            let reason = if capacity > size {
+                format!(
+                    "a sample has {size} to {capacity} bytes (the message and its tail), not {}",
+                    bytes.len()
+                )
+            } else {
+                format!("a sample has {size} bytes, not {}", bytes.len())
+            };
             return Err(Error::InvalidConfig {
                 topic: self.core.service().topic().to_owned(),
-                reason: format!("a sample has {size} bytes, not {}", bytes.len()),
+                reason,
             });
         }
         let chunk = self.core.loan()?;
-        let (payload, capacity) = self.core.payload(chunk);
-        debug_assert!(capacity >= size);
-        // SAFETY: `chunk` is loaned to us alone and its payload holds `size` bytes; `bytes`
-        // is a separate slice of exactly `size` bytes.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), payload, size) };
-        self.core.publish(chunk, size)
+        let (payload, chunk_capacity) = self.core.payload(chunk);
+        debug_assert!(capacity <= chunk_capacity);
+        let len = bytes.len().min(chunk_capacity);
+        // SAFETY: `chunk` is loaned to us alone and its payload holds `chunk_capacity` bytes,
+        // of which we write `len` ≤ `chunk_capacity`; `bytes` is a separate slice (our own
+        // memory, not the loaned chunk) of at least `len` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), payload, len) };
+        self.core.publish(chunk, len)
     }
 }

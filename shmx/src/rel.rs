@@ -231,7 +231,7 @@ impl<T: ShmMessage> RelSlice<T> {
             });
         }
         let Ok(count) = u32::try_from(len) else {
-            return Err(tail.full(usize::MAX));
+            return Err(tail.full(len.saturating_mul(size_of::<T>())));
         };
         if len == 0 {
             this.offset = 0;
@@ -240,7 +240,7 @@ impl<T: ShmMessage> RelSlice<T> {
         }
         let bytes = len
             .checked_mul(size_of::<T>())
-            .ok_or_else(|| tail.full(usize::MAX))?;
+            .ok_or_else(|| tail.full(len.saturating_mul(size_of::<T>())))?;
         let data = tail.reserve(bytes, align_of::<T>())?;
         let offset = u32::try_from(data as usize - at).map_err(|_| tail.full(bytes))?;
         this.offset = offset;

@@ -1,51 +1,209 @@
-//! Decoding: the bytes of a message into JSON.
+//! Decoding: the bytes of a sample (a message and its tail) into JSON.
 
-use super::Ty;
+use super::{Ty, REL_SIZE};
 use serde_json::{Map, Number, Value};
 use shmx::message::Primitive;
 
-/// Decodes the bytes of one message of type `ty` into JSON. `bytes` may be longer than the
-/// type (the rest is ignored), not shorter.
-pub fn decode(ty: &Ty, bytes: &[u8]) -> Result<Value, String> {
+/// Decodes the bytes of one sample of type `ty` into JSON: the message, followed for a type
+/// with relative pointers by the used part of its tail (what `RawSample::bytes` gives).
+/// Bytes after the message that no relative pointer uses are ignored.
+///
+/// A relative slice shows at most `max_elements` elements, then (when some were left out)
+/// a marker object `{"...": N}` with the number `N` left out. Strings are shown whole.
+///
+/// # Errors
+/// When `bytes` is shorter than the message, or a relative pointer does not point to whole,
+/// aligned elements inside the tail, or a string is not UTF-8. The message names the field,
+/// e.g. `field "label": relative pointer (offset 4096, 3 elements) runs past the end of
+/// the sample (40 bytes)`.
+pub fn decode(ty: &Ty, bytes: &[u8], max_elements: usize) -> Result<Value, String> {
     let size = ty.size();
-    let Some(bytes) = bytes.get(..size) else {
+    if bytes.len() < size {
         return Err(format!(
             "a message of this type is {size} bytes, but only {} were given",
             bytes.len()
         ));
+    }
+    let decoder = Decoder {
+        sample: bytes,
+        fixed: size,
+        max_elements,
     };
-    Ok(decode_at(ty, bytes))
+    decoder.value(ty, 0).map_err(Bad::into_message)
 }
 
-/// `bytes` holds at least `ty.size()` bytes.
-fn decode_at(ty: &Ty, bytes: &[u8]) -> Value {
-    match ty {
-        Ty::Primitive(p) => decode_primitive(*p, bytes),
-        Ty::Struct { fields, .. } => {
-            let mut map = Map::with_capacity(fields.len());
-            for (name, offset, ty) in fields {
-                map.insert(name.clone(), decode_at(ty, &bytes[*offset..]));
+/// Why a value did not decode: the problem, and the path to it, innermost part first (built
+/// while unwinding, so that decoding a good sample builds no paths).
+struct Bad {
+    problem: String,
+    rev_path: Vec<String>,
+}
+
+impl Bad {
+    fn new(problem: String) -> Bad {
+        Bad {
+            problem,
+            rev_path: Vec::new(),
+        }
+    }
+
+    /// The same error, inside `part` (`.field` or `[i]`).
+    fn inside(mut self, part: String) -> Bad {
+        self.rev_path.push(part);
+        self
+    }
+
+    fn into_message(self) -> String {
+        if self.rev_path.is_empty() {
+            return format!("the message: {}", self.problem);
+        }
+        let path: String = self.rev_path.into_iter().rev().collect();
+        format!(
+            "field {:?}: {}",
+            path.strip_prefix('.').unwrap_or(&path),
+            self.problem
+        )
+    }
+}
+
+/// A sample being decoded.
+struct Decoder<'a> {
+    /// The whole sample: the message, then its tail.
+    sample: &'a [u8],
+    /// Bytes in the message: the tail starts here.
+    fixed: usize,
+    /// Elements of a relative slice shown at most.
+    max_elements: usize,
+}
+
+impl Decoder<'_> {
+    /// The value of type `ty` at byte `pos` of the sample. The caller has checked that the
+    /// `ty.size()` bytes from `pos` lie inside the sample.
+    fn value(&self, ty: &Ty, pos: usize) -> Result<Value, Bad> {
+        let bytes = &self.sample[pos..pos + ty.size()];
+        Ok(match ty {
+            Ty::Primitive(p) => decode_primitive(*p, bytes),
+            Ty::Struct { fields, .. } => {
+                let mut map = Map::with_capacity(fields.len());
+                for (name, offset, ty) in fields {
+                    let value = self
+                        .value(ty, pos + offset)
+                        .map_err(|e| e.inside(format!(".{name}")))?;
+                    map.insert(name.clone(), value);
+                }
+                Value::Object(map)
             }
-            Value::Object(map)
-        }
-        Ty::Array { elem, len } => {
-            let step = elem.size();
-            Value::Array(
-                (0..*len)
-                    .map(|i| decode_at(elem, &bytes[i * step..]))
-                    .collect(),
-            )
-        }
-        Ty::Enum { repr, variants, .. } => {
-            let value = read_int(*repr, bytes);
-            let found = i128::try_from(value)
-                .ok()
-                .and_then(|v| variants.iter().find(|(_, d)| *d == v));
-            match found {
-                Some((name, _)) => Value::String(name.clone()),
-                None => decode_primitive(*repr, bytes),
+            Ty::Array { elem, len } => {
+                let step = elem.size();
+                let mut items = Vec::with_capacity(*len);
+                for i in 0..*len {
+                    let value = self
+                        .value(elem, pos + i * step)
+                        .map_err(|e| e.inside(format!("[{i}]")))?;
+                    items.push(value);
+                }
+                Value::Array(items)
             }
+            Ty::Enum { repr, variants, .. } => {
+                let value = read_int(*repr, bytes);
+                let found = i128::try_from(value)
+                    .ok()
+                    .and_then(|v| variants.iter().find(|(_, d)| *d == v));
+                match found {
+                    Some((name, _)) => Value::String(name.clone()),
+                    None => decode_primitive(*repr, bytes),
+                }
+            }
+            Ty::RelSlice { elem } => {
+                let Some((start, len)) = self.span(pos, elem.size(), elem.align())? else {
+                    return Ok(Value::Array(Vec::new()));
+                };
+                let shown = len.min(self.max_elements);
+                let step = elem.size();
+                // (Zero-sized elements are not bounded by the sample's length.)
+                let mut items = Vec::with_capacity(shown.min(1024) + 1);
+                for i in 0..shown {
+                    let value = self
+                        .value(elem, start + i * step)
+                        .map_err(|e| e.inside(format!("[{i}]")))?;
+                    items.push(value);
+                }
+                if shown < len {
+                    let mut more = Map::with_capacity(1);
+                    more.insert("...".to_owned(), (len - shown).into());
+                    items.push(Value::Object(more));
+                }
+                Value::Array(items)
+            }
+            Ty::RelStr => {
+                let Some((start, len)) = self.span(pos, 1, 1)? else {
+                    return Ok(Value::String(String::new()));
+                };
+                match std::str::from_utf8(&self.sample[start..start + len]) {
+                    Ok(text) => Value::String(text.to_owned()),
+                    Err(e) => {
+                        return Err(Bad::new(format!(
+                            "string of {len} bytes at byte {start} is not UTF-8 ({e})"
+                        )))
+                    }
+                }
+            }
+        })
+    }
+
+    /// Checks the relative pointer at byte `pos` (whose 8 bytes lie in the sample), of
+    /// elements of `elem_size` bytes aligned to `elem_align`, and returns where its elements
+    /// start and how many there are (`None` when it is empty). Checked as the library's
+    /// subscribers check it: the elements lie whole inside the tail, aligned, with no
+    /// arithmetic overflow.
+    fn span(
+        &self,
+        pos: usize,
+        elem_size: usize,
+        elem_align: usize,
+    ) -> Result<Option<(usize, usize)>, Bad> {
+        let word = |at: usize| {
+            let mut w = [0; 4];
+            w.copy_from_slice(&self.sample[at..at + 4]);
+            u32::from_ne_bytes(w)
+        };
+        debug_assert!(pos + REL_SIZE <= self.sample.len());
+        let (offset, len) = (word(pos), word(pos + 4));
+        if len == 0 {
+            return Ok(None);
         }
+        let bad = |problem: String| {
+            Err(Bad::new(format!(
+                "relative pointer (offset {offset}, {len} elements) {problem}"
+            )))
+        };
+        let Some(start) = pos.checked_add(offset as usize) else {
+            return bad("overflows the address space".into());
+        };
+        let Some(end) = (len as usize)
+            .checked_mul(elem_size)
+            .and_then(|bytes| start.checked_add(bytes))
+        else {
+            return bad("is too long: its length overflows".into());
+        };
+        if start < self.fixed {
+            return bad(format!(
+                "points before the tail, into the message ({} bytes)",
+                self.fixed
+            ));
+        }
+        if end > self.sample.len() {
+            return bad(format!(
+                "runs past the end of the sample ({} bytes)",
+                self.sample.len()
+            ));
+        }
+        if start % elem_align != 0 {
+            return bad(format!(
+                "points to byte {start}, not aligned to {elem_align} for its elements"
+            ));
+        }
+        Ok(Some((start, len as usize)))
     }
 }
 
@@ -139,7 +297,7 @@ mod tests {
     #[test]
     fn fields_decode_in_declaration_order() {
         let ty = parse("T{z@0:u8,a@1:u8,m@2:u8}").unwrap();
-        let text = decode(&ty, &[1, 2, 3]).unwrap().to_string();
+        let text = decode(&ty, &[1, 2, 3], 64).unwrap().to_string();
         assert_eq!(text, r#"{"z":1,"a":2,"m":3}"#);
     }
 }

@@ -1,22 +1,37 @@
-//! Encoding: JSON into the bytes of a message, with errors that name the field at fault.
+//! Encoding: JSON into the bytes of a sample (a message and its tail), with errors that name
+//! the field at fault.
 
-use super::{int_range, prim_size, Ty};
+use super::{int_range, prim_size, Ty, REL_SIZE};
 use serde_json::Value;
 use shmx::message::Primitive;
 
-/// Encodes `value` as a message of type `ty` into `out`, which must be exactly `ty.size()`
-/// bytes. Errors name the field at fault, e.g. `field "pose.x": expected a number, found
-/// "abc"`.
-pub fn encode(ty: &Ty, value: &Value, out: &mut [u8]) -> Result<(), String> {
-    let size = ty.size();
-    if out.len() != size {
-        return Err(format!(
-            "a message of this type is {size} bytes, not {}",
-            out.len()
-        ));
-    }
-    out.fill(0);
-    encode_at(ty, value, out, &mut String::new())
+/// Encodes `value` as a sample of type `ty`: the message (`ty.size()` bytes), followed by
+/// the data of its relative pointers, laid out in order in a tail of at most `max_tail`
+/// bytes (each allocation aligned for its element type, as the library's writers do). The
+/// result holds exactly the message and the used part of the tail. Errors name the field at
+/// fault, e.g. `field "pose.x": expected a number, found "abc"`.
+///
+/// Offsets are counted within the result, so the data is aligned in memory when the sample
+/// starts at an address aligned to 16 bytes (a chunk's payload always is).
+pub fn encode(ty: &Ty, value: &Value, max_tail: usize) -> Result<Vec<u8>, String> {
+    let fixed = ty.size();
+    let mut encoder = Encoder {
+        out: vec![0; fixed],
+        fixed,
+        limit: fixed.saturating_add(max_tail),
+    };
+    encoder.value(ty, value, 0, &mut String::new())?;
+    Ok(encoder.out)
+}
+
+/// A sample being encoded.
+struct Encoder {
+    /// The message, then the tail used so far; zeros where nothing was written.
+    out: Vec<u8>,
+    /// Bytes in the message: the tail starts here.
+    fixed: usize,
+    /// Bytes the sample may have at most (the message and its tail).
+    limit: usize,
 }
 
 /// `what` at `path`, for an error message.
@@ -52,100 +67,195 @@ fn is_padding(field: &str) -> bool {
     field.starts_with("_pad")
 }
 
-/// `out` is exactly `ty.size()` bytes, all zero.
-fn encode_at(ty: &Ty, value: &Value, out: &mut [u8], path: &mut String) -> Result<(), String> {
-    match ty {
-        Ty::Primitive(p) => encode_primitive(*p, value, out, path),
-        Ty::Struct { name, fields, .. } => {
-            let Value::Object(map) = value else {
-                return Err(at(
-                    path,
-                    format!("expected an object ({name}), found {}", shown(value)),
-                ));
-            };
-            if let Some(extra) = map.keys().find(|k| !fields.iter().any(|(f, _, _)| f == *k)) {
-                let known: Vec<&str> = fields
-                    .iter()
-                    .map(|(f, _, _)| f.as_str())
-                    .filter(|f| !is_padding(f))
-                    .collect();
-                return Err(format!(
-                    "unknown field {:?}: {name} has {}",
-                    join_path(path, extra),
-                    if known.is_empty() {
-                        "no fields".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                ));
+impl Encoder {
+    /// Writes `value` as a `ty` at byte `pos` of the sample, where `ty.size()` bytes of
+    /// zeros lie; its relative pointers' data goes to the tail.
+    fn value(
+        &mut self,
+        ty: &Ty,
+        value: &Value,
+        pos: usize,
+        path: &mut String,
+    ) -> Result<(), String> {
+        match ty {
+            Ty::Primitive(p) => {
+                encode_primitive(*p, value, &mut self.out[pos..pos + prim_size(*p)], path)
             }
-            for (field, offset, fty) in fields {
-                let len = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(field);
-                match map.get(field) {
-                    Some(v) => {
-                        encode_at(fty, v, &mut out[*offset..*offset + fty.size()], path)?;
-                    }
-                    None if is_padding(field) => {}
-                    None => return Err(format!("missing field {path:?}")),
-                }
-                path.truncate(len);
-            }
-            Ok(())
-        }
-        Ty::Array { elem, len } => {
-            let items = match value {
-                Value::Array(items) if items.len() == *len => items,
-                _ => {
-                    let found = match value {
-                        Value::Array(items) => format!("{} elements", items.len()),
-                        _ => shown(value),
-                    };
+            Ty::Struct { name, fields, .. } => {
+                let Value::Object(map) = value else {
                     return Err(at(
                         path,
-                        format!("expected an array of {len} elements, found {found}"),
+                        format!("expected an object ({name}), found {}", shown(value)),
+                    ));
+                };
+                if let Some(extra) = map.keys().find(|k| !fields.iter().any(|(f, _, _)| f == *k)) {
+                    let known: Vec<&str> = fields
+                        .iter()
+                        .map(|(f, _, _)| f.as_str())
+                        .filter(|f| !is_padding(f))
+                        .collect();
+                    return Err(format!(
+                        "unknown field {:?}: {name} has {}",
+                        join_path(path, extra),
+                        if known.is_empty() {
+                            "no fields".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     ));
                 }
-            };
-            let step = elem.size();
-            for (i, item) in items.iter().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                encode_at(elem, item, &mut out[i * step..(i + 1) * step], path)?;
-                path.truncate(len);
-            }
-            Ok(())
-        }
-        Ty::Enum {
-            name,
-            repr,
-            variants,
-        } => {
-            let found = match value {
-                Value::String(s) => variants.iter().find(|(v, _)| v == s),
-                Value::Number(_) => {
-                    let n = json_int(value);
-                    variants.iter().find(|(_, d)| Some(*d) == n)
+                for (field, offset, fty) in fields {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(field);
+                    match map.get(field) {
+                        Some(v) => self.value(fty, v, pos + offset, path)?,
+                        None if is_padding(field) => {}
+                        None => return Err(format!("missing field {path:?}")),
+                    }
+                    path.truncate(len);
                 }
-                _ => None,
-            };
-            let Some((_, discriminant)) = found else {
-                let names: Vec<String> = variants.iter().map(|(v, d)| format!("{v}={d}")).collect();
-                return Err(at(
-                    path,
-                    format!(
-                        "expected a variant of {name} ({}), found {}",
-                        names.join(", "),
-                        shown(value)
-                    ),
-                ));
-            };
-            write_int(*repr, *discriminant as u128, out);
-            Ok(())
+                Ok(())
+            }
+            Ty::Array { elem, len } => {
+                let items = match value {
+                    Value::Array(items) if items.len() == *len => items,
+                    _ => {
+                        let found = match value {
+                            Value::Array(items) => format!("{} elements", items.len()),
+                            _ => shown(value),
+                        };
+                        return Err(at(
+                            path,
+                            format!("expected an array of {len} elements, found {found}"),
+                        ));
+                    }
+                };
+                self.elements(elem, items, pos, path)
+            }
+            Ty::Enum {
+                name,
+                repr,
+                variants,
+            } => {
+                let found = match value {
+                    Value::String(s) => variants.iter().find(|(v, _)| v == s),
+                    Value::Number(_) => {
+                        let n = json_int(value);
+                        variants.iter().find(|(_, d)| Some(*d) == n)
+                    }
+                    _ => None,
+                };
+                let Some((_, discriminant)) = found else {
+                    let names: Vec<String> =
+                        variants.iter().map(|(v, d)| format!("{v}={d}")).collect();
+                    return Err(at(
+                        path,
+                        format!(
+                            "expected a variant of {name} ({}), found {}",
+                            names.join(", "),
+                            shown(value)
+                        ),
+                    ));
+                };
+                write_int(*repr, *discriminant as u128, &mut self.out[pos..]);
+                Ok(())
+            }
+            Ty::RelSlice { elem } => {
+                let Value::Array(items) = value else {
+                    return Err(at(
+                        path,
+                        format!("expected an array, found {}", shown(value)),
+                    ));
+                };
+                let Some(start) = self.point(pos, items.len(), elem.size(), elem.align(), path)?
+                else {
+                    return Ok(());
+                };
+                self.elements(elem, items, start, path)
+            }
+            Ty::RelStr => {
+                let Value::String(text) = value else {
+                    return Err(at(
+                        path,
+                        format!("expected a string, found {}", shown(value)),
+                    ));
+                };
+                if let Some(start) = self.point(pos, text.len(), 1, 1, path)? {
+                    self.out[start..start + text.len()].copy_from_slice(text.as_bytes());
+                }
+                Ok(())
+            }
         }
+    }
+
+    /// Writes `items` as consecutive `elem`s from byte `pos`, where room for them is.
+    fn elements(
+        &mut self,
+        elem: &Ty,
+        items: &[Value],
+        pos: usize,
+        path: &mut String,
+    ) -> Result<(), String> {
+        let step = elem.size();
+        for (i, item) in items.iter().enumerate() {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            self.value(elem, item, pos + i * step, path)?;
+            path.truncate(len);
+        }
+        Ok(())
+    }
+
+    /// Reserves `len` elements of `size` bytes aligned to `align` in the tail, and points the
+    /// relative pointer at byte `pos` at them: the offset from `pos`, then `len`. Returns
+    /// where the (zeroed) elements start, or `None` when `len` is 0 (an empty pointer is all
+    /// zeros, pointing nowhere).
+    fn point(
+        &mut self,
+        pos: usize,
+        len: usize,
+        size: usize,
+        align: usize,
+        path: &str,
+    ) -> Result<Option<usize>, String> {
+        if len == 0 {
+            return Ok(None);
+        }
+        let used = self.out.len();
+        let start = used.checked_next_multiple_of(align);
+        let end = len
+            .checked_mul(size)
+            .zip(start)
+            .and_then(|(bytes, start)| start.checked_add(bytes));
+        let (Some(start), Some(end)) = (start, end) else {
+            return Err(at(path, format!("{len} elements are too many")));
+        };
+        if end > self.limit {
+            return Err(at(
+                path,
+                format!(
+                    "the tail is full: {len} element(s) of {size} byte(s) need {} byte(s) of \
+                     tail, but only {} of {} are free (raise --max-tail-bytes)",
+                    end - used,
+                    self.limit - used,
+                    self.limit - self.fixed
+                ),
+            ));
+        }
+        let (Ok(offset), Ok(count)) = (u32::try_from(start - pos), u32::try_from(len)) else {
+            return Err(at(
+                path,
+                format!("{len} elements at byte {start} do not fit a relative pointer"),
+            ));
+        };
+        self.out.resize(end, 0);
+        debug_assert!(pos + REL_SIZE <= self.fixed);
+        self.out[pos..pos + 4].copy_from_slice(&offset.to_ne_bytes());
+        self.out[pos + 4..pos + REL_SIZE].copy_from_slice(&count.to_ne_bytes());
+        Ok(Some(start))
     }
 }
 
@@ -263,8 +373,7 @@ mod tests {
 
     fn encode_err(schema: &str, value: Value) -> String {
         let ty = parse(schema).unwrap();
-        let mut bytes = vec![0; ty.size()];
-        encode(&ty, &value, &mut bytes).unwrap_err()
+        encode(&ty, &value, 64).unwrap_err()
     }
 
     #[test]

@@ -5,8 +5,18 @@
 //! The schema text looks like `Pose{seq@0:u64,x@8:f64,heading@16:f32,flags@20:u32}`:
 //! structs are `Name{field@offset:type,...}`, arrays `[type;len]`, fieldless enums
 //! `Name:repr(Variant=value,...)`, primitives `u8`..`u128`, `i8`..`i128`, `f32`, `f64` and
-//! `bool`. Padding is always explicit (`_pad` fields of `[u8;N]`), so every byte of a message
-//! belongs to some field.
+//! `bool`, and relative pointers `rel[type]` (a `RelSlice`) and `relstr` (a `RelStr`). Padding
+//! is always explicit (`_pad` fields of `[u8;N]`), so every byte of a message belongs to some
+//! field.
+//!
+//! A relative pointer is 8 bytes in the message: a `u32` offset counted from the pointer's
+//! own first byte, then a `u32` element count. Its elements lie in the sample's *tail*, after
+//! the fixed-size message, aligned for the element type (see `shmx::rel`); a sample of such a
+//! type is the message followed by the used part of its tail. Elements never hold relative
+//! pointers themselves (`rel[rel[u8]]` is refused, as the library refuses it).
+//!
+//! Topics of archived rkyv values have schema text starting with [`ARCHIVED_PREFIX`]
+//! (`rkyv:Name`): their samples are whole archives this codec cannot decode.
 //!
 //! The JSON form of a value:
 //! - a struct is an object with its fields in declaration order (padding fields included when
@@ -18,7 +28,15 @@
 //! - integers up to 64 bits are numbers; `u128`/`i128` are decimal strings (encoding also
 //!   accepts numbers);
 //! - floats are numbers, except NaN and the infinities, which are the strings `"NaN"`,
-//!   `"inf"` and `"-inf"`.
+//!   `"inf"` and `"-inf"`;
+//! - a `rel[T]` is a JSON array of its elements; decoding shows at most a given number of
+//!   them, followed by a marker object `{"...": N}` counting the `N` left out;
+//! - a `relstr` is a JSON string.
+//!
+//! Decoding checks every relative pointer (the offset and length come from shared memory
+//! and are not trusted): its elements must lie whole, aligned, inside the tail of the bytes
+//! given, and a string's bytes must be UTF-8; otherwise decoding fails with an error that
+//! names the field.
 //!
 //! Bytes are in the machine's native byte order, as the processes sharing the memory use them.
 //!
@@ -36,6 +54,18 @@ pub use encode::encode;
 pub use parse::parse;
 
 use shmx::message::Primitive;
+
+/// How the schema text of a topic of archived rkyv values starts (`rkyv:Telemetry`).
+pub const ARCHIVED_PREFIX: &str = "rkyv:";
+
+/// Whether `schema` is that of a topic of archived rkyv values, whose samples this codec
+/// cannot decode or encode.
+pub fn is_archived(schema: &str) -> bool {
+    schema.starts_with(ARCHIVED_PREFIX)
+}
+
+/// Bytes in a relative pointer (`rel[..]`, `relstr`): a `u32` offset and a `u32` length.
+const REL_SIZE: usize = 8;
 
 /// A message type, as parsed from its schema text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +99,13 @@ pub enum Ty {
         /// Each variant's name and discriminant.
         variants: Vec<(String, i128)>,
     },
+    /// A relative slice `rel[elem]`: the elements lie in the sample's tail.
+    RelSlice {
+        /// The element type (holds no relative pointers).
+        elem: Box<Ty>,
+    },
+    /// A relative string `relstr`: UTF-8 bytes in the sample's tail.
+    RelStr,
 }
 
 impl Ty {
@@ -78,6 +115,7 @@ impl Ty {
             Ty::Primitive(p) | Ty::Enum { repr: p, .. } => prim_size(*p),
             Ty::Struct { size, .. } => *size,
             Ty::Array { elem, len } => elem.size().saturating_mul(*len),
+            Ty::RelSlice { .. } | Ty::RelStr => REL_SIZE,
         }
     }
 
@@ -87,6 +125,17 @@ impl Ty {
             Ty::Primitive(p) | Ty::Enum { repr: p, .. } => prim_align(*p),
             Ty::Struct { align, .. } => *align,
             Ty::Array { elem, .. } => elem.align(),
+            Ty::RelSlice { .. } | Ty::RelStr => std::mem::align_of::<u32>(),
+        }
+    }
+
+    /// Whether the type holds relative pointers anywhere (so its samples have a tail).
+    pub fn has_relative(&self) -> bool {
+        match self {
+            Ty::RelSlice { .. } | Ty::RelStr => true,
+            Ty::Struct { fields, .. } => fields.iter().any(|(_, _, ty)| ty.has_relative()),
+            Ty::Array { elem, .. } => elem.has_relative(),
+            Ty::Primitive(_) | Ty::Enum { .. } => false,
         }
     }
 }

@@ -4,7 +4,14 @@ use super::{int_range, Ty, PRIMITIVES};
 use shmx::message::Primitive;
 
 /// Parses schema text (as [`shmx::message::Schema::describe`] writes it) into a type.
+/// Archived rkyv topics ([`super::is_archived`]) have no such text: an error says so.
 pub fn parse(schema: &str) -> Result<Ty, String> {
+    if super::is_archived(schema) {
+        return Err(format!(
+            "the topic holds archived rkyv values ({schema:?}), which have no schema to decode \
+             or encode them by"
+        ));
+    }
     let mut p = Parser {
         text: schema,
         pos: 0,
@@ -18,6 +25,9 @@ pub fn parse(schema: &str) -> Result<Ty, String> {
 
 /// How deep types may nest: schema text from a topic file should not overflow our stack.
 const MAX_DEPTH: usize = 64;
+
+/// The longest array of zero-sized elements (which a sample's length does not bound).
+const MAX_EMPTY_ELEMENTS: usize = 1 << 16;
 
 struct Parser<'a> {
     text: &'a str,
@@ -110,6 +120,10 @@ impl Parser<'_> {
             if elem.size().checked_mul(len).is_none() {
                 return Err(self.error("array too large"));
             }
+            // Elements of no bytes cost nothing in a sample but a value each when decoded.
+            if elem.size() == 0 && len > MAX_EMPTY_ELEMENTS {
+                return Err(self.error("array of zero-sized elements too long"));
+            }
             return Ok(Ty::Array {
                 elem: Box::new(elem),
                 len,
@@ -121,6 +135,21 @@ impl Parser<'_> {
         }
         if self.eat(':') {
             return self.enumeration(name);
+        }
+        if name == "rel" && self.eat('[') {
+            let at = self.pos;
+            let elem = self.ty(depth + 1)?;
+            if elem.has_relative() {
+                self.pos = at;
+                return Err(self.error("the elements of rel[...] hold relative pointers"));
+            }
+            self.expect(']')?;
+            return Ok(Ty::RelSlice {
+                elem: Box::new(elem),
+            });
+        }
+        if name == "relstr" {
+            return Ok(Ty::RelStr);
         }
         match primitive(&name) {
             Some(p) => Ok(Ty::Primitive(p)),
@@ -276,11 +305,55 @@ mod tests {
             ("u8,", "unexpected text"),
             ("[u8;99999999999999999999999]", "expected a size"),
             ("[[u64;4294967296];4294967296]", "array too large"),
+            ("[E{};1000000000000]", "zero-sized elements too long"),
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(what), "{bad:?}: {e}");
         }
         let deep = "[".repeat(1000) + "u8" + &";1]".repeat(1000);
         assert!(parse(&deep).unwrap_err().contains("too deeply"));
+        let deep = "rel[".repeat(1000) + "u8" + &"]".repeat(1000);
+        assert!(parse(&deep).unwrap_err().contains("too deeply"));
+    }
+
+    #[test]
+    fn parses_relative_pointers() {
+        let ty = parse("Frame{seq@0:u64,label@8:relstr,pixels@16:rel[u8]}").unwrap();
+        assert_eq!((ty.size(), ty.align()), (24, 8));
+        assert!(ty.has_relative());
+        let Ty::Struct { fields, .. } = &ty else {
+            panic!("{ty:?}")
+        };
+        assert_eq!(fields[1], ("label".into(), 8, Ty::RelStr));
+        assert_eq!(
+            fields[2],
+            (
+                "pixels".into(),
+                16,
+                Ty::RelSlice {
+                    elem: Box::new(Ty::Primitive(Primitive::U8))
+                }
+            )
+        );
+        let points = parse("rel[P{x@0:f32,y@4:f32}]").unwrap();
+        assert_eq!((points.size(), points.align()), (8, 4));
+        assert_eq!(parse("[relstr;2]").unwrap().size(), 16);
+        assert!(!parse(crate::codec::tests::POSE).unwrap().has_relative());
+        // A struct or enum may still be called `rel` or `relstr`.
+        assert!(!parse("rel{a@0:u8}").unwrap().has_relative());
+        assert!(!parse("relstr:u8(A=0)").unwrap().has_relative());
+        for (bad, what) in [
+            ("rel[rel[u8]]", "hold relative pointers"),
+            ("rel[S{a@0:relstr}]", "hold relative pointers"),
+            ("rel[u8", "expected ']'"),
+            ("rel[]", "expected a name"),
+            ("rel", "unknown type"),
+            ("relstr[u8]", "unexpected text"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(what), "{bad:?}: {e}");
+        }
+        let e = parse("rkyv:Telemetry").unwrap_err();
+        assert!(e.contains("archived rkyv values"), "{e}");
     }
 }

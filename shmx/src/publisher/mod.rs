@@ -446,6 +446,11 @@ impl PubCore {
         )
     }
 
+    /// Payload bytes of every chunk (the message and its tail).
+    pub(crate) fn payload_capacity(&self) -> usize {
+        self.data.geometry().payload_capacity
+    }
+
     /// A loaned sample is dropped without being published.
     pub(crate) fn cancel(&self, chunk: u32) {
         let mut st = self.state.borrow_mut();

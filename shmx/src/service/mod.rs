@@ -57,7 +57,7 @@ pub(crate) enum Role {
 /// What a topic records about its message type.
 #[derive(Debug, Clone)]
 pub(crate) struct TypeFacts {
-    pub name: &'static str,
+    pub name: String,
     pub fingerprint: u64,
     pub size: usize,
     pub align: usize,
@@ -69,7 +69,7 @@ impl TypeFacts {
     /// The facts of message type `T`.
     pub(crate) fn of<T: ShmMessage>() -> TypeFacts {
         TypeFacts {
-            name: T::TYPE_NAME,
+            name: T::TYPE_NAME.to_owned(),
             fingerprint: T::FINGERPRINT,
             size: core::mem::size_of::<T>(),
             align: core::mem::align_of::<T>(),
@@ -292,7 +292,7 @@ impl Service {
             existing_type: String::from_utf8_lossy(&params.type_name[..n]).into_owned(),
             existing_fingerprint: params.fingerprint,
             existing_size: params.type_size,
-            requested_type: facts.name,
+            requested_type: facts.name.clone(),
             requested_fingerprint: facts.fingerprint,
             requested_size: facts.size as u64,
         })
