@@ -100,7 +100,11 @@ fn a_different_type_on_the_same_topic_is_a_type_mismatch() {
         panic!("expected TypeMismatch, got {e:?}")
     };
     assert_eq!(
-        (topic.as_str(), existing_type.as_str(), requested_type.as_str()),
+        (
+            topic.as_str(),
+            existing_type.as_str(),
+            requested_type.as_str()
+        ),
         ("sensors/reading", "Reading", "Reading")
     );
     assert_ne!(existing_fingerprint, requested_fingerprint);
