@@ -22,7 +22,10 @@
 //!   mutably: `*w.seq = 1`), and for each `RelSlice` field `set_f(&[E])` and `alloc_f(len)`,
 //!   for each `RelStr` field `set_f(&str)`, and `tail()` for the writers of nested structs;
 //! - `impl Unpin` exactly when every field is `Unpin`, written so that a hand-written
-//!   `impl Unpin` conflicts with it: a type with relative pointers stays pinned in its chunk.
+//!   `impl Unpin` conflicts with it: a type with relative pointers stays pinned in its chunk;
+//! - a blanket impl that conflicts with any `impl Drop` for the struct (E0119 on a trait named
+//!   `ShmMessageMustNotImplementDrop`): `Pin::set` on a field runs the old value's destructor
+//!   in place, and a destructor could move a relative pointer out of its chunk.
 //!
 //! `#[shm(name = "Name")]` on the type sets the name recorded in the schema and hashed into the
 //! fingerprint (default: the type's identifier, without its module path).

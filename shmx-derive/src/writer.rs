@@ -80,13 +80,13 @@ pub(crate) fn expand(name: &Ident, vis: &Visibility, fields: &[WriterField<'_>])
                     #[doc = #doc_set]
                     #[inline]
                     #[allow(dead_code)]
-                    #fvis fn #set(&mut self, src: &[#elem]) -> #shmx::Result<&'__shmx mut [#elem]> {
+                    #fvis fn #set(&mut self, src: &[#elem]) -> #shmx::Result<&mut [#elem]> {
                         #shmx::RelSlice::copy_from(self.#ident.as_mut(), self.__shmx_tail, src)
                     }
                     #[doc = #doc_alloc]
                     #[inline]
                     #[allow(dead_code)]
-                    #fvis fn #alloc(&mut self, len: usize) -> #shmx::Result<&'__shmx mut [#elem]> {
+                    #fvis fn #alloc(&mut self, len: usize) -> #shmx::Result<&mut [#elem]> {
                         #shmx::RelSlice::alloc(self.#ident.as_mut(), self.__shmx_tail, len)
                     }
                 });
@@ -110,7 +110,7 @@ pub(crate) fn expand(name: &Ident, vis: &Visibility, fields: &[WriterField<'_>])
                     #[doc = #doc_set]
                     #[inline]
                     #[allow(dead_code)]
-                    #fvis fn #set(&mut self, s: &str) -> #shmx::Result<&'__shmx str> {
+                    #fvis fn #set(&mut self, s: &str) -> #shmx::Result<&str> {
                         #shmx::RelStr::set(self.#ident.as_mut(), self.__shmx_tail, s)
                     }
                 });
@@ -143,7 +143,7 @@ pub(crate) fn expand(name: &Ident, vis: &Visibility, fields: &[WriterField<'_>])
         #[automatically_derived]
         impl<'__shmx> #writer<'__shmx> {
             /// The free tail of the sample's chunk, for writing relative pointers of nested
-            /// structs (`Inner::writer(w.inner.as_mut(), w.tail())`).
+            /// structs (`let tail = w.tail(); Inner::writer(w.inner.as_mut(), tail)`).
             #[inline]
             #[allow(dead_code)]
             #vis fn tail(&self) -> #shmx::Tail<'__shmx> {
@@ -162,9 +162,9 @@ pub(crate) fn expand(name: &Ident, vis: &Visibility, fields: &[WriterField<'_>])
             ) -> #writer<'__shmx> {
                 // SAFETY: structural pinning: every field is pinned exactly when the struct
                 // is, and nothing here moves out of `this`. The derive implements `Unpin` for
-                // the struct only when every field is `Unpin` (the guard below), and a
-                // message in a chunk is never dropped (samples run no destructor), so a
-                // `Drop` impl never sees a pinned value.
+                // the struct only when every field is `Unpin` (the guard below), and forbids
+                // `impl Drop` for it (the other guard below), so `Pin::set` on a field runs
+                // no code that could move a relative pointer out of its chunk.
                 let this = unsafe { this.get_unchecked_mut() };
                 #writer {
                     #(
@@ -175,6 +175,16 @@ pub(crate) fn expand(name: &Ident, vis: &Visibility, fields: &[WriterField<'_>])
                 }
             }
         }
+
+        // A message type must not implement `Drop`: `Pin::set` on a pinned field drops the
+        // old value in place, and a `Drop` impl could move its relative pointers out of the
+        // chunk. Any `impl Drop for #name` conflicts with the blanket impl here.
+        const _: () = {
+            trait ShmMessageMustNotImplementDrop {}
+            #[allow(drop_bounds)]
+            impl<T: #core::ops::Drop> ShmMessageMustNotImplementDrop for T {}
+            impl ShmMessageMustNotImplementDrop for #name {}
+        };
 
         // The struct is `Unpin` exactly when all its fields are, and a hand-written
         // `impl Unpin` conflicts with this one: relative pointers stay pinned.

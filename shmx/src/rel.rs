@@ -162,11 +162,14 @@ impl<T: ShmMessage> RelSlice<T> {
     /// zeroed, so a large buffer costs nothing until written. Other element types are
     /// zeroed.
     ///
+    /// The returned slice borrows this field: while it lives, the field cannot be read (the
+    /// two would alias).
+    ///
     /// # Errors
     /// [`Error::TailFull`] when the tail has no room, [`Error::ForeignTail`] when this slice
     /// is not part of the sample that `tail` belongs to, [`Error::InvalidConfig`] for an
     /// element type without an all-zero value (use [`copy_from`](Self::copy_from)).
-    pub fn alloc<'a>(self: Pin<&mut Self>, tail: Tail<'a>, len: usize) -> Result<&'a mut [T]> {
+    pub fn alloc<'b>(self: Pin<&'b mut Self>, tail: Tail<'_>, len: usize) -> Result<&'b mut [T]> {
         if !T::ALWAYS_VALID && !T::ZEROABLE {
             return Err(Error::InvalidConfig {
                 topic: tail.topic.to_owned(),
@@ -183,7 +186,9 @@ impl<T: ShmMessage> RelSlice<T> {
             unsafe { data.write_bytes(0, len) };
         }
         // SAFETY: `point` reserved `len` aligned elements in the tail for this call alone
-        // (the tail only grows), inside the sample that `tail` borrows for `'a`; they hold
+        // (the tail only grows), inside the sample that `tail` borrows; the slice lives no
+        // longer than this field's pinned borrow, so no read through the field (the only
+        // other way to these elements) overlaps it. They hold
         // valid `T`s: any bit pattern is one (ALWAYS_VALID; mapped memory is always
         // initialised), or they were just zeroed.
         Ok(unsafe { core::slice::from_raw_parts_mut(data, len) })
@@ -194,7 +199,11 @@ impl<T: ShmMessage> RelSlice<T> {
     ///
     /// # Errors
     /// As for [`alloc`](Self::alloc), but any element type can be copied.
-    pub fn copy_from<'a>(self: Pin<&mut Self>, tail: Tail<'a>, src: &[T]) -> Result<&'a mut [T]> {
+    pub fn copy_from<'b>(
+        self: Pin<&'b mut Self>,
+        tail: Tail<'_>,
+        src: &[T],
+    ) -> Result<&'b mut [T]> {
         let data = self.point(tail, src.len())?;
         // SAFETY: `point` reserved `src.len()` aligned elements in the tail, which `src` (a
         // borrowed slice, so not a part of the loaned sample that `tail` borrows mutably)
@@ -215,7 +224,7 @@ impl<T: ShmMessage> RelSlice<T> {
     }
 
     /// Reserves `len` elements in `tail` and points this slice at them.
-    fn point<'a>(self: Pin<&mut Self>, tail: Tail<'a>, len: usize) -> Result<*mut T> {
+    fn point(self: Pin<&mut Self>, tail: Tail<'_>, len: usize) -> Result<*mut T> {
         const {
             assert!(
                 !T::SCHEMA.has_relative(),
@@ -304,7 +313,7 @@ impl RelStr {
     ///
     /// # Errors
     /// As for [`RelSlice::alloc`].
-    pub fn set<'a>(self: Pin<&mut Self>, tail: Tail<'a>, s: &str) -> Result<&'a str> {
+    pub fn set<'b>(self: Pin<&'b mut Self>, tail: Tail<'_>, s: &str) -> Result<&'b str> {
         // SAFETY: structural pin projection to the only field; nothing is moved.
         let bytes = unsafe { self.map_unchecked_mut(|this| &mut this.bytes) };
         let copy = bytes.copy_from(tail, s.as_bytes())?;
