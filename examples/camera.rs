@@ -40,11 +40,10 @@ use shmx_suite::{
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// The message type, in a module of its own only to allow `dead_code` there: the derive
-/// generates readers and `set_`/`alloc_` writer methods for every field, and this example
-/// does not use them all (`set_pixels`, which copies a finished buffer in, goes unused).
+/// The message type. The derive generates a reader per relative-pointer field
+/// (`frame.label()`, `frame.pixels()`) and a writer, `FrameWriter`, with `set_label`,
+/// `set_pixels` and `alloc_pixels`.
 mod message {
-    #![allow(dead_code)]
     use shmx::{RelSlice, RelStr, ShmMessage};
 
     /// One camera frame: 48 bytes of fixed fields, label and pixels in the chunk's tail.
