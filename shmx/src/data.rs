@@ -195,6 +195,28 @@ impl DataSegment {
         }
     }
 
+    /// Asks the CPU to take chunk `i`'s first cache line for writing (a hint: no effect if
+    /// out of range or on targets without one).
+    #[inline(always)]
+    pub(crate) fn prefetch_write(&self, i: usize) {
+        if i >= self.geo.chunk_count {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching is a hint that never faults, and `i < chunk_count` keeps the
+        // address inside the mapping anyway; SSE is part of the x86_64 baseline (`prefetchw`
+        // runs as a no-op on CPUs without it).
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+            _mm_prefetch::<_MM_HINT_ET0>(
+                self.map
+                    .ptr()
+                    .add(self.geo.chunks_off + i * self.geo.chunk_stride)
+                    .cast::<i8>(),
+            );
+        }
+    }
+
     /// Pin word of chunk `i < chunk_count`.
     #[inline]
     pub(crate) fn pin(&self, i: usize) -> &AtomicU64 {

@@ -98,6 +98,12 @@ impl Pool {
         }
     }
 
+    /// The chunk the next `alloc` is likely to return.
+    #[inline]
+    pub(crate) fn next_free(&self) -> Option<u32> {
+        self.free.last().copied()
+    }
+
     /// A loan ends, published or not.
     #[inline]
     pub(crate) fn end_loan(&mut self, c: u32) {

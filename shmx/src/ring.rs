@@ -230,6 +230,15 @@ impl<'a> DeliveryRing<'a> {
         }
     }
 
+    /// Producer: reloads the cached `tail` if the cache says the ring holds `depth` entries,
+    /// so that the next `push` need not (it only raises a lower bound of `tail`).
+    #[inline]
+    pub(crate) fn refresh_tail(&self, p: &mut Producer, depth: u64) {
+        if p.head.wrapping_sub(p.tail_cache) >= depth {
+            p.tail_cache = self.tail.load(Ordering::Acquire);
+        }
+    }
+
     /// A new consumer, before any producer knows it: drops whatever an earlier occupant of
     /// its slot left queued (those entries carry the old tags and would only be skipped one
     /// by one, while taking room in the queue).

@@ -122,6 +122,21 @@ impl PubCore {
         // they see in the return rings.
         slot.chunks_in_use
             .store(st.pool.in_use() as u64, Ordering::Relaxed);
+        // After the sample is out, off the path from loan to publish: take back what
+        // subscribers returned (every so often), and start owning the chunk the next loan
+        // will take, so that writing it then costs no cache miss (a subscriber read it last).
+        st.since_collect += 1;
+        if st.since_collect >= self.collect_every {
+            st.since_collect = 0;
+            self.collect(st);
+        }
+        if let Some(next) = st.pool.next_free() {
+            self.data.prefetch_write(next as usize);
+        }
+        for conn in &mut st.conns {
+            // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
+            unsafe { conn.delivery.delivery() }.refresh_tail(&mut conn.ring, conn.depth);
+        }
         result
     }
 

@@ -395,13 +395,9 @@ impl PubCore {
                 max_loans: self.config.max_loans,
             });
         }
-        // Returned chunks are taken back lazily: every so often, so that return rings never
-        // fill up, and when the free list runs dry. The hot path reads no peer's cache line.
-        st.since_collect += 1;
-        if st.since_collect >= self.collect_every {
-            st.since_collect = 0;
-            self.collect(&mut st);
-        }
+        // Returned chunks are taken back lazily: every so often after a publish (see
+        // `publish`), so that return rings never fill up, and here when the free list runs
+        // dry. A loan reads no peer's cache line.
         let chunk = match st.pool.alloc(&self.data) {
             Some(c) => c,
             None => {
