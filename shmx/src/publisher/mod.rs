@@ -157,6 +157,29 @@ impl<T: ShmMessage> Publisher<T> {
         }
     }
 
+    /// Loans a zero-initialised sample after checking that its tail holds at least
+    /// `tail_bytes` for relative pointers ([`RelSlice`](crate::RelSlice),
+    /// [`RelStr`](crate::RelStr)): fails early with [`Error::TailFull`] instead of halfway
+    /// through writing. Every chunk of a publisher has the same tail
+    /// ([`max_tail_bytes`](PublisherBuilder::max_tail_bytes), see
+    /// [`tail_capacity`](Self::tail_capacity)).
+    pub fn loan_with_tail(&self, tail_bytes: usize) -> Result<SampleMut<'_, T>> {
+        let available = self.tail_capacity();
+        if tail_bytes > available {
+            return Err(Error::TailFull {
+                topic: self.topic().to_owned(),
+                requested: tail_bytes,
+                available,
+            });
+        }
+        self.loan()
+    }
+
+    /// Bytes of every chunk's tail (`max_tail_bytes`, rounded up to the chunk's alignment).
+    pub fn tail_capacity(&self) -> usize {
+        self.core.payload_capacity() - size_of::<T>()
+    }
+
     /// Loans a sample without initialising it: write it with
     /// [`SampleMut::write`] or through [`SampleMut::as_mut_ptr`].
     pub fn loan_uninit(&self) -> Result<SampleMut<'_, MaybeUninit<T>>> {
