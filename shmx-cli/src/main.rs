@@ -51,6 +51,20 @@ struct Common {
 /// The commands.
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Benchmarks: shmx against the raw shared-memory floor, Unix sockets, TCP and pipes,
+    /// interleaved, printed as a Markdown report (the same as `cargo run --release --example
+    /// bench_report`). Options go after `--`: `shmx bench -- --quick`, `-- --list`,
+    /// `-- --help`.
+    Bench {
+        /// Options of the report: --quick, --rounds N, --payloads 8,4M, --contenders ID,...,
+        /// --no-latency, --no-paced, --no-throughput, --pin, --list.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "OPTIONS"
+        )]
+        args: Vec<String>,
+    },
     /// Every topic: type, publishers and subscribers with their pids and liveness.
     List,
     /// One topic: limits, schema, and every publisher and subscriber slot.
@@ -141,6 +155,9 @@ fn rate(text: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
+    // `shmx bench` starts copies of this program as the benchmark's peers: they run their
+    // role and exit here.
+    shmx_suite::bench::run_child_if_requested();
     let cli = Cli::parse();
     let root = cli.common.root.unwrap_or_else(shmx::name::root_dir);
     let json = cli.common.json;
@@ -167,6 +184,15 @@ fn main() -> ExitCode {
         } => publish::run(
             &mut out, &root, &topic, &message, count, rate, json, &options,
         ),
+        Command::Bench { args } => {
+            drop(out);
+            let command = if cfg!(feature = "compare-iceoryx2") {
+                "shmx bench (built with --features compare-iceoryx2)"
+            } else {
+                "shmx bench"
+            };
+            return shmx_suite::bench::cli::run(&args, command);
+        }
     }
     .and_then(|()| out.flush().map_err(output::Failure::from));
     match result {

@@ -53,6 +53,7 @@
 //! take every contender from the registries, so nothing else changes.
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod floor;
 #[cfg(feature = "compare-iceoryx2")]
 pub mod iceoryx2;
