@@ -22,7 +22,30 @@ const PREFETCH: u64 = 4;
 enum Next {
     Empty,
     Sample(Held, *const u8),
-    Invalid(u64, String),
+    Invalid(u64, Rejected),
+}
+
+/// Why a chunk was refused (made into a message only on the error path).
+#[derive(Debug)]
+enum Rejected {
+    OutOfRange,
+    Length { len: u64, min: usize, max: usize },
+    Invalid(crate::message::ValidationError),
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejected::OutOfRange => f.write_str("chunk index out of range"),
+            Rejected::Length { len, min, max } if min == max => {
+                write!(f, "payload length {len}, expected {min}")
+            }
+            Rejected::Length { len, min, max } => {
+                write!(f, "payload length {len}, expected {min} to {max}")
+            }
+            Rejected::Invalid(e) => e.fmt(f),
+        }
+    }
 }
 
 impl SubCore {
@@ -211,31 +234,27 @@ impl SubCore {
 
     /// Checks a chunk's declared length and, for types that need it, the value's validity;
     /// returns the length.
-    #[inline]
+    #[inline(always)]
     fn check<T: ShmMessage>(
         &self,
         chunks: ChunkLoc,
         chunk: usize,
-    ) -> std::result::Result<usize, String> {
+    ) -> std::result::Result<usize, Rejected> {
         // SAFETY: `chunks` belongs to a view mapped while the caller's connection lives.
-        let (header, ptr) = unsafe { chunks.chunk(chunk) }.ok_or("chunk index out of range")?;
+        let (header, ptr) = unsafe { chunks.chunk(chunk) }.ok_or(Rejected::OutOfRange)?;
         // One load: the length checked is the length used.
         let len = header.len.load(Ordering::Relaxed);
-        let ok = if self.tails {
-            len >= self.size as u64 && len <= chunks.capacity as u64
+        let max = if self.tails {
+            chunks.capacity
         } else {
-            len == self.size as u64
+            self.size
         };
-        if !ok {
-            return Err(format!(
-                "payload length {len}, expected {}{}",
-                self.size,
-                if self.tails {
-                    format!(" to {}", chunks.capacity)
-                } else {
-                    String::new()
-                }
-            ));
+        if len < self.size as u64 || len > max as u64 {
+            return Err(Rejected::Length {
+                len,
+                min: self.size,
+                max,
+            });
         }
         let len = len as usize;
         if !T::ALWAYS_VALID {
@@ -249,17 +268,17 @@ impl SubCore {
             // segment's geometry was checked against `T`'s alignment) with `len ≤ capacity`
             // mapped bytes, the first `size_of::<T>()` of which hold the value; `validate`
             // only reads them as integers, and reads the tail only within `ctx`.
-            unsafe { T::validate(ptr.cast::<T>(), &ctx) }.map_err(|e| e.to_string())?;
+            unsafe { T::validate(ptr.cast::<T>(), &ctx) }.map_err(Rejected::Invalid)?;
         }
         Ok(len)
     }
 
     #[cold]
-    fn invalid(&self, sequence: u64, reason: String) -> Error {
+    fn invalid(&self, sequence: u64, reason: Rejected) -> Error {
         Error::InvalidSample {
             topic: self.service.topic().to_owned(),
             sequence,
-            reason,
+            reason: reason.to_string(),
         }
     }
 
