@@ -563,6 +563,49 @@ impl fmt::Debug for Tail<'_> {
     }
 }
 
+/// Element `i` of a pinned array, pinned: for writing an array of relative pointers (a
+/// field such as `names: [RelStr; 4]`), which the writer holds as `Pin<&mut [RelStr; 4]>`.
+/// `None` when `i` is out of range.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use shmx::{rel, Publisher, RelStr, ShmMessage, Subscriber};
+///
+/// #[derive(ShmMessage)]
+/// #[repr(C)]
+/// struct Names {
+///     names: [RelStr; 2],
+/// }
+///
+/// let subscriber = Subscriber::<Names>::builder("doc/names").root(dir.path()).create()?;
+/// let publisher = Publisher::<Names>::builder("doc/names")
+///     .root(dir.path())
+///     .max_tail_bytes(64)
+///     .create()?;
+/// let mut sample = publisher.loan()?;
+/// let mut w = sample.writer();
+/// let tail = w.tail();
+/// for (i, name) in ["left", "right"].into_iter().enumerate() {
+///     let slot = rel::pin_index(w.names.as_mut(), i).expect("in range");
+///     RelStr::set(slot, tail, name)?;
+/// }
+/// sample.publish()?;
+/// let got = subscriber.take()?.unwrap();
+/// assert_eq!((got.names[0].as_str(), got.names[1].as_str()), ("left", "right"));
+/// # Ok::<(), shmx::Error>(())
+/// ```
+pub fn pin_index<T, const N: usize>(array: Pin<&mut [T; N]>, i: usize) -> Option<Pin<&mut T>> {
+    // SAFETY: structural pinning: an array never moves its elements apart from itself, so an
+    // element of a pinned array stays where it is for as long as the array does; nothing is
+    // moved out here.
+    unsafe {
+        array
+            .get_unchecked_mut()
+            .get_mut(i)
+            .map(|e| Pin::new_unchecked(e))
+    }
+}
+
 /// A message type whose loaned samples are written through a writer: the derive implements
 /// it for every struct, with a writer `<Name>Writer<'a>` that holds a pinned reference to
 /// each field (plain fields deref mutably, relative pointers do not) and, for each
