@@ -137,9 +137,8 @@ impl RawPublisher {
     pub const PAYLOAD_ALIGN: usize = 16;
 
     /// Publishes on the existing topic `topic` under `root`, with the default configuration
-    /// ([`PublisherConfig::default`]: no tail, so every sample is exactly
-    /// [`size`](Self::size) bytes, give or take the rounding of the chunk; see
-    /// [`capacity`](Self::capacity)).
+    /// ([`PublisherConfig::default`]: no tail; a sample of a type without relative pointers
+    /// is exactly [`size`](Self::size) bytes, see [`capacity`](Self::capacity)).
     pub fn new(root: &Path, topic: &str) -> Result<RawPublisher> {
         Self::with_config(root, topic, PublisherConfig::default())
     }
@@ -212,9 +211,9 @@ impl RawPublisher {
         self.size
     }
 
-    /// The most bytes one sample may have: the message and the tail after it (at least
-    /// [`size`](Self::size) plus the configured `max_tail_bytes`; the chunk's rounding may
-    /// add a few).
+    /// The most bytes one sample may have: [`size`](Self::size) for a type without relative
+    /// pointers; otherwise the message and the tail after it (at least `size` plus the
+    /// configured `max_tail_bytes`; the chunk's rounding may add a few).
     pub fn capacity(&self) -> usize {
         self.capacity
     }
