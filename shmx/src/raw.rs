@@ -46,6 +46,17 @@ fn open_existing(
     Ok(service)
 }
 
+/// Whether samples of the type that schema text `schema` describes carry a tail: it holds a
+/// relative pointer (`rel[..]` or `relstr`, which `Schema::describe` writes only after `:`,
+/// `[` or as the whole text), or it is an rkyv archive (`rkyv:..`, all tail).
+fn has_tail(schema: &str) -> bool {
+    schema.contains("rel[")
+        || schema == "relstr"
+        || schema.contains(":relstr")
+        || schema.contains("[relstr")
+        || schema.starts_with("rkyv:")
+}
+
 /// A subscriber of an existing topic that receives its samples as bytes.
 pub struct RawSubscriber {
     core: SubCore,
@@ -185,14 +196,13 @@ impl RawPublisher {
         let core = PubCore::create_with(root, topic, config, open_existing)?;
         let schema = core.service().schema_text();
         let size = core.service().type_facts().1;
-        // Samples of a type without relative pointers (or an rkyv archive) have exactly the
-        // type's size: typed subscribers refuse anything else.
-        let tails = schema.contains("rel[")
-            || schema == "relstr"
-            || schema.contains(":relstr")
-            || schema.contains("[relstr")
-            || schema.starts_with("rkyv:");
-        let capacity = if tails { core.payload_capacity() } else { size };
+        // Samples of a type without relative pointers have exactly the type's size: typed
+        // subscribers refuse anything else.
+        let capacity = if has_tail(&schema) {
+            core.payload_capacity()
+        } else {
+            size
+        };
         Ok(RawPublisher {
             core,
             schema,
@@ -265,5 +275,32 @@ impl RawPublisher {
         // memory, not the loaned chunk) of at least `len` bytes.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), payload, len) };
         self.core.publish(chunk, len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_tail;
+
+    #[test]
+    fn tails_are_told_from_the_schema_text() {
+        for text in [
+            "Frame{seq@0:u64,pixels@8:rel[u8]}",
+            "Note{id@0:u32,text@4:relstr}",
+            "[relstr;2]",
+            "relstr",
+            "rel[u16]",
+            "rkyv:String",
+        ] {
+            assert!(has_tail(text), "{text}");
+        }
+        for text in [
+            "Pose{seq@0:u64,x@8:f64}",
+            "relstr_count{n@0:u64}",
+            "[u8;16]",
+            "u64",
+        ] {
+            assert!(!has_tail(text), "{text}");
+        }
     }
 }
