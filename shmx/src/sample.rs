@@ -228,6 +228,15 @@ impl<'s, T> Sample<'s, T> {
     pub fn payload_len(&self) -> usize {
         self.held.len
     }
+
+    pub(crate) fn held(&self) -> &Held {
+        &self.held
+    }
+
+    /// Ends the sample without giving its chunk back: the caller takes that over.
+    pub(crate) fn into_held(self) -> Held {
+        ManuallyDrop::new(self).held
+    }
 }
 
 impl<T> Deref for Sample<'_, T> {

@@ -87,10 +87,54 @@ impl PubCore {
     /// Publishes loaned chunk `chunk`, whose first `len` payload bytes the sample wrote
     /// (the message and the part of its tail in use; at most the payload capacity).
     pub(crate) fn publish(&self, chunk: u32, len: usize) -> Result<()> {
-        debug_assert!(len <= self.data.geometry().payload_capacity);
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
         st.loans -= 1;
+        let result = self.publish_in(st, chunk, len, true);
+        self.after_publish(st);
+        result
+    }
+
+    /// Sends every value of `values` (see [`Publisher::send_many`](crate::Publisher)).
+    ///
+    /// The state is borrowed per value, after the iterator produced it, so that the iterator
+    /// may use this publisher too.
+    pub(crate) fn send_many<T>(&self, values: impl Iterator<Item = T>) -> Result<usize> {
+        let mut sent = 0;
+        let mut result = Ok(());
+        for value in values {
+            let mut st = self.state.borrow_mut();
+            let chunk = match self.loan_in(&mut st) {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            st.loans -= 1;
+            // SAFETY: `chunk` was just loaned to us alone; its payload is aligned for `T` and
+            // holds `size_of::<T>()` bytes by the data segment's geometry (the publisher was
+            // created for `T`).
+            unsafe { self.data.payload(chunk as usize).cast::<T>().write(value) };
+            if let Err(e) = self.publish_in(&mut st, chunk, size_of::<T>(), false) {
+                result = Err(e);
+                break;
+            }
+            sent += 1;
+        }
+        let mut st = self.state.borrow_mut();
+        if sent > 0 {
+            wake(&st.conns, st.light);
+        }
+        self.after_publish(&mut st);
+        result.map(|()| sent)
+    }
+
+    /// Publishes loaned chunk `chunk` (its loan already uncounted): pushes it to every
+    /// subscriber, waking those that sleep if `wake_now` (else the caller wakes them).
+    #[inline(always)]
+    fn publish_in(&self, st: &mut PubState, chunk: u32, len: usize, wake_now: bool) -> Result<()> {
+        debug_assert!(len <= self.data.geometry().payload_capacity);
         self.refresh(st);
         if self.config.overflow == Overflow::Fail {
             if let Some(depth) = self.first_full(st) {
@@ -113,18 +157,24 @@ impl PubCore {
             fence(Ordering::SeqCst);
             self.refresh(st);
         }
-        let result = self.deliver(st, chunk);
+        let result = self.deliver(st, chunk, wake_now);
         st.pool.end_loan(chunk);
+        st.published = seq;
+        result
+    }
+
+    /// After one publish or a batch, off the path from loan to publish: tools' counters,
+    /// taking back what subscribers returned (every so often), and owning the chunk the next
+    /// loan will take, so that writing it then costs no cache miss (a subscriber read it last).
+    #[inline(always)]
+    fn after_publish(&self, st: &mut PubState) {
         // For tools (`shmx monitor`): a line only this publisher writes and peers read rarely.
         let slot = self.service.pub_slot(self.slot);
-        slot.published.store(seq, Ordering::Relaxed);
+        slot.published.store(st.published, Ordering::Relaxed);
         // Counts chunks returned but not yet taken back too: tools subtract those, which
         // they see in the return rings.
         slot.chunks_in_use
             .store(st.pool.in_use() as u64, Ordering::Relaxed);
-        // After the sample is out, off the path from loan to publish: take back what
-        // subscribers returned (every so often), and start owning the chunk the next loan
-        // will take, so that writing it then costs no cache miss (a subscriber read it last).
         st.since_collect += 1;
         if st.since_collect >= self.collect_every {
             st.since_collect = 0;
@@ -137,7 +187,6 @@ impl PubCore {
             // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
             unsafe { conn.delivery.delivery() }.refresh_tail(&mut conn.ring, conn.depth);
         }
-        result
     }
 
     /// The depth of the first full subscriber queue, if any (for `Overflow::Fail`).
@@ -168,7 +217,7 @@ impl PubCore {
     }
 
     #[inline]
-    fn deliver(&self, st: &mut PubState, chunk: u32) -> Result<()> {
+    fn deliver(&self, st: &mut PubState, chunk: u32, wake_now: bool) -> Result<()> {
         let steal = self.config.overflow == Overflow::DropOldest;
         let PubState {
             pool, conns, light, ..
@@ -188,25 +237,24 @@ impl PubCore {
                 }
                 Push::Full => {
                     // Overflow::Block (Fail is checked before; DropOldest never is full).
-                    if pushed {
+                    // Wake first whoever has samples not yet woken for: the subscribers
+                    // before this one, and in a batch (`!wake_now`) any of them.
+                    if !wake_now {
+                        wake(conns, *light);
+                    } else if pushed {
                         wake(&conns[..i], *light);
                     }
                     match self.block(&mut conns[i], entry) {
                         Ok(true) => {}
                         Ok(false) => continue, // the subscriber left
-                        Err(e) => {
-                            if i > 0 {
-                                wake(&conns[..i], *light);
-                            }
-                            return Err(e);
-                        }
+                        Err(e) => return Err(e),
                     }
                 }
             }
             pool.deliver(chunk, conns[i].bit);
             pushed = true;
         }
-        if pushed {
+        if pushed && wake_now {
             wake(conns, *light);
         }
         Ok(())

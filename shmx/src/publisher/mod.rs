@@ -77,6 +77,8 @@ struct PubState {
     history: VecDeque<u32>,
     hist_written: u64,
     next_seq: u64,
+    /// The sequence number of the last sample published (for tools).
+    published: u64,
     gen: u64,
     /// The connected subscribers, in slot order.
     conns: Vec<Conn>,
@@ -197,6 +199,34 @@ impl<T: ShmMessage> Publisher<T> {
     /// Copies `value` into a loaned sample and publishes it.
     pub fn send(&self, value: T) -> Result<()> {
         self.loan_uninit()?.write(value).publish()
+    }
+
+    /// Sends every value of `values`, in order, each in a chunk of its own as
+    /// [`send`](Self::send) would; returns how many were sent.
+    ///
+    /// Cheaper per message than `send` in a loop for streams of small messages: the
+    /// bookkeeping that a single publish does for tools and for sleeping subscribers is done
+    /// once for the batch. Subscribers that sleep are woken after the last value, or earlier
+    /// when a queue fills up (before `Overflow::Block` waits), not after every value; those
+    /// that poll see each value as soon as it is written.
+    ///
+    /// Stops at the first error (pool exhausted, a full queue under `Overflow::Fail`, a
+    /// timeout under `Overflow::Block`) and returns it: the values before it were published,
+    /// the one that failed and those after it were not.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # std::env::set_var("SHMX_ROOT", dir.path());
+    /// use shmx::{Publisher, Subscriber};
+    /// let subscriber = Subscriber::<[f32; 2]>::new("doc/send_many")?;
+    /// let publisher = Publisher::<[f32; 2]>::new("doc/send_many")?;
+    /// let sent = publisher.send_many((0..10).map(|i| [i as f32, 0.5]))?;
+    /// assert_eq!(sent, 10);
+    /// assert_eq!(subscriber.take()?.unwrap()[0], 0.0);
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn send_many(&self, values: impl IntoIterator<Item = T>) -> Result<usize> {
+        self.core.send_many(values.into_iter())
     }
 
     /// Number of subscribers currently connected.
@@ -390,6 +420,7 @@ impl PubCore {
                 history: VecDeque::with_capacity(config.history + 1),
                 hist_written: 0,
                 next_seq: 1,
+                published: 0,
                 gen: u64::MAX,
                 conns: Vec::with_capacity(layout.max_subscribers),
             }),
@@ -412,6 +443,11 @@ impl PubCore {
     /// Takes a chunk for a new sample.
     pub(crate) fn loan(&self) -> Result<u32> {
         let mut st = self.state.borrow_mut();
+        self.loan_in(&mut st)
+    }
+
+    #[inline]
+    fn loan_in(&self, st: &mut PubState) -> Result<u32> {
         if st.loans >= self.config.max_loans {
             return Err(Error::LoanLimit {
                 topic: self.service.topic().to_owned(),
@@ -424,14 +460,14 @@ impl PubCore {
         let chunk = match st.pool.alloc(&self.data) {
             Some(c) => c,
             None => {
-                self.refresh(&mut st);
-                self.collect(&mut st);
+                self.refresh(st);
+                self.collect(st);
                 match st.pool.alloc(&self.data) {
                     Some(c) => c,
                     None => {
                         // Maybe a dead subscriber holds chunks: reclaim, then look again.
                         self.service.sweep_now(&self.last_sweep);
-                        self.refresh(&mut st);
+                        self.refresh(st);
                         st.pool
                             .alloc(&self.data)
                             .ok_or_else(|| self.topic_err_pool())?

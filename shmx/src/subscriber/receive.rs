@@ -71,15 +71,7 @@ impl SubCore {
             match self.take_from::<T>(st, p) {
                 Next::Sample(held, ptr) => {
                     st.next = i;
-                    st.held += 1;
-                    if let Some(vs) = st.views[held.view as usize].as_mut() {
-                        vs.held += 1;
-                    }
-                    // SAFETY: `take_from` accepted the chunk: in range, holding a valid `T`
-                    // at `ptr` (aligned by the validated geometry); its view stays mapped
-                    // while `vs.held > 0`, and the publisher does not reuse the chunk while
-                    // we hold it (delivered and not returned, or pinned).
-                    return Ok(Some(unsafe { Sample::new(self, ptr.cast::<T>(), held) }));
+                    return Ok(Some(self.hand_out(st, held, ptr)));
                 }
                 Next::Invalid(seq, reason) => return Err(self.invalid(seq, reason)),
                 Next::Empty => {
@@ -92,6 +84,75 @@ impl SubCore {
             i += 1;
         }
         Ok(None)
+    }
+
+    /// Makes the sample that `take_from` accepted, counting it as held.
+    #[inline(always)]
+    fn hand_out<'s, T>(&'s self, st: &mut SubState, held: Held, ptr: *const u8) -> Sample<'s, T> {
+        st.held += 1;
+        if let Some(vs) = st.views[held.view as usize].as_mut() {
+            vs.held += 1;
+        }
+        // SAFETY: `take_from` accepted the chunk: in range, holding a valid `T` at `ptr`
+        // (aligned by the validated geometry); its view stays mapped while `vs.held > 0`,
+        // and the publisher does not reuse the chunk while we hold it (delivered and not
+        // returned, or pinned).
+        unsafe { Sample::new(self, ptr.cast::<T>(), held) }
+    }
+
+    /// Hands every waiting sample, up to `max`, to `f`; returns how many (see
+    /// [`Subscriber::drain`](crate::Subscriber::drain)).
+    ///
+    /// After the first sample, which goes through `take_raw` (refresh, round robin,
+    /// history), it stays on that publisher's queue while it has samples: one borrow of the
+    /// state per sample, which gives the last sample back and takes the next. The state is
+    /// never borrowed while `f` runs, so `f` may use this subscriber too.
+    #[inline]
+    pub(crate) fn drain<T: ShmMessage>(
+        &self,
+        max: usize,
+        f: &mut impl FnMut(&Sample<'_, T>),
+    ) -> Result<usize> {
+        let mut done = 0;
+        while done < max {
+            let first = {
+                let mut st = self.state.borrow_mut();
+                self.take_raw::<T>(&mut st)?
+            };
+            let Some(mut sample) = first else { break };
+            let p = sample.held().pub_slot as usize;
+            loop {
+                // If `f` panics, the sample's own `Drop` gives it back.
+                f(&sample);
+                done += 1;
+                let held = sample.into_held();
+                let mut st = self.state.borrow_mut();
+                self.release_in(&mut st, &held);
+                if done == max {
+                    return Ok(done);
+                }
+                match self.take_next::<T>(&mut st, p) {
+                    Next::Sample(held, ptr) => sample = self.hand_out(&mut st, held, ptr),
+                    Next::Empty => break,
+                    Next::Invalid(seq, reason) => return Err(self.invalid(seq, reason)),
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// The next sample of publisher slot `p` for `drain`, or `Empty` whenever anything
+    /// needs the general path (the topic changed, returns are pending, the held limit).
+    #[inline(always)]
+    fn take_next<T: ShmMessage>(&self, st: &mut SubState, p: usize) -> Next {
+        if self.service.generation() != st.gen
+            || !st.unreturned.is_empty()
+            || st.held >= self.max_held
+            || st.pubs[p].is_none()
+        {
+            return Next::Empty;
+        }
+        self.take_from::<T>(st, p)
     }
 
     #[cold]
@@ -173,12 +234,21 @@ impl SubCore {
             };
             // Start loading the chunks of the next entries while this one is used: a stream
             // of samples then waits for several cache misses at once, not one after another.
-            for ahead in 0..PREFETCH {
-                match ring.peek(ahead) {
-                    Some(next) if next & !CHUNK_MASK == conn.tag => {
-                        conn.chunks.prefetch((next & CHUNK_MASK) as usize)
+            // In a steady stream the nearer ones were prefetched by the takes before: only
+            // the farthest is new. Otherwise (a burst starts, a short queue) load those there.
+            match ring.peek(PREFETCH - 1) {
+                Some(next) if next & !CHUNK_MASK == conn.tag => {
+                    conn.chunks.prefetch((next & CHUNK_MASK) as usize)
+                }
+                _ => {
+                    for ahead in 0..PREFETCH - 1 {
+                        match ring.peek(ahead) {
+                            Some(next) if next & !CHUNK_MASK == conn.tag => {
+                                conn.chunks.prefetch((next & CHUNK_MASK) as usize)
+                            }
+                            _ => break,
+                        }
                     }
-                    _ => break,
                 }
             }
             let held = Held {
@@ -304,13 +374,18 @@ impl SubCore {
     #[inline]
     pub(crate) fn release(&self, held: &Held) {
         let mut st = self.state.borrow_mut();
+        self.release_in(&mut st, held);
+    }
+
+    #[inline(always)]
+    fn release_in(&self, st: &mut SubState, held: &Held) {
         st.held -= 1;
         let SubState {
             pubs,
             views,
             unreturned,
             ..
-        } = &mut *st;
+        } = st;
         let view = held.view as usize;
         let Some(vs) = views[view].as_mut() else {
             return;
