@@ -155,7 +155,8 @@ pub static PING_PONG: &[&dyn PingPong] = &[
 
 /// Every throughput contender, in table order.
 pub static THROUGHPUT: &[&dyn Throughput] = &[
-    &throughput::ShmxStream,
+    &throughput::SHMX_STREAM,
+    &throughput::SHMX_BATCH,
     #[cfg(feature = "compare-iceoryx2")]
     &iceoryx2::Iceoryx2,
     &throughput::UdsStream,

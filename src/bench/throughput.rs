@@ -13,6 +13,9 @@
 //!   (`loan_uninit`); subscribers poll `take()` with `spin_loop()` (and, when the processes
 //!   outnumber the CPUs, as four subscribers and a publisher do on two, also yield every 128
 //!   empty polls). Answers go back on topic `bench/ack` (`u64`).
+//! - `shmx-batch`: the same topics and policy, but the publisher sends batches of 64
+//!   messages with `send_many` (each message written whole, as `send` does) and subscribers
+//!   poll `drain()`, which hands them every queued message in one call.
 //! - `uds-stream`: one Unix domain stream socket per subscriber; the publisher writes each
 //!   message to each socket (`write_all` of `N` bytes, blocking), subscribers read through a
 //!   64 KiB `BufReader` (blocking) and answer on the same socket.
@@ -30,9 +33,20 @@ use std::time::{Duration, Instant};
 /// The flush bit of a message number: the last message of a batch, which subscribers answer.
 const FLUSH: u64 = 1 << 62;
 
-/// shmx publish/subscribe (id `shmx-stream`).
+/// shmx publish/subscribe, a message at a time (id `shmx-stream`) or in batches
+/// (`shmx-batch`).
 #[derive(Debug, Clone, Copy)]
-pub struct ShmxStream;
+pub struct ShmxStream {
+    batch: bool,
+}
+
+/// `shmx-stream`: `loan_uninit`/`publish` and `take()`, a message at a time.
+pub const SHMX_STREAM: ShmxStream = ShmxStream { batch: false };
+/// `shmx-batch`: [`Publisher::send_many`] of [`BATCH`] messages and [`Subscriber::drain`].
+pub const SHMX_BATCH: ShmxStream = ShmxStream { batch: true };
+
+/// Messages per `send_many` call of `shmx-batch`.
+pub const BATCH: u64 = 64;
 
 /// Unix domain stream sockets (id `uds-stream`).
 #[derive(Debug, Clone, Copy)]
@@ -120,15 +134,44 @@ struct ShmxSender<const N: usize> {
     subscribers: usize,
     peers: Vec<Peer>,
     seq: u64,
+    batch: bool,
+}
+
+impl<const N: usize> ShmxSender<N> {
+    /// Publishes messages `first..=last`, the last one with the flush bit, in batches of
+    /// [`BATCH`] through `send_many` (each written whole, as `send` does).
+    fn send_batches(&mut self, first: u64, last: u64) -> Result<()> {
+        let mut from = first;
+        while from <= last {
+            let to = (from + BATCH - 1).min(last);
+            let sent = self.stream.send_many((from..=to).map(|n| {
+                let mut payload = [0u8; N];
+                let h = if n == last { n | FLUSH } else { n };
+                payload[..8].copy_from_slice(&h.to_ne_bytes());
+                payload
+            }))?;
+            debug_assert_eq!(sent as u64, to - from + 1);
+            from = to + 1;
+        }
+        Ok(())
+    }
 }
 
 impl Throughput for ShmxStream {
     fn id(&self) -> &'static str {
-        "shmx-stream"
+        if self.batch {
+            "shmx-batch"
+        } else {
+            "shmx-stream"
+        }
     }
 
     fn describe(&self) -> &'static str {
-        "shmx, Overflow::Block, subscribers spinning on take()"
+        if self.batch {
+            "shmx, Overflow::Block, send_many() of 64 messages, subscribers spinning on drain()"
+        } else {
+            "shmx, Overflow::Block, subscribers spinning on take()"
+        }
     }
 
     fn start(&self, payload: usize, subscribers: usize, run: &RunDir) -> Result<Box<dyn Stream>> {
@@ -156,8 +199,9 @@ impl Throughput for ShmxStream {
             }) {
                 return Err("the shmx-stream subscribers did not connect".into());
             }
-            Ok(Box::new(ShmxSender::<N> { stream, acks, subscribers, peers, seq: 0 })
-                as Box<dyn Stream>)
+            Ok(Box::new(ShmxSender::<N> {
+                stream, acks, subscribers, peers, seq: 0, batch: self.batch,
+            }) as Box<dyn Stream>)
         })
     }
 
@@ -167,11 +211,19 @@ impl Throughput for ShmxStream {
             .split_once(' ')
             .ok_or("shmx-stream children need `<subscribers> <yields>`")?;
         let (subscribers, yields) = (subscribers.parse()?, yields == "1");
-        with_payload!(self.id(), env.payload, N => shmx_child::<N>(&env.root, subscribers, yields))
+        let batch = self.batch;
+        with_payload!(self.id(), env.payload, N => {
+            shmx_child::<N>(&env.root, subscribers, yields, batch)
+        })
     }
 }
 
-fn shmx_child<const N: usize>(root: &Path, subscribers: usize, yields: bool) -> Result<()> {
+fn shmx_child<const N: usize>(
+    root: &Path,
+    subscribers: usize,
+    yields: bool,
+    batch: bool,
+) -> Result<()> {
     let sub = Subscriber::<[u8; N]>::builder(STREAM)
         .root(root)
         .queue_depth(QUEUE_DEPTH)
@@ -183,6 +235,9 @@ fn shmx_child<const N: usize>(root: &Path, subscribers: usize, yields: bool) -> 
         .topic_config(ack_topic(subscribers))
         .create()?;
     let (mut last, mut idle) = (0u64, Idle::with_yields(yields));
+    if batch {
+        return drain_child(&sub, &ack, idle);
+    }
     loop {
         let Some(sample) = sub.take()? else {
             idle.wait();
@@ -201,18 +256,63 @@ fn shmx_child<const N: usize>(root: &Path, subscribers: usize, yields: bool) -> 
     }
 }
 
+/// The `shmx-batch` subscriber: [`Subscriber::drain`] whatever is queued, check and answer
+/// as `shmx_child` does.
+fn drain_child<const N: usize>(
+    sub: &Subscriber<[u8; N]>,
+    ack: &Publisher<u64>,
+    mut idle: Idle,
+) -> Result<()> {
+    let (mut last, mut stop, mut failed) = (0u64, false, None);
+    while !stop {
+        let taken = sub.drain(QUEUE_DEPTH, |sample| {
+            if stop || failed.is_some() {
+                return;
+            }
+            let h = header(&**sample);
+            if h == STOP {
+                stop = true;
+                return;
+            }
+            match next(last, h) {
+                Ok((n, flush)) => {
+                    last = n;
+                    if flush {
+                        if let Err(e) = ack.send(last) {
+                            failed = Some(e.into());
+                        }
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if taken == 0 {
+            idle.wait();
+        }
+    }
+    Ok(())
+}
+
 impl<const N: usize> Stream for ShmxSender<N> {
     fn send(&mut self, n: u64) -> Result<Duration> {
         let start = Instant::now();
         if n == 0 {
             return Ok(start.elapsed());
         }
-        for _ in 1..n {
+        if self.batch {
+            self.send_batches(self.seq + 1, self.seq + n)?;
+            self.seq += n;
+        } else {
+            for _ in 1..n {
+                self.seq += 1;
+                publish_header(&self.stream, self.seq)?;
+            }
             self.seq += 1;
-            publish_header(&self.stream, self.seq)?;
+            publish_header(&self.stream, self.seq | FLUSH)?;
         }
-        self.seq += 1;
-        publish_header(&self.stream, self.seq | FLUSH)?;
         let (mut answered, mut idle) = (0, Idle::new(self.subscribers));
         while answered < self.subscribers {
             match self.acks.take()? {

@@ -121,6 +121,17 @@ impl PubCore {
                 break;
             }
             sent += 1;
+            // As `after_publish` does for each sample: take back what subscribers returned
+            // often enough that their return rings never fill, and start owning the next
+            // chunk.
+            st.since_collect += 1;
+            if st.since_collect >= self.collect_every {
+                st.since_collect = 0;
+                self.collect(&mut st);
+            }
+            if let Some(next) = st.pool.next_free() {
+                self.data.prefetch_write(next as usize);
+            }
         }
         let mut st = self.state.borrow_mut();
         if sent > 0 {
