@@ -11,7 +11,8 @@ pub enum Overflow {
     #[default]
     DropOldest,
     /// Wait until the subscriber makes room, up to the publisher's `block_timeout`
-    /// (forever when none is set); then `Error::Timeout`.
+    /// (forever when none is set); then `Error::Timeout` (the subscribers before that one
+    /// in slot order already have the sample).
     Block,
     /// Return `Error::QueueFull` and deliver the sample to nobody.
     Fail,

@@ -100,7 +100,11 @@ impl PubCore {
     /// The state is borrowed per value, after the iterator produced it, so that the iterator
     /// may use this publisher too.
     pub(crate) fn send_many<T>(&self, values: impl Iterator<Item = T>) -> Result<usize> {
-        let mut sent = 0;
+        // Wakes and does the bookkeeping once the batch ends, even by a panic of `values`.
+        let mut batch = BatchEnd {
+            core: self,
+            sent: 0,
+        };
         let mut result = Ok(());
         for value in values {
             let mut st = self.state.borrow_mut();
@@ -120,7 +124,7 @@ impl PubCore {
                 result = Err(e);
                 break;
             }
-            sent += 1;
+            batch.sent += 1;
             // As `after_publish` does for each sample: take back what subscribers returned
             // often enough that their return rings never fill, and start owning the next
             // chunk.
@@ -133,11 +137,8 @@ impl PubCore {
                 self.data.prefetch_write(next as usize);
             }
         }
-        let mut st = self.state.borrow_mut();
-        if sent > 0 {
-            wake(&st.conns, st.light);
-        }
-        self.after_publish(&mut st);
+        let sent = batch.sent;
+        drop(batch);
         result.map(|()| sent)
     }
 
@@ -301,6 +302,24 @@ impl PubCore {
             round = round.saturating_add(1);
             pause(round);
         }
+    }
+}
+
+/// The end of a `send_many` batch: wakes the subscribers that sleep (once for the batch) and
+/// does the bookkeeping of `after_publish`.
+struct BatchEnd<'a> {
+    core: &'a PubCore,
+    sent: usize,
+}
+
+impl Drop for BatchEnd<'_> {
+    fn drop(&mut self) {
+        // Never borrowed here: `send_many` holds the state only while it publishes a value.
+        let mut st = self.core.state.borrow_mut();
+        if self.sent > 0 {
+            wake(&st.conns, st.light);
+        }
+        self.core.after_publish(&mut st);
     }
 }
 

@@ -212,7 +212,9 @@ impl<T: ShmMessage> Publisher<T> {
     ///
     /// Stops at the first error (pool exhausted, a full queue under `Overflow::Fail`, a
     /// timeout under `Overflow::Block`) and returns it: the values before it were published,
-    /// the one that failed and those after it were not.
+    /// those after it were not, and the one that failed reached nobody, except under
+    /// `Overflow::Block`, where it reached the subscribers before the one whose queue stayed
+    /// full (as with [`send`](Self::send)).
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();

@@ -27,3 +27,4 @@ pub fn assert_empty(root: &Path) {
         .collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
+pub mod batch;
