@@ -60,7 +60,7 @@ struct Tick {
 }
 
 #[test]
-fn publish_and_take_allocate_nothing_after_warm_up() {
+fn publish_take_send_many_and_drain_allocate_nothing_after_warm_up() {
     // The counter itself sees allocations.
     let (boxed, n) = counted(|| Box::new(7u64));
     assert!(n >= 1 && *boxed == 7);
@@ -105,6 +105,25 @@ fn publish_and_take_allocate_nothing_after_warm_up() {
                     .unwrap()
                     .expect("second");
                 assert_eq!((a.seq, b.seq), (i, i));
+            }
+            // The batch calls too.
+            let ticks = (0..4).map(|k| Tick {
+                seq: i * 4 + k,
+                price: 2.0,
+                flags: [0; 8],
+                valid: true,
+                _pad: [0; 7],
+            });
+            assert_eq!(publisher.send_many(ticks).unwrap(), 4);
+            for sub in &subs {
+                let mut next = i * 4;
+                let n = sub
+                    .drain(usize::MAX, |t| {
+                        assert_eq!(t.seq, next);
+                        next += 1;
+                    })
+                    .unwrap();
+                assert_eq!(n, 4);
             }
         };
         for i in 0..1_000 {
