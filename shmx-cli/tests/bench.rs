@@ -23,6 +23,7 @@ fn bench_lists_its_contenders() {
         "tcp",
         "pipe",
         "shmx-stream",
+        "shmx-batch",
     ] {
         assert!(text.contains(id), "{id} missing from:\n{text}");
     }
