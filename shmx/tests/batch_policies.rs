@@ -22,17 +22,8 @@ use common::{assert_empty, root};
 #[test]
 fn send_many_under_fail_stops_at_the_first_full_queue() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t")
-        .queue_depth(4)
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .queue_depth(4)
-        .overflow(Overflow::Fail)
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let sub = subscriber_t(dir.path(), 4);
+    let publisher = publisher_t(dir.path(), 4, Overflow::Fail, DEADLINE);
     match publisher.send_many(0..10) {
         Err(Error::QueueFull { topic, depth }) => assert_eq!((topic.as_str(), depth), ("t", 4)),
         other => panic!("expected QueueFull, got {other:?}"),
@@ -50,22 +41,9 @@ fn send_many_under_fail_stops_at_the_first_full_queue() {
 #[test]
 fn send_many_under_fail_delivers_the_failed_value_to_nobody() {
     let dir = root();
-    let roomy = Subscriber::<u64>::builder("t")
-        .queue_depth(16)
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let small = Subscriber::<u64>::builder("t")
-        .queue_depth(4)
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .queue_depth(16)
-        .overflow(Overflow::Fail)
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let roomy = subscriber_t(dir.path(), 16);
+    let small = subscriber_t(dir.path(), 4);
+    let publisher = publisher_t(dir.path(), 16, Overflow::Fail, DEADLINE);
     assert!(matches!(
         publisher.send_many(0..10),
         Err(Error::QueueFull { depth: 4, .. })
@@ -81,18 +59,8 @@ fn send_many_under_fail_delivers_the_failed_value_to_nobody() {
 #[test]
 fn send_many_under_block_times_out_after_filling_the_queue() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t")
-        .queue_depth(4)
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .queue_depth(4)
-        .overflow(Overflow::Block)
-        .block_timeout(Duration::from_millis(50))
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let sub = subscriber_t(dir.path(), 4);
+    let publisher = publisher_t(dir.path(), 4, Overflow::Block, Duration::from_millis(50));
     let t = Instant::now();
     match publisher.send_many(0..10) {
         Err(Error::Timeout { topic, .. }) => assert_eq!(topic, "t"),
@@ -123,23 +91,9 @@ fn send_many_under_block_times_out_after_filling_the_queue() {
 #[test]
 fn send_many_under_block_delivers_the_timed_out_value_to_subscribers_with_room() {
     let dir = root();
-    let roomy = Subscriber::<u64>::builder("t")
-        .queue_depth(16)
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let small = Subscriber::<u64>::builder("t")
-        .queue_depth(4)
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .queue_depth(16)
-        .overflow(Overflow::Block)
-        .block_timeout(Duration::from_millis(50))
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let roomy = subscriber_t(dir.path(), 16);
+    let small = subscriber_t(dir.path(), 4);
+    let publisher = publisher_t(dir.path(), 16, Overflow::Block, Duration::from_millis(50));
     assert!(matches!(
         publisher.send_many(0..10),
         Err(Error::Timeout { .. })
@@ -243,18 +197,8 @@ fn send_many_wakes_a_sleeping_subscriber() {
 #[test]
 fn send_many_under_block_wakes_the_subscriber_before_it_waits() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t")
-        .queue_depth(4)
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .queue_depth(4)
-        .overflow(Overflow::Block)
-        .block_timeout(DEADLINE)
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let sub = subscriber_t(dir.path(), 4);
+    let publisher = publisher_t(dir.path(), 4, Overflow::Block, DEADLINE);
     // The batch fills the queue at value 4 and must wake the subscriber before it blocks:
     // otherwise it only goes on when the subscriber wakes up by itself.
     let (latency, got) = wake_latency(sub, 10, || {
@@ -272,18 +216,8 @@ fn send_many_under_block_wakes_the_subscriber_before_it_waits() {
 #[test]
 fn send_many_under_block_keeps_pace_with_a_reader_on_another_thread() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t")
-        .queue_depth(4)
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .queue_depth(4)
-        .overflow(Overflow::Block)
-        .block_timeout(DEADLINE)
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let sub = subscriber_t(dir.path(), 4);
+    let publisher = publisher_t(dir.path(), 4, Overflow::Block, DEADLINE);
     const N: u64 = 20_000;
     let reader = std::thread::spawn(move || {
         let mut got = Vec::with_capacity(N as usize);

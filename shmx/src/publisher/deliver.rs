@@ -125,17 +125,7 @@ impl PubCore {
                 break;
             }
             batch.sent += 1;
-            // As `after_publish` does for each sample: take back what subscribers returned
-            // often enough that their return rings never fill, and start owning the next
-            // chunk.
-            st.since_collect += 1;
-            if st.since_collect >= self.collect_every {
-                st.since_collect = 0;
-                self.collect(&mut st);
-            }
-            if let Some(next) = st.pool.next_free() {
-                self.data.prefetch_write(next as usize);
-            }
+            self.recycle(&mut st);
         }
         let sent = batch.sent;
         drop(batch);
@@ -175,6 +165,21 @@ impl PubCore {
         result
     }
 
+    /// After each sample published (in a batch too): takes back what subscribers returned,
+    /// every so often, so that their return rings never fill, and starts owning the chunk the
+    /// next loan will take.
+    #[inline(always)]
+    fn recycle(&self, st: &mut PubState) {
+        st.since_collect += 1;
+        if st.since_collect >= self.collect_every {
+            st.since_collect = 0;
+            self.collect(st);
+        }
+        if let Some(next) = st.pool.next_free() {
+            self.data.prefetch_write(next as usize);
+        }
+    }
+
     /// After one publish or a batch, off the path from loan to publish: tools' counters,
     /// taking back what subscribers returned (every so often), and owning the chunk the next
     /// loan will take, so that writing it then costs no cache miss (a subscriber read it last).
@@ -187,14 +192,7 @@ impl PubCore {
         // they see in the return rings.
         slot.chunks_in_use
             .store(st.pool.in_use() as u64, Ordering::Relaxed);
-        st.since_collect += 1;
-        if st.since_collect >= self.collect_every {
-            st.since_collect = 0;
-            self.collect(st);
-        }
-        if let Some(next) = st.pool.next_free() {
-            self.data.prefetch_write(next as usize);
-        }
+        self.recycle(st);
         for conn in &mut st.conns {
             // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
             unsafe { conn.delivery.delivery() }.refresh_tail(&mut conn.ring, conn.depth);

@@ -45,6 +45,32 @@ pub fn fail_pair(dir: &Path, depth: usize) -> (Publisher<u64>, Subscriber<u64>) 
     (publisher, sub)
 }
 
+/// A subscriber of `u64` on topic `t` in `dir` with queue depth `depth` (default topic limits).
+pub fn subscriber_t(dir: &Path, depth: usize) -> Subscriber<u64> {
+    Subscriber::<u64>::builder("t")
+        .queue_depth(depth)
+        .root(dir)
+        .create()
+        .unwrap()
+}
+
+/// A publisher of `u64` on topic `t` in `dir` with queue depth `depth` and `overflow`;
+/// under `Overflow::Block` it waits up to `block_timeout` (default topic limits).
+pub fn publisher_t(
+    dir: &Path,
+    depth: usize,
+    overflow: Overflow,
+    block_timeout: Duration,
+) -> Publisher<u64> {
+    Publisher::<u64>::builder("t")
+        .queue_depth(depth)
+        .overflow(overflow)
+        .block_timeout(block_timeout)
+        .root(dir)
+        .create()
+        .unwrap()
+}
+
 /// Calls `drain(max, …)` until it returns 0, checking that each call hands over exactly
 /// `min(max, still waiting)` samples and returns that count; `waiting` samples must be
 /// queued. Returns the (sequence, value) of every sample, in the order handed over.
