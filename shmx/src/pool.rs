@@ -12,8 +12,18 @@ use crate::pins;
 struct ChunkState {
     /// Bit `s` set: subscriber slot `s` holds the chunk (in its queue or taken).
     holders: u64,
-    in_history: bool,
-    loaned: bool,
+    /// [`LOANED`] and [`IN_HISTORY`]: with `holders`, the chunk is free when both are 0.
+    flags: u64,
+}
+
+const LOANED: u64 = 1;
+const IN_HISTORY: u64 = 2;
+
+impl ChunkState {
+    #[inline(always)]
+    fn is_free(self) -> bool {
+        self.holders | self.flags == 0
+    }
 }
 
 /// Counts of a publisher's chunks by state.
@@ -33,9 +43,42 @@ pub struct PoolStats {
     pub pinned: usize,
 }
 
+/// A stack of free chunk indices with room for every chunk, so a push never allocates.
+struct FreeStack {
+    slots: Box<[u32]>,
+    len: usize,
+}
+
+impl FreeStack {
+    #[inline(always)]
+    fn push(&mut self, c: u32) {
+        // A chunk is pushed only when it becomes free, so at most `slots.len()` are here.
+        if let Some(s) = self.slots.get_mut(self.len) {
+            *s = c;
+            self.len += 1;
+        }
+    }
+
+    #[inline(always)]
+    fn pop(&mut self) -> Option<u32> {
+        let len = self.len.checked_sub(1)?;
+        self.len = len;
+        self.slots.get(len).copied()
+    }
+
+    #[inline(always)]
+    fn last(&self) -> Option<u32> {
+        self.slots.get(self.len.checked_sub(1)?).copied()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
 pub(crate) struct Pool {
     chunks: Vec<ChunkState>,
-    free: Vec<u32>,
+    free: FreeStack,
     deferred: Vec<u32>,
     /// Whether subscribers may pin chunks (the publisher keeps history).
     pins_possible: bool,
@@ -48,7 +91,10 @@ impl Pool {
         Pool {
             chunks: vec![ChunkState::default(); count],
             // Pop from the end: hand out low indices first.
-            free: (0..count as u32).rev().collect(),
+            free: FreeStack {
+                slots: (0..count as u32).rev().collect(),
+                len: count,
+            },
             deferred: Vec::new(),
             pins_possible,
             ignored: 0,
@@ -60,7 +106,7 @@ impl Pool {
     pub(crate) fn alloc(&mut self, data: &DataSegment) -> Option<u32> {
         if !self.pins_possible {
             if let Some(c) = self.free.pop() {
-                self.chunks[c as usize].loaned = true;
+                self.set_loaned(c);
                 return Some(c);
             }
         }
@@ -76,24 +122,30 @@ impl Pool {
                 self.deferred.push(c);
                 continue;
             }
-            self.chunks[c as usize].loaned = true;
+            self.set_loaned(c);
             return Some(c);
         }
         for i in (0..self.deferred.len()).rev() {
             let c = self.deferred[i];
             if pins::unpinned(data.pin(c as usize)) {
                 self.deferred.swap_remove(i);
-                self.chunks[c as usize].loaned = true;
+                self.set_loaned(c);
                 return Some(c);
             }
         }
         None
     }
 
-    #[inline]
+    #[inline(always)]
+    fn set_loaned(&mut self, c: u32) {
+        if let Some(s) = self.chunks.get_mut(c as usize) {
+            s.flags |= LOANED;
+        }
+    }
+
+    #[inline(always)]
     fn maybe_free(&mut self, c: u32) {
-        let s = self.chunks[c as usize];
-        if s.holders == 0 && !s.in_history && !s.loaned {
+        if self.chunks.get(c as usize).is_some_and(|s| s.is_free()) {
             self.free.push(c);
         }
     }
@@ -101,27 +153,37 @@ impl Pool {
     /// The chunk the next `alloc` is likely to return.
     #[inline]
     pub(crate) fn next_free(&self) -> Option<u32> {
-        self.free.last().copied()
+        self.free.last()
     }
 
     /// A loan ends, published or not.
     #[inline]
     pub(crate) fn end_loan(&mut self, c: u32) {
-        self.chunks[c as usize].loaned = false;
+        self.chunks[c as usize].flags &= !LOANED;
         self.maybe_free(c);
     }
 
     pub(crate) fn set_history(&mut self, c: u32, on: bool) {
-        self.chunks[c as usize].in_history = on;
-        if !on {
+        let s = &mut self.chunks[c as usize];
+        if on {
+            s.flags |= IN_HISTORY;
+        } else {
+            s.flags &= !IN_HISTORY;
             self.maybe_free(c);
         }
     }
 
-    /// Subscriber bit `bit` now holds chunk `c`.
+    /// Loaned chunk `c` was published to the subscribers of bits `holders`: they hold it
+    /// now, and its loan ends.
     #[inline]
-    pub(crate) fn deliver(&mut self, c: u32, bit: u64) {
-        self.chunks[c as usize].holders |= bit;
+    pub(crate) fn publish(&mut self, c: u32, holders: u64) {
+        if let Some(s) = self.chunks.get_mut(c as usize) {
+            s.holders |= holders;
+            s.flags &= !LOANED;
+            if s.is_free() {
+                self.free.push(c);
+            }
+        }
     }
 
     /// Subscriber bit `bit` gives back chunk index `c` (read from shared memory: checked).
@@ -130,7 +192,9 @@ impl Pool {
         match self.chunks.get_mut(c as usize) {
             Some(s) if s.holders & bit != 0 => {
                 s.holders &= !bit;
-                self.maybe_free(c as u32);
+                if s.is_free() {
+                    self.free.push(c as u32);
+                }
             }
             _ => self.ignored += 1,
         }
@@ -160,8 +224,8 @@ impl Pool {
             ..PoolStats::default()
         };
         for c in &self.chunks {
-            st.loaned += c.loaned as usize;
-            st.history += c.in_history as usize;
+            st.loaned += (c.flags & LOANED != 0) as usize;
+            st.history += (c.flags & IN_HISTORY != 0) as usize;
             st.delivered += (c.holders != 0) as usize;
         }
         st

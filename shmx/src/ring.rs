@@ -61,15 +61,19 @@ pub(crate) struct RingLoc {
     tail: *const AtomicU64,
     slots: *const AtomicU64,
     len: usize,
+    mask: u64,
+    shift: u32,
 }
 
 impl RingLoc {
-    fn of(head: &AtomicU64, tail: &AtomicU64, slots: &[AtomicU64]) -> RingLoc {
+    fn of(head: &AtomicU64, tail: &AtomicU64, slots: &[AtomicU64], mask: u64, shift: u32) -> Self {
         RingLoc {
             head,
             tail,
             slots: slots.as_ptr(),
             len: slots.len(),
+            mask,
+            shift,
         }
     }
 
@@ -83,11 +87,13 @@ impl RingLoc {
         // SAFETY: the caller keeps the mapping alive; the pointers and length came from
         // references and a slice into it.
         unsafe {
-            DeliveryRing::new(
-                &*self.head,
-                &*self.tail,
-                std::slice::from_raw_parts(self.slots, self.len),
-            )
+            DeliveryRing {
+                head: &*self.head,
+                tail: &*self.tail,
+                slots: std::slice::from_raw_parts(self.slots, self.len),
+                mask: self.mask,
+                shift: self.shift,
+            }
         }
     }
 
@@ -99,16 +105,20 @@ impl RingLoc {
     pub(crate) unsafe fn returns<'a>(self) -> ReturnRing<'a> {
         // SAFETY: as in `delivery`.
         unsafe {
-            ReturnRing::new(
-                &*self.head,
-                &*self.tail,
-                std::slice::from_raw_parts(self.slots, self.len),
-            )
+            ReturnRing {
+                head: &*self.head,
+                tail: &*self.tail,
+                slots: std::slice::from_raw_parts(self.slots, self.len),
+                mask: self.mask,
+            }
         }
     }
 }
 
 /// A view of a delivery ring's words, wherever they live.
+///
+/// Invariant of both ring views: `slots` is not empty and `mask == slots.len() - 1`, so
+/// `position & mask` is always a valid slot index (the constructors check it once).
 #[derive(Clone, Copy)]
 pub(crate) struct DeliveryRing<'a> {
     head: &'a AtomicU64,
@@ -116,6 +126,16 @@ pub(crate) struct DeliveryRing<'a> {
     slots: &'a [AtomicU64],
     mask: u64,
     shift: u32,
+}
+
+/// The slot of `position` in `slots` whose length is `mask + 1`.
+#[inline(always)]
+fn slot_of(slots: &[AtomicU64], mask: u64, position: u64) -> &AtomicU64 {
+    let i = (position & mask) as usize;
+    debug_assert!(i < slots.len());
+    // SAFETY: the ring views' invariant: `mask == slots.len() - 1` with `slots` non-empty,
+    // so `position & mask <= slots.len() - 1`.
+    unsafe { slots.get_unchecked(i) }
 }
 
 /// What a push into a delivery ring did.
@@ -132,9 +152,14 @@ pub(crate) enum Push {
 
 impl<'a> DeliveryRing<'a> {
     /// A view over `head`, `tail` and `slots` (`slots.len()` a power of two).
-    #[inline(always)]
+    ///
+    /// # Panics
+    /// If `slots` is empty or its length not a power of two (validated layouts never are).
     pub(crate) fn new(head: &'a AtomicU64, tail: &'a AtomicU64, slots: &'a [AtomicU64]) -> Self {
-        debug_assert!(slots.len().is_power_of_two());
+        assert!(
+            slots.len().is_power_of_two(),
+            "ring capacity is a power of two"
+        );
         DeliveryRing {
             head,
             tail,
@@ -145,13 +170,18 @@ impl<'a> DeliveryRing<'a> {
     }
 
     #[inline(always)]
+    fn slot(&self, position: u64) -> &'a AtomicU64 {
+        slot_of(self.slots, self.mask, position)
+    }
+
+    #[inline(always)]
     fn lap(&self, position: u64) -> u64 {
         ((position >> self.shift).wrapping_add(1) & 0xF) << LAP_SHIFT
     }
 
     /// Where this ring's words are.
     pub(crate) fn loc(&self) -> RingLoc {
-        RingLoc::of(self.head, self.tail, self.slots)
+        RingLoc::of(self.head, self.tail, self.slots, self.mask, self.shift)
     }
 
     /// The state a producer starts with on this ring. If an earlier producer died between
@@ -205,7 +235,7 @@ impl<'a> DeliveryRing<'a> {
                     return Push::Full;
                 }
                 // Same `t` as the full check: never reload here (see PROTOCOLS.md §1).
-                let old = self.slots[(t & self.mask) as usize].load(Ordering::Acquire);
+                let old = self.slot(t).load(Ordering::Acquire);
                 match self.tail.compare_exchange(
                     t,
                     t.wrapping_add(1),
@@ -221,7 +251,7 @@ impl<'a> DeliveryRing<'a> {
                 }
             }
         }
-        self.slots[(h & self.mask) as usize].store(entry | self.lap(h), Ordering::Release);
+        self.slot(h).store(entry | self.lap(h), Ordering::Release);
         self.head.store(h.wrapping_add(1), Ordering::Release);
         p.head = h.wrapping_add(1);
         match stolen {
@@ -252,7 +282,7 @@ impl<'a> DeliveryRing<'a> {
     pub(crate) fn pop(&self) -> Option<u64> {
         loop {
             let t = self.tail.load(Ordering::Acquire);
-            let e = self.slots[(t & self.mask) as usize].load(Ordering::Acquire);
+            let e = self.slot(t).load(Ordering::Acquire);
             if e & !PAYLOAD_MASK != self.lap(t) {
                 return None;
             }
@@ -274,7 +304,7 @@ impl<'a> DeliveryRing<'a> {
     #[inline]
     pub(crate) fn pop_unshared(&self) -> Option<u64> {
         let t = self.tail.load(Ordering::Relaxed);
-        let e = self.slots[(t & self.mask) as usize].load(Ordering::Acquire);
+        let e = self.slot(t).load(Ordering::Acquire);
         if e & !PAYLOAD_MASK != self.lap(t) {
             return None;
         }
@@ -287,7 +317,7 @@ impl<'a> DeliveryRing<'a> {
     #[inline]
     pub(crate) fn peek(&self, ahead: u64) -> Option<u64> {
         let t = self.tail.load(Ordering::Relaxed).wrapping_add(ahead);
-        let e = self.slots[(t & self.mask) as usize].load(Ordering::Relaxed);
+        let e = self.slot(t).load(Ordering::Relaxed);
         (e & !PAYLOAD_MASK == self.lap(t)).then_some(e & PAYLOAD_MASK)
     }
 
@@ -295,7 +325,7 @@ impl<'a> DeliveryRing<'a> {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         let t = self.tail.load(Ordering::Acquire);
-        self.slots[(t & self.mask) as usize].load(Ordering::Acquire) & !PAYLOAD_MASK != self.lap(t)
+        self.slot(t).load(Ordering::Acquire) & !PAYLOAD_MASK != self.lap(t)
     }
 }
 
@@ -310,15 +340,25 @@ pub(crate) struct ReturnRing<'a> {
 
 impl<'a> ReturnRing<'a> {
     /// A view over `head`, `tail` and `slots` (`slots.len()` a power of two).
-    #[inline(always)]
+    ///
+    /// # Panics
+    /// If `slots` is empty or its length not a power of two (validated layouts never are).
     pub(crate) fn new(head: &'a AtomicU64, tail: &'a AtomicU64, slots: &'a [AtomicU64]) -> Self {
-        debug_assert!(slots.len().is_power_of_two());
+        assert!(
+            slots.len().is_power_of_two(),
+            "ring capacity is a power of two"
+        );
         ReturnRing {
             head,
             tail,
             slots,
             mask: slots.len() as u64 - 1,
         }
+    }
+
+    #[inline(always)]
+    fn slot(&self, position: u64) -> &'a AtomicU64 {
+        slot_of(self.slots, self.mask, position)
     }
 
     /// The state a producer starts with on this ring.
@@ -331,7 +371,7 @@ impl<'a> ReturnRing<'a> {
 
     /// Where this ring's words are.
     pub(crate) fn loc(&self) -> RingLoc {
-        RingLoc::of(self.head, self.tail, self.slots)
+        RingLoc::of(self.head, self.tail, self.slots, self.mask, 0)
     }
 
     /// The consumer's `tail`, read once when a consumer starts on this ring.
@@ -350,7 +390,7 @@ impl<'a> ReturnRing<'a> {
                 return false;
             }
         }
-        self.slots[(h & self.mask) as usize].store(entry, Ordering::Relaxed);
+        self.slot(h).store(entry, Ordering::Relaxed);
         self.head.store(h.wrapping_add(1), Ordering::Release);
         p.head = h.wrapping_add(1);
         true
@@ -374,7 +414,7 @@ impl<'a> ReturnRing<'a> {
         }
         let mut t = t0;
         while t != h {
-            f(self.slots[(t & self.mask) as usize].load(Ordering::Relaxed));
+            f(self.slot(t).load(Ordering::Relaxed));
             t = t.wrapping_add(1);
         }
         *tail = h;

@@ -92,7 +92,26 @@ impl PubCore {
         st.loans -= 1;
         let result = self.publish_in(st, chunk, len, true);
         self.after_publish(st);
-        result
+        match result {
+            Ok(()) => Ok(()),
+            Err(r) => Err(self.refused(r)),
+        }
+    }
+
+    /// The error a refused publish reports.
+    #[cold]
+    fn refused(&self, r: Refused) -> Error {
+        let topic = self.service.topic().to_owned();
+        match r {
+            Refused::QueueFull(depth) => Error::QueueFull {
+                topic,
+                depth: depth as usize,
+            },
+            Refused::Timeout => Error::Timeout {
+                topic,
+                operation: "publish (Overflow::Block, subscriber queue full)",
+            },
+        }
     }
 
     /// Sends every value of `values` (see [`Publisher::send_many`](crate::Publisher)).
@@ -120,8 +139,8 @@ impl PubCore {
             // holds `size_of::<T>()` bytes by the data segment's geometry (the publisher was
             // created for `T`).
             unsafe { self.data.payload(chunk as usize).cast::<T>().write(value) };
-            if let Err(e) = self.publish_in(&mut st, chunk, size_of::<T>(), false) {
-                result = Err(e);
+            if let Err(r) = self.publish_in(&mut st, chunk, size_of::<T>(), false) {
+                result = Err(self.refused(r));
                 break;
             }
             batch.sent += 1;
@@ -135,16 +154,19 @@ impl PubCore {
     /// Publishes loaned chunk `chunk` (its loan already uncounted): pushes it to every
     /// subscriber, waking those that sleep if `wake_now` (else the caller wakes them).
     #[inline(always)]
-    fn publish_in(&self, st: &mut PubState, chunk: u32, len: usize, wake_now: bool) -> Result<()> {
+    fn publish_in(
+        &self,
+        st: &mut PubState,
+        chunk: u32,
+        len: usize,
+        wake_now: bool,
+    ) -> std::result::Result<(), Refused> {
         debug_assert!(len <= self.data.geometry().payload_capacity);
         self.refresh(st);
         if self.config.overflow == Overflow::Fail {
             if let Some(depth) = self.first_full(st) {
                 st.pool.end_loan(chunk);
-                return Err(Error::QueueFull {
-                    topic: self.service.topic().to_owned(),
-                    depth: depth as usize,
-                });
+                return Err(Refused::QueueFull(depth));
             }
         }
         let seq = st.next_seq;
@@ -160,7 +182,6 @@ impl PubCore {
             self.refresh(st);
         }
         let result = self.deliver(st, chunk, wake_now);
-        st.pool.end_loan(chunk);
         st.published = seq;
         result
     }
@@ -226,15 +247,24 @@ impl PubCore {
         slot.hist_head.store(st.hist_written, Ordering::SeqCst);
     }
 
+    /// Pushes `chunk` into every subscriber's queue under the overflow policy, then records
+    /// in the pool who holds it and ends its loan (also when a `Block` wait fails part way).
     #[inline]
-    fn deliver(&self, st: &mut PubState, chunk: u32, wake_now: bool) -> Result<()> {
+    fn deliver(
+        &self,
+        st: &mut PubState,
+        chunk: u32,
+        wake_now: bool,
+    ) -> std::result::Result<(), Refused> {
         let steal = self.config.overflow == Overflow::DropOldest;
         let PubState {
             pool, conns, light, ..
         } = st;
-        let mut pushed = false;
-        for i in 0..conns.len() {
-            let conn = &mut conns[i];
+        let mut holders = 0u64;
+        let mut result = Ok(());
+        let mut i = 0;
+        while let Some(conn) = conns.get_mut(i) {
+            i += 1;
             // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
             let ring = unsafe { conn.delivery.delivery() };
             let entry = conn.tag | u64::from(chunk);
@@ -251,29 +281,33 @@ impl PubCore {
                     // before this one, and in a batch (`!wake_now`) any of them.
                     if !wake_now {
                         wake(conns, *light);
-                    } else if pushed {
-                        wake(&conns[..i], *light);
+                    } else if holders != 0 {
+                        wake(&conns[..i - 1], *light);
                     }
-                    match self.block(&mut conns[i], entry) {
+                    let conn = &mut conns[i - 1];
+                    match self.block(conn, entry) {
                         Ok(true) => {}
                         Ok(false) => continue, // the subscriber left
-                        Err(e) => return Err(e),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
                     }
                 }
             }
-            pool.deliver(chunk, conns[i].bit);
-            pushed = true;
+            holders |= conns[i - 1].bit;
         }
-        if pushed && wake_now {
+        pool.publish(chunk, holders);
+        if holders != 0 && wake_now {
             wake(conns, *light);
         }
-        Ok(())
+        result
     }
 
     /// `Overflow::Block`: waits until `conn`'s queue has room and pushes `entry`. `Ok(false)`
     /// if the subscriber left meanwhile.
     #[cold]
-    fn block(&self, conn: &mut Conn, entry: u64) -> Result<bool> {
+    fn block(&self, conn: &mut Conn, entry: u64) -> std::result::Result<bool, Refused> {
         let deadline = self.config.block_timeout.map(|t| Instant::now() + t);
         // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
         let ring = unsafe { conn.delivery.delivery() };
@@ -292,15 +326,22 @@ impl PubCore {
                 self.service.sweep_now(&self.last_sweep);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Error::Timeout {
-                    topic: self.service.topic().to_owned(),
-                    operation: "publish (Overflow::Block, subscriber queue full)",
-                });
+                return Err(Refused::Timeout);
             }
             round = round.saturating_add(1);
             pause(round);
         }
     }
+}
+
+/// Why a publish was refused; made into an [`Error`] only on the way out, so that the hot
+/// path passes one word instead of a whole `Result<(), Error>`.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    /// `Overflow::Fail`: a queue of this depth is full.
+    QueueFull(u64),
+    /// `Overflow::Block`: the wait timed out.
+    Timeout,
 }
 
 /// The end of a `send_many` batch: wakes the subscribers that sleep (once for the batch) and
