@@ -107,6 +107,23 @@ pub(crate) struct DataSegment {
     _region: Region,
     map: Mapping,
     geo: Geometry,
+    /// The CPU has `prefetchw` (see [`DataSegment::prefetch_write`]).
+    prefetchw: bool,
+}
+
+/// Whether this CPU has the `prefetchw` instruction (CPUID 8000_0001h, ECX bit 8:
+/// "3DNowPrefetch", which AMD and Intel since Broadwell report).
+fn cpu_has_prefetchw() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Leaf 8000_0000h says how far the extended leaves go before we ask for 8000_0001h.
+        use std::arch::x86_64::__cpuid;
+        __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 impl DataSegment {
@@ -153,6 +170,7 @@ impl DataSegment {
             )
         })?;
         Ok(DataSegment {
+            prefetchw: cpu_has_prefetchw(),
             _region: Region::register(map.ptr(), map.len()),
             map,
             geo,
@@ -203,17 +221,23 @@ impl DataSegment {
             return;
         }
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: prefetching is a hint that never faults, and `i < chunk_count` keeps the
-        // address inside the mapping anyway; SSE is part of the x86_64 baseline (`prefetchw`
-        // runs as a no-op on CPUs without it).
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-            _mm_prefetch::<_MM_HINT_ET0>(
-                self.map
+        if self.prefetchw {
+            // SAFETY: `i < chunk_count` keeps the address inside the mapping; `prefetchw` is
+            // a hint that never faults, reads or writes nothing architecturally, and exists
+            // on this CPU (checked at creation). (`_mm_prefetch::<_MM_HINT_ET0>` would emit a
+            // plain read prefetch without the `prfchw` target feature: the line would arrive
+            // shared and the write would still wait for ownership.)
+            unsafe {
+                let line = self
+                    .map
                     .ptr()
-                    .add(self.geo.chunks_off + i * self.geo.chunk_stride)
-                    .cast::<i8>(),
-            );
+                    .add(self.geo.chunks_off + i * self.geo.chunk_stride);
+                std::arch::asm!(
+                    "prefetchw [{line}]",
+                    line = in(reg) line,
+                    options(nostack, preserves_flags, readonly)
+                );
+            }
         }
     }
 
