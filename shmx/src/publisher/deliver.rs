@@ -86,6 +86,7 @@ impl PubCore {
 
     /// Publishes loaned chunk `chunk`, whose first `len` payload bytes the sample wrote
     /// (the message and the part of its tail in use; at most the payload capacity).
+    #[inline]
     pub(crate) fn publish(&self, chunk: u32, len: usize) -> Result<()> {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
@@ -187,8 +188,8 @@ impl PubCore {
     }
 
     /// After each sample published (in a batch too): takes back what subscribers returned,
-    /// every so often, so that their return rings never fill, and starts owning the chunk the
-    /// next loan will take.
+    /// every so often, so that their return rings never fill, and starts loading the chunk
+    /// the next loan will take.
     #[inline(always)]
     fn recycle(&self, st: &mut PubState) {
         st.since_collect += 1;
@@ -202,8 +203,8 @@ impl PubCore {
     }
 
     /// After one publish or a batch, off the path from loan to publish: tools' counters,
-    /// taking back what subscribers returned (every so often), and owning the chunk the next
-    /// loan will take, so that writing it then costs no cache miss (a subscriber read it last).
+    /// taking back what subscribers returned (every so often), and loading the chunk the next
+    /// loan will take, so that writing it then waits less (a subscriber read it last).
     #[inline(always)]
     fn after_publish(&self, st: &mut PubState) {
         // For tools (`shmx monitor`): a line only this publisher writes and peers read rarely.

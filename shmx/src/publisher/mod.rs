@@ -443,6 +443,7 @@ impl PubCore {
     }
 
     /// Takes a chunk for a new sample.
+    #[inline]
     pub(crate) fn loan(&self) -> Result<u32> {
         let mut st = self.state.borrow_mut();
         self.loan_in(&mut st)
@@ -496,6 +497,7 @@ impl PubCore {
 
     /// The payload of loaned chunk `chunk`, and how many bytes it holds (the message and
     /// its tail).
+    #[inline]
     pub(crate) fn payload(&self, chunk: u32) -> (*mut u8, usize) {
         (
             self.data.payload(chunk as usize),

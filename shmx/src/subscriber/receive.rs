@@ -5,7 +5,7 @@
 //! the chunk, makes no system call and allocates nothing.
 
 use super::{Held, PubConn, SubCore, SubState, ViewSlot, PINNED};
-use crate::data::ChunkLoc;
+use crate::data::{ChunkHeader, ChunkLoc};
 use crate::error::{Error, Result};
 use crate::message::{ShmMessage, ValidationContext};
 use crate::pins;
@@ -225,32 +225,13 @@ impl SubCore {
             }
             conn.last_seq = seq;
             conn.last_chunk = chunk;
-            let len = match self.check::<T>(conn.chunks, chunk) {
+            let len = match self.check_at::<T>(header, payload, conn.chunks.capacity) {
                 Ok(len) => len,
                 Err(reason) => {
                     self.give_back(conn, p, entry, unreturned);
                     return Next::Invalid(seq, reason);
                 }
             };
-            // Start loading the chunks of the next entries while this one is used: a stream
-            // of samples then waits for several cache misses at once, not one after another.
-            // In a steady stream the nearer ones were prefetched by the takes before: only
-            // the farthest is new. Otherwise (a burst starts, a short queue) load those there.
-            match ring.peek(PREFETCH - 1) {
-                Some(next) if next & !CHUNK_MASK == conn.tag => {
-                    conn.chunks.prefetch((next & CHUNK_MASK) as usize)
-                }
-                _ => {
-                    for ahead in 0..PREFETCH - 1 {
-                        match ring.peek(ahead) {
-                            Some(next) if next & !CHUNK_MASK == conn.tag => {
-                                conn.chunks.prefetch((next & CHUNK_MASK) as usize)
-                            }
-                            _ => break,
-                        }
-                    }
-                }
-            }
             let held = Held {
                 seq,
                 origin: service::incarnation_of(conn.slot_word),
@@ -312,13 +293,21 @@ impl SubCore {
     ) -> std::result::Result<usize, Rejected> {
         // SAFETY: `chunks` belongs to a view mapped while the caller's connection lives.
         let (header, ptr) = unsafe { chunks.chunk(chunk) }.ok_or(Rejected::OutOfRange)?;
+        self.check_at::<T>(header, ptr, chunks.capacity)
+    }
+
+    /// [`check`](Self::check) of a chunk already looked up: its header, its payload at `ptr`
+    /// and the payload capacity of its segment.
+    #[inline(always)]
+    fn check_at<T: ShmMessage>(
+        &self,
+        header: &ChunkHeader,
+        ptr: *const u8,
+        capacity: usize,
+    ) -> std::result::Result<usize, Rejected> {
         // One load: the length checked is the length used.
         let len = header.len.load(Ordering::Relaxed);
-        let max = if self.tails {
-            chunks.capacity
-        } else {
-            self.size
-        };
+        let max = if self.tails { capacity } else { self.size };
         if len < self.size as u64 || len > max as u64 {
             return Err(Rejected::Length {
                 len,
@@ -399,6 +388,7 @@ impl SubCore {
             let p = held.pub_slot as usize;
             if let Some(conn) = pubs[p].as_mut() {
                 self.give_back(conn, p, held.entry, unreturned);
+                prefetch_queued(conn);
             }
         }
         if !vs.live && vs.held == 0 {
@@ -419,5 +409,31 @@ impl SubCore {
             }
             _ => false,
         });
+    }
+}
+
+/// Starts loading the chunks of the next samples queued from `conn`, so that a stream of
+/// samples waits for several cache misses at once, not one after another. Called when a
+/// sample is given back, which in a stream comes just before the next take, and in a
+/// request/response exchange after the response went out, off the path of the message.
+/// An empty queue costs one look. In a steady stream the nearer entries were prefetched by
+/// the releases before: only the farthest is new. Otherwise (a burst starts, a short queue)
+/// it loads those there are.
+#[inline(always)]
+fn prefetch_queued(conn: &PubConn) {
+    // SAFETY: the ring lives in our service mapping, alive as long as the subscriber.
+    let ring = unsafe { conn.delivery.delivery() };
+    let queued = |ahead| ring.peek(ahead).filter(|e| e & !CHUNK_MASK == conn.tag);
+    let Some(first) = queued(0) else { return };
+    if let Some(far) = queued(PREFETCH - 1) {
+        conn.chunks.prefetch((far & CHUNK_MASK) as usize);
+        return;
+    }
+    conn.chunks.prefetch((first & CHUNK_MASK) as usize);
+    for ahead in 1..PREFETCH - 1 {
+        match queued(ahead) {
+            Some(next) => conn.chunks.prefetch((next & CHUNK_MASK) as usize),
+            None => break,
+        }
     }
 }
