@@ -219,6 +219,22 @@ impl<'a> DeliveryRing<'a> {
         p.head.wrapping_sub(p.tail_cache) < depth
     }
 
+    /// Producer: pushes `entry` (which must leave the top 4 bits clear) if the cached `tail`
+    /// shows room for it; `false` (nothing pushed) otherwise, and [`push`](Self::push) decides.
+    /// The common case of a publish, kept small enough to inline.
+    #[inline(always)]
+    pub(crate) fn try_push(&self, p: &mut Producer, depth: u64, entry: u64) -> bool {
+        debug_assert_eq!(entry & !PAYLOAD_MASK, 0);
+        let h = p.head;
+        if h.wrapping_sub(p.tail_cache) >= depth {
+            return false;
+        }
+        self.slot(h).store(entry | self.lap(h), Ordering::Release);
+        self.head.store(h.wrapping_add(1), Ordering::Release);
+        p.head = h.wrapping_add(1);
+        true
+    }
+
     /// Producer: pushes `entry` (which must leave the top 4 bits clear) if fewer than `depth`
     /// entries are queued; when full and `steal` is set, first takes the oldest entry (once;
     /// `depth` must be at least 1).

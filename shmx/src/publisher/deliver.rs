@@ -250,20 +250,52 @@ impl PubCore {
 
     /// Pushes `chunk` into every subscriber's queue under the overflow policy, then records
     /// in the pool who holds it and ends its loan (also when a `Block` wait fails part way).
-    #[inline]
+    ///
+    /// The common case (every queue has room by the cached `tail`) is this loop; the first
+    /// queue that needs more goes to [`deliver_rest`](Self::deliver_rest).
+    #[inline(always)]
     fn deliver(
         &self,
         st: &mut PubState,
         chunk: u32,
         wake_now: bool,
     ) -> std::result::Result<(), Refused> {
+        let mut holders = 0u64;
+        for i in 0..st.conns.len() {
+            let conn = &mut st.conns[i];
+            // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
+            let ring = unsafe { conn.delivery.delivery() };
+            if !ring.try_push(&mut conn.ring, conn.depth, conn.tag | u64::from(chunk)) {
+                return self.deliver_rest(st, chunk, wake_now, i, holders);
+            }
+            holders |= conn.bit;
+        }
+        st.pool.publish(chunk, holders);
+        if holders != 0 && wake_now {
+            wake(&st.conns, st.light);
+        }
+        Ok(())
+    }
+
+    /// `deliver` from connection `from` on, when its queue looked full by the cached `tail`:
+    /// re-reads it, and steals, waits or skips as the policy says. `holders` are the bits of
+    /// the connections before `from`, already pushed to.
+    #[cold]
+    #[inline(never)]
+    fn deliver_rest(
+        &self,
+        st: &mut PubState,
+        chunk: u32,
+        wake_now: bool,
+        from: usize,
+        mut holders: u64,
+    ) -> std::result::Result<(), Refused> {
         let steal = self.config.overflow == Overflow::DropOldest;
         let PubState {
             pool, conns, light, ..
         } = st;
-        let mut holders = 0u64;
         let mut result = Ok(());
-        let mut i = 0;
+        let mut i = from;
         while let Some(conn) = conns.get_mut(i) {
             i += 1;
             // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.

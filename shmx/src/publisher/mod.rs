@@ -449,8 +449,22 @@ impl PubCore {
         self.loan_in(&mut st)
     }
 
-    #[inline]
+    /// Takes a chunk from the free list for a loan: the common case, inline.
+    #[inline(always)]
     fn loan_in(&self, st: &mut PubState) -> Result<u32> {
+        if st.loans < self.config.max_loans {
+            if let Some(chunk) = st.pool.alloc(&self.data) {
+                st.loans += 1;
+                return Ok(chunk);
+            }
+        }
+        self.loan_slow(st)
+    }
+
+    /// `loan_in` when the loan limit is reached or the free list is empty.
+    #[cold]
+    #[inline(never)]
+    fn loan_slow(&self, st: &mut PubState) -> Result<u32> {
         if st.loans >= self.config.max_loans {
             return Err(Error::LoanLimit {
                 topic: self.service.topic().to_owned(),

@@ -180,33 +180,91 @@ impl SubCore {
     }
 
     /// Takes the next valid sample of publisher slot `p`, if any.
-    #[inline]
+    ///
+    /// The common case (the next entry is ours, in range, new and valid) is inline; anything
+    /// else goes to [`take_from_rest`](Self::take_from_rest).
+    #[inline(always)]
     fn take_from<T: ShmMessage>(&self, st: &mut SubState, p: usize) -> Next {
+        let Some(Some(conn)) = st.pubs.get_mut(p) else {
+            return Next::Empty;
+        };
+        if !conn.pending.is_empty() {
+            return self.take_from_rest::<T>(st, p, None);
+        }
+        // SAFETY: the ring lives in our service mapping, alive as long as `self`.
+        let ring = unsafe { conn.delivery.delivery() };
+        let entry = if conn.unshared {
+            ring.pop_unshared()
+        } else {
+            ring.pop()
+        };
+        let Some(entry) = entry else {
+            // Nothing yet. A publisher usually takes its chunks in order, so the next sample
+            // is likely in a neighbour of the last one: start loading both now, so that when
+            // the ring entry arrives the chunk is (nearly) here too, instead of being fetched
+            // only after the entry.
+            conn.chunks.prefetch(conn.last_chunk.wrapping_add(1));
+            conn.chunks.prefetch(conn.last_chunk.wrapping_sub(1));
+            return Next::Empty;
+        };
+        if entry & !CHUNK_MASK == conn.tag {
+            let chunk = (entry & CHUNK_MASK) as usize;
+            // SAFETY: `conn.chunks` belongs to `views[conn.view]`, mapped while `conn` lives.
+            if let Some((header, payload)) = unsafe { conn.chunks.chunk(chunk) } {
+                let seq = header.seq.load(Ordering::Acquire);
+                if seq > conn.last_seq {
+                    if let Ok(len) = self.check_at::<T>(header, payload, conn.chunks.capacity) {
+                        conn.last_seq = seq;
+                        conn.last_chunk = chunk;
+                        let held = Held {
+                            seq,
+                            origin: service::incarnation_of(conn.slot_word),
+                            len,
+                            entry,
+                            view: conn.view as u32,
+                            pub_slot: p as u32,
+                            chunk: chunk as u32,
+                        };
+                        return Next::Sample(held, payload);
+                    }
+                }
+            }
+        }
+        self.take_from_rest::<T>(st, p, Some(entry))
+    }
+
+    /// `take_from` past its common case: pinned history first, then ring entries that are
+    /// not ours, out of range, already seen or invalid (starting with `first`, already taken
+    /// from the ring), until a good one or none.
+    #[cold]
+    #[inline(never)]
+    fn take_from_rest<T: ShmMessage>(
+        &self,
+        st: &mut SubState,
+        p: usize,
+        mut first: Option<u64>,
+    ) -> Next {
         let SubState {
             pubs,
             unreturned,
             views,
             ..
         } = st;
-        let conn = pubs[p].as_mut().expect("active connections exist");
-        if !conn.pending.is_empty() {
+        let Some(Some(conn)) = pubs.get_mut(p) else {
+            return Next::Empty;
+        };
+        if first.is_none() && !conn.pending.is_empty() {
             return self.take_history::<T>(conn, p, views);
         }
         // SAFETY: the ring lives in our service mapping, alive as long as `self`.
         let ring = unsafe { conn.delivery.delivery() };
         loop {
-            let entry = if conn.unshared {
-                ring.pop_unshared()
-            } else {
-                ring.pop()
+            let entry = match first.take() {
+                Some(e) => Some(e),
+                None if conn.unshared => ring.pop_unshared(),
+                None => ring.pop(),
             };
             let Some(entry) = entry else {
-                // Nothing yet. A publisher usually takes its chunks in order, so the next
-                // sample is likely in a neighbour of the last one: start loading both now, so
-                // that when the ring entry arrives the chunk is (nearly) here too, instead of
-                // being fetched only after the entry.
-                conn.chunks.prefetch(conn.last_chunk.wrapping_add(1));
-                conn.chunks.prefetch(conn.last_chunk.wrapping_sub(1));
                 return Next::Empty;
             };
             if entry & !CHUNK_MASK != conn.tag {
