@@ -127,18 +127,69 @@ impl SubCore {
                 done += 1;
                 let held = sample.into_held();
                 let mut st = self.state.borrow_mut();
-                self.release_in(&mut st, &held);
                 if done == max {
+                    self.release_in(&mut st, &held);
                     return Ok(done);
                 }
-                match self.take_next::<T>(&mut st, p) {
-                    Next::Sample(held, ptr) => sample = self.hand_out(&mut st, held, ptr),
+                match self.swap_next::<T>(&mut st, &held, p) {
+                    Next::Sample(held, ptr) => {
+                        // SAFETY: `swap_next` accepted the chunk, as `take_from` does (see
+                        // `hand_out`), and counted it as held.
+                        sample = unsafe { Sample::new(self, ptr.cast::<T>(), held) }
+                    }
                     Next::Empty => break,
                     Next::Invalid(seq, reason) => return Err(self.invalid(seq, reason)),
                 }
             }
         }
         Ok(done)
+    }
+
+    /// For `drain`: gives back `held` (a sample of publisher slot `p`) and takes that
+    /// publisher's next sample, counted as held (see `hand_out`). In the common case (a
+    /// queued sample of a live connection, nothing changed in the topic) the two cancel out
+    /// in the counts and share one look-up of the connection.
+    #[inline(always)]
+    fn swap_next<T: ShmMessage>(&self, st: &mut SubState, held: &Held, p: usize) -> Next {
+        if held.entry != PINNED
+            && held.pub_slot as usize == p
+            && st.unreturned.is_empty()
+            && self.service.generation() == st.gen
+        {
+            if let Some(Some(conn)) = st.pubs.get_mut(p) {
+                // SAFETY: the ring lives in our service mapping, alive as long as `self`.
+                let returns = unsafe { conn.returns.returns() };
+                if !conn.draining
+                    && conn.view == held.view as usize
+                    && returns.push(&mut conn.ret, held.entry)
+                {
+                    prefetch_queued(conn);
+                    return match self.take_from::<T>(st, p) {
+                        sample @ Next::Sample(..) => sample, // one out, one in
+                        other => {
+                            // Only given back: as `release_in` counts it (the view is the
+                            // live one of the connection, so it stays mapped).
+                            st.held -= 1;
+                            if let Some(Some(vs)) = st.views.get_mut(held.view as usize) {
+                                vs.held -= 1;
+                            }
+                            other
+                        }
+                    };
+                }
+            }
+        }
+        self.release_in(st, held);
+        match self.take_next::<T>(st, p) {
+            Next::Sample(next, ptr) => {
+                st.held += 1;
+                if let Some(Some(vs)) = st.views.get_mut(next.view as usize) {
+                    vs.held += 1;
+                }
+                Next::Sample(next, ptr)
+            }
+            other => other,
+        }
     }
 
     /// The next sample of publisher slot `p` for `drain`, or `Empty` whenever anything
@@ -474,21 +525,18 @@ impl SubCore {
 /// samples waits for several cache misses at once, not one after another. Called when a
 /// sample is given back, which in a stream comes just before the next take, and in a
 /// request/response exchange after the response went out, off the path of the message.
-/// An empty queue costs one look. In a steady stream the nearer entries were prefetched by
-/// the releases before: only the farthest is new. Otherwise (a burst starts, a short queue)
-/// it loads those there are.
+/// In a steady stream the nearer entries were prefetched by the releases before: only the
+/// farthest is new. Otherwise (a burst starts, a short queue) it loads those there are.
 #[inline(always)]
 fn prefetch_queued(conn: &PubConn) {
     // SAFETY: the ring lives in our service mapping, alive as long as the subscriber.
     let ring = unsafe { conn.delivery.delivery() };
     let queued = |ahead| ring.peek(ahead).filter(|e| e & !CHUNK_MASK == conn.tag);
-    let Some(first) = queued(0) else { return };
     if let Some(far) = queued(PREFETCH - 1) {
         conn.chunks.prefetch((far & CHUNK_MASK) as usize);
         return;
     }
-    conn.chunks.prefetch((first & CHUNK_MASK) as usize);
-    for ahead in 1..PREFETCH - 1 {
+    for ahead in 0..PREFETCH - 1 {
         match queued(ahead) {
             Some(next) => conn.chunks.prefetch((next & CHUNK_MASK) as usize),
             None => break,
