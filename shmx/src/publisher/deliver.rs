@@ -188,8 +188,8 @@ impl PubCore {
     }
 
     /// After each sample published (in a batch too): takes back what subscribers returned,
-    /// every so often, so that their return rings never fill, and starts loading the chunk
-    /// the next loan will take.
+    /// every so often, so that their return rings never fill, and starts owning the chunk the
+    /// next loan will take.
     #[inline(always)]
     fn recycle(&self, st: &mut PubState) {
         st.since_collect += 1;
@@ -203,7 +203,7 @@ impl PubCore {
     }
 
     /// After one publish or a batch, off the path from loan to publish: tools' counters,
-    /// taking back what subscribers returned (every so often), and loading the chunk the next
+    /// taking back what subscribers returned (every so often), and owning the chunk the next
     /// loan will take, so that writing it then waits less (a subscriber read it last).
     #[inline(always)]
     fn after_publish(&self, st: &mut PubState) {
