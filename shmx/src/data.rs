@@ -107,7 +107,7 @@ pub(crate) struct DataSegment {
     _region: Region,
     map: Mapping,
     geo: Geometry,
-    /// The CPU has `prefetchw` (see [`DataSegment::prefetch_write`]).
+    /// The CPU has `prefetchw` (see [`DataSegment::prefetch_chunk`]).
     prefetchw: bool,
 }
 
@@ -213,12 +213,18 @@ impl DataSegment {
         }
     }
 
-    /// Asks the CPU to take chunk `i`'s first cache line for writing (a hint: no effect if
-    /// out of range or on targets without one). The publisher does this for the chunk its
-    /// next loan takes, which a subscriber read last: the line then arrives owned, and the
-    /// writes do not wait for it.
+    /// Asks the CPU to start loading chunk `i`'s first cache line, which the next loan will
+    /// write (a hint: no effect if out of range or on targets without one). With `own`, it
+    /// asks for the line owned (`prefetchw`, where the CPU has it), so that the writes do
+    /// not wait for it; else for a shared copy.
+    ///
+    /// Which is better depends on the traffic, as measured in A/B runs between two cores:
+    /// `send_many` batches of 8-byte messages went from ~26 to ~33 M msg/s with `prefetchw`,
+    /// while one `publish` at a time to a subscriber keeping pace fell from ~10 to ~7.5 M msg/s
+    /// (the publisher then takes lines the subscriber is still working next to), so the
+    /// batch path owns and the single path loads.
     #[inline(always)]
-    pub(crate) fn prefetch_write(&self, i: usize) {
+    pub(crate) fn prefetch_chunk(&self, i: usize, own: bool) {
         if i >= self.geo.chunk_count {
             return;
         }
@@ -230,13 +236,11 @@ impl DataSegment {
                     .ptr()
                     .add(self.geo.chunks_off + i * self.geo.chunk_stride)
             };
-            if self.prefetchw {
+            if own && self.prefetchw {
                 // SAFETY: `prefetchw` is a hint that never faults and reads or writes nothing
                 // architecturally, and this CPU has it (checked at creation).
                 // (`_mm_prefetch::<_MM_HINT_ET0>` would emit a plain read prefetch without the
-                // `prfchw` target feature: the line would arrive shared, and the write would
-                // still wait for ownership. In A/B runs of 8-byte `send_many` batches to
-                // another core, `prefetchw` gave ~33 M msg/s against ~26 with the read.)
+                // `prfchw` target feature.)
                 unsafe {
                     std::arch::asm!(
                         "prefetchw [{line}]",
@@ -253,6 +257,8 @@ impl DataSegment {
                 }
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = own;
     }
 
     /// Pin word of chunk `i < chunk_count`.

@@ -145,7 +145,7 @@ impl PubCore {
                 break;
             }
             batch.sent += 1;
-            self.recycle(&mut st);
+            self.recycle(&mut st, true);
         }
         let sent = batch.sent;
         drop(batch);
@@ -188,22 +188,24 @@ impl PubCore {
     }
 
     /// After each sample published (in a batch too): takes back what subscribers returned,
-    /// every so often, so that their return rings never fill, and starts owning the chunk the
-    /// next loan will take.
+    /// every so often, so that their return rings never fill, and starts loading the chunk the
+    /// next loan will take (owned in a batch: see [`DataSegment::prefetch_chunk`]).
+    ///
+    /// [`DataSegment::prefetch_chunk`]: crate::data::DataSegment::prefetch_chunk
     #[inline(always)]
-    fn recycle(&self, st: &mut PubState) {
+    fn recycle(&self, st: &mut PubState, batch: bool) {
         st.since_collect += 1;
         if st.since_collect >= self.collect_every {
             st.since_collect = 0;
             self.collect(st);
         }
         if let Some(next) = st.pool.next_free() {
-            self.data.prefetch_write(next as usize);
+            self.data.prefetch_chunk(next as usize, batch);
         }
     }
 
     /// After one publish or a batch, off the path from loan to publish: tools' counters,
-    /// taking back what subscribers returned (every so often), and owning the chunk the next
+    /// taking back what subscribers returned (every so often), and loading the chunk the next
     /// loan will take, so that writing it then waits less (a subscriber read it last).
     #[inline(always)]
     fn after_publish(&self, st: &mut PubState) {
@@ -214,7 +216,7 @@ impl PubCore {
         // they see in the return rings.
         slot.chunks_in_use
             .store(st.pool.in_use() as u64, Ordering::Relaxed);
-        self.recycle(st);
+        self.recycle(st, false);
         for conn in &mut st.conns {
             // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
             unsafe { conn.delivery.delivery() }.refresh_tail(&mut conn.ring, conn.depth);
