@@ -267,16 +267,7 @@ impl SubCore {
                     if let Ok(len) = self.check_at::<T>(header, payload, conn.chunks.capacity) {
                         conn.last_seq = seq;
                         conn.last_chunk = chunk;
-                        let held = Held {
-                            seq,
-                            origin: service::incarnation_of(conn.slot_word),
-                            len,
-                            entry,
-                            view: conn.view as u32,
-                            pub_slot: p as u32,
-                            chunk: chunk as u32,
-                        };
-                        return Next::Sample(held, payload);
+                        return Next::Sample(queued(conn, p, seq, len, entry), payload);
                     }
                 }
             }
@@ -341,16 +332,7 @@ impl SubCore {
                     return Next::Invalid(seq, reason);
                 }
             };
-            let held = Held {
-                seq,
-                origin: service::incarnation_of(conn.slot_word),
-                len,
-                entry,
-                view: conn.view as u32,
-                pub_slot: p as u32,
-                chunk: chunk as u32,
-            };
-            return Next::Sample(held, payload);
+            return Next::Sample(queued(conn, p, seq, len, entry), payload);
         }
     }
 
@@ -541,5 +523,20 @@ fn prefetch_queued(conn: &PubConn) {
             Some(next) => conn.chunks.prefetch((next & CHUNK_MASK) as usize),
             None => break,
         }
+    }
+}
+
+/// What a sample taken from `conn`'s queue (publisher slot `p`, ring entry `entry`, sequence
+/// `seq`, `len` payload bytes) needs to be given back.
+#[inline(always)]
+fn queued(conn: &PubConn, p: usize, seq: u64, len: usize, entry: u64) -> Held {
+    Held {
+        seq,
+        origin: service::incarnation_of(conn.slot_word),
+        len,
+        entry,
+        view: conn.view as u32,
+        pub_slot: p as u32,
+        chunk: (entry & CHUNK_MASK) as u32,
     }
 }
