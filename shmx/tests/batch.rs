@@ -357,19 +357,7 @@ fn a_small_pool_serves_many_batches() {
         max_subscribers: 1,
         ..TopicConfig::default()
     };
-    let sub = Subscriber::<u64>::builder("t")
-        .queue_depth(4)
-        .topic_config(topic)
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .queue_depth(4)
-        .overflow(Overflow::Fail)
-        .topic_config(topic)
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let (publisher, sub) = fail_pair_in(dir.path(), 4, topic);
     let total = publisher.pool_stats().total;
     assert!(total <= 32, "a small pool: {total} chunks");
     let (mut next, mut expected) = (0u64, 0u64);
@@ -537,19 +525,7 @@ fn batches_take_back_returned_chunks_as_they_go() {
         max_queue_depth: 1024,
         ..TopicConfig::default()
     };
-    let sub = Subscriber::<u64>::builder("t")
-        .queue_depth(1024)
-        .topic_config(topic)
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .queue_depth(1024)
-        .overflow(Overflow::Fail)
-        .topic_config(topic)
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let (publisher, sub) = fail_pair_in(dir.path(), 1024, topic);
     let mut expected = 0u64;
     for round in 0..10 {
         let first = round * 1000;

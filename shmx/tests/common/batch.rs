@@ -29,16 +29,25 @@ pub fn deep_topic() -> TopicConfig {
 /// `depth`: a sample that would be dropped makes `send_many` fail instead, so no loss can go
 /// unnoticed.
 pub fn fail_pair(dir: &Path, depth: usize) -> (Publisher<u64>, Subscriber<u64>) {
+    fail_pair_in(dir, depth, deep_topic())
+}
+
+/// [`fail_pair`] on a topic with the limits of `topic`.
+pub fn fail_pair_in(
+    dir: &Path,
+    depth: usize,
+    topic: TopicConfig,
+) -> (Publisher<u64>, Subscriber<u64>) {
     let sub = Subscriber::<u64>::builder("t")
         .queue_depth(depth)
-        .topic_config(deep_topic())
+        .topic_config(topic)
         .root(dir)
         .create()
         .unwrap();
     let publisher = Publisher::<u64>::builder("t")
         .queue_depth(depth)
         .overflow(Overflow::Fail)
-        .topic_config(deep_topic())
+        .topic_config(topic)
         .root(dir)
         .create()
         .unwrap();
