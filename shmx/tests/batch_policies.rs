@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::batch::*;
-use common::{assert_empty, root};
+use common::{assert_empty, root, wait_until_asleep};
 
 // ---------------------------------------------------------------------------------------------
 // Overflow policies
@@ -112,27 +112,6 @@ fn send_many_under_block_delivers_the_timed_out_value_to_subscribers_with_room()
 // ---------------------------------------------------------------------------------------------
 // Waking sleeping subscribers
 // ---------------------------------------------------------------------------------------------
-
-/// Waits until thread `tid` of this process sleeps in the kernel (state `S`).
-fn wait_until_asleep(tid: i32) {
-    let stat = format!("/proc/self/task/{tid}/stat");
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let s = std::fs::read_to_string(&stat).unwrap_or_default();
-        let state = s
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().next());
-        if state == Some("S") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the subscriber never went to sleep: {s}"
-        );
-        std::thread::yield_now();
-    }
-}
 
 /// Moves `sub` into a thread that sleeps in `recv_timeout` until a first sample comes, then
 /// drains until `n` samples arrived. Once the thread sleeps, runs `act` (on this thread) and

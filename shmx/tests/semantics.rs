@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_empty, root};
+use common::{assert_empty, root, wait_until_asleep};
 
 #[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
@@ -450,24 +450,7 @@ fn a_sleeping_subscriber_is_woken_by_a_publish() {
             .expect("woken")
     });
     // Wait until the waiter has stopped spinning and sleeps in the kernel.
-    let tid = rx.recv().unwrap();
-    let stat = format!("/proc/self/task/{tid}/stat");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = std::fs::read_to_string(&stat).unwrap_or_default();
-        let state = s
-            .rsplit(')')
-            .next()
-            .and_then(|r| r.split_whitespace().next());
-        if state == Some("S") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the subscriber never went to sleep: {s}"
-        );
-        std::thread::yield_now();
-    }
+    wait_until_asleep(rx.recv().unwrap());
     let t = Instant::now();
     publisher.send(42).unwrap();
     assert_eq!(waiter.join().unwrap(), 42);

@@ -28,3 +28,24 @@ pub fn assert_empty(root: &Path) {
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
 pub mod batch;
+
+/// Waits until thread `tid` of this process sleeps in the kernel (state `S`).
+pub fn wait_until_asleep(tid: i32) {
+    let stat = format!("/proc/self/task/{tid}/stat");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = std::fs::read_to_string(&stat).unwrap_or_default();
+        let state = s
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
+        if state == Some("S") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscriber never went to sleep: {s}"
+        );
+        std::thread::yield_now();
+    }
+}
