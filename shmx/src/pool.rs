@@ -71,6 +71,12 @@ impl FreeStack {
         self.slots.get(self.len.checked_sub(1)?).copied()
     }
 
+    /// The chunk `k` pops from now will return, if that many are here.
+    #[inline(always)]
+    fn below_top(&self, k: usize) -> Option<u32> {
+        self.slots.get(self.len.checked_sub(k + 1)?).copied()
+    }
+
     fn len(&self) -> usize {
         self.len
     }
@@ -154,6 +160,12 @@ impl Pool {
     #[inline]
     pub(crate) fn next_free(&self) -> Option<u32> {
         self.free.last()
+    }
+
+    /// The chunk the `k + 1`-th `alloc` from now is likely to return (`k = 0`: the next).
+    #[inline]
+    pub(crate) fn free_ahead(&self, k: usize) -> Option<u32> {
+        self.free.below_top(k)
     }
 
     /// A loan ends, published or not.

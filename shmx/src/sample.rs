@@ -233,6 +233,17 @@ impl<'s, T> Sample<'s, T> {
         &self.held
     }
 
+    /// What the sample holds and where its value is, to be rewritten in place when the
+    /// sample moves on to the next one (see `SubCore::drain`).
+    ///
+    /// # Safety
+    /// Whatever is written must keep the contract of [`Sample::new`]: a `ptr` to a valid
+    /// `T` inside the chunk that the `Held` describes, held as that describes.
+    #[inline(always)]
+    pub(crate) unsafe fn parts_mut(&mut self) -> (&mut Held, &mut *const T) {
+        (&mut self.held, &mut self.ptr)
+    }
+
     /// Ends the sample without giving its chunk back: the caller takes that over.
     pub(crate) fn into_held(self) -> Held {
         ManuallyDrop::new(self).held

@@ -13,6 +13,15 @@ use crate::service::{self, ACTIVE};
 use crate::sync::{fence, Ordering};
 use std::time::{Duration, Instant};
 
+/// How many loans ahead a batch owns its chunks' first lines (`prefetchw`), so that an
+/// RFO of ~100 ns is done by the time the loan writes, at ~30 ns per message. The free stack
+/// pops in order between take-backs, so the chunk `k` below its top is the `k + 1`-th loan
+/// from now. In-process A/B, two pinned threads, `send_many(64)` → `drain`, 8 B, ten
+/// alternated runs each: the slow-regime runs (the subscriber right behind the publisher)
+/// rose from ~10 M msg/s (1 ahead) to ~15–20 M msg/s (4 to 16 ahead, all alike), the fast
+/// ones from ~34–36 to ~36–38 M msg/s.
+const BATCH_PREFETCH: usize = 6;
+
 impl PubCore {
     /// Notices subscribers that came or went since the last look (one load when nothing
     /// changed).
@@ -189,7 +198,8 @@ impl PubCore {
 
     /// After each sample published (in a batch too): takes back what subscribers returned,
     /// every so often, so that their return rings never fill, and starts loading the chunk the
-    /// next loan will take (owned in a batch: see [`DataSegment::prefetch_chunk`]).
+    /// next loan will take, or in a batch owning the one [`BATCH_PREFETCH`] loans ahead (see
+    /// [`DataSegment::prefetch_chunk`]).
     ///
     /// [`DataSegment::prefetch_chunk`]: crate::data::DataSegment::prefetch_chunk
     #[inline(always)]
@@ -199,7 +209,8 @@ impl PubCore {
             st.since_collect = 0;
             self.collect(st);
         }
-        if let Some(next) = st.pool.next_free() {
+        let ahead = if batch { BATCH_PREFETCH } else { 0 };
+        if let Some(next) = st.pool.free_ahead(ahead).or_else(|| st.pool.next_free()) {
             self.data.prefetch_chunk(next as usize, batch);
         }
     }

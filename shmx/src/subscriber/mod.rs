@@ -1,6 +1,7 @@
 //! [`Subscriber`]: receives the samples of every publisher of a topic, in place.
 
 mod connect;
+mod drain;
 mod receive;
 
 use crate::config::{SubscriberConfig, TopicConfig};

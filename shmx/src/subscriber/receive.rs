@@ -19,15 +19,61 @@ use crate::sync::Ordering;
 const PREFETCH: u64 = 4;
 
 /// What looking at one publisher's queue found.
-enum Next {
+pub(super) enum Next {
     Empty,
     Sample(Held, *const u8),
     Invalid(u64, Rejected),
 }
 
+/// What the common case of taking from one queue found (see `take_common`).
+pub(super) enum Common {
+    Taken(Taken),
+    Empty,
+    /// Not the common case: for `take_from_rest`, with the entry already popped, if any.
+    Rest(Option<u64>),
+}
+
+/// A sample taken from a queue, as plain values (the parts of its `Held`).
+#[derive(Clone, Copy)]
+pub(super) struct Taken {
+    seq: u64,
+    len: usize,
+    entry: u64,
+    payload: *const u8,
+    view: u32,
+    origin: u64,
+}
+
+impl Taken {
+    /// Rewrites `held`, a sample of the same connection, as this one, field by field
+    /// (`origin`, `view` and `pub_slot` stay), and returns the payload.
+    #[inline(always)]
+    pub(super) fn refill(self, held: &mut Held) -> *const u8 {
+        held.seq = self.seq;
+        held.len = self.len;
+        held.entry = self.entry;
+        held.chunk = (self.entry & CHUNK_MASK) as u32;
+        self.payload
+    }
+
+    /// The `Held` of this sample of publisher slot `p`.
+    #[inline(always)]
+    fn held(self, p: usize) -> Held {
+        Held {
+            seq: self.seq,
+            origin: self.origin,
+            len: self.len,
+            entry: self.entry,
+            view: self.view,
+            pub_slot: p as u32,
+            chunk: (self.entry & CHUNK_MASK) as u32,
+        }
+    }
+}
+
 /// Why a chunk was refused (made into a message only on the error path).
 #[derive(Debug)]
-enum Rejected {
+pub(super) enum Rejected {
     OutOfRange,
     Length { len: u64, min: usize, max: usize },
     Invalid(crate::message::ValidationError),
@@ -68,7 +114,21 @@ impl SubCore {
                 i = 0;
             }
             let p = st.active[i];
-            match self.take_from::<T>(st, p) {
+            let common = match st.pubs.get_mut(p) {
+                Some(Some(conn)) => self.take_common::<T>(conn),
+                _ => Common::Empty,
+            };
+            // The sample is built from the values themselves, not from a `Held` put together
+            // in memory (see `drain`).
+            let next = match common {
+                Common::Taken(t) => {
+                    st.next = i;
+                    return Ok(Some(self.hand_out(st, t.held(p), t.payload)));
+                }
+                Common::Empty => Next::Empty,
+                Common::Rest(first) => self.take_from_rest::<T>(st, p, first),
+            };
+            match next {
                 Next::Sample(held, ptr) => {
                     st.next = i;
                     return Ok(Some(self.hand_out(st, held, ptr)));
@@ -100,110 +160,31 @@ impl SubCore {
         unsafe { Sample::new(self, ptr.cast::<T>(), held) }
     }
 
-    /// Hands every waiting sample, up to `max`, to `f`; returns how many (see
-    /// [`Subscriber::drain`](crate::Subscriber::drain)).
-    ///
-    /// After the first sample, which goes through `take_raw` (refresh, round robin,
-    /// history), it stays on that publisher's queue while it has samples: one borrow of the
-    /// state per sample, which gives the last sample back and takes the next. The state is
-    /// never borrowed while `f` runs, so `f` may use this subscriber too.
-    #[inline]
-    pub(crate) fn drain<T: ShmMessage>(
+    /// The common case of taking ring entry `entry` of `conn`: ours, in range, new and
+    /// valid. Records it as the connection's last and returns its sequence, length and
+    /// payload; `None` (nothing recorded) sends the entry to `take_from_rest`.
+    #[inline(always)]
+    fn accept<T: ShmMessage>(
         &self,
-        max: usize,
-        f: &mut impl FnMut(&Sample<'_, T>),
-    ) -> Result<usize> {
-        let mut done = 0;
-        while done < max {
-            let first = {
-                let mut st = self.state.borrow_mut();
-                self.take_raw::<T>(&mut st)?
-            };
-            let Some(mut sample) = first else { break };
-            let p = sample.held().pub_slot as usize;
-            loop {
-                // If `f` panics, the sample's own `Drop` gives it back.
-                f(&sample);
-                done += 1;
-                let held = sample.into_held();
-                let mut st = self.state.borrow_mut();
-                if done == max {
-                    self.release_in(&mut st, &held);
-                    return Ok(done);
-                }
-                match self.swap_next::<T>(&mut st, &held, p) {
-                    Next::Sample(held, ptr) => {
-                        // SAFETY: `swap_next` accepted the chunk, as `take_from` does (see
-                        // `hand_out`), and counted it as held.
-                        sample = unsafe { Sample::new(self, ptr.cast::<T>(), held) }
-                    }
-                    Next::Empty => break,
-                    Next::Invalid(seq, reason) => return Err(self.invalid(seq, reason)),
-                }
-            }
+        conn: &mut PubConn,
+        entry: u64,
+    ) -> Option<(u64, usize, *const u8)> {
+        if entry & !CHUNK_MASK != conn.tag {
+            return None;
         }
-        Ok(done)
-    }
-
-    /// For `drain`: gives back `held` (a sample of publisher slot `p`) and takes that
-    /// publisher's next sample, counted as held (see `hand_out`). In the common case (a
-    /// queued sample of a live connection, nothing changed in the topic) the two cancel out
-    /// in the counts and share one look-up of the connection.
-    #[inline(always)]
-    fn swap_next<T: ShmMessage>(&self, st: &mut SubState, held: &Held, p: usize) -> Next {
-        if held.entry != PINNED
-            && held.pub_slot as usize == p
-            && st.unreturned.is_empty()
-            && self.service.generation() == st.gen
-        {
-            if let Some(Some(conn)) = st.pubs.get_mut(p) {
-                // SAFETY: the ring lives in our service mapping, alive as long as `self`.
-                let returns = unsafe { conn.returns.returns() };
-                if !conn.draining
-                    && conn.view == held.view as usize
-                    && returns.push(&mut conn.ret, held.entry)
-                {
-                    prefetch_queued(conn);
-                    return match self.take_from::<T>(st, p) {
-                        sample @ Next::Sample(..) => sample, // one out, one in
-                        other => {
-                            // Only given back: as `release_in` counts it (the view is the
-                            // live one of the connection, so it stays mapped).
-                            st.held -= 1;
-                            if let Some(Some(vs)) = st.views.get_mut(held.view as usize) {
-                                vs.held -= 1;
-                            }
-                            other
-                        }
-                    };
-                }
-            }
+        let chunk = (entry & CHUNK_MASK) as usize;
+        // SAFETY: `conn.chunks` belongs to `views[conn.view]`, mapped while `conn` lives.
+        let (header, payload) = unsafe { conn.chunks.chunk(chunk) }?;
+        let seq = header.seq.load(Ordering::Acquire);
+        if seq <= conn.last_seq {
+            return None;
         }
-        self.release_in(st, held);
-        match self.take_next::<T>(st, p) {
-            Next::Sample(next, ptr) => {
-                st.held += 1;
-                if let Some(Some(vs)) = st.views.get_mut(next.view as usize) {
-                    vs.held += 1;
-                }
-                Next::Sample(next, ptr)
-            }
-            other => other,
-        }
-    }
-
-    /// The next sample of publisher slot `p` for `drain`, or `Empty` whenever anything
-    /// needs the general path (the topic changed, returns are pending, the held limit).
-    #[inline(always)]
-    fn take_next<T: ShmMessage>(&self, st: &mut SubState, p: usize) -> Next {
-        if self.service.generation() != st.gen
-            || !st.unreturned.is_empty()
-            || st.held >= self.max_held
-            || st.pubs[p].is_none()
-        {
-            return Next::Empty;
-        }
-        self.take_from::<T>(st, p)
+        let len = self
+            .check_at::<T>(header, payload, conn.chunks.capacity)
+            .ok()?;
+        conn.last_seq = seq;
+        conn.last_chunk = chunk;
+        Some((seq, len, payload))
     }
 
     #[cold]
@@ -231,16 +212,24 @@ impl SubCore {
     }
 
     /// Takes the next valid sample of publisher slot `p`, if any.
-    ///
-    /// The common case (the next entry is ours, in range, new and valid) is inline; anything
-    /// else goes to [`take_from_rest`](Self::take_from_rest).
     #[inline(always)]
-    fn take_from<T: ShmMessage>(&self, st: &mut SubState, p: usize) -> Next {
+    pub(super) fn take_from<T: ShmMessage>(&self, st: &mut SubState, p: usize) -> Next {
         let Some(Some(conn)) = st.pubs.get_mut(p) else {
             return Next::Empty;
         };
+        match self.take_common::<T>(conn) {
+            Common::Taken(t) => Next::Sample(t.held(p), t.payload),
+            Common::Empty => Next::Empty,
+            Common::Rest(first) => self.take_from_rest::<T>(st, p, first),
+        }
+    }
+
+    /// The common case of taking from `conn`'s queue, inline: the next entry is ours, in
+    /// range, new and valid. Anything else is for [`take_from_rest`](Self::take_from_rest).
+    #[inline(always)]
+    pub(super) fn take_common<T: ShmMessage>(&self, conn: &mut PubConn) -> Common {
         if !conn.pending.is_empty() {
-            return self.take_from_rest::<T>(st, p, None);
+            return Common::Rest(None);
         }
         // SAFETY: the ring lives in our service mapping, alive as long as `self`.
         let ring = unsafe { conn.delivery.delivery() };
@@ -256,23 +245,19 @@ impl SubCore {
             // only after the entry.
             conn.chunks.prefetch(conn.last_chunk.wrapping_add(1));
             conn.chunks.prefetch(conn.last_chunk.wrapping_sub(1));
-            return Next::Empty;
+            return Common::Empty;
         };
-        if entry & !CHUNK_MASK == conn.tag {
-            let chunk = (entry & CHUNK_MASK) as usize;
-            // SAFETY: `conn.chunks` belongs to `views[conn.view]`, mapped while `conn` lives.
-            if let Some((header, payload)) = unsafe { conn.chunks.chunk(chunk) } {
-                let seq = header.seq.load(Ordering::Acquire);
-                if seq > conn.last_seq {
-                    if let Ok(len) = self.check_at::<T>(header, payload, conn.chunks.capacity) {
-                        conn.last_seq = seq;
-                        conn.last_chunk = chunk;
-                        return Next::Sample(queued(conn, p, seq, len, entry), payload);
-                    }
-                }
-            }
+        match self.accept::<T>(conn, entry) {
+            Some((seq, len, payload)) => Common::Taken(Taken {
+                seq,
+                len,
+                entry,
+                payload,
+                view: conn.view as u32,
+                origin: service::incarnation_of(conn.slot_word),
+            }),
+            None => Common::Rest(Some(entry)),
         }
-        self.take_from_rest::<T>(st, p, Some(entry))
     }
 
     /// `take_from` past its common case: pinned history first, then ring entries that are
@@ -280,7 +265,7 @@ impl SubCore {
     /// from the ring), until a good one or none.
     #[cold]
     #[inline(never)]
-    fn take_from_rest<T: ShmMessage>(
+    pub(super) fn take_from_rest<T: ShmMessage>(
         &self,
         st: &mut SubState,
         p: usize,
@@ -424,7 +409,7 @@ impl SubCore {
     }
 
     #[cold]
-    fn invalid(&self, sequence: u64, reason: Rejected) -> Error {
+    pub(super) fn invalid(&self, sequence: u64, reason: Rejected) -> Error {
         Error::InvalidSample {
             topic: self.service.topic().to_owned(),
             sequence,
@@ -458,7 +443,7 @@ impl SubCore {
     }
 
     #[inline(always)]
-    fn release_in(&self, st: &mut SubState, held: &Held) {
+    pub(super) fn release_in(&self, st: &mut SubState, held: &Held) {
         st.held -= 1;
         let SubState {
             pubs,
@@ -510,7 +495,7 @@ impl SubCore {
 /// In a steady stream the nearer entries were prefetched by the releases before: only the
 /// farthest is new. Otherwise (a burst starts, a short queue) it loads those there are.
 #[inline(always)]
-fn prefetch_queued(conn: &PubConn) {
+pub(super) fn prefetch_queued(conn: &PubConn) {
     // SAFETY: the ring lives in our service mapping, alive as long as the subscriber.
     let ring = unsafe { conn.delivery.delivery() };
     let queued = |ahead| ring.peek(ahead).filter(|e| e & !CHUNK_MASK == conn.tag);
