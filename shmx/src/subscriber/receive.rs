@@ -95,7 +95,12 @@ impl std::fmt::Display for Rejected {
 }
 
 impl SubCore {
-    #[inline]
+    /// Inlined into `take` (its rare cases are outlined), so that the sample it returns can
+    /// stay in registers in the caller: called through a function, the sample comes back
+    /// in memory written field by field, and a caller that moves it whole (most do) waits
+    /// for store forwarding to fail. In-process A/B, one 8-byte `publish`/`take` at a time
+    /// between two pinned threads: 9.4 → 23 M msg/s.
+    #[inline(always)]
     pub(super) fn take_raw<'s, T: ShmMessage>(
         &'s self,
         st: &mut SubState,
