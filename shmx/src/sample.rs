@@ -49,6 +49,7 @@ impl<'p, T> SampleMut<'p, T> {
 impl<'p, T: ShmMessage> SampleMut<'p, T> {
     /// Publishes the sample to every connected subscriber, without copying it (with the part
     /// of the tail that relative pointers used).
+    #[inline(always)]
     pub fn publish(self) -> Result<()> {
         let this = ManuallyDrop::new(self);
         this.core
@@ -133,6 +134,7 @@ impl<'p, T> SampleMut<'p, MaybeUninit<T>> {
     /// assert_eq!(&subscriber.take()?.unwrap()[..4], b"head");
     /// # Ok::<(), shmx::Error>(())
     /// ```
+    #[inline(always)]
     pub fn assume_recycled(self) -> SampleMut<'p, T>
     where
         T: ShmMessage,

@@ -95,7 +95,7 @@ impl PubCore {
 
     /// Publishes loaned chunk `chunk`, whose first `len` payload bytes the sample wrote
     /// (the message and the part of its tail in use; at most the payload capacity).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn publish(&self, chunk: u32, len: usize) -> Result<()> {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;

@@ -170,6 +170,9 @@ impl<T: ShmMessage> Subscriber<T> {
     /// Errors: [`Error::HeldLimit`] when this subscriber already holds `max_held` samples,
     /// [`Error::InvalidSample`] when a publisher wrote bytes that are not a valid `T` (that
     /// sample is dropped; the next call goes on with the next one).
+    // Inlined whole, with the receive path's common case (see `SubCore::take_raw`): a
+    // sample returned through memory costs the caller a failed store forwarding.
+    #[inline(always)]
     pub fn take(&self) -> Result<Option<Sample<'_, T>>> {
         let mut st = self.core.state.borrow_mut();
         self.core.take_raw::<T>(&mut st)
