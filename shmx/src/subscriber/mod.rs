@@ -3,6 +3,7 @@
 mod connect;
 mod drain;
 mod receive;
+mod wait;
 
 use crate::config::{SubscriberConfig, TopicConfig};
 use crate::data::ChunkLoc;
@@ -207,6 +208,7 @@ impl<T: ShmMessage> Subscriber<T> {
     }
 
     /// Waits for the next sample: spins briefly, then sleeps until a publisher wakes it.
+    #[inline(always)]
     pub fn recv(&self) -> Result<Sample<'_, T>> {
         loop {
             if let Some(sample) = self.recv_until(None)? {
@@ -216,10 +218,12 @@ impl<T: ShmMessage> Subscriber<T> {
     }
 
     /// Waits up to `timeout` for the next sample; `Ok(None)` if none came.
+    #[inline(always)]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Sample<'_, T>>> {
         self.recv_until(Some(Instant::now() + timeout))
     }
 
+    #[inline(always)]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Sample<'_, T>>> {
         self.core.recv_until(deadline, || self.take())
     }
@@ -368,100 +372,6 @@ impl SubCore {
     pub(crate) fn take_bytes(&self) -> Result<Option<Sample<'_, u8>>> {
         let mut st = self.state.borrow_mut();
         self.take_raw::<u8>(&mut st)
-    }
-
-    /// Spins for up to the adaptive budget, then sleeps on the futex until a publisher wakes
-    /// it or `deadline` passes.
-    ///
-    /// The budget adapts to the traffic: a sample that arrives while spinning keeps it; one
-    /// that arrives soon after going to sleep (within [`MAX_SPIN`]) doubles it to cover such
-    /// gaps next time; a long wait halves it, down to [`MIN_SPIN`], so that sparse traffic
-    /// costs little CPU. Spinning makes no system call (the clock is read through the vDSO).
-    #[inline]
-    pub(crate) fn recv_until<S>(
-        &self,
-        deadline: Option<Instant>,
-        mut take: impl FnMut() -> Result<Option<S>>,
-    ) -> Result<Option<S>> {
-        if let Some(sample) = take()? {
-            return Ok(Some(sample));
-        }
-        let start = Instant::now();
-        let budget = self.spin.get();
-        let spin_until = start + budget;
-        let spin_until = deadline.map_or(spin_until, |d| d.min(spin_until));
-        loop {
-            for _ in 0..64 {
-                if let Some(sample) = take()? {
-                    return Ok(Some(sample));
-                }
-                std::hint::spin_loop();
-            }
-            if Instant::now() >= spin_until {
-                break;
-            }
-        }
-        let slot = self.service.sub_slot(self.slot);
-        loop {
-            // PROTOCOLS.md §3, subscriber side.
-            let (v, sound) = event::announce_sleep(&slot.wake, &slot.sleeping, self.forces_barrier);
-            if !self.looks_empty() {
-                event::end_sleep(&slot.sleeping);
-                if let Some(sample) = take()? {
-                    self.adapt_spin(start.elapsed());
-                    return Ok(Some(sample));
-                }
-                continue;
-            }
-            let now = Instant::now();
-            let wait = match deadline {
-                Some(d) if d <= now => {
-                    event::end_sleep(&slot.sleeping);
-                    let sample = take()?;
-                    self.adapt_spin(start.elapsed());
-                    return Ok(sample);
-                }
-                Some(d) => (d - now).min(Duration::from_secs(1)),
-                None => Duration::from_secs(1),
-            };
-            // If the promised barrier failed, a publisher may miss that we sleep: nap briefly.
-            let wait = if sound {
-                wait
-            } else {
-                wait.min(Duration::from_micros(100))
-            };
-            event::wait(&slot.wake, v, Some(wait));
-            event::end_sleep(&slot.sleeping);
-            // A long sleep: let dead publishers go (rate-limited).
-            self.service.sweep_now(&self.last_sweep);
-            if let Some(sample) = take()? {
-                self.adapt_spin(start.elapsed());
-                return Ok(Some(sample));
-            }
-        }
-    }
-
-    /// After a receive that had to sleep and waited `waited` in all: a gap we could have
-    /// bridged doubles the spin budget, a long one halves it.
-    fn adapt_spin(&self, waited: Duration) {
-        let spin = if waited < MAX_SPIN {
-            (waited * 2).clamp(MIN_SPIN, MAX_SPIN)
-        } else {
-            (self.spin.get() / 2).max(MIN_SPIN)
-        };
-        self.spin.set(spin);
-    }
-
-    /// Whether nothing at all is waiting (used right before sleeping).
-    fn looks_empty(&self) -> bool {
-        let st = self.state.borrow();
-        if self.service.generation() != st.gen {
-            return false;
-        }
-        st.active.iter().all(|&p| {
-            let conn = st.pubs[p].as_ref().expect("active connections exist");
-            conn.pending.is_empty() && self.service.delivery(p, self.slot).is_empty()
-        })
     }
 }
 
