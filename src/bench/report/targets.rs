@@ -28,6 +28,19 @@ fn targets(results: &Results, rows: &[LatencyRow], trows: &[ThroughputRow]) -> V
             ));
         }
     }
+    // iceoryx2 against shmx at 8 B, per round (only with the `compare-iceoryx2` feature).
+    if let (Some(ice), Some(shmx)) = (
+        rounds_of(results, 8, "iceoryx2"),
+        rounds_of(results, 8, "shmx-spin"),
+    ) {
+        if let Some(x) = paired(&ice, Some(&shmx), |x| x.0) {
+            out.push(format!(
+                "8 B one-way, iceoryx2 ÷ shmx-spin = {} (target ≥ 3×): {}",
+                format_ratio(x),
+                verdict(x >= 3.0)
+            ));
+        }
+    }
     // 4 MiB against 8 B, per round.
     let rounds = per_round(&results.latency);
     if let (Some(big), Some(small)) = (
@@ -49,8 +62,10 @@ fn targets(results: &Results, rows: &[LatencyRow], trows: &[ThroughputRow]) -> V
             .find(|t| t.payload == 8 && t.subscribers == 1 && t.contender == contender)
         {
             out.push(format!(
-                "8 B to one subscriber, {contender}: {} (target > 30 M/s): {}",
+                "8 B to one subscriber, {contender}: {} (target > 30 M/s; rounds {}–{}): {}",
                 format_rate(t.rate),
+                format_rate(t.round_rates.0),
+                format_rate(t.round_rates.1),
                 verdict(t.rate > 30e6)
             ));
         }
@@ -72,4 +87,16 @@ pub(super) fn section(
             let _ = writeln!(s, "- {t}");
         }
     }
+}
+
+/// Per round: (median, p99) of one payload and contender, if the run measured it.
+fn rounds_of(
+    results: &Results,
+    payload: usize,
+    id: &str,
+) -> Option<std::collections::BTreeMap<usize, (f64, f64)>> {
+    per_round(&results.latency)
+        .into_iter()
+        .find(|((p, c), _)| *p == payload && *c == id)
+        .map(|(_, r)| r)
 }
