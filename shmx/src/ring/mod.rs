@@ -27,6 +27,21 @@
 //! The producer likewise re-reads `tail` only when its cached copy says the ring is full.
 //! `head` is still published, for the producer's own bookkeeping and for tools.
 //!
+//! **`seen`: room without touching `tail`.** A delivery ring has a third word, on a line
+//! of its own: `seen`, which the consumer sets to its `tail` when it finds the ring empty
+//! (`publish_seen`, Release), and which only ever lags `tail` (`tail` only grows, and a
+//! steal moves `tail` without it). The producer looks for room in `seen` first (Acquire,
+//! so the consumer's reads of the slots before `seen` happen before their reuse) and reads
+//! `tail` only if `seen` shows the ring full, as before the steal. Why: each read of
+//! `tail` by the producer takes the line from the consumer, whose next CAS there then
+//! waits for it, on the path of the very sample it is taking (~10 ns of the median 8-byte
+//! one-way latency between two processes, measured with the producer never reading
+//! `tail`). The consumer writes `seen` while idle, not with each take: a store to a line
+//! the producer read also waits for the line, and stores become visible in order, so the
+//! answer it publishes next would wait behind it. A consumer that never finds its ring
+//! empty never writes `seen`, and its producer reads `tail` when the ring looks full, as
+//! it always did.
+//!
 //! The protocols are model-checked by loom in `tests` (ring/tests.rs; run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p shmx --release --lib ring`).
 
@@ -59,6 +74,7 @@ pub(crate) struct Producer {
 pub(crate) struct RingLoc {
     head: *const AtomicU64,
     tail: *const AtomicU64,
+    seen: *const AtomicU64,
     slots: *const AtomicU64,
     len: usize,
     mask: u64,
@@ -66,10 +82,18 @@ pub(crate) struct RingLoc {
 }
 
 impl RingLoc {
-    fn of(head: &AtomicU64, tail: &AtomicU64, slots: &[AtomicU64], mask: u64, shift: u32) -> Self {
+    fn of(
+        head: &AtomicU64,
+        tail: &AtomicU64,
+        seen: &AtomicU64,
+        slots: &[AtomicU64],
+        mask: u64,
+        shift: u32,
+    ) -> Self {
         RingLoc {
             head,
             tail,
+            seen,
             slots: slots.as_ptr(),
             len: slots.len(),
             mask,
@@ -90,6 +114,7 @@ impl RingLoc {
             DeliveryRing {
                 head: &*self.head,
                 tail: &*self.tail,
+                seen: &*self.seen,
                 slots: std::slice::from_raw_parts(self.slots, self.len),
                 mask: self.mask,
                 shift: self.shift,
@@ -123,6 +148,9 @@ impl RingLoc {
 pub(crate) struct DeliveryRing<'a> {
     head: &'a AtomicU64,
     tail: &'a AtomicU64,
+    /// A lower bound of `tail` that the consumer publishes when it finds the ring empty
+    /// (see the module docs): what the producer reads for room.
+    seen: &'a AtomicU64,
     slots: &'a [AtomicU64],
     mask: u64,
     shift: u32,
@@ -151,11 +179,16 @@ pub(crate) enum Push {
 }
 
 impl<'a> DeliveryRing<'a> {
-    /// A view over `head`, `tail` and `slots` (`slots.len()` a power of two).
+    /// A view over `head`, `tail`, `seen` and `slots` (`slots.len()` a power of two).
     ///
     /// # Panics
     /// If `slots` is empty or its length not a power of two (validated layouts never are).
-    pub(crate) fn new(head: &'a AtomicU64, tail: &'a AtomicU64, slots: &'a [AtomicU64]) -> Self {
+    pub(crate) fn new(
+        head: &'a AtomicU64,
+        tail: &'a AtomicU64,
+        seen: &'a AtomicU64,
+        slots: &'a [AtomicU64],
+    ) -> Self {
         assert!(
             slots.len().is_power_of_two(),
             "ring capacity is a power of two"
@@ -163,6 +196,7 @@ impl<'a> DeliveryRing<'a> {
         DeliveryRing {
             head,
             tail,
+            seen,
             slots,
             mask: slots.len() as u64 - 1,
             shift: slots.len().trailing_zeros(),
@@ -181,7 +215,9 @@ impl<'a> DeliveryRing<'a> {
 
     /// Where this ring's words are.
     pub(crate) fn loc(&self) -> RingLoc {
-        RingLoc::of(self.head, self.tail, self.slots, self.mask, self.shift)
+        RingLoc::of(
+            self.head, self.tail, self.seen, self.slots, self.mask, self.shift,
+        )
     }
 
     /// The state a producer starts with on this ring. If an earlier producer died between
@@ -212,10 +248,23 @@ impl<'a> DeliveryRing<'a> {
     /// the ring is full).
     #[inline]
     pub(crate) fn has_room(&self, p: &mut Producer, depth: u64) -> bool {
-        if p.head.wrapping_sub(p.tail_cache) < depth {
+        if p.head.wrapping_sub(p.tail_cache) < depth || self.room_seen(p, depth) {
             return true;
         }
         p.tail_cache = self.tail.load(Ordering::Acquire);
+        p.head.wrapping_sub(p.tail_cache) < depth
+    }
+
+    /// Producer: raises the cached `tail` to what the consumer last published in `seen`;
+    /// whether that shows room. Reads only `seen`: the `tail` line stays the consumer's
+    /// alone, so its CAS there never waits for the line to come back.
+    #[inline]
+    fn room_seen(&self, p: &mut Producer, depth: u64) -> bool {
+        let seen = self.seen.load(Ordering::Acquire);
+        // `seen` lags `tail`, and a steal moved our cache past it: keep the larger.
+        if seen.wrapping_sub(p.tail_cache) as i64 > 0 {
+            p.tail_cache = seen;
+        }
         p.head.wrapping_sub(p.tail_cache) < depth
     }
 
@@ -243,7 +292,7 @@ impl<'a> DeliveryRing<'a> {
         debug_assert_eq!(entry & !PAYLOAD_MASK, 0);
         let h = p.head;
         let mut stolen = None;
-        if h.wrapping_sub(p.tail_cache) >= depth {
+        if h.wrapping_sub(p.tail_cache) >= depth && !self.room_seen(p, depth) {
             let t = self.tail.load(Ordering::Acquire);
             p.tail_cache = t;
             if h.wrapping_sub(t) >= depth {
@@ -281,7 +330,7 @@ impl<'a> DeliveryRing<'a> {
     #[inline]
     pub(crate) fn refresh_tail(&self, p: &mut Producer, depth: u64) {
         if p.head.wrapping_sub(p.tail_cache) >= depth {
-            p.tail_cache = self.tail.load(Ordering::Acquire);
+            self.room_seen(p, depth);
         }
     }
 
@@ -289,8 +338,23 @@ impl<'a> DeliveryRing<'a> {
     /// its slot left queued (those entries carry the old tags and would only be skipped one
     /// by one, while taking room in the queue).
     pub(crate) fn skip_all(&self) {
-        self.tail
-            .store(self.head.load(Ordering::Acquire), Ordering::Release);
+        let head = self.head.load(Ordering::Acquire);
+        self.tail.store(head, Ordering::Release);
+        self.seen.store(head, Ordering::Release);
+    }
+
+    /// Consumer, finding the ring empty: publishes its position in `seen` for the producer's
+    /// room checks, if it moved. Done here, while idle, rather than with each take: a store
+    /// to a line the producer has read waits for the line, and stores become visible in
+    /// order, so the answer a consumer publishes right after taking would wait too.
+    #[inline]
+    pub(crate) fn publish_seen(&self) {
+        let t = self.tail.load(Ordering::Relaxed);
+        if self.seen.load(Ordering::Relaxed) != t {
+            // Release: our reads of the slots before `t` happen before the producer, having
+            // read this, writes them again.
+            self.seen.store(t, Ordering::Release);
+        }
     }
 
     /// Consumer: takes the oldest entry, if any.
@@ -387,7 +451,8 @@ impl<'a> ReturnRing<'a> {
 
     /// Where this ring's words are.
     pub(crate) fn loc(&self) -> RingLoc {
-        RingLoc::of(self.head, self.tail, self.slots, self.mask, 0)
+        // A return ring has no `seen`: its producer never reads the `tail` line anyway.
+        RingLoc::of(self.head, self.tail, self.tail, self.slots, self.mask, 0)
     }
 
     /// The consumer's `tail`, read once when a consumer starts on this ring.

@@ -7,6 +7,7 @@ use super::*;
 pub(crate) struct Storage {
     pub head: AtomicU64,
     pub tail: AtomicU64,
+    pub seen: AtomicU64,
     pub slots: Box<[AtomicU64]>,
 }
 
@@ -15,11 +16,12 @@ impl Storage {
         Storage {
             head: AtomicU64::new(0),
             tail: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
             slots: (0..cap).map(|_| AtomicU64::new(0)).collect(),
         }
     }
     pub(crate) fn delivery(&self) -> DeliveryRing<'_> {
-        DeliveryRing::new(&self.head, &self.tail, &self.slots)
+        DeliveryRing::new(&self.head, &self.tail, &self.seen, &self.slots)
     }
     pub(crate) fn returns(&self) -> ReturnRing<'_> {
         ReturnRing::new(&self.head, &self.tail, &self.slots)
@@ -132,7 +134,10 @@ mod unit {
                     match r.pop() {
                         Some(PAYLOAD_MASK) => return got,
                         Some(e) => got.push(e),
-                        None => std::hint::spin_loop(),
+                        None => {
+                            r.publish_seen();
+                            std::hint::spin_loop();
+                        }
                     }
                 }
             })
@@ -174,10 +179,12 @@ mod model {
                     let r = s.delivery();
                     let mut got = vec![];
                     for _ in 0..2 {
-                        if let Some(e) = r.pop() {
-                            got.push(e);
+                        match r.pop() {
+                            Some(e) => got.push(e),
+                            None => r.publish_seen(),
                         }
                     }
+                    r.publish_seen();
                     got
                 })
             };
@@ -199,6 +206,42 @@ mod model {
             got.extend(stolen);
             got.sort_unstable();
             assert_eq!(got, vec![0, 1, 2]);
+        });
+    }
+
+    /// Producer pushes 3 entries into a ring of 2 without stealing, finding room through
+    /// `seen` or `tail`, while the consumer takes 3 and publishes `seen` whenever it finds
+    /// the ring empty: it gets all three, in order, so a producer trusting `seen` never
+    /// overwrites an entry not yet taken.
+    #[test]
+    fn room_from_seen_never_overwrites_an_entry() {
+        loom::model(|| {
+            let s = Arc::new(Storage::new(2));
+            let c = {
+                let s = Arc::clone(&s);
+                loom::thread::spawn(move || {
+                    let r = s.delivery();
+                    let mut got = vec![];
+                    while got.len() < 3 {
+                        match r.pop_unshared() {
+                            Some(e) => got.push(e),
+                            None => {
+                                r.publish_seen();
+                                loom::thread::yield_now();
+                            }
+                        }
+                    }
+                    got
+                })
+            };
+            let r = s.delivery();
+            let mut head = r.producer();
+            for e in 0..3u64 {
+                while r.push(&mut head, 2, e, false) == Push::Full {
+                    loom::thread::yield_now();
+                }
+            }
+            assert_eq!(c.join().unwrap(), vec![0, 1, 2]);
         });
     }
 

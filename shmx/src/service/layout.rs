@@ -6,7 +6,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"SHMXSVC\0");
 /// Layout version of every segment this library writes.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 pub(crate) const SHARED_OFF: usize = 512;
 pub(crate) const LINE: usize = 64;
 pub(crate) const TYPE_NAME_CAP: usize = 128;
@@ -124,8 +124,15 @@ pub(crate) struct Layout {
     pub total_len: usize,
 }
 
+/// Bytes of a return ring: a line for `head`, one for `tail`, then the slots.
 fn ring_bytes(capacity: usize) -> Option<usize> {
     capacity.checked_mul(8)?.checked_add(2 * LINE)
+}
+
+/// Bytes of a delivery ring, a whole number of lines: `head`, `tail` and `seen` each on a
+/// line of their own, then the slots.
+pub(crate) fn delivery_ring_bytes(capacity: usize) -> Option<usize> {
+    segment::round_up(capacity.checked_mul(8)?.checked_add(3 * LINE)?, LINE)
 }
 
 impl Layout {
@@ -145,7 +152,7 @@ impl Layout {
         )?;
         let sub_stride = segment::round_up(core::mem::size_of::<SubSlot>(), LINE)?;
         let conn_stride = segment::round_up(
-            ring_bytes(ring_capacity)?
+            delivery_ring_bytes(ring_capacity)?
                 .checked_add(segment::round_up(ring_bytes(return_capacity)?, LINE)?)?,
             LINE,
         )?;

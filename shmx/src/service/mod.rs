@@ -8,7 +8,7 @@
 //! pub_off       PubSlot × max_publishers
 //! sub_off       SubSlot × max_subscribers
 //! conn_off      Connection × (max_publishers × max_subscribers), row-major by publisher:
-//!                 delivery ring: head | tail | ring_capacity slots   (publisher → subscriber)
+//!                 delivery ring: head | tail | seen | ring_capacity slots (publisher → subscriber)
 //!                 return ring:   head | tail | return_capacity slots (subscriber → publisher)
 //! ```
 //! Heads and tails sit on their own cache lines. Every number in `ServiceParams` is checked
@@ -391,13 +391,15 @@ impl Service {
     #[inline]
     pub(crate) fn delivery(&self, p: usize, s: usize) -> DeliveryRing<'_> {
         let off = self.conn_off(p, s);
-        // SAFETY: the connection's `ring_bytes(ring_capacity)` lie inside the validated file;
-        // head at +0, tail at +64, slots from +128, all 8-aligned atomics.
+        // SAFETY: the connection's `delivery_ring_bytes(ring_capacity)` lie inside the
+        // validated file; head at +0, tail at +64, seen at +128, slots from +192, all
+        // 8-aligned atomics.
         unsafe {
             DeliveryRing::new(
                 self.at(off),
                 self.at(off + LINE),
-                self.words(off + 2 * LINE, self.layout.ring_capacity),
+                self.at(off + 2 * LINE),
+                self.words(off + 3 * LINE, self.layout.ring_capacity),
             )
         }
     }
@@ -406,8 +408,7 @@ impl Service {
     #[inline]
     pub(crate) fn returns(&self, p: usize, s: usize) -> ReturnRing<'_> {
         let base = self.conn_off(p, s);
-        let off =
-            base + segment::round_up(self.layout.ring_capacity * 8 + 2 * LINE, LINE).unwrap_or(0);
+        let off = base + layout::delivery_ring_bytes(self.layout.ring_capacity).unwrap_or(0);
         // SAFETY: the return ring follows the delivery ring inside the connection's stride,
         // which the validated layout keeps inside the file.
         unsafe {

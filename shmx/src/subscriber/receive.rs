@@ -250,6 +250,8 @@ impl SubCore {
             // only after the entry.
             conn.chunks.prefetch(conn.last_chunk.wrapping_add(1));
             conn.chunks.prefetch(conn.last_chunk.wrapping_sub(1));
+            // Idle: tell the publisher how far we got (see `DeliveryRing::publish_seen`).
+            ring.publish_seen();
             return Common::Empty;
         };
         match self.accept::<T>(conn, entry) {
