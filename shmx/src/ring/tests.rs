@@ -167,27 +167,35 @@ mod model {
     use super::*;
     use loom::sync::Arc;
 
+    /// A delivery ring of `cap` slots, and a consumer thread running `consume` on it.
+    fn spawn_consumer<T: Send + 'static>(
+        cap: usize,
+        consume: fn(&DeliveryRing<'_>) -> T,
+    ) -> (Arc<Storage>, loom::thread::JoinHandle<T>) {
+        let s = Arc::new(Storage::new(cap));
+        let c = {
+            let s = Arc::clone(&s);
+            loom::thread::spawn(move || consume(&s.delivery()))
+        };
+        (s, c)
+    }
+
     /// Producer pushes 3 entries into a ring of 2 with drop-oldest while the consumer pops
     /// twice: every entry is taken or stolen exactly once, and taken ones are in order.
     #[test]
     fn drop_oldest_never_loses_or_duplicates() {
         loom::model(|| {
-            let s = Arc::new(Storage::new(2));
-            let c = {
-                let s = Arc::clone(&s);
-                loom::thread::spawn(move || {
-                    let r = s.delivery();
-                    let mut got = vec![];
-                    for _ in 0..2 {
-                        match r.pop() {
-                            Some(e) => got.push(e),
-                            None => r.publish_seen(),
-                        }
+            let (s, c) = spawn_consumer(2, |r| {
+                let mut got = vec![];
+                for _ in 0..2 {
+                    match r.pop() {
+                        Some(e) => got.push(e),
+                        None => r.publish_seen(),
                     }
-                    r.publish_seen();
-                    got
-                })
-            };
+                }
+                r.publish_seen();
+                got
+            });
             let r = s.delivery();
             let mut head = r.producer();
             let mut stolen = vec![];
@@ -216,24 +224,19 @@ mod model {
     #[test]
     fn room_from_seen_never_overwrites_an_entry() {
         loom::model(|| {
-            let s = Arc::new(Storage::new(2));
-            let c = {
-                let s = Arc::clone(&s);
-                loom::thread::spawn(move || {
-                    let r = s.delivery();
-                    let mut got = vec![];
-                    while got.len() < 3 {
-                        match r.pop_unshared() {
-                            Some(e) => got.push(e),
-                            None => {
-                                r.publish_seen();
-                                loom::thread::yield_now();
-                            }
+            let (s, c) = spawn_consumer(2, |r| {
+                let mut got = vec![];
+                while got.len() < 3 {
+                    match r.pop_unshared() {
+                        Some(e) => got.push(e),
+                        None => {
+                            r.publish_seen();
+                            loom::thread::yield_now();
                         }
                     }
-                    got
-                })
-            };
+                }
+                got
+            });
             let r = s.delivery();
             let mut head = r.producer();
             for e in 0..3u64 {
