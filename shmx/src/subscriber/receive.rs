@@ -45,6 +45,19 @@ pub(super) struct Taken {
 }
 
 impl Taken {
+    /// Ring entry `entry` of `conn`, sequence `seq`, `len` payload bytes at `payload`.
+    #[inline(always)]
+    fn of(conn: &PubConn, seq: u64, len: usize, entry: u64, payload: *const u8) -> Taken {
+        Taken {
+            seq,
+            len,
+            entry,
+            payload,
+            view: conn.view as u32,
+            origin: service::incarnation_of(conn.slot_word),
+        }
+    }
+
     /// Rewrites `held`, a sample of the same connection, as this one, field by field
     /// (`origin`, `view` and `pub_slot` stay), and returns the payload.
     #[inline(always)]
@@ -255,14 +268,7 @@ impl SubCore {
             return Common::Empty;
         };
         match self.accept::<T>(conn, entry) {
-            Some((seq, len, payload)) => Common::Taken(Taken {
-                seq,
-                len,
-                entry,
-                payload,
-                view: conn.view as u32,
-                origin: service::incarnation_of(conn.slot_word),
-            }),
+            Some((seq, len, payload)) => Common::Taken(Taken::of(conn, seq, len, entry, payload)),
             None => Common::Rest(Some(entry)),
         }
     }
@@ -324,7 +330,7 @@ impl SubCore {
                     return Next::Invalid(seq, reason);
                 }
             };
-            return Next::Sample(queued(conn, p, seq, len, entry), payload);
+            return Next::Sample(Taken::of(conn, seq, len, entry, payload).held(p), payload);
         }
     }
 
@@ -515,20 +521,5 @@ pub(super) fn prefetch_queued(conn: &PubConn) {
             Some(next) => conn.chunks.prefetch((next & CHUNK_MASK) as usize),
             None => break,
         }
-    }
-}
-
-/// What a sample taken from `conn`'s queue (publisher slot `p`, ring entry `entry`, sequence
-/// `seq`, `len` payload bytes) needs to be given back.
-#[inline(always)]
-fn queued(conn: &PubConn, p: usize, seq: u64, len: usize, entry: u64) -> Held {
-    Held {
-        seq,
-        origin: service::incarnation_of(conn.slot_word),
-        len,
-        entry,
-        view: conn.view as u32,
-        pub_slot: p as u32,
-        chunk: (entry & CHUNK_MASK) as u32,
     }
 }
