@@ -325,8 +325,8 @@ impl<'a> DeliveryRing<'a> {
         }
     }
 
-    /// Producer: reloads the cached `tail` if the cache says the ring holds `depth` entries,
-    /// so that the next `push` need not (it only raises a lower bound of `tail`).
+    /// Producer: if the cache says the ring holds `depth` entries, raises it from `seen`
+    /// (never from `tail`: see the module docs), so that the next `push` likely need not.
     #[inline]
     pub(crate) fn refresh_tail(&self, p: &mut Producer, depth: u64) {
         if p.head.wrapping_sub(p.tail_cache) >= depth {
@@ -451,7 +451,7 @@ impl<'a> ReturnRing<'a> {
 
     /// Where this ring's words are.
     pub(crate) fn loc(&self) -> RingLoc {
-        // A return ring has no `seen`: its producer never reads the `tail` line anyway.
+        // A return ring has no `seen` word: the field is never read through this location.
         RingLoc::of(self.head, self.tail, self.tail, self.slots, self.mask, 0)
     }
 

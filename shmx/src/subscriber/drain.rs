@@ -18,6 +18,22 @@ enum Step {
     Invalid(u64, Rejected),
 }
 
+impl Step {
+    /// What the general path found, as a step of the sample at `held` and `ptr`: a sample
+    /// found is written there (whole: this is not the common case).
+    fn of<T>(next: Next, held: &mut Held, ptr: &mut *const T) -> Step {
+        match next {
+            Next::Sample(next, payload) => {
+                *held = next;
+                *ptr = payload.cast();
+                Step::Next
+            }
+            Next::Empty => Step::Empty,
+            Next::Invalid(seq, reason) => Step::Invalid(seq, reason),
+        }
+    }
+}
+
 impl SubCore {
     /// Hands every waiting sample, up to `max`, to `f`; returns how many (see
     /// [`Subscriber::drain`](crate::Subscriber::drain)).
@@ -117,19 +133,14 @@ impl SubCore {
             }
         }
         self.release_in(st, held);
-        match self.take_next::<T>(st, p) {
-            Next::Sample(next, payload) => {
-                st.held += 1;
-                if let Some(Some(vs)) = st.views.get_mut(next.view as usize) {
-                    vs.held += 1;
-                }
-                *held = next;
-                *ptr = payload.cast();
-                Step::Next
+        let next = self.take_next::<T>(st, p);
+        if let Next::Sample(next, _) = &next {
+            st.held += 1;
+            if let Some(Some(vs)) = st.views.get_mut(next.view as usize) {
+                vs.held += 1;
             }
-            Next::Empty => Step::Empty,
-            Next::Invalid(seq, reason) => Step::Invalid(seq, reason),
         }
+        Step::of(next, held, ptr)
     }
 
     /// `take_from` for `swap_next`: writes the sample it takes into `held` and `ptr` field
@@ -167,15 +178,7 @@ impl SubCore {
         held: &mut Held,
         ptr: &mut *const T,
     ) -> Step {
-        match self.take_from_rest::<T>(st, p, first) {
-            Next::Sample(next, payload) => {
-                *held = next;
-                *ptr = payload.cast();
-                Step::Next
-            }
-            Next::Empty => Step::Empty,
-            Next::Invalid(seq, reason) => Step::Invalid(seq, reason),
-        }
+        Step::of(self.take_from_rest::<T>(st, p, first), held, ptr)
     }
 
     /// The next sample of publisher slot `p` for `drain`, or `Empty` whenever anything
