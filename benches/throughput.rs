@@ -1,6 +1,8 @@
 //! Throughput from one publisher process to one and to four subscriber processes, 8 B and
-//! 1 KiB payloads: shmx (`Overflow::Block`, subscribers spinning on `take()`) against Unix
-//! domain stream sockets (one per subscriber). Criterion reports elements per second: one
+//! 1 KiB payloads: shmx (`Overflow::Block`, subscribers spinning on `take()`, or batches
+//! through `send_many`/`drain`) against Unix domain stream sockets (one per subscriber), and
+//! at 8 B the no-library references: a bare ring (`ring-floor`) and a ring of chunk indices
+//! with a chunk per message (`chunk-floor`, one subscriber). Criterion reports elements per second: one
 //! element is one message published and received by every subscriber, in order (each batch
 //! is verified).
 //!

@@ -29,13 +29,16 @@ const FILE_LEN: u64 = 4096;
 /// Pong value of a child that is ready.
 const READY: u64 = u64::MAX - 1;
 
-/// Two counters in a shared, writable mapping of a file.
-struct Counters {
+/// Atomic words in a shared, writable mapping of a file: what the no-library contenders
+/// (this floor and [`ring_floor`](super::ring_floor)) share between their two processes.
+pub(super) struct SharedWords {
     map: MmapMut,
 }
 
-impl Counters {
-    fn open(path: &Path, create: bool) -> Result<Counters> {
+impl SharedWords {
+    /// Maps the file at `path`, creating it with `len` bytes if `create` (and otherwise
+    /// checking that it has them).
+    pub(super) fn open(path: &Path, len: u64, create: bool) -> Result<SharedWords> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -43,34 +46,64 @@ impl Counters {
             .truncate(create)
             .open(path)?;
         if create {
-            file.set_len(FILE_LEN)?;
-        } else if file.metadata()?.len() < FILE_LEN {
+            file.set_len(len)?;
+        } else if file.metadata()?.len() < len {
             return Err(format!("{} is too short", path.display()).into());
         }
         // SAFETY: the file lives in this run's private directory, and only the benchmark's
-        // two processes map it; they access the mapping solely through the atomics below, so
+        // processes map it; they access the mapping solely through the atomics of `at`, so
         // no plain reference ever sees bytes change under it. Nobody truncates the file while
         // it is mapped.
         let map = unsafe { MmapMut::map_mut(&file)? };
-        Ok(Counters { map })
+        Ok(SharedWords { map })
     }
 
-    fn at(&self, offset: usize) -> &AtomicU64 {
+    /// The word at byte `offset` (a multiple of 8 inside the mapping).
+    ///
+    /// # Panics
+    /// If `offset` is out of bounds or not a multiple of 8.
+    #[inline]
+    pub(super) fn at(&self, offset: usize) -> &AtomicU64 {
         assert!(offset + 8 <= self.map.len() && offset & 7 == 0);
         // SAFETY: the mapping is page-aligned and `offset` a multiple of 8 within its length
         // (checked above), so the pointer is aligned and dereferenceable for 8 bytes for as
         // long as `self.map` lives, which bounds the returned lifetime. `AtomicU64` has the
         // size and alignment of `u64`, any bit pattern is a valid value (the file starts
-        // zero-filled), and both processes only ever access these bytes atomically.
+        // zero-filled), and every process only ever accesses these bytes atomically.
         unsafe { &*self.map.as_ptr().add(offset).cast::<AtomicU64>() }
     }
 
+    /// The `count` words from byte `offset` (a multiple of 8; all inside the mapping).
+    ///
+    /// # Panics
+    /// If they are out of bounds or `offset` is not a multiple of 8.
+    pub(super) fn slice(&self, offset: usize, count: usize) -> &[AtomicU64] {
+        let end = count.checked_mul(8).and_then(|n| n.checked_add(offset));
+        assert!(end.is_some_and(|e| e <= self.map.len()) && offset & 7 == 0);
+        // SAFETY: as in `at`, for each of the `count` words, all inside the mapping (checked
+        // above).
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset).cast(), count) }
+    }
+}
+
+/// The floor's two counters.
+struct Counters {
+    words: SharedWords,
+}
+
+impl Counters {
+    fn open(path: &Path, create: bool) -> Result<Counters> {
+        Ok(Counters {
+            words: SharedWords::open(path, FILE_LEN, create)?,
+        })
+    }
+
     fn ping(&self) -> &AtomicU64 {
-        self.at(PING)
+        self.words.at(PING)
     }
 
     fn pong(&self) -> &AtomicU64 {
-        self.at(PONG)
+        self.words.at(PONG)
     }
 }
 

@@ -13,7 +13,9 @@
 //!   no library at all.
 //! - **Throughput** ([`Throughput`]): one publisher process streams to 1 or 4 subscriber
 //!   processes; only delivered messages count, and every subscriber's count and order are
-//!   verified after each batch.
+//!   verified after each batch. [`ring_floor`] gives the two references without a library:
+//!   a bare ring of 8-byte values (`ring-floor`, the floor of the ratios) and an index ring
+//!   with a 64-byte chunk per message (`chunk-floor`, the ceiling of any zero-copy design).
 //!
 //! Every contender that waits actively uses the same policy: poll, `std::hint::spin_loop()`
 //! between polls (throughput subscribers also yield every 128 empty polls when there are more
@@ -62,6 +64,7 @@ pub mod paced;
 pub mod pipe;
 pub mod process;
 pub mod report;
+pub mod ring_floor;
 pub mod shmx_pingpong;
 pub mod socket;
 pub mod throughput;
@@ -155,6 +158,8 @@ pub static PING_PONG: &[&dyn PingPong] = &[
 
 /// Every throughput contender, in table order.
 pub static THROUGHPUT: &[&dyn Throughput] = &[
+    &ring_floor::RING_FLOOR,
+    &ring_floor::CHUNK_FLOOR,
     &throughput::SHMX_STREAM,
     &throughput::SHMX_BATCH,
     #[cfg(feature = "compare-iceoryx2")]
@@ -164,6 +169,8 @@ pub static THROUGHPUT: &[&dyn Throughput] = &[
 
 /// Id of the ping-pong contender that every ratio is relative to: the raw atomics.
 pub const FLOOR_ID: &str = "floor";
+/// Id of the throughput contender that throughput ratios are relative to: a bare ring.
+pub const RING_FLOOR_ID: &str = "ring-floor";
 /// Id of the second reference of the ratios: a blocking Unix domain stream socket.
 pub const UDS_ID: &str = "uds";
 

@@ -122,7 +122,10 @@ fn next(last: u64, h: u64) -> Result<(u64, bool)> {
 }
 
 /// Stops every peer: marks them all as expected to exit, runs `stop`, waits for each.
-fn stop_all(peers: Vec<Peer>, stop: impl FnOnce() -> Result<()>) -> Result<Vec<Placement>> {
+pub(super) fn stop_all(
+    peers: Vec<Peer>,
+    stop: impl FnOnce() -> Result<()>,
+) -> Result<Vec<Placement>> {
     peers.iter().for_each(Peer::expect_exit);
     stop()?;
     peers.into_iter().map(|p| p.wait(PEER_TIMEOUT)).collect()
