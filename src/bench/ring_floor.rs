@@ -275,9 +275,10 @@ impl Producer {
     /// Writes `entry` at position `p` of `ring` once there is room.
     #[inline(always)]
     fn push(ring: &Ring<'_>, tail: &mut u64, p: u64, entry: u64, idle: &mut Idle) {
-        while p - *tail >= DEPTH {
+        // `saturating_sub`: a corrupt `tail` beyond `p` reads as an empty ring, not a full one.
+        while p.saturating_sub(*tail) >= DEPTH {
             *tail = ring.tail.load(Ordering::Acquire);
-            if p - *tail >= DEPTH {
+            if p.saturating_sub(*tail) >= DEPTH {
                 idle.wait();
             }
         }
