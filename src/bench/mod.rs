@@ -171,6 +171,9 @@ pub static THROUGHPUT: &[&dyn Throughput] = &[
 pub const FLOOR_ID: &str = "floor";
 /// Id of the throughput contender that throughput ratios are relative to: a bare ring.
 pub const RING_FLOOR_ID: &str = "ring-floor";
+/// Id of the throughput contender with a chunk per message and no library: the ceiling that
+/// the throughput targets compare shmx with, round by round.
+pub const CHUNK_FLOOR_ID: &str = "chunk-floor";
 /// Id of the second reference of the ratios: a blocking Unix domain stream socket.
 pub const UDS_ID: &str = "uds";
 

@@ -38,8 +38,6 @@ pub struct RingFloor {
 pub const RING_FLOOR: RingFloor = RingFloor { chunks: false };
 /// `chunk-floor`: each message in a 64-byte chunk, its index through the ring and back.
 pub const CHUNK_FLOOR: RingFloor = RingFloor { chunks: true };
-/// Id of [`CHUNK_FLOOR`].
-pub const CHUNK_FLOOR_ID: &str = "chunk-floor";
 
 /// Ring entries (a power of two): the queue depth of the shmx contenders.
 const DEPTH: u64 = 256;
@@ -135,7 +133,7 @@ fn file(root: &Path) -> std::path::PathBuf {
 impl Throughput for RingFloor {
     fn id(&self) -> &'static str {
         if self.chunks {
-            CHUNK_FLOOR_ID
+            super::CHUNK_FLOOR_ID
         } else {
             super::RING_FLOOR_ID
         }
@@ -272,6 +270,42 @@ impl Producer {
         }
     }
 
+    /// Sends messages `seq + 1 ..= seq + n`, the last with the flush bit, and waits for every
+    /// subscriber's answer.
+    fn send(&mut self, words: &SharedWords, n: u64) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let rings: Vec<Ring<'_>> = (0..self.subscribers).map(|i| Ring::of(words, i)).collect();
+        let mut idle = Idle::new(self.subscribers);
+        let last = self.seq + n;
+        for k in self.seq + 1..=last {
+            let flush = k == last;
+            let entry = if self.chunks {
+                let c = self.loan(&rings[0], &mut idle);
+                let chunk = rings[0].chunk(c);
+                chunk.store(k, Ordering::Relaxed);
+                (k << NUMBER_SHIFT) | if flush { CHUNK_FLUSH } else { 0 } | c
+            } else {
+                k | if flush { FLUSH } else { 0 }
+            };
+            for (ring, tail) in rings.iter().zip(&mut self.tails) {
+                Producer::push(ring, tail, k - 1, entry, &mut idle);
+            }
+        }
+        self.seq = last;
+        for ring in &rings {
+            loop {
+                match ring.ack.load(Ordering::Acquire) {
+                    a if a == last => break,
+                    a if a == READY || a < last => idle.wait(),
+                    a => return Err(mismatch("ring-floor subscriber", last, a)),
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `entry` at position `p` of `ring` once there is room.
     #[inline(always)]
     fn push(ring: &Ring<'_>, tail: &mut u64, p: u64, entry: u64, idle: &mut Idle) {
@@ -320,43 +354,5 @@ impl Stream for FloorSender {
             }
             Ok(())
         })
-    }
-}
-
-impl Producer {
-    /// Sends messages `seq + 1 ..= seq + n`, the last with the flush bit, and waits for every
-    /// subscriber's answer.
-    fn send(&mut self, words: &SharedWords, n: u64) -> Result<()> {
-        if n == 0 {
-            return Ok(());
-        }
-        let rings: Vec<Ring<'_>> = (0..self.subscribers).map(|i| Ring::of(words, i)).collect();
-        let mut idle = Idle::new(self.subscribers);
-        let last = self.seq + n;
-        for k in self.seq + 1..=last {
-            let flush = k == last;
-            let entry = if self.chunks {
-                let c = self.loan(&rings[0], &mut idle);
-                let chunk = rings[0].chunk(c);
-                chunk.store(k, Ordering::Relaxed);
-                (k << NUMBER_SHIFT) | if flush { CHUNK_FLUSH } else { 0 } | c
-            } else {
-                k | if flush { FLUSH } else { 0 }
-            };
-            for (ring, tail) in rings.iter().zip(&mut self.tails) {
-                Producer::push(ring, tail, k - 1, entry, &mut idle);
-            }
-        }
-        self.seq = last;
-        for ring in &rings {
-            loop {
-                match ring.ack.load(Ordering::Acquire) {
-                    a if a == last => break,
-                    a if a == READY || a < last => idle.wait(),
-                    a => return Err(mismatch("ring-floor subscriber", last, a)),
-                }
-            }
-        }
-        Ok(())
     }
 }

@@ -6,7 +6,7 @@ use super::latency::{per_round, LatencyRow};
 use super::paired;
 use super::throughput::ThroughputRow;
 use crate::bench::interleave::Results;
-use crate::bench::ring_floor::CHUNK_FLOOR_ID;
+use crate::bench::CHUNK_FLOOR_ID;
 use std::fmt::Write as _;
 
 /// The design's targets that this run measured, each with its figure and verdict.

@@ -72,7 +72,7 @@ pub fn throughput_rows(results: &Results) -> Vec<ThroughputRow> {
                         rates.iter().copied().fold(0.0, f64::max),
                     ),
                     vs_floor: vs(crate::bench::RING_FLOOR_ID),
-                    vs_chunk_floor: vs(crate::bench::ring_floor::CHUNK_FLOOR_ID),
+                    vs_chunk_floor: vs(crate::bench::CHUNK_FLOOR_ID),
                     vs_uds: vs(UDS_STREAM_ID),
                     rounds: rates.len(),
                 });
