@@ -66,11 +66,6 @@ impl FreeStack {
         self.slots.get(len).copied()
     }
 
-    #[inline(always)]
-    fn last(&self) -> Option<u32> {
-        self.slots.get(self.len.checked_sub(1)?).copied()
-    }
-
     /// The chunk `k` pops from now will return, if that many are here.
     #[inline(always)]
     fn below_top(&self, k: usize) -> Option<u32> {
@@ -154,12 +149,6 @@ impl Pool {
         if self.chunks.get(c as usize).is_some_and(|s| s.is_free()) {
             self.free.push(c);
         }
-    }
-
-    /// The chunk the next `alloc` is likely to return.
-    #[inline]
-    pub(crate) fn next_free(&self) -> Option<u32> {
-        self.free.last()
     }
 
     /// The chunk the `k + 1`-th `alloc` from now is likely to return (`k = 0`: the next).

@@ -210,7 +210,7 @@ impl PubCore {
             self.collect(st);
         }
         let ahead = if batch { BATCH_PREFETCH } else { 0 };
-        if let Some(next) = st.pool.free_ahead(ahead).or_else(|| st.pool.next_free()) {
+        if let Some(next) = st.pool.free_ahead(ahead).or_else(|| st.pool.free_ahead(0)) {
             self.data.prefetch_chunk(next as usize, batch);
         }
     }
