@@ -125,43 +125,61 @@ impl SubCore {
             return Err(self.held_limit());
         }
         self.refresh(st)?;
+        // One publisher, the common case: no round robin to keep. (An empty poll of one
+        // 8-byte topic: 133 → 118 instructions, ~15.5 → ~13 ns; a spinning receiver sees a
+        // sample on average half a poll after it lands.)
+        if let [p] = st.active[..] {
+            return self.take_at::<T>(st, 0, p).unwrap_or(Ok(None));
+        }
         let n = st.active.len();
         let mut i = st.next;
         for _ in 0..n {
             if i >= n {
                 i = 0;
             }
-            let p = st.active[i];
-            let common = match st.pubs.get_mut(p) {
-                Some(Some(conn)) => self.take_common::<T>(conn),
-                _ => Common::Empty,
-            };
-            // The sample is built from the values themselves, not from a `Held` put together
-            // in memory (see `drain`).
-            let next = match common {
-                Common::Taken(t) => {
-                    st.next = i;
-                    return Ok(Some(self.hand_out(st, t.held(p), t.payload)));
-                }
-                Common::Empty => Next::Empty,
-                Common::Rest(first) => self.take_from_rest::<T>(st, p, first),
-            };
-            match next {
-                Next::Sample(held, ptr) => {
-                    st.next = i;
-                    return Ok(Some(self.hand_out(st, held, ptr)));
-                }
-                Next::Invalid(seq, reason) => return Err(self.invalid(seq, reason)),
-                Next::Empty => {
-                    let conn = st.pubs[p].as_ref().expect("active connections exist");
-                    if conn.draining {
-                        self.finish_draining(st, p);
-                    }
-                }
+            if let Some(done) = self.take_at::<T>(st, i, st.active[i]) {
+                return done;
             }
             i += 1;
         }
         Ok(None)
+    }
+
+    /// [`take_raw`](Self::take_raw) from publisher slot `p`, the `i`-th active one: what
+    /// `take_raw` returns, or `None` if its queue is empty (then the next one is tried).
+    #[inline(always)]
+    fn take_at<'s, T: ShmMessage>(
+        &'s self,
+        st: &mut SubState,
+        i: usize,
+        p: usize,
+    ) -> Option<Result<Option<Sample<'s, T>>>> {
+        let Some(Some(conn)) = st.pubs.get_mut(p) else {
+            return None;
+        };
+        // The sample is built from the values themselves, not from a `Held` put together in
+        // memory (see `drain`).
+        let next = match self.take_common::<T>(conn) {
+            Common::Taken(t) => {
+                st.next = i;
+                return Some(Ok(Some(self.hand_out(st, t.held(p), t.payload))));
+            }
+            Common::Empty => Next::Empty,
+            Common::Rest(first) => self.take_from_rest::<T>(st, p, first),
+        };
+        match next {
+            Next::Sample(held, ptr) => {
+                st.next = i;
+                Some(Ok(Some(self.hand_out(st, held, ptr))))
+            }
+            Next::Invalid(seq, reason) => Some(Err(self.invalid(seq, reason))),
+            Next::Empty => {
+                if st.pubs[p].as_ref().is_some_and(|conn| conn.draining) {
+                    self.finish_draining(st, p);
+                }
+                None
+            }
+        }
     }
 
     /// Makes the sample that `take_from` accepted, counting it as held.
