@@ -51,6 +51,20 @@ pub fn format_ratio(r: f64) -> String {
     format!("{}×", sig3(r))
 }
 
+/// Formats a ratio that a verdict compares with `limit`: as [`format_ratio`], with as many
+/// more decimals as it takes (up to six) for the figure not to read as the limit itself when
+/// it is not (2.003 against a limit of 2 would otherwise print as `2.00×` and be missed).
+pub(super) fn format_ratio_against(r: f64, limit: f64) -> String {
+    let short = format_ratio(r);
+    if r == limit || !r.is_finite() || short != format_ratio(limit) {
+        return short;
+    }
+    (3..=6)
+        .map(|d| (format!("{r:.d$}"), format!("{limit:.d$}")))
+        .find(|(a, b)| a != b)
+        .map_or_else(|| format!("{r:.6}×"), |(a, _)| format!("{a}×"))
+}
+
 /// Three significant digits, no exponent.
 fn sig3(v: f64) -> String {
     if !v.is_finite() {
@@ -118,5 +132,10 @@ mod tests {
         assert_eq!(format_ns(0.0), "0.00 ns");
         assert_eq!(format_rate(31_400_000.0), "31.4 M/s");
         assert_eq!(format_ratio(0.5), "0.500×");
+        // Next to a limit, enough digits to tell which side it is on.
+        assert_eq!(format_ratio_against(2.003, 2.0), "2.003×");
+        assert_eq!(format_ratio_against(1.9996, 2.0), "1.9996×");
+        assert_eq!(format_ratio_against(2.1, 2.0), "2.10×");
+        assert_eq!(format_ratio_against(2.0, 2.0), "2.00×");
     }
 }

@@ -1,7 +1,7 @@
 //! The "Performance targets" section: the design's targets that a run measured, each with
 //! its figure and verdict.
 
-use super::fmt::{format_rate, format_ratio, verdict};
+use super::fmt::{format_rate, format_ratio, format_ratio_against, verdict};
 use super::latency::{per_round, LatencyRow};
 use super::paired;
 use super::throughput::ThroughputRow;
@@ -17,7 +17,7 @@ fn targets(results: &Results, rows: &[LatencyRow], trows: &[ThroughputRow]) -> V
         if let Some(x) = r.vs_floor {
             out.push(format!(
                 "8 B one-way, shmx-spin ÷ floor = {} (target ≤ 2×): {}; (aim ≤ 1.5×): {}",
-                format_ratio(x),
+                format_ratio_against(x, 2.0),
                 verdict(x <= 2.0),
                 verdict(x <= 1.5)
             ));
@@ -25,7 +25,7 @@ fn targets(results: &Results, rows: &[LatencyRow], trows: &[ThroughputRow]) -> V
         if let Some(x) = r.vs_uds {
             out.push(format!(
                 "8 B one-way, blocking UDS ÷ shmx-spin = {} (target ≥ 20×): {}",
-                format_ratio(1.0 / x),
+                format_ratio_against(1.0 / x, 20.0),
                 verdict(1.0 / x >= 20.0)
             ));
         }
@@ -38,7 +38,7 @@ fn targets(results: &Results, rows: &[LatencyRow], trows: &[ThroughputRow]) -> V
         if let Some(x) = paired(&ice, Some(&shmx), |x| x.0) {
             out.push(format!(
                 "8 B one-way, iceoryx2 ÷ shmx-spin = {} (target ≥ 3×): {}",
-                format_ratio(x),
+                format_ratio_against(x, 3.0),
                 verdict(x >= 3.0)
             ));
         }
@@ -52,7 +52,7 @@ fn targets(results: &Results, rows: &[LatencyRow], trows: &[ThroughputRow]) -> V
         if let Some(x) = paired(big, Some(small), |x| x.0) {
             out.push(format!(
                 "shmx-spin one-way, 4 MiB ÷ 8 B = {} (target ≤ 1.5×): {}",
-                format_ratio(x),
+                format_ratio_against(x, 1.5),
                 verdict(x <= 1.5)
             ));
         }
