@@ -158,7 +158,8 @@ impl SubCore {
             return None;
         };
         // The sample is built from the values themselves, not from a `Held` put together in
-        // memory (see `drain`).
+        // memory (see `drain`): going through `take_from` instead costs a take with a sample
+        // 152 → 181 instructions.
         let next = match self.take_common::<T>(conn) {
             Common::Taken(t) => {
                 st.next = i;
