@@ -6,7 +6,7 @@
 //! pins_off       one AtomicU64 pin word per chunk (bit per subscriber slot), page-aligned;
 //!                the only part subscribers map writable (PROTOCOLS.md §4)
 //! chunks_off     chunk_count × chunk_stride bytes, page-aligned; each chunk is
-//!                  ChunkHeader (sequence, payload length, timestamp, origin) at +0
+//!                  ChunkHeader (sequence, payload length, next chunk, origin) at +0
 //!                  payload at +payload_off (aligned for the message type)
 //! ```
 //! Only the publisher writes the header and the chunks; subscribers map them read-only, so a
@@ -22,6 +22,8 @@ use std::path::Path;
 
 const DATA_MAGIC: u64 = u64::from_le_bytes(*b"SHMXDAT\0");
 pub(crate) use crate::pins::NO_SEQUENCE;
+/// [`ChunkHeader::next`] when the publisher had no free chunk to announce.
+pub(crate) const NO_CHUNK: u64 = u64::MAX;
 /// Largest chunk count: chunk indices travel in 24 bits of a ring entry.
 pub(crate) const MAX_CHUNKS: usize = (1 << 24) - 1;
 
@@ -50,8 +52,11 @@ pub(crate) struct ChunkHeader {
     pub seq: AtomicU64,
     /// Payload bytes the publisher wrote.
     pub len: AtomicU64,
-    /// Publish time in nanoseconds of `CLOCK_MONOTONIC`, or 0 when not recorded.
-    pub timestamp: AtomicU64,
+    /// The chunk the publisher's next loan will take, as of this publish, or [`NO_CHUNK`]:
+    /// a hint, so that a subscriber waiting for the next sample can start loading that
+    /// chunk's line while it polls the ring slot, instead of only once the slot names it.
+    /// Only ever used as the index of a prefetch, which is bounds-checked.
+    pub next: AtomicU64,
     /// The publishing incarnation.
     pub origin: AtomicU64,
 }
@@ -160,6 +165,7 @@ impl DataSegment {
                 let header: &ChunkHeader =
                     unsafe { &*m.ptr().add(geo.chunks_off + i * geo.chunk_stride).cast() };
                 header.origin.store(incarnation, Ordering::Relaxed);
+                header.next.store(NO_CHUNK, Ordering::Relaxed);
             }
             Ok(())
         })?

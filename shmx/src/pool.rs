@@ -44,6 +44,11 @@ pub struct PoolStats {
 }
 
 /// A stack of free chunk indices with room for every chunk, so a push never allocates.
+///
+/// The top stays the top until it is popped: a chunk pushed goes in just below it. Each
+/// publish announces the top to subscribers as the chunk the next loan will take
+/// ([`ChunkHeader::next`](crate::data::ChunkHeader)), and chunks taken back in between must
+/// not make that announcement wrong.
 struct FreeStack {
     slots: Box<[u32]>,
     len: usize,
@@ -53,10 +58,19 @@ impl FreeStack {
     #[inline(always)]
     fn push(&mut self, c: u32) {
         // A chunk is pushed only when it becomes free, so at most `slots.len()` are here.
-        if let Some(s) = self.slots.get_mut(self.len) {
-            *s = c;
-            self.len += 1;
+        let len = self.len;
+        if len >= self.slots.len() {
+            return;
         }
+        match len.checked_sub(1) {
+            // Keep the top: the new chunk goes below it.
+            Some(top) => {
+                self.slots[len] = self.slots[top];
+                self.slots[top] = c;
+            }
+            None => self.slots[0] = c,
+        }
+        self.len = len + 1;
     }
 
     #[inline(always)]

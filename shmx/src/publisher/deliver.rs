@@ -6,6 +6,7 @@
 
 use super::{Conn, PubCore, PubState};
 use crate::config::Overflow;
+use crate::data::NO_CHUNK;
 use crate::error::{Error, Result};
 use crate::event;
 use crate::ring::{entry_tag, Push, CHUNK_MASK};
@@ -183,6 +184,12 @@ impl PubCore {
         st.next_seq += 1;
         let header = self.data.header(chunk as usize);
         header.len.store(len as u64, Ordering::Relaxed);
+        // Announce the chunk the next loan will take (the free stack keeps its top until a
+        // loan pops it): a subscriber spinning for the next sample loads that line while it
+        // polls the ring slot, so the two arrive together instead of one after the other.
+        // In-process ping-pong, two pinned threads, 8 B: one-way median ~150 → ~125 ns.
+        let next = st.pool.free_ahead(0).map_or(NO_CHUNK, u64::from);
+        header.next.store(next, Ordering::Relaxed);
         header.seq.store(seq, Ordering::Release);
         if self.config.history > 0 {
             self.record_history(st, chunk, seq);

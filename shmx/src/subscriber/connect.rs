@@ -96,7 +96,7 @@ impl SubCore {
             returns: returns.loc(),
             ret: returns.producer(),
             last_seq: 0,
-            last_chunk: 0,
+            next_chunk: usize::MAX,
             pending,
             draining,
             unshared: self.service.pub_slot(p).overflow.load(Ordering::Relaxed)

@@ -117,8 +117,10 @@ struct PubConn {
     returns: RingLoc,
     ret: Producer,
     last_seq: u64,
-    /// The chunk of the last sample taken from the queue (to guess the next one).
-    last_chunk: usize,
+    /// The chunk the publisher announced, with the last sample taken from the queue, as the
+    /// one its next loan takes ([`ChunkHeader::next`](crate::data::ChunkHeader)): loaded
+    /// while polling. Read from shared memory: only ever a prefetch's bounds-checked index.
+    next_chunk: usize,
     /// History samples pinned at connection time, handed out before the queue.
     pending: VecDeque<(usize, u64)>,
     draining: bool,
