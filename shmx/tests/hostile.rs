@@ -9,24 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::root;
+use common::{data_files, hostile_map, root};
 
 fn service_file(root: &Path, encoded_topic: &str) -> PathBuf {
     root.join(encoded_topic).join("service")
-}
-
-fn data_files(root: &Path, encoded_topic: &str) -> Vec<PathBuf> {
-    std::fs::read_dir(root.join(encoded_topic))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("data.")
-        })
-        .collect()
 }
 
 #[test]
@@ -101,19 +87,6 @@ fn a_service_file_of_another_layout_version_is_refused() {
     };
     assert_eq!((found, expected), (999, shmx::LAYOUT_VERSION));
     drop(p);
-}
-
-/// Maps a topic's (single) data segment writable, as a hostile process could.
-fn hostile_map(root: &Path, topic: &str) -> memmap2::MmapMut {
-    let files = data_files(root, topic);
-    assert_eq!(files.len(), 1, "{files:?}");
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&files[0])
-        .unwrap();
-    // SAFETY: a test-only mapping of a file this test owns; racing writes are the point.
-    unsafe { memmap2::MmapMut::map_mut(&f).unwrap() }
 }
 
 #[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]

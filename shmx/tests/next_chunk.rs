@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::root;
+use common::{hostile_map, root};
 use shmx::{Publisher, Subscriber};
-use std::path::{Path, PathBuf};
 
 /// Byte offsets in a data segment's header (`DataParams` in shmx/src/data.rs).
 const CHUNK_COUNT: usize = 40;
@@ -17,35 +16,6 @@ const SEQ: usize = 0;
 const NEXT: usize = 16;
 /// `ChunkHeader::next` when the publisher had no free chunk to announce.
 const NO_CHUNK: u64 = u64::MAX;
-
-fn data_file(root: &Path, topic: &str) -> PathBuf {
-    let dir = root.join(topic);
-    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|f| f.to_str())
-                .is_some_and(|f| f.starts_with("data."))
-        })
-        .collect();
-    let [file] = files.as_slice() else {
-        panic!("expected one data segment in {}: {files:?}", dir.display());
-    };
-    file.clone()
-}
-
-/// A writable mapping of a topic's only data segment, as a hostile process could make.
-fn map_data(root: &Path, topic: &str) -> memmap2::MmapMut {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(data_file(root, topic))
-        .unwrap();
-    // SAFETY: a test-only mapping of a file this test owns; the test's single thread is the
-    // only one that touches the segment while it reads or writes through this mapping.
-    unsafe { memmap2::MmapMut::map_mut(&f).unwrap() }
-}
 
 fn u64_at(map: &[u8], at: usize) -> u64 {
     u64::from_ne_bytes(map[at..at + 8].try_into().unwrap())
@@ -88,7 +58,7 @@ fn each_publish_announces_the_chunk_its_successor_is_published_in() {
         .queue_depth(4)
         .create()
         .unwrap();
-    let map = map_data(dir.path(), "t");
+    let map = hostile_map(dir.path(), "t");
     let mut held = std::collections::VecDeque::new();
     let (mut announced, mut right) = (0, 0);
     let mut previous: Option<u64> = None;
@@ -139,7 +109,7 @@ fn a_hostile_announcement_is_only_a_hint() {
         .root(dir.path())
         .create()
         .unwrap();
-    let mut map = map_data(dir.path(), "t");
+    let mut map = hostile_map(dir.path(), "t");
     let count = chunk_offsets(&map).len() as u64;
     let garbage = [u64::MAX - 1, 1 << 40, count, count + 1, 1 << 63];
     let scribble = |map: &mut memmap2::MmapMut, k: usize| {

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests of the `shmx` crate.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A fresh root directory for one test, in `/dev/shm` where it exists (the real thing),
 /// removed when dropped.
@@ -28,6 +28,34 @@ pub fn assert_empty(root: &Path) {
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
 pub mod batch;
+
+/// The data segment files of topic `encoded_topic` under `root`.
+pub fn data_files(root: &Path, encoded_topic: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join(encoded_topic))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("data.")
+        })
+        .collect()
+}
+
+/// Maps a topic's (single) data segment writable, as a hostile process could.
+pub fn hostile_map(root: &Path, topic: &str) -> memmap2::MmapMut {
+    let files = data_files(root, topic);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&files[0])
+        .unwrap();
+    // SAFETY: a test-only mapping of a file this test owns; racing writes are the point.
+    unsafe { memmap2::MmapMut::map_mut(&f).unwrap() }
+}
 
 /// Waits until thread `tid` of this process sleeps in the kernel (state `S`).
 pub fn wait_until_asleep(tid: i32) {
