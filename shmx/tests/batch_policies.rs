@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::batch::*;
-use common::{assert_empty, root, wait_until_asleep};
+use common::{assert_empty, pair, root, wait_until_asleep};
 
 // ---------------------------------------------------------------------------------------------
 // Overflow policies
@@ -153,14 +153,7 @@ fn wake_latency(sub: Subscriber<u64>, n: usize, act: impl FnOnce()) -> (Duration
 #[test]
 fn send_many_wakes_a_sleeping_subscriber() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t")
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let (sub, publisher) = pair::<u64>(dir.path());
     let (latency, got) = wake_latency(sub, 3, || {
         assert_eq!(publisher.send_many([7, 8, 9]).unwrap(), 3)
     });

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{data_files, hostile_map, root};
+use common::{data_files, hostile_map, pair, root};
 
 fn service_file(root: &Path, encoded_topic: &str) -> PathBuf {
     root.join(encoded_topic).join("service")
@@ -172,14 +172,7 @@ fn a_pool_pinned_by_a_hostile_subscriber_is_exhausted_not_stuck() {
 #[test]
 fn garbage_in_a_delivery_ring_is_ignored() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t")
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let (sub, publisher) = pair::<u64>(dir.path());
     publisher.send(1).unwrap();
     // Overwrite every word of the service file's connection area that holds the entry with
     // garbage: out-of-range chunk indices and wrong tags must be skipped, never followed.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{hostile_map, root};
+use common::{hostile_map, pair, root};
 use shmx::{Publisher, Subscriber};
 
 /// Byte offsets in a data segment's header (`DataParams` in shmx/src/data.rs).
@@ -101,14 +101,7 @@ fn each_publish_announces_the_chunk_its_successor_is_published_in() {
 #[test]
 fn a_hostile_announcement_is_only_a_hint() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t")
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let (sub, publisher) = pair::<u64>(dir.path());
     let mut map = hostile_map(dir.path(), "t");
     let count = chunk_offsets(&map).len() as u64;
     let garbage = [u64::MAX - 1, 1 << 40, count, count + 1, 1 << 63];

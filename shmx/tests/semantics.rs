@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_empty, root, wait_until_asleep};
+use common::{assert_empty, pair, root, wait_until_asleep};
 
 #[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
 #[repr(C)]
@@ -388,14 +388,7 @@ fn many_publishers_and_subscribers_keep_per_publisher_order() {
 #[test]
 fn a_departed_publishers_queued_samples_are_still_delivered() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t")
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let (sub, publisher) = pair::<u64>(dir.path());
     for i in 0..5 {
         publisher.send(i).unwrap();
     }
@@ -433,14 +426,7 @@ fn recv_timeout_returns_none_when_nothing_comes() {
 #[test]
 fn a_sleeping_subscriber_is_woken_by_a_publish() {
     let dir = root();
-    let sub = Subscriber::<u64>::builder("t")
-        .root(dir.path())
-        .create()
-        .unwrap();
-    let publisher = Publisher::<u64>::builder("t")
-        .root(dir.path())
-        .create()
-        .unwrap();
+    let (sub, publisher) = pair::<u64>(dir.path());
     let (tx, rx) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
         tx.send(rustix::thread::gettid().as_raw_nonzero().get())

@@ -18,6 +18,19 @@ pub fn root() -> tempfile::TempDir {
         .expect("a fresh root")
 }
 
+/// A subscriber and then a publisher of topic `t` under `root`, both with default settings.
+pub fn pair<T: shmx::ShmMessage>(root: &Path) -> (shmx::Subscriber<T>, shmx::Publisher<T>) {
+    let sub = shmx::Subscriber::<T>::builder("t")
+        .root(root)
+        .create()
+        .unwrap();
+    let publisher = shmx::Publisher::<T>::builder("t")
+        .root(root)
+        .create()
+        .unwrap();
+    (sub, publisher)
+}
+
 /// Asserts that `root` holds nothing: every participant cleaned up after itself.
 pub fn assert_empty(root: &Path) {
     let left: Vec<_> = std::fs::read_dir(root)
