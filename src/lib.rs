@@ -240,7 +240,7 @@ pub fn unique_topic(prefix: &str) -> String {
 }
 
 /// The directory that topic `topic` occupies under the shmx root (`$SHMX_ROOT`, else
-/// `/dev/shm/shmx`), whether or not it exists. The last participant of a topic removes it, so
+/// `/dev/shm/shmx-<uid>`), whether or not it exists. The last participant of a topic removes it, so
 /// after a clean run it must be gone.
 pub fn topic_dir(topic: &str) -> shmx::Result<PathBuf> {
     let name = shmx::name::TopicName::new(topic)?;

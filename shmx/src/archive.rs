@@ -48,11 +48,11 @@
 use crate::config::{PublisherConfig, SubscriberConfig};
 use crate::error::{Error, Result};
 use crate::message::{hash_str, hash_u64, FNV_OFFSET};
-use crate::name::root_dir;
 use crate::publisher::PubCore;
 use crate::sample::Sample;
 use crate::service::{Service, TypeFacts};
 use crate::subscriber::SubCore;
+use crate::trust::Trust;
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of, MaybeUninit};
 use core::ops::Deref;
@@ -211,7 +211,8 @@ impl<T: Archive> ArchivePublisherBuilder<T> {
         self
     }
 
-    /// The directory that holds the topics (default: `$SHMX_ROOT`, else `/dev/shm/shmx`).
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the private
+    /// `/dev/shm/shmx-<uid>`; see [`name::root_dir`](crate::name::root_dir)).
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
         self
@@ -219,11 +220,12 @@ impl<T: Archive> ArchivePublisherBuilder<T> {
 
     /// Connects to (or creates) the topic and reserves the pool of chunks.
     pub fn create(self) -> Result<ArchivePublisher<T>> {
-        let root = self.root.unwrap_or_else(root_dir);
         let facts = facts::<T>();
-        let core = PubCore::create_with(&root, &self.name, self.config, |r, n, c, l| {
-            Service::open_or_create_as(r, n, c, l, &facts)
-        })?;
+        let trust = Trust::new(self.config.topic.mode, self.config.topic.group);
+        let open =
+            |r: &_, n: &_, c: &_, t: &_, l: &_| Service::open_or_create_as(r, n, c, t, l, &facts);
+        let core =
+            PubCore::create_with(self.root.as_deref(), &self.name, self.config, trust, open)?;
         Ok(ArchivePublisher {
             core,
             _t: PhantomData,
@@ -332,7 +334,8 @@ where
         self
     }
 
-    /// The directory that holds the topics (default: `$SHMX_ROOT`, else `/dev/shm/shmx`).
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the private
+    /// `/dev/shm/shmx-<uid>`; see [`name::root_dir`](crate::name::root_dir)).
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
         self
@@ -340,11 +343,12 @@ where
 
     /// Connects to (or creates) the topic.
     pub fn create(self) -> Result<ArchiveSubscriber<T>> {
-        let root = self.root.unwrap_or_else(root_dir);
         let facts = facts::<T>();
-        let core = SubCore::create_with(&root, &self.name, self.config, |r, n, c, l| {
-            Service::open_or_create_as(r, n, c, l, &facts)
-        })?;
+        let trust = Trust::new(self.config.topic.mode, self.config.topic.group);
+        let open =
+            |r: &_, n: &_, c: &_, t: &_, l: &_| Service::open_or_create_as(r, n, c, t, l, &facts);
+        let core =
+            SubCore::create_with(self.root.as_deref(), &self.name, self.config, trust, open)?;
         Ok(ArchiveSubscriber {
             core,
             _t: PhantomData,

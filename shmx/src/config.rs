@@ -42,8 +42,17 @@ pub struct TopicConfig {
     pub max_held: usize,
     /// Largest history a publisher may keep.
     pub max_history: usize,
-    /// File mode of the topic's files (default `0o600`).
+    /// File mode of the topic's files (default `0o600`: only this user). It is also the
+    /// widest mode this endpoint accepts in a topic it joins: a topic created with a wider
+    /// mode is refused with [`Error::PermissionDenied`], so a participant never creates a
+    /// file wider than its own configuration allows. To share a topic with a group, give it
+    /// group bits (`0o660`) here in every participant.
     pub mode: u32,
+    /// The group a topic is shared with, when `mode` grants the group anything: the topic's
+    /// directory and files are given this group, and directories and files of this group
+    /// written by other users are accepted. `None` (the default): the process's effective
+    /// group. (Not stored in the topic: each participant names the group it trusts.)
+    pub group: Option<u32>,
 }
 
 impl Default for TopicConfig {
@@ -55,6 +64,7 @@ impl Default for TopicConfig {
             max_held: 8,
             max_history: 64,
             mode: 0o600,
+            group: None,
         }
     }
 }
@@ -96,6 +106,9 @@ impl TopicConfig {
                 "mode {:o} must be a permission mode that lets the owner read and write",
                 self.mode
             ));
+        }
+        if self.group == Some(u32::MAX) {
+            return bad("group u32::MAX is not a group id".into());
         }
         Ok(())
     }

@@ -16,9 +16,8 @@
 use crate::error::{Error, Result};
 use crate::regions::Region;
 use crate::segment::{self, Access, Mapping};
-use crate::service::LAYOUT_VERSION;
+use crate::service::{data_file_name, Service, LAYOUT_VERSION};
 use crate::sync::{AtomicU64, Ordering};
-use std::path::Path;
 
 const DATA_MAGIC: u64 = u64::from_le_bytes(*b"SHMXDAT\0");
 pub(crate) use crate::pins::NO_SEQUENCE;
@@ -132,15 +131,15 @@ fn cpu_has_prefetchw() -> bool {
 }
 
 impl DataSegment {
-    /// Creates and links `dir/name` with `geo`'s layout.
+    /// Creates and links the data segment of publisher incarnation `incarnation` in
+    /// `service`'s directory, with `geo`'s layout and the topic's mode and group.
     pub(crate) fn create(
-        dir: &Path,
-        name: &str,
+        service: &Service,
         geo: Geometry,
         fingerprint: u64,
         incarnation: u64,
-        mode: u32,
     ) -> Result<DataSegment> {
+        let (dir, name) = (service.dir(), &data_file_name(incarnation));
         let params = DataParams {
             magic: DATA_MAGIC,
             version: LAYOUT_VERSION,
@@ -155,20 +154,27 @@ impl DataSegment {
             pins_off: geo.pins_off as u64,
             chunks_off: geo.chunks_off as u64,
         };
-        let map = segment::create(dir, name, geo.total_len, mode, |m| {
-            // SAFETY: the fresh mapping is `total_len ≥ page` bytes, page-aligned; the params
-            // are plain integers written before anyone else can see the file.
-            unsafe { m.ptr().cast::<DataParams>().write(params) };
-            for i in 0..geo.chunk_count {
-                // SAFETY: chunk `i` lies inside the mapping by the geometry; its header is
-                // 64-aligned and made of atomics.
-                let header: &ChunkHeader =
-                    unsafe { &*m.ptr().add(geo.chunks_off + i * geo.chunk_stride).cast() };
-                header.origin.store(incarnation, Ordering::Relaxed);
-                header.next.store(NO_CHUNK, Ordering::Relaxed);
-            }
-            Ok(())
-        })?
+        let map = segment::create(
+            dir,
+            name,
+            geo.total_len,
+            service.mode(),
+            service.group(),
+            |m| {
+                // SAFETY: the fresh mapping is `total_len ≥ page` bytes, page-aligned; the params
+                // are plain integers written before anyone else can see the file.
+                unsafe { m.ptr().cast::<DataParams>().write(params) };
+                for i in 0..geo.chunk_count {
+                    // SAFETY: chunk `i` lies inside the mapping by the geometry; its header is
+                    // 64-aligned and made of atomics.
+                    let header: &ChunkHeader =
+                        unsafe { &*m.ptr().add(geo.chunks_off + i * geo.chunk_stride).cast() };
+                    header.origin.store(incarnation, Ordering::Relaxed);
+                    header.next.store(NO_CHUNK, Ordering::Relaxed);
+                }
+                Ok(())
+            },
+        )?
         .ok_or_else(|| {
             Error::corrupt(
                 dir.join(name),
@@ -185,10 +191,6 @@ impl DataSegment {
 
     pub(crate) fn geometry(&self) -> &Geometry {
         &self.geo
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        self.map.path()
     }
 
     /// Header of chunk `i < chunk_count` (panics otherwise: the publisher indexes only with
@@ -337,20 +339,25 @@ pub(crate) struct DataView {
 }
 
 impl DataView {
-    /// Opens `path`, checks it belongs to incarnation `incarnation` of a publisher of the
-    /// type with `fingerprint` and `size`/`align` (its chunks hold at least `size` payload
-    /// bytes: more when the publisher gave them a tail), and maps it. `Ok(None)` if it is
-    /// gone.
+    /// Opens the data segment of publisher incarnation `incarnation` in `service`'s
+    /// directory, checks it belongs to a publisher of the type with `fingerprint` and
+    /// `size`/`align` (its chunks hold at least `size` payload bytes: more when the publisher
+    /// gave them a tail), and maps it. `Ok(None)` if it is gone.
     pub(crate) fn open(
-        path: &Path,
+        service: &Service,
         incarnation: u64,
         fingerprint: u64,
         size: usize,
         align: usize,
     ) -> Result<Option<DataView>> {
-        let Some(file) = segment::open_file(path, Access::ReadWrite)? else {
+        let name = data_file_name(incarnation);
+        let Some(file) = service
+            .dir()
+            .open_file(&name, Access::ReadWrite, service.trust())?
+        else {
             return Ok(None);
         };
+        let path = &service.dir().join(&name);
         let page = segment::page_size();
         let file_len = segment::file_len(&file, path)?;
         if file_len < page as u64 {

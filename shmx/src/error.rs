@@ -105,11 +105,14 @@ pub enum Error {
         /// The version this library writes.
         expected: u32,
     },
-    /// The process may not open or create a file.
-    #[error("{path}: permission denied; check the owner and mode of the file (or SHMX_ROOT)")]
+    /// The process may not open or create a file, or shmx refuses to use one that another
+    /// user could have made or may write (see the trust model in the crate docs).
+    #[error("{path}: permission denied: {reason}")]
     PermissionDenied {
-        /// The file.
+        /// The file or directory.
         path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
     },
     /// The shared-memory filesystem is full.
     #[error(
@@ -201,7 +204,12 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error, bytes: u64) -> Error {
         let path = path.into();
         match source.kind() {
-            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied { path },
+            std::io::ErrorKind::PermissionDenied => Error::PermissionDenied {
+                path,
+                reason: "the system refused access; check the owner and mode of the file and \
+                         of its directories (or SHMX_ROOT)"
+                    .into(),
+            },
             std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
                 Error::OutOfSpace { path, bytes }
             }

@@ -14,14 +14,17 @@
 
 pub use crate::raw::{RawPublisher, RawSample, RawSubscriber};
 
+use crate::dir::{Dir, Kind};
 use crate::error::{Error, Result};
 use crate::name::TopicName;
 use crate::node;
-use crate::segment::RootLock;
+use crate::root::Root;
 use crate::service::{self, Service, ACTIVE, CLAIMING, DRAINING, FREE};
 use crate::sync::Ordering;
+use crate::trust::Trust;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One topic, as stored in its service segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +112,7 @@ fn pending_returns(service: &Service, p: usize) -> u64 {
         .sum()
 }
 
-fn describe(root: &Path, service: &Service) -> TopicInfo {
+fn describe(root: &Root, service: &Service) -> TopicInfo {
     let layout = *service.layout();
     let p = service.params();
     let n = (p.type_name_len as usize).min(service::TYPE_NAME_CAP);
@@ -161,7 +164,7 @@ fn describe(root: &Path, service: &Service) -> TopicInfo {
     }
     TopicInfo {
         name: service.topic().to_owned(),
-        dir: service.dir().to_owned(),
+        dir: service.dir().path().to_owned(),
         type_name: String::from_utf8_lossy(&p.type_name[..n]).into_owned(),
         fingerprint: p.fingerprint,
         type_size: p.type_size,
@@ -173,6 +176,7 @@ fn describe(root: &Path, service: &Service) -> TopicInfo {
             max_held: layout.max_held,
             max_history: layout.max_history,
             mode: p.mode,
+            group: None,
         },
         publishers,
         subscribers,
@@ -181,10 +185,17 @@ fn describe(root: &Path, service: &Service) -> TopicInfo {
 
 /// Every topic under `root`, by name. Directories that hold no readable service segment are
 /// skipped; use [`topic`] to see why one fails.
+///
+/// # Errors
+/// [`Error::PermissionDenied`] when the root belongs to another user, may be written by
+/// others, or is a symbolic link (see the crate's trust model).
 pub fn topics(root: &Path) -> Result<Vec<TopicInfo>> {
+    let Some(root) = open_root(root)? else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
-    for name in topic_names(root)? {
-        if let Ok(info) = topic(root, &name) {
+    for name in topic_names(&root)? {
+        if let Ok(info) = topic_in(&root, &name) {
             out.push(info);
         }
     }
@@ -193,24 +204,41 @@ pub fn topics(root: &Path) -> Result<Vec<TopicInfo>> {
 
 /// One topic, by name.
 pub fn topic(root: &Path, name: &str) -> Result<TopicInfo> {
+    match open_root(root)? {
+        Some(root) => topic_in(&root, name),
+        None => Err(no_topic(
+            root.to_owned(),
+            "no such topic (the root does not exist)",
+        )),
+    }
+}
+
+/// The root at `root` as tools see it (see [`Trust::for_tools`]), if it exists.
+fn open_root(root: &Path) -> Result<Option<Arc<Root>>> {
+    Root::open_existing(root, &Trust::for_tools())
+}
+
+fn no_topic(path: PathBuf, why: &'static str) -> Error {
+    Error::Io {
+        path,
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, why),
+    }
+}
+
+fn topic_in(root: &Arc<Root>, name: &str) -> Result<TopicInfo> {
     let name = TopicName::new(name)?;
-    let service = Service::open_untyped(root, &name)?.ok_or_else(|| Error::Io {
-        path: root.join(name.encoded()),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such topic"),
-    })?;
+    let service = Service::open_untyped(root, &name, &Trust::for_tools())?
+        .ok_or_else(|| no_topic(root.path().join(name.encoded()), "no such topic"))?;
     Ok(describe(root, &service))
 }
 
-fn topic_names(root: &Path) -> Result<Vec<String>> {
-    let entries = match std::fs::read_dir(root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(root, e, 0)),
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|e| TopicName::decode(e.file_name().to_str()?))
+fn topic_names(root: &Root) -> Result<Vec<String>> {
+    let mut names: Vec<String> = root
+        .dir()
+        .entries()?
+        .into_iter()
+        .filter(|(_, kind)| *kind == Kind::Dir)
+        .filter_map(|(name, _)| TopicName::decode(&name))
         .collect();
     names.sort();
     Ok(names)
@@ -232,16 +260,17 @@ pub struct CleanReport {
 /// reads any more, topics left with no live participant, their node files. Never touches
 /// what a live process uses. With `dry_run`, only reports what it would do.
 pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
-    if !root.exists() {
+    let trust = Trust::for_tools();
+    let Some(root) = Root::open_existing(root, &trust)? else {
         return Ok(CleanReport::default());
-    }
-    let lock = RootLock::acquire(root)?;
-    let before = files_under(root);
+    };
+    let lock = root.lock(&trust)?;
+    let before = files_under(root.dir());
     let mut report = CleanReport::default();
     if dry_run {
-        for name in topic_names(root)? {
-            let dir = root.join(TopicName::new(&name)?.encoded());
-            let info = match topic(root, &name) {
+        for name in topic_names(&root)? {
+            let dir = root.path().join(TopicName::new(&name)?.encoded());
+            let info = match topic_in(&root, &name) {
                 Ok(info) => info,
                 Err(Error::Corrupt { .. }) => {
                     report
@@ -266,64 +295,64 @@ pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
         report.removed.extend(
             before
                 .iter()
-                .filter(|p| is_dead_node_file(root, p))
+                .filter(|p| is_dead_node_file(&root, p))
                 .cloned(),
         );
         report.removed.sort();
         report.removed.dedup();
+        root.remove_lock_if_alone(&lock);
         return Ok(report);
     }
-    for name in topic_names(root)? {
+    for name in topic_names(&root)? {
         let Ok(topic_name) = TopicName::new(&name) else {
             continue;
         };
-        match Service::open_untyped(root, &topic_name) {
+        match Service::open_untyped(&root, &topic_name, &trust) {
             Ok(Some(service)) => {
                 report.reclaimed_slots += service.sweep(&lock);
                 service.remove_if_unused(&lock);
             }
             // Not a shmx segment at all, or cut short: nobody can be using it.
-            Err(Error::Corrupt { .. }) => {
-                let _ = std::fs::remove_dir_all(root.join(topic_name.encoded()));
-            }
+            Err(Error::Corrupt { .. }) => root.dir().remove_tree(topic_name.encoded()),
             Err(e) => report
                 .kept
-                .push((root.join(topic_name.encoded()), e.to_string())),
+                .push((root.path().join(topic_name.encoded()), e.to_string())),
             Ok(None) => {}
         }
     }
-    node::sweep_root(root);
-    let after = files_under(root);
+    node::sweep_root(&root);
+    root.remove_lock_if_alone(&lock);
+    let after = files_under(root.dir());
     report.removed = before.difference(&after).cloned().collect();
     Ok(report)
 }
 
-fn is_dead_node_file(root: &Path, path: &Path) -> bool {
+fn is_dead_node_file(root: &Root, path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
     if name.starts_with(".node.") {
         return true;
     }
-    name.strip_prefix("node.")
-        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        .is_some_and(|id| !node::is_alive(root, id))
+    node::id_of(name).is_some_and(|id| !node::is_alive(root, id))
 }
 
-fn files_under(root: &Path) -> BTreeSet<PathBuf> {
+/// Every path under `dir`, not following links (the root's lock file is not counted: it
+/// stays).
+fn files_under(dir: &Dir) -> BTreeSet<PathBuf> {
     let mut out = BTreeSet::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path.clone());
-            }
-            out.insert(path);
-        }
-    }
+    collect(dir, &mut out);
+    out.remove(&dir.join(".lock"));
     out
+}
+
+fn collect(dir: &Dir, out: &mut BTreeSet<PathBuf>) {
+    for (name, kind) in dir.entries().unwrap_or_default() {
+        if kind == Kind::Dir {
+            if let Ok(Some(sub)) = dir.open_dir(&name, &Trust::for_tools()) {
+                collect(&sub, out);
+            }
+        }
+        out.insert(dir.join(&name));
+    }
 }

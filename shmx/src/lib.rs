@@ -47,6 +47,7 @@ mod sync;
 pub mod config;
 #[cfg(not(loom))]
 mod data;
+mod dir;
 #[cfg(not(loom))]
 pub mod error;
 mod event;
@@ -63,6 +64,7 @@ mod pool;
 mod publisher;
 #[cfg(not(loom))]
 mod raw;
+mod root;
 #[cfg(not(loom))]
 mod sample;
 #[cfg(not(loom))]
@@ -71,6 +73,7 @@ mod segment;
 mod service;
 #[cfg(not(loom))]
 mod subscriber;
+mod trust;
 
 #[cfg(not(loom))]
 pub use config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};

@@ -3,8 +3,9 @@
 //! A topic name is a `/`-separated path such as `robot/pose`. Each topic gets one directory
 //! under the root, named by percent-encoding the whole topic name into a single file name:
 //! bytes outside `[A-Za-z0-9_.-]` (and a leading `.`) become `%XX`, so the mapping is
-//! injective and never escapes the root. The root is `$SHMX_ROOT` if set, else `/dev/shm/shmx`
-//! on Linux, else a `shmx` folder in the temporary directory.
+//! injective and never escapes the root. The root is `$SHMX_ROOT` if set, else the private
+//! per-user `/dev/shm/shmx-<uid>` on Linux, else a `shmx-<uid>` folder in the temporary
+//! directory.
 
 use crate::error::{Error, Result};
 use std::path::PathBuf;
@@ -12,18 +13,25 @@ use std::path::PathBuf;
 /// Longest encoded topic name, the file-name limit of Linux filesystems.
 pub const MAX_ENCODED_LEN: usize = 255;
 
-/// The directory that holds every topic of this process's shmx world.
+/// The directory that holds every topic of this process's shmx world: `$SHMX_ROOT` if set
+/// (and not empty), else `/dev/shm/shmx-<effective uid>` on Linux (a `shmx-<uid>` folder in
+/// the temporary directory elsewhere).
+///
+/// The default root is private to its user: endpoints create it with mode `0700` and refuse
+/// it, with [`Error::PermissionDenied`], if another user made it, others may write it, or it
+/// is a symbolic link. The same checks apply to a root named by `SHMX_ROOT` or a builder's
+/// `root(..)`; that path is made absolute (and its parent directories' links resolved) once,
+/// when an endpoint is built, so a later `chdir` changes nothing.
+///
+/// ```
+/// # if std::env::var_os("SHMX_ROOT").is_none() {
+/// let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+/// # if let Ok(uid) = uid {
+/// assert_eq!(shmx::name::root_dir(), std::path::PathBuf::from(format!("/dev/shm/shmx-{uid}")));
+/// # }}
+/// ```
 pub fn root_dir() -> PathBuf {
-    if let Some(root) = std::env::var_os("SHMX_ROOT") {
-        if !root.is_empty() {
-            return PathBuf::from(root);
-        }
-    }
-    if cfg!(target_os = "linux") {
-        PathBuf::from("/dev/shm/shmx")
-    } else {
-        std::env::temp_dir().join("shmx")
-    }
+    crate::root::default_path()
 }
 
 /// A validated topic name with its encoded directory name.

@@ -8,21 +8,27 @@
 //! never pass for the dead process. Slots record the node id of their owner.
 //!
 //! The file is created under a temporary name, locked, and only then linked into place, so no
-//! peer ever sees an unlocked node file of a live process.
+//! peer ever sees an unlocked node file of a live process. It has mode `0600`: no other user
+//! can open it, so none can hold its lock and keep a dead process's slots from being
+//! reclaimed. A peer of another user (in a root shared with a group) that cannot open a
+//! node file asks the kernel's table of locks (`/proc/locks`) instead.
 
 use crate::error::{Error, Result};
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::ErrorKind;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use crate::root::Root;
+use crate::trust::Trust;
+use rustix::fs::{FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
+use std::fs::File;
+use std::sync::Arc;
 
-/// This process's node in one root; shared by all its endpoints there.
+/// This process's node in one root; shared by all its endpoints there (see
+/// [`Root::node`]).
 #[derive(Debug)]
 pub(crate) struct Node {
     id: u64,
-    path: PathBuf,
+    root: Arc<Root>,
+    /// The trust of the endpoint that made the node, for the root lock it takes to go.
+    trust: Trust,
     _file: File,
 }
 
@@ -31,32 +37,47 @@ impl Node {
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
+
+    /// Creates and locks a node file of mode `0600` in `root` (with the root's `Node` cache
+    /// locked: see [`Root::node`]).
+    pub(crate) fn create(root: Arc<Root>, trust: Trust) -> Result<Node> {
+        let dir = root.dir();
+        for _ in 0..16 {
+            let id = random_id();
+            let tmp = format!(".node.{id:016x}.tmp");
+            let Some(file) = dir.create_file(&tmp, 0o600, None)? else {
+                continue;
+            };
+            let locked = lock_exclusive(&file).map_err(|e| crate::dir::sys(&dir.join(&tmp), e));
+            let linked = locked.and_then(|()| dir.link(&tmp, &node_name(id)));
+            dir.remove_file(&tmp);
+            if linked? {
+                return Ok(Node {
+                    id,
+                    root,
+                    trust,
+                    _file: file,
+                });
+            }
+        }
+        Err(Error::corrupt(root.path(), "could not find a free node id"))
+    }
 }
 
 impl Drop for Node {
+    /// Removes the node file; the last node to go in a root that holds nothing else removes
+    /// the root's lock file too (under the lock, so nobody is opening a topic meanwhile).
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let lock = self.root.lock(&self.trust).ok();
+        self.root.dir().remove_file(&node_name(self.id));
+        if let Some(lock) = &lock {
+            self.root.remove_lock_if_alone(lock);
+        }
     }
 }
 
-fn node_path(root: &Path, id: u64) -> PathBuf {
-    root.join(format!("node.{id:016x}"))
-}
-
-/// This process's node in `root`, created and locked on first use.
-pub(crate) fn join(root: &Path) -> Result<Arc<Node>> {
-    static NODES: OnceLock<Mutex<HashMap<PathBuf, Weak<Node>>>> = OnceLock::new();
-    let mut nodes = NODES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(node) = nodes.get(root).and_then(Weak::upgrade) {
-        return Ok(node);
-    }
-    let node = Arc::new(create(root)?);
-    nodes.retain(|_, n| n.strong_count() > 0);
-    nodes.insert(root.to_owned(), Arc::downgrade(&node));
-    Ok(node)
+fn node_name(id: u64) -> String {
+    format!("node.{id:016x}")
 }
 
 fn random_id() -> u64 {
@@ -69,88 +90,91 @@ fn random_id() -> u64 {
     h.finish()
 }
 
-fn create(root: &Path) -> Result<Node> {
-    for _ in 0..16 {
-        let id = random_id();
-        let path = node_path(root, id);
-        let tmp = root.join(format!(".node.{id:016x}.tmp"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)
-            .map_err(|e| Error::io(&tmp, e, 0))?;
-        lock(&file, true, &tmp)?;
-        let linked = std::fs::hard_link(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {
-                return Ok(Node {
-                    id,
-                    path,
-                    _file: file,
-                })
-            }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io(&path, e, 0)),
-        }
-    }
-    Err(Error::corrupt(root, "could not find a free node id"))
-}
-
-/// Takes a lock on `file`: exclusive and blocking, or shared and non-blocking. `Ok(false)`
-/// when a shared lock is refused because someone holds it exclusively.
-fn lock(file: &File, exclusive: bool, path: &Path) -> Result<bool> {
-    use rustix::fs::{flock, FlockOperation};
-    let op = if exclusive {
-        FlockOperation::LockExclusive
-    } else {
-        FlockOperation::NonBlockingLockShared
-    };
+fn lock_exclusive(file: &File) -> rustix::io::Result<()> {
     loop {
-        match flock(file, op) {
-            Ok(()) => return Ok(true),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
-            Err(e) => return Err(Error::io(path, e.into(), 0)),
+        match rustix::fs::flock(file, FlockOperation::LockExclusive) {
+            Err(Errno::INTR) => continue,
+            other => return other,
         }
     }
 }
 
 /// Whether the process that owns node `id` in `root` is alive. A node that cannot be checked
-/// (an I/O error other than "not found") counts as alive: never reclaim on a doubt.
-pub(crate) fn is_alive(root: &Path, id: u64) -> bool {
-    let path = node_path(root, id);
-    match File::open(&path) {
-        Ok(file) => !matches!(lock(&file, false, &path), Ok(true)),
-        Err(e) => e.kind() != ErrorKind::NotFound,
+/// counts as alive: never reclaim on a doubt.
+pub(crate) fn is_alive(root: &Root, id: u64) -> bool {
+    let name = node_name(id);
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let file = match rustix::fs::openat(root.dir().fd(), name.as_str(), flags, Mode::empty()) {
+        Ok(fd) => File::from(fd),
+        Err(Errno::NOENT) => return false,
+        // Another user's node (in a root shared with a group): its file is 0600, so ask the
+        // kernel's table of locks instead.
+        Err(Errno::ACCESS) => return locked_by_someone(root, &name).unwrap_or(true),
+        Err(_) => return true,
+    };
+    let regular = rustix::fs::fstat(&file).is_ok_and(|s| {
+        rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::RegularFile
+    });
+    if !regular {
+        return true;
+    }
+    loop {
+        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => return false,
+            Err(Errno::INTR) => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Whether `/proc/locks` lists a lock on entry `name` of the root; `None` if that cannot be
+/// told.
+fn locked_by_someone(root: &Root, name: &str) -> Option<bool> {
+    let stat = root.dir().stat_at(name).ok()??;
+    #[cfg(target_os = "linux")]
+    {
+        let (major, minor) = (
+            rustix::fs::major(stat.st_dev),
+            rustix::fs::minor(stat.st_dev),
+        );
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        let wanted = format!("{major:02x}:{minor:02x}:{}", stat.st_ino);
+        Some(locks.lines().any(|line| {
+            line.contains("FLOCK") && line.split_whitespace().any(|field| field == wanted)
+        }))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = stat;
+        None
     }
 }
 
 /// Removes the node file of a dead process (no-op if it is alive or gone).
-pub(crate) fn remove_if_dead(root: &Path, id: u64) {
+pub(crate) fn remove_if_dead(root: &Root, id: u64) {
     if !is_alive(root, id) {
-        let _ = std::fs::remove_file(node_path(root, id));
+        root.dir().remove_file(&node_name(id));
     }
 }
 
+/// Node id of a node file name.
+pub(crate) fn id_of(name: &str) -> Option<u64> {
+    name.strip_prefix("node.")
+        .filter(|hex| hex.len() == 16)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+}
+
 /// With the root lock held (nodes are only created under it): removes the node files of dead
-/// processes in `root`, and the temporary files of nodes whose creator died half-way.
-pub(crate) fn sweep_root(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
+/// processes in `root`, and the temporary files of nodes and segments whose creator died
+/// half-way.
+pub(crate) fn sweep_root(root: &Root) {
+    let Ok(entries) = root.dir().entries() else {
         return;
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with(".node.") && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
-        } else if let Some(id) = name
-            .strip_prefix("node.")
-            .filter(|hex| hex.len() == 16)
-            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
-        {
+    for (name, _) in entries {
+        if name.starts_with(".node.") && name.ends_with(".tmp") || name.starts_with(".tmp.") {
+            root.dir().remove_file(&name);
+        } else if let Some(id) = id_of(&name) {
             remove_if_dead(root, id);
         }
     }
@@ -159,41 +183,60 @@ pub(crate) fn sweep_root(root: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trust::Trust;
+    use std::path::Path;
+
+    fn root_at(dir: &Path) -> Arc<Root> {
+        Root::open(Some(dir), &Trust::new(0o600, None)).unwrap()
+    }
+
+    fn node_of(root: &Arc<Root>) -> Arc<Node> {
+        let trust = Trust::new(0o600, None);
+        root.node(&trust, &root.lock(&trust).unwrap()).unwrap()
+    }
 
     #[test]
     fn a_live_node_is_alive_and_a_dropped_one_is_gone() {
         let dir = tempfile::tempdir().unwrap();
-        let node = join(dir.path()).unwrap();
-        let again = join(dir.path()).unwrap();
+        let root = root_at(dir.path());
+        let node = node_of(&root);
+        let again = node_of(&root_at(dir.path()));
         assert_eq!(node.id(), again.id(), "one node per process and root");
-        assert!(is_alive(dir.path(), node.id()));
-        assert!(
-            !is_alive(dir.path(), node.id() ^ 1),
-            "an unknown node is dead"
-        );
+        assert!(is_alive(&root, node.id()));
+        assert!(!is_alive(&root, node.id() ^ 1), "an unknown node is dead");
+        let mode = std::fs::metadata(dir.path().join(node_name(node.id())))
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+        assert_eq!(mode.unwrap(), 0o600, "nobody else may open (and lock) it");
         let id = node.id();
         drop((node, again));
-        assert!(!is_alive(dir.path(), id));
+        assert!(!is_alive(&root, id));
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     }
 
     #[test]
     fn an_unlocked_node_file_is_dead() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(node_path(dir.path(), 42), b"").unwrap();
-        assert!(!is_alive(dir.path(), 42));
+        let root = root_at(dir.path());
+        std::fs::write(dir.path().join(node_name(42)), b"").unwrap();
+        assert!(!is_alive(&root, 42));
         std::fs::write(dir.path().join(".node.000000000000002b.tmp"), b"").unwrap();
-        let live = join(dir.path()).unwrap();
-        sweep_root(dir.path());
-        let left: Vec<_> = std::fs::read_dir(dir.path())
+        let live = node_of(&root);
+        sweep_root(&root);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .flatten()
-            .map(|e| e.path())
+            .map(|e| e.file_name().into_string().unwrap())
             .collect();
+        left.sort();
         assert_eq!(
             left,
-            vec![node_path(dir.path(), live.id())],
-            "only the live node stays"
+            vec![".lock".to_owned(), node_name(live.id())],
+            "only the live node (and the root's lock file) stays"
+        );
+        drop(live);
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "the last node to go leaves the root empty"
         );
     }
 }

@@ -21,22 +21,25 @@ use crate::config::{PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::name::TopicName;
 use crate::publisher::PubCore;
+use crate::root::{Root, RootLock};
 use crate::sample::Sample;
-use crate::segment::RootLock;
 use crate::service::Service;
 use crate::subscriber::SubCore;
+use crate::trust::Trust;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Opens an existing topic, whatever its type.
 fn open_existing(
-    root: &Path,
+    root: &Arc<Root>,
     name: &TopicName,
     _config: &TopicConfig,
+    trust: &Trust,
     lock: &RootLock,
 ) -> Result<Service> {
-    let service = Service::open_untyped(root, name)?.ok_or_else(|| Error::Io {
-        path: root.join(name.encoded()),
+    let service = Service::open_untyped(root, name, trust)?.ok_or_else(|| Error::Io {
+        path: root.path().join(name.encoded()),
         source: std::io::Error::new(
             std::io::ErrorKind::NotFound,
             "no such topic: start a publisher or subscriber of it first",
@@ -73,7 +76,9 @@ pub struct RawSample<'s> {
 impl RawSubscriber {
     /// Subscribes to the existing topic `topic` under `root`.
     pub fn new(root: &Path, topic: &str) -> Result<RawSubscriber> {
-        let core = SubCore::create_with(root, topic, SubscriberConfig::default(), open_existing)?;
+        let config = SubscriberConfig::default();
+        let core =
+            SubCore::create_with(Some(root), topic, config, Trust::for_tools(), open_existing)?;
         let schema = core.service().schema_text();
         let size = core.service().type_facts().1;
         Ok(RawSubscriber { core, schema, size })
@@ -193,7 +198,8 @@ impl RawPublisher {
     /// # Ok::<(), shmx::Error>(())
     /// ```
     pub fn with_config(root: &Path, topic: &str, config: PublisherConfig) -> Result<RawPublisher> {
-        let core = PubCore::create_with(root, topic, config, open_existing)?;
+        let core =
+            PubCore::create_with(Some(root), topic, config, Trust::for_tools(), open_existing)?;
         let schema = core.service().schema_text();
         let size = core.service().type_facts().1;
         // Samples of a type without relative pointers have exactly the type's size: typed

@@ -1,28 +1,25 @@
 //! Creating, opening and mapping shared-memory files.
 //!
-//! A segment is created under a temporary name, its pages are reserved up front with
+//! A segment is created under a temporary name in its directory (relative to the
+//! directory's descriptor, see [`dir`](crate::dir)), its pages are reserved up front with
 //! `fallocate` (a too-small `/dev/shm` is [`Error::OutOfSpace`] now, never a `SIGBUS` later),
 //! it is initialised completely through its mapping, and only then linked into place, so no
-//! process ever sees a half-written header. Files are created with mode `0600` unless the
-//! configuration says otherwise.
-//!
-//! Topic directories are created, populated and removed while holding an exclusive `flock`
-//! on the root directory ([`RootLock`]): opening a topic never races with its last
-//! participant removing it.
+//! process ever sees a half-written header. Files are created with the topic's mode (`0600`
+//! unless configured otherwise, see [`trust`](crate::trust)).
 
+use crate::dir::Dir;
 use crate::error::{Error, Result};
 use memmap2::{MmapOptions, MmapRaw};
-use std::fs::{File, OpenOptions};
-use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub(crate) use crate::dir::Access;
 
 /// A mapped file.
 #[derive(Debug)]
 pub(crate) struct Mapping {
     raw: MmapRaw,
-    path: PathBuf,
 }
 
 impl Mapping {
@@ -35,91 +32,39 @@ impl Mapping {
     pub(crate) fn len(&self) -> usize {
         self.raw.len()
     }
-
-    /// The file.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
-/// Holds an exclusive `flock` on the root directory while alive.
-pub(crate) struct RootLock {
-    _dir: File,
-}
-
-impl RootLock {
-    /// Creates the root if needed and locks it.
-    pub(crate) fn acquire(root: &Path) -> Result<RootLock> {
-        std::fs::create_dir_all(root).map_err(|e| Error::io(root, e, 0))?;
-        let dir = File::open(root).map_err(|e| Error::io(root, e, 0))?;
-        #[cfg(unix)]
-        loop {
-            match rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive) {
-                Ok(()) => break,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(Error::io(root, e.into(), 0)),
-            }
-        }
-        Ok(RootLock { _dir: dir })
-    }
-}
-
-/// Creates `dir` (one level) with a mode derived from the file mode.
-pub(crate) fn ensure_dir(dir: &Path, file_mode: u32) -> Result<()> {
-    let dir_mode = file_mode | ((file_mode & 0o444) >> 2);
-    match std::fs::DirBuilder::new().mode(dir_mode).create(dir) {
-        // Set the mode explicitly: the umask must not take away what the user asked to share.
-        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(dir_mode))
-            .map_err(|e| Error::io(dir, e, 0)),
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io(dir, e, 0)),
-    }
-}
-
-fn temp_path(dir: &Path) -> PathBuf {
+/// A name for a file being created, unique within this process and among processes.
+pub(crate) fn temp_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!(".tmp.{}.{n}", std::process::id()))
+    format!(".tmp.{}.{n}", std::process::id())
 }
 
-/// Creates `dir/name` of `len` bytes, initialised by `init` through a writable mapping, and
-/// links it into place atomically. Returns `Ok(None)` if `dir/name` exists already.
+/// Creates `dir/name` of `len` bytes with `mode` and `group`, initialised by `init` through
+/// a writable mapping, and links it into place atomically. Returns `Ok(None)` if `dir/name`
+/// exists already.
 pub(crate) fn create(
-    dir: &Path,
+    dir: &Dir,
     name: &str,
     len: usize,
     mode: u32,
+    group: Option<u32>,
     init: impl FnOnce(&Mapping) -> Result<()>,
 ) -> Result<Option<Mapping>> {
     let final_path = dir.join(name);
-    let tmp = temp_path(dir);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, e, len as u64))?;
+    let (tmp, file) = dir.create_temp(mode, group)?;
     let result = (|| {
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io(&final_path, e, 0))?;
         reserve(&file, &final_path, len as u64)?;
         let raw = MmapOptions::new()
             .len(len)
             .map_raw(&file)
             .map_err(|e| Error::io(&final_path, e, len as u64))?;
-        let mapping = Mapping {
-            raw,
-            path: final_path.clone(),
-        };
+        let mapping = Mapping { raw };
         init(&mapping)?;
-        match std::fs::hard_link(&tmp, &final_path) {
-            Ok(()) => Ok(Some(mapping)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(None),
-            Err(e) => Err(Error::io(&final_path, e, 0)),
-        }
+        Ok(dir.link(&tmp, name)?.then_some(mapping))
     })();
-    let _ = std::fs::remove_file(&tmp);
+    dir.remove_file(&tmp);
     result
 }
 
@@ -135,26 +80,6 @@ fn reserve(file: &File, path: &Path, len: u64) -> Result<()> {
         }
     }
     file.set_len(len).map_err(|e| Error::io(path, e, len))
-}
-
-/// How a file is opened and mapped.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    ReadOnly,
-    ReadWrite,
-}
-
-/// Opens `path`; `Ok(None)` when it does not exist.
-pub(crate) fn open_file(path: &Path, access: Access) -> Result<Option<File>> {
-    match OpenOptions::new()
-        .read(true)
-        .write(access == Access::ReadWrite)
-        .open(path)
-    {
-        Ok(f) => Ok(Some(f)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e, 0)),
-    }
 }
 
 /// Maps `len` bytes at `offset` of an open file, checking first that the file is that long.
@@ -180,10 +105,7 @@ pub(crate) fn map(
         Access::ReadWrite => opts.map_raw(file),
     }
     .map_err(|e| Error::io(path, e, 0))?;
-    Ok(Mapping {
-        raw,
-        path: path.to_owned(),
-    })
+    Ok(Mapping { raw })
 }
 
 /// The file's length.

@@ -15,11 +15,25 @@ fn service_file(root: &Path, encoded_topic: &str) -> PathBuf {
     root.join(encoded_topic).join("service")
 }
 
+/// Writes `bytes` to a new file of mode 0600, as shmx would make it (a wider file is refused
+/// before its contents are looked at).
+fn write_private(path: &std::path::Path, bytes: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .unwrap();
+}
+
 #[test]
 fn a_garbage_service_file_is_corrupt() {
     let dir = root();
     std::fs::create_dir(dir.path().join("t")).unwrap();
-    std::fs::write(service_file(dir.path(), "t"), vec![0xAB; 8192]).unwrap();
+    write_private(&service_file(dir.path(), "t"), &[0xAB; 8192]);
     let e = Subscriber::<u64>::builder("t")
         .root(dir.path())
         .create()
@@ -53,7 +67,7 @@ fn a_truncated_service_file_is_corrupt() {
     assert!(matches!(e, Some(Error::Corrupt { .. })), "{e:?}");
     let short = dir.path().join("u");
     std::fs::create_dir(&short).unwrap();
-    std::fs::write(short.join("service"), b"SHMX").unwrap();
+    write_private(&short.join("service"), b"SHMX");
     let e = Subscriber::<u64>::builder("u")
         .root(dir.path())
         .create()
@@ -290,7 +304,7 @@ impl SmallFs {
         let dir = std::env::temp_dir().join(format!("shmx-smallfs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).ok()?;
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"])
             .arg(&dir)
             .status()
             .is_ok_and(|s| s.success());

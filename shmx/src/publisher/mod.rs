@@ -6,14 +6,15 @@ use crate::config::{Overflow, PublisherConfig, TopicConfig};
 use crate::data::{DataSegment, Geometry};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
-use crate::name::{root_dir, TopicName};
-use crate::node::{self, Node};
+use crate::name::TopicName;
+use crate::node::Node;
 use crate::pool::{Pool, PoolStats};
 use crate::ring::{Producer, RingLoc};
+use crate::root::{Root, RootLock};
 use crate::sample::SampleMut;
-use crate::segment::RootLock;
 use crate::service::{self, data_file_name, Role, Service, ACTIVE, DRAINING, FREE};
 use crate::sync::{AtomicU32, Ordering};
+use crate::trust::Trust;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -300,7 +301,8 @@ impl<T: ShmMessage> PublisherBuilder<T> {
         self
     }
 
-    /// The directory that holds the topics (default: `$SHMX_ROOT`, else `/dev/shm/shmx`).
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the private
+    /// `/dev/shm/shmx-<uid>`; see [`name::root_dir`](crate::name::root_dir)).
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
         self
@@ -308,8 +310,7 @@ impl<T: ShmMessage> PublisherBuilder<T> {
 
     /// Connects to (or creates) the topic and reserves this publisher's pool of chunks.
     pub fn create(self) -> Result<Publisher<T>> {
-        let root = self.root.unwrap_or_else(root_dir);
-        let core = PubCore::create::<T>(&root, &self.name, self.config)?;
+        let core = PubCore::create::<T>(self.root.as_deref(), &self.name, self.config)?;
         Ok(Publisher {
             core,
             _t: PhantomData,
@@ -318,19 +319,24 @@ impl<T: ShmMessage> PublisherBuilder<T> {
 }
 
 impl PubCore {
-    fn create<T: ShmMessage>(root: &Path, name: &str, config: PublisherConfig) -> Result<PubCore> {
-        Self::create_with(root, name, config, |root, name, config, lock| {
-            Service::open_or_create::<T>(root, name, config, lock)
-        })
+    fn create<T: ShmMessage>(
+        root: Option<&Path>,
+        name: &str,
+        config: PublisherConfig,
+    ) -> Result<PubCore> {
+        let trust = Trust::new(config.topic.mode, config.topic.group);
+        Self::create_with(root, name, config, trust, Service::open_or_create::<T>)
     }
 
     /// Creates a publisher on the topic that `open` opens (or creates); its message type is
-    /// the one stored in the topic.
+    /// the one stored in the topic. `root` is the root's path (`None`: the default root); `trust` what the endpoint
+    /// accepts of the files it finds there (see [`trust`](crate::trust)).
     pub(crate) fn create_with(
-        root: &Path,
+        root: Option<&Path>,
         name: &str,
         config: PublisherConfig,
-        open: impl FnOnce(&Path, &TopicName, &TopicConfig, &RootLock) -> Result<Service>,
+        trust: Trust,
+        open: impl FnOnce(&Arc<Root>, &TopicName, &TopicConfig, &Trust, &RootLock) -> Result<Service>,
     ) -> Result<PubCore> {
         let name = TopicName::new(name)?;
         let bad = |reason: String| Error::InvalidConfig {
@@ -340,9 +346,13 @@ impl PubCore {
         if config.queue_depth == 0 || config.max_loans == 0 {
             return Err(bad("queue_depth and max_loans must be at least 1".into()));
         }
-        let lock = RootLock::acquire(root)?;
-        let node = node::join(root)?;
-        let service = open(root, &name, &config.topic, &lock)?;
+        let root = Root::open(root, &trust)?;
+        // Declared before the lock, so dropped after it on every path: a node that goes takes
+        // the root lock to remove its file.
+        let node;
+        let lock = root.lock(&trust)?;
+        node = root.node(&trust, &lock)?;
+        let service = open(&root, &name, &config.topic, &trust, &lock)?;
         let (fingerprint, size, align) = service.type_facts();
         let layout = *service.layout();
         let result = (|| {
@@ -371,16 +381,7 @@ impl PubCore {
                 .ok_or_else(|| {
                     bad("the pool would be too large; lower queue_depth or max_subscribers".into())
                 });
-            let data = geo.and_then(|geo| {
-                DataSegment::create(
-                    service.dir(),
-                    &data_file_name(inc),
-                    geo,
-                    fingerprint,
-                    inc,
-                    service.mode(),
-                )
-            });
+            let data = geo.and_then(|geo| DataSegment::create(&service, geo, fingerprint, inc));
             let data = match data {
                 Ok(d) => d,
                 Err(e) => {
@@ -538,7 +539,7 @@ impl PubCore {
 
 impl Drop for PubCore {
     fn drop(&mut self) {
-        let lock = RootLock::acquire(self.service.root()).ok();
+        let lock = self.service.root().lock(self.service.trust()).ok();
         // With the root lock held no subscriber comes or goes: after `refresh`, `conns` are
         // exactly the subscribers still connected.
         let mut st = self.state.borrow_mut();
@@ -557,7 +558,7 @@ impl Drop for PubCore {
         drop(st);
         let slot = self.service.pub_slot(self.slot);
         if mask == 0 {
-            let _ = std::fs::remove_file(self.data.path());
+            self.service.dir().remove_file(&data_file_name(self.inc));
             slot.state.store(FREE, Ordering::Release);
         } else {
             // Subscribers in `mask` still have samples of ours queued: they drain them, and

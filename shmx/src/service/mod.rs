@@ -24,13 +24,16 @@ pub use layout::LAYOUT_VERSION;
 pub(crate) use layout::*;
 
 use crate::config::TopicConfig;
+use crate::dir::Dir;
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
 use crate::name::TopicName;
 use crate::ring::{DeliveryRing, ReturnRing};
-use crate::segment::{self, Access, Mapping, RootLock};
+use crate::root::{Root, RootLock};
+use crate::segment::{self, Access, Mapping};
 use crate::sync::{AtomicU64, Ordering};
-use std::path::{Path, PathBuf};
+use crate::trust::Trust;
+use std::sync::Arc;
 
 /// An open service segment.
 pub(crate) struct Service {
@@ -38,8 +41,11 @@ pub(crate) struct Service {
     layout: Layout,
     params: ServiceParams,
     name: TopicName,
-    dir: PathBuf,
-    root: PathBuf,
+    /// The topic's directory, opened (and checked) once.
+    dir: Dir,
+    root: Arc<Root>,
+    /// What the endpoint that opened the topic accepts (see `trust`).
+    trust: Trust,
 }
 
 // SAFETY: `Service` only holds a mapping of shared memory and plain values; every access to
@@ -82,53 +88,62 @@ impl Service {
     /// Opens the topic's service segment, creating it (and the topic's directory) from
     /// `config` if it does not exist. Call with the root lock held.
     pub(crate) fn open_or_create<T: ShmMessage>(
-        root: &Path,
+        root: &Arc<Root>,
         name: &TopicName,
         config: &TopicConfig,
+        trust: &Trust,
         lock: &RootLock,
     ) -> Result<Service> {
-        Self::open_or_create_as(root, name, config, lock, &TypeFacts::of::<T>())
+        Self::open_or_create_as(root, name, config, trust, lock, &TypeFacts::of::<T>())
     }
 
     /// [`open_or_create`](Self::open_or_create) for a message type described by `facts`.
     pub(crate) fn open_or_create_as(
-        root: &Path,
+        root: &Arc<Root>,
         name: &TopicName,
         config: &TopicConfig,
-        _lock: &RootLock,
+        trust: &Trust,
+        lock: &RootLock,
         facts: &TypeFacts,
     ) -> Result<Service> {
         config.check(name.as_str())?;
-        let dir = root.join(name.encoded());
-        let path = dir.join("service");
+        let encoded = name.encoded();
+        // The group the topic's files are shared with, if its mode shares them.
+        let group = trust.group().filter(|_| config.mode & 0o070 != 0);
         for _ in 0..3 {
-            if let Some(service) = Self::open(root, name, &path)? {
-                service.sweep(_lock);
+            if let Some(service) = Self::open(root, name, trust)? {
+                service.sweep(lock);
                 if service.is_unused() {
                     // Left behind by processes that all died: start afresh, with this
                     // process's type and configuration.
-                    service.remove_if_unused(_lock);
+                    service.remove_if_unused(lock);
                     continue;
                 }
                 service.check_type(facts)?;
                 return Ok(service);
             }
-            segment::ensure_dir(&dir, config.mode)?;
-            if let Some(service) = Self::create(root, name, &dir, config, facts)? {
+            root.dir()
+                .create_dir(encoded, Trust::dir_mode(config.mode), group)?;
+            let Some(dir) = root.dir().open_dir(encoded, trust)? else {
+                continue;
+            };
+            if let Some(service) = Self::create(root, name, dir, config, trust, group, facts)? {
                 return Ok(service);
             }
         }
         Err(Error::corrupt(
-            &path,
+            root.dir().join(encoded).join("service"),
             "the file appears and disappears while it is being opened",
         ))
     }
 
     fn create(
-        root: &Path,
+        root: &Arc<Root>,
         name: &TopicName,
-        dir: &Path,
+        dir: Dir,
         config: &TopicConfig,
+        trust: &Trust,
+        group: Option<u32>,
         facts: &TypeFacts,
     ) -> Result<Option<Service>> {
         let schema = &facts.schema;
@@ -177,34 +192,40 @@ impl Service {
             conn_off: layout.conn_off as u64,
             conn_stride: layout.conn_stride as u64,
         };
-        let created = segment::create(dir, "service", layout.total_len, config.mode, |m| {
-            // SAFETY: the mapping is `total_len` bytes, fresh (zero-filled) and private to
-            // this process until linked; `ServiceParams` (≤ 512 bytes, align 8) fits at the
-            // page-aligned offset 0, and the schema text fits at `schema_off` by the layout.
-            unsafe {
-                m.ptr().cast::<ServiceParams>().write(params);
-                std::ptr::copy_nonoverlapping(
-                    schema.as_ptr(),
-                    m.ptr().add(schema_off),
-                    schema.len(),
-                );
-            }
-            Ok(())
-        })?;
+        let created =
+            segment::create(&dir, "service", layout.total_len, config.mode, group, |m| {
+                // SAFETY: the mapping is `total_len` bytes, fresh (zero-filled) and private to
+                // this process until linked; `ServiceParams` (≤ 512 bytes, align 8) fits at the
+                // page-aligned offset 0, and the schema text fits at `schema_off` by the layout.
+                unsafe {
+                    m.ptr().cast::<ServiceParams>().write(params);
+                    std::ptr::copy_nonoverlapping(
+                        schema.as_ptr(),
+                        m.ptr().add(schema_off),
+                        schema.len(),
+                    );
+                }
+                Ok(())
+            })?;
         Ok(created.map(|map| Service {
             map,
             layout,
             params,
             name: name.clone(),
-            dir: dir.to_owned(),
-            root: root.to_owned(),
+            dir,
+            root: Arc::clone(root),
+            trust: *trust,
         }))
     }
 
-    fn open(root: &Path, name: &TopicName, path: &Path) -> Result<Option<Service>> {
-        let Some(file) = segment::open_file(path, Access::ReadWrite)? else {
+    fn open(root: &Arc<Root>, name: &TopicName, trust: &Trust) -> Result<Option<Service>> {
+        let Some(dir) = root.dir().open_dir(name.encoded(), trust)? else {
             return Ok(None);
         };
+        let Some(file) = dir.open_file("service", Access::ReadWrite, trust)? else {
+            return Ok(None);
+        };
+        let path = &dir.join("service");
         let file_len = segment::file_len(&file, path)?;
         if file_len < SHARED_OFF as u64 {
             return Err(Error::corrupt(
@@ -234,21 +255,38 @@ impl Service {
         let layout = params
             .layout(file_len)
             .map_err(|r| Error::corrupt(path, r))?;
+        // The mode every participant gives the files it creates here: a valid permission
+        // mode, within what this endpoint accepts.
+        if params.mode & !0o777 != 0 || params.mode & 0o600 != 0o600 {
+            return Err(Error::corrupt(
+                path,
+                format!(
+                    "stored file mode {:o} is not a permission mode",
+                    params.mode
+                ),
+            ));
+        }
+        trust.check_stored_mode(params.mode, path)?;
         let map = segment::map(&file, path, 0, layout.total_len, Access::ReadWrite)?;
         Ok(Some(Service {
             map,
             layout,
             params,
             name: name.clone(),
-            dir: path.parent().unwrap_or(root).to_owned(),
-            root: root.to_owned(),
+            dir,
+            root: Arc::clone(root),
+            trust: *trust,
         }))
     }
 
     /// Opens an existing topic whatever its message type (for tools); `Ok(None)` if there is
     /// no such topic.
-    pub(crate) fn open_untyped(root: &Path, name: &TopicName) -> Result<Option<Service>> {
-        Self::open(root, name, &root.join(name.encoded()).join("service"))
+    pub(crate) fn open_untyped(
+        root: &Arc<Root>,
+        name: &TopicName,
+        trust: &Trust,
+    ) -> Result<Option<Service>> {
+        Self::open(root, name, trust)
     }
 
     /// The topic's header, as read (and validated) when it was opened.
@@ -306,16 +344,28 @@ impl Service {
         self.name.as_str()
     }
 
-    pub(crate) fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Dir {
         &self.dir
     }
 
-    pub(crate) fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Arc<Root> {
         &self.root
     }
 
+    pub(crate) fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The mode of the files participants create in this topic: the stored one (checked to
+    /// lie within this endpoint's when the topic was opened).
     pub(crate) fn mode(&self) -> u32 {
         self.params.mode
+    }
+
+    /// The group of the files participants create in this topic: the shared group, when
+    /// the topic's mode shares them with one.
+    pub(crate) fn group(&self) -> Option<u32> {
+        self.trust.group().filter(|_| self.params.mode & 0o070 != 0)
     }
 
     /// # Safety
@@ -473,19 +523,12 @@ impl Service {
         if !self.is_unused() {
             return;
         }
-        if let Ok(entries) = std::fs::read_dir(&self.dir) {
-            for e in entries.flatten() {
-                let _ = std::fs::remove_file(e.path());
-            }
+        for (name, _) in self.dir.entries().unwrap_or_default() {
+            self.dir.remove_file(&name);
         }
-        let _ = std::fs::remove_dir(&self.dir);
+        self.root.dir().remove_dir(self.name.encoded());
         // The last one out also takes away what dead processes left in the root.
         crate::node::sweep_root(&self.root);
-    }
-
-    /// The path of publisher incarnation `inc`'s data segment.
-    pub(crate) fn data_path(&self, inc: u64) -> PathBuf {
-        self.dir.join(data_file_name(inc))
     }
 }
 

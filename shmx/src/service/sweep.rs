@@ -14,7 +14,7 @@ use super::{data_file_name, incarnation_of, state_of, state_word, Service};
 use super::{ACTIVE, CLAIMING, DRAINING, FREE};
 use crate::data::DataView;
 use crate::node;
-use crate::segment::RootLock;
+use crate::root::RootLock;
 use crate::sync::Ordering;
 
 impl Service {
@@ -88,22 +88,18 @@ impl Service {
         // Files that processes killed half-way through creating them left behind (every
         // creation happens under the root lock, which we hold).
         node::sweep_root(self.root());
-        if let Ok(entries) = std::fs::read_dir(self.dir()) {
-            for e in entries.flatten() {
-                if e.file_name()
-                    .to_str()
-                    .is_some_and(|n| n.starts_with(".tmp."))
-                {
-                    let _ = std::fs::remove_file(e.path());
-                }
+        for (name, _) in self.dir().entries().unwrap_or_default() {
+            if name.starts_with(".tmp.") {
+                self.dir().remove_file(&name);
             }
         }
         reclaimed
     }
 
     /// Takes the root lock and sweeps, if `last` is unset or older than 50 ms (the sweep opens
-    /// a file per slot: it is for waits and queries, never the hot path). Returns how many
-    /// slots were reclaimed.
+    /// a file per slot: it is for waits and queries, never the hot path). Never waits for the
+    /// lock: if another process holds it, this sweep is skipped (the holder sweeps, or the
+    /// next call does). Returns how many slots were reclaimed.
     pub(crate) fn sweep_now(&self, last: &std::cell::Cell<Option<std::time::Instant>>) -> usize {
         let now = std::time::Instant::now();
         if last
@@ -113,9 +109,9 @@ impl Service {
             return 0;
         }
         last.set(Some(now));
-        match RootLock::acquire(self.root()) {
-            Ok(lock) => self.sweep(&lock),
-            Err(_) => 0,
+        match self.root().try_lock(self.trust()) {
+            Some(lock) => self.sweep(&lock),
+            None => 0,
         }
     }
 
@@ -129,7 +125,8 @@ impl Service {
     /// Removes publisher slot `p`'s data segment and frees the slot (if it still holds
     /// `word`).
     fn free_publisher_slot(&self, p: usize, word: u64) {
-        let _ = std::fs::remove_file(self.dir().join(data_file_name(incarnation_of(word))));
+        self.dir()
+            .remove_file(&data_file_name(incarnation_of(word)));
         let _ = self.pub_slot(p).state.compare_exchange(
             word,
             FREE,
@@ -141,8 +138,7 @@ impl Service {
     /// Clears the pin bits `bits` in publisher incarnation `inc`'s data segment.
     fn clear_pins_of(&self, inc: u64, bits: u64) {
         let (fingerprint, size, align) = self.type_facts();
-        if let Ok(Some(view)) = DataView::open(&self.data_path(inc), inc, fingerprint, size, align)
-        {
+        if let Ok(Some(view)) = DataView::open(self, inc, fingerprint, size, align) {
             view.clear_pins(bits);
         }
     }

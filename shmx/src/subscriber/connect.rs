@@ -7,7 +7,6 @@ use crate::data::{DataView, NO_SEQUENCE};
 use crate::error::Result;
 use crate::pins;
 use crate::ring::entry_tag;
-use crate::segment::RootLock;
 use crate::service::{self, ACTIVE, DRAINING, FREE};
 use crate::sync::Ordering;
 use std::collections::VecDeque;
@@ -63,8 +62,8 @@ impl SubCore {
 
     fn connect(&self, st: &mut SubState, p: usize, word: u64) -> Result<()> {
         let inc = service::incarnation_of(word);
-        let path = self.service.data_path(inc);
-        let Some(view) = DataView::open(&path, inc, self.fingerprint, self.size, self.align)?
+        let Some(view) =
+            DataView::open(&self.service, inc, self.fingerprint, self.size, self.align)?
         else {
             return Ok(()); // gone already
         };
@@ -153,23 +152,30 @@ impl SubCore {
 
     /// This subscriber is done with departed publisher slot `p` (state word `word`, which
     /// must still be DRAINING with our bit set): clears our bit; the last one removes the
-    /// publisher's data segment and frees its slot. Call with the root lock held.
-    pub(super) fn release_drain(&self, p: usize, word: u64, lock: &RootLock) {
+    /// publisher's data segment and frees its slot. Needs no lock: the mask and the slot
+    /// change by atomic operations, the slot is freed by a CAS on the word it was read as
+    /// (a sweeper freeing it meanwhile makes the CAS fail), and data file names carry the
+    /// incarnation, so no other publisher's file is ever removed. Returns whether it freed
+    /// the slot.
+    pub(super) fn release_drain(&self, p: usize, word: u64) -> bool {
         let slot = self.service.pub_slot(p);
         if slot.state.load(Ordering::Acquire) != word || service::state_of(word) != DRAINING {
-            return;
+            return false;
         }
         let before = slot.drain_mask.fetch_and(!self.bit, Ordering::AcqRel);
-        if before & self.bit != 0 && before & !self.bit == 0 {
-            let _ = std::fs::remove_file(self.service.data_path(service::incarnation_of(word)));
-            if slot
-                .state
-                .compare_exchange(word, FREE, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                self.service.bump_generation();
-            }
-            self.service.remove_if_unused(lock);
+        if before & self.bit == 0 || before & !self.bit != 0 {
+            return false;
         }
+        self.service
+            .dir()
+            .remove_file(&service::data_file_name(service::incarnation_of(word)));
+        let freed = slot
+            .state
+            .compare_exchange(word, FREE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if freed {
+            self.service.bump_generation();
+        }
+        freed
     }
 }

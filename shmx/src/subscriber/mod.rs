@@ -11,13 +11,14 @@ use crate::data::DataView;
 use crate::error::{Error, Result};
 use crate::event;
 use crate::message::ShmMessage;
-use crate::name::{root_dir, TopicName};
-use crate::node::{self, Node};
+use crate::name::TopicName;
+use crate::node::Node;
 use crate::ring::{Producer, RingLoc};
+use crate::root::{Root, RootLock};
 use crate::sample::Sample;
-use crate::segment::RootLock;
 use crate::service::{self, Role, Service, ACTIVE, FREE};
 use crate::sync::{fence, Ordering};
+use crate::trust::Trust;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -251,7 +252,8 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
         self
     }
 
-    /// The directory that holds the topics (default: `$SHMX_ROOT`, else `/dev/shm/shmx`).
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the private
+    /// `/dev/shm/shmx-<uid>`; see [`name::root_dir`](crate::name::root_dir)).
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
         self
@@ -259,8 +261,7 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
 
     /// Connects to (or creates) the topic, and picks up the history of its publishers.
     pub fn create(self) -> Result<Subscriber<T>> {
-        let root = self.root.unwrap_or_else(root_dir);
-        let core = SubCore::create::<T>(&root, &self.name, self.config)?;
+        let core = SubCore::create::<T>(self.root.as_deref(), &self.name, self.config)?;
         Ok(Subscriber {
             core,
             _t: PhantomData,
@@ -269,26 +270,35 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
 }
 
 impl SubCore {
-    fn create<T: ShmMessage>(root: &Path, name: &str, config: SubscriberConfig) -> Result<SubCore> {
-        let mut core = Self::create_with(root, name, config, |root, name, config, lock| {
-            Service::open_or_create::<T>(root, name, config, lock)
-        })?;
+    fn create<T: ShmMessage>(
+        root: Option<&Path>,
+        name: &str,
+        config: SubscriberConfig,
+    ) -> Result<SubCore> {
+        let trust = Trust::new(config.topic.mode, config.topic.group);
+        let mut core = Self::create_with(root, name, config, trust, Service::open_or_create::<T>)?;
         core.tails = const { T::SCHEMA.has_relative() };
         Ok(core)
     }
 
     /// Creates a subscriber on the topic that `open` opens (or creates); its message type is
-    /// the one stored in the topic.
+    /// the one stored in the topic. `root` is the root's path (`None`: the default root); `trust` what the endpoint
+    /// accepts of the files it finds there (see [`trust`](crate::trust)).
     pub(crate) fn create_with(
-        root: &Path,
+        root: Option<&Path>,
         name: &str,
         config: SubscriberConfig,
-        open: impl FnOnce(&Path, &TopicName, &TopicConfig, &RootLock) -> Result<Service>,
+        trust: Trust,
+        open: impl FnOnce(&Arc<Root>, &TopicName, &TopicConfig, &Trust, &RootLock) -> Result<Service>,
     ) -> Result<SubCore> {
         let name = TopicName::new(name)?;
-        let lock = RootLock::acquire(root)?;
-        let node = node::join(root)?;
-        let service = open(root, &name, &config.topic, &lock)?;
+        let root = Root::open(root, &trust)?;
+        // Declared before the lock, so dropped after it on every path: a node that goes takes
+        // the root lock to remove its file.
+        let node;
+        let lock = root.lock(&trust)?;
+        node = root.node(&trust, &lock)?;
+        let service = open(&root, &name, &config.topic, &trust, &lock)?;
         let (fingerprint, size, align) = service.type_facts();
         let layout = *service.layout();
         if config.queue_depth == 0 || config.queue_depth > layout.ring_capacity {
@@ -395,7 +405,7 @@ impl Drop for SubCore {
         for p in 0..st.pubs.len() {
             self.disconnect(&mut st, p);
         }
-        let lock = RootLock::acquire(self.service.root()).ok();
+        let lock = self.service.root().lock(self.service.trust()).ok();
         self.service
             .sub_slot(self.slot)
             .state
@@ -407,7 +417,7 @@ impl Drop for SubCore {
             // start or finish leaving meanwhile.
             for p in 0..self.service.layout().max_publishers {
                 let word = self.service.pub_slot(p).state.load(Ordering::Acquire);
-                self.release_drain(p, word, lock);
+                self.release_drain(p, word);
             }
             self.service.remove_if_unused(lock);
         }

@@ -11,7 +11,6 @@ use crate::message::{ShmMessage, ValidationContext};
 use crate::pins;
 use crate::ring::CHUNK_MASK;
 use crate::sample::Sample;
-use crate::segment::RootLock;
 use crate::service;
 use crate::sync::Ordering;
 
@@ -250,9 +249,8 @@ impl SubCore {
         }
         let word = conn.slot_word;
         self.disconnect(st, p);
-        if let Ok(lock) = RootLock::acquire(self.service.root()) {
-            self.release_drain(p, word, &lock);
-        }
+        // No root lock here: nothing on the take path waits for one (see `release_drain`).
+        self.release_drain(p, word);
         st.gen = u64::MAX; // rebuild `active` on the next call
     }
 
