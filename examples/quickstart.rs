@@ -27,7 +27,7 @@
 //!
 //! Both sides drop their endpoints at the end, and the last one removes the topic's files;
 //! the parent checks that nothing was left under the shmx root (`$SHMX_ROOT`, else
-//! `/dev/shm/shmx`).
+//! `/dev/shm/shmx-<uid>`).
 //!
 //! Roles can also be started by hand, in two terminals:
 //! `quickstart subscriber TOPIC COUNT` and `quickstart publisher TOPIC COUNT`.

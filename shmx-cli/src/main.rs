@@ -2,7 +2,7 @@
 //!
 //! Every command prints a table for people by default and one JSON document with `--json`;
 //! `echo` always prints JSON lines.
-//! The root directory is `--root DIR`, else `$SHMX_ROOT`, else `/dev/shm/shmx`, exactly as
+//! The root directory is `--root DIR`, else `$SHMX_ROOT`, else `/dev/shm/shmx-<uid>`, exactly as
 //! the library resolves it ([`shmx::name::root_dir`]).
 //!
 //! Errors go to stderr as `shmx: <error>` with exit code 1; usage errors are clap's (exit
@@ -43,7 +43,7 @@ struct Common {
     /// Print one JSON document instead of a table.
     #[arg(long, global = true)]
     json: bool,
-    /// The shmx root directory [default: $SHMX_ROOT, else /dev/shm/shmx].
+    /// The shmx root directory [default: $SHMX_ROOT, else /dev/shm/shmx-<uid>].
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
 }

@@ -23,6 +23,33 @@
 //! assert_eq!(received.x, 1.0);
 //! # Ok::<(), shmx::Error>(())
 //! ```
+//!
+//! # Trust model
+//!
+//! - **Files.** Topics live under a root: `$SHMX_ROOT`, a builder's `root(..)`, or the private
+//!   per-user [`name::root_dir`] (`/dev/shm/shmx-<uid>`, created `0700`). Every endpoint checks
+//!   the root, the topic's directory and each file before it uses them: owned by the caller
+//!   (or by the group named in [`TopicConfig::group`]), never writable by others, never a
+//!   symbolic link (entries are opened relative to their directory's descriptor with
+//!   `O_NOFOLLOW`), and no wider than the caller's [`TopicConfig::mode`]. A topic whose stored
+//!   mode is wider than the caller's is refused, never joined (so no participant creates a
+//!   file wider than its own configuration allows). Failures are
+//!   [`Error::PermissionDenied`], naming the path, what is wrong and how to fix it.
+//! - **Peers.** Processes of the same user can do anything to each other (they can `ptrace`
+//!   one another and write every segment); so can every participant of a topic to the
+//!   delivery of the others, since all of them write the topic's rings and slots. Another user
+//!   is a participant only of topics shared with its group.
+//! - **Validation.** A subscriber checks each sample when it takes it: chunk index, length,
+//!   relative pointers, `bool`s, enum discriminants, UTF-8, rkyv archives. Zero-copy samples
+//!   stay in the publisher's chunk: number fields rewritten afterwards just change, relative
+//!   pointers are re-checked against the sample's own chunk at every read, but an invalid
+//!   `bool`, enum or rkyv archive written after the take is read unchecked. For publishers that
+//!   are not trusted, `SubscriberBuilder::copy_on_take` (and its archive counterpart) copies
+//!   each sample into private memory before validating it: what is read is what was checked.
+//! - **`SIGBUS`.** Pages are reserved when a file is created, so a full `/dev/shm` is
+//!   [`Error::OutOfSpace`] then, never a `SIGBUS` later; but a process that may write a
+//!   topic's files can truncate one that others have mapped, and their next access to the cut
+//!   pages raises `SIGBUS`.
 #![deny(
     unsafe_op_in_unsafe_fn,
     missing_docs,
