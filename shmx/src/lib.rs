@@ -74,6 +74,7 @@ mod sync;
 pub mod config;
 #[cfg(not(loom))]
 mod data;
+#[cfg(not(loom))]
 mod dir;
 #[cfg(not(loom))]
 pub mod error;
@@ -91,6 +92,7 @@ mod pool;
 mod publisher;
 #[cfg(not(loom))]
 mod raw;
+#[cfg(not(loom))]
 mod root;
 #[cfg(not(loom))]
 mod sample;
@@ -100,6 +102,7 @@ mod segment;
 mod service;
 #[cfg(not(loom))]
 mod subscriber;
+#[cfg(not(loom))]
 mod trust;
 
 #[cfg(not(loom))]
