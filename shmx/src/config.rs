@@ -101,9 +101,10 @@ impl TopicConfig {
         if self.max_history > 4096 {
             return bad(format!("max_history {} is over 4096", self.max_history));
         }
-        if self.mode & !0o777 != 0 || self.mode & 0o600 != 0o600 {
+        if self.mode & !0o777 != 0 || self.mode & 0o600 != 0o600 || self.mode & 0o002 != 0 {
             return bad(format!(
-                "mode {:o} must be a permission mode that lets the owner read and write",
+                "mode {:o} must be a permission mode that lets the owner read and write and \
+                 does not let others write",
                 self.mode
             ));
         }

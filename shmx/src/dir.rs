@@ -134,8 +134,12 @@ impl Dir {
         access: Access,
         trust: &Trust,
     ) -> Result<Option<File>> {
+        // Non-blocking: a FIFO planted where a segment should be must not hang the open (it is
+        // refused by the check below); no controlling terminal from a device either.
         let flags = OFlags::NOFOLLOW
             | OFlags::CLOEXEC
+            | OFlags::NONBLOCK
+            | OFlags::NOCTTY
             | match access {
                 Access::ReadOnly => OFlags::RDONLY,
                 Access::ReadWrite => OFlags::RDWR,
@@ -254,8 +258,17 @@ impl Dir {
 /// what the user asked to share) and, if given, `group`.
 fn set_owner_and_mode(fd: &OwnedFd, path: &Path, mode: u32, group: Option<u32>) -> Result<()> {
     if let Some(gid) = group {
-        rustix::fs::fchown(fd, None, Some(rustix::fs::Gid::from_raw(gid)))
-            .map_err(|e| sys(path, e))?;
+        rustix::fs::fchown(fd, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(
+            |e| match e {
+                Errno::PERM => denied(
+                    path,
+                    format!(
+                        "cannot give it group {gid}: this process is not a member of that group"
+                    ),
+                ),
+                e => sys(path, e),
+            },
+        )?;
     }
     rustix::fs::fchmod(fd, Mode::from_raw_mode(mode)).map_err(|e| sys(path, e))
 }

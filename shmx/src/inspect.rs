@@ -264,6 +264,7 @@ pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
     let Some(root) = Root::open_existing(root, &trust)? else {
         return Ok(CleanReport::default());
     };
+    let had_lock_file = root.dir().stat_at(".lock")?.is_some();
     let lock = root.lock(&trust)?;
     let before = files_under(root.dir());
     let mut report = CleanReport::default();
@@ -300,7 +301,9 @@ pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
         );
         report.removed.sort();
         report.removed.dedup();
-        root.remove_lock_if_alone(&lock);
+        if !had_lock_file {
+            root.remove_lock_if_alone(&lock); // a dry run leaves the root as it found it
+        }
         return Ok(report);
     }
     for name in topic_names(&root)? {

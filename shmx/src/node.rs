@@ -1,22 +1,27 @@
 //! Liveness of processes without a daemon or heartbeats.
 //!
-//! Every process that has an endpoint in a root holds an exclusive `flock` on its own *node
+//! Every process that has an endpoint in a root holds an exclusive lock on its own *node
 //! file*, `<root>/node.<id>`, for as long as it has endpoints there. The kernel drops the lock
 //! when the process dies, however it dies (`SIGKILL` included), so anyone can tell a dead
-//! owner by trying to take a shared lock on its file: refused means alive, granted (or no
-//! file) means dead. Node ids are random 64-bit numbers, never reused, so a recycled pid can
-//! never pass for the dead process. Slots record the node id of their owner.
+//! owner by asking whether the file is locked: locked means alive, unlocked (or no file)
+//! means dead. Node ids are random 64-bit numbers, never reused, so a recycled pid can never
+//! pass for the dead process. Slots record the node id of their owner.
+//!
+//! On Linux the lock is an open-file-description write lock (`F_OFD_SETLK`), and a peer asks
+//! with `F_OFD_GETLK` for a read lock, which takes no lock and which no read lock conflicts
+//! with: only a descriptor opened for writing, which only the owner can have, can make a
+//! node look alive. The file has mode `0600` (`0640` with the group in a root shared with a
+//! group, so that members can ask): no other user can open it at all, and a group member can
+//! neither hold a dead process's node alive nor make a live one look dead. (Elsewhere the
+//! lock is an exclusive `flock` and the question a non-blocking shared `flock`.)
 //!
 //! The file is created under a temporary name, locked, and only then linked into place, so no
-//! peer ever sees an unlocked node file of a live process. It has mode `0600`: no other user
-//! can open it, so none can hold its lock and keep a dead process's slots from being
-//! reclaimed. A peer of another user (in a root shared with a group) that cannot open a
-//! node file asks the kernel's table of locks (`/proc/locks`) instead.
+//! peer ever sees an unlocked node file of a live process.
 
 use crate::error::{Error, Result};
 use crate::root::Root;
 use crate::trust::Trust;
-use rustix::fs::{FlockOperation, Mode, OFlags};
+use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use std::fs::File;
 use std::sync::Arc;
@@ -38,17 +43,18 @@ impl Node {
         self.id
     }
 
-    /// Creates and locks a node file of mode `0600` in `root` (with the root's `Node` cache
-    /// locked: see [`Root::node`]).
-    pub(crate) fn create(root: Arc<Root>, trust: Trust) -> Result<Node> {
+    /// Creates and locks a node file in `root`, of mode `0600`, or `0640` with group `shared`
+    /// in a root shared with that group (with the root lock held: see [`Root::node`]).
+    pub(crate) fn create(root: Arc<Root>, trust: Trust, shared: Option<u32>) -> Result<Node> {
         let dir = root.dir();
+        let mode = if shared.is_some() { 0o640 } else { 0o600 };
         for _ in 0..16 {
             let id = random_id();
             let tmp = format!(".node.{id:016x}.tmp");
-            let Some(file) = dir.create_file(&tmp, 0o600, None)? else {
+            let Some(file) = dir.create_file(&tmp, mode, shared)? else {
                 continue;
             };
-            let locked = lock_exclusive(&file).map_err(|e| crate::dir::sys(&dir.join(&tmp), e));
+            let locked = lock::hold(&file).map_err(|e| crate::dir::sys(&dir.join(&tmp), e));
             let linked = locked.and_then(|()| dir.link(&tmp, &node_name(id)));
             dir.remove_file(&tmp);
             if linked? {
@@ -68,7 +74,9 @@ impl Drop for Node {
     /// Removes the node file; the last node to go in a root that holds nothing else removes
     /// the root's lock file too (under the lock, so nobody is opening a topic meanwhile).
     fn drop(&mut self) {
-        let lock = self.root.lock(&self.trust).ok();
+        let lock = self
+            .root
+            .lock_within(&self.trust, crate::root::LEAVING_WAIT);
         self.root.dir().remove_file(&node_name(self.id));
         if let Some(lock) = &lock {
             self.root.remove_lock_if_alone(lock);
@@ -90,64 +98,101 @@ fn random_id() -> u64 {
     h.finish()
 }
 
-fn lock_exclusive(file: &File) -> rustix::io::Result<()> {
-    loop {
-        match rustix::fs::flock(file, FlockOperation::LockExclusive) {
-            Err(Errno::INTR) => continue,
-            other => return other,
+/// The node file's lock: taken by its owner, asked about by everyone else.
+#[cfg(target_os = "linux")]
+mod lock {
+    use rustix::io::Errno;
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+
+    /// A `struct flock` over the whole file.
+    fn whole_file(kind: libc::c_short) -> libc::flock {
+        // SAFETY: `flock` is a plain C struct of integers, for which all-zero is valid.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = kind;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        fl
+    }
+
+    fn fcntl(file: &File, cmd: libc::c_int, fl: &mut libc::flock) -> rustix::io::Result<()> {
+        loop {
+            // SAFETY: `file` is an open descriptor for the duration of the call and `fl` a
+            // valid, exclusively borrowed `struct flock`, as F_OFD_SETLK/F_OFD_GETLK require.
+            let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, fl as *mut libc::flock) };
+            if rc == 0 {
+                return Ok(());
+            }
+            match Errno::from_io_error(&std::io::Error::last_os_error()) {
+                Some(Errno::INTR) => continue,
+                Some(e) => return Err(e),
+                None => return Err(Errno::IO),
+            }
+        }
+    }
+
+    /// Takes a write lock on `file` (opened for writing) for as long as it stays open.
+    pub(super) fn hold(file: &File) -> rustix::io::Result<()> {
+        fcntl(
+            file,
+            libc::F_OFD_SETLK,
+            &mut whole_file(libc::F_WRLCK as libc::c_short),
+        )
+    }
+
+    /// Whether someone holds a write lock on `file`; takes no lock.
+    pub(super) fn is_held(file: &File) -> rustix::io::Result<bool> {
+        let mut fl = whole_file(libc::F_RDLCK as libc::c_short);
+        fcntl(file, libc::F_OFD_GETLK, &mut fl)?;
+        Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+    }
+}
+
+/// The node file's lock, where there are no open-file-description locks: `flock`.
+#[cfg(not(target_os = "linux"))]
+mod lock {
+    use rustix::fs::FlockOperation;
+    use rustix::io::Errno;
+    use std::fs::File;
+
+    fn flock(file: &File, op: FlockOperation) -> rustix::io::Result<()> {
+        loop {
+            match rustix::fs::flock(file, op) {
+                Err(Errno::INTR) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    pub(super) fn hold(file: &File) -> rustix::io::Result<()> {
+        flock(file, FlockOperation::LockExclusive)
+    }
+
+    pub(super) fn is_held(file: &File) -> rustix::io::Result<bool> {
+        match flock(file, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => Ok(false),
+            Err(Errno::WOULDBLOCK) => Ok(true),
+            Err(e) => Err(e),
         }
     }
 }
 
 /// Whether the process that owns node `id` in `root` is alive. A node that cannot be checked
-/// counts as alive: never reclaim on a doubt.
+/// (not a regular file of one name, not readable, any error) counts as alive: never reclaim
+/// on a doubt.
 pub(crate) fn is_alive(root: &Root, id: u64) -> bool {
     let name = node_name(id);
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
     let file = match rustix::fs::openat(root.dir().fd(), name.as_str(), flags, Mode::empty()) {
         Ok(fd) => File::from(fd),
         Err(Errno::NOENT) => return false,
-        // Another user's node (in a root shared with a group): its file is 0600, so ask the
-        // kernel's table of locks instead.
-        Err(Errno::ACCESS) => return locked_by_someone(root, &name).unwrap_or(true),
         Err(_) => return true,
     };
     let regular = rustix::fs::fstat(&file).is_ok_and(|s| {
         rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::RegularFile
+            && s.st_nlink == 1
     });
-    if !regular {
-        return true;
-    }
-    loop {
-        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockShared) {
-            Ok(()) => return false,
-            Err(Errno::INTR) => continue,
-            Err(_) => return true,
-        }
-    }
-}
-
-/// Whether `/proc/locks` lists a lock on entry `name` of the root; `None` if that cannot be
-/// told.
-fn locked_by_someone(root: &Root, name: &str) -> Option<bool> {
-    let stat = root.dir().stat_at(name).ok()??;
-    #[cfg(target_os = "linux")]
-    {
-        let (major, minor) = (
-            rustix::fs::major(stat.st_dev),
-            rustix::fs::minor(stat.st_dev),
-        );
-        let locks = std::fs::read_to_string("/proc/locks").ok()?;
-        let wanted = format!("{major:02x}:{minor:02x}:{}", stat.st_ino);
-        Some(locks.lines().any(|line| {
-            line.contains("FLOCK") && line.split_whitespace().any(|field| field == wanted)
-        }))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = stat;
-        None
-    }
+    !regular || lock::is_held(&file).unwrap_or(true)
 }
 
 /// Removes the node file of a dead process (no-op if it is alive or gone).

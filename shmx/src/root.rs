@@ -7,16 +7,21 @@
 //! - **Resolved once.** The path is made absolute and its parent directories' links are
 //!   resolved when the endpoint is built; the root itself is opened with `O_NOFOLLOW` (a root
 //!   that is a symbolic link is refused) and from then on used only through its descriptor.
-//!   Roots are told apart by device and inode, so a relative `SHMX_ROOT` and a `chdir`
-//!   between two endpoints change nothing: they share one [`Root`], one node, one lock.
+//!   Roots are told apart by device and inode: an endpoint keeps the root it was built with
+//!   whatever `chdir` comes later, and endpoints that reach one directory by different paths
+//!   (relative or absolute) share one [`Root`], one node, one lock. (A relative root given to
+//!   an endpoint built after a `chdir` names the directory relative to the new one.)
 //! - **Checked.** Every endpoint checks the root against its [`Trust`] before it writes
 //!   anything into it (see [`trust`](crate::trust)); a root another user made or may write is
 //!   [`Error::PermissionDenied`](crate::Error::PermissionDenied), and nothing is written into
 //!   it.
 //! - **Locked.** Topic directories are created, populated and removed while holding an
-//!   exclusive `flock` on `<root>/.lock`, a file of mode `0600` (`0660` in a root shared with
-//!   a group): another user cannot take it, and nothing on the take or publish path waits
-//!   for it (those paths only ever try it, and go on if it is busy).
+//!   exclusive `flock` on `<root>/.lock`, a file of mode `0600`: no other user can take it.
+//!   (In a root shared with a group it is `0660`, so the group's members can take it: they
+//!   are participants, who can disturb each other anyway.) Nothing on the take or publish
+//!   path waits for it (those paths only try it, and go on if it is busy), and an endpoint
+//!   that goes waits for it only so long ([`LEAVING_WAIT`]) before it leaves its files to
+//!   the next participant or `shmx clean`.
 
 use crate::dir::{sys, Access, Dir};
 use crate::error::{Error, Result};
@@ -31,6 +36,10 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Name of the lock file inside the root.
 const LOCK_FILE: &str = ".lock";
+
+/// How long an endpoint (or node) that goes waits for the root lock to remove what it
+/// leaves; past that it leaves it to the next participant or `shmx clean`.
+pub(crate) const LEAVING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// An open root directory, shared by every endpoint of this process in it.
 #[derive(Debug)]
@@ -84,8 +93,11 @@ impl Root {
         let given = path.map_or_else(default_path, Path::to_owned);
         let abs = absolute(&given)?;
         // The root's own name, opened with O_NOFOLLOW below; its parents are resolved here.
-        let (parent, name) = match (abs.parent(), abs.file_name().and_then(|n| n.to_str())) {
-            (Some(parent), Some(name)) => (parent.to_owned(), name.to_owned()),
+        let (parent, name) = match (abs.parent(), abs.file_name().map(|n| n.to_str())) {
+            (Some(parent), Some(Some(name))) => (parent.to_owned(), name.to_owned()),
+            (_, Some(None)) => {
+                return Err(denied(&abs, "the root's name is not UTF-8".into()));
+            }
             _ => {
                 // `/`, or a path ending in `..`: resolve the whole of it.
                 let canon = std::fs::canonicalize(&abs).map_err(|e| Error::io(&abs, e, 0))?;
@@ -173,7 +185,8 @@ impl Root {
         if let Some(n) = node.upgrade() {
             return Ok(n);
         }
-        let n = Arc::new(Node::create(Arc::clone(self), *trust)?);
+        let shared = self.shared_group(trust)?;
+        let n = Arc::new(Node::create(Arc::clone(self), *trust, shared)?);
         *node = Arc::downgrade(&n);
         Ok(n)
     }
@@ -191,6 +204,33 @@ impl Root {
                 return Ok(RootLock { _file: file });
             }
         }
+    }
+
+    /// Takes the root lock, waiting up to `wait` for it; `None` if it could not be had.
+    pub(crate) fn lock_within(&self, trust: &Trust, wait: std::time::Duration) -> Option<RootLock> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut pause = std::time::Duration::from_micros(100);
+        loop {
+            if let Some(lock) = self.try_lock(trust) {
+                return Some(lock);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The group this root is shared with: its own group, when the group may write it and
+    /// `trust` shares with that group (files that hold no data, the lock and node files, are
+    /// then readable and writable by the group as needed).
+    pub(crate) fn shared_group(&self, trust: &Trust) -> Result<Option<u32>> {
+        let stat = self.dir.stat()?;
+        Ok(
+            (stat.st_mode & 0o020 != 0 && trust.group() == Some(stat.st_gid))
+                .then_some(stat.st_gid),
+        )
     }
 
     /// Takes the root lock if nobody holds it; never waits.
@@ -236,11 +276,9 @@ impl Root {
     /// so that two threads of this process exclude each other too.
     fn lock_file(&self, trust: &Trust) -> Result<File> {
         // Shared with the group only in a root the group may write (checked on open).
-        let stat = self.dir.stat()?;
-        let shared = (stat.st_mode & 0o020 != 0 && trust.group() == Some(stat.st_gid))
-            .then_some(stat.st_gid);
+        let shared = self.shared_group(trust)?;
         let mode = if shared.is_some() { 0o660 } else { 0o600 };
-        let check = trust.narrowed(mode);
+        let check = trust.with_mode(mode);
         loop {
             if let Some(file) = self.dir.open_file(LOCK_FILE, Access::ReadOnly, &check)? {
                 return Ok(file);

@@ -55,18 +55,20 @@ impl Trust {
         Trust { euid, group, mode }
     }
 
-    /// The trust of tools that look at every topic of the caller (`shmx list`, `clean`):
-    /// files up to `0o664`, the group being the caller's own.
+    /// The trust of tools that look at the caller's topics (`shmx list`, `echo`, `clean`):
+    /// files up to `0o644`, and no group: a topic shared with a group may be written by
+    /// its members, which a tool cannot know it should trust.
     pub(crate) fn for_tools() -> Trust {
-        Trust::new(0o664, None)
+        Trust {
+            group: None,
+            ..Trust::new(0o644, None)
+        }
     }
 
-    /// The same trust, accepting files of at most `mode`.
-    pub(crate) fn narrowed(&self, mode: u32) -> Trust {
-        Trust {
-            mode: self.mode & mode,
-            ..*self
-        }
+    /// The same owner and group, accepting files of at most `mode` (for files that hold no
+    /// data and have modes of their own: the root's lock file, node files).
+    pub(crate) fn with_mode(&self, mode: u32) -> Trust {
+        Trust { mode, ..*self }
     }
 
     /// The group shared with, if any.
@@ -94,6 +96,15 @@ impl Trust {
             return Err(denied(path, "it is not a regular file".into()));
         }
         self.check_owner_and_writers(stat, path, "file")?;
+        if stat.st_nlink != 1 {
+            return Err(denied(
+                path,
+                format!(
+                    "the file has {} names (hard links); shmx only uses files it linked once",
+                    stat.st_nlink
+                ),
+            ));
+        }
         let mode = stat.st_mode & 0o777;
         if mode & !self.mode != 0 {
             return Err(denied(
@@ -187,6 +198,7 @@ mod tests {
         stat.st_mode = kind | mode;
         stat.st_uid = uid;
         stat.st_gid = gid;
+        stat.st_nlink = 1;
         stat
     }
 
@@ -224,6 +236,9 @@ mod tests {
         let e = me.check_file(&stat_of(0o644, uid, gid, false), p);
         assert!(matches!(e, Err(Error::PermissionDenied { .. })), "{e:?}");
         assert!(me.check_file(&stat_of(0o600, uid, gid, true), p).is_err());
+        let mut linked = stat_of(0o600, uid, gid, false);
+        linked.st_nlink = 2;
+        assert!(me.check_file(&linked, p).is_err(), "a hard link is refused");
         assert!(me.check_stored_mode(0o600, p).is_ok());
         assert!(me.check_stored_mode(0o666, p).is_err());
         assert!(Trust::new(0o660, None).check_stored_mode(0o640, p).is_ok());

@@ -605,3 +605,58 @@ fn child_changes_directory() {
     drop((sub, publisher));
     println!("child: ok");
 }
+
+#[test]
+fn a_fifo_in_place_of_a_file_is_refused_at_once_and_blocks_nothing() {
+    let dir = root();
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let lock = dir.path().join(".lock");
+    std::fs::remove_file(&lock).unwrap();
+    let made = Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(&lock)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no mkfifo here");
+        return;
+    }
+    let root_path = dir.path().to_owned();
+    let sub = within(Duration::from_secs(20), move || {
+        assert!(sub.take().unwrap().is_none());
+        assert_eq!(sub.publisher_count(), 0);
+        let e = Publisher::<u64>::builder("t")
+            .root(&root_path)
+            .create()
+            .err();
+        let reason = denied(e, &root_path.join(".lock"));
+        assert!(reason.contains("not a regular file"), "{reason}");
+        sub
+    });
+    std::fs::remove_file(&lock).unwrap();
+    drop(sub);
+    common::assert_empty(dir.path());
+}
+
+#[test]
+fn a_mode_that_lets_others_write_is_an_invalid_configuration() {
+    let dir = root();
+    for mode in [0o606, 0o622, 0o666] {
+        let config = TopicConfig {
+            mode,
+            ..TopicConfig::default()
+        };
+        let e = Publisher::<u64>::builder("t")
+            .topic_config(config)
+            .root(dir.path())
+            .create()
+            .err();
+        assert!(
+            matches!(e, Some(Error::InvalidConfig { .. })),
+            "{mode:o}: {e:?}"
+        );
+    }
+    common::assert_empty(dir.path());
+}

@@ -539,7 +539,12 @@ impl PubCore {
 
 impl Drop for PubCore {
     fn drop(&mut self) {
-        let lock = self.service.root().lock(self.service.trust()).ok();
+        // Bounded: a peer that holds the lock must not keep this process from leaving (what
+        // is left then goes with the next participant, or `shmx clean`).
+        let lock = self
+            .service
+            .root()
+            .lock_within(self.service.trust(), crate::root::LEAVING_WAIT);
         // With the root lock held no subscriber comes or goes: after `refresh`, `conns` are
         // exactly the subscribers still connected.
         let mut st = self.state.borrow_mut();

@@ -122,13 +122,26 @@ impl Service {
                 service.check_type(facts)?;
                 return Ok(service);
             }
-            root.dir()
+            let made = root
+                .dir()
                 .create_dir(encoded, Trust::dir_mode(config.mode), group)?;
-            let Some(dir) = root.dir().open_dir(encoded, trust)? else {
-                continue;
-            };
-            if let Some(service) = Self::create(root, name, dir, config, trust, group, facts)? {
-                return Ok(service);
+            let created = root
+                .dir()
+                .open_dir(encoded, trust)
+                .and_then(|dir| match dir {
+                    Some(dir) => Self::create(root, name, dir, config, trust, group, facts),
+                    None => Ok(None),
+                });
+            match created {
+                Ok(Some(service)) => return Ok(service),
+                Ok(None) => {}
+                Err(e) => {
+                    if made {
+                        // Nothing of a topic that could not be made stays behind.
+                        root.dir().remove_dir(encoded);
+                    }
+                    return Err(e);
+                }
             }
         }
         Err(Error::corrupt(

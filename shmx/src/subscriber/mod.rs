@@ -405,7 +405,12 @@ impl Drop for SubCore {
         for p in 0..st.pubs.len() {
             self.disconnect(&mut st, p);
         }
-        let lock = self.service.root().lock(self.service.trust()).ok();
+        // Bounded: a peer that holds the lock must not keep this process from leaving (what
+        // is left then goes with the next participant, or `shmx clean`).
+        let lock = self
+            .service
+            .root()
+            .lock_within(self.service.trust(), crate::root::LEAVING_WAIT);
         self.service
             .sub_slot(self.slot)
             .state
