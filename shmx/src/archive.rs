@@ -283,10 +283,12 @@ where
             return Ok(None);
         };
         let len = sample.payload_len();
-        // SAFETY: the sample points at the first payload byte of a chunk, and its length was
-        // checked against the chunk's payload capacity when it was taken (one load, kept in
-        // the sample); the chunk stays mapped and unchanged while the sample is held.
-        let bytes = unsafe { core::slice::from_raw_parts(&*sample as *const u8, len) };
+        // SAFETY: `as_ptr` is the sample's first payload byte (in a chunk or in the private
+        // copy), derived from the mapping's (the copy's) own pointer, so it covers the whole
+        // payload; its length was checked against the chunk's payload capacity when it was
+        // taken (one load, kept in the sample); the bytes stay mapped and unchanged while the
+        // sample is held.
+        let bytes = unsafe { core::slice::from_raw_parts(sample.as_ptr(), len) };
         match rkyv::access::<Archived<T>, rancor::Error>(bytes) {
             Ok(archived) => {
                 let archived = archived as *const Archived<T>;

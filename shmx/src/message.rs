@@ -15,18 +15,36 @@ use core::fmt;
 /// A type whose values can be written into shared memory by one process and read in place by
 /// another.
 ///
-/// Do not implement this trait by hand: use `#[derive(ShmMessage)]`. The trait is sealed by a
-/// hidden method that only the derive writes.
+/// This is an `unsafe trait`. The supported way to implement it is `#[derive(ShmMessage)]`,
+/// which proves the layout facts below at compile time and writes `validate`; shmx implements
+/// it for the primitives, `bool`, arrays and the relative-pointer types. The trait has a hidden
+/// method whose argument type lives in a hidden module: it keeps *accidental* impls out (an
+/// impl that does not write it does not compile), but it is **not a seal**. Anyone can write
+/// that method too (the compiler's own help text prints it), and a hand-written
+/// `unsafe impl` is then the implementer's own unsafe promise, exactly as for any other
+/// `unsafe trait`: shmx relies on it to hand out `&Self` into shared memory, and breaking it
+/// is undefined behaviour. Use the derive unless you can prove every point below yourself.
 ///
 /// # Safety
 /// An implementation promises that:
-/// - the type has a fixed, `#[repr(C)]` (or transparent) layout with no implicit padding and
-///   no pointers into process-local memory, so its bytes mean the same in every process;
-/// - [`SCHEMA`](Self::SCHEMA) describes the layout exactly (size, alignment, field offsets);
-/// - when [`ALWAYS_VALID`](Self::ALWAYS_VALID) is `true`, every bit pattern of
-///   `size_of::<Self>()` bytes is a valid value; otherwise [`validate`](Self::validate)
-///   returns `Ok` only for bytes that are a valid value;
-/// - when [`ZEROABLE`](Self::ZEROABLE) is `true`, all-zero bytes are a valid value.
+/// - **layout**: the type has a fixed `#[repr(C)]` (or `#[repr(transparent)]`, or a primitive
+///   integer `repr` for a fieldless enum) layout, is not `packed`, and holds no pointers or
+///   references into process-local memory (relative pointers only), so its bytes mean the
+///   same in every process;
+/// - **no padding**: every byte of `size_of::<Self>()` belongs to a field (no implicit
+///   padding between or after fields, recursively), so no uninitialised byte is ever sent;
+/// - **schema and fingerprint are truthful**: [`SCHEMA`](Self::SCHEMA) describes the layout
+///   exactly (name, size, alignment, each field's offset and schema), and
+///   [`FINGERPRINT`](Self::FINGERPRINT) is its fingerprint: the check that two processes
+///   agree on a topic's type rests on them;
+/// - **validation is complete**: when [`ALWAYS_VALID`](Self::ALWAYS_VALID) is `true`, every
+///   bit pattern of `size_of::<Self>()` bytes is a valid value; otherwise
+///   [`validate`](Self::validate) returns `Ok` only for bytes that are a valid value, for
+///   *every* invalid bit pattern (a `bool` that is not 0 or 1, an enum discriminant that names
+///   no variant, a relative pointer that leaves the published tail or is misaligned, a string
+///   that is not UTF-8), reading the bytes only as integers and nothing outside the value and
+///   the tail that its `ValidationContext` describes;
+/// - **zero**: when [`ZEROABLE`](Self::ZEROABLE) is `true`, all-zero bytes are a valid value.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory: it is not a `ShmMessage`",
     label = "not a shared-memory message type",
@@ -49,30 +67,120 @@ pub unsafe trait ShmMessage: Sized + 'static {
     ///
     /// # Safety
     /// `ptr` must be aligned for `Self` and point to `size_of::<Self>()` readable bytes inside
-    /// the chunk that `ctx` describes. The bytes need not be a valid `Self`: this function only
-    /// reads them as integers.
+    /// the payload that `ctx` describes, and `ctx` must describe readable memory: its
+    /// [`payload`](ValidationContext::payload) points to its published bytes, and `ptr` is
+    /// derived from that pointer (validators read the tail through pointers derived from it).
+    /// The bytes need not be a valid `Self`: this function only reads them as integers.
     unsafe fn validate(ptr: *const Self, ctx: &ValidationContext) -> Result<(), ValidationError>;
 
+    /// Keeps accidental impls out: the derive writes it, a hand-written impl that forgets it
+    /// does not compile. Not a seal (see the trait's documentation).
     #[doc(hidden)]
     fn __shmx_sealed(_: crate::__private::Sealed);
 }
 
-/// What a validator knows about the chunk that holds the value it checks.
+/// What a validator knows about the chunk that holds the value it checks: where the sample's
+/// payload is, where its tail starts and how many bytes were published.
 ///
 /// ```text
-/// payload_start          tail_start                         payload_end
-/// |  the message (size_of) |  tail: what relative pointers  |
-/// |                        |  point to, allocated in order  |
+/// payload          payload + message_size                     payload + len
+/// |  the message (size_of) |  tail: what relative pointers     |
+/// |                        |  point to, allocated in order     |
 /// ```
+///
+/// The payload is kept as a pointer, not an address: validators read the tail through
+/// pointers derived from it (see [`tail_bytes`](Self::tail_bytes)), so they keep the
+/// provenance of the memory the sample lies in.
 #[derive(Debug, Clone, Copy)]
 pub struct ValidationContext {
+    payload: *const u8,
+    tail_off: usize,
+    len: usize,
+}
+
+impl ValidationContext {
+    /// The context of a sample of `len` published bytes at `payload`, the first
+    /// `message_size` of which hold the message (at most `len`: the tail starts there).
+    ///
+    /// Making a context is safe; [`ShmMessage::validate`], which reads through it, asks its
+    /// caller to vouch that `payload` points to `len` readable bytes.
+    pub fn new(payload: *const u8, message_size: usize, len: usize) -> ValidationContext {
+        ValidationContext {
+            payload,
+            tail_off: message_size.min(len),
+            len,
+        }
+    }
+
+    /// The first payload byte of the chunk.
+    pub fn payload(&self) -> *const u8 {
+        self.payload
+    }
+
     /// Address of the first payload byte of the chunk.
-    pub payload_start: usize,
+    pub fn payload_start(&self) -> usize {
+        self.payload as usize
+    }
+
     /// Address of the first byte after the fixed-size message: relative pointers must point
     /// at or after it.
-    pub tail_start: usize,
+    pub fn tail_start(&self) -> usize {
+        self.payload_start().wrapping_add(self.tail_off)
+    }
+
     /// Address one past the last byte the publisher declared as payload.
-    pub payload_end: usize,
+    pub fn payload_end(&self) -> usize {
+        self.payload_start().wrapping_add(self.len)
+    }
+
+    /// The `bytes` bytes that start `offset` bytes after `at` (an address inside the
+    /// payload), if they lie inside the published tail with their first byte aligned to
+    /// `align` (a power of two): a pointer derived from [`payload`](Self::payload), or why
+    /// not.
+    ///
+    /// ```
+    /// use shmx::message::ValidationContext;
+    /// let chunk = [0u64; 4]; // an 8-byte message, then a 24-byte tail
+    /// let p = chunk.as_ptr().cast::<u8>();
+    /// let ctx = ValidationContext::new(p, 8, 32);
+    /// let at = p as usize; // a relative pointer at the message's first byte
+    /// assert_eq!(ctx.tail_bytes(at, 8, 16, 8), Ok(p.wrapping_add(8)));
+    /// assert!(ctx.tail_bytes(at, 4, 4, 4).is_err(), "into the message");
+    /// assert!(ctx.tail_bytes(at, 16, 24, 1).is_err(), "past the published end");
+    /// assert!(ctx.tail_bytes(at, 9, 2, 2).is_err(), "misaligned");
+    /// ```
+    ///
+    /// # Errors
+    /// [`ValidationError::BadRelative`] (at offset 0) saying what is wrong.
+    pub fn tail_bytes(
+        &self,
+        at: usize,
+        offset: usize,
+        bytes: usize,
+        align: usize,
+    ) -> Result<*const u8, ValidationError> {
+        let bad = |problem| ValidationError::BadRelative { offset: 0, problem };
+        let start = at
+            .checked_sub(self.payload_start())
+            .filter(|&field| field < self.len)
+            .ok_or(bad("does not lie in the payload it is checked against"))?
+            .checked_add(offset)
+            .ok_or(bad("offset overflows the address space"))?;
+        let end = start
+            .checked_add(bytes)
+            .ok_or(bad("length overflows the address space"))?;
+        if start < self.tail_off {
+            return Err(bad("points before the tail (into the message itself)"));
+        }
+        if end > self.len {
+            return Err(bad("runs past the published end of the tail"));
+        }
+        if self.payload_start().wrapping_add(start) & (align.max(1) - 1) != 0 {
+            return Err(bad("points to an element that is not aligned"));
+        }
+        // `start ≤ end ≤ len`: inside the published payload, derived from its pointer.
+        Ok(self.payload.wrapping_add(start))
+    }
 }
 
 /// Why a received value was rejected by validation.
@@ -567,11 +675,7 @@ mod tests {
 
     #[test]
     fn bool_validation_rejects_other_bytes() {
-        let ctx = ValidationContext {
-            payload_start: 0,
-            tail_start: 0,
-            payload_end: 0,
-        };
+        let ctx = ValidationContext::new(core::ptr::null(), 0, 0);
         for byte in 0u8..=255 {
             let ptr = (&byte as *const u8).cast::<bool>();
             // SAFETY: `ptr` points to one readable byte; validate reads it as u8.

@@ -120,11 +120,12 @@ impl RawSample<'_> {
     pub fn bytes(&self) -> &[u8] {
         let len = self.sample.payload_len();
         debug_assert!(len >= self.size);
-        // SAFETY: the sample points at the first payload byte of a chunk; its length was
-        // checked to lie between the type's size and the chunk's payload capacity when it was
-        // taken (one load, kept in the sample); the chunk stays mapped and unchanged while
-        // the sample is held.
-        unsafe { std::slice::from_raw_parts(&*self.sample as *const u8, len) }
+        // SAFETY: `as_ptr` is the sample's first payload byte (in a chunk or in the private
+        // copy), derived from the mapping's (the copy's) own pointer, so it covers the whole
+        // payload; its length was checked to lie between the type's size and the chunk's
+        // payload capacity when it was taken (one load, kept in the sample); the bytes stay
+        // mapped and unchanged while the sample is held.
+        unsafe { std::slice::from_raw_parts(self.sample.as_ptr(), len) }
     }
 
     /// The publisher's sequence number.

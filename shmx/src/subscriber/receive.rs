@@ -435,16 +435,12 @@ impl SubCore {
         }
         let len = len as usize;
         if !T::ALWAYS_VALID {
-            let start = ptr as usize;
-            let ctx = ValidationContext {
-                payload_start: start,
-                tail_start: start + self.size,
-                payload_end: start + len,
-            };
-            // SAFETY: `ptr` is the payload of an in-range chunk: aligned for `T` (the data
-            // segment's geometry was checked against `T`'s alignment) with `len ≤ capacity`
-            // mapped bytes, the first `size_of::<T>()` of which hold the value; `validate`
-            // only reads them as integers, and reads the tail only within `ctx`.
+            let ctx = ValidationContext::new(ptr, self.size, len);
+            // SAFETY: `ptr` is the payload of an in-range chunk, derived from the mapping's
+            // pointer: aligned for `T` (the data segment's geometry was checked against `T`'s
+            // alignment) with `len ≤ capacity` mapped bytes, the first `size_of::<T>()` of
+            // which hold the value; `validate` only reads them as integers, and reads the tail
+            // only within `ctx`, through pointers derived from `ptr`.
             unsafe { T::validate(ptr.cast::<T>(), &ctx) }.map_err(Rejected::Invalid)?;
         }
         Ok(len)
