@@ -244,6 +244,7 @@ pub struct ArchiveSubscriberBuilder<T> {
     name: String,
     root: Option<PathBuf>,
     config: SubscriberConfig,
+    copy_on_take: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -269,6 +270,7 @@ where
             name: name.to_owned(),
             root: None,
             config: SubscriberConfig::default(),
+            copy_on_take: false,
             _t: PhantomData,
         }
     }
@@ -340,13 +342,44 @@ where
         self
     }
 
+    /// Copies each archive into memory private to this subscriber before checking it, and
+    /// hands it out from the copy: for publishers that are not trusted. What the subscriber
+    /// reads after the take is exactly what rkyv's validator checked, however the publisher
+    /// rewrites its chunk later (in place, a rewritten relative offset of an archived string
+    /// could point anywhere). Costs a copy of the archive's bytes per take; the chunk is
+    /// given back as soon as it is copied. See
+    /// [`SubscriberBuilder::copy_on_take`](crate::SubscriberBuilder::copy_on_take).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::archive::{ArchivePublisher, ArchiveSubscriber};
+    /// let subscriber = ArchiveSubscriber::<String>::builder("doc/archive-copy")
+    ///     .root(dir.path())
+    ///     .copy_on_take()
+    ///     .create()?;
+    /// let publisher = ArchivePublisher::<String>::builder("doc/archive-copy")
+    ///     .root(dir.path())
+    ///     .create()?;
+    /// publisher.send(&"checked in the copy".to_owned())?;
+    /// let sample = subscriber.take()?.unwrap();
+    /// assert_eq!(sample.as_str(), "checked in the copy");
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn copy_on_take(mut self) -> Self {
+        self.copy_on_take = true;
+        self
+    }
+
     /// Connects to (or creates) the topic.
     pub fn create(self) -> Result<ArchiveSubscriber<T>> {
         let root = self.root.unwrap_or_else(root_dir);
         let facts = facts::<T>();
-        let core = SubCore::create_with(&root, &self.name, self.config, |r, n, c, l| {
+        let mut core = SubCore::create_with(&root, &self.name, self.config, |r, n, c, l| {
             Service::open_or_create_as(r, n, c, l, &facts)
         })?;
+        if self.copy_on_take {
+            core.copy_on_take();
+        }
         Ok(ArchiveSubscriber {
             core,
             _t: PhantomData,
@@ -371,7 +404,8 @@ impl<T: Archive> Deref for ArchivedSample<'_, T> {
     type Target = Archived<T>;
     fn deref(&self) -> &Archived<T> {
         // SAFETY: `archived` was returned by rkyv's checked `access` over the bytes of the
-        // chunk this sample holds; the chunk stays mapped and unchanged until it is dropped.
+        // chunk this sample holds (or of its private copy); they stay mapped and unchanged
+        // until it is dropped.
         unsafe { &*self.archived }
     }
 }

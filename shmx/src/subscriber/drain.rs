@@ -48,6 +48,9 @@ impl SubCore {
         max: usize,
         f: &mut impl FnMut(&Sample<'_, T>),
     ) -> Result<usize> {
+        if self.copies.is_some() {
+            return self.drain_copied::<T>(max, f);
+        }
         let mut done = 0;
         while done < max {
             let first = {

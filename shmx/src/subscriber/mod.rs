@@ -1,6 +1,7 @@
 //! [`Subscriber`]: receives the samples of every publisher of a topic, in place.
 
 mod connect;
+mod copy;
 mod drain;
 mod receive;
 mod wait;
@@ -52,6 +53,7 @@ pub struct SubscriberBuilder<T: ShmMessage> {
     name: String,
     root: Option<PathBuf>,
     config: SubscriberConfig,
+    copy_on_take: bool,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -76,6 +78,12 @@ pub(crate) struct SubCore {
     /// Samples may be longer than `size` (the message type has relative pointers, or this is
     /// an endpoint without a Rust type); otherwise they are exactly `size` bytes.
     tails: bool,
+    /// `max_held`, or 0 for a subscriber that copies on take: `take_raw` compares the samples
+    /// held with it, so that one check is both the held limit of the zero-copy path and the
+    /// way to the copy path (see `copy`).
+    take_gate: usize,
+    /// The private copies of a subscriber that copies on take (`None`: zero-copy).
+    copies: Option<copy::Copies>,
     state: RefCell<SubState>,
 }
 
@@ -141,7 +149,13 @@ pub(crate) struct Held {
     view: u32,
     pub_slot: u32,
     chunk: u32,
+    /// [`NO_COPY`], or 1 + the index of the private copy the sample lives in (`copy`); in
+    /// what was padding, so a sample is no larger for it.
+    copy: u32,
 }
+
+/// `Held::copy` of a sample that lives in its chunk.
+const NO_COPY: u32 = 0;
 
 /// `Held::entry` of a history sample, which is pinned rather than delivered (ring entries
 /// never have their top bits set).
@@ -159,6 +173,7 @@ impl<T: ShmMessage> Subscriber<T> {
             name: name.to_owned(),
             root: None,
             config: SubscriberConfig::default(),
+            copy_on_take: false,
             _t: PhantomData,
         }
     }
@@ -257,10 +272,76 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
         self
     }
 
+    /// Copies each sample into memory private to this subscriber before validating it, and
+    /// hands it out from the copy: for publishers that are not trusted.
+    ///
+    /// **What it guarantees.** What the subscriber reads from a sample after the take is
+    /// exactly what was validated: the message and the used part of its tail (the sample's
+    /// published length, read once from the chunk's header and checked against the chunk's
+    /// capacity) are copied first, then checked (`bool`s, enum discriminants, relative
+    /// pointers and strings), then handed out from the copy. A publisher that rewrites its
+    /// chunk afterwards changes nothing the subscriber reads; relative pointers in the copy
+    /// point into the copy and are re-checked against it. Without this option, samples are
+    /// read in place: a publisher is trusted not to write a chunk once it is published
+    /// (processes of the same user can `ptrace` each other anyway); one that does can change
+    /// a value after it was validated, which for a `bool` or an enum is undefined behaviour.
+    ///
+    /// **What it costs.** A copy of the published length per take (for a 4 MiB frame, a 4 MiB
+    /// `memcpy`), and up to `max_held` private buffers, each as large as the largest payload
+    /// capacity of the topic's publishers (plus a page), allocated when first needed and kept
+    /// until the subscriber is dropped. The chunk is given back to its publisher as soon as
+    /// it is copied, before the sample is handed out, so a held sample holds no chunk; it
+    /// still counts against `max_held`. Subscribers without the option pay nothing for it.
+    ///
+    /// [`drain`](Subscriber::drain) copies too, one sample at a time.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::{Publisher, RelStr, ShmMessage, Subscriber};
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(C)]
+    /// struct Status {
+    ///     ok: bool,
+    ///     _pad: [u8; 3],
+    ///     text: RelStr,
+    /// }
+    ///
+    /// let subscriber = Subscriber::<Status>::builder("doc/status")
+    ///     .root(dir.path())
+    ///     .copy_on_take()
+    ///     .create()?;
+    /// let publisher = Publisher::<Status>::builder("doc/status")
+    ///     .root(dir.path())
+    ///     .max_tail_bytes(64)
+    ///     .create()?;
+    /// let mut sample = publisher.loan()?;
+    /// let mut w = sample.writer();
+    /// *w.ok = true;
+    /// w.set_text("all good")?;
+    /// sample.publish()?;
+    ///
+    /// // Validated and read in the subscriber's own copy: the publisher's chunk is back in
+    /// // its pool already.
+    /// let status = subscriber.take()?.expect("published above");
+    /// assert!(status.ok);
+    /// assert_eq!(status.text(), "all good");
+    /// let pool = publisher.pool_stats();
+    /// assert_eq!(pool.free, pool.total);
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn copy_on_take(mut self) -> Self {
+        self.copy_on_take = true;
+        self
+    }
+
     /// Connects to (or creates) the topic, and picks up the history of its publishers.
     pub fn create(self) -> Result<Subscriber<T>> {
         let root = self.root.unwrap_or_else(root_dir);
-        let core = SubCore::create::<T>(&root, &self.name, self.config)?;
+        let mut core = SubCore::create::<T>(&root, &self.name, self.config)?;
+        if self.copy_on_take {
+            core.copy_on_take();
+        }
         Ok(Subscriber {
             core,
             _t: PhantomData,
@@ -351,6 +432,8 @@ impl SubCore {
             size,
             align,
             tails: true,
+            take_gate: layout.max_held,
+            copies: None,
         };
         {
             let mut st = core.state.borrow_mut();
