@@ -118,7 +118,8 @@ impl Copies {
         };
         let size = self.phase.checked_add(room);
         let slot = &mut st.bufs[i as usize];
-        if !slot.as_ref().is_some_and(|b| Some(b.layout.size()) >= size) {
+        let fits = matches!((&*slot, size), (Some(b), Some(size)) if b.layout.size() >= size);
+        if !fits {
             *slot = None; // the smaller one goes first
             *slot = size
                 .and_then(|size| Layout::from_size_align(size, self.phase).ok())
