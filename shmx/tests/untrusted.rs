@@ -369,13 +369,20 @@ fn copied_samples_read_their_relative_pointers_and_give_their_chunks_back() {
         .unwrap();
     send_scan(&big, 7, 10_000);
     check_scan(&sub.take().unwrap().unwrap(), 7, 10_000);
-
     assert!(sub.take().unwrap().is_none());
     for p in [&publisher, &big] {
         let pool = p.pool_stats();
         assert_eq!(pool.free, pool.total, "{pool:?}");
     }
-    drop((sub, publisher, big));
+
+    // A copy outlives its publisher.
+    send_scan(&big, 8, 100);
+    let kept = sub.take().unwrap().unwrap();
+    drop(big);
+    assert_eq!(sub.publisher_count(), 1);
+    check_scan(&kept, 8, 100);
+    drop(kept);
+    drop((sub, publisher));
     assert_empty(dir.path());
 }
 

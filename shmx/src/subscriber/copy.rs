@@ -3,9 +3,13 @@
 //! handed out from the copy, so that a publisher that rewrites its chunk after the take
 //! changes nothing the subscriber reads.
 //!
-//! - The sample is taken in place as bytes: `take_in_place::<u8>` validates nothing, but checks
-//!   its published length (read once from the chunk's header) against the type's size and the
-//!   chunk's payload capacity. Those bytes are copied, and the chunk is given back at once.
+//! - Every take of such a subscriber goes past the common case of the receive path
+//!   (`take_common`) to `take_from_rest`, and so here ([`SubCore::take_copied`]): each of its
+//!   connections has `detour` set, the flag that pinned history samples set too.
+//! - The sample is taken in place as bytes (`take_from_rest_in_place::<u8>`): nothing
+//!   validated, but its published length (read once from the chunk's header) checked against
+//!   the type's size and the chunk's payload capacity. Those bytes are copied, and the chunk
+//!   is given back at once (returned to its publisher, or unpinned).
 //! - The copy lies in one of at most `max_held` private buffers, each allocated (zeroed) when
 //!   first needed and grown when a publisher with a larger payload capacity appears; each is
 //!   registered as a one-chunk region (see `regions`), so that the relative pointers of a
@@ -13,20 +17,24 @@
 //! - The copy is placed at the same address modulo [`PHASE`] (or the type's alignment, if
 //!   larger) as the chunk's payload, so every alignment check (of the message, of the
 //!   elements of each relative pointer) gives the copy the verdict it gives the chunk.
-//! - Then the copy is validated as a `T`, and handed out with `Held::copy` naming its buffer,
-//!   which goes back to the free list when the sample is dropped.
+//! - Then the copy is validated as a `T`, and handed out (through `hand_out`, as any sample)
+//!   with a `Held` whose entry is `COPIED` (no ring's) and whose `chunk` names its buffer,
+//!   which goes back to the free list when the sample is dropped (`release_copy`).
 //!
-//! The zero-copy path pays nothing for this: a subscriber that copies has a take gate of 0
-//! (`SubCore::take_gate`), so the held-limit check of `take_raw` sends each of its takes to
-//! [`SubCore::take_gated`], here; and `release_in` sends a sample here only when its
-//! `Held::copy` says it lives in a copy (a field the zero-copy path sets to a constant).
+//! The zero-copy path pays no new branch and carries no new field for this: `take_common`
+//! tests `detour` where it tested for pending history, `release_in` sends a sample here from
+//! the test that sent pinned history samples to their own path (entries at or above `COPIED`
+//! come from no ring), and a copied sample is described by the fields every sample has. (An
+//! earlier version that branched to the copy path at the top of `take_raw` cost ~20 more
+//! instructions per publish, take and drop of an 8-byte message, in-process: the sample
+//! merged from two paths there no longer stayed in registers.) `drain` copies too: it takes
+//! through the same paths.
 
-use super::receive::Rejected;
-use super::{Held, SubCore, SubState};
-use crate::error::Result;
+use super::receive::{Next, Rejected};
+use super::{Held, PubConn, SubCore, SubState, COPIED, PINNED};
 use crate::message::{ShmMessage, ValidationContext};
+use crate::pins;
 use crate::regions::{Chunks, Region};
-use crate::sample::Sample;
 use std::alloc::Layout;
 use std::cell::RefCell;
 use std::ptr::NonNull;
@@ -34,8 +42,8 @@ use std::ptr::NonNull;
 /// A copy lies at its payload's address modulo this (a page), at least.
 const PHASE: usize = 4096;
 
-// `Held::copy` lives in what was padding: a sample is no larger for it (the zero-copy path
-// keeps samples in registers, see `take_raw`).
+// A copied sample is described by the fields every sample has: a sample is no larger for it
+// (the zero-copy path keeps samples in registers, see `take_raw`).
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(core::mem::size_of::<Held>() == 48);
 
@@ -146,36 +154,38 @@ impl SubCore {
     /// sample is out (they borrow the subscriber).
     pub(crate) fn copy_on_take(&mut self) {
         self.copies = Some(Copies::new(self.align));
-        self.take_gate = 0;
-    }
-
-    /// `take_raw` when the samples held reach the take gate: the held limit, or (below it,
-    /// for a subscriber that copies on take) the next sample, copied.
-    #[cold]
-    #[inline(never)]
-    pub(super) fn take_gated<'s, T: ShmMessage>(
-        &'s self,
-        st: &mut SubState,
-    ) -> Result<Option<Sample<'s, T>>> {
-        match &self.copies {
-            Some(copies) if st.held < self.max_held => self.take_copy::<T>(st, copies),
-            _ => Err(self.held_limit()),
+        let st = self.state.get_mut();
+        for conn in st.pubs.iter_mut().flatten() {
+            conn.detour = true;
         }
     }
 
-    /// Takes the next sample in place, copies it into a free buffer of `copies`, gives its
-    /// chunk back, validates the copy and hands it out.
-    fn take_copy<'s, T: ShmMessage>(
-        &'s self,
+    /// Whether takes from `conn` go past the common case: history waits, or this subscriber
+    /// copies on take (see `PubConn::detour`).
+    #[inline]
+    pub(super) fn detour(&self, conn: &PubConn) -> bool {
+        !conn.pending.is_empty() || self.copies.is_some()
+    }
+
+    /// `take_from_rest` for a subscriber that copies on take: the next sample of publisher
+    /// slot `p` that has a valid length, copied into a free buffer of `copies`, its chunk
+    /// given back at once, the copy validated as a `T`. The sample is not counted as held
+    /// yet (`hand_out` does that, as for a sample in its chunk).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn take_copied<T: ShmMessage>(
+        &self,
         st: &mut SubState,
+        p: usize,
+        first: Option<u64>,
         copies: &Copies,
-    ) -> Result<Option<Sample<'s, T>>> {
-        let Some(sample) = self.take_in_place::<u8>(st)? else {
-            return Ok(None);
+    ) -> Next {
+        // In place, as bytes: nothing validated yet, but the length checked against the type's
+        // size and the chunk's capacity (read once from the chunk's header).
+        let (held, src) = match self.take_from_rest_in_place::<u8>(st, p, first) {
+            Next::Sample(held, src) => (held, src),
+            other => return other,
         };
-        let src = sample.as_ptr();
-        let held = sample.into_held();
-        // Checked against the chunk's capacity when it was taken (one load from the header).
         let len = held.len;
         let capacity = match st.views.get(held.view as usize) {
             Some(Some(vs)) => vs.view.loc().capacity,
@@ -184,11 +194,11 @@ impl SubCore {
         let copied = copies.acquire(len.max(capacity)).map(|(index, buf)| {
             // SAFETY: the buffer holds `phase + max(len, capacity)` bytes, so the copy, at an
             // offset below `phase`, fits; it is free (no sample lives in it). The source is
-            // the `len` published bytes of a chunk this subscriber holds (mapped; its length
-            // checked against the chunk's payload capacity), derived from the mapping's
-            // pointer; the two never overlap (private memory and a shared mapping). The
-            // publisher may write the chunk meanwhile: then the copy holds whatever it read,
-            // which is what gets validated below.
+            // the `len` published bytes of a chunk that is still ours (delivered to us and
+            // not given back, or pinned), mapped, its length checked against the chunk's
+            // payload capacity, derived from the mapping's pointer; the two never overlap
+            // (private memory and a shared mapping). The publisher may write the chunk
+            // meanwhile: then the copy holds whatever it read, which is what gets validated.
             unsafe {
                 let dst = buf.add(src as usize % copies.phase);
                 core::ptr::copy_nonoverlapping(src, dst, len);
@@ -196,9 +206,9 @@ impl SubCore {
             }
         });
         // The chunk goes back at once: from here on, only the copy is read.
-        self.release_in(st, &held);
+        self.give_back_now(st, p, &held);
         let Some((index, dst)) = copied else {
-            return Err(self.invalid(held.seq, Rejected::NoCopy { bytes: len }));
+            return Next::Invalid(held.seq, Rejected::NoCopy { bytes: len });
         };
         if !T::ALWAYS_VALID {
             let ctx = ValidationContext::new(dst, self.size, len);
@@ -209,53 +219,49 @@ impl SubCore {
             let checked = unsafe { T::validate(dst.cast::<T>(), &ctx) };
             if let Err(e) = checked {
                 copies.release(index);
-                return Err(self.invalid(held.seq, Rejected::Invalid(e)));
+                return Next::Invalid(held.seq, Rejected::Invalid(e));
             }
         }
-        st.held += 1;
+        // `dst` points to a valid `T` (validated just above, or every bit pattern is one),
+        // aligned (see above), derived from the buffer's own pointer; the buffer is private to
+        // this subscriber and neither written nor freed until `release_copy` frees it, when
+        // the sample is dropped: what `hand_out` relies on. The view stays counted (mapped)
+        // until then too, though no chunk of it is held.
         let held = Held {
-            copy: index + 1,
+            entry: COPIED,
+            chunk: index,
             ..held
         };
-        // SAFETY: `dst` points to a valid `T` (validated just above, or every bit pattern is
-        // one), aligned (see above), derived from the buffer's own pointer; the buffer is
-        // private to this subscriber and neither written nor freed until `release_copy` frees
-        // it, when the sample is dropped.
-        Ok(Some(unsafe {
-            Sample::new(self, dst.cast::<T>().cast_const(), held)
-        }))
+        Next::Sample(held, dst.cast_const())
     }
 
-    /// Gives back a sample that lives in a private copy: its buffer is free again.
-    #[cold]
-    #[inline(never)]
+    /// Gives back the chunk of a sample that was just copied: unpins a history sample,
+    /// returns a ring entry.
+    fn give_back_now(&self, st: &mut SubState, p: usize, held: &Held) {
+        if held.entry == PINNED {
+            let view = st.views.get(held.view as usize).and_then(Option::as_ref);
+            if let Some(pin) = view.and_then(|vs| vs.view.pin(held.chunk as usize)) {
+                pins::unpin(pin, self.bit);
+            }
+        } else if let Some(Some(conn)) = st.pubs.get_mut(p) {
+            self.give_back(conn, p, held.entry, &mut st.unreturned);
+        }
+    }
+
+    /// Gives back a sample that lives in a private copy: its buffer is free again, and its
+    /// view is no longer counted.
     pub(super) fn release_copy(&self, st: &mut SubState, held: &Held) {
         st.held -= 1;
+        let view = held.view as usize;
+        if let Some(Some(vs)) = st.views.get_mut(view) {
+            vs.held -= 1;
+            if !vs.live && vs.held == 0 {
+                st.views[view] = None;
+            }
+        }
         if let Some(copies) = &self.copies {
-            copies.release(held.copy - 1);
+            copies.release(held.chunk);
         }
-    }
-
-    /// `drain` for a subscriber that copies on take: takes, hands over and drops one copied
-    /// sample at a time (the state is not borrowed while `f` runs).
-    #[cold]
-    #[inline(never)]
-    pub(super) fn drain_copied<T: ShmMessage>(
-        &self,
-        max: usize,
-        f: &mut impl FnMut(&Sample<'_, T>),
-    ) -> Result<usize> {
-        let mut done = 0;
-        while done < max {
-            let sample = {
-                let mut st = self.state.borrow_mut();
-                self.take_raw::<T>(&mut st)?
-            };
-            let Some(sample) = sample else { break };
-            f(&sample);
-            done += 1;
-        }
-        Ok(done)
     }
 }
 

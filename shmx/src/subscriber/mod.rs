@@ -78,10 +78,6 @@ pub(crate) struct SubCore {
     /// Samples may be longer than `size` (the message type has relative pointers, or this is
     /// an endpoint without a Rust type); otherwise they are exactly `size` bytes.
     tails: bool,
-    /// `max_held`, or 0 for a subscriber that copies on take: `take_raw` compares the samples
-    /// held with it, so that one check is both the held limit of the zero-copy path and the
-    /// way to the copy path (see `copy`).
-    take_gate: usize,
     /// The private copies of a subscriber that copies on take (`None`: zero-copy).
     copies: Option<copy::Copies>,
     state: RefCell<SubState>,
@@ -131,6 +127,9 @@ struct PubConn {
     next_chunk: usize,
     /// History samples pinned at connection time, handed out before the queue.
     pending: VecDeque<(usize, u64)>,
+    /// `pending` is not empty or this subscriber copies on take: every take goes past the
+    /// common case (`take_common`) to `take_from_rest` (see `SubCore::detour`).
+    detour: bool,
     draining: bool,
     /// The publisher never steals from our queue (its policy is not drop-oldest), so taking
     /// needs no CAS.
@@ -144,22 +143,20 @@ pub(crate) struct Held {
     pub origin: u64,
     /// Payload bytes the publisher declared (checked against the chunk's capacity).
     pub len: usize,
-    /// The ring entry to return, or [`PINNED`] for a pinned history sample.
+    /// The ring entry to return, [`PINNED`] for a pinned history sample, or [`COPIED`] for a
+    /// sample that lives in a private copy (see `copy`), whose buffer `chunk` then names.
     entry: u64,
     view: u32,
     pub_slot: u32,
     chunk: u32,
-    /// [`NO_COPY`], or 1 + the index of the private copy the sample lives in (`copy`); in
-    /// what was padding, so a sample is no larger for it.
-    copy: u32,
 }
-
-/// `Held::copy` of a sample that lives in its chunk.
-const NO_COPY: u32 = 0;
 
 /// `Held::entry` of a history sample, which is pinned rather than delivered (ring entries
 /// never have their top bits set).
 const PINNED: u64 = u64::MAX;
+/// `Held::entry` of a sample that lives in a private copy (see `copy`). It and [`PINNED`] are
+/// the only entries at or above it.
+const COPIED: u64 = u64::MAX - 1;
 
 impl<T: ShmMessage> Subscriber<T> {
     /// Creates a subscriber on topic `name` with the default configuration.
@@ -290,8 +287,11 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
     /// `memcpy`), and up to `max_held` private buffers, each as large as the largest payload
     /// capacity of the topic's publishers (plus a page), allocated when first needed and kept
     /// until the subscriber is dropped. The chunk is given back to its publisher as soon as
-    /// it is copied, before the sample is handed out, so a held sample holds no chunk; it
-    /// still counts against `max_held`. Subscribers without the option pay nothing for it.
+    /// it is copied, before the sample is handed out, so a held sample holds no chunk (only
+    /// its publisher's data segment stays mapped until it is dropped); it still counts
+    /// against `max_held`. Subscribers without the option pay nothing for it (no branch or
+    /// field on the zero-copy path is new: it tests for the option where it tested for
+    /// pending history).
     ///
     /// [`drain`](Subscriber::drain) copies too, one sample at a time.
     ///
@@ -432,7 +432,6 @@ impl SubCore {
             size,
             align,
             tails: true,
-            take_gate: layout.max_held,
             copies: None,
         };
         {

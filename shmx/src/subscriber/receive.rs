@@ -4,7 +4,7 @@
 //! The common case (a sample waiting, nothing changed in the topic) reads the ring slot and
 //! the chunk, makes no system call and allocates nothing.
 
-use super::{Held, PubConn, SubCore, SubState, ViewSlot, NO_COPY, PINNED};
+use super::{Held, PubConn, SubCore, SubState, ViewSlot, COPIED, PINNED};
 use crate::data::{ChunkHeader, ChunkLoc};
 use crate::error::{Error, Result};
 use crate::message::{ShmMessage, ValidationContext};
@@ -88,7 +88,6 @@ impl Taken {
             view: self.view,
             pub_slot: p as u32,
             chunk: (self.entry & CHUNK_MASK) as u32,
-            copy: NO_COPY,
         }
     }
 }
@@ -97,16 +96,9 @@ impl Taken {
 #[derive(Debug)]
 pub(super) enum Rejected {
     OutOfRange,
-    Length {
-        len: u64,
-        min: usize,
-        max: usize,
-    },
+    Length { len: u64, min: usize, max: usize },
     Invalid(crate::message::ValidationError),
-    /// No memory for the private copy of a subscriber that copies on take.
-    NoCopy {
-        bytes: usize,
-    },
+    NoCopy { bytes: usize },
 }
 
 impl std::fmt::Display for Rejected {
@@ -144,21 +136,9 @@ impl SubCore {
         if !st.unreturned.is_empty() {
             self.retry_returns(st);
         }
-        // The held limit, and for a subscriber that copies on take (`take_gate` 0) the way to
-        // the copy path: one compare on the zero-copy path, as the held limit alone was.
-        if st.held >= self.take_gate {
-            return self.take_gated::<T>(st);
+        if st.held >= self.max_held {
+            return Err(self.held_limit());
         }
-        self.take_in_place::<T>(st)
-    }
-
-    /// [`take_raw`](Self::take_raw) past the held limit and the gate: takes the next valid
-    /// sample in place, in its chunk, counted as held.
-    #[inline(always)]
-    pub(super) fn take_in_place<'s, T: ShmMessage>(
-        &'s self,
-        st: &mut SubState,
-    ) -> Result<Option<Sample<'s, T>>> {
         self.refresh(st)?;
         // One publisher, the common case: no round robin to keep. (An empty poll of one
         // 8-byte topic: 133 → 118 instructions, ~15.5 → ~13 ns; a spinning receiver sees a
@@ -260,7 +240,7 @@ impl SubCore {
     }
 
     #[cold]
-    pub(super) fn held_limit(&self) -> Error {
+    fn held_limit(&self) -> Error {
         Error::HeldLimit {
             topic: self.service.topic().to_owned(),
             max_held: self.max_held,
@@ -300,7 +280,8 @@ impl SubCore {
     /// range, new and valid. Anything else is for [`take_from_rest`](Self::take_from_rest).
     #[inline(always)]
     pub(super) fn take_common<T: ShmMessage>(&self, conn: &mut PubConn) -> Common {
-        if !conn.pending.is_empty() {
+        // Pinned history waits, or this subscriber copies on take: not the common case.
+        if conn.detour {
             return Common::Rest(None);
         }
         // Start loading the chunk the publisher announced for its next sample before reading
@@ -329,12 +310,27 @@ impl SubCore {
         }
     }
 
-    /// `take_from` past its common case: pinned history first, then ring entries that are
-    /// not ours, out of range, already seen or invalid (starting with `first`, already taken
-    /// from the ring), until a good one or none.
+    /// `take_from` past its common case: for a subscriber that copies on take, the next
+    /// sample copied (see `copy`); otherwise [`take_from_rest_in_place`](Self::take_from_rest_in_place).
     #[cold]
     #[inline(never)]
     pub(super) fn take_from_rest<T: ShmMessage>(
+        &self,
+        st: &mut SubState,
+        p: usize,
+        first: Option<u64>,
+    ) -> Next {
+        match &self.copies {
+            Some(copies) => self.take_copied::<T>(st, p, first, copies),
+            None => self.take_from_rest_in_place::<T>(st, p, first),
+        }
+    }
+
+    /// Pinned history first, then ring entries that are not ours, out of range, already seen
+    /// or invalid (starting with `first`, already taken from the ring), until a good one or
+    /// none: the sample in its chunk.
+    #[inline(always)]
+    pub(super) fn take_from_rest_in_place<T: ShmMessage>(
         &self,
         st: &mut SubState,
         p: usize,
@@ -399,6 +395,7 @@ impl SubCore {
         views: &[Option<ViewSlot>],
     ) -> Next {
         let (chunk, seq) = conn.pending.pop_front().expect("pending is not empty");
+        conn.detour = self.detour(conn);
         conn.last_seq = conn.last_seq.max(seq);
         // SAFETY: `conn.chunks` belongs to a view mapped while `conn` lives.
         let found = unsafe { conn.chunks.chunk(chunk) };
@@ -415,7 +412,6 @@ impl SubCore {
                     view: conn.view as u32,
                     pub_slot: p as u32,
                     chunk: chunk as u32,
-                    copy: NO_COPY,
                 },
                 payload,
             ),
@@ -485,7 +481,7 @@ impl SubCore {
 
     /// Returns a ring entry to its publisher (or keeps it for later if the ring is full).
     #[inline]
-    fn give_back(
+    pub(super) fn give_back(
         &self,
         conn: &mut PubConn,
         p: usize,
@@ -510,8 +506,10 @@ impl SubCore {
 
     #[inline(always)]
     pub(super) fn release_in(&self, st: &mut SubState, held: &Held) {
-        if held.copy != NO_COPY {
-            return self.release_copy(st, held);
+        // Samples that came from no ring (pinned history, private copies) are the rare case:
+        // one branch, as the test for a pinned one alone was.
+        if held.entry >= COPIED {
+            return self.release_unqueued(st, held);
         }
         st.held -= 1;
         let SubState {
@@ -525,19 +523,36 @@ impl SubCore {
             return;
         };
         vs.held -= 1;
-        if held.entry == PINNED {
-            if let Some(pin) = vs.view.pin(held.chunk as usize) {
-                pins::unpin(pin, self.bit);
-            }
-        } else if vs.live {
+        if vs.live {
             let p = held.pub_slot as usize;
             if let Some(conn) = pubs[p].as_mut() {
                 self.give_back(conn, p, held.entry, unreturned);
                 prefetch_queued(conn);
             }
+        } else if vs.held == 0 {
+            views[view] = None;
+        }
+    }
+
+    /// `release_in` of a sample that came from no ring: a pinned history sample is unpinned,
+    /// a private copy's buffer is free again.
+    #[cold]
+    #[inline(never)]
+    fn release_unqueued(&self, st: &mut SubState, held: &Held) {
+        if held.entry != PINNED {
+            return self.release_copy(st, held);
+        }
+        st.held -= 1;
+        let view = held.view as usize;
+        let Some(vs) = st.views[view].as_mut() else {
+            return;
+        };
+        vs.held -= 1;
+        if let Some(pin) = vs.view.pin(held.chunk as usize) {
+            pins::unpin(pin, self.bit);
         }
         if !vs.live && vs.held == 0 {
-            views[view] = None;
+            st.views[view] = None;
         }
     }
 
