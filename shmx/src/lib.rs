@@ -71,6 +71,7 @@ mod segment;
 mod service;
 #[cfg(not(loom))]
 mod subscriber;
+mod validation;
 
 #[cfg(not(loom))]
 pub use config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};

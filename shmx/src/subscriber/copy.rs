@@ -184,6 +184,14 @@ impl SubCore {
         // size and the chunk's capacity (read once from the chunk's header).
         let (held, src) = match self.take_from_rest_in_place::<u8>(st, p, first) {
             Next::Sample(held, src) => (held, src),
+            Next::Empty => {
+                // Idle: tell the publisher how far we got, as `take_common` does.
+                if let Some(Some(conn)) = st.pubs.get(p) {
+                    // SAFETY: the ring lives in our service mapping, alive as long as `self`.
+                    unsafe { conn.delivery.delivery() }.publish_seen();
+                }
+                return Next::Empty;
+            }
             other => return other,
         };
         let len = held.len;
