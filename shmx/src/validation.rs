@@ -28,8 +28,9 @@ impl ValidationContext {
     /// The context of a sample of `len` published bytes at `payload`, the first
     /// `message_size` of which hold the message (at most `len`: the tail starts there).
     ///
-    /// Making a context is safe; [`ShmMessage::validate`], which reads through it, asks its
-    /// caller to vouch that `payload` points to `len` readable bytes.
+    /// Making a context is safe; [`ShmMessage::validate`](crate::ShmMessage::validate), which
+    /// reads through it, asks its caller to vouch that `payload` points to `len` readable
+    /// bytes.
     pub fn new(payload: *const u8, message_size: usize, len: usize) -> ValidationContext {
         ValidationContext {
             payload,
