@@ -1,5 +1,5 @@
-//! `shmx echo TOPIC [-n N] [--timeout SECS] [--max-elements N]`: print a topic's samples as
-//! JSON, one line each.
+//! `shmx echo TOPIC [-n N] [--timeout SECS] [--max-elements N] [--copy-on-take]`: print a
+//! topic's samples as JSON, one line each.
 //!
 //! Each line is `{"seq":N,"value":V}`: `seq` is the publisher's sequence number of the sample
 //! and `V` the message decoded by the topic's stored schema (see [`crate::codec`] for the
@@ -12,6 +12,11 @@
 //!
 //! Topics of archived rkyv values (schema `rkyv:Name`) cannot be decoded: each sample prints
 //! `{"seq":N,"len":L,"hex":H}`, with its first [`HEX_PREFIX`] bytes in hex.
+//!
+//! With `--copy-on-take` ([`Options::copy_on_take`]), each sample is copied into echo's own
+//! memory before it is decoded (`RawSubscriber::copy_on_take`), so a publisher that rewrites
+//! its chunk meanwhile cannot make one line mix two versions of a sample. The output is the
+//! same.
 
 use crate::codec::{self, Ty};
 use crate::output::{self, Failure};
@@ -34,12 +39,18 @@ pub struct Options {
     /// more, a last element `{"...": M}` counts the M left out. Strings are shown whole.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ELEMENTS)]
     pub max_elements: usize,
+    /// Copy each sample into echo's own memory before decoding it, and give its chunk back
+    /// at once: for publishers that are not trusted (one that rewrites a chunk while it is
+    /// decoded cannot change what is printed). Costs a copy of each sample.
+    #[arg(long)]
+    pub copy_on_take: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             max_elements: DEFAULT_MAX_ELEMENTS,
+            copy_on_take: false,
         }
     }
 }
@@ -56,6 +67,11 @@ pub fn run(
     options: &Options,
 ) -> output::Result {
     let subscriber = RawSubscriber::new(root, topic).map_err(|e| output::no_topic(e, topic))?;
+    let subscriber = if options.copy_on_take {
+        subscriber.copy_on_take()
+    } else {
+        subscriber
+    };
     // `None` for archived (rkyv) samples, which are shown as bytes.
     let ty = if codec::is_archived(subscriber.schema()) {
         None

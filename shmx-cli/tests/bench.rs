@@ -18,6 +18,7 @@ fn bench_lists_its_contenders() {
     for id in [
         "floor",
         "shmx-spin",
+        "shmx-copy",
         "shmx-recv",
         "uds",
         "tcp",

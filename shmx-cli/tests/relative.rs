@@ -341,6 +341,33 @@ fn archived_topics_echo_as_bytes_and_refuse_pub() {
     child.finish();
 }
 
+#[test]
+fn echo_with_copy_on_take_prints_the_same_json_as_without() {
+    let help = shmx(Path::new("/nonexistent"), &["echo", "--help"]).ok();
+    assert!(help.contains("--copy-on-take"), "{help}");
+    let root = fresh_root();
+    // Each run with a fresh publisher (sequence numbers from 1), which sends once `echo` has
+    // subscribed: strings and slices in the tail, and archived rkyv values.
+    for (role, topic, n) in [("relpub", "robot/scan", "3"), ("rkyvpub", "logs/text", "2")] {
+        let outs: Vec<String> = [&[][..], &["--copy-on-take"][..]]
+            .into_iter()
+            .map(|flags| {
+                let mut child = Participant::start_as(root.path(), role, topic);
+                let mut args = vec!["echo", topic, "-n", n, "--timeout", "30"];
+                args.extend_from_slice(flags);
+                let out = shmx(root.path(), &args).ok();
+                child.finish();
+                out
+            })
+            .collect();
+        assert_eq!(json_lines(&outs[0]).len().to_string(), n, "{}", outs[0]);
+        assert_eq!(
+            outs[0], outs[1],
+            "{role}: without, then with --copy-on-take"
+        );
+    }
+}
+
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

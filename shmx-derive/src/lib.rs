@@ -220,11 +220,13 @@ fn expand_struct(
             if !<#ty as #shmx::ShmMessage>::ALWAYS_VALID {
                 let offset = #core::mem::offset_of!(#name, #ident);
                 // SAFETY: the caller guarantees that `ptr` is aligned for `Self` and points to
-                // `size_of::<Self>()` readable bytes of the chunk `ctx` describes. The field lies
-                // at `offset` inside those bytes (`offset_of!`), so the pointer stays in bounds,
-                // and it is aligned for the field's type because `Self` is `repr(C)` or
-                // `repr(transparent)` (never packed) and `ptr` is aligned. `validate` only reads
-                // the field's bytes as integers, so they need not be a valid value.
+                // `size_of::<Self>()` readable bytes of the payload `ctx` describes, derived
+                // from its pointer. The field lies at `offset` inside those bytes (`offset_of!`),
+                // so the pointer stays in bounds and, made with `add` (never from an integer),
+                // keeps that provenance; it is aligned for the field's type because `Self` is
+                // `repr(C)` or `repr(transparent)` (never packed) and `ptr` is aligned. `validate`
+                // only reads the field's bytes as integers, so they need not be a valid value;
+                // the tail it reads only through `ctx`.
                 unsafe {
                     <#ty as #shmx::ShmMessage>::validate(
                         ptr.cast::<u8>().add(offset).cast::<#ty>(),

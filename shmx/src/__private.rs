@@ -3,7 +3,9 @@
 //! Everything here exists so that generated code can refer to it by an absolute path
 //! (`::shmx::__private::...`); nothing here is covered by semver.
 
-/// The seal: only code that names this type can implement `ShmMessage`.
+/// The argument of `ShmMessage`'s hidden method: it keeps accidental impls out, but anyone
+/// can name it, so it is not a seal; a hand-written impl is the writer's own unsafe promise
+/// (see `ShmMessage`'s `# Safety`).
 pub struct Sealed(());
 
 pub use core;

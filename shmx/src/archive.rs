@@ -246,6 +246,7 @@ pub struct ArchiveSubscriberBuilder<T> {
     name: String,
     root: Option<PathBuf>,
     config: SubscriberConfig,
+    copy_on_take: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -271,6 +272,7 @@ where
             name: name.to_owned(),
             root: None,
             config: SubscriberConfig::default(),
+            copy_on_take: false,
             _t: PhantomData,
         }
     }
@@ -285,10 +287,12 @@ where
             return Ok(None);
         };
         let len = sample.payload_len();
-        // SAFETY: the sample points at the first payload byte of a chunk, and its length was
-        // checked against the chunk's payload capacity when it was taken (one load, kept in
-        // the sample); the chunk stays mapped and unchanged while the sample is held.
-        let bytes = unsafe { core::slice::from_raw_parts(&*sample as *const u8, len) };
+        // SAFETY: `as_ptr` is the sample's first payload byte (in a chunk or in the private
+        // copy), derived from the mapping's (the copy's) own pointer, so it covers the whole
+        // payload; its length was checked against the chunk's payload capacity when it was
+        // taken (one load, kept in the sample); the bytes stay mapped and unchanged while the
+        // sample is held.
+        let bytes = unsafe { core::slice::from_raw_parts(sample.as_ptr(), len) };
         match rkyv::access::<Archived<T>, rancor::Error>(bytes) {
             Ok(archived) => {
                 let archived = archived as *const Archived<T>;
@@ -341,14 +345,45 @@ where
         self
     }
 
+    /// Copies each archive into memory private to this subscriber before checking it, and
+    /// hands it out from the copy: for publishers that are not trusted. What the subscriber
+    /// reads after the take is exactly what rkyv's validator checked, however the publisher
+    /// rewrites its chunk later (in place, a rewritten relative offset of an archived string
+    /// could point anywhere). Costs a copy of the archive's bytes per take; the chunk is
+    /// given back as soon as it is copied. See
+    /// [`SubscriberBuilder::copy_on_take`](crate::SubscriberBuilder::copy_on_take).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::archive::{ArchivePublisher, ArchiveSubscriber};
+    /// let subscriber = ArchiveSubscriber::<String>::builder("doc/archive-copy")
+    ///     .root(dir.path())
+    ///     .copy_on_take()
+    ///     .create()?;
+    /// let publisher = ArchivePublisher::<String>::builder("doc/archive-copy")
+    ///     .root(dir.path())
+    ///     .create()?;
+    /// publisher.send(&"checked in the copy".to_owned())?;
+    /// let sample = subscriber.take()?.unwrap();
+    /// assert_eq!(sample.as_str(), "checked in the copy");
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn copy_on_take(mut self) -> Self {
+        self.copy_on_take = true;
+        self
+    }
+
     /// Connects to (or creates) the topic.
     pub fn create(self) -> Result<ArchiveSubscriber<T>> {
         let facts = facts::<T>();
         let trust = Trust::new(self.config.topic.mode, self.config.topic.group);
         let open =
             |r: &_, n: &_, c: &_, t: &_, l: &_| Service::open_or_create_as(r, n, c, t, l, &facts);
-        let core =
+        let mut core =
             SubCore::create_with(self.root.as_deref(), &self.name, self.config, trust, open)?;
+        if self.copy_on_take {
+            core.copy_on_take();
+        }
         Ok(ArchiveSubscriber {
             core,
             _t: PhantomData,
@@ -373,7 +408,8 @@ impl<T: Archive> Deref for ArchivedSample<'_, T> {
     type Target = Archived<T>;
     fn deref(&self) -> &Archived<T> {
         // SAFETY: `archived` was returned by rkyv's checked `access` over the bytes of the
-        // chunk this sample holds; the chunk stays mapped and unchanged until it is dropped.
+        // chunk this sample holds (or of its private copy); they stay mapped and unchanged
+        // until it is dropped.
         unsafe { &*self.archived }
     }
 }

@@ -14,7 +14,7 @@
 //! memory (see `pool`), out of any peer's reach.
 
 use crate::error::{Error, Result};
-use crate::regions::Region;
+use crate::regions::{Chunks, Region};
 use crate::segment::{self, Access, Mapping};
 use crate::service::{data_file_name, Service, LAYOUT_VERSION};
 use crate::sync::{AtomicU64, Ordering};
@@ -103,11 +103,23 @@ impl Geometry {
             total_len,
         })
     }
+
+    /// Where the chunks are, for the reads of relative pointers (see `regions`).
+    pub(crate) fn chunks(&self) -> Chunks {
+        Chunks {
+            first: self.chunks_off,
+            stride: self.chunk_stride,
+            payload_off: self.payload_off,
+            capacity: self.payload_capacity,
+            count: self.chunk_count,
+        }
+    }
 }
 
 /// A data segment as its publisher sees it: writable.
 pub(crate) struct DataSegment {
-    /// Registered for the reads of relative pointers (dropped before the mapping).
+    /// Registered, with its chunks, for the reads of relative pointers (dropped before the
+    /// mapping).
     _region: Region,
     map: Mapping,
     geo: Geometry,
@@ -183,7 +195,7 @@ impl DataSegment {
         })?;
         Ok(DataSegment {
             prefetchw: cpu_has_prefetchw(),
-            _region: Region::register(map.ptr(), map.len()),
+            _region: Region::register(map.ptr(), map.len(), geo.chunks()),
             map,
             geo,
         })
@@ -331,7 +343,8 @@ impl ChunkLoc {
 
 /// A data segment as a subscriber sees it: chunks read-only, pins writable.
 pub(crate) struct DataView {
-    /// Registered for the reads of relative pointers (dropped before the mapping).
+    /// Registered, with its chunks, for the reads of relative pointers (dropped before the
+    /// mapping).
     _region: Region,
     map: Mapping,
     pins: Mapping,
@@ -411,7 +424,7 @@ impl DataView {
             Access::ReadWrite,
         )?;
         Ok(Some(DataView {
-            _region: Region::register(map.ptr(), map.len()),
+            _region: Region::register(map.ptr(), map.len(), geo.chunks()),
             map,
             pins,
             geo,

@@ -104,6 +104,7 @@ mod service;
 mod subscriber;
 #[cfg(not(loom))]
 mod trust;
+mod validation;
 
 #[cfg(not(loom))]
 pub use config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};

@@ -12,21 +12,41 @@
 
 use core::fmt;
 
+pub use crate::validation::{ValidationContext, ValidationError};
+
 /// A type whose values can be written into shared memory by one process and read in place by
 /// another.
 ///
-/// Do not implement this trait by hand: use `#[derive(ShmMessage)]`. The trait is sealed by a
-/// hidden method that only the derive writes.
+/// This is an `unsafe trait`. The supported way to implement it is `#[derive(ShmMessage)]`,
+/// which proves the layout facts below at compile time and writes `validate`; shmx implements
+/// it for the primitives, `bool`, arrays and the relative-pointer types. The trait has a hidden
+/// method whose argument type lives in a hidden module: it keeps *accidental* impls out (an
+/// impl that does not write it does not compile), but it is **not a seal**. Anyone can write
+/// that method too (the compiler's own help text prints it), and a hand-written
+/// `unsafe impl` is then the implementer's own unsafe promise, exactly as for any other
+/// `unsafe trait`: shmx relies on it to hand out `&Self` into shared memory, and breaking it
+/// is undefined behaviour. Use the derive unless you can prove every point below yourself.
 ///
 /// # Safety
 /// An implementation promises that:
-/// - the type has a fixed, `#[repr(C)]` (or transparent) layout with no implicit padding and
-///   no pointers into process-local memory, so its bytes mean the same in every process;
-/// - [`SCHEMA`](Self::SCHEMA) describes the layout exactly (size, alignment, field offsets);
-/// - when [`ALWAYS_VALID`](Self::ALWAYS_VALID) is `true`, every bit pattern of
-///   `size_of::<Self>()` bytes is a valid value; otherwise [`validate`](Self::validate)
-///   returns `Ok` only for bytes that are a valid value;
-/// - when [`ZEROABLE`](Self::ZEROABLE) is `true`, all-zero bytes are a valid value.
+/// - **layout**: the type has a fixed `#[repr(C)]` (or `#[repr(transparent)]`, or a primitive
+///   integer `repr` for a fieldless enum) layout, is not `packed`, and holds no pointers or
+///   references into process-local memory (relative pointers only), so its bytes mean the
+///   same in every process;
+/// - **no padding**: every byte of `size_of::<Self>()` belongs to a field (no implicit
+///   padding between or after fields, recursively), so no uninitialised byte is ever sent;
+/// - **schema and fingerprint are truthful**: [`SCHEMA`](Self::SCHEMA) describes the layout
+///   exactly (name, size, alignment, each field's offset and schema), and
+///   [`FINGERPRINT`](Self::FINGERPRINT) is its fingerprint: the check that two processes
+///   agree on a topic's type rests on them;
+/// - **validation is complete**: when [`ALWAYS_VALID`](Self::ALWAYS_VALID) is `true`, every
+///   bit pattern of `size_of::<Self>()` bytes is a valid value; otherwise
+///   [`validate`](Self::validate) returns `Ok` only for bytes that are a valid value, for
+///   *every* invalid bit pattern (a `bool` that is not 0 or 1, an enum discriminant that names
+///   no variant, a relative pointer that leaves the published tail or is misaligned, a string
+///   that is not UTF-8), reading the bytes only as integers and nothing outside the value and
+///   the tail that its `ValidationContext` describes;
+/// - **zero**: when [`ZEROABLE`](Self::ZEROABLE) is `true`, all-zero bytes are a valid value.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory: it is not a `ShmMessage`",
     label = "not a shared-memory message type",
@@ -49,117 +69,16 @@ pub unsafe trait ShmMessage: Sized + 'static {
     ///
     /// # Safety
     /// `ptr` must be aligned for `Self` and point to `size_of::<Self>()` readable bytes inside
-    /// the chunk that `ctx` describes. The bytes need not be a valid `Self`: this function only
-    /// reads them as integers.
+    /// the payload that `ctx` describes, and `ctx` must describe readable memory: its
+    /// [`payload`](ValidationContext::payload) points to its published bytes, and `ptr` is
+    /// derived from that pointer (validators read the tail through pointers derived from it).
+    /// The bytes need not be a valid `Self`: this function only reads them as integers.
     unsafe fn validate(ptr: *const Self, ctx: &ValidationContext) -> Result<(), ValidationError>;
 
+    /// Keeps accidental impls out: the derive writes it, a hand-written impl that forgets it
+    /// does not compile. Not a seal (see the trait's documentation).
     #[doc(hidden)]
     fn __shmx_sealed(_: crate::__private::Sealed);
-}
-
-/// What a validator knows about the chunk that holds the value it checks.
-///
-/// ```text
-/// payload_start          tail_start                         payload_end
-/// |  the message (size_of) |  tail: what relative pointers  |
-/// |                        |  point to, allocated in order  |
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct ValidationContext {
-    /// Address of the first payload byte of the chunk.
-    pub payload_start: usize,
-    /// Address of the first byte after the fixed-size message: relative pointers must point
-    /// at or after it.
-    pub tail_start: usize,
-    /// Address one past the last byte the publisher declared as payload.
-    pub payload_end: usize,
-}
-
-/// Why a received value was rejected by validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValidationError {
-    /// A `bool` byte held something other than 0 or 1.
-    InvalidBool {
-        /// Byte offset of the field from the start of the message.
-        offset: usize,
-        /// The byte found.
-        value: u8,
-    },
-    /// A fieldless enum held a discriminant that names no variant.
-    InvalidDiscriminant {
-        /// The enum's type name.
-        type_name: &'static str,
-        /// Byte offset of the field from the start of the message.
-        offset: usize,
-        /// The discriminant found.
-        value: i128,
-    },
-    /// A relative pointer ([`RelSlice`](crate::RelSlice) or [`RelStr`](crate::RelStr)) does
-    /// not point to whole, aligned elements inside the published part of the chunk's tail.
-    BadRelative {
-        /// Byte offset of the pointer from the start of the message.
-        offset: usize,
-        /// What is wrong with it.
-        problem: &'static str,
-    },
-    /// A [`RelStr`](crate::RelStr) points to bytes that are not UTF-8.
-    InvalidUtf8 {
-        /// Byte offset of the string's pointer from the start of the message.
-        offset: usize,
-    },
-}
-
-impl fmt::Display for ValidationError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidBool { offset, value } => {
-                write!(f, "bool at byte {offset} holds {value}, not 0 or 1")
-            }
-            Self::InvalidDiscriminant {
-                type_name,
-                offset,
-                value,
-            } => write!(
-                f,
-                "enum {type_name} at byte {offset} holds discriminant {value}, which names no variant"
-            ),
-            Self::BadRelative { offset, problem } => {
-                write!(f, "relative pointer at byte {offset}: {problem}")
-            }
-            Self::InvalidUtf8 { offset } => {
-                write!(f, "string at byte {offset} is not valid UTF-8")
-            }
-        }
-    }
-}
-
-impl ValidationError {
-    /// The same error with its offset moved by `base` bytes, for a value nested at `base`.
-    #[must_use]
-    pub fn at(self, base: usize) -> Self {
-        match self {
-            Self::InvalidBool { offset, value } => Self::InvalidBool {
-                offset: offset + base,
-                value,
-            },
-            Self::InvalidDiscriminant {
-                type_name,
-                offset,
-                value,
-            } => Self::InvalidDiscriminant {
-                type_name,
-                offset: offset + base,
-                value,
-            },
-            Self::BadRelative { offset, problem } => Self::BadRelative {
-                offset: offset + base,
-                problem,
-            },
-            Self::InvalidUtf8 { offset } => Self::InvalidUtf8 {
-                offset: offset + base,
-            },
-        }
-    }
 }
 
 /// A primitive scalar type.
@@ -567,11 +486,7 @@ mod tests {
 
     #[test]
     fn bool_validation_rejects_other_bytes() {
-        let ctx = ValidationContext {
-            payload_start: 0,
-            tail_start: 0,
-            payload_end: 0,
-        };
+        let ctx = ValidationContext::new(core::ptr::null(), 0, 0);
         for byte in 0u8..=255 {
             let ptr = (&byte as *const u8).cast::<bool>();
             // SAFETY: `ptr` points to one readable byte; validate reads it as u8.

@@ -84,6 +84,30 @@ impl RawSubscriber {
         Ok(RawSubscriber { core, schema, size })
     }
 
+    /// The same subscriber, copying each sample into memory of its own before handing it
+    /// out, for publishers that are not trusted: what [`RawSample::bytes`] shows is then
+    /// exactly what was copied, however the publisher rewrites its chunk later. The sample's
+    /// published length is read once and checked against the chunk's capacity, and the chunk
+    /// is given back as soon as it is copied. Costs a copy of the sample's bytes per take;
+    /// see [`SubscriberBuilder::copy_on_take`](crate::SubscriberBuilder::copy_on_take).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::inspect::{RawPublisher, RawSubscriber};
+    /// use shmx::Subscriber;
+    /// let _typed = Subscriber::<u32>::builder("doc/rawcopy").root(dir.path()).create()?;
+    /// let raw_sub = RawSubscriber::new(dir.path(), "doc/rawcopy")?.copy_on_take();
+    /// let raw_pub = RawPublisher::new(dir.path(), "doc/rawcopy")?;
+    /// raw_pub.send(&7u32.to_ne_bytes())?;
+    /// let sample = raw_sub.take()?.unwrap();
+    /// assert_eq!(sample.bytes(), 7u32.to_ne_bytes());
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn copy_on_take(mut self) -> RawSubscriber {
+        self.core.copy_on_take();
+        self
+    }
+
     /// The topic's schema text (`Schema::describe` of its message type).
     pub fn schema(&self) -> &str {
         &self.schema
@@ -125,11 +149,12 @@ impl RawSample<'_> {
     pub fn bytes(&self) -> &[u8] {
         let len = self.sample.payload_len();
         debug_assert!(len >= self.size);
-        // SAFETY: the sample points at the first payload byte of a chunk; its length was
-        // checked to lie between the type's size and the chunk's payload capacity when it was
-        // taken (one load, kept in the sample); the chunk stays mapped and unchanged while
-        // the sample is held.
-        unsafe { std::slice::from_raw_parts(&*self.sample as *const u8, len) }
+        // SAFETY: `as_ptr` is the sample's first payload byte (in a chunk or in the private
+        // copy), derived from the mapping's (the copy's) own pointer, so it covers the whole
+        // payload; its length was checked to lie between the type's size and the chunk's
+        // payload capacity when it was taken (one load, kept in the sample); the bytes stay
+        // mapped and unchanged while the sample is held.
+        unsafe { std::slice::from_raw_parts(self.sample.as_ptr(), len) }
     }
 
     /// The publisher's sequence number.

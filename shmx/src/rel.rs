@@ -122,9 +122,12 @@ impl<T> RelSlice<T> {
     /// The elements.
     ///
     /// Each call reads the offset and length once and checks that the elements lie, aligned,
-    /// inside a data segment this process has mapped (a few nanoseconds): they were checked
-    /// against the chunk when the sample was taken, but a hostile publisher could rewrite
-    /// them since. If they do not, the slice is empty.
+    /// inside the payload of the very chunk that holds this field (a few nanoseconds): they
+    /// were checked against the chunk when the sample was taken, but a hostile publisher
+    /// could rewrite them since. If they do not, the slice is empty. So a rewritten pointer
+    /// never leads into another chunk, another topic's segment or unmapped memory; to read
+    /// exactly what was validated, even from a publisher that rewrites its chunks, subscribe
+    /// with [`copy_on_take`](crate::SubscriberBuilder::copy_on_take).
     pub fn as_slice(&self) -> &[T] {
         let this = self as *const Self;
         // SAFETY: `self` is a valid reference; the two integers are read once each (volatile:
@@ -138,20 +141,25 @@ impl<T> RelSlice<T> {
         if len == 0 || size_of::<T>() == 0 {
             return &[];
         }
-        let start = (this as usize).checked_add(offset as usize);
-        let end = start.and_then(|s| s.checked_add((len as usize).checked_mul(size_of::<T>())?));
-        let (Some(start), Some(end)) = (start, end) else {
+        let Some(bytes) = (len as usize).checked_mul(size_of::<T>()) else {
             return &[];
         };
-        if start % align_of::<T>() != 0 || !crate::regions::contains(start, end) {
+        // Only the field's address is used to find its chunk; the pointer to the elements
+        // comes from the region's own base pointer.
+        let Some(data) =
+            crate::regions::resolve(this as usize, offset as usize, bytes, align_of::<T>())
+        else {
             return &[];
-        }
-        let data = this.cast::<u8>().wrapping_add(offset as usize).cast::<T>();
-        // SAFETY: the `len` elements from `data` lie, aligned, inside a mapped data segment
-        // (checked just above), which stays mapped while `&self` lives (the sample that holds
-        // this field borrows the endpoint that holds the mapping). By the type's invariant
-        // they were written as `T`s by `Tail` or validated as `T`s on receive.
-        unsafe { core::slice::from_raw_parts(data, len as usize) }
+        };
+        // SAFETY: `resolve` returned a pointer derived from the base pointer of the registered
+        // region (a mapped data segment or a subscriber's private copy) that holds `self`, to
+        // `len` elements that lie, aligned, inside the payload of the chunk that holds `self`.
+        // That memory stays mapped while `&self` lives: it is the same region as `self`'s
+        // (the sample that holds this field borrows the endpoint that holds the mapping or the
+        // copy). By the type's invariant the elements were written as `T`s by `Tail` or
+        // validated as `T`s on receive, and a published chunk is not written again (the trust
+        // model of DESIGN.md, "Memory model"; a private copy is never written while held).
+        unsafe { core::slice::from_raw_parts(data.cast::<T>(), len as usize) }
     }
 }
 
@@ -365,39 +373,30 @@ impl PartialEq<str> for RelStr {
     }
 }
 
-/// Checks a relative pointer of `len` elements of `T` at `ptr` against `ctx`, and returns
-/// the address of its first element (`None` when empty).
+/// Checks a relative pointer to elements of `T` at `ptr` against `ctx`, and returns a pointer
+/// to its first element, derived from the context's payload pointer, with the element count
+/// (`None` when empty).
 ///
 /// # Safety
 /// `ptr` must point to 8 readable bytes (an offset and a length, as `u32`s), aligned to 4.
 unsafe fn check_span<T>(
     ptr: *const u8,
     ctx: &ValidationContext,
-) -> core::result::Result<Option<(usize, usize)>, ValidationError> {
+) -> core::result::Result<Option<(*const T, usize)>, ValidationError> {
     // SAFETY: the caller vouches for 8 readable, 4-aligned bytes; they are read as integers,
     // for which every bit pattern is valid.
     let (offset, len) = unsafe { (ptr.cast::<u32>().read(), ptr.cast::<u32>().add(1).read()) };
     if len == 0 {
         return Ok(None);
     }
-    let bad = |problem| ValidationError::BadRelative { offset: 0, problem };
-    let start = (ptr as usize)
-        .checked_add(offset as usize)
-        .ok_or(bad("offset overflows the address space"))?;
-    let end = (len as usize)
+    let bytes = (len as usize)
         .checked_mul(size_of::<T>())
-        .and_then(|bytes| start.checked_add(bytes))
-        .ok_or(bad("length overflows the address space"))?;
-    if start < ctx.tail_start {
-        return Err(bad("points before the tail (into the message itself)"));
-    }
-    if end > ctx.payload_end {
-        return Err(bad("runs past the published end of the tail"));
-    }
-    if start % align_of::<T>() != 0 {
-        return Err(bad("points to an element that is not aligned"));
-    }
-    Ok(Some((start, len as usize)))
+        .ok_or(ValidationError::BadRelative {
+            offset: 0,
+            problem: "length overflows the address space",
+        })?;
+    let start = ctx.tail_bytes(ptr as usize, offset as usize, bytes, align_of::<T>())?;
+    Ok(Some((start.cast::<T>(), len as usize)))
 }
 
 // SAFETY: `RelSlice<T>` is `repr(C)`: two `u32`s and zero-sized markers, so 8 bytes aligned
@@ -425,11 +424,13 @@ unsafe impl<T: ShmMessage> ShmMessage for RelSlice<T> {
             return Ok(());
         };
         if !T::ALWAYS_VALID {
-            let rel = start - ptr as usize;
+            let rel = (start as usize).wrapping_sub(ptr as usize);
             for i in 0..len {
-                let elem = (start + i * size_of::<T>()) as *const T;
                 // SAFETY: `check_span` proved that `len` whole elements from `start` lie in
-                // the tail, within the mapped payload, and that `start` is aligned for `T`.
+                // the published tail, and that `start` is aligned for `T`; `start` is derived
+                // from the payload pointer, so element `i < len` is too.
+                let elem = unsafe { start.add(i) };
+                // SAFETY: as above: an aligned element inside the payload `ctx` describes.
                 unsafe { T::validate(elem, ctx) }.map_err(|e| e.at(rel + i * size_of::<T>()))?;
             }
         }
@@ -454,8 +455,11 @@ unsafe impl ShmMessage for RelStr {
         let Some((start, len)) = (unsafe { check_span::<u8>(ptr.cast(), ctx) })? else {
             return Ok(());
         };
-        // SAFETY: `check_span` proved the `len` bytes from `start` lie in the mapped tail.
-        let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, len) };
+        // SAFETY: `check_span` proved that the `len` bytes from `start` lie in the published
+        // tail, which the caller vouches is readable; `start` is derived from the context's
+        // payload pointer. No one writes them while the slice lives (a private copy, or a
+        // chunk its publisher does not write again).
+        let bytes = unsafe { core::slice::from_raw_parts(start, len) };
         match core::str::from_utf8(bytes) {
             Ok(_) => Ok(()),
             Err(_) => Err(ValidationError::InvalidUtf8 { offset: 0 }),
@@ -627,12 +631,7 @@ mod tests {
     struct Chunk([u8; 64]);
 
     fn ctx(chunk: &Chunk, len: usize) -> ValidationContext {
-        let start = chunk.0.as_ptr() as usize;
-        ValidationContext {
-            payload_start: start,
-            tail_start: start + 8,
-            payload_end: start + len,
-        }
+        ValidationContext::new(chunk.0.as_ptr(), 8, len)
     }
 
     fn put(chunk: &mut Chunk, offset: u32, len: u32) {
@@ -722,26 +721,56 @@ mod tests {
 
     #[test]
     fn readers_recheck_every_time_and_read_a_rewritten_pointer_as_empty() {
+        // Two chunks of 32 payload bytes; a `RelSlice<u16>` at the start of the first.
         let mut c = Chunk([0; 64]);
-        let _region = crate::regions::Region::register(c.0.as_ptr(), 64);
-        put(&mut c, 8, 2);
-        c.0[8..12].copy_from_slice(&[1, 0, 2, 0]);
-        let read = |c: &Chunk| -> Vec<u16> {
-            // SAFETY: the chunk starts with an 8-byte, 8-aligned RelSlice<u16>.
-            let slice = unsafe { &*c.0.as_ptr().cast::<RelSlice<u16>>() };
+        let base = c.0.as_mut_ptr();
+        let chunks = crate::regions::Chunks {
+            first: 0,
+            stride: 32,
+            payload_off: 0,
+            capacity: 32,
+            count: 2,
+        };
+        let _region = crate::regions::Region::register(base, 64, chunks);
+        // All writes and reads go through `base`, as a publisher's and a subscriber's would.
+        let put = |offset: u32, len: u32, tail: &[u8]| {
+            let mut head = [0u8; 8];
+            head[..4].copy_from_slice(&offset.to_ne_bytes());
+            head[4..].copy_from_slice(&len.to_ne_bytes());
+            // SAFETY: `base` points to the 64 bytes of `c`, written only through it while
+            // no reference into them is live; 8 + `tail.len()` ≤ 64 here.
+            unsafe {
+                core::ptr::copy_nonoverlapping(head.as_ptr(), base, 8);
+                core::ptr::copy_nonoverlapping(tail.as_ptr(), base.add(8), tail.len());
+            }
+        };
+        let read = || -> Vec<u16> {
+            // SAFETY: the chunk starts with an 8-byte, 8-aligned RelSlice<u16>; the reference
+            // ends with this call.
+            let slice = unsafe { &*base.cast::<RelSlice<u16>>() };
             slice.as_slice().to_vec()
         };
-        assert_eq!(read(&c), [1, 2]);
-        put(&mut c, 62, 2); // runs past the registered memory
-        assert!(read(&c).is_empty());
-        put(&mut c, 9, 1); // misaligned
-        assert!(read(&c).is_empty());
-        put(&mut c, u32::MAX, u32::MAX); // overflows
-        assert!(read(&c).is_empty());
-        put(&mut c, 8, 3);
-        c.0[8..11].copy_from_slice(b"a\xffb");
+        put(8, 2, &[1, 0, 2, 0]);
+        assert_eq!(read(), [1, 2]);
+        put(30, 2, &[]); // runs past the first chunk's payload
+        assert!(read().is_empty());
+        put(32, 2, &[]); // wholly in the second chunk: not this sample's
+        assert!(read().is_empty());
+        put(9, 1, &[]); // misaligned
+        assert!(read().is_empty());
+        put(u32::MAX, u32::MAX, &[]); // overflows
+        assert!(read().is_empty());
+        put(8, 3, b"a\xffb");
         // SAFETY: as above; RelStr has the layout of RelSlice<u8>.
-        let s = unsafe { &*c.0.as_ptr().cast::<RelStr>() };
+        let s = unsafe { &*base.cast::<RelStr>() };
         assert_eq!(s.as_str(), "", "not UTF-8 any more");
+        put(8, 3, b"abc");
+        // SAFETY: as above.
+        let s = unsafe { &*base.cast::<RelStr>() };
+        assert_eq!(s.as_str(), "abc");
+        // The slice handed out lies where the field says, in `c`.
+        // SAFETY: as above.
+        let s = unsafe { &*base.cast::<RelStr>() };
+        assert_eq!(s.as_str().as_ptr(), base.wrapping_add(8).cast_const());
     }
 }

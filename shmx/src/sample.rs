@@ -204,8 +204,10 @@ pub struct Sample<'s, T> {
 
 impl<'s, T> Sample<'s, T> {
     /// # Safety
-    /// `ptr` must point to a valid, aligned `T` inside the chunk that `held` describes, which
-    /// stays mapped and unchanged until `core.release(held)`.
+    /// `ptr` must point to a valid, aligned `T` inside the chunk that `held` describes, or
+    /// inside the private copy it names, which stays mapped (allocated) and unchanged until
+    /// `core.release(held)`; `ptr` must be derived from the mapping's (the copy's) own
+    /// pointer, so that it may read the sample's tail too.
     pub(crate) unsafe fn new(core: &'s SubCore, ptr: *const T, held: Held) -> Self {
         Sample {
             core,
@@ -233,6 +235,14 @@ impl<'s, T> Sample<'s, T> {
 
     pub(crate) fn held(&self) -> &Held {
         &self.held
+    }
+
+    /// The sample's first byte, as the raw pointer it was made from (derived from the
+    /// mapping's or the private copy's own pointer): the way to the bytes after the message,
+    /// which a `&T` does not cover.
+    #[inline(always)]
+    pub(crate) fn as_ptr(&self) -> *const T {
+        self.ptr
     }
 
     /// What the sample holds and where its value is, to be rewritten in place when the

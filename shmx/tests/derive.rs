@@ -7,11 +7,7 @@ use shmx::ShmMessage;
 
 /// A context for values that contain no relative pointers (the bounds are not consulted).
 fn ctx() -> ValidationContext {
-    ValidationContext {
-        payload_start: 0,
-        tail_start: 0,
-        payload_end: 0,
-    }
+    ValidationContext::new(core::ptr::null(), 0, 0)
 }
 
 /// Bytes with the alignment of every message in this file.

@@ -571,11 +571,7 @@ fn check<T: Fuzzed>(places: &Places, chunk: &Chunk) -> Result<bool, TestCaseErro
     if std::env::var_os("VALIDATE_FUZZ_TRACE").is_some() {
         eprintln!("{} at {base:#x}: {chunk:?}", core::any::type_name::<T>());
     }
-    let ctx = ValidationContext {
-        payload_start: base,
-        tail_start: base + size,
-        payload_end: base + chunk.published,
-    };
+    let ctx = ValidationContext::new(base as *const u8, size, chunk.published);
     // SAFETY: `base` is aligned for `T` (asserted above) and is followed by the chunk's
     // `bytes.len() >= size_of::<T>()` mapped, readable bytes, which `ctx` describes; `validate`
     // reads them as integers only. Any read past them hits the guard page and faults, which is
@@ -620,11 +616,7 @@ fn check<T: Fuzzed>(places: &Places, chunk: &Chunk) -> Result<bool, TestCaseErro
         at as usize
     };
     prop_assert_eq!(at % 8, base % 8);
-    let ctx = ValidationContext {
-        payload_start: at,
-        tail_start: at + size,
-        payload_end: at + chunk.published,
-    };
+    let ctx = ValidationContext::new(at as *const u8, size, chunk.published);
     // SAFETY: as above: aligned, with `bytes.len()` readable bytes of the arena at `at`.
     let again = unsafe { T::validate(at as *const T, &ctx) };
     prop_assert_eq!(again, Ok(()), "accepted in one place, not in the other");
@@ -639,12 +631,12 @@ fn check<T: Fuzzed>(places: &Places, chunk: &Chunk) -> Result<bool, TestCaseErro
         }
         let end = view.addr + span.len * span.size;
         prop_assert!(
-            ctx.tail_start <= view.addr && end <= ctx.payload_end,
+            ctx.tail_start() <= view.addr && end <= ctx.payload_end(),
             "reader returned {:#x}..{:#x}, outside the tail {:#x}..{:#x}",
             view.addr,
             end,
-            ctx.tail_start,
-            ctx.payload_end
+            ctx.tail_start(),
+            ctx.payload_end()
         );
         prop_assert_eq!(view.addr, at + span.start);
         prop_assert_eq!(

@@ -147,6 +147,7 @@ pub trait Stream {
 pub static PING_PONG: &[&dyn PingPong] = &[
     &floor::Floor,
     &shmx_pingpong::SPIN,
+    &shmx_pingpong::COPY,
     &shmx_pingpong::RECV,
     #[cfg(feature = "compare-iceoryx2")]
     &iceoryx2::Iceoryx2,

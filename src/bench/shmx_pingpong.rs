@@ -7,6 +7,9 @@
 //! Two waiting policies:
 //!
 //! - `shmx-spin`: both sides poll `take()` with `std::hint::spin_loop()` in between;
+//! - `shmx-copy`: as `shmx-spin`, but both subscribers are built with `copy_on_take()`, so
+//!   each take copies the whole payload into the subscriber's own memory (the price of not
+//!   trusting the publisher, beside the zero-copy path);
 //! - `shmx-recv`: both sides call the blocking `recv()` (which spins briefly, then sleeps on a
 //!   futex).
 //!
@@ -32,12 +35,30 @@ pub enum Wait {
 #[derive(Debug, Clone, Copy)]
 pub struct ShmxPingPong {
     wait: Wait,
+    /// The subscribers copy each sample on take (`copy_on_take()`).
+    copy: bool,
 }
 
 /// shmx, both sides spinning on `take()` (id `shmx-spin`).
-pub static SPIN: ShmxPingPong = ShmxPingPong { wait: Wait::Spin };
+pub static SPIN: ShmxPingPong = ShmxPingPong {
+    wait: Wait::Spin,
+    copy: false,
+};
+/// shmx, both sides spinning on `take()` of subscribers that copy on take (id `shmx-copy`).
+pub static COPY: ShmxPingPong = ShmxPingPong {
+    wait: Wait::Spin,
+    copy: true,
+};
 /// shmx, both sides blocking in `recv()` (id `shmx-recv`).
-pub static RECV: ShmxPingPong = ShmxPingPong { wait: Wait::Recv };
+pub static RECV: ShmxPingPong = ShmxPingPong {
+    wait: Wait::Recv,
+    copy: false,
+};
+
+/// Id of [`SPIN`], the zero-copy reference of [`COPY`].
+pub const SPIN_ID: &str = "shmx-spin";
+/// Id of [`COPY`].
+pub const COPY_ID: &str = "shmx-copy";
 
 const PING: &str = "bench/ping";
 const PONG: &str = "bench/pong";
@@ -65,12 +86,17 @@ fn publisher<const N: usize>(root: &Path, topic: &str) -> Result<Publisher<[u8; 
         .create()?)
 }
 
-fn subscriber<const N: usize>(root: &Path, topic: &str) -> Result<Subscriber<[u8; N]>> {
-    Ok(Subscriber::builder(topic)
+fn subscriber<const N: usize>(root: &Path, topic: &str, copy: bool) -> Result<Subscriber<[u8; N]>> {
+    let builder = Subscriber::builder(topic)
         .root(root)
         .queue_depth(QUEUE_DEPTH)
-        .topic_config(topic_config())
-        .create()?)
+        .topic_config(topic_config());
+    let builder = if copy {
+        builder.copy_on_take()
+    } else {
+        builder
+    };
+    Ok(builder.create()?)
 }
 
 /// Loans a chunk, writes `value` into its first 8 bytes and publishes it; the rest of the
@@ -100,23 +126,28 @@ struct ShmxSession<const N: usize> {
 
 impl PingPong for ShmxPingPong {
     fn id(&self) -> &'static str {
-        match self.wait {
-            Wait::Spin => "shmx-spin",
-            Wait::Recv => "shmx-recv",
+        match (self.wait, self.copy) {
+            (Wait::Spin, false) => SPIN_ID,
+            (Wait::Spin, true) => COPY_ID,
+            (Wait::Recv, _) => "shmx-recv",
         }
     }
 
     fn describe(&self) -> &'static str {
-        match self.wait {
-            Wait::Spin => "shmx, receivers spinning on take()",
-            Wait::Recv => "shmx, receivers blocking in recv()",
+        match (self.wait, self.copy) {
+            (Wait::Spin, false) => "shmx, receivers spinning on take()",
+            (Wait::Spin, true) => {
+                "shmx, receivers spinning on take() of copy_on_take() subscribers (each take \
+                 copies the payload)"
+            }
+            (Wait::Recv, _) => "shmx, receivers blocking in recv()",
         }
     }
 
     fn start(&self, payload: usize, run: &RunDir) -> Result<Box<dyn Session>> {
         with_payload!(self.id(), payload, N => {
             let ping = publisher::<N>(run.path(), PING)?;
-            let pong = subscriber::<N>(run.path(), PONG)?;
+            let pong = subscriber::<N>(run.path(), PONG, self.copy)?;
             let spawned = run.spawn(self.id(), payload, "", ChildStdio::Null)?;
             if !crate::wait_until(PEER_TIMEOUT, || {
                 ping.subscriber_count() >= 1 && pong.publisher_count() >= 1
@@ -134,13 +165,13 @@ impl PingPong for ShmxPingPong {
     }
 
     fn child(&self, env: &ChildEnv) -> Result<()> {
-        let wait = self.wait;
-        with_payload!(self.id(), env.payload, N => child::<N>(wait, &env.root))
+        let (wait, copy) = (self.wait, self.copy);
+        with_payload!(self.id(), env.payload, N => child::<N>(wait, copy, &env.root))
     }
 }
 
-fn child<const N: usize>(wait: Wait, root: &Path) -> Result<()> {
-    let ping = subscriber::<N>(root, PING)?;
+fn child<const N: usize>(wait: Wait, copy: bool, root: &Path) -> Result<()> {
+    let ping = subscriber::<N>(root, PING, copy)?;
     let pong = publisher::<N>(root, PONG)?;
     loop {
         let sample = match wait {

@@ -96,6 +96,7 @@ impl SubCore {
             ret: returns.producer(),
             last_seq: 0,
             next_chunk: usize::MAX,
+            detour: !pending.is_empty() || self.copies.is_some(),
             pending,
             draining,
             unshared: self.service.pub_slot(p).overflow.load(Ordering::Relaxed)

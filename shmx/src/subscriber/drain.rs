@@ -3,7 +3,7 @@
 //! each one through the full receive path.
 
 use super::receive::{prefetch_queued, Common, Next, Rejected};
-use super::{Held, SubCore, SubState, PINNED};
+use super::{Held, SubCore, SubState, COPIED};
 use crate::error::Result;
 use crate::message::ShmMessage;
 use crate::sample::Sample;
@@ -103,7 +103,7 @@ impl SubCore {
         ptr: &mut *const T,
         p: usize,
     ) -> Step {
-        if held.entry != PINNED
+        if held.entry < COPIED // a ring entry: neither pinned nor copied
             && held.pub_slot as usize == p
             && st.unreturned.is_empty()
             && self.service.generation() == st.gen

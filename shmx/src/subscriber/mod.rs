@@ -1,6 +1,7 @@
 //! [`Subscriber`]: receives the samples of every publisher of a topic, in place.
 
 mod connect;
+mod copy;
 mod drain;
 mod receive;
 mod wait;
@@ -53,6 +54,7 @@ pub struct SubscriberBuilder<T: ShmMessage> {
     name: String,
     root: Option<PathBuf>,
     config: SubscriberConfig,
+    copy_on_take: bool,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -77,6 +79,8 @@ pub(crate) struct SubCore {
     /// Samples may be longer than `size` (the message type has relative pointers, or this is
     /// an endpoint without a Rust type); otherwise they are exactly `size` bytes.
     tails: bool,
+    /// The private copies of a subscriber that copies on take (`None`: zero-copy).
+    copies: Option<copy::Copies>,
     state: RefCell<SubState>,
 }
 
@@ -124,6 +128,9 @@ struct PubConn {
     next_chunk: usize,
     /// History samples pinned at connection time, handed out before the queue.
     pending: VecDeque<(usize, u64)>,
+    /// `pending` is not empty or this subscriber copies on take: every take goes past the
+    /// common case (`take_common`) to `take_from_rest` (see `SubCore::detour`).
+    detour: bool,
     draining: bool,
     /// The publisher never steals from our queue (its policy is not drop-oldest), so taking
     /// needs no CAS.
@@ -137,7 +144,8 @@ pub(crate) struct Held {
     pub origin: u64,
     /// Payload bytes the publisher declared (checked against the chunk's capacity).
     pub len: usize,
-    /// The ring entry to return, or [`PINNED`] for a pinned history sample.
+    /// The ring entry to return, [`PINNED`] for a pinned history sample, or [`COPIED`] for a
+    /// sample that lives in a private copy (see `copy`), whose buffer `chunk` then names.
     entry: u64,
     view: u32,
     pub_slot: u32,
@@ -147,6 +155,9 @@ pub(crate) struct Held {
 /// `Held::entry` of a history sample, which is pinned rather than delivered (ring entries
 /// never have their top bits set).
 const PINNED: u64 = u64::MAX;
+/// `Held::entry` of a sample that lives in a private copy (see `copy`). It and [`PINNED`] are
+/// the only entries at or above it.
+const COPIED: u64 = u64::MAX - 1;
 
 impl<T: ShmMessage> Subscriber<T> {
     /// Creates a subscriber on topic `name` with the default configuration.
@@ -160,6 +171,7 @@ impl<T: ShmMessage> Subscriber<T> {
             name: name.to_owned(),
             root: None,
             config: SubscriberConfig::default(),
+            copy_on_take: false,
             _t: PhantomData,
         }
     }
@@ -259,9 +271,78 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
         self
     }
 
+    /// Copies each sample into memory private to this subscriber before validating it, and
+    /// hands it out from the copy: for publishers that are not trusted.
+    ///
+    /// **What it guarantees.** What the subscriber reads from a sample after the take is
+    /// exactly what was validated: the message and the used part of its tail (the sample's
+    /// published length, read once from the chunk's header and checked against the chunk's
+    /// capacity) are copied first, then checked (`bool`s, enum discriminants, relative
+    /// pointers and strings), then handed out from the copy. A publisher that rewrites its
+    /// chunk afterwards changes nothing the subscriber reads; relative pointers in the copy
+    /// point into the copy and are re-checked against it. Without this option, samples are
+    /// read in place: a publisher is trusted not to write a chunk once it is published
+    /// (processes of the same user can `ptrace` each other anyway); one that does can change
+    /// a value after it was validated, which for a `bool` or an enum is undefined behaviour.
+    ///
+    /// **What it costs.** A copy of the published length per take (for a 4 MiB frame, a 4 MiB
+    /// `memcpy`), and up to `max_held` private buffers, each as large as the largest payload
+    /// capacity of the topic's publishers (plus a page), allocated when first needed and kept
+    /// until the subscriber is dropped. The chunk is given back to its publisher as soon as
+    /// it is copied, before the sample is handed out, so a held sample holds no chunk (only
+    /// its publisher's data segment stays mapped until it is dropped); it still counts
+    /// against `max_held`. Subscribers without the option pay nothing for it (no branch or
+    /// field on the zero-copy path is new: it tests for the option where it tested for
+    /// pending history).
+    ///
+    /// [`drain`](Subscriber::drain) copies too, one sample at a time.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::{Publisher, RelStr, ShmMessage, Subscriber};
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(C)]
+    /// struct Status {
+    ///     ok: bool,
+    ///     _pad: [u8; 3],
+    ///     text: RelStr,
+    /// }
+    ///
+    /// let subscriber = Subscriber::<Status>::builder("doc/status")
+    ///     .root(dir.path())
+    ///     .copy_on_take()
+    ///     .create()?;
+    /// let publisher = Publisher::<Status>::builder("doc/status")
+    ///     .root(dir.path())
+    ///     .max_tail_bytes(64)
+    ///     .create()?;
+    /// let mut sample = publisher.loan()?;
+    /// let mut w = sample.writer();
+    /// *w.ok = true;
+    /// w.set_text("all good")?;
+    /// sample.publish()?;
+    ///
+    /// // Validated and read in the subscriber's own copy: the publisher's chunk is back in
+    /// // its pool already.
+    /// let status = subscriber.take()?.expect("published above");
+    /// assert!(status.ok);
+    /// assert_eq!(status.text(), "all good");
+    /// let pool = publisher.pool_stats();
+    /// assert_eq!(pool.free, pool.total);
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn copy_on_take(mut self) -> Self {
+        self.copy_on_take = true;
+        self
+    }
+
     /// Connects to (or creates) the topic, and picks up the history of its publishers.
     pub fn create(self) -> Result<Subscriber<T>> {
-        let core = SubCore::create::<T>(self.root.as_deref(), &self.name, self.config)?;
+        let mut core = SubCore::create::<T>(self.root.as_deref(), &self.name, self.config)?;
+        if self.copy_on_take {
+            core.copy_on_take();
+        }
         Ok(Subscriber {
             core,
             _t: PhantomData,
@@ -361,6 +442,7 @@ impl SubCore {
             size,
             align,
             tails: true,
+            copies: None,
         };
         {
             let mut st = core.state.borrow_mut();

@@ -4,7 +4,7 @@
 //! The common case (a sample waiting, nothing changed in the topic) reads the ring slot and
 //! the chunk, makes no system call and allocates nothing.
 
-use super::{Held, PubConn, SubCore, SubState, ViewSlot, PINNED};
+use super::{Held, PubConn, SubCore, SubState, ViewSlot, COPIED, PINNED};
 use crate::data::{ChunkHeader, ChunkLoc};
 use crate::error::{Error, Result};
 use crate::message::{ShmMessage, ValidationContext};
@@ -97,6 +97,7 @@ pub(super) enum Rejected {
     OutOfRange,
     Length { len: u64, min: usize, max: usize },
     Invalid(crate::message::ValidationError),
+    NoCopy { bytes: usize },
 }
 
 impl std::fmt::Display for Rejected {
@@ -110,6 +111,12 @@ impl std::fmt::Display for Rejected {
                 write!(f, "payload length {len}, expected {min} to {max}")
             }
             Rejected::Invalid(e) => e.fmt(f),
+            Rejected::NoCopy { bytes } => {
+                write!(
+                    f,
+                    "no memory for a private copy of {bytes} bytes (copy_on_take)"
+                )
+            }
         }
     }
 }
@@ -271,7 +278,8 @@ impl SubCore {
     /// range, new and valid. Anything else is for [`take_from_rest`](Self::take_from_rest).
     #[inline(always)]
     pub(super) fn take_common<T: ShmMessage>(&self, conn: &mut PubConn) -> Common {
-        if !conn.pending.is_empty() {
+        // Pinned history waits, or this subscriber copies on take: not the common case.
+        if conn.detour {
             return Common::Rest(None);
         }
         // Start loading the chunk the publisher announced for its next sample before reading
@@ -300,12 +308,27 @@ impl SubCore {
         }
     }
 
-    /// `take_from` past its common case: pinned history first, then ring entries that are
-    /// not ours, out of range, already seen or invalid (starting with `first`, already taken
-    /// from the ring), until a good one or none.
+    /// `take_from` past its common case: for a subscriber that copies on take, the next
+    /// sample copied (see `copy`); otherwise [`take_from_rest_in_place`](Self::take_from_rest_in_place).
     #[cold]
     #[inline(never)]
     pub(super) fn take_from_rest<T: ShmMessage>(
+        &self,
+        st: &mut SubState,
+        p: usize,
+        first: Option<u64>,
+    ) -> Next {
+        match &self.copies {
+            Some(copies) => self.take_copied::<T>(st, p, first, copies),
+            None => self.take_from_rest_in_place::<T>(st, p, first),
+        }
+    }
+
+    /// Pinned history first, then ring entries that are not ours, out of range, already seen
+    /// or invalid (starting with `first`, already taken from the ring), until a good one or
+    /// none: the sample in its chunk.
+    #[inline(always)]
+    pub(super) fn take_from_rest_in_place<T: ShmMessage>(
         &self,
         st: &mut SubState,
         p: usize,
@@ -370,6 +393,7 @@ impl SubCore {
         views: &[Option<ViewSlot>],
     ) -> Next {
         let (chunk, seq) = conn.pending.pop_front().expect("pending is not empty");
+        conn.detour = self.detour(conn);
         conn.last_seq = conn.last_seq.max(seq);
         // SAFETY: `conn.chunks` belongs to a view mapped while `conn` lives.
         let found = unsafe { conn.chunks.chunk(chunk) };
@@ -433,16 +457,12 @@ impl SubCore {
         }
         let len = len as usize;
         if !T::ALWAYS_VALID {
-            let start = ptr as usize;
-            let ctx = ValidationContext {
-                payload_start: start,
-                tail_start: start + self.size,
-                payload_end: start + len,
-            };
-            // SAFETY: `ptr` is the payload of an in-range chunk: aligned for `T` (the data
-            // segment's geometry was checked against `T`'s alignment) with `len ≤ capacity`
-            // mapped bytes, the first `size_of::<T>()` of which hold the value; `validate`
-            // only reads them as integers, and reads the tail only within `ctx`.
+            let ctx = ValidationContext::new(ptr, self.size, len);
+            // SAFETY: `ptr` is the payload of an in-range chunk, derived from the mapping's
+            // pointer: aligned for `T` (the data segment's geometry was checked against `T`'s
+            // alignment) with `len ≤ capacity` mapped bytes, the first `size_of::<T>()` of
+            // which hold the value; `validate` only reads them as integers, and reads the tail
+            // only within `ctx`, through pointers derived from `ptr`.
             unsafe { T::validate(ptr.cast::<T>(), &ctx) }.map_err(Rejected::Invalid)?;
         }
         Ok(len)
@@ -459,7 +479,7 @@ impl SubCore {
 
     /// Returns a ring entry to its publisher (or keeps it for later if the ring is full).
     #[inline]
-    fn give_back(
+    pub(super) fn give_back(
         &self,
         conn: &mut PubConn,
         p: usize,
@@ -484,6 +504,11 @@ impl SubCore {
 
     #[inline(always)]
     pub(super) fn release_in(&self, st: &mut SubState, held: &Held) {
+        // Samples that came from no ring (pinned history, private copies) are the rare case:
+        // one branch, as the test for a pinned one alone was.
+        if held.entry >= COPIED {
+            return self.release_unqueued(st, held);
+        }
         st.held -= 1;
         let SubState {
             pubs,
@@ -496,19 +521,36 @@ impl SubCore {
             return;
         };
         vs.held -= 1;
-        if held.entry == PINNED {
-            if let Some(pin) = vs.view.pin(held.chunk as usize) {
-                pins::unpin(pin, self.bit);
-            }
-        } else if vs.live {
+        if vs.live {
             let p = held.pub_slot as usize;
             if let Some(conn) = pubs[p].as_mut() {
                 self.give_back(conn, p, held.entry, unreturned);
                 prefetch_queued(conn);
             }
+        } else if vs.held == 0 {
+            views[view] = None;
+        }
+    }
+
+    /// `release_in` of a sample that came from no ring: a pinned history sample is unpinned,
+    /// a private copy's buffer is free again.
+    #[cold]
+    #[inline(never)]
+    fn release_unqueued(&self, st: &mut SubState, held: &Held) {
+        if held.entry != PINNED {
+            return self.release_copy(st, held);
+        }
+        st.held -= 1;
+        let view = held.view as usize;
+        let Some(vs) = st.views[view].as_mut() else {
+            return;
+        };
+        vs.held -= 1;
+        if let Some(pin) = vs.view.pin(held.chunk as usize) {
+            pins::unpin(pin, self.bit);
         }
         if !vs.live && vs.held == 0 {
-            views[view] = None;
+            st.views[view] = None;
         }
     }
 

@@ -2,7 +2,7 @@
 //! per contender and payload, each also as a ratio to the floor and to the blocking Unix
 //! socket.
 
-use super::fmt::{format_ns, opt_ratio};
+use super::fmt::{format_ns, format_ratio, opt_ratio};
 use super::paired;
 use crate::bench::interleave::{LatencyBatch, Results};
 use crate::bench::{payload_label, FLOOR_ID, UDS_ID};
@@ -132,18 +132,46 @@ pub(super) fn section(s: &mut String, results: &Results, rows: &[LatencyRow]) {
          of per-round ratios (each against the reference's batch of the same round and \
          payload). Each round trip was timed on its own, which adds one clock reading \
          (~20 ns with a TSC clock) to it. Sockets and pipes carry the whole payload each \
-         way; shmx writes an 8-byte counter in place and moves no payload bytes. Round \
-         trips per batch: {}.",
+         way; shmx writes an 8-byte counter in place and moves no payload bytes (except \
+         `shmx-copy`, whose subscribers copy each payload on take). Round trips per batch: \
+         {}.",
         o.payloads
             .iter()
             .map(|&p| format!("{} {}", payload_label(p), o.trips(p)))
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(line) = copy_cost(results) {
+        let _ = writeln!(s, "\n{line}");
+    }
     let _ = writeln!(s, "\nContenders:");
     for c in crate::bench::PING_PONG {
         if rows.iter().any(|r| r.contender == c.id()) {
             let _ = writeln!(s, "- `{}`: {}", c.id(), c.describe());
         }
     }
+}
+
+/// What `copy_on_take()` costs, beside the zero-copy path: `shmx-copy` ÷ `shmx-spin` per
+/// payload (medians of per-round ratios), if the run measured both.
+fn copy_cost(results: &Results) -> Option<String> {
+    use crate::bench::shmx_pingpong::{COPY_ID, SPIN_ID};
+    let rounds = per_round(&results.latency);
+    let parts: Vec<String> = results
+        .options
+        .payloads
+        .iter()
+        .filter_map(|&p| {
+            let x = paired(rounds.get(&(p, COPY_ID))?, rounds.get(&(p, SPIN_ID)), |x| {
+                x.0
+            })?;
+            Some(format!("{} {}", payload_label(p), format_ratio(x)))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "`copy_on_take()` costs, one-way median `{COPY_ID}` ÷ `{SPIN_ID}` (per round): {}.",
+            parts.join(", ")
+        )
+    })
 }

@@ -1,4 +1,4 @@
-// The trait is sealed: an `unsafe impl` that does not write the hidden method is refused.
+// The hidden method keeps accidental impls out (it is not a seal): one without it is refused.
 use shmx::message::{Schema, ValidationContext, ValidationError};
 use shmx::ShmMessage;
 
