@@ -108,8 +108,10 @@ impl Root {
             }
         };
         if create {
-            std::fs::DirBuilder::new()
-                .recursive(true)
+            // Missing parents are made private too (`0700`).
+            let mut builder = std::fs::DirBuilder::new();
+            std::os::unix::fs::DirBuilderExt::mode(builder.recursive(true), 0o700);
+            builder
                 .create(&parent)
                 .map_err(|e| Error::io(&parent, e, 0))?;
         }
