@@ -43,7 +43,7 @@ struct Common {
     /// Print one JSON document instead of a table.
     #[arg(long, global = true)]
     json: bool,
-    /// The shmx root directory [default: $SHMX_ROOT, else /dev/shm/shmx-<uid>].
+    /// The shmx root directory [default: $SHMX_ROOT, else /dev/shm/shmx-$UID].
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
 }
