@@ -225,3 +225,17 @@ fn echo_and_pub_need_an_existing_topic() {
         );
     }
 }
+
+#[test]
+fn echo_accepts_any_timeout() {
+    let root = fresh_root();
+    let mut child = Participant::start_as(root.path(), "waitpub", "robot/pose");
+    // 1.8e19 s is within `Duration` but past the clock's range: it means "forever".
+    let out = shmx(
+        root.path(),
+        &["echo", "robot/pose", "-n", "1", "--timeout", "1.8e19"],
+    )
+    .ok();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    child.finish();
+}

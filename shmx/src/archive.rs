@@ -316,9 +316,17 @@ where
     }
 
     /// Waits up to `timeout` for the next archive; `Ok(None)` if none came.
+    ///
+    /// Any `timeout` is accepted: one that ends past the clock's range (`Duration::MAX`)
+    /// waits as long as [`recv`](Self::recv).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<ArchivedSample<'_, T>>> {
-        self.core
-            .recv_until(Some(Instant::now() + timeout), || self.take())
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let sample = self.core.recv_until(deadline, || self.take())?;
+            if sample.is_some() || deadline.is_some() {
+                return Ok(sample);
+            }
+        }
     }
 
     /// The topic's name.

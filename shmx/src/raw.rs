@@ -128,14 +128,15 @@ impl RawSubscriber {
     }
 
     /// Waits up to `timeout` for the next sample, polling every millisecond (tools need no
-    /// microseconds).
+    /// microseconds). A `timeout` past the clock's range (`Duration::MAX`) waits forever.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<RawSample<'_>>> {
-        let deadline = Instant::now() + timeout;
+        // Past the clock's range (`Duration::MAX`): no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             if let Some(sample) = self.take()? {
                 return Ok(Some(sample));
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(None);
             }
             std::thread::sleep(Duration::from_millis(1));

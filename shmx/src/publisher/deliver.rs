@@ -361,7 +361,11 @@ impl PubCore {
     /// if the subscriber left meanwhile.
     #[cold]
     fn block(&self, conn: &mut Conn, entry: u64) -> std::result::Result<bool, Refused> {
-        let deadline = self.config.block_timeout.map(|t| Instant::now() + t);
+        // A timeout that ends past the clock's range (`Duration::MAX`) waits forever.
+        let deadline = self
+            .config
+            .block_timeout
+            .and_then(|t| Instant::now().checked_add(t));
         // SAFETY: `conn.delivery` points into our service mapping, alive as long as `self`.
         let ring = unsafe { conn.delivery.delivery() };
         let slot = self.service.sub_slot(conn.slot);

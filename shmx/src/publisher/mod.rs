@@ -278,7 +278,8 @@ impl<T: ShmMessage> PublisherBuilder<T> {
         self.config.overflow = overflow;
         self
     }
-    /// How long [`Overflow::Block`] waits before `Error::Timeout` (default: forever).
+    /// How long [`Overflow::Block`] waits before `Error::Timeout` (default: forever; so
+    /// does a timeout that ends past the clock's range, such as `Duration::MAX`).
     pub fn block_timeout(mut self, timeout: Duration) -> Self {
         self.config.block_timeout = Some(timeout);
         self

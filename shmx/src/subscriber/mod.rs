@@ -234,8 +234,17 @@ impl<T: ShmMessage> Subscriber<T> {
 
     /// Waits up to `timeout` for the next sample; `Ok(None)` if none came.
     #[inline(always)]
+    ///
+    /// Any `timeout` is accepted: one that ends past the clock's range (`Duration::MAX`)
+    /// waits as long as [`recv`](Self::recv).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Sample<'_, T>>> {
-        self.recv_until(Some(Instant::now() + timeout))
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let sample = self.recv_until(deadline)?;
+            if sample.is_some() || deadline.is_some() {
+                return Ok(sample);
+            }
+        }
     }
 
     #[inline(always)]
