@@ -10,6 +10,9 @@ pub const LAYOUT_VERSION: u32 = 4;
 pub(crate) const SHARED_OFF: usize = 512;
 pub(crate) const LINE: usize = 64;
 pub(crate) const TYPE_NAME_CAP: usize = 128;
+/// Longest schema text a topic may store (and a reader will look at): far more than any
+/// message type needs, and little enough that a tool reading a hostile header stays small.
+pub(crate) const MAX_SCHEMA_LEN: usize = 64 * 1024;
 
 /// Slot states (low two bits of a slot's state word).
 pub(crate) const FREE: u64 = 0;
@@ -199,6 +202,12 @@ impl ServiceParams {
         if p.max_held == 0 || p.max_held > 4096 || p.max_history > 4096 {
             return Err("held or history limit out of range".into());
         }
+        if p.schema_len > MAX_SCHEMA_LEN as u64 {
+            return Err(format!(
+                "schema text of {} bytes, over the limit of {MAX_SCHEMA_LEN}",
+                p.schema_len
+            ));
+        }
         let schema_end = p
             .schema_off
             .checked_add(p.schema_len)
@@ -243,6 +252,48 @@ mod tests {
         let w = state_word(12345, DRAINING);
         assert_eq!((incarnation_of(w), state_of(w)), (12345, DRAINING));
         assert_eq!(state_word(0, FREE), FREE);
+    }
+
+    /// A header whose numbers agree with each other, for a schema of `schema_len` bytes.
+    fn params_with_schema(schema_len: usize) -> ServiceParams {
+        let schema_off = SHARED_OFF + core::mem::size_of::<ServiceShared>();
+        let l = Layout::compute(8, 8, 256, 512, 8, 64, schema_off + schema_len).unwrap();
+        ServiceParams {
+            magic: SERVICE_MAGIC,
+            version: LAYOUT_VERSION,
+            mode: 0o600,
+            total_len: l.total_len as u64,
+            fingerprint: 1,
+            type_size: 8,
+            type_align: 8,
+            type_name_len: 0,
+            type_name: [0; TYPE_NAME_CAP],
+            schema_off: schema_off as u64,
+            schema_len: schema_len as u64,
+            max_publishers: 8,
+            max_subscribers: 8,
+            ring_capacity: 256,
+            return_capacity: 512,
+            max_held: 8,
+            max_history: 64,
+            pub_off: l.pub_off as u64,
+            pub_stride: l.pub_stride as u64,
+            sub_off: l.sub_off as u64,
+            sub_stride: l.sub_stride as u64,
+            conn_off: l.conn_off as u64,
+            conn_stride: l.conn_stride as u64,
+        }
+    }
+
+    #[test]
+    fn a_schema_longer_than_the_limit_is_refused_however_consistent_the_header() {
+        let ok = params_with_schema(MAX_SCHEMA_LEN);
+        assert!(ok.layout(ok.total_len).is_ok());
+        // A sparse 500 MB file whose header agrees with itself: refused before anything
+        // reads the text.
+        let huge = params_with_schema(500 << 20);
+        let e = huge.layout(huge.total_len).unwrap_err();
+        assert!(e.contains("schema text of 524288000 bytes"), "{e}");
     }
 
     #[test]

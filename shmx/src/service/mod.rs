@@ -160,6 +160,16 @@ impl Service {
         facts: &TypeFacts,
     ) -> Result<Option<Service>> {
         let schema = &facts.schema;
+        if schema.len() > MAX_SCHEMA_LEN {
+            return Err(Error::InvalidConfig {
+                topic: name.as_str().to_owned(),
+                reason: format!(
+                    "the schema text of `{}` is {} bytes, over the limit of {MAX_SCHEMA_LEN}",
+                    facts.name,
+                    schema.len()
+                ),
+            });
+        }
         let schema_off = SHARED_OFF + core::mem::size_of::<ServiceShared>();
         let ring_capacity = config.max_queue_depth.next_power_of_two();
         let return_capacity = (config.max_queue_depth + config.max_held + 2).next_power_of_two();
