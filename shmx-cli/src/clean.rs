@@ -1,6 +1,7 @@
 //! `shmx clean [--dry-run]`: take back what dead processes left.
 
 use crate::output;
+use crate::terminal::printable;
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -49,7 +50,8 @@ pub fn run(out: &mut dyn Write, root: &Path, dry_run: bool, json: bool) -> outpu
         return output::write_json(out, &report);
     }
     for (path, reason) in &report.kept {
-        writeln!(out, "kept {}: {reason}", path.display())?;
+        let path = path.display().to_string();
+        writeln!(out, "kept {}: {}", printable(&path), printable(reason))?;
     }
     if report.reclaimed_slots == 0 && report.removed.is_empty() {
         writeln!(out, "nothing to clean")?;
@@ -68,7 +70,8 @@ pub fn run(out: &mut dyn Write, root: &Path, dry_run: bool, json: bool) -> outpu
         if report.removed.is_empty() { "" } else { ":" }
     )?;
     for path in &report.removed {
-        writeln!(out, "  {}", path.display())?;
+        let path = path.display().to_string();
+        writeln!(out, "  {}", printable(&path))?;
     }
     Ok(())
 }

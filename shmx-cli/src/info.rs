@@ -1,6 +1,7 @@
 //! `shmx info TOPIC`: one topic's configuration, schema and slots.
 
 use crate::output::{self, hex, octal, Failure, Table, Topic};
+use crate::terminal::printable;
 use std::io::Write;
 use std::path::Path;
 
@@ -20,14 +21,15 @@ pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output:
         return output::write_json(out, &Topic::from(&t));
     }
     let l = &t.limits;
-    let mut head = Table::new(&["topic", &t.name]);
-    head.row(vec!["directory".into(), t.dir.display().to_string()]);
+    let mut head = Table::new(&["topic", &printable(&t.name)]);
+    let dir = t.dir.display().to_string();
+    head.row(vec!["directory".into(), printable(&dir).into_owned()]);
     head.row(vec![
         "type".into(),
-        format!("{} ({} bytes)", t.type_name, t.type_size),
+        format!("{} ({} bytes)", printable(&t.type_name), t.type_size),
     ]);
     head.row(vec!["fingerprint".into(), hex(t.fingerprint)]);
-    head.row(vec!["schema".into(), t.schema.clone()]);
+    head.row(vec!["schema".into(), printable(&t.schema).into_owned()]);
     head.row(vec![
         "limits".into(),
         format!(

@@ -1,6 +1,7 @@
 //! `shmx list`: every topic, one line each.
 
 use crate::output::{self, hex, pid_cell, Table, Topic};
+use crate::terminal::printable;
 use shmx::inspect::TopicInfo;
 use std::io::Write;
 use std::path::Path;
@@ -13,7 +14,8 @@ pub fn run(out: &mut dyn Write, root: &Path, json: bool) -> output::Result {
         return output::write_json(out, &topics);
     }
     if topics.is_empty() {
-        writeln!(out, "no topics under {}", root.display())?;
+        let root = root.display().to_string();
+        writeln!(out, "no topics under {}", printable(&root))?;
         return Ok(());
     }
     let mut table = Table::new(&["TOPIC", "TYPE", "FINGERPRINT", "PUBLISHERS", "SUBSCRIBERS"]);
@@ -44,8 +46,8 @@ fn row(t: &TopicInfo) -> Vec<String> {
         })
         .collect();
     vec![
-        t.name.clone(),
-        t.type_name.clone(),
+        printable(&t.name).into_owned(),
+        printable(&t.type_name).into_owned(),
         hex(t.fingerprint),
         join(publishers),
         join(subscribers),

@@ -16,6 +16,7 @@ mod list;
 mod monitor;
 mod output;
 mod publish;
+mod terminal;
 
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -161,7 +162,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = cli.common.root.unwrap_or_else(shmx::name::root_dir);
     let json = cli.common.json;
-    let mut out = std::io::stdout().lock();
+    // Everything printed goes through the sanitizer: names in topic files are not ours.
+    let mut out = terminal::Sanitizer::new(std::io::stdout().lock());
     let result = match cli.command {
         Command::List => list::run(&mut out, &root, json),
         Command::Info { topic } => info::run(&mut out, &root, &topic, json),
@@ -202,7 +204,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("shmx: {e}");
+            eprintln!("shmx: {}", terminal::printable(&e.to_string()));
             ExitCode::FAILURE
         }
     }

@@ -2,6 +2,7 @@
 //! fill, liveness.
 
 use crate::output::{self, Table};
+use crate::terminal::{printable, Sanitizer};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
@@ -37,7 +38,7 @@ struct SubscriberFill {
 /// Refreshes every `interval`, `count` times (forever if `None`). People get a redrawn
 /// screen; `--json` gets one JSON array per refresh, one per line.
 pub fn run(
-    out: &mut dyn Write,
+    out: &mut Sanitizer<impl Write>,
     root: &Path,
     interval: Duration,
     count: Option<u64>,
@@ -106,9 +107,9 @@ pub fn run(
     }
 }
 
-fn draw(out: &mut dyn Write, root: &Path, view: &[TopicRates]) -> std::io::Result<()> {
-    // Clear the screen and go home, as `watch` does.
-    write!(out, "\x1b[2J\x1b[H")?;
+fn draw(out: &mut Sanitizer<impl Write>, root: &Path, view: &[TopicRates]) -> std::io::Result<()> {
+    // Clear the screen and go home, as `watch` does: the only raw control the tool writes.
+    out.control("\x1b[2J\x1b[H")?;
     writeln!(
         out,
         "shmx monitor: {} ({} topics)\n",
@@ -139,8 +140,8 @@ fn draw(out: &mut dyn Write, root: &Path, view: &[TopicRates]) -> std::io::Resul
             .join(", ");
         if t.publishers.is_empty() {
             table.row(vec![
-                t.name.clone(),
-                t.type_name.clone(),
+                printable(&t.name).into_owned(),
+                printable(&t.type_name).into_owned(),
                 "-".into(),
                 "".into(),
                 "".into(),
@@ -150,7 +151,11 @@ fn draw(out: &mut dyn Write, root: &Path, view: &[TopicRates]) -> std::io::Resul
         }
         for (i, p) in t.publishers.iter().enumerate() {
             let (name, ty, subs) = if i == 0 {
-                (t.name.clone(), t.type_name.clone(), subs.clone())
+                (
+                    printable(&t.name).into_owned(),
+                    printable(&t.type_name).into_owned(),
+                    subs.clone(),
+                )
             } else {
                 (String::new(), String::new(), String::new())
             };
