@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::trust::{denied, Trust};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -58,7 +59,8 @@ impl Dir {
     }
 
     /// The path of entry `name` (for messages).
-    pub(crate) fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &(impl AsRef<OsStr> + ?Sized)) -> PathBuf {
+        let name = name.as_ref();
         self.path.join(name)
     }
 
@@ -72,7 +74,11 @@ impl Dir {
     }
 
     /// The status of entry `name`, not following a link; `None` if there is none.
-    pub(crate) fn stat_at(&self, name: &str) -> Result<Option<rustix::fs::Stat>> {
+    pub(crate) fn stat_at(
+        &self,
+        name: &(impl AsRef<OsStr> + ?Sized),
+    ) -> Result<Option<rustix::fs::Stat>> {
+        let name = name.as_ref();
         match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(s) => Ok(Some(s)),
             Err(Errno::NOENT) => Ok(None),
@@ -81,7 +87,8 @@ impl Dir {
     }
 
     /// Explains a failed `O_NOFOLLOW` open of `name`: a link is refused by name.
-    fn open_error(&self, name: &str, e: Errno) -> Error {
+    fn open_error(&self, name: &(impl AsRef<OsStr> + ?Sized), e: Errno) -> Error {
+        let name = name.as_ref();
         let path = self.join(name);
         if matches!(e, Errno::LOOP | Errno::NOTDIR | Errno::MLINK) {
             if let Ok(Some(s)) = self.stat_at(name) {
@@ -100,7 +107,12 @@ impl Dir {
 
     /// Opens subdirectory `name` without following a link and checks it against `trust`;
     /// `Ok(None)` if it does not exist.
-    pub(crate) fn open_dir(&self, name: &str, trust: &Trust) -> Result<Option<Dir>> {
+    pub(crate) fn open_dir(
+        &self,
+        name: &(impl AsRef<OsStr> + ?Sized),
+        trust: &Trust,
+    ) -> Result<Option<Dir>> {
+        let name = name.as_ref();
         let fd = match rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(None),
@@ -113,7 +125,13 @@ impl Dir {
 
     /// Creates subdirectory `name` with exactly `mode` (whatever the umask) and, if given,
     /// `group`; `Ok(false)` if it exists already (then nothing is changed).
-    pub(crate) fn create_dir(&self, name: &str, mode: u32, group: Option<u32>) -> Result<bool> {
+    pub(crate) fn create_dir(
+        &self,
+        name: &(impl AsRef<OsStr> + ?Sized),
+        mode: u32,
+        group: Option<u32>,
+    ) -> Result<bool> {
+        let name = name.as_ref();
         match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode)) {
             Ok(()) => {}
             Err(Errno::EXIST) => return Ok(false),
@@ -130,10 +148,11 @@ impl Dir {
     /// if it does not exist.
     pub(crate) fn open_file(
         &self,
-        name: &str,
+        name: &(impl AsRef<OsStr> + ?Sized),
         access: Access,
         trust: &Trust,
     ) -> Result<Option<File>> {
+        let name = name.as_ref();
         // Non-blocking: a FIFO planted where a segment should be must not hang the open (it is
         // refused by the check below); no controlling terminal from a device either.
         let flags = OFlags::NOFOLLOW
@@ -158,10 +177,11 @@ impl Dir {
     /// `group`; `Ok(None)` if `name` exists already.
     pub(crate) fn create_file(
         &self,
-        name: &str,
+        name: &(impl AsRef<OsStr> + ?Sized),
         mode: u32,
         group: Option<u32>,
     ) -> Result<Option<File>> {
+        let name = name.as_ref();
         let flags =
             OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDWR;
         let path = self.join(name);
@@ -198,18 +218,21 @@ impl Dir {
     }
 
     /// Removes file `name` if it is there (errors are ignored: removal is cleanup).
-    pub(crate) fn remove_file(&self, name: &str) {
+    pub(crate) fn remove_file(&self, name: &(impl AsRef<OsStr> + ?Sized)) {
+        let name = name.as_ref();
         let _ = rustix::fs::unlinkat(&self.fd, name, AtFlags::empty());
     }
 
     /// Removes the empty subdirectory `name` if it is there.
-    pub(crate) fn remove_dir(&self, name: &str) {
+    pub(crate) fn remove_dir(&self, name: &(impl AsRef<OsStr> + ?Sized)) {
+        let name = name.as_ref();
         let _ = rustix::fs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR);
     }
 
     /// Removes subdirectory `name` with everything in it, never following a link (a link is
     /// removed, not what it points to).
-    pub(crate) fn remove_tree(&self, name: &str) {
+    pub(crate) fn remove_tree(&self, name: &(impl AsRef<OsStr> + ?Sized)) {
+        let name = name.as_ref();
         if let Ok(fd) = rustix::fs::openat(&self.fd, name, DIR_FLAGS, Mode::empty()) {
             let sub = Dir::new(fd, self.join(name));
             for (entry, kind) in sub.entries().unwrap_or_default() {
@@ -222,16 +245,14 @@ impl Dir {
         self.remove_dir(name);
     }
 
-    /// The names of the entries (not `.` and `..`; names that are not UTF-8 are skipped),
-    /// with their kinds.
-    pub(crate) fn entries(&self) -> Result<Vec<(String, Kind)>> {
+    /// The names of the entries (not `.` and `..`), with their kinds.
+    pub(crate) fn entries(&self) -> Result<Vec<(OsString, Kind)>> {
+        use std::os::unix::ffi::OsStrExt;
         let dir = rustix::fs::Dir::read_from(&self.fd).map_err(|e| sys(&self.path, e))?;
         let mut out = Vec::new();
         for entry in dir {
             let entry = entry.map_err(|e| sys(&self.path, e))?;
-            let Ok(name) = entry.file_name().to_str() else {
-                continue;
-            };
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
             if name == "." || name == ".." {
                 continue;
             }

@@ -238,7 +238,7 @@ fn topic_names(root: &Root) -> Result<Vec<String>> {
         .entries()?
         .into_iter()
         .filter(|(_, kind)| *kind == Kind::Dir)
-        .filter_map(|(name, _)| TopicName::decode(&name))
+        .filter_map(|(name, _)| TopicName::decode(name.to_str()?))
         .collect();
     names.sort();
     Ok(names)
@@ -257,8 +257,11 @@ pub struct CleanReport {
 }
 
 /// Takes back what dead processes left under `root`: their slots, the data segments nobody
-/// reads any more, topics left with no live participant, their node files. Never touches
-/// what a live process uses. With `dry_run`, only reports what it would do.
+/// reads any more, topics left with no live participant, their node files, and directories
+/// that are not shmx topics at all (a name shmx never makes, no service segment, or not a
+/// shmx segment). Never touches what a live process uses, nor a topic of another shmx
+/// version (reported as kept). With `dry_run`, only reports what it would do: both decide
+/// each directory the same way.
 pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
     let trust = Trust::for_tools();
     let Some(root) = Root::open_existing(root, &trust)? else {
@@ -268,31 +271,32 @@ pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
     let lock = root.lock(&trust)?;
     let before = files_under(root.dir());
     let mut report = CleanReport::default();
-    if dry_run {
-        for name in topic_names(&root)? {
-            let dir = root.path().join(TopicName::new(&name)?.encoded());
-            let info = match topic_in(&root, &name) {
-                Ok(info) => info,
-                Err(Error::Corrupt { .. }) => {
-                    report
-                        .removed
-                        .extend(before.iter().filter(|p| p.starts_with(&dir)).cloned());
-                    continue;
-                }
-                Err(e) => {
-                    report.kept.push((dir, e.to_string()));
-                    continue;
-                }
-            };
-            let dead = info.publishers.iter().filter(|p| !p.alive).count()
-                + info.subscribers.iter().filter(|s| !s.alive).count();
-            report.reclaimed_slots += dead;
-            if dead == info.publishers.len() + info.subscribers.len() {
-                report
-                    .removed
-                    .extend(before.iter().filter(|p| p.starts_with(&info.dir)).cloned());
-            }
+    for (entry, kind) in root.dir().entries()? {
+        if kind != Kind::Dir {
+            continue;
         }
+        let dir = root.dir().join(&entry);
+        let under = || before.iter().filter(|p| p.starts_with(&dir)).cloned();
+        match plan(&root, &entry, &trust) {
+            Plan::Topic(service) if dry_run => {
+                let info = describe(&root, &service);
+                let dead = info.publishers.iter().filter(|p| !p.alive).count()
+                    + info.subscribers.iter().filter(|s| !s.alive).count();
+                report.reclaimed_slots += dead;
+                if dead == info.publishers.len() + info.subscribers.len() {
+                    report.removed.extend(under());
+                }
+            }
+            Plan::Topic(service) => {
+                report.reclaimed_slots += service.sweep(&lock);
+                service.remove_if_unused(&lock);
+            }
+            Plan::Stray if dry_run => report.removed.extend(under()),
+            Plan::Stray => root.dir().remove_tree(&entry),
+            Plan::Kept(reason) => report.kept.push((dir, reason)),
+        }
+    }
+    if dry_run {
         report.removed.extend(
             before
                 .iter()
@@ -306,28 +310,41 @@ pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
         }
         return Ok(report);
     }
-    for name in topic_names(&root)? {
-        let Ok(topic_name) = TopicName::new(&name) else {
-            continue;
-        };
-        match Service::open_untyped(&root, &topic_name, &trust) {
-            Ok(Some(service)) => {
-                report.reclaimed_slots += service.sweep(&lock);
-                service.remove_if_unused(&lock);
-            }
-            // Not a shmx segment at all, or cut short: nobody can be using it.
-            Err(Error::Corrupt { .. }) => root.dir().remove_tree(topic_name.encoded()),
-            Err(e) => report
-                .kept
-                .push((root.path().join(topic_name.encoded()), e.to_string())),
-            Ok(None) => {}
-        }
-    }
     node::sweep_root(&root);
     root.remove_lock_if_alone(&lock);
     let after = files_under(root.dir());
     report.removed = before.difference(&after).cloned().collect();
     Ok(report)
+}
+
+/// What [`clean`] does with one directory of the root.
+enum Plan {
+    /// A topic: reclaim the slots of dead processes, remove it if nobody is left.
+    Topic(Box<Service>),
+    /// Not a shmx topic: remove it.
+    Stray,
+    /// A topic this shmx cannot use (another version, another user's): keep it.
+    Kept(String),
+}
+
+/// Decides what [`clean`] does with directory `entry` of `root`, with the root lock held (so
+/// no topic is being created meanwhile).
+fn plan(root: &Arc<Root>, entry: &std::ffi::OsStr, trust: &Trust) -> Plan {
+    // A topic directory's name is exactly the encoding of a valid topic name.
+    let name = entry
+        .to_str()
+        .and_then(TopicName::decode)
+        .and_then(|n| TopicName::new(&n).ok())
+        .filter(|n| n.encoded() == entry);
+    let Some(name) = name else {
+        return Plan::Stray;
+    };
+    match Service::open_untyped(root, &name, trust) {
+        Ok(Some(service)) => Plan::Topic(Box::new(service)),
+        // No service segment (a creation cut short), or not a shmx segment at all.
+        Ok(None) | Err(Error::Corrupt { .. }) => Plan::Stray,
+        Err(e) => Plan::Kept(e.to_string()),
+    }
 }
 
 fn is_dead_node_file(root: &Root, path: &Path) -> bool {

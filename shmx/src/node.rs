@@ -217,9 +217,12 @@ pub(crate) fn sweep_root(root: &Root) {
         return;
     };
     for (name, _) in entries {
+        let Some(name) = name.to_str() else {
+            continue;
+        };
         if name.starts_with(".node.") && name.ends_with(".tmp") || name.starts_with(".tmp.") {
             root.dir().remove_file(&name);
-        } else if let Some(id) = id_of(&name) {
+        } else if let Some(id) = id_of(name) {
             remove_if_dead(root, id);
         }
     }

@@ -365,3 +365,46 @@ fn a_full_small_filesystem_is_out_of_space_and_left_clean() {
     drop(p);
     assert!(std::fs::read_dir(&fs.0).unwrap().next().is_none());
 }
+
+#[test]
+fn clean_and_its_dry_run_agree_on_every_directory_however_it_is_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = root();
+    let (_sub, _publisher) = common::pair::<u64>(dir.path());
+    let names: [&std::ffi::OsStr; 6] = [
+        "%2E%2E".as_ref(),                        // decodes to "..": no topic name
+        "abc%41".as_ref(),                        // decodes to "abcA", whose directory is "abcA"
+        "%".as_ref(),                             // not an encoding at all
+        std::ffi::OsStr::from_bytes(b"\xff\xfe"), // not UTF-8
+        "nosvc".as_ref(),                         // a valid name, but no service segment
+        "junk".as_ref(), // a valid name, and a service file that is not a segment
+    ];
+    for name in names {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        if name != "nosvc" {
+            let file = if name == "junk" { "service" } else { "garbage" };
+            write_private(&d.join(file), &[0x5a; 100]);
+        }
+    }
+    let dry = shmx::inspect::clean(dir.path(), true).unwrap();
+    let real = shmx::inspect::clean(dir.path(), false).unwrap();
+    assert_eq!(
+        dry.removed, real.removed,
+        "the dry run says what clean does"
+    );
+    assert_eq!(dry.kept, real.kept);
+    assert_eq!(real.removed.len(), 11, "{:?}", real.removed);
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("node."))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [".lock", "t"],
+        "only the live topic (and the root's files) stay"
+    );
+}

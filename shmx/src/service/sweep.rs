@@ -89,7 +89,7 @@ impl Service {
         // creation happens under the root lock, which we hold).
         node::sweep_root(self.root());
         for (name, _) in self.dir().entries().unwrap_or_default() {
-            if name.starts_with(".tmp.") {
+            if name.to_str().is_some_and(|n| n.starts_with(".tmp.")) {
                 self.dir().remove_file(&name);
             }
         }
