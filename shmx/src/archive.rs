@@ -114,6 +114,9 @@ fn strip_paths(name: &str) -> String {
 }
 
 /// Publishes rkyv archives of `T`, each serialized in place into a chunk of shared memory.
+///
+/// `Send` but not `Sync`, like [`Publisher`](crate::Publisher): one per thread, or a channel to the
+/// thread that owns it.
 pub struct ArchivePublisher<T> {
     core: PubCore,
     _t: PhantomData<fn(&T)>,
@@ -234,6 +237,9 @@ impl<T: Archive> ArchivePublisherBuilder<T> {
 }
 
 /// Receives rkyv archives of `T`, checked in place.
+///
+/// `Send` but not `Sync`, like [`Subscriber`](crate::Subscriber): one per thread, or a channel to the
+/// thread that owns it.
 pub struct ArchiveSubscriber<T> {
     core: SubCore,
     _t: PhantomData<fn() -> T>,

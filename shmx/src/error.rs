@@ -19,7 +19,7 @@ pub enum Error {
     #[error(
         "topic {topic:?} carries `{existing_type}` (fingerprint {existing_fingerprint:#018x}, \
          {existing_size} bytes) but this process uses `{requested_type}` (fingerprint \
-         {requested_fingerprint:#018x}, {requested_size} bytes)"
+         {requested_fingerprint:#018x}, {requested_size} bytes): {difference}"
     )]
     TypeMismatch {
         /// The topic.
@@ -36,6 +36,9 @@ pub enum Error {
         requested_fingerprint: u64,
         /// Its size.
         requested_size: u64,
+        /// What differs, the first difference of the two schemas first: e.g. "field `x`
+        /// differs: `x@8:f64` there, `x@8:f32` here".
+        difference: String,
     },
     /// A subscriber's queue was full and the publisher's policy is `Overflow::Fail`.
     #[error("topic {topic:?}: the queue of a subscriber is full ({depth} samples)")]

@@ -61,6 +61,9 @@ fn has_tail(schema: &str) -> bool {
 }
 
 /// A subscriber of an existing topic that receives its samples as bytes.
+///
+/// `Send` but not `Sync`, like [`Subscriber`](crate::Subscriber): one per thread, or a channel to the
+/// thread that owns it.
 pub struct RawSubscriber {
     core: SubCore,
     schema: String,
@@ -165,6 +168,9 @@ impl RawSample<'_> {
 }
 
 /// A publisher on an existing topic that sends samples given as bytes.
+///
+/// `Send` but not `Sync`, like [`Publisher`](crate::Publisher): one per thread, or a channel to the
+/// thread that owns it.
 pub struct RawPublisher {
     core: PubCore,
     schema: String,

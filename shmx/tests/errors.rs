@@ -94,11 +94,16 @@ fn a_different_type_on_the_same_topic_is_a_type_mismatch() {
         requested_type,
         existing_fingerprint,
         requested_fingerprint,
+        difference,
         ..
     }) = e
     else {
         panic!("expected TypeMismatch, got {e:?}")
     };
+    assert_eq!(
+        difference,
+        "field `value` differs: `value@4:f32` there, `value@4:u32` here"
+    );
     assert_eq!(
         (
             topic.as_str(),
@@ -114,6 +119,10 @@ fn a_different_type_on_the_same_topic_is_a_type_mismatch() {
         .err()
         .expect("a renamed field is a different type")
         .to_string();
+    assert!(
+        msg.contains("`value@4:f32` there, `level@4:f32` here"),
+        "the error says which field differs: {msg}"
+    );
     assert!(
         msg.contains("Reading") && msg.contains("sensors/reading"),
         "{msg}"

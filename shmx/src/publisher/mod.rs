@@ -37,6 +37,24 @@ use std::time::{Duration, Instant};
 /// assert_eq!(*subscriber.take()?.unwrap(), 42);
 /// # Ok::<(), shmx::Error>(())
 /// ```
+///
+/// # Threads
+///
+/// `Publisher` is `Send` but not `Sync`: move it to the thread that publishes, but do not share it
+/// between threads (`Arc<Publisher<_>>` cannot cross to another thread; a compile error says so).
+/// Its state lives in plain memory, unlocked, which keeps the hot path free of atomics and
+/// locks of its own. To publish from several threads, give each thread its own publisher (a topic takes up to `max_publishers`), or
+/// send values over a channel to the one thread that owns it.
+///
+/// ```compile_fail
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<shmx::Publisher<u64>>(); // `Publisher` is not `Sync`
+/// ```
+///
+/// ```
+/// fn moved_to_a_thread<T: Send>() {}
+/// moved_to_a_thread::<shmx::Publisher<u64>>();
+/// ```
 pub struct Publisher<T: ShmMessage> {
     core: PubCore,
     _t: PhantomData<fn(T) -> T>,

@@ -18,6 +18,7 @@
 //! with the slot state, so one load tells both: `incarnation << 2 | state`.
 
 mod layout;
+mod mismatch;
 mod sweep;
 
 pub use layout::LAYOUT_VERSION;
@@ -348,14 +349,31 @@ impl Service {
             return Ok(());
         }
         let n = (params.type_name_len as usize).min(TYPE_NAME_CAP);
+        let existing_type = String::from_utf8_lossy(&params.type_name[..n]).into_owned();
+        let existing_schema = self.schema_text();
+        let difference = mismatch::difference(
+            &mismatch::Described {
+                name: &existing_type,
+                schema: &existing_schema,
+                size: params.type_size,
+                align: params.type_align,
+            },
+            &mismatch::Described {
+                name: &facts.name,
+                schema: &facts.schema,
+                size: facts.size as u64,
+                align: facts.align as u64,
+            },
+        );
         Err(Error::TypeMismatch {
             topic: self.name.as_str().to_owned(),
-            existing_type: String::from_utf8_lossy(&params.type_name[..n]).into_owned(),
+            existing_type,
             existing_fingerprint: params.fingerprint,
             existing_size: params.type_size,
             requested_type: facts.name.clone(),
             requested_fingerprint: facts.fingerprint,
             requested_size: facts.size as u64,
+            difference,
         })
     }
 

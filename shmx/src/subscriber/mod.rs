@@ -42,6 +42,24 @@ use std::time::{Duration, Instant};
 /// assert_eq!(sample.sequence(), 1);
 /// # Ok::<(), shmx::Error>(())
 /// ```
+///
+/// # Threads
+///
+/// `Subscriber` is `Send` but not `Sync`: move it to the thread that receives, but do not share it
+/// between threads (`Arc<Subscriber<_>>` cannot cross to another thread; a compile error says so).
+/// Its state lives in plain memory, unlocked, which keeps the hot path free of atomics and
+/// locks of its own. To receive from several threads, give each thread its own subscriber (a topic takes up to `max_subscribers`; each receives every sample), or
+/// send values over a channel to the one thread that owns it.
+///
+/// ```compile_fail
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<shmx::Subscriber<u64>>(); // `Subscriber` is not `Sync`
+/// ```
+///
+/// ```
+/// fn moved_to_a_thread<T: Send>() {}
+/// moved_to_a_thread::<shmx::Subscriber<u64>>();
+/// ```
 pub struct Subscriber<T: ShmMessage> {
     core: SubCore,
     _t: PhantomData<fn(T) -> T>,
