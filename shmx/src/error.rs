@@ -38,7 +38,8 @@ pub enum Error {
         requested_size: u64,
         /// What differs, the first difference of the two schemas first: e.g. "field `x`
         /// differs: `x@8:f64` there, `x@8:f32` here".
-        difference: String,
+        /// (Boxed: it keeps every `Result` of this crate as small as it was.)
+        difference: Box<str>,
     },
     /// A subscriber's queue was full and the publisher's policy is `Overflow::Fail`.
     #[error("topic {topic:?}: the queue of a subscriber is full ({depth} samples)")]

@@ -101,7 +101,7 @@ fn a_different_type_on_the_same_topic_is_a_type_mismatch() {
         panic!("expected TypeMismatch, got {e:?}")
     };
     assert_eq!(
-        difference,
+        &*difference,
         "field `value` differs: `value@4:f32` there, `value@4:u32` here"
     );
     assert_eq!(

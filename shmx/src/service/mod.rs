@@ -373,7 +373,7 @@ impl Service {
             requested_type: facts.name.clone(),
             requested_fingerprint: facts.fingerprint,
             requested_size: facts.size as u64,
-            difference,
+            difference: difference.into_boxed_str(),
         })
     }
 
