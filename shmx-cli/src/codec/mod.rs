@@ -45,6 +45,8 @@
 
 mod decode;
 mod encode;
+#[cfg(test)]
+mod fuzz;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -126,6 +128,22 @@ impl Ty {
             Ty::Struct { align, .. } => *align,
             Ty::Array { elem, .. } => elem.align(),
             Ty::RelSlice { .. } | Ty::RelStr => std::mem::align_of::<u32>(),
+        }
+    }
+
+    /// How many values decoding the fixed part of a sample materialises (saturating): one
+    /// per primitive, enum, struct, array and relative pointer, and `len` times the element's
+    /// for an array's elements. (A relative slice's elements lie in the tail, are shown up to
+    /// `--max-elements`, and each is bounded like a type of its own.) Elements of no bytes
+    /// make this unbounded by the sample's length, so [`parse`] bounds it.
+    pub fn values(&self) -> usize {
+        match self {
+            Ty::Primitive(_) | Ty::Enum { .. } | Ty::RelStr => 1,
+            Ty::Struct { fields, .. } => fields
+                .iter()
+                .fold(1usize, |n, (_, _, ty)| n.saturating_add(ty.values())),
+            Ty::Array { elem, len } => elem.values().saturating_mul(*len).saturating_add(1),
+            Ty::RelSlice { .. } => 1,
         }
     }
 

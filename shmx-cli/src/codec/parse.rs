@@ -20,7 +20,27 @@ pub fn parse(schema: &str) -> Result<Ty, String> {
     if p.pos != schema.len() {
         return Err(p.error("unexpected text after the type"));
     }
+    check_values(&ty).map_err(|e| format!("bad schema {schema:?}: {e}"))?;
     Ok(ty)
+}
+
+/// Decoding costs a value per primitive, bounded by the sample's bytes, except where elements
+/// have no bytes: a type (the message, or a relative slice's element) may decode into at most
+/// [`MAX_EMPTY_ELEMENTS`] values more than its bytes could hold (a struct or array adds one a
+/// level, at most [`MAX_DEPTH`] levels), whatever its nesting.
+fn check_values(ty: &Ty) -> Result<(), String> {
+    let bound = ty
+        .size()
+        .saturating_mul(MAX_DEPTH + 1)
+        .saturating_add(MAX_EMPTY_ELEMENTS);
+    if ty.values() > bound {
+        return Err(format!(
+            "a value of {} bytes would decode into {} values, over the limit of {bound}",
+            ty.size(),
+            ty.values()
+        ));
+    }
+    Ok(())
 }
 
 /// How deep types may nest: schema text from a topic file should not overflow our stack.
@@ -144,6 +164,7 @@ impl Parser<'_> {
                 return Err(self.error("the elements of rel[...] hold relative pointers"));
             }
             self.expect(']')?;
+            check_values(&elem).map_err(|e| self.error(&e))?;
             return Ok(Ty::RelSlice {
                 elem: Box::new(elem),
             });
@@ -163,12 +184,14 @@ impl Parser<'_> {
     /// The rest of `Name{field@offset:type,...}`, after the `{`.
     fn structure(&mut self, name: String, depth: usize) -> Result<Ty, String> {
         let mut fields: Vec<(String, usize, Ty)> = Vec::new();
+        // Names seen, for the duplicate check in constant time per field (linear parsing).
+        let mut names = std::collections::HashSet::new();
         let mut end = 0usize;
         let mut align = 1usize;
         if !self.eat('}') {
             loop {
                 let field = self.ident()?.to_owned();
-                if fields.iter().any(|(f, _, _)| *f == field) {
+                if !names.insert(field.clone()) {
                     self.pos -= field.len();
                     return Err(self.error("duplicate field"));
                 }
@@ -306,6 +329,11 @@ mod tests {
             ("[u8;99999999999999999999999]", "expected a size"),
             ("[[u64;4294967296];4294967296]", "array too large"),
             ("[E{};1000000000000]", "zero-sized elements too long"),
+            // Each level is short, but together 2^48 values of no bytes.
+            (
+                "S{a@0:u64,z@8:[[[E{};65536];65536];65536]}",
+                "values, over the limit",
+            ),
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(what), "{bad:?}: {e}");
