@@ -250,6 +250,27 @@ fn history_and_live_samples_interleave_without_duplicates() {
 }
 
 #[test]
+fn a_subscriber_there_before_the_publisher_gets_every_sample_once_whatever_its_history() {
+    let dir = root();
+    // The subscriber connects to the publisher on its first receive, after all five were
+    // queued for it: the history (4, 5) must not replace the queue.
+    let sub = Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let publisher = Publisher::<u64>::builder("t")
+        .history(2)
+        .root(dir.path())
+        .create()
+        .unwrap();
+    for i in 1..=5 {
+        publisher.send(i).unwrap();
+    }
+    let got: Vec<u64> = std::iter::from_fn(|| sub.take().unwrap().map(|s| *s)).collect();
+    assert_eq!(got, vec![1, 2, 3, 4, 5]);
+}
+
+#[test]
 fn holding_too_many_samples_is_an_error_not_a_stall() {
     let dir = root();
     let cfg = TopicConfig {

@@ -6,9 +6,9 @@ use crate::config::Overflow;
 use crate::data::{DataView, NO_SEQUENCE};
 use crate::error::Result;
 use crate::pins;
-use crate::ring::entry_tag;
+use crate::ring::{entry_tag, CHUNK_MASK};
 use crate::service::{self, ACTIVE, DRAINING, FREE};
-use crate::sync::Ordering;
+use crate::sync::{fence, Ordering};
 use std::collections::VecDeque;
 
 impl SubCore {
@@ -71,6 +71,7 @@ impl SubCore {
         let draining = service::state_of(word) == DRAINING;
         if !draining {
             self.pin_history(p, &view, &mut pending);
+            self.keep_history_before_queue(p, inc, &view, &mut pending);
         }
         let view_id = match st.views.iter().position(Option::is_none) {
             Some(i) => i,
@@ -127,6 +128,47 @@ impl SubCore {
             if seq > last && pins::pin_if_current(pin, &header.seq, self.bit, seq) {
                 pending.push_back((chunk, seq));
                 last = seq;
+            }
+        }
+    }
+
+    /// History is what was published before this subscriber was connected: the samples that
+    /// are also queued for it (a subscriber that existed before the publisher, and connects on
+    /// its first receive) come through the queue, in order and once. Unpins the history
+    /// entries from the first queued sample's sequence on. (A queued entry stolen meanwhile
+    /// only leaves more history pinned; the queue then skips what history handed out.)
+    fn keep_history_before_queue(
+        &self,
+        p: usize,
+        inc: u64,
+        view: &DataView,
+        pending: &mut VecDeque<(usize, u64)>,
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let first = self
+            .service
+            .delivery(p, self.slot)
+            .peek(0)
+            .filter(|e| e & !CHUNK_MASK == entry_tag(inc, self.inc))
+            .and_then(|e| {
+                // Pairs with the publisher's Release store of the slot (`peek` loads it
+                // Relaxed): the header read below sees the sample the entry names.
+                fence(Ordering::Acquire);
+                view.header((e & CHUNK_MASK) as usize)
+            })
+            .map(|header| header.seq.load(Ordering::Acquire));
+        let Some(first) = first else {
+            return;
+        };
+        while let Some(&(chunk, seq)) = pending.back() {
+            if seq < first {
+                break;
+            }
+            pending.pop_back();
+            if let Some(pin) = view.pin(chunk) {
+                pins::unpin(pin, self.bit);
             }
         }
     }
