@@ -247,6 +247,13 @@ pub fn topic_dir(topic: &str) -> shmx::Result<PathBuf> {
     Ok(shmx::name::root_dir().join(name.encoded()))
 }
 
+/// The README's Rust code blocks, compiled and run as doctests by `cargo test --workspace`,
+/// so that what a newcomer copies from the README builds and runs (in the order it is
+/// written, without hanging).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
