@@ -135,7 +135,7 @@ impl Ty {
     /// per primitive, enum, struct, array and relative pointer, and `len` times the element's
     /// for an array's elements. (A relative slice's elements lie in the tail, are shown up to
     /// `--max-elements`, and each is bounded like a type of its own.) Elements of no bytes
-    /// make this unbounded by the sample's length, so [`parse`] bounds it.
+    /// make this unbounded by the sample's length, so [`parse()`] bounds it.
     pub fn values(&self) -> usize {
         match self {
             Ty::Primitive(_) | Ty::Enum { .. } | Ty::RelStr => 1,
