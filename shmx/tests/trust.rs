@@ -495,9 +495,11 @@ fn a_topic_shared_with_a_group_works_across_users() {
         .create()
         .unwrap();
     publisher.send(41).unwrap();
-    // Without naming the group, the root itself is refused.
+    // Without naming the group, the root itself is refused; tools name no group.
     let reason = denied(open_publisher(dir.path(), "t"), dir.path());
     assert!(reason.contains("group 65534"), "{reason}");
+    denied(shmx::inspect::topic(dir.path(), "t").err(), dir.path());
+    denied(shmx::inspect::topics(dir.path()).err(), dir.path());
     let Some(out) = run_as_nobody(
         "child_joins_a_shared_topic",
         &[("SHMX_CHILD_ROOT", dir.path())],
