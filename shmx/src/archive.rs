@@ -224,7 +224,7 @@ impl<T: Archive> ArchivePublisherBuilder<T> {
     /// Connects to (or creates) the topic and reserves the pool of chunks.
     pub fn create(self) -> Result<ArchivePublisher<T>> {
         let facts = facts::<T>();
-        let trust = Trust::new(self.config.topic.mode, self.config.topic.group);
+        let trust = Trust::of(&self.config.topic);
         let open =
             |r: &_, n: &_, c: &_, t: &_, l: &_| Service::open_or_create_as(r, n, c, t, l, &facts);
         let core =
@@ -390,7 +390,7 @@ where
     /// Connects to (or creates) the topic.
     pub fn create(self) -> Result<ArchiveSubscriber<T>> {
         let facts = facts::<T>();
-        let trust = Trust::new(self.config.topic.mode, self.config.topic.group);
+        let trust = Trust::of(&self.config.topic);
         let open =
             |r: &_, n: &_, c: &_, t: &_, l: &_| Service::open_or_create_as(r, n, c, t, l, &facts);
         let mut core =

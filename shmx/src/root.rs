@@ -81,7 +81,9 @@ impl Root {
     /// Opens the root at `path` (the default root if `None`), creating it `0700` if it does
     /// not exist, and checks it against `trust`.
     pub(crate) fn open(path: Option<&Path>, trust: &Trust) -> Result<Arc<Root>> {
-        Self::open_inner(path, trust, true).map(|r| r.expect("created if missing"))
+        let given = path.map_or_else(default_path, Path::to_owned);
+        Self::open_inner(Some(&given), trust, true)?
+            .ok_or_else(|| Error::corrupt(given, "the root vanished while it was being opened"))
     }
 
     /// Opens an existing root (for tools that only look); `Ok(None)` if there is none.

@@ -55,6 +55,11 @@ impl Trust {
         Trust { euid, group, mode }
     }
 
+    /// The trust of an endpoint configured with `topic`: its mode and group.
+    pub(crate) fn of(topic: &crate::TopicConfig) -> Trust {
+        Trust::new(topic.mode, topic.group)
+    }
+
     /// The trust of tools that look at the caller's topics (`shmx list`, `echo`, `clean`):
     /// files up to `0o644`, and no group: a topic shared with a group may be written by
     /// its members, which a tool cannot know it should trust.

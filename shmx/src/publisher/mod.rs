@@ -343,13 +343,14 @@ impl PubCore {
         name: &str,
         config: PublisherConfig,
     ) -> Result<PubCore> {
-        let trust = Trust::new(config.topic.mode, config.topic.group);
+        let trust = Trust::of(&config.topic);
         Self::create_with(root, name, config, trust, Service::open_or_create::<T>)
     }
 
     /// Creates a publisher on the topic that `open` opens (or creates); its message type is
-    /// the one stored in the topic. `root` is the root's path (`None`: the default root); `trust` what the endpoint
-    /// accepts of the files it finds there (see [`trust`](crate::trust)).
+    /// the one stored in the topic. `root` is the root's path (`None`: the default root);
+    /// `trust` what the endpoint accepts of the files it finds there (see
+    /// [`trust`](crate::trust)).
     pub(crate) fn create_with(
         root: Option<&Path>,
         name: &str,

@@ -383,15 +383,16 @@ impl SubCore {
         name: &str,
         config: SubscriberConfig,
     ) -> Result<SubCore> {
-        let trust = Trust::new(config.topic.mode, config.topic.group);
+        let trust = Trust::of(&config.topic);
         let mut core = Self::create_with(root, name, config, trust, Service::open_or_create::<T>)?;
         core.tails = const { T::SCHEMA.has_relative() };
         Ok(core)
     }
 
     /// Creates a subscriber on the topic that `open` opens (or creates); its message type is
-    /// the one stored in the topic. `root` is the root's path (`None`: the default root); `trust` what the endpoint
-    /// accepts of the files it finds there (see [`trust`](crate::trust)).
+    /// the one stored in the topic. `root` is the root's path (`None`: the default root);
+    /// `trust` what the endpoint accepts of the files it finds there (see
+    /// [`trust`](crate::trust)).
     pub(crate) fn create_with(
         root: Option<&Path>,
         name: &str,
