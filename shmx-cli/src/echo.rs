@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn lines_show_values_errors_and_archives() {
         let options = Options::default();
-        let ty = codec::parse("S{a@0:u16,_pad@2:[u8;2],s@4:relstr}").unwrap();
+        let ty = codec::parse("S(12,4){a@0:u16,_pad@2:[u8;2],s@4:relstr}").unwrap();
         // `s` points 8 bytes past itself (byte 12), 2 bytes: "hi".
         let mut bytes = vec![7, 0, 0, 0, 8, 0, 0, 0, 2, 0, 0, 0, b'h', b'i'];
         if cfg!(target_endian = "big") {

@@ -22,7 +22,7 @@ pub struct Scan {
     pub values: RelSlice<u16>,
 }
 
-const SCAN_SCHEMA: &str = "Scan{seq@0:u64,label@8:relstr,values@16:rel[u16]}";
+const SCAN_SCHEMA: &str = "Scan(24,8){seq@0:u64,label@8:relstr,values@16:rel[u16]}";
 
 /// What a `relpub` child sends once a subscriber appears: (seq, label, values).
 fn scans() -> Vec<(u64, &'static str, Vec<u16>)> {

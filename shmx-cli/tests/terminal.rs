@@ -6,11 +6,37 @@ mod common;
 use common::{fresh_root, shmx};
 use shmx::{Publisher, ShmMessage, Subscriber};
 
+/// The derive refuses such a name, but any process that may write the topic's files can
+/// put it there: the tests write it over a placeholder of the same length.
+const EVIL_NAME: &str = "Evil\u{1b}]0;pwned\u{7}\u{1b}[2J";
+
 #[derive(ShmMessage, Clone, Copy)]
-#[shm(name = "Evil\u{1b}]0;pwned\u{7}\u{1b}[2J")]
+#[shm(name = "EvilXXXXXXXXXXXXXX")]
 #[repr(C)]
 struct Evil {
     x: u64,
+}
+
+/// Writes [`EVIL_NAME`] over every copy of `Evil`'s placeholder name in the topic's service
+/// file (the stored type name and the start of the schema text).
+fn plant_evil_name(root: &std::path::Path, topic: &str) {
+    use std::io::{Seek, SeekFrom, Write};
+    let placeholder = <Evil as ShmMessage>::TYPE_NAME.as_bytes();
+    assert_eq!(placeholder.len(), EVIL_NAME.len());
+    let path = root
+        .join(shmx::name::TopicName::new(topic).unwrap().encoded())
+        .join("service");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let mut planted = 0;
+    for at in 0..bytes.len() - placeholder.len() {
+        if &bytes[at..at + placeholder.len()] == placeholder {
+            file.seek(SeekFrom::Start(at as u64)).unwrap();
+            file.write_all(EVIL_NAME.as_bytes()).unwrap();
+            planted += 1;
+        }
+    }
+    assert_eq!(planted, 2, "the name and the schema text's start");
 }
 
 const TOPIC: &str = "evil\u{1b}[2J\u{9b}31m\n/\u{202e}name";
@@ -41,6 +67,7 @@ fn escape_sequences_in_names_are_printed_escaped() {
         .create()
         .unwrap();
     publisher.send(Evil { x: 1 }).unwrap();
+    plant_evil_name(root.path(), TOPIC);
 
     let list = shmx(root.path(), &["list"]).ok();
     assert_safe(&list);
@@ -63,7 +90,7 @@ fn escape_sequences_in_names_are_printed_escaped() {
     assert_safe(&json.stdout);
     let topics = json.json();
     assert_eq!(topics[0]["name"], TOPIC);
-    assert_eq!(topics[0]["type_name"], "Evil\u{1b}]0;pwned\u{7}\u{1b}[2J");
+    assert_eq!(topics[0]["type_name"], EVIL_NAME);
 
     let echo = shmx(root.path(), &["echo", TOPIC, "--timeout", "0.1"]);
     assert_safe(&echo.stdout);

@@ -28,14 +28,19 @@
 //!   in place, and a destructor could move a relative pointer out of its chunk.
 //!
 //! `#[shm(name = "Name")]` on the type sets the name recorded in the schema and hashed into the
-//! fingerprint (default: the type's identifier, without its module path).
+//! fingerprint (default: the type's identifier, without its module path). Names are those of
+//! the schema grammar (`shmx::schema_text`): the type's, ASCII identifiers joined by `::`
+//! (`"geo::Pose"`) and not a primitive's name, `rel`, `relstr` or `rkyv`; fields' and
+//! variants', ASCII identifiers.
 //!
 //! # What is refused
 //! Each with a compile error at the offending item: a struct without `#[repr(C)]` or
 //! `#[repr(transparent)]`; `#[repr(packed)]`; generic parameters; unions; tuple and unit
 //! structs; enums with fields, without an integer `repr` or without variants; fields whose
 //! type is not a `ShmMessage` (references, raw pointers, `Box`, `Vec`, `String`, `Rc`, `Arc`,
-//! `Option`, ... get a targeted hint); implicit padding.
+//! `Option`, ... get a targeted hint); implicit padding; names outside the schema grammar
+//! (above); a field whose type is a relative pointer under another name (`type Bytes =
+//! RelSlice<u8>`, or a renamed import), which would get no accessors.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -44,6 +49,7 @@ use syn::ext::IdentExt;
 use syn::{Data, DataEnum, DataStruct, DeriveInput, Fields, Ident, LitStr};
 
 mod attrs;
+mod names;
 mod offenders;
 mod writer;
 
@@ -111,6 +117,9 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let type_name = opts
         .name
         .unwrap_or_else(|| LitStr::new(&name.unraw().to_string(), name.span()));
+    if let Some(problem) = names::type_name_problem(&type_name.value()) {
+        errors.push(syn::Error::new(type_name.span(), problem));
+    }
 
     let expanded = match &input.data {
         Data::Struct(data) => expand_struct(input, data, &repr, &type_name, &mut errors),
@@ -201,6 +210,16 @@ fn expand_struct(
         };
         let ty = &field.ty;
         let field_name = ident.unraw().to_string();
+        if !names::is_identifier(&field_name) {
+            errors.push(syn::Error::new_spanned(
+                ident,
+                format!(
+                    "field name `{field_name}` is not an ASCII identifier (letters, digits and \
+                     `_`): tools and other languages read it from the topic's schema; rename \
+                     the field"
+                ),
+            ));
+        }
         if let Some(message) = offenders::check(&field_name, ty) {
             errors.push(syn::Error::new_spanned(ty, message));
             continue;
@@ -249,6 +268,7 @@ fn expand_struct(
     }
 
     let padding_checks = padding_checks(name, &idents, &tys, repr.c.is_some());
+    let alias_checks = alias_checks(name, &idents, &tys);
     let writer = writer::expand(name, &input.vis, &writer_fields);
 
     quote! {
@@ -290,6 +310,7 @@ fn expand_struct(
 
         const _: () = {
             #padding_checks
+            #alias_checks
         };
 
         #writer
@@ -335,6 +356,30 @@ fn padding_checks(name: &Ident, idents: &[&Ident], tys: &[&syn::Type], c: bool) 
             { #core::mem::size_of::<#name>() - (#end_of_previous) },
         >();
     });
+    checks
+}
+
+/// Compile-time checks that no field is a relative pointer the derive did not recognise by
+/// its syntax (`type Bytes = RelSlice<u8>`), which would get no accessors; each spanned at the
+/// field's type.
+fn alias_checks(name: &Ident, idents: &[&Ident], tys: &[&syn::Type]) -> TokenStream2 {
+    let shmx = quote!(::shmx);
+    let private = quote!(::shmx::__private);
+    let mut checks = TokenStream2::new();
+    for (ident, ty) in idents.iter().zip(tys) {
+        if writer::rel_kind(ty).is_some() {
+            continue;
+        }
+        let mut at_field = name.clone();
+        at_field.set_span(ident.span());
+        let span = syn::spanned::Spanned::span(ty);
+        checks.extend(quote_spanned! {span=>
+            #private::assert_relative_pointer_named_directly::<
+                #at_field,
+                { #private::is_relative_pointer(<#ty as #shmx::ShmMessage>::SCHEMA) },
+            >();
+        });
+    }
     checks
 }
 
@@ -410,6 +455,17 @@ fn expand_enum(
     }
     for variant in &data.variants {
         refuse_shm_attr(&variant.attrs, errors);
+        let variant_name = variant.ident.unraw().to_string();
+        if !names::is_identifier(&variant_name) {
+            errors.push(syn::Error::new_spanned(
+                &variant.ident,
+                format!(
+                    "variant name `{variant_name}` is not an ASCII identifier (letters, digits \
+                     and `_`): tools and other languages read it from the topic's schema; \
+                     rename the variant"
+                ),
+            ));
+        }
         if !matches!(variant.fields, Fields::Unit) {
             errors.push(syn::Error::new_spanned(
                 &variant.fields,

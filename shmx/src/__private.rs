@@ -62,6 +62,36 @@ pub const fn assert_no_padding_at_end<T: ?Sized + NoPaddingAtEnd<BYTES>, const B
 #[inline(always)]
 pub const fn assert_no_padding<T: ?Sized + NoImplicitPadding<BYTES>, const BYTES: usize>() {}
 
+/// Implemented for every type, but only with `RELATIVE == false`: the derive asks for
+/// `Message: RelativePointerNamedDirectly<{ the field's schema is a RelSlice or RelStr }>` for
+/// each field whose type it does not recognise as `RelSlice<..>` or `RelStr` by its syntax,
+/// spanned at the field: such a field (through a type alias or a renamed import) would get
+/// no accessors.
+#[diagnostic::on_unimplemented(
+    message = "this field of `{Self}` is a relative pointer under another name",
+    label = "write `RelSlice<..>` or `RelStr` here, not an alias or a renamed import",
+    note = "`#[derive(ShmMessage)]` recognises relative pointers by their names to generate their readers and `set_`/`alloc_` writers; through an alias the field would silently have none"
+)]
+pub trait RelativePointerNamedDirectly<const RELATIVE: bool> {}
+
+impl<T: ?Sized> RelativePointerNamedDirectly<false> for T {}
+
+/// Compiles only when `RELATIVE` is false; see [`RelativePointerNamedDirectly`].
+#[inline(always)]
+pub const fn assert_relative_pointer_named_directly<
+    T: ?Sized + RelativePointerNamedDirectly<RELATIVE>,
+    const RELATIVE: bool,
+>() {
+}
+
+/// Whether `schema` is that of a `RelSlice` or `RelStr` itself.
+pub const fn is_relative_pointer(schema: &crate::message::Schema) -> bool {
+    matches!(
+        schema.kind,
+        crate::message::SchemaKind::RelSlice { .. } | crate::message::SchemaKind::RelStr
+    )
+}
+
 /// `Unpin` exactly when `T` is: the derive implements `Unpin` for a message type under the
 /// bound `PinGuard<'_, (field types...)>: Unpin`, which equals the automatic impl but makes a
 /// hand-written `impl Unpin` a conflict (the same trick as the `pin-project` crate).

@@ -87,6 +87,7 @@ fn facts<T: Archive>() -> TypeFacts {
         // The whole sample is the archive: the fixed part is empty.
         size: 0,
         align: ARCHIVE_ALIGN,
+        sample_align: ARCHIVE_ALIGN,
         schema: format!("rkyv:{name}"),
     }
 }

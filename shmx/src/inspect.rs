@@ -39,7 +39,8 @@ pub struct TopicInfo {
     pub fingerprint: u64,
     /// `size_of` the message type.
     pub type_size: u64,
-    /// The message type's layout (`Schema::describe`), e.g. `Pose{seq@0:u64,x@8:f64}`.
+    /// The message type's layout (`Schema::describe`), e.g. `Pose(16,8){seq@0:u64,x@8:f64}` (grammar:
+    /// [`crate::schema_text`]).
     pub schema: String,
     /// The topic-wide limits.
     pub limits: crate::TopicConfig,
@@ -115,7 +116,6 @@ fn pending_returns(service: &Service, p: usize) -> u64 {
 fn describe(root: &Root, service: &Service) -> TopicInfo {
     let layout = *service.layout();
     let p = service.params();
-    let n = (p.type_name_len as usize).min(service::TYPE_NAME_CAP);
     let mut publishers = Vec::new();
     for slot in 0..layout.max_publishers {
         let s = service.pub_slot(slot);
@@ -165,7 +165,7 @@ fn describe(root: &Root, service: &Service) -> TopicInfo {
     TopicInfo {
         name: service.topic().to_owned(),
         dir: service.dir().path().to_owned(),
-        type_name: String::from_utf8_lossy(&p.type_name[..n]).into_owned(),
+        type_name: service.type_name(),
         fingerprint: p.fingerprint,
         type_size: p.type_size,
         schema: service.schema_text(),

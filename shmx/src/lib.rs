@@ -96,6 +96,7 @@ mod raw;
 mod root;
 #[cfg(not(loom))]
 mod sample;
+pub mod schema_text;
 #[cfg(not(loom))]
 mod segment;
 #[cfg(not(loom))]

@@ -8,10 +8,10 @@
 //! Two processes agree on a topic's type by comparing [`ShmMessage::FINGERPRINT`], a
 //! structural hash of the type's name (not its module path), size, alignment, and each field's
 //! name, offset and type fingerprint. The [`Schema`] holds the same facts as data, so that
-//! tools can decode a message without its Rust type.
+//! tools can decode a message without its Rust type; its text form (`Schema::describe`) follows
+//! a small grammar that names every layout exactly once ([`crate::schema_text`]).
 
-use core::fmt;
-
+pub use crate::schema_text::{is_identifier, type_name_problem, MAX_TYPE_NAME_LEN};
 pub use crate::validation::{ValidationContext, ValidationError};
 
 /// A type whose values can be written into shared memory by one process and read in place by
@@ -340,54 +340,6 @@ impl Schema {
             SchemaKind::Primitive(_) | SchemaKind::Enum { .. } => false,
         }
     }
-
-    /// A compact, human-readable description, e.g.
-    /// `Pose{seq@0:u64,x@8:f64}` or `[u8;16]`; stored in each topic's service segment.
-    pub fn describe(&self) -> String {
-        let mut out = String::new();
-        self.describe_into(&mut out);
-        out
-    }
-
-    fn describe_into(&self, out: &mut String) {
-        use fmt::Write as _;
-        match &self.kind {
-            SchemaKind::Primitive(p) => out.push_str(p.name()),
-            SchemaKind::Array { elem, len } => {
-                out.push('[');
-                elem.describe_into(out);
-                let _ = write!(out, ";{len}]");
-            }
-            SchemaKind::Struct(fields) => {
-                out.push_str(self.name);
-                out.push('{');
-                for (i, f) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{}@{}:", f.name, f.offset);
-                    f.schema.describe_into(out);
-                }
-                out.push('}');
-            }
-            SchemaKind::Enum { repr, variants } => {
-                let _ = write!(out, "{}:{}(", self.name, repr.name());
-                for (i, v) in variants.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{}={}", v.name, v.value);
-                }
-                out.push(')');
-            }
-            SchemaKind::RelSlice { elem } => {
-                out.push_str("rel[");
-                elem.describe_into(out);
-                out.push(']');
-            }
-            SchemaKind::RelStr => out.push_str("relstr"),
-        }
-    }
 }
 
 macro_rules! impl_primitive {
@@ -503,10 +455,5 @@ mod tests {
                 value: 7
             })
         );
-    }
-
-    #[test]
-    fn describe_shows_nesting() {
-        assert_eq!(<[[u8; 2]; 3]>::SCHEMA.describe(), "[[u8;2];3]");
     }
 }

@@ -50,14 +50,16 @@ fn open_existing(
 }
 
 /// Whether samples of the type that schema text `schema` describes carry a tail: it holds a
-/// relative pointer (`rel[..]` or `relstr`, which `Schema::describe` writes only after `:`,
-/// `[` or as the whole text), or it is an rkyv archive (`rkyv:..`, all tail).
+/// relative pointer, or it is an rkyv archive (`rkyv:Name`, all tail). In the grammar
+/// ([`crate::schema_text`]) names cannot hold `[` and no type may be called `relstr`, so
+/// `rel[` is always a relative slice and `relstr` after `:` or `[` (or as the whole text)
+/// always a relative string.
 fn has_tail(schema: &str) -> bool {
     schema.contains("rel[")
         || schema == "relstr"
         || schema.contains(":relstr")
         || schema.contains("[relstr")
-        || schema.starts_with("rkyv:")
+        || crate::schema_text::is_archived(schema)
 }
 
 /// A subscriber of an existing topic that receives its samples as bytes.
@@ -215,7 +217,7 @@ impl RawPublisher {
     ///     ..PublisherConfig::default()
     /// };
     /// let raw = RawPublisher::with_config(dir.path(), "doc/note", config)?;
-    /// assert_eq!(raw.schema(), "Note{id@0:u32,text@4:relstr}");
+    /// assert_eq!(raw.schema(), "Note(12,4){id@0:u32,text@4:relstr}");
     /// assert!(raw.capacity() >= 12 + 256);
     /// // The message (12 bytes), then its tail: `text` points 8 bytes past itself (to byte
     /// // 12), where its 2 bytes lie.
@@ -281,8 +283,10 @@ impl RawPublisher {
     /// that fail).
     /// Relative pointers hold offsets from their own position in `bytes`: the publisher
     /// places `bytes` at the start of the chunk's payload, which is aligned for the message
-    /// type and to at least [`PAYLOAD_ALIGN`](Self::PAYLOAD_ALIGN) bytes, so data aligned
-    /// within `bytes` (for any primitive) is aligned in memory too.
+    /// type, for every element type of its relative slices
+    /// ([`Schema::sample_align`](crate::message::Schema::sample_align), stored with the topic)
+    /// and to at least [`PAYLOAD_ALIGN`](Self::PAYLOAD_ALIGN) bytes, so data placed within
+    /// `bytes` at a multiple of its alignment is aligned in memory too.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] when `bytes` is shorter than a message or longer than the
@@ -323,8 +327,8 @@ mod tests {
     #[test]
     fn tails_are_told_from_the_schema_text() {
         for text in [
-            "Frame{seq@0:u64,pixels@8:rel[u8]}",
-            "Note{id@0:u32,text@4:relstr}",
+            "Frame(16,8){seq@0:u64,pixels@8:rel[u8]}",
+            "Note(12,4){id@0:u32,text@4:relstr}",
             "[relstr;2]",
             "relstr",
             "rel[u16]",
@@ -333,8 +337,10 @@ mod tests {
             assert!(has_tail(text), "{text}");
         }
         for text in [
-            "Pose{seq@0:u64,x@8:f64}",
-            "relstr_count{n@0:u64}",
+            "Pose(16,8){seq@0:u64,x@8:f64}",
+            "relstr_count(8,8){n@0:u64}",
+            "R(1,1){relstr@0:u8}",
+            "rkyv::Mode:u8{A=0}",
             "[u8;16]",
             "u64",
         ] {

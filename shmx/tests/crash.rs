@@ -423,7 +423,7 @@ fn clean_removes_what_dead_processes_left_and_nothing_alive() {
     let dead = &topics[1];
     assert_eq!(
         (dead.type_name.as_str(), dead.schema.as_str()),
-        ("Reading", "Reading{seq@0:u64,value@8:f64}")
+        ("Reading", "Reading(16,8){seq@0:u64,value@8:f64}")
     );
     assert!(!dead.publishers[0].alive && !dead.subscribers[0].alive);
     assert!(topics[0].publishers[0].alive);

@@ -238,8 +238,8 @@ fn schema_lists_fields_with_their_offsets() {
     }
     assert_eq!(
         Outer::SCHEMA.describe(),
-        "Outer{seq@0:u64,level@8:Level:i32(Low=-1,Zero=0,High=1000),\
-         middle@12:Middle{id@0:u32,flags@4:[Flags{on@0:bool,_pad@1:[u8;3],count@4:u32};2]},\
+        "Outer(40,8){seq@0:u64,level@8:Level:i32{Low=-1,Zero=0,High=1000},\
+         middle@12:Middle(20,4){id@0:u32,flags@4:[Flags(8,4){on@0:bool,_pad@1:[u8;3],count@4:u32};2]},\
          _pad@32:[u8;8]}"
     );
 }

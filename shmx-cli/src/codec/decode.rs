@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn fields_decode_in_declaration_order() {
-        let ty = parse("T{z@0:u8,a@1:u8,m@2:u8}").unwrap();
+        let ty = parse("T(3,1){z@0:u8,a@1:u8,m@2:u8}").unwrap();
         let text = decode(&ty, &[1, 2, 3], 64).unwrap().to_string();
         assert_eq!(text, r#"{"z":1,"a":2,"m":3}"#);
     }

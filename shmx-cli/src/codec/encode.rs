@@ -378,7 +378,7 @@ mod tests {
 
     #[test]
     fn encode_errors_name_the_field() {
-        let nested = "Outer{pose@0:Pose{seq@0:u64,x@8:f64},arr@16:[u8;2],mode@18:M:u8(A=0,B=1),ok@19:bool,_pad@20:[u8;4]}";
+        let nested = "Outer(24,8){pose@0:Pose(16,8){seq@0:u64,x@8:f64},arr@16:[u8;2],mode@18:M:u8{A=0,B=1},ok@19:bool,_pad@20:[u8;4]}";
         let good =
             || json!({"pose": {"seq": 1, "x": 2.0}, "arr": [1, 2], "mode": "A", "ok": false});
         let with = |path: &[&str], v: Value| {

@@ -2,12 +2,14 @@
 //! ([`shmx::message::Schema::describe`]), and a decoder and encoder between a message's bytes
 //! and JSON.
 //!
-//! The schema text looks like `Pose{seq@0:u64,x@8:f64,heading@16:f32,flags@20:u32}`:
-//! structs are `Name{field@offset:type,...}`, arrays `[type;len]`, fieldless enums
-//! `Name:repr(Variant=value,...)`, primitives `u8`..`u128`, `i8`..`i128`, `f32`, `f64` and
-//! `bool`, and relative pointers `rel[type]` (a `RelSlice`) and `relstr` (a `RelStr`). Padding
-//! is always explicit (`_pad` fields of `[u8;N]`), so every byte of a message belongs to some
-//! field.
+//! The schema text follows the grammar of [`shmx::schema_text`] and looks like
+//! `Pose(24,8){seq@0:u64,x@8:f64,heading@16:f32,flags@20:u32}`: structs are
+//! `Name(size,align){field@offset:type,...}`, arrays `[type;len]`, fieldless enums
+//! `Name:repr{Variant=value,...}`, primitives `u8`..`u128`, `i8`..`i128`, `f32`, `f64` and
+//! `bool`, and relative pointers `rel[type]` (a `RelSlice`) and `relstr` (a `RelStr`). Every
+//! size and alignment is in the text, and padding is always explicit (`_pad` fields of
+//! `[u8;N]`), so every byte of a message belongs to some field. [`parse()`] accepts only the
+//! canonical text of a layout the derive can make, and lays values out exactly as written.
 //!
 //! A relative pointer is 8 bytes in the message: a `u32` offset counted from the pointer's
 //! own first byte, then a `u32` element count. Its elements lie in the sample's *tail*, after
@@ -15,7 +17,7 @@
 //! type is the message followed by the used part of its tail. Elements never hold relative
 //! pointers themselves (`rel[rel[u8]]` is refused, as the library refuses it).
 //!
-//! Topics of archived rkyv values have schema text starting with [`ARCHIVED_PREFIX`]
+//! Topics of archived rkyv values have schema text starting with `rkyv:`
 //! (`rkyv:Name`): their samples are whole archives this codec cannot decode.
 //!
 //! The JSON form of a value:
@@ -57,14 +59,7 @@ pub use parse::parse;
 
 use shmx::message::Primitive;
 
-/// How the schema text of a topic of archived rkyv values starts (`rkyv:Telemetry`).
-pub const ARCHIVED_PREFIX: &str = "rkyv:";
-
-/// Whether `schema` is that of a topic of archived rkyv values, whose samples this codec
-/// cannot decode or encode.
-pub fn is_archived(schema: &str) -> bool {
-    schema.starts_with(ARCHIVED_PREFIX)
-}
+pub use shmx::schema_text::is_archived;
 
 /// Bytes in a relative pointer (`rel[..]`, `relstr`): a `u32` offset and a `u32` length.
 const REL_SIZE: usize = 8;
@@ -80,9 +75,9 @@ pub enum Ty {
         name: String,
         /// Each field's name, byte offset and type, in declaration order.
         fields: Vec<(String, usize, Ty)>,
-        /// `size_of` the struct: the end of its last byte rounded up to its alignment.
+        /// `size_of` the struct, as the schema states it.
         size: usize,
-        /// `align_of` the struct: the largest alignment of its fields (1 if none).
+        /// `align_of` the struct, as the schema states it (at least each field's).
         align: usize,
     },
     /// An array `[elem; len]`.
@@ -154,6 +149,52 @@ impl Ty {
             Ty::Struct { fields, .. } => fields.iter().any(|(_, _, ty)| ty.has_relative()),
             Ty::Array { elem, .. } => elem.has_relative(),
             Ty::Primitive(_) | Ty::Enum { .. } => false,
+        }
+    }
+}
+
+/// The canonical schema text of the type, as [`shmx::message::Schema::describe`] writes it.
+impl std::fmt::Display for Ty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let primitive = |f: &mut std::fmt::Formatter<'_>, p: Primitive| {
+            f.write_str(p.name())?;
+            if prim_size(p) != prim_align(p) {
+                write!(f, "({},{})", prim_size(p), prim_align(p))?;
+            }
+            Ok(())
+        };
+        match self {
+            Ty::Primitive(p) => primitive(f, *p),
+            Ty::Struct {
+                name,
+                fields,
+                size,
+                align,
+            } => {
+                write!(f, "{name}({size},{align}){{")?;
+                for (i, (field, offset, ty)) in fields.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(f, "{sep}{field}@{offset}:{ty}")?;
+                }
+                f.write_str("}")
+            }
+            Ty::Array { elem, len } => write!(f, "[{elem};{len}]"),
+            Ty::Enum {
+                name,
+                repr,
+                variants,
+            } => {
+                write!(f, "{name}:")?;
+                primitive(f, *repr)?;
+                f.write_str("{")?;
+                for (i, (variant, value)) in variants.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    write!(f, "{sep}{variant}={value}")?;
+                }
+                f.write_str("}")
+            }
+            Ty::RelSlice { elem } => write!(f, "rel[{elem}]"),
+            Ty::RelStr => f.write_str("relstr"),
         }
     }
 }

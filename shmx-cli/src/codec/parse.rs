@@ -1,10 +1,20 @@
-//! Parsing: schema text (as [`shmx::message::Schema::describe`] writes it) into a [`Ty`].
+//! Parsing: schema text (the grammar of [`shmx::schema_text`], as
+//! [`shmx::message::Schema::describe`] writes it) into a [`Ty`], checked to be one layout the
+//! derive could have made, and written in its one canonical form.
 
-use super::{int_range, Ty, PRIMITIVES};
-use shmx::message::Primitive;
+use super::{int_range, prim_align, prim_size, Ty, PRIMITIVES};
+use shmx::message::{is_identifier, type_name_problem, Primitive};
+use std::collections::HashSet;
 
 /// Parses schema text (as [`shmx::message::Schema::describe`] writes it) into a type.
-/// Archived rkyv topics ([`super::is_archived`]) have no such text: an error says so.
+///
+/// Beyond the grammar, the layout must be one a `#[derive(ShmMessage)]` type has: alignments
+/// are powers of two, a struct's fields are aligned, in order, do not overlap and cover every
+/// byte of its size (no padding), a struct's size is a multiple of its alignment and that
+/// alignment at least each field's, primitives have this machine's size and alignment. The
+/// text must be canonical (written exactly as `describe` writes that layout), so one layout
+/// has one text. Archived rkyv topics ([`super::is_archived`]) have no such text: an error says
+/// so.
 pub fn parse(schema: &str) -> Result<Ty, String> {
     if super::is_archived(schema) {
         return Err(format!(
@@ -21,6 +31,23 @@ pub fn parse(schema: &str) -> Result<Ty, String> {
         return Err(p.error("unexpected text after the type"));
     }
     check_values(&ty).map_err(|e| format!("bad schema {schema:?}: {e}"))?;
+    let canonical = ty.to_string();
+    if canonical != schema {
+        let mut p = Parser {
+            text: schema,
+            pos: 0,
+        };
+        let at = schema
+            .bytes()
+            .zip(canonical.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(schema.len().min(canonical.len()));
+        let expected: String = canonical[at..].chars().take(20).collect();
+        return Err(p.error_at(
+            at,
+            &format!("not the canonical text of its layout (which has {expected:?} here)"),
+        ));
+    }
     Ok(ty)
 }
 
@@ -49,6 +76,12 @@ const MAX_DEPTH: usize = 64;
 /// The longest array of zero-sized elements (which a sample's length does not bound).
 const MAX_EMPTY_ELEMENTS: usize = 1 << 16;
 
+/// How much of a schema text an error shows.
+const SHOWN_CHARS: usize = 120;
+
+/// The largest alignment Rust allows (`#[repr(align(N))]` takes up to 2^29).
+const MAX_ALIGN: usize = 1 << 29;
+
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
@@ -57,14 +90,27 @@ struct Parser<'a> {
 impl Parser<'_> {
     fn error(&self, what: &str) -> String {
         let rest: String = self.text[self.pos..].chars().take(20).collect();
+        // The text may be 64 KiB: errors show its start.
+        let shown: String = self.text.chars().take(SHOWN_CHARS).collect();
+        let more = if shown.len() < self.text.len() {
+            format!(" (and {} more bytes)", self.text.len() - shown.len())
+        } else {
+            String::new()
+        };
         if rest.is_empty() {
-            format!("bad schema {:?}: {what} at its end", self.text)
+            format!("bad schema {shown:?}{more}: {what} at its end")
         } else {
             format!(
-                "bad schema {:?}: {what} at byte {} ({rest:?})",
-                self.text, self.pos
+                "bad schema {shown:?}{more}: {what} at byte {} ({rest:?})",
+                self.pos
             )
         }
+    }
+
+    /// An error about the text from byte `at` on.
+    fn error_at(&mut self, at: usize, what: &str) -> String {
+        self.pos = at;
+        self.error(what)
     }
 
     fn peek(&self) -> Option<char> {
@@ -88,18 +134,29 @@ impl Parser<'_> {
         }
     }
 
-    /// A name: anything up to the next punctuation of the grammar.
-    fn ident(&mut self) -> Result<&str, String> {
+    /// An identifier: an ASCII letter or `_`, then ASCII letters, digits and `_`.
+    fn identifier(&mut self) -> Result<&str, String> {
         let start = self.pos;
         let rest = &self.text[start..];
         let len = rest
-            .find(|c: char| "{}[]():;,@=".contains(c))
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(rest.len());
-        if len == 0 {
-            return Err(self.error("expected a name"));
+        if len == 0 || !is_identifier(&rest[..len]) {
+            return Err(self.error("expected a name (an ASCII identifier)"));
         }
         self.pos += len;
         Ok(&self.text[start..start + len])
+    }
+
+    /// A type's name: identifiers joined by `::`.
+    fn name(&mut self) -> Result<&str, String> {
+        let start = self.pos;
+        self.identifier()?;
+        while self.text[self.pos..].starts_with("::") {
+            self.pos += 2;
+            self.identifier()?;
+        }
+        Ok(&self.text[start..self.pos])
     }
 
     fn integer(&mut self) -> Result<i128, String> {
@@ -122,10 +179,40 @@ impl Parser<'_> {
     fn count(&mut self) -> Result<usize, String> {
         let at = self.pos;
         let n = self.integer()?;
-        usize::try_from(n).map_err(|_| {
-            self.pos = at;
-            self.error("expected a size or an offset")
-        })
+        usize::try_from(n).map_err(|_| self.error_at(at, "expected a size or an offset"))
+    }
+
+    /// `(size,align)`, after the `(`.
+    fn size_and_align(&mut self) -> Result<(usize, usize), String> {
+        let size = self.count()?;
+        self.expect(',')?;
+        let at = self.pos;
+        let align = self.count()?;
+        if !align.is_power_of_two() || align > MAX_ALIGN {
+            return Err(self.error_at(at, "the alignment is not a power of two up to 2^29"));
+        }
+        self.expect(')')?;
+        Ok((size, align))
+    }
+
+    /// A primitive named `name` (just read), with its optional `(size,align)`.
+    fn primitive(&mut self, p: Primitive, at: usize) -> Result<Primitive, String> {
+        if self.eat('(') {
+            let layout = self.size_and_align()?;
+            if layout != (prim_size(p), prim_align(p)) {
+                return Err(self.error_at(
+                    at,
+                    &format!(
+                        "{} is {} bytes aligned to {} on this machine: the topic was made by a \
+                         program for another target",
+                        p.name(),
+                        prim_size(p),
+                        prim_align(p)
+                    ),
+                ));
+            }
+        }
+        Ok(p)
     }
 
     fn ty(&mut self, depth: usize) -> Result<Ty, String> {
@@ -149,19 +236,16 @@ impl Parser<'_> {
                 len,
             });
         }
-        let name = self.ident()?.to_owned();
-        if self.eat('{') {
-            return self.structure(name, depth);
-        }
-        if self.eat(':') {
-            return self.enumeration(name);
+        let at = self.pos;
+        let name = self.name()?.to_owned();
+        if let Some(p) = primitive(&name) {
+            return self.primitive(p, at).map(Ty::Primitive);
         }
         if name == "rel" && self.eat('[') {
             let at = self.pos;
             let elem = self.ty(depth + 1)?;
             if elem.has_relative() {
-                self.pos = at;
-                return Err(self.error("the elements of rel[...] hold relative pointers"));
+                return Err(self.error_at(at, "the elements of rel[...] hold relative pointers"));
             }
             self.expect(']')?;
             check_values(&elem).map_err(|e| self.error(&e))?;
@@ -172,38 +256,66 @@ impl Parser<'_> {
         if name == "relstr" {
             return Ok(Ty::RelStr);
         }
-        match primitive(&name) {
-            Some(p) => Ok(Ty::Primitive(p)),
-            None => {
-                self.pos -= name.len();
-                Err(self.error("unknown type"))
-            }
+        if let Some(problem) = type_name_problem(&name) {
+            return Err(self.error_at(at, &format!("bad type name: {problem}")));
         }
+        if self.eat('(') {
+            return self.structure(name, depth);
+        }
+        if self.eat(':') {
+            return self.enumeration(name);
+        }
+        Err(self.error_at(
+            at,
+            &format!(
+                "unknown type `{name}` (a struct's name is followed by `(size,align){{`, an \
+                 enum's by `:repr{{`)"
+            ),
+        ))
     }
 
-    /// The rest of `Name{field@offset:type,...}`, after the `{`.
+    /// The rest of `Name(size,align){field@offset:type,...}`, after the `(`.
     fn structure(&mut self, name: String, depth: usize) -> Result<Ty, String> {
+        let layout_at = self.pos;
+        let (size, align) = self.size_and_align()?;
+        if size % align != 0 {
+            return Err(self.error_at(layout_at, "the size is not a multiple of the alignment"));
+        }
+        self.expect('{')?;
         let mut fields: Vec<(String, usize, Ty)> = Vec::new();
         // Names seen, for the duplicate check in constant time per field (linear parsing).
-        let mut names = std::collections::HashSet::new();
-        let mut end = 0usize;
-        let mut align = 1usize;
+        let mut names = HashSet::new();
+        // Where the previous field ends, and how many bytes the fields cover.
+        let (mut end, mut covered) = (0usize, 0usize);
         if !self.eat('}') {
             loop {
-                let field = self.ident()?.to_owned();
+                let at = self.pos;
+                let field = self.identifier()?.to_owned();
                 if !names.insert(field.clone()) {
-                    self.pos -= field.len();
-                    return Err(self.error("duplicate field"));
+                    return Err(self.error_at(at, "duplicate field"));
                 }
                 self.expect('@')?;
                 let offset = self.count()?;
                 self.expect(':')?;
                 let ty = self.ty(depth + 1)?;
-                end = offset
-                    .checked_add(ty.size())
-                    .map(|e| e.max(end))
-                    .ok_or_else(|| self.error("struct too large"))?;
-                align = align.max(ty.align());
+                let problem = if offset % ty.align() != 0 {
+                    Some("is not aligned for its type")
+                } else if ty.align() > align {
+                    Some("is aligned more strictly than its struct")
+                } else if ty.size() > 0 && offset < end {
+                    Some("overlaps the field before it")
+                } else if offset.checked_add(ty.size()).is_none_or(|e| e > size) {
+                    Some("lies outside its struct")
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    return Err(self.error_at(at, &format!("field `{field}` {problem}")));
+                }
+                if ty.size() > 0 {
+                    end = offset + ty.size();
+                    covered += ty.size();
+                }
                 fields.push((field, offset, ty));
                 if self.eat('}') {
                     break;
@@ -213,9 +325,15 @@ impl Parser<'_> {
                 }
             }
         }
-        let size = end
-            .checked_next_multiple_of(align)
-            .ok_or_else(|| self.error("struct too large"))?;
+        if covered != size {
+            return Err(self.error_at(
+                layout_at,
+                &format!(
+                    "the fields cover {covered} of the struct's {size} bytes (a message type \
+                     has no padding)"
+                ),
+            ));
+        }
         Ok(Ty::Struct {
             name,
             fields,
@@ -224,36 +342,39 @@ impl Parser<'_> {
         })
     }
 
-    /// The rest of `Name:repr(Variant=value,...)`, after the `:`.
+    /// The rest of `Name:repr{Variant=value,...}`, after the `:`.
     fn enumeration(&mut self, name: String) -> Result<Ty, String> {
         let repr_at = self.pos;
-        let repr = self.ident()?;
+        let repr = self.identifier()?;
         let Some((repr, (min, max))) = primitive(repr).and_then(|p| Some((p, int_range(p)?)))
         else {
-            self.pos = repr_at;
-            return Err(self.error("expected an integer type"));
+            return Err(self.error_at(repr_at, "expected an integer type"));
         };
-        self.expect('(')?;
+        let repr = self.primitive(repr, repr_at)?;
+        self.expect('{')?;
         let mut variants: Vec<(String, i128)> = Vec::new();
-        if !self.eat(')') {
-            loop {
-                let variant = self.ident()?.to_owned();
-                self.expect('=')?;
-                let at = self.pos;
-                let value = self.integer()?;
-                if value < min || (value >= 0 && value as u128 > max) {
-                    self.pos = at;
-                    return Err(
-                        self.error(&format!("discriminant out of range for {}", repr.name()))
-                    );
-                }
-                variants.push((variant, value));
-                if self.eat(')') {
-                    break;
-                }
-                if !self.eat(',') {
-                    return Err(self.error("expected ',' or ')'"));
-                }
+        let mut names = HashSet::new();
+        loop {
+            let at = self.pos;
+            let variant = self.identifier()?.to_owned();
+            if !names.insert(variant.clone()) {
+                return Err(self.error_at(at, "duplicate variant"));
+            }
+            self.expect('=')?;
+            let at = self.pos;
+            let value = self.integer()?;
+            if value < min || (value >= 0 && value as u128 > max) {
+                return Err(self.error_at(
+                    at,
+                    &format!("discriminant out of range for {}", repr.name()),
+                ));
+            }
+            variants.push((variant, value));
+            if self.eat('}') {
+                break;
+            }
+            if !self.eat(',') {
+                return Err(self.error("expected ',' or '}'"));
             }
         }
         Ok(Ty::Enum {
@@ -291,9 +412,9 @@ mod tests {
         let nested = parse("[[f32;3];2]").unwrap();
         assert_eq!(nested.size(), 24);
         assert_eq!(nested.align(), 4);
-        let outer = parse("Outer{inner@0:Inner{a@0:u32,b@4:u32},c@8:u64}").unwrap();
+        let outer = parse("Outer(16,8){inner@0:Inner(8,4){a@0:u32,b@4:u32},c@8:u64}").unwrap();
         assert_eq!(outer.size(), 16);
-        let mode = parse("Mode:u8(Idle=0,Drive=1,Stop=2)").unwrap();
+        let mode = parse("Mode:u8{Idle=0,Drive=1,Stop=2}").unwrap();
         assert_eq!(
             mode,
             Ty::Enum {
@@ -303,35 +424,46 @@ mod tests {
             }
         );
         assert_eq!(mode.size(), 1);
-        assert_eq!(parse("Neg:i16(Down=-1,Up=1)").unwrap().size(), 2);
+        assert_eq!(parse("Neg:i16{Down=-1,Up=1}").unwrap().size(), 2);
         for p in PRIMITIVES {
             assert_eq!(parse(p.name()).unwrap(), Ty::Primitive(p));
         }
         assert_eq!(parse("u128").unwrap().size(), 16);
-        // Size is rounded up to the alignment.
-        assert_eq!(parse("T{a@0:u64,b@8:u8}").unwrap().size(), 16);
-        assert_eq!(parse("Empty{}").unwrap().size(), 0);
+        // Size and alignment are as written, the alignment at least each field's.
+        let t = parse("T(16,16){a@0:u64,b@8:u64}").unwrap();
+        assert_eq!((t.size(), t.align()), (16, 16));
+        assert_eq!(parse("Empty(0,1){}").unwrap().size(), 0);
+        assert_eq!(parse("Empty(0,8){}").unwrap().align(), 8);
+        assert_eq!(parse("geo::Pose(8,8){x@0:f64}").unwrap().size(), 8);
+        assert_eq!(parse("a::b::M:u8{A=0}").unwrap().size(), 1);
+        // Only whole names are reserved: a path may start with one.
+        assert_eq!(parse("u8::P(1,1){a@0:u8}").unwrap().size(), 1);
+        assert_eq!(parse("rkyv::M:u8{A=0}").unwrap().size(), 1);
     }
 
     #[test]
     fn parse_errors_say_where() {
         for (bad, what) in [
             ("", "expected a name"),
-            ("u7", "unknown type"),
+            ("u7", "unknown type `u7`"),
+            ("Pose{x@0:f64}", "unknown type `Pose`"),
             ("[u8;16", "expected ']'"),
             ("[u8;-1]", "expected a size"),
-            ("P{a@0:u8,a@1:u8}", "duplicate field"),
-            ("P{a@0:u8", "expected ',' or '}'"),
-            ("P{a:u8}", "expected '@'"),
-            ("M:f32(A=0)", "expected an integer type"),
-            ("M:u8(A=256)", "out of range for u8"),
+            ("P(2,1){a@0:u8,a@1:u8}", "duplicate field"),
+            ("P(1,1){a@0:u8", "expected ',' or '}'"),
+            ("P(1,1){a:u8}", "expected '@'"),
+            ("P(1,1){a@0:u8,}", "expected a name"),
+            ("M:u8{}", "expected a name"),
+            ("M:u8{A=0,A=1}", "duplicate variant"),
+            ("M:f32{A=0}", "expected an integer type"),
+            ("M:u8{A=256}", "out of range for u8"),
             ("u8,", "unexpected text"),
             ("[u8;99999999999999999999999]", "expected a size"),
             ("[[u64;4294967296];4294967296]", "array too large"),
-            ("[E{};1000000000000]", "zero-sized elements too long"),
+            ("[E(0,1){};1000000000000]", "zero-sized elements too long"),
             // Each level is short, but together 2^48 values of no bytes.
             (
-                "S{a@0:u64,z@8:[[[E{};65536];65536];65536]}",
+                "S(8,8){a@0:u64,z@8:[[[E(0,1){};65536];65536];65536]}",
                 "values, over the limit",
             ),
         ] {
@@ -339,14 +471,71 @@ mod tests {
             assert!(e.contains(what), "{bad:?}: {e}");
         }
         let deep = "[".repeat(1000) + "u8" + &";1]".repeat(1000);
-        assert!(parse(&deep).unwrap_err().contains("too deeply"));
+        let e = parse(&deep).unwrap_err();
+        assert!(
+            e.contains("too deeply") && e.contains("(and 3882 more bytes)"),
+            "{e}"
+        );
         let deep = "rel[".repeat(1000) + "u8" + &"]".repeat(1000);
         assert!(parse(&deep).unwrap_err().contains("too deeply"));
     }
 
     #[test]
+    fn only_layouts_the_derive_can_make_are_accepted() {
+        for (bad, what) in [
+            ("P(8,3){a@0:u64}", "not a power of two"),
+            ("P(8,0){a@0:u64}", "not a power of two"),
+            ("P(6,4){a@0:u32,b@4:u16}", "not a multiple of the alignment"),
+            ("P(8,4){a@0:u64}", "aligned more strictly than its struct"),
+            (
+                "P(16,8){a@0:u32,b@4:u64,c@12:u32}",
+                "field `b` is not aligned",
+            ),
+            ("P(8,4){a@0:u32,b@2:u16,c@4:u16}", "field `b` overlaps"),
+            ("P(8,4){b@4:u32,a@0:u32}", "field `a` overlaps"),
+            ("P(4,4){a@0:u32,b@4:u32}", "field `b` lies outside"),
+            (
+                "P(16,8){a@0:u64,b@8:u8}",
+                "cover 9 of the struct's 16 bytes",
+            ),
+            ("P(8,8){a@0:u32}", "cover 4 of the struct's 8 bytes"),
+            // One layout, one text.
+            ("u64(8,8)", "not the canonical text"),
+            (
+                "u64(8,4)",
+                "the topic was made by a program for another target",
+            ),
+            ("P(08,8){a@0:u64}", "not the canonical text"),
+            ("P(8,8){a@00:u64}", "not the canonical text"),
+            ("M:u8{A=-0}", "not the canonical text"),
+            ("M:u8{A=01}", "not the canonical text"),
+            ("[u8;04]", "not the canonical text"),
+            // Names are the grammar's identifiers.
+            ("Grüße(1,1){a@0:u8}", "unknown type `Gr`"),
+            ("P(1,1){größe@0:u8}", "expected '@'"),
+            ("geo:::P(1,1){a@0:u8}", "expected a name"),
+            ("P(1,1){1a@0:u8}", "expected a name"),
+            ("P(1,1){a b@0:u8}", "expected '@'"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(what), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn natural_and_raised_alignment_are_two_texts_and_two_layouts() {
+        let natural = parse("rel[P(8,4){a@0:u32,b@4:u32}]").unwrap();
+        let raised = parse("rel[P(8,8){a@0:u32,b@4:u32}]").unwrap();
+        assert_ne!(natural, raised);
+        let (Ty::RelSlice { elem: n }, Ty::RelSlice { elem: r }) = (&natural, &raised) else {
+            panic!("relative slices")
+        };
+        assert_eq!((n.align(), r.align()), (4, 8));
+    }
+
+    #[test]
     fn parses_relative_pointers() {
-        let ty = parse("Frame{seq@0:u64,label@8:relstr,pixels@16:rel[u8]}").unwrap();
+        let ty = parse("Frame(24,8){seq@0:u64,label@8:relstr,pixels@16:rel[u8]}").unwrap();
         assert_eq!((ty.size(), ty.align()), (24, 8));
         assert!(ty.has_relative());
         let Ty::Struct { fields, .. } = &ty else {
@@ -363,19 +552,20 @@ mod tests {
                 }
             )
         );
-        let points = parse("rel[P{x@0:f32,y@4:f32}]").unwrap();
+        let points = parse("rel[P(8,4){x@0:f32,y@4:f32}]").unwrap();
         assert_eq!((points.size(), points.align()), (8, 4));
         assert_eq!(parse("[relstr;2]").unwrap().size(), 16);
         assert!(!parse(crate::codec::tests::POSE).unwrap().has_relative());
-        // A struct or enum may still be called `rel` or `relstr`.
-        assert!(!parse("rel{a@0:u8}").unwrap().has_relative());
-        assert!(!parse("relstr:u8(A=0)").unwrap().has_relative());
+        // A field may be called `rel` or `relstr`; a type may not.
+        assert!(!parse("R(1,1){relstr@0:u8}").unwrap().has_relative());
         for (bad, what) in [
+            ("rel(1,1){a@0:u8}", "`rel` is a word of the schema grammar"),
+            ("relstr:u8{A=0}", "unexpected text"),
             ("rel[rel[u8]]", "hold relative pointers"),
-            ("rel[S{a@0:relstr}]", "hold relative pointers"),
+            ("rel[S(8,4){a@0:relstr}]", "hold relative pointers"),
             ("rel[u8", "expected ']'"),
             ("rel[]", "expected a name"),
-            ("rel", "unknown type"),
+            ("rel", "`rel` is a word of the schema grammar"),
             ("relstr[u8]", "unexpected text"),
         ] {
             let e = parse(bad).unwrap_err();

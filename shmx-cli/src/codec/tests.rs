@@ -3,7 +3,7 @@
 use super::*;
 use serde_json::{json, Value};
 
-pub(super) const POSE: &str = "Pose{seq@0:u64,x@8:f64,y@16:f64,heading@24:f32,flags@28:u32}";
+pub(super) const POSE: &str = "Pose(32,8){seq@0:u64,x@8:f64,y@16:f64,heading@24:f32,flags@28:u32}";
 
 /// Elements of a relative slice `decode` shows in these tests, unless a test says otherwise.
 const SHOWN: usize = 1000;
@@ -35,8 +35,9 @@ fn round_trips_a_flat_struct() {
 
 #[test]
 fn round_trips_nested_structs_arrays_enums_and_bools() {
-    let schema = "Robot{pose@0:Pose{x@0:f64,y@8:f64},path@16:[[f32;2];2],mode@32:Mode:u8(Idle=0,Drive=1,Stop=2),\
-                  ok@33:bool,id@34:[u8;4],_pad0@38:[u8;2],level@40:i32,_pad1@44:[u8;4]}";
+    let schema = "Robot(48,8){pose@0:Pose(16,8){x@0:f64,y@8:f64},path@16:[[f32;2];2],\
+                  mode@32:Mode:u8{Idle=0,Drive=1,Stop=2},ok@33:bool,id@34:[u8;4],_pad0@38:[u8;2],\
+                  level@40:i32,_pad1@44:[u8;4]}";
     let ty = parse(schema).unwrap();
     assert_eq!(ty.size(), 48);
     let value = json!({
@@ -77,23 +78,23 @@ fn round_trips_nested_structs_arrays_enums_and_bools() {
 #[test]
 fn wide_integers_and_odd_floats() {
     round_trip(
-        "W{a@0:u128,b@16:i128}",
+        "W(32,16){a@0:u128,b@16:i128}",
         json!({"a": u128::MAX.to_string(), "b": i128::MIN.to_string()}),
     );
     round_trip(
-        "I{a@0:i8,b@1:u8,c@2:i16,d@4:u32,e@8:i64,f@16:u64}",
+        "I(24,8){a@0:i8,b@1:u8,c@2:i16,d@4:u32,e@8:i64,f@16:u64}",
         json!({"a": -128, "b": 255, "c": -32768, "d": 0, "e": i64::MIN, "f": u64::MAX}),
     );
     round_trip(
-        "F{a@0:f64,b@8:f64,c@16:f64,d@24:f32}",
-        json!({"a": "NaN", "b": "inf", "c": "-inf", "d": 3.5}),
+        "F(32,8){a@0:f64,b@8:f64,c@16:f64,d@24:f32,_pad@28:[u8;4]}",
+        json!({"a": "NaN", "b": "inf", "c": "-inf", "d": 3.5, "_pad": [0, 0, 0, 0]}),
     );
     // 128-bit integers also accept plain numbers.
     let ty = parse("u128").unwrap();
     let bytes = encode(&ty, &json!(5), 0).unwrap();
     assert_eq!(bytes.len(), 16);
     assert_eq!(decode(&ty, &bytes, SHOWN).unwrap(), "5");
-    let ty = parse("Neg:i16(Down=-1,Up=1)").unwrap();
+    let ty = parse("Neg:i16{Down=-1,Up=1}").unwrap();
     let bytes = encode(&ty, &json!("Down"), 0).unwrap();
     assert_eq!(i16::from_ne_bytes(bytes[..].try_into().unwrap()), -1);
     assert_eq!(decode(&ty, &bytes, SHOWN).unwrap(), "Down");
@@ -111,7 +112,7 @@ fn short_input_is_an_error() {
 
 // Relative pointers.
 
-pub(super) const FRAME: &str = "Frame{seq@0:u64,label@8:relstr,pixels@16:rel[u8]}";
+pub(super) const FRAME: &str = "Frame(24,8){seq@0:u64,label@8:relstr,pixels@16:rel[u8]}";
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap())
@@ -137,7 +138,7 @@ fn relative_pointers_point_into_the_tail_from_their_own_position() {
 
     // Each allocation is aligned for its elements: "abc" at 24..27, the u16s at 28, the
     // u64 at 40.
-    let schema = "S{s@0:relstr,v@8:rel[u16],w@16:rel[u64]}";
+    let schema = "S(24,4){s@0:relstr,v@8:rel[u16],w@16:rel[u64]}";
     let bytes = round_trip(
         schema,
         json!({"s": "abc", "v": [1, 65535, 3], "w": [u64::MAX]}),
@@ -167,7 +168,7 @@ fn empty_relative_pointers_use_no_tail() {
 #[test]
 fn relative_slices_of_structs_and_nested_pointers_round_trip() {
     round_trip(
-        "Path{points@0:rel[P{x@0:f32,y@4:f32}],modes@8:rel[M:u8(A=0,B=1)],ok@16:rel[bool]}",
+        "Path(24,4){points@0:rel[P(8,4){x@0:f32,y@4:f32}],modes@8:rel[M:u8{A=0,B=1}],ok@16:rel[bool]}",
         json!({
             "points": [{"x": 1.5, "y": -2.0}, {"x": 0.0, "y": 3.25}],
             "modes": ["B", "A", "B"],
@@ -175,7 +176,7 @@ fn relative_slices_of_structs_and_nested_pointers_round_trip() {
         }),
     );
     let bytes = round_trip(
-        "Outer{id@0:u32,inner@4:Inner{names@0:[relstr;2],big@16:rel[u128]}}",
+        "Outer(28,4){id@0:u32,inner@4:Inner(24,4){names@0:[relstr;2],big@16:rel[u128]}}",
         json!({
             "id": 9,
             "inner": {"names": ["a", "ünïcode"], "big": [u128::MAX.to_string(), "5"]},
@@ -188,7 +189,7 @@ fn relative_slices_of_structs_and_nested_pointers_round_trip() {
 
 #[test]
 fn long_slices_are_cut_short_with_a_count_of_the_rest() {
-    let ty = parse("T{v@0:rel[u16]}").unwrap();
+    let ty = parse("T(8,4){v@0:rel[u16]}").unwrap();
     let all: Vec<u16> = (0..100).collect();
     let bytes = encode(&ty, &json!({ "v": all }), 4096).unwrap();
     let mut shown: Vec<Value> = (0..64).map(|i| json!(i)).collect();
@@ -200,7 +201,7 @@ fn long_slices_are_cut_short_with_a_count_of_the_rest() {
     );
     assert_eq!(decode(&ty, &bytes, 100).unwrap(), json!({ "v": all }));
     // Strings are never cut.
-    let ty = parse("T{s@0:relstr}").unwrap();
+    let ty = parse("T(8,4){s@0:relstr}").unwrap();
     let long = "x".repeat(1000);
     let bytes = encode(&ty, &json!({ "s": long }), 4096).unwrap();
     assert_eq!(decode(&ty, &bytes, 0).unwrap(), json!({ "s": long }));
@@ -297,7 +298,7 @@ fn hostile_relative_pointers_are_errors_that_name_the_field() {
     }
 
     // Misaligned: a u32 slice whose data starts 2 bytes into the tail.
-    let schema = "T{v@0:rel[u32]}";
+    let schema = "T(8,4){v@0:rel[u32]}";
     let mut b = vec![0; 8 + 2 + 8];
     put(&mut b, 0, 10, 2);
     let e = decode_err(schema, &b);
@@ -309,19 +310,19 @@ fn hostile_relative_pointers_are_errors_that_name_the_field() {
     assert!(decode(&parse(schema).unwrap(), &b, SHOWN).is_ok());
 
     // Overflow: 2^61 elements of 16 bytes each do not fit in any address space.
-    let schema = "T{v@0:rel[[u8;17]]}";
+    let schema = "T(8,4){v@0:rel[[u8;17]]}";
     let mut b = vec![0; 8];
     put(&mut b, 0, 8, u32::MAX);
     let ty = parse(schema).unwrap();
     assert!(decode(&ty, &b, SHOWN)
         .unwrap_err()
         .contains("runs past the end"));
-    let schema = "T{v@0:rel[[u64;2305843009213693951]]}";
+    let schema = "T(8,4){v@0:rel[[u64;2305843009213693951]]}";
     let e = decode_err(schema, &b);
     assert!(e.contains("is too long: its length overflows"), "{e}");
 
     // Nested: the path names the pointer.
-    let schema = "Outer{id@0:u32,inner@4:Inner{names@0:[relstr;2]}}";
+    let schema = "Outer(20,4){id@0:u32,inner@4:Inner(16,4){names@0:[relstr;2]}}";
     let mut b = vec![0; 20 + 2];
     put(&mut b, 4, 16, 1); // names[0] -> byte 20
     put(&mut b, 12, 9, 2); // names[1] -> byte 21, one too many
@@ -352,11 +353,11 @@ impl Noise {
 fn decoding_any_bytes_never_panics() {
     let schemas = [
         FRAME,
-        "S{s@0:relstr,v@8:rel[u16],w@16:rel[u64]}",
-        "Path{points@0:rel[P{x@0:f32,y@4:f32}],modes@8:rel[M:u8(A=0,B=1)],ok@16:rel[bool]}",
-        "Outer{id@0:u32,inner@4:Inner{names@0:[relstr;2],big@16:rel[u128]}}",
-        "T{v@0:rel[[u64;2305843009213693951]]}",
-        "T{v@0:rel[Empty{}]}",
+        "S(24,4){s@0:relstr,v@8:rel[u16],w@16:rel[u64]}",
+        "Path(24,4){points@0:rel[P(8,4){x@0:f32,y@4:f32}],modes@8:rel[M:u8{A=0,B=1}],ok@16:rel[bool]}",
+        "Outer(28,4){id@0:u32,inner@4:Inner(24,4){names@0:[relstr;2],big@16:rel[u128]}}",
+        "T(8,4){v@0:rel[[u64;2305843009213693951]]}",
+        "T(8,4){v@0:rel[Empty(0,1){}]}",
     ];
     let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
     for schema in schemas {

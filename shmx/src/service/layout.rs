@@ -1,15 +1,15 @@
 //! The bytes of a service segment: header, slots, connections, and the arithmetic that places
 //! them. See the module doc of `service` for the picture.
 
+use crate::message::MAX_TYPE_NAME_LEN;
 use crate::segment;
 use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"SHMXSVC\0");
 /// Layout version of every segment this library writes.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 pub(crate) const SHARED_OFF: usize = 512;
 pub(crate) const LINE: usize = 64;
-pub(crate) const TYPE_NAME_CAP: usize = 128;
 /// Longest schema text a topic may store (and a reader will look at): far more than any
 /// message type needs, and little enough that a tool reading a hostile header stays small.
 pub(crate) const MAX_SCHEMA_LEN: usize = 64 * 1024;
@@ -41,10 +41,13 @@ pub(crate) struct ServiceParams {
     pub fingerprint: u64,
     pub type_size: u64,
     pub type_align: u64,
-    pub type_name_len: u64,
-    pub type_name: [u8; TYPE_NAME_CAP],
+    /// The alignment of a sample's first byte in every data segment: `type_align`, or more
+    /// when tail elements need it (`Schema::sample_align`).
+    pub sample_align: u64,
+    /// The schema text lies at `schema_off`, the type's whole name right after it.
     pub schema_off: u64,
     pub schema_len: u64,
+    pub type_name_len: u64,
     pub max_publishers: u32,
     pub max_subscribers: u32,
     pub ring_capacity: u32,
@@ -208,11 +211,26 @@ impl ServiceParams {
                 p.schema_len
             ));
         }
+        if p.type_name_len > MAX_TYPE_NAME_LEN as u64 {
+            return Err(format!(
+                "type name of {} bytes, over the limit of {MAX_TYPE_NAME_LEN}",
+                p.type_name_len
+            ));
+        }
+        let align_ok = |a: u64| a.is_power_of_two() && a <= segment::page_size() as u64;
+        if !align_ok(p.type_align) || !align_ok(p.sample_align) || p.sample_align < p.type_align {
+            return Err(format!(
+                "alignments {} (type) and {} (sample) are not powers of two up to a page, the \
+                 sample's at least the type's",
+                p.type_align, p.sample_align
+            ));
+        }
         let schema_end = p
             .schema_off
             .checked_add(p.schema_len)
+            .and_then(|e| e.checked_add(p.type_name_len))
             .filter(|&e| p.schema_off >= SHARED_OFF as u64 && e <= file_len)
-            .ok_or("schema lies outside the file")?;
+            .ok_or("schema text or type name lies outside the file")?;
         let layout = Layout::compute(
             p.max_publishers as usize,
             p.max_subscribers as usize,
@@ -266,10 +284,10 @@ mod tests {
             fingerprint: 1,
             type_size: 8,
             type_align: 8,
-            type_name_len: 0,
-            type_name: [0; TYPE_NAME_CAP],
+            sample_align: 8,
             schema_off: schema_off as u64,
             schema_len: schema_len as u64,
+            type_name_len: 0,
             max_publishers: 8,
             max_subscribers: 8,
             ring_capacity: 256,

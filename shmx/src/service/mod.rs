@@ -4,7 +4,7 @@
 //! offset 0      ServiceParams   magic, layout version, type fingerprint/size/name, limits and
 //!                               the offsets below; written once before the file is linked
 //! offset 512    ServiceShared   generation (bumped on every slot change), next incarnation
-//! schema_off    schema text     Schema::describe() of the message type
+//! schema_off    schema text     Schema::describe() of the message type, then the type's name
 //! pub_off       PubSlot × max_publishers
 //! sub_off       SubSlot × max_subscribers
 //! conn_off      Connection × (max_publishers × max_subscribers), row-major by publisher:
@@ -27,7 +27,7 @@ pub(crate) use layout::*;
 use crate::config::TopicConfig;
 use crate::dir::Dir;
 use crate::error::{Error, Result};
-use crate::message::ShmMessage;
+use crate::message::{ShmMessage, MAX_TYPE_NAME_LEN};
 use crate::name::TopicName;
 use crate::ring::{DeliveryRing, ReturnRing};
 use crate::root::{Root, RootLock};
@@ -68,6 +68,8 @@ pub(crate) struct TypeFacts {
     pub fingerprint: u64,
     pub size: usize,
     pub align: usize,
+    /// `Schema::sample_align` of the type (or the alignment archives need).
+    pub sample_align: usize,
     /// `Schema::describe` of the type (or another text tools recognise).
     pub schema: String,
 }
@@ -80,6 +82,7 @@ impl TypeFacts {
             fingerprint: T::FINGERPRINT,
             size: core::mem::size_of::<T>(),
             align: core::mem::align_of::<T>(),
+            sample_align: T::SCHEMA.sample_align(),
             schema: T::SCHEMA.describe(),
         }
     }
@@ -95,6 +98,16 @@ impl Service {
         trust: &Trust,
         lock: &RootLock,
     ) -> Result<Service> {
+        if let Some(problem) = T::SCHEMA.name_problem() {
+            // Only a hand-written `ShmMessage` impl gets here: the derive refuses such names.
+            return Err(Error::InvalidConfig {
+                topic: name.as_str().to_owned(),
+                reason: format!(
+                    "the message type's schema cannot be written down: {problem} (see \
+                     shmx::schema_text)"
+                ),
+            });
+        }
         Self::open_or_create_as(root, name, config, trust, lock, &TypeFacts::of::<T>())
     }
 
@@ -161,6 +174,16 @@ impl Service {
         facts: &TypeFacts,
     ) -> Result<Option<Service>> {
         let schema = &facts.schema;
+        let type_name = facts.name.as_bytes();
+        if type_name.len() > MAX_TYPE_NAME_LEN {
+            return Err(Error::InvalidConfig {
+                topic: name.as_str().to_owned(),
+                reason: format!(
+                    "the type name is {} bytes, over the limit of {MAX_TYPE_NAME_LEN}",
+                    type_name.len()
+                ),
+            });
+        }
         if schema.len() > MAX_SCHEMA_LEN {
             return Err(Error::InvalidConfig {
                 topic: name.as_str().to_owned(),
@@ -181,16 +204,12 @@ impl Service {
             return_capacity,
             config.max_held,
             config.max_history,
-            schema_off + schema.len(),
+            schema_off + schema.len() + type_name.len(),
         )
         .ok_or_else(|| Error::InvalidConfig {
             topic: name.as_str().to_owned(),
             reason: "the topic's limits overflow the address space".into(),
         })?;
-        let mut type_name = [0u8; TYPE_NAME_CAP];
-        let tn = facts.name.as_bytes();
-        let tn_len = tn.len().min(TYPE_NAME_CAP);
-        type_name[..tn_len].copy_from_slice(&tn[..tn_len]);
         let params = ServiceParams {
             magic: SERVICE_MAGIC,
             version: LAYOUT_VERSION,
@@ -199,10 +218,10 @@ impl Service {
             fingerprint: facts.fingerprint,
             type_size: facts.size as u64,
             type_align: facts.align as u64,
-            type_name_len: tn_len as u64,
-            type_name,
+            sample_align: facts.sample_align as u64,
             schema_off: schema_off as u64,
             schema_len: schema.len() as u64,
+            type_name_len: type_name.len() as u64,
             max_publishers: layout.max_publishers as u32,
             max_subscribers: layout.max_subscribers as u32,
             ring_capacity: ring_capacity as u32,
@@ -220,13 +239,19 @@ impl Service {
             segment::create(&dir, "service", layout.total_len, config.mode, group, |m| {
                 // SAFETY: the mapping is `total_len` bytes, fresh (zero-filled) and private to
                 // this process until linked; `ServiceParams` (≤ 512 bytes, align 8) fits at the
-                // page-aligned offset 0, and the schema text fits at `schema_off` by the layout.
+                // page-aligned offset 0, and the schema text and the type name after it fit at
+                // `schema_off` by the layout (computed with both lengths).
                 unsafe {
                     m.ptr().cast::<ServiceParams>().write(params);
                     std::ptr::copy_nonoverlapping(
                         schema.as_ptr(),
                         m.ptr().add(schema_off),
                         schema.len(),
+                    );
+                    std::ptr::copy_nonoverlapping(
+                        type_name.as_ptr(),
+                        m.ptr().add(schema_off + schema.len()),
+                        type_name.len(),
                     );
                 }
                 Ok(())
@@ -330,12 +355,24 @@ impl Service {
         String::from_utf8_lossy(bytes).into_owned()
     }
 
-    /// The message type's fingerprint, size and alignment, as stored in the topic.
+    /// The message type's name, as stored in the topic (whole: never cut).
+    pub(crate) fn type_name(&self) -> String {
+        let off = (self.params.schema_off + self.params.schema_len) as usize;
+        let len = self.params.type_name_len as usize;
+        // SAFETY: `schema_off + schema_len + type_name_len` was checked against the file
+        // length when the file was opened, and the mapping covers the whole file; the bytes
+        // are read as `u8`.
+        let bytes = unsafe { std::slice::from_raw_parts(self.map.ptr().add(off), len) };
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    /// The message type's fingerprint and size, and the alignment of a sample's first byte in
+    /// every data segment (`sample_align`), as stored in the topic.
     pub(crate) fn type_facts(&self) -> (u64, usize, usize) {
         (
             self.params.fingerprint,
             self.params.type_size as usize,
-            self.params.type_align as usize,
+            self.params.sample_align as usize,
         )
     }
 
@@ -348,8 +385,7 @@ impl Service {
         {
             return Ok(());
         }
-        let n = (params.type_name_len as usize).min(TYPE_NAME_CAP);
-        let existing_type = String::from_utf8_lossy(&params.type_name[..n]).into_owned();
+        let existing_type = self.type_name();
         let existing_schema = self.schema_text();
         let difference = mismatch::difference(
             &mismatch::Described {

@@ -12,5 +12,5 @@ pub struct Flags {
 fn main() {
     const _: () = assert!(!<Flags as ShmMessage>::ALWAYS_VALID);
     const _: () = assert!(<Flags as ShmMessage>::ZEROABLE);
-    assert_eq!(Flags::SCHEMA.describe(), "Flags{armed@0:bool,ready@1:bool,_pad@2:[u8;2],count@4:u32}");
+    assert_eq!(Flags::SCHEMA.describe(), "Flags(8,4){armed@0:bool,ready@1:bool,_pad@2:[u8;2],count@4:u32}");
 }

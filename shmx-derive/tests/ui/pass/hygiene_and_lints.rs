@@ -49,6 +49,6 @@ pub enum Locals {
 pub struct Empty {}
 
 fn main() {
-    assert_eq!(<Names as shmx::ShmMessage>::SCHEMA.describe(), "Names{ptr@0:u64,ctx@8:bool,offset@9:bool,e@10:[u8;6]}");
+    assert_eq!(<Names as shmx::ShmMessage>::SCHEMA.describe(), "Names(16,8){ptr@0:u64,ctx@8:bool,offset@9:bool,e@10:[u8;6]}");
     assert_eq!(<Empty as shmx::ShmMessage>::SCHEMA.size, 0);
 }

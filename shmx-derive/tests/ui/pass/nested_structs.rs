@@ -29,6 +29,6 @@ mod inner {
 fn main() {
     const _: () = assert!(<Pose as ShmMessage>::ALWAYS_VALID);
     const _: () = assert!(<Pose as ShmMessage>::ZEROABLE);
-    assert_eq!(Pose::SCHEMA.describe(), "Pose{seq@0:u64,position@8:Vec3{x@0:f64,y@8:f64,z@16:f64},orientation@32:[f64;4]}");
+    assert_eq!(Pose::SCHEMA.describe(), "Pose(64,8){seq@0:u64,position@8:Vec3(24,8){x@0:f64,y@8:f64,z@16:f64},orientation@32:[f64;4]}");
     assert_eq!(<inner::Stamped as ShmMessage>::TYPE_NAME, "Stamped");
 }

@@ -36,8 +36,8 @@ fn main() -> Result<(), Error> {
     const _: () = assert!(<Scan as ShmMessage>::ZEROABLE);
     assert_eq!(
         Scan::SCHEMA.describe(),
-        "Scan{seq@0:u64,origin@8:Vec2{x@0:f32,y@4:f32},ranges@16:rel[f32],frame@24:relstr,\
-         sensor@32:Sensor{id@0:u32,name@4:relstr},_pad@44:[u8;4]}"
+        "Scan(48,8){seq@0:u64,origin@8:Vec2(8,4){x@0:f32,y@4:f32},ranges@16:rel[f32],\
+         frame@24:relstr,sensor@32:Sensor(12,4){id@0:u32,name@4:relstr},_pad@44:[u8;4]}"
     );
 
     // trybuild runs pass cases with the dev-dependencies of shmx-derive, which do not include

@@ -31,5 +31,11 @@ fn main() {
     assert_eq!(Meters::SCHEMA.size, 8);
     assert_eq!(Aligned::SCHEMA.align, 16);
     assert_eq!(TwoAttrs::SCHEMA.align, 8);
-    assert_eq!(Raw::SCHEMA.describe(), "Raw{type@0:u32}");
+    assert_eq!(Raw::SCHEMA.describe(), "Raw(4,4){type@0:u32}");
+    // Alignment is part of the text: the same fields aligned otherwise print otherwise.
+    assert_eq!(
+        Aligned::SCHEMA.describe(),
+        "Aligned(16,16){a@0:u64,b@8:Meters(8,8){value@0:f64}}"
+    );
+    assert_eq!(TwoAttrs::SCHEMA.describe(), "TwoAttrs(8,8){a@0:[u8;8]}");
 }
