@@ -7,16 +7,24 @@ use super::{decode, parse, Ty};
 use proptest::prelude::*;
 
 /// Schema text built from the grammar's pieces, nested, with lengths that include zero-sized
-/// elements and large counts: most of it parses, and much of it is near the limits.
+/// elements and large counts: most of it parses, and much of it is near the limits. Each
+/// piece comes with its size and alignment, so that structs are laid out as `repr(C)` does
+/// (with explicit padding fields), as the parser demands.
 fn schema() -> impl Strategy<Value = String> {
+    typed_schema().prop_map(|(text, _, _)| text)
+}
+
+/// Schema text with the size and alignment of the type it describes.
+fn typed_schema() -> impl Strategy<Value = (String, usize, usize)> {
+    let piece = |text: &str, size: usize, align: usize| Just((text.to_owned(), size, align));
     let leaf = prop_oneof![
-        Just("u8".to_owned()),
-        Just("u64".to_owned()),
-        Just("bool".to_owned()),
-        Just("f32".to_owned()),
-        Just("E(0,1){}".to_owned()),
-        Just("relstr".to_owned()),
-        Just("M:u8{A=0,B=1}".to_owned()),
+        piece("u8", 1, 1),
+        piece("u64", 8, 8),
+        piece("bool", 1, 1),
+        piece("f32", 4, 4),
+        piece("E(0,1){}", 0, 1),
+        piece("relstr", 8, 4),
+        piece("M:u8{A=0,B=1}", 1, 1),
     ];
     leaf.prop_recursive(6, 64, 4, |inner| {
         prop_oneof![
@@ -24,20 +32,34 @@ fn schema() -> impl Strategy<Value = String> {
                 inner.clone(),
                 prop_oneof![0usize..4, Just(65536usize), Just(1 << 20)]
             )
-                .prop_map(|(elem, len)| format!("[{elem};{len}]")),
-            inner.clone().prop_map(|elem| format!("rel[{elem}]")),
-            proptest::collection::vec(inner, 0..4).prop_map(|fields| {
-                let mut offset = 0usize;
-                let body: Vec<String> = fields
-                    .iter()
-                    .enumerate()
-                    .map(|(i, ty)| {
-                        let field = format!("f{i}@{offset}:{ty}");
-                        offset += 8;
-                        field
-                    })
-                    .collect();
-                format!("S{{{}}}", body.join(","))
+                .prop_map(|((elem, size, align), len)| {
+                    (format!("[{elem};{len}]"), size.saturating_mul(len), align)
+                }),
+            inner
+                .clone()
+                .prop_map(|(elem, _, _)| (format!("rel[{elem}]"), 8, 4)),
+            (proptest::collection::vec(inner, 0..4), 0u32..4).prop_map(|(fields, raise)| {
+                let mut body = Vec::new();
+                let (mut end, mut align) = (0usize, 1usize << raise);
+                let pad = |body: &mut Vec<String>, from: usize, to: usize| {
+                    if to > from {
+                        body.push(format!("_p{}@{from}:[u8;{}]", body.len(), to - from));
+                    }
+                };
+                for (i, (ty, size, a)) in fields.iter().enumerate() {
+                    let offset = end.next_multiple_of(*a);
+                    pad(&mut body, end, offset);
+                    body.push(format!("f{i}@{offset}:{ty}"));
+                    end = offset.saturating_add(*size);
+                    align = align.max(*a);
+                }
+                let size = end.next_multiple_of(align);
+                pad(&mut body, end, size);
+                (
+                    format!("S({size},{align}){{{}}}", body.join(",")),
+                    size,
+                    align,
+                )
             }),
         ]
     })
@@ -75,6 +97,25 @@ proptest! {
     #[test]
     fn any_text_parses_or_is_refused_without_a_panic(text in ".{0,200}") {
         let _ = parse(&text);
+    }
+
+    #[test]
+    fn laid_out_text_parses_to_its_layout_and_prints_back((text, size, align) in typed_schema()) {
+        // Refusals are for limits (values, zero-sized arrays, sizes), or for relative
+        // pointers in a slice's elements; what parses has the layout the text states.
+        match parse(&text) {
+            Ok(ty) => {
+                prop_assert_eq!((ty.size(), ty.align()), (size, align), "{}", text);
+                prop_assert_eq!(ty.to_string(), text);
+            }
+            Err(e) => prop_assert!(
+                ["over the limit", "too long", "too large", "hold relative pointers",
+                 "lies outside", "cover"]
+                    .iter()
+                    .any(|why| e.contains(why)),
+                "{}", e
+            ),
+        }
     }
 
     #[test]
