@@ -306,13 +306,16 @@ fn encode_primitive(p: Primitive, value: &Value, out: &mut [u8], path: &str) -> 
                 ));
             };
             if p == Primitive::F32 {
-                if x.is_finite() && x.abs() > f64::from(f32::MAX) {
+                // Out of range only when it rounds to an infinity: the shortest text of
+                // `f32::MAX` (what `decode` shows, 3.4028235e38) is a little more than it.
+                let single = x as f32;
+                if x.is_finite() && single.is_infinite() {
                     return Err(at(
                         path,
                         format!("{} is out of range for f32", shown(value)),
                     ));
                 }
-                out.copy_from_slice(&(x as f32).to_ne_bytes());
+                out.copy_from_slice(&single.to_ne_bytes());
             } else {
                 out.copy_from_slice(&x.to_ne_bytes());
             }

@@ -101,6 +101,34 @@ fn wide_integers_and_odd_floats() {
 }
 
 #[test]
+fn floats_read_back_exactly_from_their_text() {
+    // What `decode` shows of a value is encoded as that value, as text (the JSON of the
+    // command line) as well as a number, for extremes and 17-digit values too.
+    let ty = parse("F(16,8){a@0:f64,b@8:f32,_pad@12:[u8;4]}").unwrap();
+    for (a, b) in [
+        (1.9660436650416766e282, f32::MAX),
+        (-6.956272547438346e-112, f32::MIN),
+        (f64::MAX, f32::MIN_POSITIVE),
+        (5e-324, 1e-45),
+    ] {
+        let bytes = encode(&ty, &json!({"a": a, "b": b}), 0).unwrap();
+        let shown = decode(&ty, &bytes, SHOWN).unwrap();
+        let read: Value = serde_json::from_str(&shown.to_string()).unwrap();
+        let again = encode(&ty, &read, 0).unwrap_or_else(|e| panic!("{shown}: {e}"));
+        assert_eq!(again, bytes, "{shown}");
+        assert_eq!(f64::from_ne_bytes(again[..8].try_into().unwrap()), a);
+        assert_eq!(f32::from_ne_bytes(again[8..12].try_into().unwrap()), b);
+    }
+    // Beyond f32::MAX by half a unit in the last place or more: an infinity, refused.
+    let ty = parse("f32").unwrap();
+    assert!(encode(&ty, &json!(3.4028236e38), 0).is_err());
+    assert_eq!(
+        decode(&ty, &f32::MAX.to_ne_bytes(), SHOWN).unwrap(),
+        3.4028235e38
+    );
+}
+
+#[test]
 fn short_input_is_an_error() {
     let ty = parse(POSE).unwrap();
     let e = decode(&ty, &[0; 31], SHOWN).unwrap_err();
