@@ -88,6 +88,7 @@ fn facts<T: Archive>() -> TypeFacts {
         size: 0,
         align: ARCHIVE_ALIGN,
         sample_align: ARCHIVE_ALIGN,
+        has_tail: true,
         schema: format!("rkyv:{name}"),
     }
 }

@@ -146,6 +146,16 @@ pub(crate) fn wake(word: &AtomicU32) {
     }
 }
 
+/// Moves `word` and wakes every sleeper on it.
+pub(crate) fn wake_all(word: &AtomicU32) {
+    word.fetch_add(1, Ordering::Release);
+    #[cfg(all(target_os = "linux", not(loom), not(shmx_force_poll)))]
+    {
+        use rustix::thread::futex;
+        let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+    }
+}
+
 #[cfg(all(test, loom))]
 mod model {
     use super::*;

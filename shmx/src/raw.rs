@@ -49,19 +49,6 @@ fn open_existing(
     Ok(service)
 }
 
-/// Whether samples of the type that schema text `schema` describes carry a tail: it holds a
-/// relative pointer, or it is an rkyv archive (`rkyv:Name`, all tail). In the grammar
-/// ([`crate::schema_text`]) names cannot hold `[` and no type may be called `relstr`, so
-/// `rel[` is always a relative slice and `relstr` after `:` or `[` (or as the whole text)
-/// always a relative string.
-fn has_tail(schema: &str) -> bool {
-    schema.contains("rel[")
-        || schema == "relstr"
-        || schema.contains(":relstr")
-        || schema.contains("[relstr")
-        || crate::schema_text::is_archived(schema)
-}
-
 /// A subscriber of an existing topic that receives its samples as bytes.
 ///
 /// `Send` but not `Sync`, like [`Subscriber`](crate::Subscriber): one per thread, or a channel to the
@@ -238,7 +225,7 @@ impl RawPublisher {
         let size = core.service().type_facts().1;
         // Samples of a type without relative pointers have exactly the type's size: typed
         // subscribers refuse anything else.
-        let capacity = if has_tail(&schema) {
+        let capacity = if core.service().has_tail() {
             core.payload_capacity()
         } else {
             size
@@ -317,34 +304,5 @@ impl RawPublisher {
         // memory, not the loaned chunk) of at least `len` bytes.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), payload, len) };
         self.core.publish(chunk, len)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::has_tail;
-
-    #[test]
-    fn tails_are_told_from_the_schema_text() {
-        for text in [
-            "Frame(16,8){seq@0:u64,pixels@8:rel[u8]}",
-            "Note(12,4){id@0:u32,text@4:relstr}",
-            "[relstr;2]",
-            "relstr",
-            "rel[u16]",
-            "rkyv:String",
-        ] {
-            assert!(has_tail(text), "{text}");
-        }
-        for text in [
-            "Pose(16,8){seq@0:u64,x@8:f64}",
-            "relstr_count(8,8){n@0:u64}",
-            "R(1,1){relstr@0:u8}",
-            "rkyv::Mode:u8{A=0}",
-            "[u8;16]",
-            "u64",
-        ] {
-            assert!(!has_tail(text), "{text}");
-        }
     }
 }

@@ -138,8 +138,19 @@ impl<T> RelSlice<T> {
                 core::ptr::addr_of!((*this).len).read_volatile(),
             )
         };
-        if len == 0 || size_of::<T>() == 0 {
+        if len == 0 {
             return &[];
+        }
+        if size_of::<T>() == 0 {
+            // SAFETY: elements of a zero-sized message type occupy no memory and have exactly
+            // one value (a struct or array of no bytes), so a dangling pointer, non-null and
+            // aligned, is valid for any number of them.
+            return unsafe {
+                core::slice::from_raw_parts(
+                    core::ptr::NonNull::<T>::dangling().as_ptr(),
+                    len as usize,
+                )
+            };
         }
         let Some(bytes) = (len as usize).checked_mul(size_of::<T>()) else {
             return &[];

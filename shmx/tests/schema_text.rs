@@ -115,3 +115,60 @@ fn a_hand_written_impl_with_names_outside_the_grammar_creates_no_topic() {
     assert!(reason.contains("cannot be written down"), "{reason}");
     common::assert_empty(root.path());
 }
+
+/// An enum whose name is a path ending in a grammar word: allowed, since only whole names
+/// are reserved.
+#[derive(ShmMessage, Clone, Copy)]
+#[repr(u8)]
+#[shm(name = "a::relstr")]
+enum Tagged {
+    A = 0,
+}
+
+#[derive(ShmMessage, Clone, Copy)]
+#[repr(C)]
+struct Marked {
+    e: Tagged,
+}
+
+#[test]
+fn whether_samples_have_a_tail_is_stored_not_guessed_from_the_text() {
+    assert_eq!(
+        Marked::SCHEMA.describe(),
+        "Marked(1,1){e@0:a::relstr:u8{A=0}}"
+    );
+    let root = common::root();
+    let sub = Subscriber::<Marked>::builder("marked")
+        .root(root.path())
+        .create()
+        .unwrap();
+    let raw = shmx::inspect::RawPublisher::new(root.path(), "marked").unwrap();
+    // No tail: a sample is exactly the message (the text holds `:relstr` all the same).
+    assert_eq!(raw.capacity(), 1);
+    assert!(raw.send(&[0, 0]).is_err());
+    raw.send(&[0]).unwrap();
+    assert!(matches!(sub.take().unwrap().unwrap().e, Tagged::A));
+}
+
+/// A zero-sized element type: no bytes, one value.
+#[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(16))]
+struct Nothing {}
+
+#[derive(ShmMessage)]
+#[repr(C)]
+struct Marks {
+    marks: shmx::RelSlice<Nothing>,
+}
+
+#[test]
+fn a_slice_of_zero_sized_elements_reads_back_its_length() {
+    let root = common::root();
+    let (sub, publisher) = common::pair::<Marks>(root.path());
+    let mut sample = publisher.loan().unwrap();
+    sample.writer().set_marks(&[Nothing {}; 5]).unwrap();
+    sample.publish().unwrap();
+    let got = sub.take().unwrap().unwrap();
+    assert_eq!(got.marks.len(), 5);
+    assert_eq!(got.marks(), [Nothing {}; 5]);
+}

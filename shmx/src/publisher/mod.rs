@@ -259,6 +259,55 @@ impl<T: ShmMessage> Publisher<T> {
         self.core.subscriber_count()
     }
 
+    /// Waits until at least `n` subscribers are connected (without spinning: it sleeps until
+    /// the topic's participants change), and returns how many are.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::{Publisher, Subscriber};
+    /// use std::time::Duration;
+    ///
+    /// let publisher = Publisher::<u64>::builder("doc/ready").root(dir.path()).create()?;
+    /// let root = dir.path().to_owned();
+    /// let subscriber = std::thread::spawn(move || {
+    ///     let sub = Subscriber::<u64>::builder("doc/ready").root(root).create()?;
+    ///     sub.recv().map(|s| *s)
+    /// });
+    /// publisher.wait_for_subscribers(1, Duration::from_secs(10))?;
+    /// publisher.send(7)?;
+    /// assert_eq!(subscriber.join().unwrap()?, 7);
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when fewer than `n` are connected after `timeout` (any `Duration`:
+    /// a timeout past the clock's range waits forever).
+    pub fn wait_for_subscribers(&self, n: usize, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let token = self.core.service().change_token();
+            let count = self.core.subscriber_count();
+            if count >= n {
+                return Ok(count);
+            }
+            let left = match deadline {
+                None => Duration::from_secs(1),
+                Some(d) => d.saturating_duration_since(Instant::now()),
+            };
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    topic: self.topic().to_owned(),
+                    operation: "waiting for subscribers",
+                });
+            }
+            // At most a second at a time: subscribers that died are noticed by the sweep in
+            // `subscriber_count`, which no participant may announce.
+            self.core
+                .service()
+                .wait_for_change(token, left.min(Duration::from_secs(1)));
+        }
+    }
+
     /// Counts of this publisher's chunks by state, after taking back what subscribers
     /// returned.
     pub fn pool_stats(&self) -> PoolStats {

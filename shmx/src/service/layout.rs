@@ -10,6 +10,9 @@ pub(crate) const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"SHMXSVC\0");
 pub const LAYOUT_VERSION: u32 = 5;
 pub(crate) const SHARED_OFF: usize = 512;
 pub(crate) const LINE: usize = 64;
+/// `ServiceParams::flags`: samples carry a tail after the message.
+pub(crate) const HAS_TAIL: u64 = 1;
+
 /// Longest schema text a topic may store (and a reader will look at): far more than any
 /// message type needs, and little enough that a tool reading a hostile header stays small.
 pub(crate) const MAX_SCHEMA_LEN: usize = 64 * 1024;
@@ -44,6 +47,9 @@ pub(crate) struct ServiceParams {
     /// The alignment of a sample's first byte in every data segment: `type_align`, or more
     /// when tail elements need it (`Schema::sample_align`).
     pub sample_align: u64,
+    /// [`HAS_TAIL`] when samples carry a tail after the message (relative pointers, or an
+    /// rkyv archive); no other bit is used.
+    pub flags: u64,
     /// The schema text lies at `schema_off`, the type's whole name right after it.
     pub schema_off: u64,
     pub schema_len: u64,
@@ -71,6 +77,9 @@ pub(crate) struct ServiceShared {
     pub generation: AtomicU64,
     /// Source of incarnation numbers.
     pub next_incarnation: AtomicU64,
+    /// Moved (and woken, as a futex word) after every bump of `generation`: what
+    /// `Publisher::wait_for_subscribers` sleeps on.
+    pub changed: AtomicU32,
 }
 
 /// A publisher's slot.
@@ -211,6 +220,9 @@ impl ServiceParams {
                 p.schema_len
             ));
         }
+        if p.flags & !HAS_TAIL != 0 {
+            return Err(format!("unknown flags {:#x}", p.flags));
+        }
         if p.type_name_len > MAX_TYPE_NAME_LEN as u64 {
             return Err(format!(
                 "type name of {} bytes, over the limit of {MAX_TYPE_NAME_LEN}",
@@ -285,6 +297,7 @@ mod tests {
             type_size: 8,
             type_align: 8,
             sample_align: 8,
+            flags: 0,
             schema_off: schema_off as u64,
             schema_len: schema_len as u64,
             type_name_len: 0,

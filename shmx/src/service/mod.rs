@@ -35,6 +35,7 @@ use crate::segment::{self, Access, Mapping};
 use crate::sync::{AtomicU64, Ordering};
 use crate::trust::Trust;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// An open service segment.
 pub(crate) struct Service {
@@ -70,6 +71,8 @@ pub(crate) struct TypeFacts {
     pub align: usize,
     /// `Schema::sample_align` of the type (or the alignment archives need).
     pub sample_align: usize,
+    /// Whether samples carry a tail after the message (relative pointers, or an archive).
+    pub has_tail: bool,
     /// `Schema::describe` of the type (or another text tools recognise).
     pub schema: String,
 }
@@ -83,6 +86,7 @@ impl TypeFacts {
             size: core::mem::size_of::<T>(),
             align: core::mem::align_of::<T>(),
             sample_align: T::SCHEMA.sample_align(),
+            has_tail: T::SCHEMA.has_relative(),
             schema: T::SCHEMA.describe(),
         }
     }
@@ -219,6 +223,7 @@ impl Service {
             type_size: facts.size as u64,
             type_align: facts.align as u64,
             sample_align: facts.sample_align as u64,
+            flags: if facts.has_tail { HAS_TAIL } else { 0 },
             schema_off: schema_off as u64,
             schema_len: schema.len() as u64,
             type_name_len: type_name.len() as u64,
@@ -366,6 +371,12 @@ impl Service {
         String::from_utf8_lossy(bytes).into_owned()
     }
 
+    /// Whether the topic's samples carry a tail after the message (relative pointers, or an
+    /// rkyv archive), as stored in the topic.
+    pub(crate) fn has_tail(&self) -> bool {
+        self.params.flags & HAS_TAIL != 0
+    }
+
     /// The message type's fingerprint and size, and the alignment of a sample's first byte in
     /// every data segment (`sample_align`), as stored in the topic.
     pub(crate) fn type_facts(&self) -> (u64, usize, usize) {
@@ -476,8 +487,23 @@ impl Service {
         self.shared().generation.load(Ordering::Acquire)
     }
 
+    /// Records a change of the slot tables, and wakes whoever waits for one
+    /// ([`wait_for_change`](Self::wait_for_change)).
     pub(crate) fn bump_generation(&self) {
         self.shared().generation.fetch_add(1, Ordering::SeqCst);
+        crate::event::wake_all(&self.shared().changed);
+    }
+
+    /// The value to pass to [`wait_for_change`](Self::wait_for_change): read it before
+    /// looking at the slots.
+    pub(crate) fn change_token(&self) -> u32 {
+        self.shared().changed.load(Ordering::Acquire)
+    }
+
+    /// Sleeps until a slot changes after `token` was read, or `timeout` passes (spurious
+    /// returns allowed).
+    pub(crate) fn wait_for_change(&self, token: u32, timeout: Duration) {
+        crate::event::wait(&self.shared().changed, token, Some(timeout));
     }
 
     /// Publisher slot `p` (`p < max_publishers`, else panics: callers index with their own
