@@ -68,6 +68,15 @@ impl Dir {
         self.fd.as_fd()
     }
 
+    /// Another handle on the same directory (its own descriptor).
+    pub(crate) fn duplicate(&self) -> Result<Dir> {
+        let fd = rustix::io::fcntl_dupfd_cloexec(&self.fd, 0).map_err(|e| sys(&self.path, e))?;
+        Ok(Dir {
+            fd,
+            path: self.path.clone(),
+        })
+    }
+
     /// The directory's own status.
     pub(crate) fn stat(&self) -> Result<rustix::fs::Stat> {
         rustix::fs::fstat(&self.fd).map_err(|e| sys(&self.path, e))

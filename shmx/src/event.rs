@@ -30,6 +30,13 @@
 use crate::sync::{fence, AtomicU32, Ordering};
 use std::time::Duration;
 
+/// Bit of a subscriber slot's `sleeping` word: the subscriber sleeps on its futex (or is
+/// about to).
+pub(crate) const SLEEPING: u32 = 1;
+/// Bit of a subscriber slot's `sleeping` word: the subscriber waits on its descriptor (see
+/// `signal`); cleared by the first publisher that sees it, which then sends the wake-up.
+pub(crate) const ARMED: u32 = 2;
+
 /// Whether this process can force a barrier on publishers' cores before it sleeps
 /// (`membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` is available). Recorded in each
 /// subscriber's slot.
@@ -72,21 +79,29 @@ pub(crate) fn publisher_light_barrier() -> bool {
 #[inline]
 pub(crate) fn announce_sleep(wake: &AtomicU32, sleeping: &AtomicU32, forced: bool) -> (u32, bool) {
     let v = wake.load(Ordering::Acquire);
-    sleeping.store(1, Ordering::Relaxed);
+    (v, announce(sleeping, SLEEPING, forced))
+}
+
+/// Subscriber: sets `bit` ([`SLEEPING`] or [`ARMED`]) in `sleeping` and issues the barrier
+/// that pairs with the publisher's (see the module documentation); `false` if the promised
+/// membarrier failed. The caller must look at its rings once more afterwards.
+#[inline]
+pub(crate) fn announce(sleeping: &AtomicU32, bit: u32, forced: bool) -> bool {
+    sleeping.fetch_or(bit, Ordering::Relaxed);
     fence(Ordering::SeqCst);
     #[cfg(all(target_os = "linux", not(loom), not(shmx_force_poll)))]
     if forced {
         use rustix::thread::{membarrier, MembarrierCommand};
-        return (v, membarrier(MembarrierCommand::GlobalExpedited).is_ok());
+        return membarrier(MembarrierCommand::GlobalExpedited).is_ok();
     }
     let _ = forced;
-    (v, true)
+    true
 }
 
 /// Subscriber, after sleeping or deciding not to.
 #[inline]
 pub(crate) fn end_sleep(sleeping: &AtomicU32) {
-    sleeping.store(0, Ordering::Relaxed);
+    sleeping.fetch_and(!SLEEPING, Ordering::Relaxed);
 }
 
 /// Publisher, after its pushes: the barrier that pairs with [`announce_sleep`]'s. Call once,
@@ -101,15 +116,24 @@ pub(crate) fn before_notify(light: bool) {
     }
 }
 
-/// Publisher: wakes the subscriber if it sleeps or is about to; `true` if it did.
+/// Publisher: wakes the subscriber if it sleeps on its futex or is about to, and returns
+/// `true` if it is armed on its descriptor, which this call disarmed: the caller then sends it
+/// a wake-up (see `signal`). Only the first publisher to see an arm pays for it.
 #[inline]
 pub(crate) fn notify(wake_word: &AtomicU32, sleeping: &AtomicU32) -> bool {
-    if sleeping.load(Ordering::Relaxed) != 0 {
-        wake(wake_word);
-        true
-    } else {
-        false
+    let s = sleeping.load(Ordering::Relaxed);
+    if s == 0 {
+        return false;
     }
+    notify_sleeper(wake_word, sleeping, s)
+}
+
+#[cold]
+fn notify_sleeper(wake_word: &AtomicU32, sleeping: &AtomicU32, seen: u32) -> bool {
+    if seen & SLEEPING != 0 {
+        wake(wake_word);
+    }
+    seen & ARMED != 0 && sleeping.fetch_and(!ARMED, Ordering::Relaxed) & ARMED != 0
 }
 
 /// Sleeps until `word` moves away from `expected`, a wake arrives, or `timeout` passes
@@ -193,6 +217,52 @@ mod model {
                     "a sleeper would miss the publish"
                 );
             }
+        });
+    }
+}
+
+#[cfg(all(test, loom))]
+mod armed_model {
+    use super::*;
+    use crate::sync::AtomicU64;
+    use loom::sync::Arc;
+
+    /// The descriptor variant (`signal`): a subscriber arms and looks at its ring once more;
+    /// two publishers push and notify. Either the subscriber saw an entry, or exactly one
+    /// publisher took the arm (and sends the one wake-up); never neither, never both.
+    #[test]
+    fn an_armed_subscriber_is_told_exactly_once() {
+        loom::model(|| {
+            let wake = Arc::new(AtomicU32::new(0));
+            let sleeping = Arc::new(AtomicU32::new(0));
+            let head = Arc::new(AtomicU64::new(0));
+            let sent = Arc::new(AtomicU32::new(0));
+            let publishers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (wake, sleeping, head, sent) =
+                        (wake.clone(), sleeping.clone(), head.clone(), sent.clone());
+                    loom::thread::spawn(move || {
+                        head.fetch_add(1, Ordering::Release);
+                        before_notify(false);
+                        if notify(&wake, &sleeping) {
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            announce(&sleeping, ARMED, false);
+            let saw_entry = head.load(Ordering::Acquire) > 0;
+            for p in publishers {
+                p.join().unwrap();
+            }
+            let sent = sent.load(Ordering::Relaxed);
+            assert!(sent <= 1, "an arm is paid for once");
+            assert!(
+                saw_entry || sent == 1,
+                "an armed subscriber would miss the publish"
+            );
+            // No futex wake-up for a subscriber that only armed its descriptor.
+            assert_eq!(wake.load(Ordering::Relaxed), 0);
         });
     }
 }

@@ -102,10 +102,14 @@ mod segment;
 #[cfg(not(loom))]
 mod service;
 #[cfg(not(loom))]
+mod signal;
+#[cfg(not(loom))]
 mod subscriber;
 #[cfg(not(loom))]
 mod trust;
 mod validation;
+#[cfg(not(loom))]
+pub mod waitset;
 
 #[cfg(not(loom))]
 pub use config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
@@ -125,6 +129,8 @@ pub use service::LAYOUT_VERSION;
 pub use shmx_derive::ShmMessage;
 #[cfg(not(loom))]
 pub use subscriber::{Subscriber, SubscriberBuilder, MAX_SPIN, MIN_SPIN};
+#[cfg(not(loom))]
+pub use waitset::WaitSet;
 
 #[doc(hidden)]
 pub mod __private;

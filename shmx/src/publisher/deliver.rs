@@ -10,7 +10,7 @@ use crate::data::NO_CHUNK;
 use crate::error::{Error, Result};
 use crate::event;
 use crate::ring::{entry_tag, Push, CHUNK_MASK};
-use crate::service::{self, ACTIVE};
+use crate::service::{self, Service, ACTIVE};
 use crate::sync::{fence, Ordering};
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,7 @@ impl PubCore {
                     ret_tail: returns.load_tail(),
                     wake: &slot.wake,
                     sleeping: &slot.sleeping,
+                    notifier: Default::default(),
                 });
             }
         }
@@ -292,7 +293,7 @@ impl PubCore {
         }
         st.pool.publish(chunk, holders);
         if holders != 0 && wake_now {
-            wake(&st.conns, st.light);
+            wake(&self.service, &st.conns, st.light);
         }
         Ok(())
     }
@@ -333,9 +334,9 @@ impl PubCore {
                     // Wake first whoever has samples not yet woken for: the subscribers
                     // before this one, and in a batch (`!wake_now`) any of them.
                     if !wake_now {
-                        wake(conns, *light);
+                        wake(&self.service, conns, *light);
                     } else if holders != 0 {
-                        wake(&conns[..i - 1], *light);
+                        wake(&self.service, &conns[..i - 1], *light);
                     }
                     let conn = &mut conns[i - 1];
                     match self.block(conn, entry) {
@@ -352,7 +353,7 @@ impl PubCore {
         }
         pool.publish(chunk, holders);
         if holders != 0 && wake_now {
-            wake(conns, *light);
+            wake(&self.service, conns, *light);
         }
         result
     }
@@ -413,19 +414,23 @@ impl Drop for BatchEnd<'_> {
         // Never borrowed here: `send_many` holds the state only while it publishes a value.
         let mut st = self.core.state.borrow_mut();
         if self.sent > 0 {
-            wake(&st.conns, st.light);
+            wake(&self.core.service, &st.conns, st.light);
         }
         self.core.after_publish(&mut st);
     }
 }
 
-/// Wakes the subscribers of `conns` that sleep (PROTOCOLS.md §3, publisher side).
+/// Wakes the subscribers of `conns` that sleep or wait on their descriptor (PROTOCOLS.md §3,
+/// publisher side; `signal`).
 #[inline]
-fn wake(conns: &[Conn], light: bool) {
+fn wake(service: &Service, conns: &[Conn], light: bool) {
     event::before_notify(light);
     for conn in conns {
         // SAFETY: the words live in our service mapping, alive as long as the publisher.
-        unsafe { event::notify(&*conn.wake, &*conn.sleeping) };
+        if unsafe { event::notify(&*conn.wake, &*conn.sleeping) } {
+            conn.notifier
+                .notify(service.dir(), service::incarnation_of(conn.slot_word));
+        }
     }
 }
 

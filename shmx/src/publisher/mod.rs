@@ -121,6 +121,8 @@ struct Conn {
     ret_tail: u64,
     wake: *const AtomicU32,
     sleeping: *const AtomicU32,
+    /// The subscriber's socket, once it armed one (see `signal`).
+    notifier: crate::signal::Notifier,
 }
 
 impl<T: ShmMessage> Publisher<T> {
@@ -474,6 +476,8 @@ impl PubCore {
             s.state
                 .store(service::state_word(inc, ACTIVE), Ordering::Release);
             service.bump_generation();
+            // Waiting subscribers learn that a publisher joined.
+            service.notify_subscribers();
             Ok((slot, inc, data))
         })();
         let (slot, inc, data) = match result {
@@ -642,6 +646,8 @@ impl Drop for PubCore {
                 .store(service::state_word(self.inc, DRAINING), Ordering::Release);
         }
         self.service.bump_generation();
+        // Waiting subscribers learn that a publisher left.
+        self.service.notify_subscribers();
         if let Some(lock) = &lock {
             self.service.remove_if_unused(lock);
         }

@@ -494,6 +494,20 @@ impl Service {
         crate::event::wake_all(&self.shared().changed);
     }
 
+    /// Wakes every subscriber that sleeps or waits on its descriptor, so that it looks at
+    /// the topic again: after a publisher joined or left (rare: each armed subscriber costs
+    /// a connection and a datagram).
+    pub(crate) fn notify_subscribers(&self) {
+        crate::event::before_notify(false);
+        for s in 0..self.layout.max_subscribers {
+            let slot = self.sub_slot(s);
+            let word = slot.state.load(Ordering::Acquire);
+            if state_of(word) == ACTIVE && crate::event::notify(&slot.wake, &slot.sleeping) {
+                crate::signal::notify_once(&self.dir, incarnation_of(word));
+            }
+        }
+    }
+
     /// The value to pass to [`wait_for_change`](Self::wait_for_change): read it before
     /// looking at the slots.
     pub(crate) fn change_token(&self) -> u32 {

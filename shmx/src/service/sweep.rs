@@ -31,6 +31,8 @@ impl Service {
             }
             dead_subs |= 1 << s;
             slot.sleeping.store(0, Ordering::Relaxed);
+            self.dir()
+                .remove_file(&crate::signal::socket_name(incarnation_of(word)));
             slot.state.store(FREE, Ordering::Release);
             node::remove_if_dead(self.root(), owner);
             reclaimed += 1;

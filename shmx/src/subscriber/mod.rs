@@ -3,6 +3,7 @@
 mod connect;
 mod copy;
 mod drain;
+mod ready;
 mod receive;
 mod wait;
 
@@ -20,6 +21,7 @@ use crate::sample::Sample;
 use crate::service::{self, Role, Service, ACTIVE, FREE};
 use crate::sync::{fence, Ordering};
 use crate::trust::Trust;
+use rustix::fd::BorrowedFd;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -99,6 +101,8 @@ pub(crate) struct SubCore {
     tails: bool,
     /// The private copies of a subscriber that copies on take (`None`: zero-copy).
     copies: Option<copy::Copies>,
+    /// The socket that makes a descriptor readable, once one was asked for (see `ready`).
+    listener: std::cell::OnceCell<crate::signal::Listener>,
     state: RefCell<SubState>,
 }
 
@@ -208,8 +212,57 @@ impl<T: ShmMessage> Subscriber<T> {
     // sample returned through memory costs the caller a failed store forwarding.
     #[inline(always)]
     pub fn take(&self) -> Result<Option<Sample<'_, T>>> {
+        let sample = self.take_quietly()?;
+        if sample.is_none() && self.core.has_ready_fd() && self.core.arm() {
+            return self.take_quietly();
+        }
+        Ok(sample)
+    }
+
+    /// The type-erased endpoint (for wait sets).
+    pub(crate) fn core(&self) -> &SubCore {
+        &self.core
+    }
+
+    /// [`take`](Self::take) without arming the descriptor (for the waits of this crate).
+    #[inline(always)]
+    fn take_quietly(&self) -> Result<Option<Sample<'_, T>>> {
         let mut st = self.core.state.borrow_mut();
         self.core.take_raw::<T>(&mut st)
+    }
+
+    /// A file descriptor that is readable while samples wait: for `epoll`, `poll`, `mio`,
+    /// `calloop` or tokio's `AsyncFd`. The first call binds a socket in the topic's directory
+    /// (`wake.<n>`, removed with the subscriber); subscribers that never ask pay nothing.
+    ///
+    /// The contract is level-triggered and starts at a [`take`](Self::take) (or
+    /// [`drain`](Self::drain)) that finds nothing: from then on, the descriptor becomes
+    /// readable when a sample arrives. So a loop takes until `take` returns `Ok(None)`, then
+    /// waits for the descriptor. It may be readable with nothing to take (a sample taken
+    /// meanwhile); `take` then returns `Ok(None)` and clears it. Publishers make a system call
+    /// only for the first sample after such a `take`, and never block on the descriptor.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use rustix::event::{poll, PollFd, PollFlags};
+    /// use shmx::{Publisher, Subscriber};
+    ///
+    /// let subscriber = Subscriber::<u64>::builder("doc/fd").root(dir.path()).create()?;
+    /// let publisher = Publisher::<u64>::builder("doc/fd").root(dir.path()).create()?;
+    /// let fd = subscriber.fd()?;
+    /// assert!(subscriber.take()?.is_none()); // nothing yet: armed
+    /// publisher.send(5)?;
+    /// let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    /// assert_eq!(poll(&mut fds, None).unwrap(), 1);
+    /// assert_eq!(*subscriber.take()?.unwrap(), 5);
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the socket cannot be made (or `PermissionDenied`, in a directory that
+    /// this process may not write).
+    pub fn fd(&self) -> Result<BorrowedFd<'_>> {
+        self.core.ready_fd()
     }
 
     /// Hands every sample waiting now, up to `max`, to `f` in turn, and returns how many it
@@ -237,7 +290,11 @@ impl<T: ShmMessage> Subscriber<T> {
     /// # Ok::<(), shmx::Error>(())
     /// ```
     pub fn drain(&self, max: usize, mut f: impl FnMut(&Sample<'_, T>)) -> Result<usize> {
-        self.core.drain::<T>(max, &mut f)
+        let n = self.core.drain::<T>(max, &mut f)?;
+        if n == 0 && max > 0 && self.core.has_ready_fd() && self.core.arm() {
+            return self.core.drain::<T>(max, &mut f);
+        }
+        Ok(n)
     }
 
     /// Waits for the next sample: spins briefly, then sleeps until a publisher wakes it.
@@ -267,7 +324,7 @@ impl<T: ShmMessage> Subscriber<T> {
 
     #[inline(always)]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Sample<'_, T>>> {
-        self.core.recv_until(deadline, || self.take())
+        self.core.recv_until(deadline, || self.take_quietly())
     }
 
     /// Number of publishers this subscriber is connected to.
@@ -471,6 +528,7 @@ impl SubCore {
             align,
             tails: true,
             copies: None,
+            listener: std::cell::OnceCell::new(),
         };
         {
             let mut st = core.state.borrow_mut();
@@ -499,6 +557,8 @@ impl SubCore {
 
 impl Drop for SubCore {
     fn drop(&mut self) {
+        // The socket goes first, while the topic's directory certainly holds it.
+        drop(self.listener.take());
         let mut st = std::mem::replace(
             self.state.get_mut(),
             SubState {

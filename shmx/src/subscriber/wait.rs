@@ -104,7 +104,7 @@ impl SubCore {
     }
 
     /// Whether nothing at all is waiting.
-    fn looks_empty(&self) -> bool {
+    pub(crate) fn looks_empty(&self) -> bool {
         let st = self.state.borrow();
         if self.service.generation() != st.gen {
             return false;

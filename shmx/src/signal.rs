@@ -1,0 +1,165 @@
+//! Readiness over a file descriptor: a Unix datagram socket per subscriber that asked for one.
+//!
+//! A subscriber that wants a file descriptor (for `epoll`, `mio`, tokio's `AsyncFd` or a
+//! [`WaitSet`](crate::WaitSet)) binds a datagram socket at `<topic>/wake.<incarnation>` (a
+//! [`Listener`]); its descriptor is readable while a datagram waits. When the subscriber finds
+//! nothing to take, it *arms*: it sets `event::ARMED` in its slot's `sleeping` word, issues the
+//! same barrier as a futex sleeper (PROTOCOLS.md §3) and looks at its rings once more. A
+//! publisher, after its pushes and that barrier, sees the bit, clears it (so only the first
+//! publish after an arm pays) and sends one byte to the socket ([`Notifier`]). The argument is
+//! Dekker's, as for the futex: either the subscriber's last look sees the entry, or the
+//! publisher sees the bit. Publishers make no system call for subscribers that are not armed.
+//!
+//! Sending never blocks and never fails loudly: the socket is non-blocking, a full receive
+//! queue (`EAGAIN`: the descriptor is readable already) and a subscriber that went away
+//! (`ECONNREFUSED`, `ENOENT`) are both ignored, and `MSG_NOSIGNAL` keeps `SIGPIPE` away. A dead
+//! subscriber's socket file is removed by whoever reclaims its slot.
+//!
+//! Sockets are reached through `/proc/self/fd/<topic directory>/wake.<n>`, so a path is
+//! resolved from the directory already opened (and checked), never from the root's name
+//! again. Unix sockets are Linux-and-BSD territory; other targets do not build this module's
+//! users.
+
+use crate::dir::{sys, Dir};
+use crate::error::Result;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketFlags, SocketType};
+use std::cell::Cell;
+use std::path::PathBuf;
+
+/// Name of the socket of subscriber incarnation `inc` in its topic's directory.
+pub(crate) fn socket_name(inc: u64) -> String {
+    format!("wake.{inc}")
+}
+
+/// The address of entry `name` of `dir`, through the directory's descriptor.
+fn address(dir: &Dir, name: &str) -> std::result::Result<SocketAddrUnix, Errno> {
+    use rustix::fd::AsRawFd;
+    let via_fd = format!("/proc/self/fd/{}/{name}", dir.fd().as_raw_fd());
+    SocketAddrUnix::new(via_fd.as_str())
+}
+
+fn datagram_socket() -> std::result::Result<OwnedFd, Errno> {
+    rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::DGRAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )
+}
+
+/// A subscriber's socket: readable while a wake-up waits. Removes its file when dropped.
+pub(crate) struct Listener {
+    fd: OwnedFd,
+    /// The topic's directory (its own descriptor) and the socket's name in it.
+    dir: Dir,
+    name: String,
+}
+
+impl Listener {
+    /// Binds the socket of subscriber incarnation `inc` in `dir`, with file mode `mode` and,
+    /// if given, group `group` (as the topic's other files).
+    pub(crate) fn bind(dir: Dir, inc: u64, mode: u32, group: Option<u32>) -> Result<Listener> {
+        let name = socket_name(inc);
+        let path = dir.join(&name);
+        let fd = datagram_socket().map_err(|e| sys(&path, e))?;
+        // A file of that name is a leftover of a dead incarnation of ours: incarnations are
+        // never reused, so it can go.
+        dir.remove_file(&name);
+        let addr = address(&dir, &name).map_err(|e| sys(&path, e))?;
+        rustix::net::bind(&fd, &addr).map_err(|e| sys(&path, e))?;
+        let listener = Listener { fd, dir, name };
+        let at = listener.dir.fd();
+        if let Some(gid) = group {
+            rustix::fs::chownat(
+                at,
+                listener.name.as_str(),
+                None,
+                Some(rustix::fs::Gid::from_raw(gid)),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| sys(&path, e))?;
+        }
+        rustix::fs::chmodat(
+            at,
+            listener.name.as_str(),
+            rustix::fs::Mode::from_raw_mode(mode),
+            rustix::fs::AtFlags::empty(),
+        )
+        .map_err(|e| sys(&path, e))?;
+        Ok(listener)
+    }
+
+    /// Consumes every wake-up that waits (the descriptor is then not readable, until the
+    /// next).
+    pub(crate) fn drain(&self) {
+        let mut buf = [0u8; 16];
+        while let Ok((..)) = rustix::net::recv(&self.fd, &mut buf, RecvFlags::DONTWAIT) {}
+    }
+
+    /// Where the socket is (for messages and tests).
+    #[allow(dead_code)]
+    pub(crate) fn path(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.dir.remove_file(&self.name);
+    }
+}
+
+/// A publisher's way to one subscriber's socket: connected on first use, reconnected after a
+/// failure.
+#[derive(Default)]
+pub(crate) struct Notifier {
+    fd: Cell<Option<OwnedFd>>,
+}
+
+impl Notifier {
+    /// Sends one wake-up to subscriber incarnation `inc`'s socket in `dir`. Never blocks;
+    /// every failure is ignored (see the module documentation).
+    #[cold]
+    pub(crate) fn notify(&self, dir: &Dir, inc: u64) {
+        let fd = match self.fd.take() {
+            Some(fd) => fd,
+            None => match connect(dir, inc) {
+                Some(fd) => fd,
+                None => return,
+            },
+        };
+        match rustix::net::send(&fd, &[1], SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+            // Full: the descriptor is readable already.
+            Ok(_) | Err(Errno::AGAIN) => self.fd.set(Some(fd)),
+            // The subscriber went (or its socket did): connect afresh next time.
+            Err(_) => {}
+        }
+    }
+}
+
+/// A socket connected to subscriber incarnation `inc`'s, if it is there.
+fn connect(dir: &Dir, inc: u64) -> Option<OwnedFd> {
+    let name = socket_name(inc);
+    // Only a socket (never a link: `connect` would follow it) is connected to.
+    let stat = dir.stat_at(&name).ok()??;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket {
+        return None;
+    }
+    let fd = datagram_socket().ok()?;
+    rustix::net::connect(&fd, &address(dir, &name).ok()?).ok()?;
+    Some(fd)
+}
+
+/// Sends one wake-up to subscriber incarnation `inc`'s socket in `dir`, without keeping a
+/// connection (for the rare notices of participants joining and leaving).
+pub(crate) fn notify_once(dir: &Dir, inc: u64) {
+    Notifier::default().notify(dir, inc);
+}
