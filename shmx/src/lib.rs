@@ -127,6 +127,8 @@ pub use sample::{Sample, SampleMut};
 #[cfg(not(loom))]
 pub use service::LAYOUT_VERSION;
 pub use shmx_derive::ShmMessage;
+#[cfg(all(feature = "tokio", not(loom)))]
+pub use subscriber::{Recv, SampleStream};
 #[cfg(not(loom))]
 pub use subscriber::{Subscriber, SubscriberBuilder, MAX_SPIN, MIN_SPIN};
 #[cfg(not(loom))]

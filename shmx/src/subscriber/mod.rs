@@ -1,9 +1,13 @@
 //! [`Subscriber`]: receives the samples of every publisher of a topic, in place.
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod connect;
 mod copy;
 mod drain;
 mod ready;
+#[cfg(feature = "tokio")]
+pub use asynchronous::{Recv, SampleStream};
 mod receive;
 mod wait;
 
@@ -103,6 +107,9 @@ pub(crate) struct SubCore {
     copies: Option<copy::Copies>,
     /// The socket that makes a descriptor readable, once one was asked for (see `ready`).
     listener: std::cell::OnceCell<crate::signal::Listener>,
+    /// That socket registered with a tokio runtime, once an async receive asked.
+    #[cfg(feature = "tokio")]
+    async_fd: std::cell::OnceCell<tokio::io::unix::AsyncFd<rustix::fd::OwnedFd>>,
     state: RefCell<SubState>,
 }
 
@@ -529,6 +536,8 @@ impl SubCore {
             tails: true,
             copies: None,
             listener: std::cell::OnceCell::new(),
+            #[cfg(feature = "tokio")]
+            async_fd: std::cell::OnceCell::new(),
         };
         {
             let mut st = core.state.borrow_mut();
@@ -557,7 +566,10 @@ impl SubCore {
 
 impl Drop for SubCore {
     fn drop(&mut self) {
-        // The socket goes first, while the topic's directory certainly holds it.
+        // The socket goes first, while the topic's directory certainly holds it (its tokio
+        // registration before it).
+        #[cfg(feature = "tokio")]
+        drop(self.async_fd.take());
         drop(self.listener.take());
         let mut st = std::mem::replace(
             self.state.get_mut(),

@@ -35,6 +35,10 @@ impl SubCore {
         let Some(listener) = self.listener.get() else {
             return false;
         };
+        // Consume the wake-ups that came (one per arm a publisher took, and any that a
+        // publisher sends late), so that the descriptor is not left readable with nothing
+        // to take: a level-triggered loop would spin on it.
+        listener.drain();
         let sleeping = &self.service.sub_slot(self.slot).sleeping;
         if sleeping.load(Ordering::Relaxed) & ARMED != 0 {
             // Still armed: no publisher took the arm since, so nothing was pushed that the
@@ -42,9 +46,6 @@ impl SubCore {
             // readable.
             return false;
         }
-        // Disarmed by a publisher, who sent (or is sending) a wake-up: consume what came, so
-        // that the descriptor is not readable without a sample.
-        listener.drain();
         // PROTOCOLS.md §3 with the descriptor: announce, then look once more.
         event::announce(sleeping, ARMED, self.forces_barrier);
         !self.looks_empty()

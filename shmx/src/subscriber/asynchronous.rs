@@ -1,0 +1,196 @@
+//! async/await on tokio (feature `tokio`): the subscriber's descriptor (see
+//! [`Subscriber::fd`]) registered with the runtime's reactor, so that a task waiting for
+//! samples sleeps in the reactor and never blocks a runtime thread.
+//!
+//! Both waits take a sample only in the poll that returns it, so dropping the future (a
+//! `select!` that picked another branch, a timeout) loses no sample.
+
+use super::{SubCore, Subscriber};
+use crate::error::{Error, Result};
+use crate::message::ShmMessage;
+use crate::sample::Sample;
+use rustix::fd::OwnedFd;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll};
+use tokio::io::unix::AsyncFd;
+
+impl SubCore {
+    /// The descriptor, registered with the current tokio runtime (on first use).
+    fn async_fd(&self) -> Result<&AsyncFd<OwnedFd>> {
+        if let Some(fd) = self.async_fd.get() {
+            return Ok(fd);
+        }
+        let path = || {
+            self.service
+                .dir()
+                .join(crate::signal::socket_name(self.inc).as_str())
+        };
+        let fd = self
+            .ready_fd()?
+            .try_clone_to_owned()
+            .map_err(|e| Error::io(path(), e, 0))?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::io(
+                path(),
+                std::io::Error::other("recv_async and stream need a tokio runtime"),
+                0,
+            ));
+        }
+        // SAFETY: `fd` is an open descriptor that the `AsyncFd` owns from here on (an
+        // `OwnedFd` closes it only when dropped, and always names the same descriptor), so it
+        // stays open and the same for the registration's whole life.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+            .map_err(|e| Error::io(path(), e.into(), 0))?;
+        Ok(self.async_fd.get_or_init(|| fd))
+    }
+
+    /// One poll of an async receive: a sample if one waits, else `Pending` with the task
+    /// registered for the descriptor's next readiness.
+    fn poll_take<'s, T: ShmMessage>(
+        &'s self,
+        take: impl Fn() -> Result<Option<Sample<'s, T>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Sample<'s, T>>> {
+        // The descriptor exists before the first take, so that a take that finds nothing
+        // arms it.
+        let fd = match self.async_fd() {
+            Ok(fd) => fd,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        loop {
+            match take() {
+                Ok(Some(sample)) => return Poll::Ready(Ok(sample)),
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok(None) => {}
+            }
+            match fd.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(mut guard)) => {
+                    // Readiness seen: the next `take` looks at the queues (and consumes
+                    // the wake-up if there is nothing); readiness that comes after this
+                    // guard was made is kept by tokio.
+                    guard.clear_ready();
+                }
+                Poll::Ready(Err(e)) => {
+                    let name = crate::signal::socket_name(self.inc);
+                    let path = self.service.dir().join(name.as_str());
+                    return Poll::Ready(Err(Error::io(path, e, 0)));
+                }
+            }
+        }
+    }
+}
+
+impl<T: ShmMessage> Subscriber<T> {
+    /// Waits for the next sample without blocking the thread: the task sleeps in the tokio
+    /// reactor until a publisher makes the subscriber's descriptor readable (see
+    /// [`fd`](Self::fd)). Cancel-safe: a sample is taken only in the poll that returns it,
+    /// so a dropped future (`select!`, `timeout`) loses none. The future is `Send` (it holds
+    /// the subscriber exclusively), so a subscriber moved into `tokio::spawn` works; it must
+    /// run inside a tokio runtime with the I/O driver enabled (`enable_io`, or `enable_all`).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let root = dir.path().to_owned();
+    /// use shmx::{Publisher, Subscriber};
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async move {
+    /// let mut subscriber = Subscriber::<u64>::builder("doc/async").root(&root).create()?;
+    /// let task = tokio::spawn(async move {
+    ///     let sample = subscriber.recv_async().await?;
+    ///     Ok::<u64, shmx::Error>(*sample)
+    /// });
+    /// let publisher = Publisher::<u64>::builder("doc/async").root(&root).create()?;
+    /// publisher.send(42)?;
+    /// assert_eq!(task.await.unwrap()?, 42);
+    /// # Ok::<(), shmx::Error>(())
+    /// # }).unwrap();
+    /// ```
+    ///
+    /// Errors, when awaited: as [`take`](Self::take); [`Error::Io`] outside a tokio runtime
+    /// or if the descriptor cannot be made.
+    pub fn recv_async(&mut self) -> Recv<'_, T> {
+        Recv {
+            subscriber: NonNull::from(self),
+            done: false,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The samples of this subscriber as a [`futures_core::Stream`], each taken when the
+    /// stream yields it (cancel-safe as [`recv_async`](Self::recv_async)). The stream
+    /// borrows the subscriber; since subscribers are not `Sync`, neither the stream nor its
+    /// samples are `Send`: poll it within one task on a `LocalSet` or a current-thread
+    /// runtime, or use `recv_async` in a spawned task.
+    pub fn stream(&mut self) -> SampleStream<'_, T> {
+        SampleStream { subscriber: self }
+    }
+}
+
+/// The future of [`Subscriber::recv_async`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Recv<'a, T: ShmMessage> {
+    /// Made from `&'a mut Subscriber<T>`: for `'a` nothing else reaches the subscriber.
+    subscriber: NonNull<Subscriber<T>>,
+    /// Returned its sample: never polled again (the sample borrows the subscriber).
+    done: bool,
+    _borrow: PhantomData<&'a mut Subscriber<T>>,
+}
+
+// SAFETY: the future holds the only access to the subscriber for `'a` (it was made from
+// `&'a mut`), and a `Subscriber<T>` may move to another thread (`Send`); while pending no
+// sample of it exists. Once it returned a sample (which is not `Send`, and borrows the
+// subscriber on the thread that polled), it is never polled again (`done`), so moving the
+// spent future touches nothing.
+unsafe impl<T: ShmMessage> Send for Recv<'_, T> {}
+
+impl<'a, T: ShmMessage> Future for Recv<'a, T> {
+    type Output = Result<Sample<'a, T>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        assert!(!self.done, "Recv polled after it returned");
+        // SAFETY: the pointer was made from `&'a mut Subscriber<T>` (valid and exclusive for
+        // `'a`); only shared references are made from it, and only on the thread that polls
+        // (see the `Send` impl above).
+        let subscriber: &'a Subscriber<T> = unsafe { self.subscriber.as_ref() };
+        let poll = subscriber.core.poll_take(|| subscriber.take(), cx);
+        if poll.is_ready() {
+            self.done = true;
+        }
+        poll
+    }
+}
+
+impl<T: ShmMessage> std::fmt::Debug for Recv<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recv").field("done", &self.done).finish()
+    }
+}
+
+/// The samples of a subscriber as a stream: see [`Subscriber::stream`].
+pub struct SampleStream<'a, T: ShmMessage> {
+    subscriber: &'a Subscriber<T>,
+}
+
+impl<'a, T: ShmMessage> futures_core::Stream for SampleStream<'a, T> {
+    type Item = Result<Sample<'a, T>>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let subscriber: &'a Subscriber<T> = self.subscriber;
+        subscriber
+            .core
+            .poll_take(|| subscriber.take(), cx)
+            .map(Some)
+    }
+}
+
+impl<T: ShmMessage> std::fmt::Debug for SampleStream<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SampleStream")
+            .field("topic", &self.subscriber.topic())
+            .finish()
+    }
+}
