@@ -10,6 +10,7 @@ mod ready;
 pub use asynchronous::{Recv, SampleStream};
 mod receive;
 mod wait;
+pub(crate) use wait::pinned_to_one_cpu;
 
 use crate::config::{SubscriberConfig, TopicConfig};
 use crate::data::ChunkLoc;

@@ -29,6 +29,8 @@ impl SubCore {
     ) -> Result<Option<S>> {
         // Set at the first miss: when the wait began and when spinning ends.
         let mut wait: Option<(Instant, Instant)> = None;
+        // Pinned to one CPU (decided at the first miss): no spinning.
+        let mut yielding = false;
         let (mut polls, mut slept, mut last) = (0u32, false, false);
         loop {
             let sample = take()?;
@@ -39,11 +41,14 @@ impl SubCore {
                 return Ok(sample);
             }
             let (_, spin_until) = *wait.get_or_insert_with(|| {
+                // Pinned to one CPU, spinning only keeps the publisher (if it shares that
+                // CPU) from running: sleep at once, and its futex wake-up preempts it.
+                yielding = pinned_to_one_cpu();
                 let start = Instant::now();
                 let until = start + self.spin.get();
                 (start, deadline.map_or(until, |d| d.min(until)))
             });
-            if !slept {
+            if !slept && !yielding {
                 polls = polls.wrapping_add(1);
                 // The clock is read every 64 polls.
                 if polls % 64 != 0 || Instant::now() < spin_until {
@@ -115,4 +120,26 @@ impl SubCore {
             conn.pending.is_empty() && unsafe { conn.delivery.delivery() }.is_empty()
         })
     }
+}
+
+/// Whether this thread may run on one CPU only (its affinity), as of at most 100 ms ago.
+pub(crate) fn pinned_to_one_cpu() -> bool {
+    use std::cell::Cell;
+    thread_local! {
+        static PINNED: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
+    }
+    PINNED.with(|cached| {
+        let now = Instant::now();
+        if let Some((at, pinned)) = cached.get() {
+            if now.duration_since(at) < Duration::from_millis(100) {
+                return pinned;
+            }
+        }
+        #[cfg(target_os = "linux")]
+        let pinned = rustix::thread::sched_getaffinity(None).is_ok_and(|set| set.count() == 1);
+        #[cfg(not(target_os = "linux"))]
+        let pinned = false;
+        cached.set(Some((now, pinned)));
+        pinned
+    })
 }

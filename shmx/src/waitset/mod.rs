@@ -440,7 +440,8 @@ impl<'a> WaitSet<'a> {
             Source::Samples { core, .. } => Some(*core),
             _ => None,
         });
-        if cores.next().is_none() {
+        // Pinned to one CPU, spinning would only keep a publisher on that CPU from running.
+        if cores.next().is_none() || crate::subscriber::pinned_to_one_cpu() {
             return false;
         }
         let until = [Some(now + self.spin), deadline, self.next_due()]
