@@ -32,9 +32,8 @@
 //! strings, sometimes as numbers), floats of any bits (subnormals, extremes, -0.0, NaN and
 //! infinities included; compared bit for bit at their own width), enums by name (sometimes by
 //! number), strings with multi-byte UTF-8 and characters JSON escapes, relative slices of 0
-//! to 5 elements; padding fields are sometimes left out of what `shmx pub` is given.
-//! (Relative slices of zero-sized elements are read by their `len()`: the derive's reader,
-//! `RelSlice::as_slice`, shows them empty whatever their length.)
+//! to 5 elements (of zero-sized elements too, which the derive's readers show by their
+//! length); padding fields are sometimes left out of what `shmx pub` is given.
 //!
 //! Every run prints its seed; a failure names the seed, the type's Rust source, its schema
 //! and what differed. To run one seed again (the generated probe source is left in

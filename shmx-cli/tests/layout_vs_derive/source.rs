@@ -138,10 +138,9 @@ impl Gen {
             key.push_str(&serde_json::to_string(&f.name).expect("a name"));
             key.push(':');
             let _ = writeln!(out, "        out.push_str({key:?});");
-            // Relative pointers are read through the derive's readers (but for zero-sized
-            // elements, which the readers never show: see `zero_sized` in the probe).
+            // Relative pointers are read through the derive's readers (those in arrays, which
+            // have none, through `as_slice`/`as_str`, which the readers call).
             let read = match &f.ty {
-                Ty::RelSlice(elem) if self.size(elem) == 0 => format!("&self.{}", f.rust),
                 Ty::RelSlice(_) | Ty::RelStr => format!("self.{}()", f.rust),
                 _ => format!("&self.{}", f.rust),
             };
