@@ -9,9 +9,10 @@
 //! arrays, enums and over-aligned structs, `RelStr`s, relative pointers nested in structs and
 //! arrays, `#[shm(name = "a::b::Name")]` names), each with a random value, and builds them
 //! into one probe program (`target/layout-probe/`, its own workspace, the workspace's
-//! `Cargo.lock`, built offline; dependencies are reused between runs). The generator places
-//! explicit `_padN: [u8; K]` fields by the `repr(C)` rules, and the probe asserts at compile
-//! time that rustc agrees with the generator's offsets, sizes and alignments.
+//! `Cargo.lock`, built offline; dependencies are reused between runs, and two runs in one
+//! workspace take turns with it). The generator places explicit `_padN: [u8; K]` fields by
+//! the `repr(C)` rules, and the probe asserts at compile time that rustc agrees with the
+//! generator's offsets, sizes and alignments.
 //!
 //! Then, for each type, against the real `shmx` binary and real processes (a fresh
 //! `SHMX_ROOT` under /dev/shm):
@@ -70,7 +71,7 @@ mod values;
 use checks::check_case;
 use generate::Gen;
 use model::Case;
-use probe::{build_probe, Probe};
+use probe::{build_probe, Probe, ProbeDir};
 use std::time::Instant;
 
 /// Types generated per run, unless `SHMX_LAYOUT_CASES` says otherwise.
@@ -99,8 +100,11 @@ fn the_cli_lays_out_messages_as_the_derive_does() {
     let mut gen = Gen::new(seed);
     let tops: Vec<Case> = (0..cases).map(|i| gen.case(i)).collect();
 
+    // This run's until the end of the test, when the probe has exited: another run of the
+    // test in this workspace waits for it.
+    let probe_dir = ProbeDir::take();
     let started = Instant::now();
-    let probe = build_probe(seed, &gen, &tops);
+    let probe = build_probe(&probe_dir, seed, &gen, &tops);
     println!("layout_vs_derive: probe built in {:.1?}", started.elapsed());
 
     let checked = Instant::now();

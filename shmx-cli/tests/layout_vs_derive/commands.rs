@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 /// A `shmx` command running in the background; killed when dropped.
 pub(crate) struct Background {
-    pub(crate) child: Child,
-    pub(crate) stdout: Option<std::thread::JoinHandle<String>>,
-    pub(crate) stderr: Option<std::thread::JoinHandle<String>>,
+    child: Child,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Background {

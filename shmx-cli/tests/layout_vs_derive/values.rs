@@ -174,8 +174,8 @@ fn prim_json(p: Prim, v: &Val) -> Value {
 /// sometimes left out, enums sometimes by number, 128-bit integers sometimes as numbers (all
 /// of which `pub` accepts); the choices are seeded by the run's seed and the case.
 pub(crate) struct GenJson<'a> {
-    pub(crate) gen: &'a Gen,
-    pub(crate) rng: Rng,
+    gen: &'a Gen,
+    rng: Rng,
 }
 
 impl<'a> GenJson<'a> {
