@@ -11,6 +11,7 @@ pub use asynchronous::{Recv, SampleStream};
 mod receive;
 mod wait;
 pub(crate) use wait::pinned_to_one_cpu;
+use wait::SharedCpu;
 
 use crate::config::{SubscriberConfig, TopicConfig};
 use crate::data::ChunkLoc;
@@ -97,6 +98,9 @@ pub(crate) struct SubCore {
     forces_barrier: bool,
     /// How long `recv` spins before it sleeps (adaptive, see `recv_until`).
     spin: Cell<Duration>,
+    /// On a thread pinned to one CPU: evidence that the publisher shares that CPU (see
+    /// `SubCore::skip_spin`).
+    shared_cpu: Cell<SharedCpu>,
     max_held: usize,
     fingerprint: u64,
     size: usize,
@@ -530,6 +534,7 @@ impl SubCore {
             bit: 1 << slot,
             forces_barrier,
             spin: Cell::new(Duration::from_micros(20)),
+            shared_cpu: Cell::new(SharedCpu::default()),
             max_held: layout.max_held,
             fingerprint,
             size,

@@ -29,34 +29,40 @@ impl SubCore {
     ) -> Result<Option<S>> {
         // Set at the first miss: when the wait began and when spinning ends.
         let mut wait: Option<(Instant, Instant)> = None;
-        // Pinned to one CPU (decided at the first miss): no spinning.
-        let mut yielding = false;
+        // Spinning would only keep a publisher on our one CPU from running (decided at the
+        // first miss, see `skip_spin`).
+        let mut skip = false;
         let (mut polls, mut slept, mut last) = (0u32, false, false);
+        // When it stopped spinning and went to sleep.
+        let mut slept_at: Option<Instant> = None;
         loop {
             let sample = take()?;
             if sample.is_some() || last {
-                if let (Some((start, _)), true) = (wait, slept) {
-                    self.received(start.elapsed());
+                if let Some((start, _)) = wait {
+                    if let Some(at) = slept_at {
+                        self.received(start.elapsed(), at.elapsed());
+                    } else if !skip && self.shared_cpu.get().evidence != 0 {
+                        self.caught_spinning();
+                    }
                 }
                 return Ok(sample);
             }
             let (_, spin_until) = *wait.get_or_insert_with(|| {
-                // Pinned to one CPU, spinning only keeps the publisher (if it shares that
-                // CPU) from running: sleep at once, and its futex wake-up preempts it.
-                yielding = pinned_to_one_cpu();
+                skip = self.skip_spin();
                 let start = Instant::now();
                 let until = start + self.spin.get();
                 (start, deadline.map_or(until, |d| d.min(until)))
             });
-            if !slept && !yielding {
+            if !slept && !skip {
                 polls = polls.wrapping_add(1);
                 // The clock is read every 64 polls.
                 if polls % 64 != 0 || Instant::now() < spin_until {
                     std::hint::spin_loop();
                     continue;
                 }
-                slept = true;
             }
+            slept = true;
+            slept_at.get_or_insert_with(Instant::now);
             // After `deadline`, one last `take` decides.
             last = !self.sleep_ready(deadline);
         }
@@ -96,10 +102,45 @@ impl SubCore {
         true
     }
 
+    /// Whether to sleep at once instead of spinning: on a thread pinned to one CPU whose
+    /// publisher seems to share that CPU. Spinning there keeps the publisher off the CPU for
+    /// the rest of the time slice (~50 us), while a futex wake-up preempts it at once. The
+    /// evidence ([`SharedCpu`]): samples never arrive while spinning, but arrive right after
+    /// going to sleep. A thread pinned to a CPU of its own keeps spinning (its samples arrive
+    /// while it spins); one that stopped tries spinning again every 256 waits.
+    fn skip_spin(&self) -> bool {
+        if !pinned_to_one_cpu() {
+            return false;
+        }
+        let mut shared = self.shared_cpu.get();
+        if shared.evidence < SharedCpu::CONVINCED {
+            return false;
+        }
+        shared.skipped = shared.skipped.wrapping_add(1);
+        if shared.skipped == 0 {
+            // A retry: spin this once; its outcome goes on as evidence.
+            shared.evidence = SharedCpu::CONVINCED - 1;
+        }
+        self.shared_cpu.set(shared);
+        shared.evidence >= SharedCpu::CONVINCED
+    }
+
+    /// A sample arrived while spinning: the publisher runs elsewhere.
+    #[cold]
+    fn caught_spinning(&self) {
+        self.shared_cpu.set(SharedCpu::default());
+    }
+
     /// After a receive that had to sleep and waited `waited` in all: a gap we could have
     /// bridged doubles the spin budget, a long one halves it.
     #[cold]
-    fn received(&self, waited: Duration) {
+    fn received(&self, waited: Duration, asleep: Duration) {
+        if asleep < SOON_AFTER_SLEEP && pinned_to_one_cpu() {
+            // Right after we stopped spinning: as if the publisher waited for our CPU.
+            let mut shared = self.shared_cpu.get();
+            shared.evidence = shared.evidence.saturating_add(1);
+            self.shared_cpu.set(shared);
+        }
         let spin = if waited < MAX_SPIN {
             (waited * 2).clamp(MIN_SPIN, MAX_SPIN)
         } else {
@@ -121,6 +162,25 @@ impl SubCore {
         })
     }
 }
+
+/// Evidence that a subscriber's publisher shares the one CPU its thread is pinned to.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SharedCpu {
+    /// Receives in a row that slept after spinning and got their sample soon after.
+    evidence: u8,
+    /// Waits that skipped spinning since the last retry (wraps at 256).
+    skipped: u8,
+}
+
+impl SharedCpu {
+    /// Evidence enough to stop spinning.
+    const CONVINCED: u8 = 8;
+}
+
+/// A sample that comes this soon after the subscriber went to sleep counts as evidence that
+/// its publisher waited for the subscriber's CPU (a futex wake-up and two context switches
+/// take a few microseconds).
+const SOON_AFTER_SLEEP: Duration = Duration::from_micros(30);
 
 /// Whether this thread may run on one CPU only (its affinity), as of at most 100 ms ago.
 pub(crate) fn pinned_to_one_cpu() -> bool {
