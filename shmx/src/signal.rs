@@ -9,6 +9,10 @@
 //! publish after an arm pays) and sends one byte to the socket ([`Notifier`]). The argument is
 //! Dekker's, as for the futex: either the subscriber's last look sees the entry, or the
 //! publisher sees the bit. Publishers make no system call for subscribers that are not armed.
+//! The byte may arrive late, after the subscriber took the sample and armed again (the bit is
+//! cleared before the byte is sent): the subscriber's next arm consumes it before it looks at
+//! the bit, so the descriptor does not stay readable with nothing to take (see
+//! `SubCore::arm_with`).
 //!
 //! Sending never blocks and never fails loudly: the socket is non-blocking, a full receive
 //! queue (`EAGAIN`: the descriptor is readable already) and a subscriber that went away

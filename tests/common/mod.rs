@@ -266,6 +266,23 @@ impl Proc {
     pub fn seen(&self) -> &[String] {
         &self.seen
     }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the child with `SIGKILL` (no chance to clean up) and reaps it.
+    #[track_caller]
+    pub fn kill(&mut self) {
+        if let Err(e) = self.child.kill() {
+            panic!("kill child: {e}; {}", self.report());
+        }
+        match self.child.wait() {
+            Ok(status) => self.exited = Some(status),
+            Err(e) => panic!("reap killed child: {e}; {}", self.report()),
+        }
+    }
 }
 
 impl Drop for Proc {

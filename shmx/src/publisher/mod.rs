@@ -288,6 +288,10 @@ impl<T: ShmMessage> Publisher<T> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
             let token = self.core.service().change_token();
+            // Sweep at every look, not at most every 50 ms as `subscriber_count` does: a
+            // subscriber that died just after the last sweep must not count. (Each look
+            // follows a change of the slots or a second without one: never a hot loop.)
+            self.core.last_sweep.set(None);
             let count = self.core.subscriber_count();
             if count >= n {
                 return Ok(count);

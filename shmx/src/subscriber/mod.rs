@@ -252,7 +252,9 @@ impl<T: ShmMessage> Subscriber<T> {
     /// readable when a sample arrives. So a loop takes until `take` returns `Ok(None)`, then
     /// waits for the descriptor. It may be readable with nothing to take (a sample taken
     /// meanwhile); `take` then returns `Ok(None)` and clears it. Publishers make a system call
-    /// only for the first sample after such a `take`, and never block on the descriptor.
+    /// only for the first sample after such a `take`, and never block on the descriptor; once
+    /// the descriptor exists, a `take` that finds nothing makes one or more (it consumes the
+    /// wake-ups that came, and arms).
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();

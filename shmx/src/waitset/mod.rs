@@ -327,6 +327,9 @@ impl<'a> WaitSet<'a> {
         let mut began: Option<Instant> = None;
         let mut spun = false;
         let mut polled = false;
+        // A subscriber's descriptor was readable since the last arm: it may hold a wake-up
+        // for samples taken already, which the next arm consumes (see `SubCore::arm_with`).
+        let mut stale = false;
         loop {
             let n = self.collect(&mut f);
             if n > 0 {
@@ -343,7 +346,7 @@ impl<'a> WaitSet<'a> {
             if !polled {
                 // Foreign descriptors and processes, without sleeping.
                 polled = true;
-                self.sleep(Some(Duration::ZERO))?;
+                stale |= self.sleep(Some(Duration::ZERO))?;
                 continue;
             }
             if !spun {
@@ -352,7 +355,7 @@ impl<'a> WaitSet<'a> {
                     continue;
                 }
             }
-            if self.arm()? {
+            if self.arm(std::mem::take(&mut stale))? {
                 continue;
             }
             let due = self.next_due();
@@ -362,7 +365,7 @@ impl<'a> WaitSet<'a> {
             let timeout = until
                 .map_or(Duration::from_secs(1), |u| u.saturating_duration_since(now))
                 .min(Duration::from_secs(1));
-            self.sleep(Some(timeout))?;
+            stale |= self.sleep(Some(timeout))?;
         }
     }
 
@@ -377,6 +380,16 @@ impl<'a> WaitSet<'a> {
                 kind,
             });
         };
+        // Samples waiting end every silence of their subscriber, before any event is handed
+        // out: `f` takes them when it hears of the subscriber's `Samples`, which may come
+        // first.
+        for source in self.entries.iter_mut().flatten() {
+            if let Source::Silence { core, last, .. } = source {
+                if !core.looks_empty() {
+                    *last = now;
+                }
+            }
+        }
         let exited = std::mem::take(&mut self.exited);
         let mut rewatch = Vec::new();
         for (i, source) in self.entries.iter_mut().enumerate() {
@@ -466,19 +479,22 @@ impl<'a> WaitSet<'a> {
         }
     }
 
-    /// Arms every subscriber's descriptor; `true` if samples came meanwhile.
-    fn arm(&self) -> Result<bool> {
+    /// Arms every subscriber's descriptor, consuming left-over wake-ups if `stale` (a
+    /// subscriber's descriptor was readable since the last arm); `true` if samples came
+    /// meanwhile.
+    fn arm(&self, stale: bool) -> Result<bool> {
         let mut ready = false;
         for source in self.entries.iter().flatten() {
             if let Source::Samples { core, .. } | Source::Silence { core, .. } = source {
-                ready |= core.arm();
+                ready |= core.arm_with(stale);
             }
         }
         Ok(ready)
     }
 
-    /// Sleeps in `epoll` for up to `timeout`; records what woke it.
-    fn sleep(&mut self, timeout: Option<Duration>) -> Result<()> {
+    /// Sleeps in `epoll` for up to `timeout`; records what woke it. Returns whether a
+    /// subscriber's descriptor was readable.
+    fn sleep(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let ts = timeout.map(|d| rustix::event::Timespec {
             tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: d.subsec_nanos() as _,
@@ -492,6 +508,7 @@ impl<'a> WaitSet<'a> {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(io_error(e, "epoll_wait")),
         }
+        let mut subscriber = false;
         for event in &self.events {
             let data = event.data.u64();
             let entry = (data & 0xffff_ffff) as usize;
@@ -505,10 +522,10 @@ impl<'a> WaitSet<'a> {
                 PROCESS => self.exited.push((entry, slot)),
                 // A subscriber's wake-up: its queue is looked at next (the datagram is
                 // consumed when it arms again).
-                _ => {}
+                _ => subscriber = true,
             }
         }
-        Ok(())
+        Ok(subscriber)
     }
 
     /// When the next interval or silence is due.
