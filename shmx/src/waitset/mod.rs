@@ -70,7 +70,8 @@ pub enum PeerEvent {
         pid: u32,
     },
     /// A publisher's process ended without leaving (killed, or crashed); its queued samples
-    /// are still delivered.
+    /// are still delivered. (A publisher that left and whose process exited before the
+    /// waiter looked may be reported so too: the two are told apart by which came first.)
     PublisherDied {
         /// The publisher's process.
         pid: u32,

@@ -19,6 +19,9 @@ pub(super) struct Known {
     pub pidfd: Option<OwnedFd>,
     /// `pidfd` is in the waiter's epoll set (it leaves by itself when closed).
     pub watched: bool,
+    /// The process was seen to exit while its slot was still active: its slot waits for a
+    /// sweep (its pidfd is closed, so that it does not wake the waiter again and again).
+    pub exited: bool,
 }
 
 /// What the waiter knows of one topic's publishers.
@@ -39,10 +42,19 @@ impl Peers {
         exited: &[usize],
         mut event: impl FnMut(PeerEvent),
     ) {
-        if !exited.is_empty() {
+        for k in &mut self.known {
+            if exited.contains(&k.slot) {
+                k.exited = true;
+                // Readable for good now: closing it takes it out of the epoll set.
+                k.pidfd = None;
+                k.watched = false;
+            }
+        }
+        if self.known.iter().any(|k| k.exited) {
             // A process that exited while its slot is still active died without leaving:
-            // reclaim the slot now (the sweep needs the root lock; another participant may
-            // hold it, and then it sweeps or the next look does).
+            // reclaim the slot now. The sweep needs the root lock; if another participant
+            // holds it, that one sweeps, or the next look does (a waiter looks at least
+            // every second).
             if let Some(lock) = service.root().try_lock(service.trust()) {
                 service.sweep(&lock);
             }
@@ -72,7 +84,7 @@ impl Peers {
                 continue;
             }
             let word = service.pub_slot(k.slot).state.load(Ordering::Acquire);
-            let died = exited.contains(&k.slot)
+            let died = k.exited
                 // Reclaimed by a sweep (someone else's): the slot is free or draining, and
                 // its process is gone.
                 || (matches!(state_of(word), DRAINING) || word == 0) && !process_alive(&k);
@@ -102,6 +114,7 @@ impl Peers {
                 pid,
                 pidfd,
                 watched: false,
+                exited: false,
             });
         }
     }
