@@ -136,6 +136,16 @@ fn notify_sleeper(wake_word: &AtomicU32, sleeping: &AtomicU32, seen: u32) -> boo
     seen & ARMED != 0 && sleeping.fetch_and(!ARMED, Ordering::Relaxed) & ARMED != 0
 }
 
+/// Publisher, after [`notify`] took a subscriber's arm: if the wake-up could not be sent
+/// (not because the subscriber is gone), puts the arm back, so that the next publish tries
+/// again instead of leaving the subscriber asleep with samples waiting.
+#[cfg(not(loom))]
+pub(crate) fn rearm_if_failed(sleeping: &AtomicU32, sent: crate::signal::Sent) {
+    if sent == crate::signal::Sent::Failed {
+        sleeping.fetch_or(ARMED, Ordering::Relaxed);
+    }
+}
+
 /// Sleeps until `word` moves away from `expected`, a wake arrives, or `timeout` passes
 /// (spurious returns are allowed: callers re-check their condition).
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {

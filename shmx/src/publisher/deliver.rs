@@ -428,8 +428,11 @@ fn wake(service: &Service, conns: &[Conn], light: bool) {
     for conn in conns {
         // SAFETY: the words live in our service mapping, alive as long as the publisher.
         if unsafe { event::notify(&*conn.wake, &*conn.sleeping) } {
-            conn.notifier
+            let sent = conn
+                .notifier
                 .notify(service.dir(), service::incarnation_of(conn.slot_word));
+            // SAFETY: as above.
+            unsafe { event::rearm_if_failed(&*conn.sleeping, sent) };
         }
     }
 }

@@ -503,7 +503,8 @@ impl Service {
             let slot = self.sub_slot(s);
             let word = slot.state.load(Ordering::Acquire);
             if state_of(word) == ACTIVE && crate::event::notify(&slot.wake, &slot.sleeping) {
-                crate::signal::notify_once(&self.dir, incarnation_of(word));
+                let sent = crate::signal::notify_once(&self.dir, incarnation_of(word));
+                crate::event::rearm_if_failed(&slot.sleeping, sent);
             }
         }
     }

@@ -18,33 +18,38 @@ use std::task::{Context, Poll};
 use tokio::io::unix::AsyncFd;
 
 impl SubCore {
-    /// The descriptor, registered with the current tokio runtime (on first use).
-    fn async_fd(&self) -> Result<&AsyncFd<OwnedFd>> {
-        if let Some(fd) = self.async_fd.get() {
-            return Ok(fd);
-        }
+    /// The descriptor, registered with the current tokio runtime: on first use, and again
+    /// when the subscriber is polled from another runtime than the one it was registered
+    /// with (a registration with a runtime that went idle or shut down would never wake).
+    fn with_async_fd<R>(&self, f: impl FnOnce(&AsyncFd<OwnedFd>) -> R) -> Result<R> {
         let path = || {
-            self.service
-                .dir()
-                .join(crate::signal::socket_name(self.inc).as_str())
+            let name = crate::signal::socket_name(self.inc);
+            self.service.dir().join(name.as_str())
         };
-        let fd = self
-            .ready_fd()?
-            .try_clone_to_owned()
-            .map_err(|e| Error::io(path(), e, 0))?;
-        if tokio::runtime::Handle::try_current().is_err() {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return Err(Error::io(
                 path(),
                 std::io::Error::other("recv_async and stream need a tokio runtime"),
                 0,
             ));
+        };
+        let mut slot = self.async_fd.borrow_mut();
+        if slot.as_ref().is_none_or(|(id, _)| *id != handle.id()) {
+            // The old registration goes first (with its runtime's reactor).
+            *slot = None;
+            let fd = self
+                .ready_fd()?
+                .try_clone_to_owned()
+                .map_err(|e| Error::io(path(), e, 0))?;
+            // SAFETY: `fd` is an open descriptor that the `AsyncFd` owns from here on (an
+            // `OwnedFd` closes it only when dropped, and always names the same descriptor), so
+            // it stays open and the same for the registration's whole life.
+            let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+                .map_err(|e| Error::io(path(), e.into(), 0))?;
+            *slot = Some((handle.id(), fd));
         }
-        // SAFETY: `fd` is an open descriptor that the `AsyncFd` owns from here on (an
-        // `OwnedFd` closes it only when dropped, and always names the same descriptor), so it
-        // stays open and the same for the registration's whole life.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
-            .map_err(|e| Error::io(path(), e.into(), 0))?;
-        Ok(self.async_fd.get_or_init(|| fd))
+        let (_, fd) = slot.as_ref().expect("registered above");
+        Ok(f(fd))
     }
 
     /// One poll of an async receive: a sample if one waits, else `Pending` with the task
@@ -54,33 +59,43 @@ impl SubCore {
         take: impl Fn() -> Result<Option<Sample<'s, T>>>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Sample<'s, T>>> {
-        // The descriptor exists before the first take, so that a take that finds nothing
-        // arms it.
-        let fd = match self.async_fd() {
-            Ok(fd) => fd,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        loop {
+        // The descriptor exists (and is armed) before the first take, so that a take that
+        // finds nothing arms it.
+        if let Err(e) = self.with_async_fd(|_| ()) {
+            return Poll::Ready(Err(e));
+        }
+        // Two rounds at most: wake-ups that keep coming with nothing to take (a hostile
+        // participant's datagrams) must not keep this poll from returning.
+        for _ in 0..2 {
             match take() {
                 Ok(Some(sample)) => return Poll::Ready(Ok(sample)),
                 Err(e) => return Poll::Ready(Err(e)),
                 Ok(None) => {}
             }
-            match fd.poll_read_ready(cx) {
-                Poll::Pending => return Poll::Pending,
+            let ready = self.with_async_fd(|fd| match fd.poll_read_ready(cx) {
+                Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(mut guard)) => {
                     // Readiness seen: the next `take` looks at the queues (and consumes
                     // the wake-up if there is nothing); readiness that comes after this
                     // guard was made is kept by tokio.
                     guard.clear_ready();
+                    Poll::Ready(Ok(()))
                 }
-                Poll::Ready(Err(e)) => {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            });
+            match ready {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(Ok(()))) => {}
+                Ok(Poll::Ready(Err(e))) => {
                     let name = crate::signal::socket_name(self.inc);
                     let path = self.service.dir().join(name.as_str());
                     return Poll::Ready(Err(Error::io(path, e, 0)));
                 }
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 

@@ -114,7 +114,12 @@ pub(crate) struct SubCore {
     listener: std::cell::OnceCell<crate::signal::Listener>,
     /// That socket registered with a tokio runtime, once an async receive asked.
     #[cfg(feature = "tokio")]
-    async_fd: std::cell::OnceCell<tokio::io::unix::AsyncFd<rustix::fd::OwnedFd>>,
+    async_fd: RefCell<
+        Option<(
+            tokio::runtime::Id,
+            tokio::io::unix::AsyncFd<rustix::fd::OwnedFd>,
+        )>,
+    >,
     state: RefCell<SubState>,
 }
 
@@ -247,9 +252,9 @@ impl<T: ShmMessage> Subscriber<T> {
     /// `calloop` or tokio's `AsyncFd`. The first call binds a socket in the topic's directory
     /// (`wake.<n>`, removed with the subscriber); subscribers that never ask pay nothing.
     ///
-    /// The contract is level-triggered and starts at a [`take`](Self::take) (or
-    /// [`drain`](Self::drain)) that finds nothing: from then on, the descriptor becomes
-    /// readable when a sample arrives. So a loop takes until `take` returns `Ok(None)`, then
+    /// The contract is level-triggered: the descriptor is armed when it is made (readable at
+    /// once if samples wait) and by every [`take`](Self::take) (or [`drain`](Self::drain))
+    /// that finds nothing; from then on, it becomes readable when a sample arrives. So a loop takes until `take` returns `Ok(None)`, then
     /// waits for the descriptor. It may be readable with nothing to take (a sample taken
     /// meanwhile); `take` then returns `Ok(None)` and clears it. Publishers make a system call
     /// only for the first sample after such a `take`, and never block on the descriptor; once
@@ -545,7 +550,7 @@ impl SubCore {
             copies: None,
             listener: std::cell::OnceCell::new(),
             #[cfg(feature = "tokio")]
-            async_fd: std::cell::OnceCell::new(),
+            async_fd: RefCell::new(None),
         };
         {
             let mut st = core.state.borrow_mut();
@@ -577,7 +582,7 @@ impl Drop for SubCore {
         // The socket goes first, while the topic's directory certainly holds it (its tokio
         // registration before it).
         #[cfg(feature = "tokio")]
-        drop(self.async_fd.take());
+        drop(self.async_fd.get_mut().take());
         drop(self.listener.take());
         let mut st = std::mem::replace(
             self.state.get_mut(),

@@ -18,7 +18,13 @@ impl SubCore {
         let mode = self.service.params().mode;
         let group = self.service.trust().group().filter(|_| mode & 0o070 != 0);
         let listener = Listener::bind(self.service.dir().duplicate()?, self.inc, mode, group)?;
-        Ok(self.listener.get_or_init(|| listener).as_fd())
+        let listener = self.listener.get_or_init(|| listener);
+        // Armed from the start, so that a program may wait on the descriptor before its
+        // first take; if samples wait already, the descriptor is made readable at once.
+        if self.arm() {
+            crate::signal::notify_once(self.service.dir(), self.inc);
+        }
+        Ok(listener.as_fd())
     }
 
     /// Whether a descriptor was asked for (then a take that finds nothing arms it).

@@ -135,10 +135,15 @@ impl SubCore {
     /// bridged doubles the spin budget, a long one halves it.
     #[cold]
     fn received(&self, waited: Duration, asleep: Duration) {
-        if asleep < SOON_AFTER_SLEEP && pinned_to_one_cpu() {
-            // Right after we stopped spinning: as if the publisher waited for our CPU.
+        if pinned_to_one_cpu() {
             let mut shared = self.shared_cpu.get();
-            shared.evidence = shared.evidence.saturating_add(1);
+            shared.evidence = if asleep < SOON_AFTER_SLEEP {
+                // Right after we stopped spinning: as if the publisher waited for our CPU.
+                shared.evidence.saturating_add(1)
+            } else {
+                // A gap of the traffic's own: no evidence either way, start over.
+                0
+            };
             self.shared_cpu.set(shared);
         }
         let spin = if waited < MAX_SPIN {

@@ -27,6 +27,9 @@ pub(super) struct Known {
 /// What the waiter knows of one topic's publishers.
 #[derive(Default)]
 pub(super) struct Peers {
+    /// When the waiter last reclaimed the slots of dead processes itself (at most once a
+    /// second: for publishers whose process could not be watched).
+    pub last_sweep: Option<std::time::Instant>,
     /// The topic's generation when `known` was last brought up to date.
     pub generation: Option<u64>,
     pub known: Vec<Known>,
@@ -50,7 +53,17 @@ impl Peers {
                 k.watched = false;
             }
         }
-        if self.known.iter().any(|k| k.exited) {
+        let due = self
+            .last_sweep
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if due && self.known.iter().any(|k| k.pidfd.is_none()) {
+            // A publisher whose process could not be watched (gone before we looked, or in
+            // another pid namespace): its death shows only in a sweep.
+            self.last_sweep = Some(std::time::Instant::now());
+            if let Some(lock) = service.root().try_lock(service.trust()) {
+                service.sweep(&lock);
+            }
+        } else if self.known.iter().any(|k| k.exited) {
             // A process that exited while its slot is still active died without leaving:
             // reclaim the slot now. The sweep needs the root lock; if another participant
             // holds it, that one sweeps, or the next look does (a waiter looks at least
