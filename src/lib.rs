@@ -10,6 +10,8 @@
 //!   peers with a deadline instead of sleeping and hoping.
 //! - [`unique_topic`] and [`topic_dir`]: topic names that do not collide with other runs, and
 //!   the directory a topic occupies, to check that nothing was left behind.
+//! - [`ExampleRoot`]: the shmx root of one run of an example, a fresh private directory
+//!   unless `SHMX_ROOT` names one.
 //! - [`bench`](mod@bench): the benchmark harness (contenders, child processes, the interleaved
 //!   runner and its Markdown report) behind `benches/`, `examples/bench_report.rs` and
 //!   `shmx bench`.
@@ -26,7 +28,7 @@ pub mod bench;
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -245,6 +247,70 @@ pub fn unique_topic(prefix: &str) -> String {
 pub fn topic_dir(topic: &str) -> shmx::Result<PathBuf> {
     let name = shmx::name::TopicName::new(topic)?;
     Ok(shmx::name::root_dir().join(name.encoded()))
+}
+
+/// The shmx root of one run of an example: the directory `$SHMX_ROOT` names, or else a fresh
+/// private one (`0700`, under `/dev/shm` when it exists, else the temporary directory) that is
+/// removed when this is dropped. [`ExampleRoot::new`] sets `SHMX_ROOT` to the fresh one, so
+/// the endpoints of this process and of the children it starts afterwards ([`spawn_self`])
+/// live there.
+#[derive(Debug)]
+pub struct ExampleRoot {
+    path: PathBuf,
+    fresh: Option<tempfile::TempDir>,
+}
+
+impl ExampleRoot {
+    /// `$SHMX_ROOT` if set, else a fresh directory that `SHMX_ROOT` then names. Call it before
+    /// this process starts threads (it may set an environment variable).
+    pub fn new() -> std::io::Result<ExampleRoot> {
+        if let Some(root) = std::env::var_os("SHMX_ROOT").filter(|r| !r.is_empty()) {
+            return Ok(ExampleRoot {
+                path: PathBuf::from(root),
+                fresh: None,
+            });
+        }
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("shmx-example-")
+            .tempdir_in(base)?;
+        std::env::set_var("SHMX_ROOT", dir.path());
+        Ok(ExampleRoot {
+            path: dir.path().to_path_buf(),
+            fresh: Some(dir),
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the directory was made for this run (and is removed with it).
+    pub fn is_fresh(&self) -> bool {
+        self.fresh.is_some()
+    }
+
+    /// What the run left behind: every entry of a fresh root, or, in a root given through
+    /// `SHMX_ROOT` (which other programs may use too), the directories of `topics` that
+    /// still exist.
+    pub fn leftovers<'t>(&self, topics: impl IntoIterator<Item = &'t str>) -> Vec<PathBuf> {
+        if self.is_fresh() {
+            return std::fs::read_dir(&self.path)
+                .map(|entries| entries.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+        }
+        topics
+            .into_iter()
+            .filter_map(|t| topic_dir(t).ok())
+            .filter(|dir| dir.exists())
+            .collect()
+    }
 }
 
 /// The README's Rust code blocks, compiled and run as doctests by `cargo test --workspace`,
