@@ -27,9 +27,10 @@
 //!   process through a pidfd), still receives the readings the IMU queued before it died,
 //!   is told 100 ms after the last one that the IMU is silent (`Silent`, repeated every
 //!   100 ms of further silence) and switches to a safe stop. Lidar and camera leave
-//!   normally at the end: `PublisherLeft` (or `PublisherDied` when their process has exited
-//!   already by the time the controller looks; see the README's Limits). Once all three are
-//!   gone the controller prints its summary and exits.
+//!   normally at the end: `PublisherLeft`, even when their process has exited by the time the
+//!   controller looks (a publisher that leaves clears its slot's node; a sweep that reclaims
+//!   a dead one does not). Once all three are gone the controller prints its summary and
+//!   exits.
 //! - Nobody sleeps to wait for a peer: each sensor waits until its subscriber is there with
 //!   `Publisher::wait_for_subscribers`, which sleeps until the topic's participants change.
 //!
@@ -514,10 +515,7 @@ fn controller(topics: &Topics, seconds: f64) -> Result<()> {
             Some(PeerEvent::PublisherDied { .. }) => "died",
             _ => "stayed",
         };
-        // A publisher whose process exits right after it left may be reported as dead: the
-        // wait set tells the two apart by whether the process still runs when it looks.
-        let as_planned = went == how || (how == "left" && went == "died");
-        if stream.received != want || stream.lost != 0 || !as_planned {
+        if stream.received != want || stream.lost != 0 || went != how {
             wrong.push(format!(
                 "{name}: {} received (want {want}), {} lost, publisher {went} (want {how})",
                 stream.received, stream.lost

@@ -639,6 +639,12 @@ impl Drop for PubCore {
         }
         drop(st);
         let slot = self.service.pub_slot(self.slot);
+        // Left, not died: a slot freed (or draining) with its node still set was reclaimed
+        // from a dead process by a sweep (see `waitset::peers`). Only with the lock held: a
+        // sweep would take an active slot without a node for a dead one.
+        if lock.is_some() {
+            slot.node.store(0, Ordering::Relaxed);
+        }
         if mask == 0 {
             self.service.dir().remove_file(&data_file_name(self.inc));
             slot.state.store(FREE, Ordering::Release);

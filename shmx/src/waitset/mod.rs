@@ -70,8 +70,9 @@ pub enum PeerEvent {
         pid: u32,
     },
     /// A publisher's process ended without leaving (killed, or crashed); its queued samples
-    /// are still delivered. (A publisher that left and whose process exited before the
-    /// waiter looked may be reported so too: the two are told apart by which came first.)
+    /// are still delivered. (A publisher that leaves clears its slot's node first; a slot
+    /// reclaimed from a dead process keeps it: that tells the two apart, unless another
+    /// publisher took the slot before the waiter looked.)
     PublisherDied {
         /// The publisher's process.
         pid: u32,

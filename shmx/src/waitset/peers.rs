@@ -4,7 +4,7 @@
 //! then reclaims its slot (a sweep) and reports it dead.
 
 use super::PeerEvent;
-use crate::service::{incarnation_of, state_of, Service, ACTIVE, DRAINING};
+use crate::service::{incarnation_of, state_of, state_word, Service, ACTIVE, DRAINING};
 use crate::sync::Ordering;
 use rustix::fd::OwnedFd;
 use rustix::process::{Pid, PidfdFlags};
@@ -96,11 +96,17 @@ impl Peers {
                 kept.push(k);
                 continue;
             }
-            let word = service.pub_slot(k.slot).state.load(Ordering::Acquire);
-            let died = k.exited
-                // Reclaimed by a sweep (someone else's): the slot is free or draining, and
-                // its process is gone.
-                || (matches!(state_of(word), DRAINING) || word == 0) && !process_alive(&k);
+            let slot = service.pub_slot(k.slot);
+            let word = slot.state.load(Ordering::Acquire);
+            let died = if word == 0 || word == state_word(k.incarnation, DRAINING) {
+                // Ours still, or free: a publisher that leaves clears its node first, a sweep
+                // that reclaims a dead one does not (whether its process has exited since,
+                // as it usually does right after leaving, does not matter).
+                slot.node.load(Ordering::Relaxed) != 0
+            } else {
+                // Taken by another publisher since: by whether its process is still there.
+                k.exited || !process_alive(&k)
+            };
             event(if died {
                 PeerEvent::PublisherDied { pid: k.pid }
             } else {
