@@ -108,7 +108,7 @@ mod subscriber;
 #[cfg(not(loom))]
 mod trust;
 mod validation;
-#[cfg(not(loom))]
+#[cfg(all(target_os = "linux", not(loom)))]
 pub mod waitset;
 
 #[cfg(not(loom))]
@@ -131,7 +131,7 @@ pub use shmx_derive::ShmMessage;
 pub use subscriber::{Recv, SampleStream};
 #[cfg(not(loom))]
 pub use subscriber::{Subscriber, SubscriberBuilder, MAX_SPIN, MIN_SPIN};
-#[cfg(not(loom))]
+#[cfg(all(target_os = "linux", not(loom)))]
 pub use waitset::WaitSet;
 
 #[doc(hidden)]
