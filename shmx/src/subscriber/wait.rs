@@ -154,6 +154,23 @@ impl SubCore {
         self.spin.set(spin);
     }
 
+    /// Whether nothing at all is waiting, after connecting to the publishers that came and
+    /// letting go of those that left (a change of the topic's participants alone is then no
+    /// sign of samples: a wait set would report samples that are not there). A connection
+    /// that fails counts as something waiting: the next take reports it.
+    pub(crate) fn nothing_waiting(&self) -> bool {
+        if self.service.generation() != self.state.borrow().gen {
+            let mut st = self.state.borrow_mut();
+            if self.refresh(&mut st).is_err() {
+                // As when the subscriber was made: the next take retries, and reports it.
+                st.gen = u64::MAX;
+                st.broken.clear();
+                return false;
+            }
+        }
+        self.looks_empty()
+    }
+
     /// Whether nothing at all is waiting.
     pub(crate) fn looks_empty(&self) -> bool {
         let st = self.state.borrow();

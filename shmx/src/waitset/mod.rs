@@ -387,7 +387,7 @@ impl<'a> WaitSet<'a> {
         // first.
         for source in self.entries.iter_mut().flatten() {
             if let Source::Silence { core, last, .. } = source {
-                if !core.looks_empty() {
+                if !core.nothing_waiting() {
                     *last = now;
                 }
             }
@@ -409,12 +409,12 @@ impl<'a> WaitSet<'a> {
                     if peers.generation != generation || peers.known.len() != before {
                         rewatch.push(i);
                     }
-                    if !core.looks_empty() {
+                    if !core.nothing_waiting() {
                         emit(i, EventKind::Samples);
                     }
                 }
                 Source::Silence { core, after, last } => {
-                    if !core.looks_empty() {
+                    if !core.nothing_waiting() {
                         *last = now;
                     } else if now.saturating_duration_since(*last) >= *after {
                         *last = now;
@@ -467,7 +467,7 @@ impl<'a> WaitSet<'a> {
         let mut polls = 0u32;
         loop {
             let ready = self.entries.iter().flatten().any(|s| match s {
-                Source::Samples { core, .. } => !core.looks_empty(),
+                Source::Samples { core, .. } => !core.nothing_waiting(),
                 _ => false,
             });
             if ready {
