@@ -1,7 +1,9 @@
 //! Cross-process one-way latency (round trip / 2) of every ping-pong contender but the floor
-//! (`benches/floor.rs`), for payloads of 8 B to 4 MiB: shmx spinning on `take()` and blocking
-//! in `recv()`, Unix domain stream sockets (blocking and busy-polling), TCP loopback with
-//! `TCP_NODELAY`, and a pipe.
+//! (`benches/floor.rs`), for payloads of 8 B to 4 MiB: shmx spinning on `take()`, blocking in
+//! `recv()`, waiting in a `WaitSet` and in `epoll` on `Subscriber::fd()`, Unix domain stream
+//! sockets (blocking, busy-polling and woken by `epoll`), TCP loopback with `TCP_NODELAY`, and
+//! a pipe. (The paced one-way latency of receivers that idle between messages is
+//! `benches/paced.rs`.)
 //!
 //! ```text
 //! cargo bench --bench latency                      # everything (~4 min on 2 cores)

@@ -11,6 +11,8 @@
 //! - every throughput contender ([`THROUGHPUT`]): a few thousand messages to 1 subscriber,
 //!   which the harness only accepts when the subscriber confirms that it received exactly as
 //!   many as were published, in order;
+//! - every paced contender ([`PACED`]): a short batch of messages every 100 us, every one of
+//!   which must arrive (the harness checks the count and the order) within 1 s;
 //! - afterwards, no run directory of this process (`shmx-bench-<pid>-…`) may remain under
 //!   `/dev/shm` (or the temp dir, the harness's fallback).
 //!
@@ -19,6 +21,7 @@
 //! prints one line per contender and ends with `N passed, M failed`; it exits non-zero if any
 //! check failed.
 
+use shmx_suite::bench::paced::{Paced, PACED};
 use shmx_suite::bench::{
     self, payload_label, PingPong, RunDir, Throughput, PAYLOADS, PING_PONG, THROUGHPUT,
     THROUGHPUT_PAYLOADS,
@@ -39,6 +42,8 @@ const MAX_RTT: Duration = Duration::from_secs(1);
 const BATCHES: [u64; 2] = [1_000, 2_000];
 /// Subscribers of a throughput check.
 const SUBSCRIBERS: usize = 1;
+/// Interval, warm-up and measured messages of a paced check.
+const PACED_RUN: (Duration, u64, u64) = (Duration::from_micros(100), 20, 200);
 /// The whole test gives up after this long instead of hanging CI.
 const DEADLINE: Duration = Duration::from_secs(120);
 /// How the harness names its run directories (`process::RunDir`): the prefix, the parent's
@@ -103,6 +108,17 @@ fn main() {
         tally(&outcome);
         println!(
             "{} throughput {:<12} {}",
+            verdict(outcome.is_ok()),
+            contender.id(),
+            outcome.unwrap_or_else(|e| format!("FAILED: {e}"))
+        );
+    }
+
+    for &contender in PACED {
+        let outcome = guarded(|| paced(contender, &mut runs));
+        tally(&outcome);
+        println!(
+            "{} paced      {:<12} {}",
             verdict(outcome.is_ok()),
             contender.id(),
             outcome.unwrap_or_else(|e| format!("FAILED: {e}"))
@@ -239,6 +255,35 @@ fn throughput(contender: &dyn Throughput, payload: usize, runs: &mut Vec<PathBuf
         "{sent} x {} to {SUBSCRIBERS}, all delivered in order, {}",
         payload_label(payload),
         shmx_suite::bench::report::format_rate(sent as f64 / elapsed.as_secs_f64())
+    ))
+}
+
+/// A paced batch of `contender` ([`PACED_RUN`]), in a run directory of its own (recorded in
+/// `runs`). The harness fails the batch unless every message arrived, in order.
+fn paced(contender: &Paced, runs: &mut Vec<PathBuf>) -> Outcome {
+    let run = RunDir::new().map_err(|e| format!("run directory: {e}"))?;
+    runs.push(run.path().to_owned());
+    let (interval, warmup, count) = PACED_RUN;
+    let batch = contender
+        .run(&run, interval, warmup, count)
+        .map_err(|e| e.to_string())?;
+    if batch.latencies.len() as u64 != count {
+        return Err(format!("{} latencies of {count}", batch.latencies.len()));
+    }
+    if batch.placements.len() != 2 {
+        return Err(format!("{} placements, expected 2", batch.placements.len()));
+    }
+    let max_ns = MAX_RTT.as_nanos() as u64;
+    if let Some(l) = batch.latencies.iter().find(|&&l| l >= max_ns) {
+        return Err(format!("a message took {}", format_ns(*l)));
+    }
+    let mut sorted = batch.latencies;
+    sorted.sort_unstable();
+    Ok(format!(
+        "{count} x 8 B every {}, median {}, max {}",
+        bench::paced::interval_label(interval),
+        format_ns(shmx_suite::percentile(&sorted, 0.5)),
+        format_ns(sorted[sorted.len() - 1])
     ))
 }
 

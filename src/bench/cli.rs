@@ -20,7 +20,7 @@ usage: bench_report [--quick] [--rounds N] [--payloads 8,64,1K,64K,1M,4M]
   --contenders L   only these contender ids (see --list); ratios need `floor` and `uds`
                    (paced ratios: `shmx-spin` and `uds`)
   --no-latency     skip the latency table
-  --no-paced       skip the paced one-way latency table (~20 s, ~5 s with --quick)
+  --no-paced       skip the paced one-way latency table (~50 s, ~10 s with --quick)
   --no-throughput  skip the throughput table
   --pin            pin the parent to the first allowed CPU and each child to the next
   --list           list the contenders and exit";

@@ -471,3 +471,148 @@ impl<const N: usize> Stream for Iceoryx2Sender<N> {
             .collect()
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Paced one-way latency, receiver waiting in iceoryx2's WaitSet (`iceoryx2-waitset`)
+// ---------------------------------------------------------------------------------------
+
+const PACED: &str = "paced";
+const PACED_EVENT: &str = "paced-event";
+
+/// The event service `<run name>/<topic>` for one notifier and one listener.
+fn event_service(
+    node: &Node<ipc::Service>,
+    root: &Path,
+    topic: &str,
+) -> Result<iceoryx2::service::port_factory::event::PortFactory<ipc::Service>> {
+    let name: ServiceName = format!("{}/{topic}", run_name(root)?).as_str().try_into()?;
+    Ok(node
+        .service_builder(&name)
+        .event()
+        .max_notifiers(1)
+        .max_listeners(1)
+        .open_or_create()?)
+}
+
+/// The parent of a paced run of `iceoryx2-waitset`: a publisher of the 8-byte send stamp that
+/// notifies the event service after each send (what wakes a receiver in iceoryx2's
+/// `WaitSet`). Fields drop in order: ports, services, node, then the residue.
+pub(crate) struct PacedSender {
+    publisher: Pub<[u8; super::paced::PAYLOAD]>,
+    notifier: iceoryx2::port::notifier::Notifier<ipc::Service>,
+    _service: Service<[u8; super::paced::PAYLOAD]>,
+    _events: iceoryx2::service::port_factory::event::PortFactory<ipc::Service>,
+    _node: Node<ipc::Service>,
+    _residue: Residue,
+}
+
+impl PacedSender {
+    /// Sends the current time and notifies; returns the time sent.
+    #[inline(always)]
+    pub(crate) fn send_now(&self) -> Result<u64> {
+        let stamp = crate::monotonic_ns();
+        publish_header(&self.publisher, stamp)?;
+        self.notifier.notify()?;
+        Ok(stamp)
+    }
+
+    /// Tells the receiver to stop.
+    pub(crate) fn stop(&self) -> Result<()> {
+        publish_header(&self.publisher, STOP)?;
+        self.notifier.notify()?;
+        Ok(())
+    }
+}
+
+/// The services of a paced run in `root`: (node, publish-subscribe, event).
+#[allow(clippy::type_complexity)]
+fn paced_services(
+    root: &Path,
+) -> Result<(
+    Node<ipc::Service>,
+    Service<[u8; super::paced::PAYLOAD]>,
+    iceoryx2::service::port_factory::event::PortFactory<ipc::Service>,
+)> {
+    let node = node(root)?;
+    let limits = (1, 1, super::paced::QUEUE_DEPTH);
+    let service = service::<[u8; super::paced::PAYLOAD]>(&node, root, PACED, limits)?;
+    let events = event_service(&node, root, PACED_EVENT)?;
+    Ok((node, service, events))
+}
+
+/// Parent side of a paced run: creates the services and ports, starts the child `child_id`
+/// with `arg` and waits until it is connected.
+pub(crate) fn paced_start(
+    run: &RunDir,
+    child_id: &str,
+    arg: &str,
+) -> Result<(PacedSender, super::process::Spawned)> {
+    let residue = Residue::new(run.path())?;
+    let (node, service, events) = paced_services(run.path())?;
+    let publisher = publisher(&service)?;
+    let notifier = events.notifier_builder().create()?;
+    let spawned = run.spawn(child_id, super::paced::PAYLOAD, arg, ChildStdio::Null)?;
+    if !crate::wait_until(PEER_TIMEOUT, || {
+        service.dynamic_config().number_of_subscribers() >= 1
+            && events.dynamic_config().number_of_listeners() >= 1
+    }) {
+        return Err("the paced iceoryx2-waitset child did not connect".into());
+    }
+    Ok((
+        PacedSender {
+            publisher,
+            notifier,
+            _service: service,
+            _events: events,
+            _node: node,
+            _residue: residue,
+        },
+        spawned,
+    ))
+}
+
+/// Child side of a paced run: waits in a `WaitSet` on the event's listener; on each wake-up
+/// consumes the notifications and receives every sample that waits, recording its latency
+/// ([`super::paced::record`]), until one says stop.
+pub(crate) fn paced_child(root: &Path, latencies: &mut Vec<u64>) -> Result<()> {
+    use iceoryx2::prelude::{CallbackProgression, WaitSetBuilder};
+    use iceoryx2::waitset::WaitSetRunResult;
+    let (_node, service, events) = paced_services(root)?;
+    let sub = subscriber(&service, super::paced::QUEUE_DEPTH)?;
+    let listener = events.listener_builder().create()?;
+    let waitset = WaitSetBuilder::new()
+        .signal_handling_mode(SignalHandlingMode::Disabled)
+        .create::<ipc::Service>()?;
+    let _guard = waitset.attach_notification(&listener)?;
+    let mut last = 0;
+    let mut failed: Option<super::Error> = None;
+    let mut on_event = |_| {
+        let mut step = || -> Result<bool> {
+            listener.try_wait(|_| {})?;
+            while let Some(sample) = sub.receive()? {
+                let now = crate::monotonic_ns();
+                let sent = read_header(sample.payload());
+                drop(sample);
+                if sent == STOP {
+                    return Ok(true);
+                }
+                super::paced::record(latencies, &mut last, sent, now)?;
+            }
+            Ok(false)
+        };
+        match step() {
+            Ok(false) => CallbackProgression::Continue,
+            Ok(true) => CallbackProgression::Stop,
+            Err(e) => {
+                failed = Some(e);
+                CallbackProgression::Stop
+            }
+        }
+    };
+    // Signal handling is off: only the callback stops the loop.
+    while waitset.wait_and_process_once(&mut on_event)? != WaitSetRunResult::StopRequest {}
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

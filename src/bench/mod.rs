@@ -17,6 +17,12 @@
 //!   a bare ring of 8-byte values (`ring-floor`, the floor of the ratios) and an index ring
 //!   with a 64-byte chunk per message (`chunk-floor`, the ceiling of any zero-copy design).
 //!
+//! - **Paced one-way latency** ([`paced`]): a receiver that idles between messages sent every
+//!   10 us, 100 us or 1 ms, by the way it waits: spinning, `recv()`, a `WaitSet`, `epoll` on
+//!   `Subscriber::fd()`, `recv_async()` on tokio, against a Unix socket read blocking, woken
+//!   by `epoll` or by tokio. The tokio contenders need the `async` feature of this package
+//!   (on by default).
+//!
 //! Every contender that waits actively uses the same policy: poll, `std::hint::spin_loop()`
 //! between polls (throughput subscribers also yield every 128 empty polls when there are more
 //! processes than CPUs).
@@ -56,6 +62,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod epoll;
 pub mod floor;
 #[cfg(feature = "compare-iceoryx2")]
 pub mod iceoryx2;
@@ -149,10 +156,13 @@ pub static PING_PONG: &[&dyn PingPong] = &[
     &shmx_pingpong::SPIN,
     &shmx_pingpong::COPY,
     &shmx_pingpong::RECV,
+    &shmx_pingpong::WAITSET,
+    &shmx_pingpong::EPOLL,
     #[cfg(feature = "compare-iceoryx2")]
     &iceoryx2::Iceoryx2,
     &socket::UDS,
     &socket::UDS_POLL,
+    &socket::UDS_EPOLL,
     &socket::TCP,
     &pipe::Pipe,
 ];

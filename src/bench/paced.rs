@@ -19,22 +19,36 @@
 //!   directory ([`LATENCIES_FILE`]: native-endian `u64`s, in order of arrival); the parent
 //!   reads the file after the child exited, checks that every message arrived, and drops the
 //!   warm-up messages (which let the adaptive spin budget settle).
-//! - Contenders ([`PACED`]): `shmx-recv` (receiver blocking in `Subscriber::recv()`),
-//!   `shmx-spin` (receiver polling `take()` with `std::hint::spin_loop()`, the reference) and
-//!   `uds` (blocking `read` on a Unix domain stream socket). shmx's publisher uses
-//!   `Overflow::Block` and queue depth 256, so nothing is dropped; it writes the stamp in place
-//!   (`loan_uninit`) and the stamp is read before the loan. The socket's stamp is read right
-//!   before its `write`.
+//! - Contenders ([`PACED`]), by how the receiver waits:
+//!   - shmx: `shmx-spin` (polling `take()` with `std::hint::spin_loop()`, the reference),
+//!     `shmx-recv` (blocking in `Subscriber::recv()`), `shmx-waitset` (waiting in a `WaitSet`
+//!     with the subscriber attached, then taking), `shmx-epoll` (taking until `take()` finds
+//!     nothing, then a raw `epoll_wait` on `Subscriber::fd()`) and, with the `async` feature,
+//!     `shmx-async` (`Subscriber::recv_async().await` on a current-thread tokio runtime);
+//!   - a Unix domain stream socket: `uds` (blocking `read`), `uds-epoll` (non-blocking, reading
+//!     until `WouldBlock`, then `epoll_wait`) and, with `async`, `tokio-uds` (a tokio
+//!     `UnixStream`'s `read().await` on a current-thread runtime);
+//!   - with `compare-iceoryx2`, `iceoryx2-waitset`: an iceoryx2 publisher that notifies an
+//!     event service after each send, and a receiver waiting in iceoryx2's `WaitSet` on the
+//!     event's listener, then receiving (iceoryx2's own way to wait for samples; see
+//!     `src/bench/iceoryx2.rs`).
+//!
+//!   shmx's publisher uses `Overflow::Block` and queue depth 256, so nothing is dropped; it
+//!   writes the stamp in place (`loan_uninit`) and the stamp is read before the loan. The
+//!   socket's stamp is read right before its `write`.
 //!
 //! The child's [`CHILD_ENV`](super::CHILD_ENV) id is `paced-<id>` ([`Paced::child_id`]), so
 //! that it never collides with the ping-pong contenders of the same name.
 
+use super::epoll::EpollStream;
 use super::process::{ChildEnv, ChildStdio, Placement, RunDir, PEER_TIMEOUT};
-use super::shmx_pingpong::{header, publish_header};
-use super::socket::{accept_unix, read_msg, write_msg};
+use super::shmx_pingpong::{epoll_take, header, publish_header, waitset_take};
+use super::socket::{accept_unix, read_msg, write_msg, UDS_EPOLL_ID};
 use super::{Result, STOP, UDS_ID};
 use crate::monotonic_ns;
-use shmx::{Overflow, Publisher, Subscriber, TopicConfig};
+use rustix::fd::AsFd;
+use shmx::{Overflow, Publisher, Sample, Subscriber, TopicConfig, WaitSet};
+use std::io::Read;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::Duration;
@@ -52,12 +66,15 @@ pub const PAYLOAD: usize = 8;
 
 /// Id of the reference of the paced ratios: shmx with a spinning receiver.
 pub const SPIN_ID: &str = "shmx-spin";
+/// Id of shmx with a receiver blocking in `recv()`.
+pub const RECV_ID: &str = "shmx-recv";
 
 /// The file, in the run directory, where the child leaves its latencies.
 pub const LATENCIES_FILE: &str = "paced-latencies";
 
 const TOPIC: &str = "bench/paced";
-const QUEUE_DEPTH: usize = 256;
+/// Queue depth of the paced topic (and subscriber buffer of the iceoryx2 service).
+pub(crate) const QUEUE_DEPTH: usize = 256;
 
 /// How the receiver waits for the next message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,8 +83,32 @@ pub enum Receiver {
     ShmxRecv,
     /// shmx, polling `take()` with `std::hint::spin_loop()` between polls.
     ShmxSpin,
+    /// shmx, waiting in a `WaitSet` (adaptive spin, then `epoll`), then `take()`.
+    ShmxWaitSet,
+    /// shmx, `take()` until nothing, then `epoll_wait` on `Subscriber::fd()`.
+    ShmxEpoll,
+    /// shmx, `recv_async().await` on a current-thread tokio runtime.
+    #[cfg(feature = "async")]
+    ShmxAsync,
+    /// iceoryx2, waiting in its `WaitSet` on an event listener, then `receive()`.
+    #[cfg(feature = "compare-iceoryx2")]
+    Iceoryx2WaitSet,
     /// Unix domain stream socket, blocking `read`.
     Uds,
+    /// Unix domain stream socket, non-blocking `read` until `WouldBlock`, then `epoll_wait`.
+    UdsEpoll,
+    /// tokio `UnixStream`, `read().await` on a current-thread runtime.
+    #[cfg(feature = "async")]
+    TokioUds,
+}
+
+/// What carries the messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Shmx,
+    Uds,
+    #[cfg(feature = "compare-iceoryx2")]
+    Iceoryx2,
 }
 
 /// One contender of the paced table.
@@ -84,13 +125,53 @@ pub static SHMX_SPIN: Paced = Paced {
 pub static SHMX_RECV: Paced = Paced {
     receiver: Receiver::ShmxRecv,
 };
+/// shmx, receiver waiting in a `WaitSet` (id `shmx-waitset`).
+pub static SHMX_WAITSET: Paced = Paced {
+    receiver: Receiver::ShmxWaitSet,
+};
+/// shmx, receiver waiting in `epoll` on `Subscriber::fd()` (id `shmx-epoll`).
+pub static SHMX_EPOLL: Paced = Paced {
+    receiver: Receiver::ShmxEpoll,
+};
+/// shmx, receiver awaiting `recv_async()` on tokio (id `shmx-async`).
+#[cfg(feature = "async")]
+pub static SHMX_ASYNC: Paced = Paced {
+    receiver: Receiver::ShmxAsync,
+};
+/// iceoryx2, receiver waiting in iceoryx2's `WaitSet` (id `iceoryx2-waitset`).
+#[cfg(feature = "compare-iceoryx2")]
+pub static ICEORYX2_WAITSET: Paced = Paced {
+    receiver: Receiver::Iceoryx2WaitSet,
+};
 /// Unix domain stream socket, blocking receive (id `uds`).
 pub static UDS: Paced = Paced {
     receiver: Receiver::Uds,
 };
+/// Unix domain stream socket, receiver woken by `epoll` (id `uds-epoll`).
+pub static UDS_EPOLL: Paced = Paced {
+    receiver: Receiver::UdsEpoll,
+};
+/// tokio `UnixStream`, receiver awaiting `read()` (id `tokio-uds`).
+#[cfg(feature = "async")]
+pub static TOKIO_UDS: Paced = Paced {
+    receiver: Receiver::TokioUds,
+};
 
 /// Every paced contender, in table order.
-pub static PACED: &[&Paced] = &[&SHMX_SPIN, &SHMX_RECV, &UDS];
+pub static PACED: &[&Paced] = &[
+    &SHMX_SPIN,
+    &SHMX_RECV,
+    &SHMX_WAITSET,
+    &SHMX_EPOLL,
+    #[cfg(feature = "async")]
+    &SHMX_ASYNC,
+    #[cfg(feature = "compare-iceoryx2")]
+    &ICEORYX2_WAITSET,
+    &UDS,
+    &UDS_EPOLL,
+    #[cfg(feature = "async")]
+    &TOKIO_UDS,
+];
 
 /// The paced contender whose child role is `child_id` ([`Paced::child_id`]).
 pub fn by_child_id(child_id: &str) -> Option<&'static Paced> {
@@ -157,6 +238,8 @@ pub struct PacedRun {
 enum Sender {
     Shmx(Box<Publisher<[u8; PAYLOAD]>>),
     Uds(UnixStream),
+    #[cfg(feature = "compare-iceoryx2")]
+    Iceoryx2(Box<super::iceoryx2::PacedSender>),
 }
 
 impl Sender {
@@ -174,6 +257,8 @@ impl Sender {
                 write_msg(s, &stamp.to_ne_bytes())?;
                 Ok(stamp)
             }
+            #[cfg(feature = "compare-iceoryx2")]
+            Sender::Iceoryx2(s) => s.send_now(),
         }
     }
 
@@ -182,6 +267,8 @@ impl Sender {
         match self {
             Sender::Shmx(p) => publish_header(p, STOP),
             Sender::Uds(s) => Ok(s.shutdown(std::net::Shutdown::Write)?),
+            #[cfg(feature = "compare-iceoryx2")]
+            Sender::Iceoryx2(s) => s.stop(),
         }
     }
 }
@@ -199,12 +286,22 @@ fn topic_config() -> TopicConfig {
 
 impl Paced {
     /// Short, stable identifier in tables and `--contenders` filters: `shmx-spin`,
-    /// `shmx-recv`, `uds` (the same as the ping-pong contenders of the same transport).
+    /// `shmx-recv`, `uds`, … (the same as the ping-pong contenders of the same transport and
+    /// wait, where there is one).
     pub fn id(&self) -> &'static str {
         match self.receiver {
             Receiver::ShmxSpin => SPIN_ID,
-            Receiver::ShmxRecv => "shmx-recv",
+            Receiver::ShmxRecv => RECV_ID,
+            Receiver::ShmxWaitSet => "shmx-waitset",
+            Receiver::ShmxEpoll => "shmx-epoll",
+            #[cfg(feature = "async")]
+            Receiver::ShmxAsync => "shmx-async",
+            #[cfg(feature = "compare-iceoryx2")]
+            Receiver::Iceoryx2WaitSet => "iceoryx2-waitset",
             Receiver::Uds => UDS_ID,
+            Receiver::UdsEpoll => UDS_EPOLL_ID,
+            #[cfg(feature = "async")]
+            Receiver::TokioUds => "tokio-uds",
         }
     }
 
@@ -213,7 +310,16 @@ impl Paced {
         match self.receiver {
             Receiver::ShmxSpin => "paced-shmx-spin",
             Receiver::ShmxRecv => "paced-shmx-recv",
+            Receiver::ShmxWaitSet => "paced-shmx-waitset",
+            Receiver::ShmxEpoll => "paced-shmx-epoll",
+            #[cfg(feature = "async")]
+            Receiver::ShmxAsync => "paced-shmx-async",
+            #[cfg(feature = "compare-iceoryx2")]
+            Receiver::Iceoryx2WaitSet => "paced-iceoryx2-waitset",
             Receiver::Uds => "paced-uds",
+            Receiver::UdsEpoll => "paced-uds-epoll",
+            #[cfg(feature = "async")]
+            Receiver::TokioUds => "paced-tokio-uds",
         }
     }
 
@@ -222,7 +328,46 @@ impl Paced {
         match self.receiver {
             Receiver::ShmxSpin => "shmx, receiver spinning on take() (the reference)",
             Receiver::ShmxRecv => "shmx, receiver blocking in recv() (adaptive spin, then futex)",
+            Receiver::ShmxWaitSet => {
+                "shmx, receiver waiting in a WaitSet (adaptive spin, then epoll), then take()"
+            }
+            Receiver::ShmxEpoll => {
+                "shmx, receiver taking until empty, then epoll_wait on Subscriber::fd() (no spin)"
+            }
+            #[cfg(feature = "async")]
+            Receiver::ShmxAsync => {
+                "shmx, receiver awaiting recv_async() on a current-thread tokio runtime"
+            }
+            #[cfg(feature = "compare-iceoryx2")]
+            Receiver::Iceoryx2WaitSet => {
+                "iceoryx2, publisher notifying an event after each send, receiver waiting in \
+                 iceoryx2's WaitSet, then receive()"
+            }
             Receiver::Uds => "Unix domain stream socket, receiver blocking in read()",
+            Receiver::UdsEpoll => {
+                "Unix domain stream socket, non-blocking receiver reading until WouldBlock, \
+                 then epoll_wait"
+            }
+            #[cfg(feature = "async")]
+            Receiver::TokioUds => {
+                "tokio UnixStream, receiver awaiting read() on a current-thread runtime"
+            }
+        }
+    }
+
+    fn transport(&self) -> Transport {
+        match self.receiver {
+            Receiver::ShmxSpin
+            | Receiver::ShmxRecv
+            | Receiver::ShmxWaitSet
+            | Receiver::ShmxEpoll => Transport::Shmx,
+            #[cfg(feature = "async")]
+            Receiver::ShmxAsync => Transport::Shmx,
+            #[cfg(feature = "compare-iceoryx2")]
+            Receiver::Iceoryx2WaitSet => Transport::Iceoryx2,
+            Receiver::Uds | Receiver::UdsEpoll => Transport::Uds,
+            #[cfg(feature = "async")]
+            Receiver::TokioUds => Transport::Uds,
         }
     }
 
@@ -236,8 +381,8 @@ impl Paced {
         count: u64,
     ) -> Result<PacedRun> {
         let total = warmup + count;
-        let (mut sender, spawned) = match self.receiver {
-            Receiver::ShmxSpin | Receiver::ShmxRecv => {
+        let (mut sender, spawned) = match self.transport() {
+            Transport::Shmx => {
                 let publisher = Publisher::<[u8; PAYLOAD]>::builder(TOPIC)
                     .root(run.path())
                     .queue_depth(QUEUE_DEPTH)
@@ -252,7 +397,13 @@ impl Paced {
                 }
                 (Sender::Shmx(Box::new(publisher)), spawned)
             }
-            Receiver::Uds => {
+            #[cfg(feature = "compare-iceoryx2")]
+            Transport::Iceoryx2 => {
+                let (sender, spawned) =
+                    super::iceoryx2::paced_start(run, self.child_id(), &total.to_string())?;
+                (Sender::Iceoryx2(Box::new(sender)), spawned)
+            }
+            Transport::Uds => {
                 let path = run.path().join("paced.sock");
                 let listener = UnixListener::bind(&path)?;
                 let arg = format!("{total} {}", path.to_string_lossy());
@@ -305,16 +456,25 @@ impl Paced {
     }
 
     /// Child side: receives until told to stop, then writes the latencies to
-    /// [`LATENCIES_FILE`]. `env.arg` is `<messages expected>` (shmx) or
-    /// `<messages expected> <socket path>` (uds).
+    /// [`LATENCIES_FILE`]. `env.arg` is `<messages expected>` (shmx, iceoryx2) or
+    /// `<messages expected> <socket path>` (sockets).
     pub fn child(&self, env: &ChildEnv) -> Result<()> {
         let (expected, path) = env.arg.split_once(' ').unwrap_or((&env.arg, ""));
         let mut latencies = Vec::with_capacity(expected.parse::<usize>()? + 16);
+        let l = &mut latencies;
         match self.receiver {
-            Receiver::ShmxSpin | Receiver::ShmxRecv => {
-                shmx_child(self.receiver, &env.root, &mut latencies)?
-            }
-            Receiver::Uds => uds_child(path, &mut latencies)?,
+            Receiver::ShmxSpin
+            | Receiver::ShmxRecv
+            | Receiver::ShmxWaitSet
+            | Receiver::ShmxEpoll => shmx_child(self.receiver, &env.root, l)?,
+            #[cfg(feature = "async")]
+            Receiver::ShmxAsync => shmx_async_child(&env.root, l)?,
+            #[cfg(feature = "compare-iceoryx2")]
+            Receiver::Iceoryx2WaitSet => super::iceoryx2::paced_child(&env.root, l)?,
+            Receiver::Uds => uds_child(UnixStream::connect(path)?, l)?,
+            Receiver::UdsEpoll => uds_child(EpollStream::new(UnixStream::connect(path)?)?, l)?,
+            #[cfg(feature = "async")]
+            Receiver::TokioUds => tokio_uds_child(path, l)?,
         }
         let bytes: Vec<u8> = latencies.iter().flat_map(|l| l.to_ne_bytes()).collect();
         std::fs::write(env.root.join(LATENCIES_FILE), bytes)?;
@@ -325,7 +485,7 @@ impl Paced {
 /// Records the latency of a message stamped `sent` and received at `now`; an error unless
 /// stamps increase.
 #[inline(always)]
-fn record(latencies: &mut Vec<u64>, last: &mut u64, sent: u64, now: u64) -> Result<()> {
+pub(crate) fn record(latencies: &mut Vec<u64>, last: &mut u64, sent: u64, now: u64) -> Result<()> {
     if sent <= *last {
         return Err(format!("paced: stamp {sent} after {last}: reordered or repeated").into());
     }
@@ -334,30 +494,90 @@ fn record(latencies: &mut Vec<u64>, last: &mut u64, sent: u64, now: u64) -> Resu
     Ok(())
 }
 
-fn shmx_child(receiver: Receiver, root: &Path, latencies: &mut Vec<u64>) -> Result<()> {
-    let sub = Subscriber::<[u8; PAYLOAD]>::builder(TOPIC)
+fn subscriber(root: &Path) -> Result<Subscriber<[u8; PAYLOAD]>> {
+    Ok(Subscriber::<[u8; PAYLOAD]>::builder(TOPIC)
         .root(root)
         .queue_depth(QUEUE_DEPTH)
         .topic_config(topic_config())
-        .create()?;
+        .create()?)
+}
+
+/// Records the latency of `sample`, received just now; `Ok(true)` if it says stop.
+#[inline(always)]
+fn on_sample(
+    sample: Sample<'_, [u8; PAYLOAD]>,
+    latencies: &mut Vec<u64>,
+    last: &mut u64,
+) -> Result<bool> {
+    let now = monotonic_ns();
+    let sent = header(&*sample);
+    drop(sample);
+    if sent == STOP {
+        return Ok(true);
+    }
+    record(latencies, last, sent, now)?;
+    Ok(false)
+}
+
+fn shmx_child(receiver: Receiver, root: &Path, latencies: &mut Vec<u64>) -> Result<()> {
+    let sub = subscriber(root)?;
     let mut last = 0;
-    loop {
-        let sample = match receiver {
-            Receiver::ShmxRecv => sub.recv()?,
-            Receiver::ShmxSpin | Receiver::Uds => super::spin_wait(|| Ok(sub.take()?))?,
-        };
-        let now = monotonic_ns();
-        let sent = header(&*sample);
-        drop(sample);
-        if sent == STOP {
-            return Ok(());
+    match receiver {
+        Receiver::ShmxRecv => loop {
+            if on_sample(sub.recv()?, latencies, &mut last)? {
+                return Ok(());
+            }
+        },
+        Receiver::ShmxWaitSet => {
+            let mut waitset = WaitSet::new()?;
+            waitset.attach(&sub)?;
+            loop {
+                if on_sample(waitset_take(&sub, &mut waitset)?, latencies, &mut last)? {
+                    return Ok(());
+                }
+            }
         }
-        record(latencies, &mut last, sent, now)?;
+        Receiver::ShmxEpoll => {
+            // Made before the first take, so that a take that finds nothing arms it.
+            let epoll = super::epoll::watch(sub.fd()?)?;
+            loop {
+                if on_sample(epoll_take(&sub, epoll.as_fd())?, latencies, &mut last)? {
+                    return Ok(());
+                }
+            }
+        }
+        _ => loop {
+            let sample = super::spin_wait(|| Ok(sub.take()?))?;
+            if on_sample(sample, latencies, &mut last)? {
+                return Ok(());
+            }
+        },
     }
 }
 
-fn uds_child(path: &str, latencies: &mut Vec<u64>) -> Result<()> {
-    let mut stream = UnixStream::connect(path)?;
+/// A current-thread tokio runtime with the I/O driver (what an async receiver needs).
+#[cfg(feature = "async")]
+fn current_thread() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?)
+}
+
+#[cfg(feature = "async")]
+fn shmx_async_child(root: &Path, latencies: &mut Vec<u64>) -> Result<()> {
+    let mut sub = subscriber(root)?;
+    current_thread()?.block_on(async {
+        let mut last = 0;
+        loop {
+            let sample = sub.recv_async().await?;
+            if on_sample(sample, latencies, &mut last)? {
+                return Ok(());
+            }
+        }
+    })
+}
+
+fn uds_child(mut stream: impl Read, latencies: &mut Vec<u64>) -> Result<()> {
     let mut buf = [0u8; PAYLOAD];
     let mut last = 0;
     while read_msg(&mut stream, &mut buf)? {
@@ -367,20 +587,52 @@ fn uds_child(path: &str, latencies: &mut Vec<u64>) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "async")]
+fn tokio_uds_child(path: &str, latencies: &mut Vec<u64>) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    current_thread()?.block_on(async {
+        let stream = UnixStream::connect(path)?;
+        stream.set_nonblocking(true)?;
+        let mut stream = tokio::net::UnixStream::from_std(stream)?;
+        let mut buf = [0u8; PAYLOAD];
+        let mut last = 0;
+        loop {
+            let mut off = 0;
+            while off < PAYLOAD {
+                match stream.read(&mut buf[off..]).await? {
+                    0 if off == 0 => return Ok(()),
+                    0 => return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into()),
+                    k => off += k,
+                }
+            }
+            let now = monotonic_ns();
+            record(latencies, &mut last, u64::from_ne_bytes(buf), now)?;
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn child_ids_are_unique_and_found() {
+        let mut ids: Vec<&str> = PACED.iter().map(|c| c.id()).collect();
+        ids.extend(PACED.iter().map(|c| c.child_id()));
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "ids and child ids are all different");
         for c in PACED {
+            assert_eq!(c.child_id().strip_prefix("paced-"), Some(c.id()));
             assert_eq!(by_child_id(c.child_id()).map(Paced::id), Some(c.id()));
             assert!(c.child_id().starts_with("paced-"));
             assert!(super::super::ping_pong(c.child_id()).is_none());
             assert!(super::super::throughput(c.child_id()).is_none());
         }
-        assert!(PACED.iter().any(|c| c.id() == SPIN_ID));
-        assert!(PACED.iter().any(|c| c.id() == UDS_ID));
+        for id in [SPIN_ID, RECV_ID, UDS_ID, UDS_EPOLL_ID] {
+            assert!(PACED.iter().any(|c| c.id() == id), "{id}");
+        }
     }
 
     #[test]

@@ -11,14 +11,19 @@
 //!   each take copies the whole payload into the subscriber's own memory (the price of not
 //!   trusting the publisher, beside the zero-copy path);
 //! - `shmx-recv`: both sides call the blocking `recv()` (which spins briefly, then sleeps on a
-//!   futex).
+//!   futex);
+//! - `shmx-waitset`: each side waits in a `WaitSet` with its subscriber attached (which spins
+//!   briefly, then sleeps in `epoll` on the subscriber's descriptor), then takes;
+//! - `shmx-epoll`: each side takes until `take()` finds nothing, then sleeps in a raw
+//!   `epoll_wait` on `Subscriber::fd()` (no spinning at all: an event loop's way).
 //!
 //! The topics are sized for one subscriber each (`max_subscribers: 1`, queue depth 4,
 //! `max_held: 2`, `max_loans: 2`, no history), so a 4 MiB topic's pool is 8 chunks.
 
 use super::process::{ChildEnv, ChildStdio, Peer, Placement, RunDir, PEER_TIMEOUT};
 use super::{mismatch, with_payload, PingPong, Result, Session, STOP};
-use shmx::{Publisher, Subscriber, TopicConfig};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use shmx::{Publisher, Sample, ShmMessage, Subscriber, TopicConfig, WaitSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,6 +34,10 @@ pub enum Wait {
     Spin,
     /// Call `recv()`.
     Recv,
+    /// Wait in a `WaitSet`, then `take()`.
+    WaitSet,
+    /// `take()` until it finds nothing, then `epoll_wait` on `Subscriber::fd()`.
+    Epoll,
 }
 
 /// The shmx ping-pong with one waiting policy.
@@ -52,6 +61,17 @@ pub static COPY: ShmxPingPong = ShmxPingPong {
 /// shmx, both sides blocking in `recv()` (id `shmx-recv`).
 pub static RECV: ShmxPingPong = ShmxPingPong {
     wait: Wait::Recv,
+    copy: false,
+};
+
+/// shmx, both sides waiting in a `WaitSet` (id `shmx-waitset`).
+pub static WAITSET: ShmxPingPong = ShmxPingPong {
+    wait: Wait::WaitSet,
+    copy: false,
+};
+/// shmx, both sides waiting in `epoll` on `Subscriber::fd()` (id `shmx-epoll`).
+pub static EPOLL: ShmxPingPong = ShmxPingPong {
+    wait: Wait::Epoll,
     copy: false,
 };
 
@@ -110,6 +130,36 @@ pub fn publish_header<const N: usize>(publisher: &Publisher<[u8; N]>, value: u64
     Ok(())
 }
 
+/// Takes the next sample, waiting in `waitset` (to which `sub` is attached) while there is
+/// none.
+#[inline(always)]
+pub fn waitset_take<'s, T: ShmMessage>(
+    sub: &'s Subscriber<T>,
+    waitset: &mut WaitSet<'_>,
+) -> Result<Sample<'s, T>> {
+    loop {
+        if let Some(sample) = sub.take()? {
+            return Ok(sample);
+        }
+        waitset.wait(|_| {})?;
+    }
+}
+
+/// Takes the next sample, waiting in `epoll` (which watches `sub.fd()`) while there is none:
+/// the `take()` that finds nothing arms the descriptor.
+#[inline(always)]
+pub fn epoll_take<'s, T: ShmMessage>(
+    sub: &'s Subscriber<T>,
+    epoll: BorrowedFd<'_>,
+) -> Result<Sample<'s, T>> {
+    loop {
+        if let Some(sample) = sub.take()? {
+            return Ok(sample);
+        }
+        super::epoll::wait(epoll)?;
+    }
+}
+
 /// The counter in the first 8 bytes of a received payload.
 #[inline(always)]
 pub fn header(payload: &[u8]) -> u64 {
@@ -120,6 +170,8 @@ struct ShmxSession<const N: usize> {
     wait: Wait,
     ping: Publisher<[u8; N]>,
     pong: Subscriber<[u8; N]>,
+    /// With [`Wait::Epoll`]: an epoll instance watching `pong.fd()`.
+    epoll: Option<OwnedFd>,
     peer: Option<Peer>,
     seq: u64,
 }
@@ -130,6 +182,8 @@ impl PingPong for ShmxPingPong {
             (Wait::Spin, false) => SPIN_ID,
             (Wait::Spin, true) => COPY_ID,
             (Wait::Recv, _) => "shmx-recv",
+            (Wait::WaitSet, _) => "shmx-waitset",
+            (Wait::Epoll, _) => "shmx-epoll",
         }
     }
 
@@ -141,6 +195,12 @@ impl PingPong for ShmxPingPong {
                  copies the payload)"
             }
             (Wait::Recv, _) => "shmx, receivers blocking in recv()",
+            (Wait::WaitSet, _) => {
+                "shmx, receivers waiting in a WaitSet (adaptive spin, then epoll), then take()"
+            }
+            (Wait::Epoll, _) => {
+                "shmx, receivers taking until empty, then epoll_wait on Subscriber::fd()"
+            }
         }
     }
 
@@ -148,6 +208,16 @@ impl PingPong for ShmxPingPong {
         with_payload!(self.id(), payload, N => {
             let ping = publisher::<N>(run.path(), PING)?;
             let pong = subscriber::<N>(run.path(), PONG, self.copy)?;
+            // The descriptor exists before the first take, so that a take that finds nothing
+            // arms it.
+            let epoll = match self.wait {
+                Wait::Epoll => Some(super::epoll::watch(pong.fd()?)?),
+                Wait::WaitSet => {
+                    pong.fd()?;
+                    None
+                }
+                _ => None,
+            };
             let spawned = run.spawn(self.id(), payload, "", ChildStdio::Null)?;
             if !crate::wait_until(PEER_TIMEOUT, || {
                 ping.subscriber_count() >= 1 && pong.publisher_count() >= 1
@@ -158,6 +228,7 @@ impl PingPong for ShmxPingPong {
                 wait: self.wait,
                 ping,
                 pong,
+                epoll,
                 peer: Some(spawned.peer),
                 seq: 0,
             }) as Box<dyn Session>)
@@ -173,10 +244,21 @@ impl PingPong for ShmxPingPong {
 fn child<const N: usize>(wait: Wait, copy: bool, root: &Path) -> Result<()> {
     let ping = subscriber::<N>(root, PING, copy)?;
     let pong = publisher::<N>(root, PONG)?;
+    let mut waitset = WaitSet::new()?;
+    if wait == Wait::WaitSet {
+        waitset.attach(&ping)?;
+    }
+    let epoll = match wait {
+        Wait::Epoll => Some(super::epoll::watch(ping.fd()?)?),
+        _ => None,
+    };
     loop {
-        let sample = match wait {
-            Wait::Spin => super::spin_wait(|| Ok(ping.take()?))?,
-            Wait::Recv => ping.recv()?,
+        let sample = match (wait, &epoll) {
+            (Wait::Spin, _) => super::spin_wait(|| Ok(ping.take()?))?,
+            (Wait::Recv, _) => ping.recv()?,
+            (Wait::WaitSet, _) => waitset_take(&ping, &mut waitset)?,
+            (Wait::Epoll, Some(epoll)) => epoll_take(&ping, epoll.as_fd())?,
+            (Wait::Epoll, None) => unreachable!("made above"),
         };
         let v = header(&*sample);
         if v == STOP {
@@ -192,6 +274,35 @@ impl<const N: usize> Session for ShmxSession<N> {
     fn round_trips(&mut self, n: u64, rtts: Option<&mut Vec<u64>>) -> Result<Duration> {
         let (ping, pong, seq) = (&self.ping, &self.pong, &mut self.seq);
         match self.wait {
+            Wait::WaitSet => {
+                // A wait set per call: it borrows the subscriber (made once per batch, outside
+                // the timed trips; its spin budget adapts within the warm-up).
+                let mut waitset = WaitSet::new()?;
+                waitset.attach(pong)?;
+                super::timed_round_trips(n, rtts, || {
+                    *seq += 1;
+                    publish_header(ping, *seq)?;
+                    let sample = waitset_take(pong, &mut waitset)?;
+                    let v = header(&*sample);
+                    if v != *seq {
+                        return Err(mismatch("shmx-waitset pong", *seq, v));
+                    }
+                    Ok(())
+                })
+            }
+            Wait::Epoll => {
+                let epoll = self.epoll.as_ref().ok_or("no epoll instance")?.as_fd();
+                super::timed_round_trips(n, rtts, || {
+                    *seq += 1;
+                    publish_header(ping, *seq)?;
+                    let sample = epoll_take(pong, epoll)?;
+                    let v = header(&*sample);
+                    if v != *seq {
+                        return Err(mismatch("shmx-epoll pong", *seq, v));
+                    }
+                    Ok(())
+                })
+            }
             Wait::Spin => super::timed_round_trips(n, rtts, || {
                 *seq += 1;
                 publish_header(ping, *seq)?;

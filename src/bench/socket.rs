@@ -1,5 +1,6 @@
-//! Socket ping-pongs: a Unix domain stream socket, blocking (`uds`) or busy-polled
-//! (`uds-poll`: non-blocking socket, spinning on `WouldBlock`), and TCP over loopback with
+//! Socket ping-pongs: a Unix domain stream socket, blocking (`uds`), busy-polled
+//! (`uds-poll`: non-blocking socket, spinning on `WouldBlock`) or woken by `epoll`
+//! (`uds-epoll`: non-blocking socket, [`EpollStream`]), and TCP over loopback with
 //! `TCP_NODELAY` (`tcp`, blocking).
 //!
 //! Both directions carry the whole payload: the parent writes `N` bytes (`write_all`), the
@@ -10,6 +11,7 @@
 //!
 //! [`StreamSession`] and [`echo`] serve any byte stream, the pipe too ([`super::pipe`]).
 
+use super::epoll::EpollStream;
 use super::process::{ChildEnv, ChildStdio, Peer, Placement, RunDir, PEER_TIMEOUT};
 use super::{mismatch, read_header, write_header, PingPong, Result, Session};
 use std::io::{self, ErrorKind, Read, Write};
@@ -24,6 +26,8 @@ pub enum Kind {
     Uds,
     /// Unix domain stream socket, non-blocking, spinning on `WouldBlock`.
     UdsPoll,
+    /// Unix domain stream socket, non-blocking, waiting in `epoll` on `WouldBlock`.
+    UdsEpoll,
     /// TCP over 127.0.0.1 with `TCP_NODELAY`, blocking.
     Tcp,
 }
@@ -39,6 +43,10 @@ pub static UDS: StreamPingPong = StreamPingPong { kind: Kind::Uds };
 /// Unix domain stream socket, busy-polling (id `uds-poll`).
 pub static UDS_POLL: StreamPingPong = StreamPingPong {
     kind: Kind::UdsPoll,
+};
+/// Unix domain stream socket, woken by `epoll` (id `uds-epoll`).
+pub static UDS_EPOLL: StreamPingPong = StreamPingPong {
+    kind: Kind::UdsEpoll,
 };
 /// TCP loopback with `TCP_NODELAY`, blocking (id `tcp`).
 pub static TCP: StreamPingPong = StreamPingPong { kind: Kind::Tcp };
@@ -67,6 +75,9 @@ impl CloseWrite for std::process::ChildStdin {
         Ok(()) // ours is the only write end: dropping it closes the pipe
     }
 }
+
+/// Id of [`UDS_EPOLL`] (and of the paced receiver of the same kind).
+pub const UDS_EPOLL_ID: &str = "uds-epoll";
 
 /// Writes all of `buf`, spinning while a non-blocking stream says `WouldBlock`.
 #[inline]
@@ -214,6 +225,7 @@ impl PingPong for StreamPingPong {
         match self.kind {
             Kind::Uds => super::UDS_ID,
             Kind::UdsPoll => "uds-poll",
+            Kind::UdsEpoll => UDS_EPOLL_ID,
             Kind::Tcp => "tcp",
         }
     }
@@ -222,6 +234,7 @@ impl PingPong for StreamPingPong {
         match self.kind {
             Kind::Uds => "Unix domain stream socket, blocking",
             Kind::UdsPoll => "Unix domain stream socket, busy-polling",
+            Kind::UdsEpoll => "Unix domain stream socket, non-blocking, woken by epoll",
             Kind::Tcp => "TCP loopback, TCP_NODELAY, blocking",
         }
     }
@@ -243,6 +256,21 @@ impl PingPong for StreamPingPong {
                     id,
                     r,
                     stream,
+                    payload,
+                    spawned.peer,
+                )))
+            }
+            Kind::UdsEpoll => {
+                let path = run.path().join("pingpong.sock");
+                let listener = UnixListener::bind(&path)?;
+                let spawned = run.spawn(id, payload, &path.to_string_lossy(), ChildStdio::Null)?;
+                let stream = accept_unix(&listener, id, 1)?.remove(0);
+                let r = EpollStream::new(stream.try_clone()?)?;
+                let w = EpollStream::new(stream)?;
+                Ok(Box::new(StreamSession::new(
+                    id,
+                    r,
+                    w,
                     payload,
                     spawned.peer,
                 )))
@@ -273,6 +301,11 @@ impl PingPong for StreamPingPong {
                 let stream = UnixStream::connect(&env.arg)?;
                 stream.set_nonblocking(self.kind == Kind::UdsPoll)?;
                 echo(&stream, &stream, env.payload)
+            }
+            Kind::UdsEpoll => {
+                let stream = UnixStream::connect(&env.arg)?;
+                let r = EpollStream::new(stream.try_clone()?)?;
+                echo(r, EpollStream::new(stream)?, env.payload)
             }
             Kind::Tcp => {
                 let stream = TcpStream::connect(&env.arg)?;

@@ -1,11 +1,13 @@
 //! The "Paced one-way latency" section: a receiver that waits between messages sent every
 //! 10 us, 100 us or 1 ms; median and p99, each median also as a ratio to the spinning shmx
-//! receiver and to the blocking Unix socket, and the blocking receiver's requirement.
+//! receiver and to the blocking Unix socket, the blocking receiver's requirement, and the
+//! targets of the other ways to wait (`WaitSet`, `fd()` in `epoll`, `recv_async()`).
 
 use super::fmt::{format_ns, format_ratio, opt_ratio, verdict};
 use super::{paired, paired_range};
 use crate::bench::interleave::{PacedBatch, Results};
-use crate::bench::paced::{interval_label, SPIN_ID};
+use crate::bench::paced::{interval_label, RECV_ID, SPIN_ID};
+use crate::bench::socket::UDS_EPOLL_ID;
 use crate::bench::UDS_ID;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -55,8 +57,8 @@ fn median_p99(latencies: &[u64]) -> (f64, f64) {
 /// Per round: (median, p99) of each (interval, contender).
 type PacedPerRound = BTreeMap<(Duration, &'static str), BTreeMap<usize, (f64, f64)>>;
 
-/// The paced table's rows, by interval, then in registry order.
-pub fn paced_rows(results: &Results) -> Vec<PacedRow> {
+/// Per round, (median, p99) of every (interval, contender).
+fn per_round(results: &Results) -> PacedPerRound {
     let mut rounds = PacedPerRound::new();
     for b in &results.paced {
         rounds
@@ -64,6 +66,12 @@ pub fn paced_rows(results: &Results) -> Vec<PacedRow> {
             .or_default()
             .insert(b.round, median_p99(&b.latencies));
     }
+    rounds
+}
+
+/// The paced table's rows, by interval, then in registry order.
+pub fn paced_rows(results: &Results) -> Vec<PacedRow> {
+    let rounds = per_round(results);
     let mut rows = Vec::new();
     for &interval in &results.options.intervals {
         for c in crate::bench::paced::PACED {
@@ -113,7 +121,10 @@ pub fn paced_rows(results: &Results) -> Vec<PacedRow> {
 /// The "Paced one-way latency" section.
 pub(super) fn section(s: &mut String, results: &Results, rows: &[PacedRow]) {
     let o = &results.options;
-    let _ = writeln!(s, "\n### Paced one-way latency (receiver blocking)\n");
+    let _ = writeln!(
+        s,
+        "\n### Paced one-way latency (receiver waiting between messages)\n"
+    );
     let _ = writeln!(
         s,
         "| interval | contender | median | p99 | median ÷ shmx-spin | median ÷ UDS | p99 ÷ UDS \
@@ -171,6 +182,116 @@ pub(super) fn section(s: &mut String, results: &Results, rows: &[PacedRow]) {
             let _ = writeln!(s, "- {c}");
         }
     }
+    let one_cpu = one_cpu(results);
+    let checks = waiting_checks(&per_round(results), &o.intervals, one_cpu);
+    if !checks.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nWaiting for samples (`WaitSet`, `fd()` in `epoll`, `recv_async()`) against the \
+             issue's targets{}:",
+            match one_cpu {
+                Some(cpu) => format!(" (every process of every batch on CPU {cpu} alone)"),
+                None => String::new(),
+            }
+        );
+        for c in checks {
+            let _ = writeln!(s, "- {c}");
+        }
+    }
+}
+
+/// The shmx receivers that wait other than by `recv()`: wait set, descriptor, async.
+const WAITERS: [&str; 3] = ["shmx-waitset", "shmx-epoll", "shmx-async"];
+
+/// The CPU that every process of every paced batch was confined to, if there is one (a run
+/// under `taskset -c N`): then publisher and receiver share it.
+fn one_cpu(results: &Results) -> Option<usize> {
+    let mut cpus = results
+        .paced
+        .iter()
+        .flat_map(|b| &b.placements)
+        .map(|p| match p.affinity[..] {
+            [cpu] => Some(cpu),
+            _ => None,
+        });
+    let first = cpus.next()??;
+    cpus.all(|c| c == Some(first)).then_some(first)
+}
+
+/// Median over rounds of `a`'s median ÷ `b`'s median at `interval`, and the smallest and
+/// largest of those per-round ratios.
+fn ratio(
+    rounds: &PacedPerRound,
+    interval: Duration,
+    a: &str,
+    b: &str,
+) -> Option<(f64, Option<(f64, f64)>)> {
+    let find = |id: &str| {
+        rounds
+            .iter()
+            .find(|((i, c), _)| *i == interval && *c == id)
+            .map(|(_, r)| r)
+    };
+    let (mine, theirs) = (find(a)?, find(b));
+    Some((
+        paired(mine, theirs, |x| x.0)?,
+        paired_range(mine, theirs, |x| x.0),
+    ))
+}
+
+/// The targets of the other ways to wait. Dense traffic (every 10 us or less): within 1.2× of
+/// `recv()` (which spins then). Sparse (every 1 ms or more): no slower than a Unix socket
+/// woken by `epoll`. With every process on one CPU: `recv()`, the wait set and the descriptor
+/// no slower than a blocking Unix socket, at every interval.
+fn waiting_checks(
+    rounds: &PacedPerRound,
+    intervals: &[Duration],
+    one_cpu: Option<usize>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let line = |interval: Duration, a: &str, b: &str, limit: f64, also: Option<&str>| {
+        let (x, range) = ratio(rounds, interval, a, b)?;
+        let also = also
+            .and_then(|c| ratio(rounds, interval, a, c).map(|(y, _)| (c, y)))
+            .map(|(c, y)| format!("; ÷ {c} = {}", format_ratio(y)))
+            .unwrap_or_default();
+        Some(format!(
+            "every {}: {a} ÷ {b} = {}{}{also} (target ≤ {}): {}",
+            interval_label(interval),
+            format_ratio(x),
+            rounds_range(range, limit),
+            format_ratio(limit),
+            verdict(x <= limit)
+        ))
+    };
+    for &interval in intervals {
+        let dense = interval <= Duration::from_micros(10);
+        let sparse = interval >= Duration::from_millis(1);
+        if one_cpu.is_some() {
+            for a in [RECV_ID, "shmx-waitset", "shmx-epoll"] {
+                out.extend(line(interval, a, UDS_ID, 1.0, None));
+            }
+        }
+        for a in WAITERS {
+            if dense {
+                out.extend(line(interval, a, RECV_ID, 1.2, Some(SPIN_ID)));
+            }
+            if sparse {
+                out.extend(line(interval, a, UDS_EPOLL_ID, 1.0, Some(UDS_ID)));
+            }
+        }
+        if sparse {
+            // Like for like on tokio: informative, no target.
+            if let Some((x, _)) = ratio(rounds, interval, "shmx-async", "tokio-uds") {
+                out.push(format!(
+                    "every {}: shmx-async ÷ tokio-uds = {} (both awaiting on tokio)",
+                    interval_label(interval),
+                    format_ratio(x)
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// How the blocking receiver compares: near the spinning figure at the densest interval
@@ -277,5 +398,40 @@ mod tests {
         let checks = paced_checks(&rows);
         assert_eq!(checks.len(), 1);
         assert!(checks[0].contains("1.25×") && checks[0].ends_with("met"));
+        assert!(waiting_checks(&per_round(&results), &[interval], None).is_empty());
+    }
+
+    #[test]
+    fn waiting_checks_compare_with_recv_when_dense_and_epoll_when_sparse() {
+        let (dense, sparse) = (Duration::from_micros(10), Duration::from_millis(1));
+        let mut rounds = PacedPerRound::new();
+        fn put(r: &mut PacedPerRound, interval: Duration, id: &'static str, median: f64) {
+            r.entry((interval, id))
+                .or_default()
+                .insert(0, (median, median));
+        }
+        put(&mut rounds, dense, SPIN_ID, 100.0);
+        put(&mut rounds, dense, RECV_ID, 100.0);
+        put(&mut rounds, dense, "shmx-waitset", 110.0);
+        put(&mut rounds, dense, "shmx-epoll", 300.0);
+        put(&mut rounds, sparse, UDS_ID, 1_000.0);
+        put(&mut rounds, sparse, UDS_EPOLL_ID, 1_000.0);
+        put(&mut rounds, sparse, "shmx-waitset", 900.0);
+        let checks = waiting_checks(&rounds, &[dense, sparse], None);
+        assert_eq!(checks.len(), 3, "{checks:?}");
+        assert!(
+            checks[0].contains("shmx-waitset ÷ shmx-recv = 1.10×") && checks[0].ends_with("met")
+        );
+        assert!(
+            checks[1].contains("shmx-epoll ÷ shmx-recv = 3.00×")
+                && checks[1].ends_with("**missed**")
+        );
+        assert!(
+            checks[2].contains("shmx-waitset ÷ uds-epoll = 0.900×") && checks[2].ends_with("met")
+        );
+        // On one CPU, recv, the wait set and the descriptor also face the blocking socket.
+        put(&mut rounds, sparse, RECV_ID, 500.0);
+        let checks = waiting_checks(&rounds, &[sparse], Some(0));
+        assert!(checks[0].contains("shmx-recv ÷ uds = 0.500×"), "{checks:?}");
     }
 }
