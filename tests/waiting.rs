@@ -310,8 +310,18 @@ fn a_million_samples_through_a_polled_descriptor_lose_no_wake_up() {
 }
 
 #[test]
+fn samples_through_a_spinning_descriptor_loop_lose_no_wake_up() {
+    stress(300_000, "spin");
+}
+
+#[test]
 fn samples_through_a_waitset_lose_no_wake_up() {
     stress(200_000, "waitset");
+}
+
+#[test]
+fn samples_through_a_waitset_and_the_programs_descriptor_lose_no_wake_up() {
+    stress(100_000, "waitset+fd");
 }
 
 #[test]

@@ -104,6 +104,8 @@ mod service;
 #[cfg(not(loom))]
 mod signal;
 #[cfg(not(loom))]
+mod spin;
+#[cfg(not(loom))]
 mod subscriber;
 #[cfg(not(loom))]
 mod trust;
@@ -127,10 +129,12 @@ pub use sample::{Sample, SampleMut};
 #[cfg(not(loom))]
 pub use service::LAYOUT_VERSION;
 pub use shmx_derive::ShmMessage;
+#[cfg(not(loom))]
+pub use spin::{MAX_SPIN, MIN_SPIN};
 #[cfg(all(feature = "tokio", not(loom)))]
 pub use subscriber::{Recv, SampleStream};
 #[cfg(not(loom))]
-pub use subscriber::{Subscriber, SubscriberBuilder, MAX_SPIN, MIN_SPIN};
+pub use subscriber::{Subscriber, SubscriberBuilder};
 #[cfg(all(target_os = "linux", not(loom)))]
 pub use waitset::WaitSet;
 

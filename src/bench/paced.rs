@@ -23,7 +23,7 @@
 //!   - shmx: `shmx-spin` (polling `take()` with `std::hint::spin_loop()`, the reference),
 //!     `shmx-recv` (blocking in `Subscriber::recv()`), `shmx-waitset` (waiting in a `WaitSet`
 //!     with the subscriber attached, then taking), `shmx-epoll` (taking until `take()` finds
-//!     nothing, then a raw `epoll_wait` on `Subscriber::fd()`) and, with the `async` feature,
+//!     nothing, then `Subscriber::spin()`, then a raw `epoll_wait` on `Subscriber::fd()`) and, with the `async` feature,
 //!     `shmx-async` (`Subscriber::recv_async().await` on a current-thread tokio runtime);
 //!   - a Unix domain stream socket: `uds` (blocking `read`), `uds-epoll` (non-blocking, reading
 //!     until `WouldBlock`, then `epoll_wait`) and, with `async`, `tokio-uds` (a tokio
@@ -332,7 +332,7 @@ impl Paced {
                 "shmx, receiver waiting in a WaitSet (adaptive spin, then epoll), then take()"
             }
             Receiver::ShmxEpoll => {
-                "shmx, receiver taking until empty, then epoll_wait on Subscriber::fd() (no spin)"
+                "shmx, receiver taking until empty, then Subscriber::spin(), then epoll_wait on Subscriber::fd()"
             }
             #[cfg(feature = "async")]
             Receiver::ShmxAsync => {

@@ -14,8 +14,9 @@
 //!   futex);
 //! - `shmx-waitset`: each side waits in a `WaitSet` with its subscriber attached (which spins
 //!   briefly, then sleeps in `epoll` on the subscriber's descriptor), then takes;
-//! - `shmx-epoll`: each side takes until `take()` finds nothing, then sleeps in a raw
-//!   `epoll_wait` on `Subscriber::fd()` (no spinning at all: an event loop's way).
+//! - `shmx-epoll`: each side takes until `take()` finds nothing, spins with
+//!   `Subscriber::spin()`, then sleeps in a raw `epoll_wait` on `Subscriber::fd()` (an event
+//!   loop's way).
 //!
 //! The topics are sized for one subscriber each (`max_subscribers: 1`, queue depth 4,
 //! `max_held: 2`, `max_loans: 2`, no history), so a 4 MiB topic's pool is 8 chunks.
@@ -145,8 +146,9 @@ pub fn waitset_take<'s, T: ShmMessage>(
     }
 }
 
-/// Takes the next sample, waiting in `epoll` (which watches `sub.fd()`) while there is none:
-/// the `take()` that finds nothing arms the descriptor.
+/// Takes the next sample, spinning (`Subscriber::spin`) and then waiting in `epoll` (which
+/// watches `sub.fd()`) while there is none: the `take()` that finds nothing arms the
+/// descriptor, and a spin that finds nothing arms it again.
 #[inline(always)]
 pub fn epoll_take<'s, T: ShmMessage>(
     sub: &'s Subscriber<T>,
@@ -156,7 +158,9 @@ pub fn epoll_take<'s, T: ShmMessage>(
         if let Some(sample) = sub.take()? {
             return Ok(sample);
         }
-        super::epoll::wait(epoll)?;
+        if !sub.spin() {
+            super::epoll::wait(epoll)?;
+        }
     }
 }
 
@@ -199,7 +203,7 @@ impl PingPong for ShmxPingPong {
                 "shmx, receivers waiting in a WaitSet (adaptive spin, then epoll), then take()"
             }
             (Wait::Epoll, _) => {
-                "shmx, receivers taking until empty, then epoll_wait on Subscriber::fd()"
+                "shmx, receivers taking until empty, then Subscriber::spin(), then epoll_wait on Subscriber::fd()"
             }
         }
     }

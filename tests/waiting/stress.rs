@@ -49,10 +49,12 @@ pub fn stress_publisher(r: &Role) -> i32 {
     0
 }
 
-/// `stress-sub topic= n= seed= via=poll|waitset`: a subscriber with a descriptor; says
-/// `ready`, then takes until nothing is left and waits, until counters `1..=n` arrived in
-/// order; sleeps 0 to 200 µs every 1 to 500 samples. It waits in `poll` on the descriptor
-/// (`via=poll`) or in a `WaitSet` (`via=waitset`), at most [`STALL`] at a time: longer means
+/// `stress-sub topic= n= seed= via=poll|spin|waitset|waitset+fd`: a subscriber with a
+/// descriptor; says `ready`, then takes until nothing is left and waits, until counters
+/// `1..=n` arrived in order; sleeps 0 to 200 µs every 1 to 500 samples. It waits in `poll` on
+/// the descriptor (`via=poll`), first spinning with `Subscriber::spin` (`via=spin`), or in a
+/// `WaitSet` (`via=waitset`; `waitset+fd` also asks for the descriptor, so that its takes
+/// arm it too), at most [`STALL`] at a time: longer means
 /// a lost wake-up. Counts waits and wake-ups with nothing to take (`idle`; `max_idle` of them
 /// in a row: a descriptor that stays readable with nothing to take would make the loop
 /// spin). Says `received n waits=<w> idle=<i> max_idle=<k>`.
@@ -61,10 +63,13 @@ pub fn stress_subscriber(r: &Role) -> i32 {
         .queue_depth(64)
         .create()
         .expect("create the subscriber");
-    let fd = subscriber.fd().expect("the subscriber's descriptor");
-    let mut waitset = match r.str("via") {
-        "poll" => None,
-        "waitset" => {
+    let via = r.str("via");
+    // A wait set alone arms the descriptor itself, just before it sleeps; the program's own
+    // descriptor makes every take that finds nothing arm it.
+    let fd = (via != "waitset").then(|| subscriber.fd().expect("the subscriber's descriptor"));
+    let mut waitset = match via {
+        "poll" | "spin" => None,
+        "waitset" | "waitset+fd" => {
             let mut waitset = WaitSet::new().expect("a wait set");
             waitset.attach(&subscriber).expect("attach");
             Some(waitset)
@@ -108,9 +113,14 @@ pub fn stress_subscriber(r: &Role) -> i32 {
                 idle_run = 0;
             }
         }
+        if via == "spin" && subscriber.spin() {
+            // Samples came while spinning (or a publisher took the arm): take them.
+            continue;
+        }
         let ready = match &mut waitset {
             None => {
-                let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+                let fd = fd.as_ref().expect("a descriptor without a wait set");
+                let mut fds = [PollFd::new(fd, PollFlags::IN)];
                 rustix::event::poll(&mut fds, Some(&stall)).expect("poll")
             }
             Some(waitset) => {

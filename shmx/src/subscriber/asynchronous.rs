@@ -9,12 +9,14 @@ use super::{SubCore, Subscriber};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
 use crate::sample::Sample;
+use crate::spin::SpinClock;
 use rustix::fd::OwnedFd;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 
 impl SubCore {
@@ -52,51 +54,118 @@ impl SubCore {
         Ok(f(fd))
     }
 
-    /// One poll of an async receive: a sample if one waits, else `Pending` with the task
-    /// registered for the descriptor's next readiness.
-    fn poll_take<'s, T: ShmMessage>(
-        &'s self,
-        take: impl Fn() -> Result<Option<Sample<'s, T>>>,
+    /// One poll of an async receive: a sample if one waits; else, while the spin budget
+    /// lasts (see `spin`), a slice of spinning and `Pending` with the task woken again at
+    /// once (other tasks run in between); then `Pending` with the descriptor armed and the
+    /// task registered for its readiness. `take` must not arm the descriptor.
+    fn poll_take<S>(
+        &self,
+        take: impl Fn() -> Result<Option<S>>,
+        wait: &mut AsyncWait,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<Sample<'s, T>>> {
-        // The descriptor exists (and is armed) before the first take, so that a take that
-        // finds nothing arms it.
-        if let Err(e) = self.with_async_fd(|_| ()) {
-            return Poll::Ready(Err(e));
+    ) -> Poll<Result<S>> {
+        let sample = self.poll_take_inner(take, wait, cx);
+        if let Poll::Ready(result) = &sample {
+            if let (Ok(_), Some((start, spin))) = (result, wait.began) {
+                let spun = spin.map(|_| wait.preempted);
+                self.waited(start, wait.slept_at, spun);
+            }
+            *wait = AsyncWait::default();
         }
+        sample
+    }
+
+    fn poll_take_inner<S>(
+        &self,
+        take: impl Fn() -> Result<Option<S>>,
+        wait: &mut AsyncWait,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<S>> {
+        if let Some(sample) = take()? {
+            return Poll::Ready(Ok(sample));
+        }
+        let now = Instant::now();
+        let (_, spin_until) = *wait.began.get_or_insert_with(|| {
+            let mut spinner = self.spinner.get();
+            let until = spinner.begin(now, None);
+            self.spinner.set(spinner);
+            (now, until)
+        });
+        if let (None, Some(until)) = (wait.slept_at, spin_until) {
+            if now < until {
+                let slice_end = until.min(now + SPIN_SLICE);
+                let mut clock = SpinClock::new(now);
+                loop {
+                    if let Some(sample) = take()? {
+                        wait.preempted |= clock.preempted;
+                        return Poll::Ready(Ok(sample));
+                    }
+                    if clock.over(slice_end) {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                wait.preempted |= clock.preempted;
+                // The slice is over: let the runtime run its other tasks, then go on.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        wait.slept_at.get_or_insert_with(Instant::now);
         // Two rounds at most: wake-ups that keep coming with nothing to take (a hostile
         // participant's datagrams) must not keep this poll from returning.
         for _ in 0..2 {
-            match take() {
-                Ok(Some(sample)) => return Poll::Ready(Ok(sample)),
-                Err(e) => return Poll::Ready(Err(e)),
-                Ok(None) => {}
+            // Armed just before waiting (so that publishers make no system call while this
+            // task spins); a publish that came meanwhile is taken at once.
+            self.with_async_fd(|_| ())?;
+            if self.arm() {
+                if let Some(sample) = take()? {
+                    return Poll::Ready(Ok(sample));
+                }
             }
             let ready = self.with_async_fd(|fd| match fd.poll_read_ready(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Ok(mut guard)) => {
-                    // Readiness seen: the next `take` looks at the queues (and consumes
-                    // the wake-up if there is nothing); readiness that comes after this
-                    // guard was made is kept by tokio.
+                    // Readiness seen: the queues are looked at next (and the wake-up
+                    // consumed by the next arm if there is nothing); readiness that comes
+                    // after this guard was made is kept by tokio.
                     guard.clear_ready();
                     Poll::Ready(Ok(()))
                 }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            });
+            })?;
             match ready {
-                Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(Ok(()))) => {}
-                Ok(Poll::Ready(Err(e))) => {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
                     let name = crate::signal::socket_name(self.inc);
                     let path = self.service.dir().join(name.as_str());
                     return Poll::Ready(Err(Error::io(path, e, 0)));
                 }
-                Err(e) => return Poll::Ready(Err(e)),
+            }
+            if let Some(sample) = take()? {
+                return Poll::Ready(Ok(sample));
             }
         }
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+}
+
+/// The longest a poll spins before it yields to the runtime (its other tasks run, then the
+/// spinning goes on until the budget is spent).
+const SPIN_SLICE: Duration = Duration::from_micros(2);
+
+/// Where an async wait stands between its polls.
+#[derive(Default, Debug)]
+struct AsyncWait {
+    /// Set when the first poll found nothing: when the wait began, and when spinning ends
+    /// (`None`: no spinning).
+    began: Option<(Instant, Option<Instant>)>,
+    /// When it armed the descriptor to sleep.
+    slept_at: Option<Instant>,
+    /// The thread lost its CPU while spinning.
+    preempted: bool,
 }
 
 impl<T: ShmMessage> Subscriber<T> {
@@ -131,6 +200,7 @@ impl<T: ShmMessage> Subscriber<T> {
         Recv {
             subscriber: NonNull::from(self),
             done: false,
+            wait: AsyncWait::default(),
             _borrow: PhantomData,
         }
     }
@@ -141,7 +211,10 @@ impl<T: ShmMessage> Subscriber<T> {
     /// samples are `Send`: poll it within one task on a `LocalSet` or a current-thread
     /// runtime, or use `recv_async` in a spawned task.
     pub fn stream(&mut self) -> SampleStream<'_, T> {
-        SampleStream { subscriber: self }
+        SampleStream {
+            subscriber: self,
+            wait: AsyncWait::default(),
+        }
     }
 }
 
@@ -152,6 +225,7 @@ pub struct Recv<'a, T: ShmMessage> {
     subscriber: NonNull<Subscriber<T>>,
     /// Returned its sample: never polled again (the sample borrows the subscriber).
     done: bool,
+    wait: AsyncWait,
     _borrow: PhantomData<&'a mut Subscriber<T>>,
 }
 
@@ -171,7 +245,9 @@ impl<'a, T: ShmMessage> Future for Recv<'a, T> {
         // `'a`); only shared references are made from it, and only on the thread that polls
         // (see the `Send` impl above).
         let subscriber: &'a Subscriber<T> = unsafe { self.subscriber.as_ref() };
-        let poll = subscriber.core.poll_take(|| subscriber.take(), cx);
+        let poll = subscriber
+            .core
+            .poll_take(|| subscriber.take_quietly(), &mut self.wait, cx);
         if poll.is_ready() {
             self.done = true;
         }
@@ -188,16 +264,17 @@ impl<T: ShmMessage> std::fmt::Debug for Recv<'_, T> {
 /// The samples of a subscriber as a stream: see [`Subscriber::stream`].
 pub struct SampleStream<'a, T: ShmMessage> {
     subscriber: &'a Subscriber<T>,
+    wait: AsyncWait,
 }
 
 impl<'a, T: ShmMessage> futures_core::Stream for SampleStream<'a, T> {
     type Item = Result<Sample<'a, T>>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let subscriber: &'a Subscriber<T> = self.subscriber;
         subscriber
             .core
-            .poll_take(|| subscriber.take(), cx)
+            .poll_take(|| subscriber.take_quietly(), &mut self.wait, cx)
             .map(Some)
     }
 }

@@ -10,8 +10,6 @@ mod ready;
 pub use asynchronous::{Recv, SampleStream};
 mod receive;
 mod wait;
-pub(crate) use wait::pinned_to_one_cpu;
-use wait::SharedCpu;
 
 use crate::config::{SubscriberConfig, TopicConfig};
 use crate::data::ChunkLoc;
@@ -25,6 +23,7 @@ use crate::ring::{Producer, RingLoc};
 use crate::root::{Root, RootLock};
 use crate::sample::Sample;
 use crate::service::{self, Role, Service, ACTIVE, FREE};
+use crate::spin::Spinner;
 use crate::sync::{fence, Ordering};
 use crate::trust::Trust;
 use rustix::fd::BorrowedFd;
@@ -96,11 +95,8 @@ pub(crate) struct SubCore {
     bit: u64,
     /// This subscriber issues a membarrier before it sleeps (see `event`).
     forces_barrier: bool,
-    /// How long `recv` spins before it sleeps (adaptive, see `recv_until`).
-    spin: Cell<Duration>,
-    /// On a thread pinned to one CPU: evidence that the publisher shares that CPU (see
-    /// `SubCore::skip_spin`).
-    shared_cpu: Cell<SharedCpu>,
+    /// How `recv` and `recv_async` spin before they sleep (see `spin`).
+    spinner: Cell<Spinner>,
     max_held: usize,
     fingerprint: u64,
     size: usize,
@@ -112,6 +108,12 @@ pub(crate) struct SubCore {
     copies: Option<copy::Copies>,
     /// The socket that makes a descriptor readable, once one was asked for (see `ready`).
     listener: std::cell::OnceCell<crate::signal::Listener>,
+    /// The program asked for the descriptor (`fd`): a take that finds nothing arms it.
+    arm_on_take: Cell<bool>,
+    /// `spin` took the arm back itself: no publisher sent a wake-up for it.
+    disarmed_by_spin: Cell<bool>,
+    /// When the last `spin` that found nothing began, and when it armed the descriptor.
+    fd_slept: Cell<Option<(Instant, Instant)>>,
     /// That socket registered with a tokio runtime, once an async receive asked.
     #[cfg(feature = "tokio")]
     async_fd: RefCell<
@@ -143,12 +145,6 @@ struct ViewSlot {
     /// Still the data segment of a connected publisher.
     live: bool,
 }
-
-/// Shortest spin before sleeping: sparse traffic costs about this much CPU per receive.
-pub const MIN_SPIN: Duration = Duration::from_micros(1);
-/// Longest spin before sleeping: gaps between samples up to this long are bridged by spinning
-/// once the subscriber has seen them.
-pub const MAX_SPIN: Duration = Duration::from_micros(100);
 
 /// This subscriber's side of its connection to one publisher slot.
 struct PubConn {
@@ -230,7 +226,7 @@ impl<T: ShmMessage> Subscriber<T> {
     #[inline(always)]
     pub fn take(&self) -> Result<Option<Sample<'_, T>>> {
         let sample = self.take_quietly()?;
-        if sample.is_none() && self.core.has_ready_fd() && self.core.arm() {
+        if sample.is_none() && self.core.arms_on_take() && self.core.arm() {
             return self.take_quietly();
         }
         Ok(sample)
@@ -243,7 +239,7 @@ impl<T: ShmMessage> Subscriber<T> {
 
     /// [`take`](Self::take) without arming the descriptor (for the waits of this crate).
     #[inline(always)]
-    fn take_quietly(&self) -> Result<Option<Sample<'_, T>>> {
+    pub(super) fn take_quietly(&self) -> Result<Option<Sample<'_, T>>> {
         let mut st = self.core.state.borrow_mut();
         self.core.take_raw::<T>(&mut st)
     }
@@ -281,7 +277,44 @@ impl<T: ShmMessage> Subscriber<T> {
     /// [`Error::Io`] if the socket cannot be made (or `PermissionDenied`, in a directory that
     /// this process may not write).
     pub fn fd(&self) -> Result<BorrowedFd<'_>> {
-        self.core.ready_fd()
+        self.core.program_fd()
+    }
+
+    /// Spins until samples wait (`true`) or the adaptive budget that [`recv`](Self::recv)
+    /// uses passes (`false`): for a loop on [`fd`](Self::fd) that wants the latency of a
+    /// spinning receive when samples come often, called when a take found nothing, before
+    /// the loop sleeps. While it spins the descriptor is disarmed, so that publishers make no
+    /// system call for it; when it returns `false` the descriptor is armed again, and the
+    /// loop may sleep. It makes no system call while it spins; the budget adapts to the
+    /// traffic (down to [`MIN_SPIN`](crate::MIN_SPIN) for sparse traffic), and it does not
+    /// spin on a thread pinned to the one CPU its publisher runs on.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use rustix::event::{poll, PollFd, PollFlags};
+    /// use shmx::{Publisher, Subscriber};
+    ///
+    /// let subscriber = Subscriber::<u64>::builder("doc/spin").root(dir.path()).create()?;
+    /// let publisher = Publisher::<u64>::builder("doc/spin").root(dir.path()).create()?;
+    /// let fd = subscriber.fd()?;
+    /// publisher.send(1)?;
+    /// let mut got = 0;
+    /// loop {
+    ///     while let Some(sample) = subscriber.take()? {
+    ///         got += *sample;
+    ///     }
+    ///     if got == 1 {
+    ///         break;
+    ///     }
+    ///     if subscriber.spin() {
+    ///         continue; // samples came while spinning
+    ///     }
+    ///     poll(&mut [PollFd::new(&fd, PollFlags::IN)], None).unwrap();
+    /// }
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn spin(&self) -> bool {
+        self.core.spin()
     }
 
     /// Hands every sample waiting now, up to `max`, to `f` in turn, and returns how many it
@@ -310,7 +343,7 @@ impl<T: ShmMessage> Subscriber<T> {
     /// ```
     pub fn drain(&self, max: usize, mut f: impl FnMut(&Sample<'_, T>)) -> Result<usize> {
         let n = self.core.drain::<T>(max, &mut f)?;
-        if n == 0 && max > 0 && self.core.has_ready_fd() && self.core.arm() {
+        if n == 0 && max > 0 && self.core.arms_on_take() && self.core.arm() {
             return self.core.drain::<T>(max, &mut f);
         }
         Ok(n)
@@ -540,8 +573,7 @@ impl SubCore {
             inc,
             bit: 1 << slot,
             forces_barrier,
-            spin: Cell::new(Duration::from_micros(20)),
-            shared_cpu: Cell::new(SharedCpu::default()),
+            spinner: Cell::new(Spinner::default()),
             max_held: layout.max_held,
             fingerprint,
             size,
@@ -549,6 +581,9 @@ impl SubCore {
             tails: true,
             copies: None,
             listener: std::cell::OnceCell::new(),
+            arm_on_take: Cell::new(false),
+            disarmed_by_spin: Cell::new(false),
+            fd_slept: Cell::new(None),
             #[cfg(feature = "tokio")]
             async_fd: RefCell::new(None),
         };

@@ -5,8 +5,10 @@ use super::SubCore;
 use crate::error::Result;
 use crate::event::{self, ARMED};
 use crate::signal::Listener;
+use crate::spin::SpinClock;
 use crate::sync::Ordering;
 use rustix::fd::{AsFd, BorrowedFd};
+use std::time::Instant;
 
 impl SubCore {
     /// The descriptor that becomes readable when samples wait after a take found none;
@@ -27,10 +29,21 @@ impl SubCore {
         Ok(listener.as_fd())
     }
 
-    /// Whether a descriptor was asked for (then a take that finds nothing arms it).
+    /// [`ready_fd`](Self::ready_fd) for the program itself (`Subscriber::fd`): from then
+    /// on, every take that finds nothing arms the descriptor, since the program may wait on
+    /// it next. (The waits of this crate arm it themselves, just before they sleep, so that
+    /// their takes, and the publishers, make no system call while they spin.)
+    pub(crate) fn program_fd(&self) -> Result<BorrowedFd<'_>> {
+        let fd = self.ready_fd()?;
+        self.arm_on_take.set(true);
+        Ok(fd)
+    }
+
+    /// Whether a take that finds nothing arms the descriptor (see
+    /// [`program_fd`](Self::program_fd)).
     #[inline(always)]
-    pub(crate) fn has_ready_fd(&self) -> bool {
-        self.listener.get().is_some()
+    pub(crate) fn arms_on_take(&self) -> bool {
+        self.arm_on_take.get()
     }
 
     /// After a take found nothing: arms the descriptor, so that the next publish makes it
@@ -55,13 +68,17 @@ impl SubCore {
     /// that clears it later sends after that, so its wake-up is not consumed here (had the
     /// `recv` taken a datagram sent after a clear, the load, after the `recv` and
     /// synchronised with the send through the socket's queue, would see the clear).
+    ///
+    /// After [`spin`](Self::spin) took the arm back itself, no publisher sent anything for
+    /// it: nothing is consumed then (a wake-up left from before is consumed by a later arm).
     #[cold]
     pub(crate) fn arm_with(&self, stale: bool) -> bool {
         let Some(listener) = self.listener.get() else {
             return false;
         };
         let sleeping = &self.service.sub_slot(self.slot).sleeping;
-        if stale {
+        let ours = self.disarmed_by_spin.replace(false);
+        if stale && !ours {
             listener.drain();
         }
         if sleeping.load(Ordering::Relaxed) & ARMED != 0 {
@@ -70,12 +87,67 @@ impl SubCore {
             // readable.
             return false;
         }
-        // Disarmed by a publisher, who sent (or is sending) a wake-up: consume what came, so
-        // that the descriptor is not readable without a sample. (One sent after this comes
-        // late: the next `arm` consumes it.)
-        listener.drain();
+        if !ours {
+            // Disarmed by a publisher, who sent (or is sending) a wake-up: consume what
+            // came, so that the descriptor is not readable without a sample. (One sent after
+            // this comes late: the next `arm` consumes it.)
+            listener.drain();
+        }
         // PROTOCOLS.md §3 with the descriptor: announce, then look once more.
         event::announce(sleeping, ARMED, self.forces_barrier);
         !self.looks_empty()
+    }
+
+    /// `Subscriber::spin`: before a program sleeps on its descriptor, spins for the adaptive
+    /// budget until samples wait (`true`); else arms the descriptor again and returns
+    /// `false` (`true` if samples came while arming).
+    ///
+    /// While it spins the descriptor is disarmed (the arm is taken back with the same atomic
+    /// operation a publisher uses, so exactly one of them owns it), so that publishers make
+    /// no system call for a subscriber that is awake. If a publisher took the arm first, its
+    /// wake-up is on its way: samples wait.
+    pub(crate) fn spin(&self) -> bool {
+        let now = Instant::now();
+        let mut spinner = self.spinner.get();
+        // The last spin found nothing and the program slept: the samples taken since came
+        // after that sleep (a little earlier than now).
+        if let Some((start, slept_at)) = self.fd_slept.take() {
+            spinner.woke(now - start, now - slept_at);
+        }
+        if self.arms_on_take() {
+            let sleeping = &self.service.sub_slot(self.slot).sleeping;
+            if sleeping.fetch_and(!ARMED, Ordering::Relaxed) & ARMED == 0 {
+                // Taken by a publisher (or never armed: then nothing is lost by looking).
+                self.spinner.set(spinner);
+                return true;
+            }
+            self.disarmed_by_spin.set(true);
+        }
+        let mut found = false;
+        let mut clock = SpinClock::new(now);
+        if let Some(until) = spinner.begin(now, None) {
+            loop {
+                if self.probe() {
+                    found = true;
+                    break;
+                }
+                if clock.over(until) {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        if found {
+            spinner.caught_spinning(clock.preempted);
+            self.spinner.set(spinner);
+            return true;
+        }
+        self.spinner.set(spinner);
+        if !self.arms_on_take() {
+            return false;
+        }
+        let slept_at = Instant::now();
+        self.fd_slept.set(Some((now, slept_at)));
+        self.arm()
     }
 }

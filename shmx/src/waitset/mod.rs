@@ -12,7 +12,8 @@ mod peers;
 
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
-use crate::subscriber::{SubCore, Subscriber, MAX_SPIN, MIN_SPIN};
+use crate::spin::{SpinClock, Spinner};
+use crate::subscriber::{SubCore, Subscriber};
 use peers::Peers;
 use rustix::event::epoll;
 use rustix::fd::{BorrowedFd, OwnedFd};
@@ -150,8 +151,10 @@ fn token(kind: u64, slot: usize, entry: usize) -> u64 {
 pub struct WaitSet<'a> {
     epoll: OwnedFd,
     entries: Vec<Option<Source<'a>>>,
-    /// How long a wait spins before it sleeps (adaptive, as `Subscriber::recv`).
-    spin: Duration,
+    /// How a wait spins before it sleeps (adaptive, as `Subscriber::recv`; see `spin`).
+    spinner: Spinner,
+    /// Foreign descriptors attached (a wait polls them before it spins).
+    foreign: usize,
     /// Publisher processes seen to exit: (entry, publisher slot).
     exited: Vec<(usize, usize)>,
     events: Vec<epoll::Event>,
@@ -167,7 +170,8 @@ impl<'a> WaitSet<'a> {
         Ok(WaitSet {
             epoll,
             entries: Vec::new(),
-            spin: Duration::from_micros(20),
+            spinner: Spinner::default(),
+            foreign: 0,
             exited: Vec::new(),
             events: Vec::with_capacity(64),
         })
@@ -238,6 +242,7 @@ impl<'a> WaitSet<'a> {
             epoll::EventFlags::IN,
         )
         .map_err(|e| io_error(e, "epoll_ctl (a foreign descriptor)"))?;
+        self.foreign += 1;
         Ok(self.push(Source::Fd { fd, ready: false }))
     }
 
@@ -250,6 +255,7 @@ impl<'a> WaitSet<'a> {
             Source::Samples { core, .. } | Source::Silence { core, .. } => Some(*core),
             Source::Fd { fd, .. } => {
                 let _ = epoll::delete(&self.epoll, fd);
+                self.foreign -= 1;
                 None
             }
             Source::Interval { .. } => None,
@@ -325,58 +331,90 @@ impl<'a> WaitSet<'a> {
     }
 
     fn wait_until(&mut self, deadline: Option<Instant>, mut f: impl FnMut(Event)) -> Result<usize> {
-        // Set when the first look found nothing: when the wait began.
-        let mut began: Option<Instant> = None;
-        let mut spun = false;
-        let mut polled = false;
+        // Set when the first look found nothing: when the wait began, and when spinning ends
+        // (`None`: no spinning).
+        let mut wait: Option<(Instant, Option<Instant>)> = None;
+        // When it went to sleep (first).
+        let mut slept_at: Option<Instant> = None;
         // A subscriber's descriptor was readable since the last arm: it may hold a wake-up
         // for samples taken already, which the next arm consumes (see `SubCore::arm_with`).
         let mut stale = false;
+        // Set when spinning begins.
+        let mut clock: Option<SpinClock> = None;
         loop {
-            let n = self.collect(&mut f);
+            let (n, samples) = self.collect(&mut f);
             if n > 0 {
-                if let Some(start) = began {
-                    self.adapt(start.elapsed(), spun);
+                if let (Some((start, _)), true) = (wait, samples) {
+                    let spun = clock.map(|c| c.preempted);
+                    self.waited(start, slept_at, spun);
                 }
                 return Ok(n);
             }
             let now = Instant::now();
-            began.get_or_insert(now);
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(0);
             }
-            if !polled {
-                // Foreign descriptors and processes, without sleeping.
-                polled = true;
-                stale |= self.sleep(Some(Duration::ZERO))?;
-                continue;
-            }
-            if !spun {
-                spun = true;
-                if self.spin_for_samples(now, deadline) {
+            let spin_until = match wait {
+                Some((_, until)) => until,
+                None => {
+                    let subscribers = self
+                        .entries
+                        .iter()
+                        .flatten()
+                        .any(|s| matches!(s, Source::Samples { .. }));
+                    let due = [deadline, self.next_due()].into_iter().flatten().min();
+                    let until = if subscribers {
+                        self.spinner.begin(now, due)
+                    } else {
+                        None
+                    };
+                    wait = Some((now, until));
+                    if self.foreign > 0 {
+                        // Foreign descriptors (and processes) that are ready now are
+                        // reported before any spinning.
+                        stale |= self.sleep(Some(Duration::ZERO))?;
+                        continue;
+                    }
+                    until
+                }
+            };
+            if let (None, Some(until)) = (slept_at, spin_until) {
+                let clock = clock.get_or_insert_with(|| SpinClock::new(now));
+                if self.spin_for_samples(clock, until) {
                     continue;
                 }
             }
             if self.arm(std::mem::take(&mut stale))? {
                 continue;
             }
+            // (Read now, after spinning: the spin policy asks how soon after going to sleep
+            // samples came.)
+            slept_at.get_or_insert_with(Instant::now);
             let due = self.next_due();
-            let until = [deadline, due].into_iter().flatten().min();
-            // At most a second: publishers whose process could not be watched are noticed
-            // by the sweeps of the next look.
-            let timeout = until
-                .map_or(Duration::from_secs(1), |u| u.saturating_duration_since(now))
-                .min(Duration::from_secs(1));
-            stale |= self.sleep(Some(timeout))?;
+            let mut until = [deadline, due].into_iter().flatten().min();
+            if self.unwatched() {
+                // Publishers whose process could not be watched are noticed by the sweeps of
+                // a look: look at least every second.
+                let second = now + Duration::from_secs(1);
+                until = Some(until.map_or(second, |u| u.min(second)));
+            }
+            // No timeout when nothing is due: a sleep with none sets no kernel timer.
+            let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+            stale |= self.sleep(timeout)?;
         }
     }
 
-    /// Looks at every attachment; hands what is ready to `f`; returns how many events.
-    fn collect(&mut self, f: &mut impl FnMut(Event)) -> usize {
-        let now = Instant::now();
+    /// Looks at every attachment; hands what is ready to `f`; returns how many events, and
+    /// whether samples were among them.
+    fn collect(&mut self, f: &mut impl FnMut(Event)) -> (usize, bool) {
+        // The clock is read only for silences and intervals (once).
+        let mut clock = None;
+        let mut now = || *clock.get_or_insert_with(Instant::now);
         let mut n = 0;
+        let mut samples = false;
         let mut emit = |entry: usize, kind: EventKind| {
             n += 1;
+            samples |= kind == EventKind::Samples;
             f(Event {
                 attachment: Attachment(entry),
                 kind,
@@ -388,7 +426,7 @@ impl<'a> WaitSet<'a> {
         for source in self.entries.iter_mut().flatten() {
             if let Source::Silence { core, last, .. } = source {
                 if !core.nothing_waiting() {
-                    *last = now;
+                    *last = now();
                 }
             }
         }
@@ -414,6 +452,7 @@ impl<'a> WaitSet<'a> {
                     }
                 }
                 Source::Silence { core, after, last } => {
+                    let now = now();
                     if !core.nothing_waiting() {
                         *last = now;
                     } else if now.saturating_duration_since(*last) >= *after {
@@ -422,6 +461,7 @@ impl<'a> WaitSet<'a> {
                     }
                 }
                 Source::Interval { period, next } => {
+                    let now = now();
                     if now >= *next {
                         emit(i, EventKind::Tick);
                         *next = if period.is_zero() {
@@ -445,36 +485,22 @@ impl<'a> WaitSet<'a> {
         for i in rewatch {
             self.watch_processes(i);
         }
-        n
+        (n, samples)
     }
 
-    /// Spins on the subscribers' queues until one has samples (`true`), the spin budget is
-    /// spent, or a deadline or timer is due (`false`).
-    fn spin_for_samples(&self, now: Instant, deadline: Option<Instant>) -> bool {
-        let mut cores = self.entries.iter().flatten().filter_map(|s| match s {
-            Source::Samples { core, .. } => Some(*core),
-            _ => None,
-        });
-        // Pinned to one CPU, spinning would only keep a publisher on that CPU from running.
-        if cores.next().is_none() || crate::subscriber::pinned_to_one_cpu() {
-            return false;
-        }
-        let until = [Some(now + self.spin), deadline, self.next_due()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now);
-        let mut polls = 0u32;
+    /// Spins on the subscribers' queues until one has samples (`true`) or `until` passes
+    /// (`false`).
+    fn spin_for_samples(&self, clock: &mut SpinClock, until: Instant) -> bool {
         loop {
+            // (A change of a topic's publishers counts as ready here; `collect` then tells.)
             let ready = self.entries.iter().flatten().any(|s| match s {
-                Source::Samples { core, .. } => !core.nothing_waiting(),
+                Source::Samples { core, .. } => core.probe(),
                 _ => false,
             });
             if ready {
                 return true;
             }
-            polls = polls.wrapping_add(1);
-            if polls % 64 == 0 && Instant::now() >= until {
+            if clock.over(until) {
                 return false;
             }
             std::hint::spin_loop();
@@ -530,6 +556,15 @@ impl<'a> WaitSet<'a> {
         Ok(subscriber)
     }
 
+    /// Whether a publisher of an attached subscriber's topic is not watched through its
+    /// process (see `Peers`).
+    fn unwatched(&self) -> bool {
+        self.entries.iter().flatten().any(|s| match s {
+            Source::Samples { peers, .. } => peers.known.iter().any(|k| !k.watched),
+            _ => false,
+        })
+    }
+
     /// When the next interval or silence is due.
     fn next_due(&self) -> Option<Instant> {
         self.entries
@@ -543,17 +578,15 @@ impl<'a> WaitSet<'a> {
             .min()
     }
 
-    /// After a wait that found something `waited` after it began: as `Subscriber::recv`, a
-    /// gap that spinning could have bridged doubles the budget, a long one halves it.
-    fn adapt(&mut self, waited: Duration, slept: bool) {
-        if !slept {
-            return;
+    /// After a wait that began at `start` found samples: tells the spin policy how it went
+    /// (it slept at `slept_at`, or spun and caught them; `spun`: whether the thread lost
+    /// its CPU while spinning).
+    fn waited(&mut self, start: Instant, slept_at: Option<Instant>, spun: Option<bool>) {
+        match (slept_at, spun) {
+            (Some(at), _) => self.spinner.woke(start.elapsed(), at.elapsed()),
+            (None, Some(preempted)) => self.spinner.caught_spinning(preempted),
+            (None, None) => {}
         }
-        self.spin = if waited < MAX_SPIN {
-            (waited * 2).clamp(MIN_SPIN, MAX_SPIN)
-        } else {
-            (self.spin / 2).max(MIN_SPIN)
-        };
     }
 }
 
@@ -577,7 +610,7 @@ impl std::fmt::Debug for WaitSet<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WaitSet")
             .field("attachments", &self.entries.iter().flatten().count())
-            .field("spin", &self.spin)
+            .field("spin", &self.spinner.budget())
             .finish()
     }
 }

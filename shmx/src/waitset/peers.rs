@@ -53,10 +53,11 @@ impl Peers {
                 k.watched = false;
             }
         }
-        let due = self
-            .last_sweep
-            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
-        if due && self.known.iter().any(|k| k.pidfd.is_none()) {
+        let due = || {
+            self.last_sweep
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+        };
+        if self.known.iter().any(|k| k.pidfd.is_none()) && due() {
             // A publisher whose process could not be watched (gone before we looked, or in
             // another pid namespace): its death shows only in a sweep.
             self.last_sweep = Some(std::time::Instant::now());
