@@ -9,7 +9,10 @@
 //! - `wake_syscalls sub-spin ROOT`: spins on `take()`; prints its messages;
 //! - `wake_syscalls sub-waitset ROOT`: waits in a `WaitSet` (which spins for an adaptive
 //!   budget before it arms the descriptor and sleeps), then takes until `take()` finds nothing
-//!   (which arms the descriptor too); prints its messages and waits;
+//!   (which does not arm it: the program never asked for the descriptor); prints its messages
+//!   and waits;
+//! - `wake_syscalls sub-fd-spin ROOT`: as `sub-fd`, but calls `Subscriber::spin()` before it
+//!   sleeps (the descriptor is disarmed while it spins);
 //! - `wake_syscalls pub ROOT SUBSCRIBERS MESSAGES INTERVAL_US`: waits for `SUBSCRIBERS`
 //!   subscribers, publishes `MESSAGES` `u64`s `INTERVAL_US` apart (busy-waiting on the clock,
 //!   which makes no system call), then a stop message, and waits for the subscribers to leave.
@@ -23,6 +26,8 @@
 //! strace -c -f $E pub $R 1 2000 1000      # the spinning subscriber alone: no sendto
 //! $E sub-waitset $R &
 //! strace -c -f $E pub $R 1 20000 10       # a WaitSet subscriber, a message every 10 us
+//! $E sub-fd-spin $R &
+//! strace -c -f $E pub $R 1 20000 10       # an fd loop that spins, a message every 10 us
 //! wait; rm -r $R
 //! ```
 //!
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
         ["sub-fd", root] => sub_fd(Path::new(root)),
         ["sub-spin", root] => sub_spin(Path::new(root)),
         ["sub-waitset", root] => sub_waitset(Path::new(root)),
+        ["sub-fd-spin", root] => sub_fd_spin(Path::new(root)),
         ["pub", root, subs, messages, interval] => (|| {
             publish(
                 Path::new(root),
@@ -134,6 +140,33 @@ fn sub_waitset(root: &Path) -> Result<(), Error> {
         }
         waitset.wait(|_| {})?;
         waits += 1;
+    }
+}
+
+fn sub_fd_spin(root: &Path) -> Result<(), Error> {
+    let sub = subscriber(root)?;
+    let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    epoll::add(
+        &epoll,
+        sub.fd()?,
+        epoll::EventData::new_u64(0),
+        epoll::EventFlags::IN,
+    )?;
+    let (mut messages, mut sleeps) = (0u64, 0u64);
+    let mut events = [MaybeUninit::<epoll::Event>::uninit(); 4];
+    loop {
+        while let Some(sample) = sub.take()? {
+            if *sample == STOP {
+                eprintln!("sub-fd-spin: {messages} messages, {sleeps} sleeps");
+                return Ok(());
+            }
+            messages += 1;
+        }
+        if sub.spin() {
+            continue;
+        }
+        epoll::wait(&epoll, &mut events, None)?;
+        sleeps += 1;
     }
 }
 

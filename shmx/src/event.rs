@@ -136,6 +136,15 @@ fn notify_sleeper(wake_word: &AtomicU32, sleeping: &AtomicU32, seen: u32) -> boo
     seen & ARMED != 0 && sleeping.fetch_and(!ARMED, Ordering::Relaxed) & ARMED != 0
 }
 
+/// Subscriber, awake again (spinning) after arming: takes its arm back, so that publishers
+/// make no system call for it meanwhile. The same atomic operation as a publisher's in
+/// [`notify`]: exactly one of them owns an arm. `false` if it was not armed (a publisher took
+/// the arm, and its wake-up is on its way).
+#[inline]
+pub(crate) fn disarm(sleeping: &AtomicU32) -> bool {
+    sleeping.fetch_and(!ARMED, Ordering::Relaxed) & ARMED != 0
+}
+
 /// Publisher, after [`notify`] took a subscriber's arm: if the wake-up could not be sent
 /// (not because the subscriber is gone), puts the arm back, so that the next publish tries
 /// again instead of leaving the subscriber asleep with samples waiting.
@@ -273,6 +282,56 @@ mod armed_model {
             );
             // No futex wake-up for a subscriber that only armed its descriptor.
             assert_eq!(wake.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    /// `Subscriber::spin`: an armed subscriber (its last look found nothing) takes the arm
+    /// back to spin, looks, and arms again when it found nothing, while a publisher pushes
+    /// and notifies. Either the subscriber sees the entry (or learns that the publisher took
+    /// the arm, whose wake-up it then gets), or it sleeps armed and the publisher sends
+    /// exactly one wake-up after that; a publisher never pays for an arm the subscriber took
+    /// back.
+    #[test]
+    fn a_subscriber_that_takes_its_arm_back_is_told_exactly_once() {
+        loom::model(|| {
+            let wake = Arc::new(AtomicU32::new(0));
+            let sleeping = Arc::new(AtomicU32::new(ARMED));
+            let head = Arc::new(AtomicU64::new(0));
+            let sent = Arc::new(AtomicU32::new(0));
+            let publisher = {
+                let (wake, sleeping, head, sent) =
+                    (wake.clone(), sleeping.clone(), head.clone(), sent.clone());
+                loom::thread::spawn(move || {
+                    head.store(1, Ordering::Release);
+                    before_notify(false);
+                    if notify(&wake, &sleeping) {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            };
+            let ours = disarm(&sleeping);
+            // Spinning: one look.
+            let mut told = !ours || head.load(Ordering::Acquire) == 1;
+            let mut armed_again = false;
+            if !told {
+                // Nothing came: arm again and look once more before sleeping.
+                announce(&sleeping, ARMED, false);
+                armed_again = true;
+                told = head.load(Ordering::Acquire) == 1;
+            }
+            publisher.join().unwrap();
+            let sent = sent.load(Ordering::Relaxed);
+            assert!(sent <= 1, "an arm is paid for once");
+            if !ours {
+                assert_eq!(sent, 1, "the publisher that took the arm sends");
+            }
+            if !told {
+                assert!(armed_again);
+                assert_eq!(sent, 1, "a sleeping subscriber would miss the publish");
+            }
+            if ours && !armed_again {
+                assert_eq!(sent, 0, "no wake-up for an arm taken back");
+            }
         });
     }
 }

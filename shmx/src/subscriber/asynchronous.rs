@@ -169,9 +169,10 @@ struct AsyncWait {
 }
 
 impl<T: ShmMessage> Subscriber<T> {
-    /// Waits for the next sample without blocking the thread: the task sleeps in the tokio
-    /// reactor until a publisher makes the subscriber's descriptor readable (see
-    /// [`fd`](Self::fd)). Cancel-safe: a sample is taken only in the poll that returns it,
+    /// Waits for the next sample without blocking the thread: the task first spins for the
+    /// adaptive budget of [`recv`](Self::recv), cooperatively (each poll spins at most 2 µs,
+    /// then yields to the runtime's other tasks), then sleeps in the tokio reactor until a
+    /// publisher makes the subscriber's descriptor readable (see [`fd`](Self::fd)). Cancel-safe: a sample is taken only in the poll that returns it,
     /// so a dropped future (`select!`, `timeout`) loses none. The future is `Send` (it holds
     /// the subscriber exclusively), so a subscriber moved into `tokio::spawn` works; it must
     /// run inside a tokio runtime with the I/O driver enabled (`enable_io`, or `enable_all`).

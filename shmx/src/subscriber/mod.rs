@@ -249,13 +249,14 @@ impl<T: ShmMessage> Subscriber<T> {
     /// (`wake.<n>`, removed with the subscriber); subscribers that never ask pay nothing.
     ///
     /// The contract is level-triggered: the descriptor is armed when it is made (readable at
-    /// once if samples wait) and by every [`take`](Self::take) (or [`drain`](Self::drain))
-    /// that finds nothing; from then on, it becomes readable when a sample arrives. So a loop takes until `take` returns `Ok(None)`, then
+    /// once if samples wait) and, from this call on, by every [`take`](Self::take) (or
+    /// [`drain`](Self::drain)) that finds nothing; from then on, it becomes readable when a sample arrives. So a loop takes until `take` returns `Ok(None)`, then
     /// waits for the descriptor. It may be readable with nothing to take (a sample taken
     /// meanwhile); `take` then returns `Ok(None)` and clears it. Publishers make a system call
     /// only for the first sample after such a `take`, and never block on the descriptor; once
     /// the descriptor exists, a `take` that finds nothing makes one or more (it consumes the
-    /// wake-ups that came, and arms).
+    /// wake-ups that came, and arms). For the latency of a spinning receive under dense
+    /// traffic, a loop calls [`spin`](Self::spin) before it sleeps.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();

@@ -94,7 +94,12 @@ impl SubCore {
             listener.drain();
         }
         // PROTOCOLS.md §3 with the descriptor: announce, then look once more.
-        event::announce(sleeping, ARMED, self.forces_barrier);
+        if !event::announce(sleeping, ARMED, self.forces_barrier) {
+            // The promised membarrier failed: a publisher may miss the arm. Make the
+            // descriptor readable ourselves, so that the waiter comes back and arms again
+            // (a busy wait while the kernel refuses, never a lost wake-up).
+            crate::signal::notify_once(self.service.dir(), self.inc);
+        }
         !self.looks_empty()
     }
 
@@ -116,7 +121,7 @@ impl SubCore {
         }
         if self.arms_on_take() {
             let sleeping = &self.service.sub_slot(self.slot).sleeping;
-            if sleeping.fetch_and(!ARMED, Ordering::Relaxed) & ARMED == 0 {
+            if !event::disarm(sleeping) {
                 // Taken by a publisher (or never armed: then nothing is lost by looking).
                 self.spinner.set(spinner);
                 return true;

@@ -145,9 +145,13 @@ fn token(kind: u64, slot: usize, entry: usize) -> u64 {
 /// ```
 ///
 /// Events are level-triggered: a subscriber with samples waiting is reported by every wait
-/// until they are taken. A subscriber attached to a wait set gets a descriptor (see
-/// [`Subscriber::fd`]); it may be attached to several wait sets, but one thread waits on it
-/// at a time (subscribers are not `Sync`). The set borrows what it waits on.
+/// until they are taken. A wait spins on the subscribers' queues for an adaptive budget (as
+/// [`Subscriber::recv`]; not on a thread that shares its one CPU with the publisher), then
+/// arms the subscribers' descriptors (see [`Subscriber::fd`]) and sleeps in `epoll`; so
+/// publishers make system calls only for a wait set that sleeps, and the takes of a
+/// subscriber that only wait sets watch make none. A subscriber may be attached to several
+/// wait sets, but one thread waits on it at a time (subscribers are not `Sync`). The set
+/// borrows what it waits on.
 pub struct WaitSet<'a> {
     epoll: OwnedFd,
     entries: Vec<Option<Source<'a>>>,
