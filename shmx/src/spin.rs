@@ -132,6 +132,25 @@ impl SpinClock {
         self.check(until)
     }
 
+    /// [`over`](Self::over), reading the clock at every call.
+    #[cfg(feature = "tokio")]
+    #[inline]
+    pub(crate) fn over_now(&mut self, until: Instant) -> bool {
+        self.check(until)
+    }
+
+    /// A poll found a sample: whether the thread lost its CPU during this spin, the time
+    /// since the last clock read included (the gap most likely to have let a publisher on
+    /// this CPU run).
+    #[cold]
+    pub(crate) fn caught(&mut self) -> bool {
+        let now = Instant::now();
+        if now.saturating_duration_since(self.last) > PREEMPTED {
+            self.preempted = true;
+        }
+        self.preempted
+    }
+
     #[inline(never)]
     fn check(&mut self, until: Instant) -> bool {
         let now = Instant::now();

@@ -97,10 +97,12 @@ impl SubCore {
                 let mut clock = SpinClock::new(now);
                 loop {
                     if let Some(sample) = take()? {
-                        wait.preempted |= clock.preempted;
+                        wait.preempted |= clock.caught();
                         return Poll::Ready(Ok(sample));
                     }
-                    if clock.over(slice_end) {
+                    // The clock is read after every poll here (a take polls each publisher's
+                    // queue), so that a slice ends on time.
+                    if clock.over_now(slice_end) {
                         break;
                     }
                     std::hint::spin_loop();

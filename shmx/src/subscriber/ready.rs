@@ -81,7 +81,9 @@ impl SubCore {
         if stale && !ours {
             listener.drain();
         }
-        if sleeping.load(Ordering::Relaxed) & ARMED != 0 {
+        // (After `spin` took the arm back, a set bit is not ours: a publisher whose wake-up
+        // failed may have put back an arm it took before, with no look of ours after it.)
+        if !ours && sleeping.load(Ordering::Relaxed) & ARMED != 0 {
             // Still armed: no publisher took the arm since, so nothing was pushed that the
             // last look (after arming) did not see, and a publish now makes the descriptor
             // readable.
@@ -143,7 +145,7 @@ impl SubCore {
             }
         }
         if found {
-            spinner.caught_spinning(clock.preempted);
+            spinner.caught_spinning(clock.caught());
             self.spinner.set(spinner);
             return true;
         }
@@ -154,5 +156,55 @@ impl SubCore {
         let slept_at = Instant::now();
         self.fd_slept.set(Some((now, slept_at)));
         self.arm()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::event::{self, ARMED};
+    use crate::signal::Sent;
+    use crate::sync::Ordering;
+    use crate::{Publisher, Subscriber};
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+    /// After `spin` took the arm back, a publisher whose wake-up for an earlier arm failed
+    /// puts the bit back (`rearm_if_failed`) while another publisher pushes unseen: the arm
+    /// that follows must still announce and look, and report the sample.
+    #[test]
+    fn an_arm_put_back_after_spin_took_it_is_not_taken_for_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = Subscriber::<u64>::builder("t/rearm")
+            .root(dir.path())
+            .create()
+            .unwrap();
+        let publisher = Publisher::<u64>::builder("t/rearm")
+            .root(dir.path())
+            .create()
+            .unwrap();
+        let fd = sub.fd().unwrap();
+        assert!(sub.take().unwrap().is_none(), "nothing yet: armed");
+        let core = sub.core();
+        let sleeping = &core.service.sub_slot(core.slot).sleeping;
+        assert_ne!(sleeping.load(Ordering::Relaxed) & ARMED, 0);
+        // What `spin` does: take the arm back ...
+        assert!(event::disarm(sleeping));
+        core.disarmed_by_spin.set(true);
+        // ... and, after its last look, a publish that sees no arm (no wake-up) ...
+        publisher.send(7).unwrap();
+        // ... then an arm put back by a publisher whose earlier wake-up failed.
+        event::rearm_if_failed(sleeping, Sent::Failed);
+        // Arming again must see the sample (or leave the descriptor readable).
+        let told = core.arm();
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let readable = poll(&mut fds, Some(&zero)).unwrap() == 1;
+        assert!(
+            told || readable,
+            "the subscriber would sleep with a sample waiting"
+        );
+        assert_eq!(sub.take().unwrap().map(|s| *s), Some(7));
     }
 }

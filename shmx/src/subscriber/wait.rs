@@ -34,7 +34,7 @@ impl SubCore {
             let sample = take()?;
             if sample.is_some() || last {
                 if let Some((start, spun)) = wait {
-                    let spun = spun.map(|_| clock.as_ref().is_some_and(|c| c.preempted));
+                    let spun = spun.map(|_| clock.as_mut().is_some_and(|c| c.caught()));
                     self.waited(start, slept_at, spun);
                 }
                 return Ok(sample);
@@ -154,5 +154,56 @@ impl SubCore {
             // SAFETY: the ring lives in our service mapping, alive as long as `self`.
             conn.pending.is_empty() && unsafe { conn.delivery.delivery() }.is_empty()
         })
+    }
+}
+
+#[cfg(all(test, not(loom), target_os = "linux"))]
+mod tests {
+    use crate::spin::Spinner;
+    use crate::Subscriber;
+    use std::time::{Duration, Instant};
+
+    /// On a thread pinned to one CPU, a sample found by the first poll after the thread lost
+    /// its CPU for a while (when a publisher on that CPU could run) counts as evidence of a
+    /// shared CPU, not against it.
+    #[test]
+    fn a_sample_caught_after_losing_the_cpu_is_evidence_of_sharing_it() {
+        let mut one = rustix::thread::CpuSet::new();
+        one.set(rustix::thread::sched_getcpu());
+        std::thread::spawn(move || {
+            rustix::thread::sched_setaffinity(None, &one).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let sub = Subscriber::<u64>::builder("t/pre")
+                .root(dir.path())
+                .create()
+                .unwrap();
+            let core = sub.core();
+            // One short of convinced: the next sample that came soon after a sleep (or while
+            // the thread was away) convinces it.
+            let mut spinner = Spinner::default();
+            for _ in 0..7 {
+                spinner.woke(Duration::from_micros(25), Duration::from_micros(5));
+            }
+            core.spinner.set(spinner);
+            let mut polls = 0u32;
+            // Ten empty polls, then 300 us away from the CPU, then the sample.
+            let got = core
+                .recv_until(Some(Instant::now() + Duration::from_secs(5)), || {
+                    polls += 1;
+                    if polls == 10 {
+                        std::thread::sleep(Duration::from_micros(300));
+                    }
+                    Ok((polls > 10).then_some(()))
+                })
+                .unwrap();
+            assert!(got.is_some());
+            let mut spinner = core.spinner.get();
+            assert!(
+                spinner.begin(Instant::now(), None).is_none(),
+                "convinced: {spinner:?}"
+            );
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -349,7 +349,7 @@ impl<'a> WaitSet<'a> {
             let (n, samples) = self.collect(&mut f);
             if n > 0 {
                 if let (Some((start, _)), true) = (wait, samples) {
-                    let spun = clock.map(|c| c.preempted);
+                    let spun = clock.as_mut().map(SpinClock::caught);
                     self.waited(start, slept_at, spun);
                 }
                 return Ok(n);
@@ -388,12 +388,12 @@ impl<'a> WaitSet<'a> {
                     continue;
                 }
             }
+            // (Read now, after spinning and before arming: the spin policy asks how soon
+            // after it stopped spinning samples came.)
+            slept_at.get_or_insert_with(Instant::now);
             if self.arm(std::mem::take(&mut stale))? {
                 continue;
             }
-            // (Read now, after spinning: the spin policy asks how soon after going to sleep
-            // samples came.)
-            slept_at.get_or_insert_with(Instant::now);
             let due = self.next_due();
             let mut until = [deadline, due].into_iter().flatten().min();
             if self.unwatched() {
