@@ -77,11 +77,17 @@ impl Spinner {
         }
     }
 
-    /// A sample arrived after the wait slept: `waited` since the wait began, `asleep` since
-    /// it went to sleep. A gap that spinning could have bridged doubles the budget, a long
+    /// A sample arrived after the wait slept: the wait began at `start` and went to sleep at
+    /// `slept_at`. A gap that spinning could have bridged doubles the budget, a long
     /// one halves it; a sample right after going to sleep, on a thread pinned to one CPU,
     /// counts as evidence that the publisher waited for that CPU.
     #[cold]
+    pub(crate) fn woke_at(&mut self, start: Instant, slept_at: Instant) {
+        let now = Instant::now();
+        self.woke(now - start, now - slept_at);
+    }
+
+    /// [`woke_at`](Self::woke_at) with the durations.
     pub(crate) fn woke(&mut self, waited: Duration, asleep: Duration) {
         // A later sample is a gap of the traffic's own: no evidence either way.
         if asleep < SOON_AFTER_SLEEP && pinned_to_one_cpu() {

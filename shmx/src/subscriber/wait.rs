@@ -67,7 +67,7 @@ impl SubCore {
     pub(crate) fn waited(&self, start: Instant, slept_at: Option<Instant>, spun: Option<bool>) {
         let mut spinner = self.spinner.get();
         match (slept_at, spun) {
-            (Some(at), _) => spinner.woke(start.elapsed(), at.elapsed()),
+            (Some(at), _) => spinner.woke_at(start, at),
             (None, Some(preempted)) => spinner.caught_spinning(preempted),
             (None, None) => return,
         }

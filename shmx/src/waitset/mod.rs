@@ -587,7 +587,7 @@ impl<'a> WaitSet<'a> {
     /// its CPU while spinning).
     fn waited(&mut self, start: Instant, slept_at: Option<Instant>, spun: Option<bool>) {
         match (slept_at, spun) {
-            (Some(at), _) => self.spinner.woke(start.elapsed(), at.elapsed()),
+            (Some(at), _) => self.spinner.woke_at(start, at),
             (None, Some(preempted)) => self.spinner.caught_spinning(preempted),
             (None, None) => {}
         }
