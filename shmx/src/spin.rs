@@ -200,7 +200,7 @@ pub(crate) fn pinned_to_one_cpu() -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -232,9 +232,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn shared_cpu_evidence_stops_and_restarts_spinning() {
-        let cpu = rustix::thread::sched_getcpu();
-        let mut one = rustix::thread::CpuSet::new();
-        one.set(cpu);
+        let one = one_allowed_cpu();
         // In a thread of its own, so that the test's thread keeps its affinity.
         std::thread::spawn(move || {
             rustix::thread::sched_setaffinity(None, &one).unwrap();
@@ -262,6 +260,19 @@ mod tests {
         .unwrap();
     }
 
+    /// The first CPU this thread may run on, alone. (Not `sched_getcpu`, whose vDSO lookup
+    /// valgrind cannot follow.)
+    #[cfg(target_os = "linux")]
+    pub(crate) fn one_allowed_cpu() -> rustix::thread::CpuSet {
+        let allowed = rustix::thread::sched_getaffinity(None).unwrap();
+        let cpu = (0..rustix::thread::CpuSet::MAX_CPU)
+            .find(|&c| allowed.is_set(c))
+            .expect("a CPU to run on");
+        let mut one = rustix::thread::CpuSet::new();
+        one.set(cpu);
+        one
+    }
+
     #[test]
     fn a_long_gap_between_clock_reads_is_a_preemption() {
         let start = Instant::now();
@@ -270,7 +281,8 @@ mod tests {
         for _ in 0..640 {
             assert!(!clock.over(far));
         }
-        assert!(!clock.preempted, "640 quick polls");
+        // (Whether those polls saw a gap depends on the machine: under valgrind, or on a
+        // loaded one, they may well have.)
         std::thread::sleep(PREEMPTED * 2);
         for _ in 0..64 {
             assert!(!clock.over(far));

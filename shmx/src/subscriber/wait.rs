@@ -168,8 +168,7 @@ mod tests {
     /// shared CPU, not against it.
     #[test]
     fn a_sample_caught_after_losing_the_cpu_is_evidence_of_sharing_it() {
-        let mut one = rustix::thread::CpuSet::new();
-        one.set(rustix::thread::sched_getcpu());
+        let one = crate::spin::tests::one_allowed_cpu();
         std::thread::spawn(move || {
             rustix::thread::sched_setaffinity(None, &one).unwrap();
             let dir = tempfile::tempdir().unwrap();
