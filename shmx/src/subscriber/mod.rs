@@ -26,7 +26,6 @@ use crate::service::{self, Role, Service, ACTIVE, FREE};
 use crate::spin::Spinner;
 use crate::sync::{fence, Ordering};
 use crate::trust::Trust;
-use rustix::fd::BorrowedFd;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -242,80 +241,6 @@ impl<T: ShmMessage> Subscriber<T> {
     pub(super) fn take_quietly(&self) -> Result<Option<Sample<'_, T>>> {
         let mut st = self.core.state.borrow_mut();
         self.core.take_raw::<T>(&mut st)
-    }
-
-    /// A file descriptor that is readable while samples wait: for `epoll`, `poll`, `mio`,
-    /// `calloop` or tokio's `AsyncFd`. The first call binds a socket in the topic's directory
-    /// (`wake.<n>`, removed with the subscriber); subscribers that never ask pay nothing.
-    ///
-    /// The contract is level-triggered: the descriptor is armed when it is made (readable at
-    /// once if samples wait) and, from this call on, by every [`take`](Self::take) (or
-    /// [`drain`](Self::drain)) that finds nothing; from then on, it becomes readable when a sample arrives. So a loop takes until `take` returns `Ok(None)`, then
-    /// waits for the descriptor. It may be readable with nothing to take (a sample taken
-    /// meanwhile); `take` then returns `Ok(None)` and clears it. Publishers make a system call
-    /// only for the first sample after such a `take`, and never block on the descriptor; once
-    /// the descriptor exists, a `take` that finds nothing makes one or more (it consumes the
-    /// wake-ups that came, and arms). For the latency of a spinning receive under dense
-    /// traffic, a loop calls [`spin`](Self::spin) before it sleeps.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// use rustix::event::{poll, PollFd, PollFlags};
-    /// use shmx::{Publisher, Subscriber};
-    ///
-    /// let subscriber = Subscriber::<u64>::builder("doc/fd").root(dir.path()).create()?;
-    /// let publisher = Publisher::<u64>::builder("doc/fd").root(dir.path()).create()?;
-    /// let fd = subscriber.fd()?;
-    /// assert!(subscriber.take()?.is_none()); // nothing yet: armed
-    /// publisher.send(5)?;
-    /// let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    /// assert_eq!(poll(&mut fds, None).unwrap(), 1);
-    /// assert_eq!(*subscriber.take()?.unwrap(), 5);
-    /// # Ok::<(), shmx::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Io`] if the socket cannot be made (or `PermissionDenied`, in a directory that
-    /// this process may not write).
-    pub fn fd(&self) -> Result<BorrowedFd<'_>> {
-        self.core.program_fd()
-    }
-
-    /// Spins until samples wait (`true`) or the adaptive budget that [`recv`](Self::recv)
-    /// uses passes (`false`): for a loop on [`fd`](Self::fd) that wants the latency of a
-    /// spinning receive when samples come often, called when a take found nothing, before
-    /// the loop sleeps. While it spins the descriptor is disarmed, so that publishers make no
-    /// system call for it; when it returns `false` the descriptor is armed again, and the
-    /// loop may sleep. It makes no system call while it spins; the budget adapts to the
-    /// traffic (down to [`MIN_SPIN`](crate::MIN_SPIN) for sparse traffic), and it does not
-    /// spin on a thread pinned to the one CPU its publisher runs on.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// use rustix::event::{poll, PollFd, PollFlags};
-    /// use shmx::{Publisher, Subscriber};
-    ///
-    /// let subscriber = Subscriber::<u64>::builder("doc/spin").root(dir.path()).create()?;
-    /// let publisher = Publisher::<u64>::builder("doc/spin").root(dir.path()).create()?;
-    /// let fd = subscriber.fd()?;
-    /// publisher.send(1)?;
-    /// let mut got = 0;
-    /// loop {
-    ///     while let Some(sample) = subscriber.take()? {
-    ///         got += *sample;
-    ///     }
-    ///     if got == 1 {
-    ///         break;
-    ///     }
-    ///     if subscriber.spin() {
-    ///         continue; // samples came while spinning
-    ///     }
-    ///     poll(&mut [PollFd::new(&fd, PollFlags::IN)], None).unwrap();
-    /// }
-    /// # Ok::<(), shmx::Error>(())
-    /// ```
-    pub fn spin(&self) -> bool {
-        self.core.spin()
     }
 
     /// Hands every sample waiting now, up to `max`, to `f` in turn, and returns how many it
