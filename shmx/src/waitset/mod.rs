@@ -181,7 +181,7 @@ impl<'a> WaitSet<'a> {
     /// [`Error::Io`] if `epoll` refuses it (a regular file, or a descriptor already in this
     /// set).
     pub fn attach_fd(&mut self, fd: BorrowedFd<'a>) -> Result<Attachment> {
-        let entry = self.entries.len();
+        let entry = self.next_entry();
         epoll::add(
             &self.epoll,
             fd,
@@ -193,11 +193,14 @@ impl<'a> WaitSet<'a> {
         Ok(self.push(Source::Fd { fd, ready: false }))
     }
 
-    /// Detaches `attachment`; its events stop (an unknown or detached one is ignored).
+    /// Detaches `attachment`; its events stop (an unknown or detached one is ignored). Its
+    /// place, and so its [`Attachment`] value, may be given to a later attachment.
     pub fn detach(&mut self, attachment: Attachment) {
         let Some(source) = self.entries.get_mut(attachment.0).and_then(Option::take) else {
             return;
         };
+        // Exits seen for its publishers are not news for whatever comes in its place.
+        self.exited.retain(|&(entry, _)| entry != attachment.0);
         let core = match &source {
             Source::Samples { core, .. } | Source::Silence { core, .. } => Some(*core),
             Source::Fd { fd, .. } => {
@@ -240,9 +243,21 @@ impl<'a> WaitSet<'a> {
         }
     }
 
+    /// Where the next attachment goes: the first entry a detach freed, else a new one.
+    fn next_entry(&self) -> usize {
+        self.entries
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.entries.len())
+    }
+
     fn push(&mut self, source: Source<'a>) -> Attachment {
-        self.entries.push(Some(source));
-        Attachment(self.entries.len() - 1)
+        let entry = self.next_entry();
+        match self.entries.get_mut(entry) {
+            Some(free) => *free = Some(source),
+            None => self.entries.push(Some(source)),
+        }
+        Attachment(entry)
     }
 
     /// Puts the subscriber's descriptor in the epoll set (once, whatever attaches it).
