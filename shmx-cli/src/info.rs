@@ -1,6 +1,6 @@
 //! `shmx info TOPIC`: one topic's configuration, schema and slots.
 
-use crate::output::{self, hex, octal, Failure, Table, Topic};
+use crate::output::{self, bytes, hex, octal, Failure, Table, Topic};
 use crate::terminal::printable;
 use std::io::Write;
 use std::path::Path;
@@ -38,6 +38,10 @@ pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output:
         ),
     ]);
     head.row(vec!["mode".into(), octal(l.mode)]);
+    head.row(vec![
+        "memory".into(),
+        format!("{} reserved", bytes(t.reserved_bytes)),
+    ]);
     head.write(out, "")?;
 
     writeln!(out, "\npublishers ({}):", t.publishers.len())?;
@@ -49,6 +53,9 @@ pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output:
             "STATE",
             "QUEUE",
             "CHUNKS",
+            "CHUNK",
+            "RESERVED",
+            "USED",
             "HISTORY",
             "PUBLISHED",
         ]);
@@ -60,6 +67,9 @@ pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output:
                 p.state.to_owned(),
                 p.queue_depth.to_string(),
                 format!("{}/{}", p.chunks_in_use, p.chunks),
+                bytes(p.chunk_bytes),
+                bytes(p.reserved_bytes),
+                bytes(p.used_bytes),
                 p.history.to_string(),
                 p.published.to_string(),
             ]);

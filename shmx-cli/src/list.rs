@@ -18,7 +18,14 @@ pub fn run(out: &mut dyn Write, root: &Path, json: bool) -> output::Result {
         writeln!(out, "no topics under {}", printable(&root))?;
         return Ok(());
     }
-    let mut table = Table::new(&["TOPIC", "TYPE", "FINGERPRINT", "PUBLISHERS", "SUBSCRIBERS"]);
+    let mut table = Table::new(&[
+        "TOPIC",
+        "TYPE",
+        "FINGERPRINT",
+        "RESERVED",
+        "PUBLISHERS",
+        "SUBSCRIBERS",
+    ]);
     for t in &topics {
         table.row(row(t));
     }
@@ -49,6 +56,7 @@ fn row(t: &TopicInfo) -> Vec<String> {
         printable(&t.name).into_owned(),
         printable(&t.type_name).into_owned(),
         hex(t.fingerprint),
+        output::bytes(t.reserved_bytes),
         join(publishers),
         join(subscribers),
     ]

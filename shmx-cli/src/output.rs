@@ -99,6 +99,8 @@ pub struct Topic {
     pub schema: String,
     /// The topic-wide limits.
     pub limits: Limits,
+    /// Bytes of memory the topic's files hold (allocated blocks).
+    pub reserved_bytes: u64,
     /// Publisher slots in use.
     pub publishers: Vec<Publisher>,
     /// Subscriber slots in use.
@@ -139,6 +141,12 @@ pub struct Publisher {
     pub chunks: u64,
     /// Chunks of the pool in use (as of its last publish, less returns since).
     pub chunks_in_use: u64,
+    /// Bytes of one chunk.
+    pub chunk_bytes: u64,
+    /// Bytes of memory its data segment holds (allocated blocks).
+    pub reserved_bytes: u64,
+    /// Bytes of its chunks in use.
+    pub used_bytes: u64,
     /// Samples it has published.
     pub published: u64,
     /// Samples it keeps as history.
@@ -179,6 +187,7 @@ impl From<&TopicInfo> for Topic {
                 max_history: t.limits.max_history,
                 mode: octal(t.limits.mode),
             },
+            reserved_bytes: t.reserved_bytes,
             publishers: t.publishers.iter().map(Publisher::from).collect(),
             subscribers: t.subscribers.iter().map(Subscriber::from).collect(),
         }
@@ -195,6 +204,9 @@ impl From<&PublisherInfo> for Publisher {
             queue_depth: p.queue_depth,
             chunks: p.chunks,
             chunks_in_use: p.chunks_in_use,
+            chunk_bytes: p.chunk_bytes,
+            reserved_bytes: p.reserved_bytes,
+            used_bytes: p.used_bytes,
             published: p.published,
             history: p.history,
         }
@@ -212,6 +224,21 @@ impl From<&SubscriberInfo> for Subscriber {
             queued: s.queued,
         }
     }
+}
+
+/// `bytes` for people: `512 B`, `4.0 KiB`, `1.2 GiB` (binary units, one decimal).
+pub fn bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// A text table whose columns line up; the last column is not padded.
@@ -262,6 +289,16 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bytes_read_as_people_say_them() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1024), "1.0 KiB");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(196 * 6_221_000), "1.1 GiB");
+        assert_eq!(bytes(u64::MAX), "16384.0 PiB");
+    }
 
     #[test]
     fn table_aligns_columns_and_pads_no_last_cell() {

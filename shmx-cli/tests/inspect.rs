@@ -45,6 +45,19 @@ fn list_shows_topics_types_and_live_processes() {
         .expect("chunks in use");
     assert!(in_use >= SENT, "the queued samples hold chunks: {t:#}");
     assert_eq!(t["publishers"][0]["published"], SENT, "{t:#}");
+    // Memory: a chunk holds at least the message; the data segment's allocated blocks hold
+    // every chunk (it is fallocated whole); what is in use is counted in whole chunks; the
+    // topic holds its publisher's segment and more (the service segment).
+    let p = &t["publishers"][0];
+    let (chunk, chunks) = (
+        p["chunk_bytes"].as_u64().unwrap(),
+        p["chunks"].as_u64().unwrap(),
+    );
+    assert!(chunk >= 32, "{t:#}");
+    let reserved = p["reserved_bytes"].as_u64().unwrap();
+    assert!(reserved >= chunk * chunks, "{t:#}");
+    assert_eq!(p["used_bytes"].as_u64(), Some(in_use * chunk), "{t:#}");
+    assert!(t["reserved_bytes"].as_u64().unwrap() > reserved, "{t:#}");
 
     let table = shmx(root.path(), &["list"]).ok();
     assert!(table.starts_with("TOPIC"), "{table}");
@@ -54,6 +67,10 @@ fn list_shows_topics_types_and_live_processes() {
         "{table}"
     );
     assert!(table.contains(&format!("{SENT} queued")), "{table}");
+    assert!(
+        table.contains("RESERVED") && table.contains(" KiB"),
+        "{table}"
+    );
 }
 
 #[test]

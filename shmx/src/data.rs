@@ -342,6 +342,33 @@ impl ChunkLoc {
 }
 
 /// A data segment as a subscriber sees it: chunks read-only, pins writable.
+/// The chunk stride of publisher incarnation `incarnation`'s data segment, read from its
+/// header (for the tools: what one chunk costs); `None` if it is gone, unreadable or not a
+/// data segment of this layout and incarnation.
+pub(crate) fn chunk_stride(service: &Service, incarnation: u64) -> Option<u64> {
+    let name = data_file_name(incarnation);
+    let file = service
+        .dir()
+        .open_file(&name, Access::ReadOnly, service.trust())
+        .ok()??;
+    let path = &service.dir().join(&name);
+    let page = segment::page_size();
+    let file_len = segment::file_len(&file, path).ok()?;
+    if file_len < page as u64 {
+        return None;
+    }
+    let head = segment::map(&file, path, 0, page, Access::ReadOnly).ok()?;
+    // SAFETY: one page is mapped; `DataParams` is plain integers (all bit patterns valid)
+    // and smaller than a page; a volatile read takes one snapshot, checked below.
+    let p = unsafe { head.ptr().cast::<DataParams>().read_volatile() };
+    let sound = p.magic == DATA_MAGIC
+        && p.version == LAYOUT_VERSION
+        && p.incarnation == incarnation
+        && p.chunk_stride > 0
+        && p.chunk_stride <= file_len;
+    sound.then_some(p.chunk_stride)
+}
+
 pub(crate) struct DataView {
     /// Registered, with its chunks, for the reads of relative pointers (dropped before the
     /// mapping).

@@ -44,6 +44,9 @@ pub struct TopicInfo {
     pub schema: String,
     /// The topic-wide limits.
     pub limits: crate::TopicConfig,
+    /// Bytes of memory the topic's files hold (their allocated blocks: what `/dev/shm`
+    /// counts), all publishers' data segments included.
+    pub reserved_bytes: u64,
     /// Publisher slots in use.
     pub publishers: Vec<PublisherInfo>,
     /// Subscriber slots in use.
@@ -72,6 +75,13 @@ pub struct PublisherInfo {
     /// Chunks of its pool in use (loaned, queued, held, history) as of its last publish,
     /// less those its subscribers have returned since.
     pub chunks_in_use: u64,
+    /// Bytes of one chunk (header, message, tail, alignment); 0 if its data segment could
+    /// not be read.
+    pub chunk_bytes: u64,
+    /// Bytes of memory its data segment holds (allocated blocks).
+    pub reserved_bytes: u64,
+    /// Bytes of its chunks in use (`chunks_in_use × chunk_bytes`).
+    pub used_bytes: u64,
 }
 
 /// One subscriber slot in use.
@@ -123,6 +133,12 @@ fn describe(root: &Root, service: &Service) -> TopicInfo {
         if word == FREE {
             continue;
         }
+        let inc = service::incarnation_of(word);
+        let chunk_bytes = crate::data::chunk_stride(service, inc).unwrap_or(0);
+        let chunks_in_use = s
+            .chunks_in_use
+            .load(Ordering::Relaxed)
+            .saturating_sub(pending_returns(service, slot));
         publishers.push(PublisherInfo {
             slot,
             pid: s.pid.load(Ordering::Relaxed),
@@ -132,10 +148,10 @@ fn describe(root: &Root, service: &Service) -> TopicInfo {
             history: s.history_depth.load(Ordering::Relaxed),
             queue_depth: s.queue_depth.load(Ordering::Relaxed),
             published: s.published.load(Ordering::Relaxed),
-            chunks_in_use: s
-                .chunks_in_use
-                .load(Ordering::Relaxed)
-                .saturating_sub(pending_returns(service, slot)),
+            chunks_in_use,
+            chunk_bytes,
+            reserved_bytes: allocated(service.dir(), &service::data_file_name(inc)),
+            used_bytes: chunks_in_use.saturating_mul(chunk_bytes),
         });
     }
     let mut subscribers = Vec::new();
@@ -178,8 +194,30 @@ fn describe(root: &Root, service: &Service) -> TopicInfo {
             mode: p.mode,
             group: None,
         },
+        reserved_bytes: service
+            .dir()
+            .entries()
+            .unwrap_or_default()
+            .iter()
+            .filter(|(_, kind)| *kind == Kind::File)
+            .map(|(name, _)| allocated(service.dir(), name))
+            .sum(),
         publishers,
         subscribers,
+    }
+}
+
+/// Bytes of memory file `name` in `dir` holds (its allocated 512-byte blocks; 0 if it is
+/// gone or not a regular file).
+fn allocated(dir: &Dir, name: &(impl AsRef<std::ffi::OsStr> + ?Sized)) -> u64 {
+    match dir.stat_at(name) {
+        Ok(Some(st))
+            if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::RegularFile =>
+        {
+            (st.st_blocks as u64).saturating_mul(512)
+        }
+        _ => 0,
     }
 }
 
