@@ -75,6 +75,8 @@ pub mod config;
 #[cfg(not(loom))]
 mod data;
 #[cfg(not(loom))]
+pub mod defaults;
+#[cfg(not(loom))]
 mod dir;
 #[cfg(not(loom))]
 pub mod error;
