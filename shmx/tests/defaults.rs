@@ -449,6 +449,23 @@ fn another_user_trusts_its_own_files_and_roots_but_no_one_elses() {
     std::fs::set_permissions(&roots, PermissionsExt::from_mode(0o664)).unwrap();
     let out = as_nobody(&roots).unwrap();
     assert!(out.contains("refused: the file has mode 0664"), "{out}");
+    // A home it may not enter (HOME left at root's after `su`): nothing found there...
+    let private = scene.file("private/.config/shmx/shmx.toml", text);
+    std::fs::set_permissions(scene.path("private"), PermissionsExt::from_mode(0o700)).unwrap();
+    let mut cmd = scene.child("show", &[("HOME", scene.path("private").to_str().unwrap())]);
+    cmd.uid(NOBODY).gid(NOBODY);
+    let out = output_of(cmd);
+    assert!(out.contains("child: file none"), "{out}");
+    assert!(
+        out.contains("child: topic.max_held 8 from built-in"),
+        "{out}"
+    );
+    // ...but named by SHMX_CONFIG, an error that says why.
+    let out = as_nobody(&private).unwrap();
+    assert!(
+        out.contains("child: defaults error") && out.contains("may not search"),
+        "{out}"
+    );
 }
 
 /// The children's roles (a no-op in the test process itself).

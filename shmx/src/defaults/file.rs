@@ -173,8 +173,8 @@ impl Reader<'_> {
         Err(self.error(
             span,
             format!(
-                "{} {value} is over the topic's {} {limit}{}: an endpoint that creates the \
-                 topic with these defaults would be refused",
+                "{} {value} is over {} {limit}{}: an endpoint that creates the topic with \
+                 these defaults would be refused",
                 key.name(),
                 limit_key.name(),
                 if limit_key == Key::MaxQueueDepth {

@@ -207,12 +207,12 @@ fn publisher_and_subscriber_values_are_checked_as_builders_check_them() {
         (
             "[publisher]\nhistory = 65\n",
             2,
-            "publisher.history 65 is over the topic's",
+            "publisher.history 65 is over topic.max_history 64",
         ),
         (
             "[subscriber]\nqueue_depth = 257\n",
             2,
-            "max_queue_depth 256",
+            "subscriber.queue_depth 257 is over topic.max_queue_depth 256",
         ),
         // The limit is the file's: the error is at the limit when only it is in the file.
         (

@@ -14,8 +14,10 @@
 //!    (or not absolute), `$HOME/.config/shmx/shmx.toml`.
 //! 4. The system's: `/etc/shmx/shmx.toml`.
 //!
-//! None found: the built-in defaults. The file is looked for and read once per process,
-//! when the first endpoint is built (or [`Defaults::get`] is called), and kept.
+//! A directory on the way that the process may not search (the `HOME` of another user after
+//! `su`, say) hides what is in it: the search goes on. None found: the built-in defaults.
+//! The file is looked for and read once per process, when the first endpoint is built (or
+//! [`Defaults::get`] is called), and kept.
 //!
 //! # What it says
 //!
@@ -158,6 +160,7 @@ impl fmt::Display for Source {
 
 /// One effective setting, for people and tools (`shmx config show`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Setting {
     /// The key as the file writes it, with its table: `root`, `topic.mode`,
     /// `publisher.queue_depth`, `subscriber.queue_depth`, ….
@@ -174,6 +177,20 @@ impl Defaults {
     /// read on the first call and kept for the life of the process (a later change of the
     /// file or of `SHMX_CONFIG` changes nothing). Builders call it; so may programs that
     /// want to report or start from the same values.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::defaults::Defaults;
+    /// use shmx::{Publisher, TopicConfig};
+    ///
+    /// // Fewer subscribers than the defaults say, and the defaults' mode, group and limits.
+    /// let topic = TopicConfig { max_subscribers: 2, ..Defaults::get()?.topic() };
+    /// let publisher = Publisher::<u64>::builder("doc/defaults")
+    ///     .root(dir.path())
+    ///     .topic_config(topic)
+    ///     .create()?;
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Config`] when the file cannot be used (every call returns the same error).
@@ -201,8 +218,9 @@ impl Defaults {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Defaults> {
         let path = path.as_ref();
         match Self::read(path)? {
-            Some(d) => Ok(d),
-            None => Err(ConfigError::about(path, "the file does not exist").into()),
+            Ok(d) => Ok(d),
+            Err(trust::Found::Hidden(reason)) => Err(ConfigError::about(path, reason).into()),
+            Err(_) => Err(ConfigError::about(path, "the file does not exist").into()),
         }
     }
 
@@ -344,8 +362,9 @@ impl Defaults {
         match candidates {
             Candidates::Disabled => Ok(Defaults::built_in()),
             Candidates::Given(path) => match Self::read(&path)? {
-                Some(d) => Ok(d),
-                None => Err(ConfigError::about(
+                Ok(d) => Ok(d),
+                Err(trust::Found::Hidden(reason)) => Err(ConfigError::about(&path, reason)),
+                Err(_) => Err(ConfigError::about(
                     &path,
                     "SHMX_CONFIG names this file, but it does not exist (set SHMX_CONFIG empty \
                      to read no defaults file)",
@@ -355,7 +374,7 @@ impl Defaults {
                 let mut searched = Vec::new();
                 for path in paths {
                     searched.push(path.clone());
-                    if let Some(mut d) = Self::read(&path)? {
+                    if let Ok(mut d) = Self::read(&path)? {
                         d.searched = searched;
                         return Ok(d);
                     }
@@ -368,11 +387,13 @@ impl Defaults {
         }
     }
 
-    /// Opens (checking trust) and parses the file at `path`; `None` if it does not exist.
-    fn read(path: &Path) -> Result<Option<Defaults>, ConfigError> {
-        let Some(file) = trust::open(path).map_err(|reason| ConfigError::about(path, reason))?
-        else {
-            return Ok(None);
+    /// Opens (checking trust) and parses the file at `path`; `Ok(Err(found))` when there is
+    /// no file there for this process ([`Found::Missing`](trust::Found::Missing) or
+    /// [`Found::Hidden`](trust::Found::Hidden)).
+    fn read(path: &Path) -> Result<Result<Defaults, trust::Found>, ConfigError> {
+        let file = match trust::open(path).map_err(|reason| ConfigError::about(path, reason))? {
+            trust::Found::File(file) => file,
+            other => return Ok(Err(other)),
         };
         let mut bytes = Vec::new();
         file.take(MAX_BYTES + 1)
@@ -386,7 +407,7 @@ impl Defaults {
         }
         let text = String::from_utf8(bytes)
             .map_err(|_| ConfigError::about(path, "it is not UTF-8 text"))?;
-        file::parse(&text, path).map(Some)
+        file::parse(&text, path).map(Ok)
     }
 }
 

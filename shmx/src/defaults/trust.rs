@@ -32,10 +32,21 @@ const MAX_LINKS: usize = 40;
 /// Write permission of the group and of others.
 const GROUP_OR_OTHERS_WRITE: u32 = 0o022;
 
-/// Opens `path` for reading if it exists and may be trusted: `Ok(None)` when it does not
-/// exist (nor does a directory on the way to it); `Err` says why it is refused or cannot be
-/// opened.
-pub(super) fn open(path: &Path) -> Result<Option<File>, String> {
+/// What [`open`] found at a path.
+#[derive(Debug)]
+pub(super) enum Found {
+    /// The file, open for reading and trusted.
+    File(File),
+    /// Nothing: the file or a directory on the way does not exist.
+    Missing,
+    /// A directory on the way that this process may not search (say the `HOME` of another
+    /// user after `su`): what the process cannot reach, it does not find.
+    Hidden(String),
+}
+
+/// Opens `path` for reading if it exists and may be trusted; `Err` says why it is refused
+/// or cannot be opened.
+pub(super) fn open(path: &Path) -> Result<Found, String> {
     let euid = rustix::process::geteuid().as_raw();
     // The components still to walk, the next one last.
     let mut pending: Vec<OsString> = Vec::new();
@@ -65,7 +76,14 @@ pub(super) fn open(path: &Path) -> Result<Option<File>, String> {
         let last = pending.is_empty();
         let entry = match probe(dir, &name) {
             Ok(entry) => entry,
-            Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
+            Err(Errno::NOENT | Errno::NOTDIR) => return Ok(Found::Missing),
+            Err(Errno::ACCESS) => {
+                let reason = format!(
+                    "cannot look into {}: this process may not search it",
+                    walked.display()
+                );
+                return Ok(Found::Hidden(reason));
+            }
             Err(e) => return Err(cannot(&here, e)),
         };
         match entry {
@@ -95,9 +113,9 @@ pub(super) fn open(path: &Path) -> Result<Option<File>, String> {
                 dirs.push(fd);
                 walked = here;
             }
-            Entry::File if last => return read_trusted(dir, &name, &here, euid).map(Some),
+            Entry::File if last => return read_trusted(dir, &name, &here, euid).map(Found::File),
             // A file where a directory should be: the path names nothing.
-            _ if !last => return Ok(None),
+            _ if !last => return Ok(Found::Missing),
             _ => return Err("it is not a regular file".into()),
         }
     }
@@ -257,13 +275,15 @@ mod tests {
     }
 
     fn read(path: &Path) -> Result<Option<String>, String> {
-        open(path).map(|f| {
-            f.map(|mut f| {
+        match open(path)? {
+            Found::File(mut f) => {
                 let mut s = String::new();
                 f.read_to_string(&mut s).unwrap();
-                s
-            })
-        })
+                Ok(Some(s))
+            }
+            Found::Missing => Ok(None),
+            Found::Hidden(reason) => Err(format!("hidden: {reason}")),
+        }
     }
 
     #[test]
