@@ -2,14 +2,17 @@
 //!
 //! Every command prints a table for people by default and one JSON document with `--json`;
 //! `echo` always prints JSON lines.
-//! The root directory is `--root DIR`, else `$SHMX_ROOT`, else `/dev/shm/shmx-<uid>`, exactly as
-//! the library resolves it ([`shmx::name::root_dir`]).
+//! The root directory is `--root DIR`, else `$SHMX_ROOT`, else the defaults file's `root`, else
+//! `/dev/shm/shmx-<uid>`, exactly as the library resolves it
+//! ([`shmx::defaults::Defaults::root`]); a defaults file that cannot be used is an error
+//! (`shmx config show` says what each setting is and where it comes from).
 //!
 //! Errors go to stderr as `shmx: <error>` with exit code 1; usage errors are clap's (exit
 //! code 2).
 
 mod clean;
 mod codec;
+mod config;
 mod echo;
 mod info;
 mod list;
@@ -44,7 +47,8 @@ struct Common {
     /// Print one JSON document instead of a table.
     #[arg(long, global = true)]
     json: bool,
-    /// The shmx root directory [default: $SHMX_ROOT, else /dev/shm/shmx-$UID].
+    /// The shmx root directory [default: $SHMX_ROOT, else the defaults file's root, else
+    /// /dev/shm/shmx-$UID].
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
 }
@@ -68,6 +72,11 @@ enum Command {
     },
     /// Every topic: type, publishers and subscribers with their pids and liveness.
     List,
+    /// The defaults file (shmx.toml) and the settings that programs started here get.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// One topic: limits, schema, and every publisher and subscriber slot.
     Info {
         /// The topic's name, e.g. `robot/pose`.
@@ -139,6 +148,18 @@ enum Command {
     },
 }
 
+/// What `shmx config` does.
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the defaults file used and every effective setting with its source.
+    ///
+    /// The file is the first found of: $SHMX_CONFIG (set empty: none), ./shmx.toml, the
+    /// user's $XDG_CONFIG_HOME/shmx/shmx.toml (else ~/.config/shmx/shmx.toml), and
+    /// /etc/shmx/shmx.toml. Sources are built-in, FILE:LINE, environment SHMX_ROOT, or
+    /// command line --root. A file that cannot be used is an error naming its line.
+    Show,
+}
+
 /// A duration in seconds, e.g. `2` or `0.5`.
 fn seconds(text: &str) -> Result<Duration, String> {
     let secs: f64 = text.parse().map_err(|e| format!("{e}"))?;
@@ -160,43 +181,17 @@ fn main() -> ExitCode {
     // role and exit here.
     shmx_suite::bench::run_child_if_requested();
     let cli = Cli::parse();
-    let root = cli.common.root.unwrap_or_else(shmx::name::root_dir);
-    let json = cli.common.json;
+    if let Command::Bench { args } = &cli.command {
+        let command = if cfg!(feature = "compare-iceoryx2") {
+            "shmx bench (built with --features compare-iceoryx2)"
+        } else {
+            "shmx bench"
+        };
+        return shmx_suite::bench::cli::run(args, command);
+    }
     // Everything printed goes through the sanitizer: names in topic files are not ours.
     let mut out = terminal::Sanitizer::new(std::io::stdout().lock());
-    let result = match cli.command {
-        Command::List => list::run(&mut out, &root, json),
-        Command::Info { topic } => info::run(&mut out, &root, &topic, json),
-        Command::Clean { dry_run } => clean::run(&mut out, &root, dry_run, json),
-        Command::Monitor { interval, count } => {
-            monitor::run(&mut out, &root, interval, count, json)
-        }
-        Command::Echo {
-            topic,
-            count,
-            timeout,
-            options,
-        } => echo::run(&mut out, &root, &topic, count, timeout, &options),
-        Command::Pub {
-            topic,
-            message,
-            rate,
-            count,
-            options,
-        } => publish::run(
-            &mut out, &root, &topic, &message, count, rate, json, &options,
-        ),
-        Command::Bench { args } => {
-            drop(out);
-            let command = if cfg!(feature = "compare-iceoryx2") {
-                "shmx bench (built with --features compare-iceoryx2)"
-            } else {
-                "shmx bench"
-            };
-            return shmx_suite::bench::cli::run(&args, command);
-        }
-    }
-    .and_then(|()| out.flush().map_err(output::Failure::from));
+    let result = run(cli, &mut out).and_then(|()| out.flush().map_err(output::Failure::from));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // A reader that went away (`shmx list | head`) is not an error.
@@ -207,5 +202,40 @@ fn main() -> ExitCode {
             eprintln!("shmx: {}", terminal::printable(&e.to_string()));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs every command but `bench`.
+fn run<W: Write>(cli: Cli, out: &mut terminal::Sanitizer<W>) -> output::Result {
+    let json = cli.common.json;
+    let given = cli.common.root;
+    let root = || -> output::Result<PathBuf> {
+        match &given {
+            Some(root) => Ok(root.clone()),
+            None => Ok(shmx::defaults::Defaults::get()?.root()),
+        }
+    };
+    match cli.command {
+        Command::List => list::run(out, &root()?, json),
+        Command::Info { topic } => info::run(out, &root()?, &topic, json),
+        Command::Clean { dry_run } => clean::run(out, &root()?, dry_run, json),
+        Command::Monitor { interval, count } => monitor::run(out, &root()?, interval, count, json),
+        Command::Echo {
+            topic,
+            count,
+            timeout,
+            options,
+        } => echo::run(out, &root()?, &topic, count, timeout, &options),
+        Command::Pub {
+            topic,
+            message,
+            rate,
+            count,
+            options,
+        } => publish::run(out, &root()?, &topic, &message, count, rate, json, &options),
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => config::show(out, given.as_deref(), json),
+        Command::Bench { .. } => unreachable!("bench runs before the output is set up"),
     }
 }

@@ -135,11 +135,12 @@ pub struct ArchivePublisherBuilder<T> {
 }
 
 impl<T: Archive> ArchivePublisher<T> {
-    /// Starts configuring a publisher of archives on topic `name`.
+    /// Starts configuring a publisher of archives on topic `name`, from the defaults of this
+    /// process (see [`defaults`](crate::defaults)) but for `max_bytes`, 64 KiB.
     pub fn builder(name: &str) -> ArchivePublisherBuilder<T> {
         let config = PublisherConfig {
             max_tail_bytes: 64 * 1024,
-            ..PublisherConfig::default()
+            ..crate::defaults::publisher()
         };
         ArchivePublisherBuilder {
             name: name.to_owned(),
@@ -198,33 +199,40 @@ impl<T: Archive> ArchivePublisherBuilder<T> {
         self
     }
 
-    /// Samples queued per subscriber at most (default 16).
+    /// Samples queued per subscriber at most (default 16, or the defaults file's).
     pub fn queue_depth(mut self, depth: usize) -> Self {
         self.config.queue_depth = depth;
         self
     }
 
-    /// Samples kept for late subscribers (default 0).
+    /// Samples kept for late subscribers (default 0, or the defaults file's).
     pub fn history(mut self, history: usize) -> Self {
         self.config.history = history;
         self
     }
 
-    /// What to do when a subscriber's queue is full (default `Overflow::DropOldest`).
+    /// What to do when a subscriber's queue is full (default `Overflow::DropOldest`, or the
+    /// defaults file's).
     pub fn overflow(mut self, overflow: crate::Overflow) -> Self {
         self.config.overflow = overflow;
         self
     }
 
-    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the private
-    /// `/dev/shm/shmx-<uid>`; see [`name::root_dir`](crate::name::root_dir)).
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the defaults file's
+    /// `root`, else the private `/dev/shm/shmx-<uid>`; see
+    /// [`name::root_dir`](crate::name::root_dir)).
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
         self
     }
 
     /// Connects to (or creates) the topic and reserves the pool of chunks.
+    ///
+    /// # Errors
+    /// [`Error::Config`] while the defaults file cannot be used; the errors of opening,
+    /// checking and joining the topic.
     pub fn create(self) -> Result<ArchivePublisher<T>> {
+        crate::defaults::check()?;
         let facts = facts::<T>();
         let trust = Trust::of(&self.config.topic);
         let open =
@@ -274,12 +282,13 @@ where
         Self::builder(name).create()
     }
 
-    /// Starts configuring a subscriber on topic `name`.
+    /// Starts configuring a subscriber on topic `name`, from the defaults of this process
+    /// (see [`defaults`](crate::defaults)).
     pub fn builder(name: &str) -> ArchiveSubscriberBuilder<T> {
         ArchiveSubscriberBuilder {
             name: name.to_owned(),
             root: None,
-            config: SubscriberConfig::default(),
+            config: crate::defaults::subscriber(),
             copy_on_take: false,
             _t: PhantomData,
         }
@@ -348,14 +357,16 @@ where
     T: Archive,
     Archived<T>: Portable + for<'a> CheckBytes<HighValidator<'a, rancor::Error>>,
 {
-    /// Samples queued from each publisher at most (default 16; capped by the publisher's).
+    /// Samples queued from each publisher at most (default 16, or the defaults file's;
+    /// capped by the publisher's).
     pub fn queue_depth(mut self, depth: usize) -> Self {
         self.config.queue_depth = depth;
         self
     }
 
-    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the private
-    /// `/dev/shm/shmx-<uid>`; see [`name::root_dir`](crate::name::root_dir)).
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the defaults file's
+    /// `root`, else the private `/dev/shm/shmx-<uid>`; see
+    /// [`name::root_dir`](crate::name::root_dir)).
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
         self
@@ -390,7 +401,12 @@ where
     }
 
     /// Connects to (or creates) the topic.
+    ///
+    /// # Errors
+    /// [`Error::Config`] while the defaults file cannot be used; the errors of opening,
+    /// checking and joining the topic.
     pub fn create(self) -> Result<ArchiveSubscriber<T>> {
+        crate::defaults::check()?;
         let facts = facts::<T>();
         let trust = Trust::of(&self.config.topic);
         let open =

@@ -30,6 +30,9 @@ impl Overflow {
 
 /// Topic-wide limits, fixed by whichever participant creates the topic; later participants
 /// use the values stored in the topic.
+///
+/// [`TopicConfig::default`] gives the built-in values; builders start from the defaults
+/// file's `[topic]` instead, when there is one (see [`defaults`](crate::defaults)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicConfig {
     /// Publishers that may be connected at once (1..=64).
@@ -56,6 +59,8 @@ pub struct TopicConfig {
 }
 
 impl Default for TopicConfig {
+    /// The built-in values (not the defaults file's): 8 publishers, 8 subscribers, queue
+    /// depth 256, 8 held, history 64, mode `0o600`, no group.
     fn default() -> Self {
         TopicConfig {
             max_publishers: 8,
@@ -116,6 +121,10 @@ impl TopicConfig {
 }
 
 /// Configuration of one publisher.
+///
+/// [`PublisherConfig::default`] gives the built-in values; [`Publisher::builder`](crate::Publisher::builder)
+/// starts from the defaults file's instead, when there is one (see
+/// [`defaults`](crate::defaults)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublisherConfig {
     /// Samples queued per subscriber at most (a subscriber may ask for fewer).
@@ -136,6 +145,8 @@ pub struct PublisherConfig {
 }
 
 impl Default for PublisherConfig {
+    /// The built-in values (not the defaults file's): queue depth 16, no history, 4 loans,
+    /// [`Overflow::DropOldest`], no block timeout, [`TopicConfig::default`], no tail.
     fn default() -> Self {
         PublisherConfig {
             queue_depth: 16,
@@ -150,6 +161,10 @@ impl Default for PublisherConfig {
 }
 
 /// Configuration of one subscriber.
+///
+/// [`SubscriberConfig::default`] gives the built-in values; [`Subscriber::builder`](crate::Subscriber::builder)
+/// starts from the defaults file's instead, when there is one (see
+/// [`defaults`](crate::defaults)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubscriberConfig {
     /// Samples queued from each publisher at most (capped by the publisher's queue depth).
@@ -159,6 +174,8 @@ pub struct SubscriberConfig {
 }
 
 impl Default for SubscriberConfig {
+    /// The built-in values (not the defaults file's): queue depth 16,
+    /// [`TopicConfig::default`].
     fn default() -> Self {
         SubscriberConfig {
             queue_depth: 16,

@@ -189,6 +189,21 @@ pub enum Error {
         /// What the serializer reported.
         reason: String,
     },
+    /// The defaults file (`shmx.toml`, see [`defaults`](crate::defaults)) cannot be used: it
+    /// does not parse, holds an unknown key or a value out of range, cannot be read, or may
+    /// have been written by another user. Every builder's `create()` returns it while the
+    /// file is wrong; fix the file, or set `SHMX_CONFIG` to another file (empty: none).
+    #[error("{}: {reason}", location(.path, *.line, *.column))]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The line of the offending key or value (1-based), when the problem has one.
+        line: Option<usize>,
+        /// Its column (1-based, in characters), when the problem has one.
+        column: Option<usize>,
+        /// What is wrong, and how to fix it.
+        reason: String,
+    },
     /// Any other I/O error, with the file it concerns.
     #[error("{path}: {source}")]
     Io {
@@ -202,6 +217,15 @@ pub enum Error {
 
 /// `Result<T, shmx::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `path`, `path:line` or `path:line:column`, as compilers print a place in a file.
+fn location(path: &std::path::Path, line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(line), Some(column)) => format!("{}:{line}:{column}", path.display()),
+        (Some(line), None) => format!("{}:{line}", path.display()),
+        _ => path.display().to_string(),
+    }
+}
 
 impl Error {
     /// Classifies an I/O error on `path`: permission and space problems get their own variants.

@@ -26,15 +26,19 @@
 //!
 //! # Trust model
 //!
-//! - **Files.** Topics live under a root: `$SHMX_ROOT`, a builder's `root(..)`, or the private
-//!   per-user [`name::root_dir`] (`/dev/shm/shmx-<uid>`, created `0700`). Every endpoint checks
-//!   the root, the topic's directory and each file before it uses them: owned by the caller
-//!   (or by the group named in [`TopicConfig::group`]), never writable by others, never a
-//!   symbolic link (entries are opened relative to their directory's descriptor with
-//!   `O_NOFOLLOW`), and no wider than the caller's [`TopicConfig::mode`]. A topic whose stored
-//!   mode is wider than the caller's is refused, never joined (so no participant creates a
-//!   file wider than its own configuration allows). Failures are
-//!   [`Error::PermissionDenied`], naming the path, what is wrong and how to fix it.
+//! - **Files.** Topics live under a root: a builder's `root(..)`, `$SHMX_ROOT`, the defaults
+//!   file's `root`, or the private per-user [`name::root_dir`] (`/dev/shm/shmx-<uid>`,
+//!   created `0700`). Every endpoint checks the root, the topic's directory and each file
+//!   before it uses them: owned by the caller (or by the group named in
+//!   [`TopicConfig::group`]), never writable by others, never a symbolic link (entries are
+//!   opened relative to their directory's descriptor with `O_NOFOLLOW`), and no wider than
+//!   the caller's [`TopicConfig::mode`]. A topic whose stored mode is wider than the caller's
+//!   is refused, never joined (so no participant creates a file wider than its own
+//!   configuration allows). Failures are [`Error::PermissionDenied`], naming the path, what
+//!   is wrong and how to fix it.
+//! - **Defaults file.** A `shmx.toml` (see [`defaults`]) sets the root and the mode of a
+//!   program's topics, so it is refused unless it is owned by the caller or root, neither its
+//!   group nor others may write it, and no symbolic link of another user leads to it.
 //! - **Peers.** Processes of the same user can do anything to each other (they can `ptrace`
 //!   one another and write every segment); so can every participant of a topic to the
 //!   delivery of the others, since all of them write the topic's rings and slots. Another user
@@ -74,6 +78,8 @@ mod sync;
 pub mod config;
 #[cfg(not(loom))]
 mod data;
+#[cfg(not(loom))]
+pub mod defaults;
 #[cfg(not(loom))]
 mod dir;
 #[cfg(not(loom))]

@@ -14,8 +14,11 @@ use std::path::PathBuf;
 pub const MAX_ENCODED_LEN: usize = 255;
 
 /// The directory that holds every topic of this process's shmx world: `$SHMX_ROOT` if set
-/// (and not empty), else `/dev/shm/shmx-<effective uid>` on Linux (a `shmx-<uid>` folder in
-/// the temporary directory elsewhere).
+/// (and not empty), else the defaults file's `root` (see [`defaults`](crate::defaults)),
+/// else `/dev/shm/shmx-<effective uid>` on Linux (a `shmx-<uid>` folder in the temporary
+/// directory elsewhere). A defaults file that cannot be used counts as none here;
+/// [`Defaults::get`](crate::defaults::Defaults::get) says what is wrong with it (and every
+/// endpoint's `create()` fails with that).
 ///
 /// The default root is private to its user: endpoints create it with mode `0700` and refuse
 /// it, with [`Error::PermissionDenied`], if another user made it, others may write it, or it
@@ -24,7 +27,8 @@ pub const MAX_ENCODED_LEN: usize = 255;
 /// when an endpoint is built, so a later `chdir` changes nothing.
 ///
 /// ```
-/// # if std::env::var_os("SHMX_ROOT").is_none() {
+/// # if std::env::var_os("SHMX_ROOT").is_none()
+/// #     && shmx::defaults::Defaults::get().map_or(true, |d| d.file().is_none()) {
 /// let uid = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m));
 /// # if let Ok(uid) = uid {
 /// assert_eq!(shmx::name::root_dir(), std::path::PathBuf::from(format!("/dev/shm/shmx-{uid}")));

@@ -1,9 +1,10 @@
 //! The root directory that holds every topic, opened once per process and kept by its
 //! descriptor.
 //!
-//! - **Where.** The path an endpoint is given (`root(..)`), else `$SHMX_ROOT`, else a private
-//!   per-user `/dev/shm/shmx-<uid>` on Linux (a `shmx-<uid>` folder in the temporary
-//!   directory elsewhere), created `0700`.
+//! - **Where.** The path an endpoint is given (`root(..)`), else `$SHMX_ROOT`, else the
+//!   defaults file's `root` (see [`defaults`](crate::defaults)), else a private per-user
+//!   `/dev/shm/shmx-<uid>` on Linux (a `shmx-<uid>` folder in the temporary directory
+//!   elsewhere), created `0700`.
 //! - **Resolved once.** The path is made absolute and its parent directories' links are
 //!   resolved when the endpoint is built; the root itself is opened with `O_NOFOLLOW` (a root
 //!   that is a symbolic link is refused) and from then on used only through its descriptor.
@@ -56,14 +57,27 @@ fn roots() -> &'static Roots {
     ROOTS.get_or_init(Default::default)
 }
 
-/// The default root: `$SHMX_ROOT` if set and not empty, else the private per-user
-/// directory.
+/// The default root: `$SHMX_ROOT` if set and not empty, else the defaults file's `root`
+/// (see [`defaults`](crate::defaults); a file that cannot be used is ignored here, and
+/// endpoints fail on it before they look for a root), else [`built_in_path`].
 pub(crate) fn default_path() -> PathBuf {
     if let Some(root) = std::env::var_os("SHMX_ROOT") {
         if !root.is_empty() {
             return PathBuf::from(root);
         }
     }
+    match crate::defaults::Defaults::get() {
+        Ok(d) => match d.file_root() {
+            Some(root) => root.to_owned(),
+            None => built_in_path(),
+        },
+        Err(_) => built_in_path(),
+    }
+}
+
+/// The private per-user root: `/dev/shm/shmx-<uid>` on Linux, a `shmx-<uid>` folder in the
+/// temporary directory elsewhere.
+pub(crate) fn built_in_path() -> PathBuf {
     let uid = rustix::process::geteuid().as_raw();
     if cfg!(target_os = "linux") {
         PathBuf::from(format!("/dev/shm/shmx-{uid}"))

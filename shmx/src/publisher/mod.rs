@@ -126,17 +126,20 @@ struct Conn {
 }
 
 impl<T: ShmMessage> Publisher<T> {
-    /// Creates a publisher on topic `name` with the default configuration.
+    /// Creates a publisher on topic `name` with the default configuration: the built-in
+    /// values, with what the defaults file sets (see [`defaults`](crate::defaults)).
     pub fn new(name: &str) -> Result<Publisher<T>> {
         Self::builder(name).create()
     }
 
-    /// Starts configuring a publisher on topic `name`.
+    /// Starts configuring a publisher on topic `name`, from the defaults of this process
+    /// ([`Defaults::get`](crate::defaults::Defaults::get)`().publisher()`: the defaults
+    /// file's values over the built-in ones); what the builder sets wins over both.
     pub fn builder(name: &str) -> PublisherBuilder<T> {
         PublisherBuilder {
             name: name.to_owned(),
             root: None,
-            config: PublisherConfig::default(),
+            config: crate::defaults::publisher(),
             _t: PhantomData,
         }
     }
@@ -331,39 +334,45 @@ impl<T: ShmMessage> Publisher<T> {
 }
 
 impl<T: ShmMessage> PublisherBuilder<T> {
-    /// Samples queued per subscriber at most (default 16).
+    /// Samples queued per subscriber at most (default 16, or the defaults file's).
     pub fn queue_depth(mut self, depth: usize) -> Self {
         self.config.queue_depth = depth;
         self
     }
-    /// Samples kept for late subscribers (default 0).
+    /// Samples kept for late subscribers (default 0, or the defaults file's).
     pub fn history(mut self, history: usize) -> Self {
         self.config.history = history;
         self
     }
-    /// Samples loaned at once at most (default 4).
+    /// Samples loaned at once at most (default 4, or the defaults file's).
     pub fn max_loans(mut self, max_loans: usize) -> Self {
         self.config.max_loans = max_loans;
         self
     }
-    /// What to do when a subscriber's queue is full (default [`Overflow::DropOldest`]).
+    /// What to do when a subscriber's queue is full (default [`Overflow::DropOldest`], or
+    /// the defaults file's).
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.config.overflow = overflow;
         self
     }
-    /// How long [`Overflow::Block`] waits before `Error::Timeout` (default: forever; so
-    /// does a timeout that ends past the clock's range, such as `Duration::MAX`).
+    /// How long [`Overflow::Block`] waits before `Error::Timeout` (default: forever, or the
+    /// defaults file's; a timeout that ends past the clock's range, such as `Duration::MAX`,
+    /// waits forever too).
     pub fn block_timeout(mut self, timeout: Duration) -> Self {
         self.config.block_timeout = Some(timeout);
         self
     }
-    /// Topic limits, used if this publisher creates the topic.
+    /// Topic limits, used if this publisher creates the topic, and the mode and group it
+    /// accepts. This replaces the whole [`TopicConfig`] the builder started from (the
+    /// defaults file's `[topic]`); to keep the file's other values, start from
+    /// [`Defaults::get`](crate::defaults::Defaults::get)`()?.topic()`.
     pub fn topic_config(mut self, topic: crate::config::TopicConfig) -> Self {
         self.config.topic = topic;
         self
     }
     /// Bytes in each chunk after the message, for the data of its relative pointers
-    /// ([`RelSlice`](crate::RelSlice), [`RelStr`](crate::RelStr)); default 0. Every chunk of
+    /// ([`RelSlice`](crate::RelSlice), [`RelStr`](crate::RelStr)); default 0, or the defaults
+    /// file's. Every chunk of
     /// the pool has this room, and a sample is published with the part it used.
     pub fn max_tail_bytes(mut self, bytes: usize) -> Self {
         self.config.max_tail_bytes = bytes;
@@ -375,15 +384,21 @@ impl<T: ShmMessage> PublisherBuilder<T> {
         self
     }
 
-    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the private
-    /// `/dev/shm/shmx-<uid>`; see [`name::root_dir`](crate::name::root_dir)).
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the defaults file's
+    /// `root`, else the private `/dev/shm/shmx-<uid>`; see
+    /// [`name::root_dir`](crate::name::root_dir)).
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
         self
     }
 
     /// Connects to (or creates) the topic and reserves this publisher's pool of chunks.
+    ///
+    /// # Errors
+    /// [`Error::Config`] while the defaults file cannot be used; the errors of opening,
+    /// checking and joining the topic.
     pub fn create(self) -> Result<Publisher<T>> {
+        crate::defaults::check()?;
         let core = PubCore::create::<T>(self.root.as_deref(), &self.name, self.config)?;
         Ok(Publisher {
             core,

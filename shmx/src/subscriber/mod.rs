@@ -194,17 +194,20 @@ const PINNED: u64 = u64::MAX;
 const COPIED: u64 = u64::MAX - 1;
 
 impl<T: ShmMessage> Subscriber<T> {
-    /// Creates a subscriber on topic `name` with the default configuration.
+    /// Creates a subscriber on topic `name` with the default configuration: the built-in
+    /// values, with what the defaults file sets (see [`defaults`](crate::defaults)).
     pub fn new(name: &str) -> Result<Subscriber<T>> {
         Self::builder(name).create()
     }
 
-    /// Starts configuring a subscriber on topic `name`.
+    /// Starts configuring a subscriber on topic `name`, from the defaults of this process
+    /// ([`Defaults::get`](crate::defaults::Defaults::get)`().subscriber()`: the defaults
+    /// file's values over the built-in ones); what the builder sets wins over both.
     pub fn builder(name: &str) -> SubscriberBuilder<T> {
         SubscriberBuilder {
             name: name.to_owned(),
             root: None,
-            config: SubscriberConfig::default(),
+            config: crate::defaults::subscriber(),
             copy_on_take: false,
             _t: PhantomData,
         }
@@ -315,19 +318,24 @@ impl<T: ShmMessage> Subscriber<T> {
 }
 
 impl<T: ShmMessage> SubscriberBuilder<T> {
-    /// Samples queued from each publisher at most (default 16; capped by the publisher's).
+    /// Samples queued from each publisher at most (default 16, or the defaults file's;
+    /// capped by the publisher's).
     pub fn queue_depth(mut self, depth: usize) -> Self {
         self.config.queue_depth = depth;
         self
     }
-    /// Topic limits, used if this subscriber creates the topic.
+    /// Topic limits, used if this subscriber creates the topic, and the mode and group it
+    /// accepts. This replaces the whole [`TopicConfig`](crate::TopicConfig) the builder
+    /// started from (the defaults file's `[topic]`); to keep the file's other values, start
+    /// from [`Defaults::get`](crate::defaults::Defaults::get)`()?.topic()`.
     pub fn topic_config(mut self, topic: crate::config::TopicConfig) -> Self {
         self.config.topic = topic;
         self
     }
 
-    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the private
-    /// `/dev/shm/shmx-<uid>`; see [`name::root_dir`](crate::name::root_dir)).
+    /// The directory that holds the topics (default: `$SHMX_ROOT`, else the defaults file's
+    /// `root`, else the private `/dev/shm/shmx-<uid>`; see
+    /// [`name::root_dir`](crate::name::root_dir)).
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
         self
@@ -400,7 +408,12 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
     }
 
     /// Connects to (or creates) the topic, and picks up the history of its publishers.
+    ///
+    /// # Errors
+    /// [`Error::Config`] while the defaults file cannot be used; the errors of opening,
+    /// checking and joining the topic.
     pub fn create(self) -> Result<Subscriber<T>> {
+        crate::defaults::check()?;
         let mut core = SubCore::create::<T>(self.root.as_deref(), &self.name, self.config)?;
         if self.copy_on_take {
             core.copy_on_take();
