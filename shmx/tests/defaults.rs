@@ -341,6 +341,55 @@ fn the_users_file_is_found_through_xdg_config_home_else_home() {
 }
 
 #[test]
+fn a_file_in_a_current_directory_others_may_write_is_not_looked_at() {
+    if !is_root() {
+        eprintln!("skipped: needs root to make files of another user");
+        return;
+    }
+    let scene = Scene::new();
+    let root = scene.path("root");
+    let root_env = ("SHMX_ROOT", root.to_str().unwrap());
+    // Another user's file, and a directory named like it, in a shared directory like /tmp.
+    let planted = scene.file("cwd/shmx.toml", "[publisher]\nmax_loans = 7\n");
+    std::os::unix::fs::chown(&planted, Some(NOBODY), Some(NOBODY)).unwrap();
+    let cwd = scene.path("cwd");
+    std::fs::set_permissions(&cwd, PermissionsExt::from_mode(0o1777)).unwrap();
+    let out = scene.run("create", &[root_env]);
+    assert!(
+        out.contains("child: publisher: created"),
+        "a planted file breaks nothing: {out}"
+    );
+    assert!(!out.contains("config error"), "{out}");
+    let out = scene.run("show", &[]);
+    assert!(
+        out.contains("child: publisher.max_loans 4 from built-in"),
+        "{out}"
+    );
+    std::fs::remove_file(&planted).unwrap();
+    std::fs::create_dir(&planted).unwrap();
+    assert!(scene
+        .run("create", &[root_env])
+        .contains("child: publisher: created"));
+    // The same file in a private current directory is refused, loudly.
+    std::fs::remove_dir(&planted).unwrap();
+    let planted = scene.file("cwd/shmx.toml", "[publisher]\nmax_loans = 7\n");
+    std::os::unix::fs::chown(&planted, Some(NOBODY), Some(NOBODY)).unwrap();
+    std::fs::set_permissions(&cwd, PermissionsExt::from_mode(0o700)).unwrap();
+    let out = scene.run("create", &[root_env]);
+    assert!(
+        out.contains("refused: the file belongs to uid 65534"),
+        "{out}"
+    );
+}
+
+#[test]
+fn files_of_procfs_are_refused() {
+    // Root's, but their words may be another process's (a process's name, say).
+    let err = shmx::defaults::Defaults::from_file("/proc/self/comm").unwrap_err();
+    assert!(err.to_string().contains("procfs or sysfs"), "{err}");
+}
+
+#[test]
 fn a_file_others_may_write_is_refused() {
     let scene = Scene::new();
     let root = scene.path("root");

@@ -9,7 +9,9 @@
 //! 1. `$SHMX_CONFIG`, when set: the file it names (relative to the current directory). A
 //!    file it names that does not exist or cannot be read is an error, never a fall back to
 //!    the others. Set to the empty string, no defaults file is read at all.
-//! 2. `./shmx.toml`, in the current directory.
+//! 2. `./shmx.toml`, in the current directory, if that directory belongs to the effective
+//!    uid or root and no group or other user may write it (not in `/tmp`: anyone could plant
+//!    a file there).
 //! 3. The user's: `$XDG_CONFIG_HOME/shmx/shmx.toml`, or, when `XDG_CONFIG_HOME` is not set
 //!    (or not absolute), `$HOME/.config/shmx/shmx.toml`.
 //! 4. The system's: `/etc/shmx/shmx.toml`.
@@ -77,9 +79,10 @@
 //! regular file owned by the process's effective uid or by root, that neither its group nor
 //! others may write, reached through no symbolic link of another user. The owner and mode
 //! are those of the opened descriptor (`fstat`), and links are looked at through descriptors
-//! of their own, so a file swapped in after the check is never read. A `shmx.toml` that
-//! another user left in the current directory (say in `/tmp`) is an error, not a silent
-//! change of root.
+//! of their own, so a file swapped in after the check is never read. A `shmx.toml` in a
+//! shared current directory (say `/tmp`) is not looked at; another user's file in a
+//! directory of yours is an error, not a silent change of root; files of procfs and sysfs
+//! are refused.
 //!
 //! ```
 //! use shmx::defaults::{Defaults, Source};
@@ -440,9 +443,13 @@ enum Candidates {
 
 impl Candidates {
     fn from_env() -> Candidates {
+        // `./shmx.toml` only from a current directory that no other user may write: in a
+        // shared one (`/tmp`) anyone could plant a file there and make every program started
+        // there fail (or pick which of your files is read).
+        let cwd = std::env::current_dir().ok().filter(|d| private_dir(d));
         Self::of(
             std::env::var_os(CONFIG_VAR),
-            std::env::current_dir().ok(),
+            cwd,
             std::env::var_os("XDG_CONFIG_HOME"),
             std::env::var_os("HOME"),
         )
@@ -461,7 +468,7 @@ impl Candidates {
             Some(c) => return Candidates::Given(PathBuf::from(c)),
             None => {}
         }
-        let mut paths = vec![cwd.unwrap_or_else(|| ".".into()).join("shmx.toml")];
+        let mut paths: Vec<PathBuf> = cwd.map(|d| d.join("shmx.toml")).into_iter().collect();
         // The XDG base directory rules: a relative XDG_CONFIG_HOME is ignored.
         let xdg = xdg.map(PathBuf::from).filter(|p| p.is_absolute());
         let home = home.filter(|h| !h.is_empty()).map(PathBuf::from);
@@ -471,6 +478,14 @@ impl Candidates {
         paths.push(PathBuf::from("/etc/shmx/shmx.toml"));
         Candidates::Search(paths)
     }
+}
+
+/// Whether `dir` is owned by this process's effective uid or root and may be written by
+/// no group or other user.
+fn private_dir(dir: &Path) -> bool {
+    let euid = rustix::process::geteuid().as_raw();
+    rustix::fs::stat(dir)
+        .is_ok_and(|st| (st.st_uid == euid || st.st_uid == 0) && st.st_mode & 0o022 == 0)
 }
 
 /// The settings of the file, in order.

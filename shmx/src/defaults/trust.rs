@@ -15,8 +15,12 @@
 //! `O_NOFOLLOW` (on Linux with `O_PATH`: a descriptor of a symbolic link itself, whose
 //! owner `fstat` gives and whose target `readlinkat` reads), and the file's owner and mode
 //! are those of the descriptor that is then read (`fstat`). Directories on the way are not
-//! checked (a directory another user may write could hold only files of theirs, which are
-//! refused, or links of theirs, which are refused too).
+//! checked: in a directory another user may write, their own files and links are refused,
+//! but they could choose *which* trusted file is read there (a hard link to a file of
+//! yours or root's where `fs.protected_hardlinks` is off, or a file of yours they can
+//! rename), not what it says. That is why the search reads `./shmx.toml` only from a current
+//! directory that no other user may write (see `defaults`). Files served by procfs or sysfs
+//! are refused: they belong to root but may show another process's words.
 
 use rustix::fs::{FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
@@ -113,7 +117,7 @@ pub(super) fn open(path: &Path) -> Result<Found, String> {
                 dirs.push(fd);
                 walked = here;
             }
-            Entry::File if last => return read_trusted(dir, &name, &here, euid).map(Found::File),
+            Entry::File if last => return read_trusted(dir, &name, &here, euid),
             // A file where a directory should be: the path names nothing.
             _ if !last => return Ok(Found::Missing),
             _ => return Err("it is not a regular file".into()),
@@ -123,8 +127,9 @@ pub(super) fn open(path: &Path) -> Result<Found, String> {
     Err("it is not a regular file".into())
 }
 
-/// Opens `name` in `dir` for reading and checks the opened file's owner and mode.
-fn read_trusted(dir: &OwnedFd, name: &OsStr, here: &Path, euid: u32) -> Result<File, String> {
+/// Opens `name` in `dir` for reading and checks the opened file's owner and mode. A file
+/// this process may not read is [`Found::Hidden`], as a directory it may not search.
+fn read_trusted(dir: &OwnedFd, name: &OsStr, here: &Path, euid: u32) -> Result<Found, String> {
     // `NONBLOCK`: a FIFO swapped in after the probe must not hang the open (it is refused
     // below, as everything but a regular file).
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
@@ -133,11 +138,31 @@ fn read_trusted(dir: &OwnedFd, name: &OsStr, here: &Path, euid: u32) -> Result<F
         Err(Errno::LOOP) => {
             return Err("it was replaced by a symbolic link while it was opened".into());
         }
+        Err(Errno::ACCESS) => {
+            return Ok(Found::Hidden(format!(
+                "cannot read {}: this process may not read it",
+                here.display()
+            )));
+        }
         Err(e) => return Err(cannot(here, e)),
     };
     let stat = rustix::fs::fstat(&fd).map_err(|e| cannot(here, e))?;
     check(&stat, euid)?;
-    Ok(File::from(fd))
+    if served_by_the_kernel(&fd) {
+        return Err(
+            "refused: it is served by procfs or sysfs, whose root-owned files may show              another process's words"
+                .into(),
+        );
+    }
+    Ok(Found::File(File::from(fd)))
+}
+
+/// Whether `fd` is a file of procfs or sysfs.
+fn served_by_the_kernel(fd: &OwnedFd) -> bool {
+    const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+    const SYSFS_MAGIC: u64 = 0x6265_6572;
+    rustix::fs::fstatfs(fd)
+        .is_ok_and(|fs| matches!(fs.f_type as u64, PROC_SUPER_MAGIC | SYSFS_MAGIC))
 }
 
 /// The rule for the opened file itself (see the module docs).
