@@ -64,6 +64,18 @@ impl Spinner {
         Some(deadline.map_or(until, |d| d.min(until)))
     }
 
+    /// A wait that began at `start` ended with a sample: it slept at `slept_at`, or spun and
+    /// caught it (`spun`: whether the thread lost its CPU while spinning), or neither (found
+    /// at its first look: nothing to learn).
+    #[inline]
+    pub(crate) fn ended(&mut self, start: Instant, slept_at: Option<Instant>, spun: Option<bool>) {
+        match (slept_at, spun) {
+            (Some(at), _) => self.woke_at(start, at),
+            (None, Some(preempted)) => self.caught_spinning(preempted),
+            (None, None) => {}
+        }
+    }
+
     /// A sample arrived while spinning: the publisher runs elsewhere, unless this thread
     /// lost its CPU meanwhile (`preempted`, see [`SpinClock`]): then, on a thread pinned to
     /// one CPU, the publisher may well have run in its place, which counts as evidence that

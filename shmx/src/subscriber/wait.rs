@@ -65,12 +65,11 @@ impl SubCore {
     /// thread lost its CPU while spinning).
     #[inline]
     pub(crate) fn waited(&self, start: Instant, slept_at: Option<Instant>, spun: Option<bool>) {
-        let mut spinner = self.spinner.get();
-        match (slept_at, spun) {
-            (Some(at), _) => spinner.woke_at(start, at),
-            (None, Some(preempted)) => spinner.caught_spinning(preempted),
-            (None, None) => return,
+        if slept_at.is_none() && spun.is_none() {
+            return;
         }
+        let mut spinner = self.spinner.get();
+        spinner.ended(start, slept_at, spun);
         self.spinner.set(spinner);
     }
 

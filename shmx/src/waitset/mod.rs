@@ -308,7 +308,7 @@ impl<'a> WaitSet<'a> {
             if n > 0 {
                 if let (Some((start, _)), true) = (wait, samples) {
                     let spun = clock.as_mut().map(SpinClock::caught);
-                    self.waited(start, slept_at, spun);
+                    self.spinner.ended(start, slept_at, spun);
                 }
                 return Ok(n);
             }
@@ -538,17 +538,6 @@ impl<'a> WaitSet<'a> {
                 _ => None,
             })
             .min()
-    }
-
-    /// After a wait that began at `start` found samples: tells the spin policy how it went
-    /// (it slept at `slept_at`, or spun and caught them; `spun`: whether the thread lost
-    /// its CPU while spinning).
-    fn waited(&mut self, start: Instant, slept_at: Option<Instant>, spun: Option<bool>) {
-        match (slept_at, spun) {
-            (Some(at), _) => self.spinner.woke_at(start, at),
-            (None, Some(preempted)) => self.spinner.caught_spinning(preempted),
-            (None, None) => {}
-        }
     }
 }
 
