@@ -389,7 +389,7 @@ mod params {
     pub const ORIGIN: u64 = 24;
 }
 
-/// `corrupt topic= seq= what=relative|utf8`: opens the topic's only data segment read-write
+/// `corrupt topic= seq= what=relative|utf8`: opens the topic's data segments read-write
 /// (as any process of the same user can), finds the chunk whose header holds sequence `seq`
 /// and corrupts its payload: `relative` makes `data` one byte longer than the published tail
 /// holds; `utf8` overwrites the first byte of `label` with `0xff`. Says `corrupted <seq>
@@ -406,9 +406,46 @@ fn corrupter_role(r: &Role) -> i32 {
                 .is_some_and(|f| f.starts_with("data."))
         })
         .collect();
-    let [path] = files.as_slice() else {
-        panic!("expected one data segment in {}: {files:?}", dir.display());
+    let seq = r.num("seq");
+    // The chunk may be in any segment of the pool (segment 0, `data.<inc>`, or one it grew,
+    // `data.<inc>.<k>`): the one whose header holds the sequence.
+    let mut found = Vec::new();
+    for path in &files {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap_or_else(|e| panic!("open {} read-write: {e}", path.display()));
+        let at = |at: u64| {
+            let mut b = [0u8; 8];
+            file.read_exact_at(&mut b, at).expect("read u64");
+            u64::from_ne_bytes(b)
+        };
+        assert_eq!(
+            at(params::MAGIC).to_le_bytes(),
+            *b"SHMXDAT\0",
+            "magic of {}",
+            path.display()
+        );
+        let inc = at(params::INCARNATION);
+        let name = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+        assert_eq!(
+            name.split('.').nth(1),
+            Some(inc.to_string().as_str()),
+            "the file is named after its incarnation"
+        );
+        let (count, stride) = (at(params::CHUNK_COUNT), at(params::CHUNK_STRIDE));
+        let chunks_off = at(params::CHUNKS_OFF);
+        for c in (0..count).map(|i| chunks_off + i * stride) {
+            if at(c + params::SEQ) == seq {
+                found.push((path.clone(), c));
+            }
+        }
+    }
+    let [(path, chunk)] = found.as_slice() else {
+        panic!("expected one chunk with sequence {seq}, found {found:?}");
     };
+    let chunk = *chunk;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -424,35 +461,9 @@ fn corrupter_role(r: &Role) -> i32 {
         file.read_exact_at(&mut b, at).expect("read u32");
         u32::from_ne_bytes(b)
     };
-    assert_eq!(
-        u64_at(params::MAGIC).to_le_bytes(),
-        *b"SHMXDAT\0",
-        "magic of {}",
-        path.display()
-    );
     let inc = u64_at(params::INCARNATION);
-    let suffix = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    assert_eq!(
-        suffix,
-        inc.to_string(),
-        "the file is named after its incarnation"
-    );
-    let count = u64_at(params::CHUNK_COUNT);
-    let stride = u64_at(params::CHUNK_STRIDE);
     let payload_off = u64_at(params::PAYLOAD_OFF);
     let capacity = u64_at(params::PAYLOAD_CAPACITY);
-    let chunks_off = u64_at(params::CHUNKS_OFF);
-    let seq = r.num("seq");
-    let found: Vec<u64> = (0..count)
-        .map(|i| chunks_off + i * stride)
-        .filter(|&c| u64_at(c + params::SEQ) == seq)
-        .collect();
-    let [chunk] = found.as_slice() else {
-        panic!(
-            "expected one chunk with sequence {seq}, found {}",
-            found.len()
-        );
-    };
     assert_eq!(u64_at(chunk + params::ORIGIN), inc, "origin of the chunk");
     let len = u64_at(chunk + params::LEN);
     assert!(

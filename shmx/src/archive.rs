@@ -121,6 +121,8 @@ fn strip_paths(name: &str) -> String {
 /// thread that owns it.
 pub struct ArchivePublisher<T> {
     core: PubCore,
+    /// Bytes of the last archive sent: the next one starts in the class that holds this.
+    last_len: std::cell::Cell<usize>,
     _t: PhantomData<fn(&T)>,
 }
 
@@ -156,27 +158,42 @@ impl<T: Archive> ArchivePublisher<T> {
     /// [`Error::Archive`] when the archive does not fit in `max_bytes` (or rkyv fails); the
     /// errors of [`Publisher::loan`](crate::Publisher::loan) and
     /// [`SampleMut::publish`](crate::SampleMut::publish).
+    ///
+    /// The archive's size is known only once it is written: it is written into a chunk of
+    /// the size class that held the last archive, and if it does not fit, written again into
+    /// one of the largest class (so a stream of archives of about one size takes chunks of
+    /// that size, not of `max_bytes`).
     pub fn send(&self, value: &T) -> Result<()>
     where
         T: for<'a, 'b> Serialize<ChunkSerializer<'a, 'b>>,
     {
-        let chunk = self.core.loan()?;
-        let (payload, capacity) = self.core.payload(chunk);
-        // SAFETY: `chunk` is loaned to this call alone; its payload is `capacity` writable
-        // bytes, seen as `MaybeUninit<u8>` (rkyv writes them before anyone reads them).
-        let buffer =
-            unsafe { core::slice::from_raw_parts_mut(payload.cast::<MaybeUninit<u8>>(), capacity) };
-        match rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, Buffer::from(buffer)) {
-            Ok(written) => {
-                let len = written.len();
-                self.core.publish(chunk, len)
-            }
-            Err(e) => {
-                self.core.cancel(chunk);
-                Err(Error::Archive {
-                    topic: self.topic().to_owned(),
-                    reason: format!("{e} (max_bytes is {capacity})"),
-                })
+        let top = self.core.top_class();
+        let mut class = self.core.class_for(self.last_len.get(), 0).unwrap_or(top);
+        loop {
+            let (chunk, payload) = self.core.loan(class)?;
+            let capacity = self.core.payload(chunk).1;
+            // SAFETY: `chunk` is loaned to this call alone; its payload is `capacity` writable
+            // bytes, seen as `MaybeUninit<u8>` (rkyv writes them before anyone reads them).
+            let buffer = unsafe {
+                core::slice::from_raw_parts_mut(payload.cast::<MaybeUninit<u8>>(), capacity)
+            };
+            match rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, Buffer::from(buffer)) {
+                Ok(written) => {
+                    let len = written.len();
+                    self.last_len.set(len);
+                    return self.core.publish(chunk, len);
+                }
+                Err(_) if class < top => {
+                    self.core.cancel(chunk);
+                    class = top;
+                }
+                Err(e) => {
+                    self.core.cancel(chunk);
+                    return Err(Error::Archive {
+                        topic: self.topic().to_owned(),
+                        reason: format!("{e} (max_bytes is {capacity})"),
+                    });
+                }
             }
         }
     }
@@ -193,7 +210,8 @@ impl<T: Archive> ArchivePublisher<T> {
 }
 
 impl<T: Archive> ArchivePublisherBuilder<T> {
-    /// Largest archive in bytes (default 64 KiB); every chunk of the pool has this room.
+    /// Largest archive in bytes (default 64 KiB): the largest size class of the pool holds
+    /// this much; smaller archives take chunks of smaller classes.
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.config.max_tail_bytes = bytes;
         self
@@ -241,6 +259,7 @@ impl<T: Archive> ArchivePublisherBuilder<T> {
             PubCore::create_with(self.root.as_deref(), &self.name, self.config, trust, open)?;
         Ok(ArchivePublisher {
             core,
+            last_len: std::cell::Cell::new(0),
             _t: PhantomData,
         })
     }

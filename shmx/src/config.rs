@@ -141,12 +141,77 @@ pub struct PublisherConfig {
     pub topic: TopicConfig,
     /// Bytes in each chunk after the message, for the data of relative pointers
     /// ([`RelSlice`](crate::RelSlice), [`RelStr`](crate::RelStr)); 0 for plain types.
+    /// The largest size class holds this much; smaller classes hold less.
     pub max_tail_bytes: usize,
+    /// The size classes of the pool's chunks (for types with a tail).
+    pub pool_classes: PoolClasses,
+    /// Chunks each size class starts with, and adds at least when it grows; `None`: about
+    /// 1 MiB's worth, at least 2 (the whole pool at once for small messages). `Some(usize::MAX)`
+    /// reserves the worst case up front, as a fixed pool.
+    pub reserve_chunks: Option<usize>,
+    /// Bytes of shared memory this publisher's pool may take at most (all its segment
+    /// files); `None`: no budget beyond what the limits allow.
+    pub max_pool_bytes: Option<u64>,
+    /// Bytes of shared memory the data segments of every publisher under the root may take
+    /// together, checked when this publisher reserves or grows its pool; `None`: no budget.
+    pub max_root_bytes: Option<u64>,
+}
+
+/// The size classes of a publisher's chunks, for message types with a tail.
+///
+/// By default the payloads of the classes are powers of two from 64 bytes (or the message's
+/// size) up to the message with its whole tail (`max_tail_bytes`); or the tails listed here,
+/// each smaller than `max_tail_bytes`, and the whole tail. A loan takes the smallest class
+/// that holds what it asks for ([`Publisher::loan_with_tail`](crate::Publisher::loan_with_tail)).
+///
+/// ```
+/// use shmx::PoolClasses;
+/// let classes = PoolClasses::list(&[64 << 10, 1 << 20]).unwrap();
+/// assert_eq!(classes.tails(), Some(&[64 << 10, 1 << 20][..]));
+/// assert_eq!(PoolClasses::default().tails(), None);
+/// assert!(PoolClasses::list(&[1; 17]).is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolClasses {
+    tails: [usize; PoolClasses::MAX],
+    /// 0: powers of two.
+    len: usize,
+}
+
+impl PoolClasses {
+    /// Tails a list may hold at most.
+    pub const MAX: usize = 16;
+
+    /// Powers of two (the default).
+    pub const fn powers_of_two() -> PoolClasses {
+        PoolClasses {
+            tails: [0; PoolClasses::MAX],
+            len: 0,
+        }
+    }
+
+    /// The classes whose tails hold these many bytes (in any order), and the whole tail;
+    /// `None` for an empty list or one of more than [`MAX`](Self::MAX).
+    pub fn list(tails: &[usize]) -> Option<PoolClasses> {
+        if tails.is_empty() || tails.len() > Self::MAX {
+            return None;
+        }
+        let mut out = Self::powers_of_two();
+        out.tails[..tails.len()].copy_from_slice(tails);
+        out.len = tails.len();
+        Some(out)
+    }
+
+    /// The listed tails, or `None` for powers of two.
+    pub fn tails(&self) -> Option<&[usize]> {
+        (self.len > 0).then(|| &self.tails[..self.len])
+    }
 }
 
 impl Default for PublisherConfig {
     /// The built-in values (not the defaults file's): queue depth 16, no history, 4 loans,
-    /// [`Overflow::DropOldest`], no block timeout, [`TopicConfig::default`], no tail.
+    /// [`Overflow::DropOldest`], no block timeout, [`TopicConfig::default`], no tail, size
+    /// classes in powers of two, reserves chosen by size, no budgets.
     fn default() -> Self {
         PublisherConfig {
             queue_depth: 16,
@@ -156,6 +221,10 @@ impl Default for PublisherConfig {
             block_timeout: None,
             topic: TopicConfig::default(),
             max_tail_bytes: 0,
+            pool_classes: PoolClasses::powers_of_two(),
+            reserve_chunks: None,
+            max_pool_bytes: None,
+            max_root_bytes: None,
         }
     }
 }

@@ -57,6 +57,25 @@ pub enum Error {
         /// Number of chunks in the pool.
         chunks: usize,
     },
+    /// The publisher's pool may not grow: it would pass a memory budget (the publisher's
+    /// `max_pool_bytes`, or the root's `max_root_bytes`).
+    #[error(
+        "topic {topic:?}: the pool may not grow by {wanted} bytes: {budget} is {limit} bytes \
+         and {reserved} are reserved"
+    )]
+    BudgetExceeded {
+        /// The topic.
+        topic: String,
+        /// Which budget: `"max_pool_bytes"` (this publisher) or `"max_root_bytes"` (every
+        /// publisher under the root).
+        budget: &'static str,
+        /// The budget, in bytes.
+        limit: u64,
+        /// Bytes it counts as reserved already.
+        reserved: u64,
+        /// Bytes the growth needed (the smallest it could have been).
+        wanted: u64,
+    },
     /// The publisher already lends out as many samples as `max_loans` allows.
     #[error(
         "topic {topic:?}: {max_loans} samples are loaned already (max_loans); publish or drop one"

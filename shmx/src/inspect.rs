@@ -75,13 +75,32 @@ pub struct PublisherInfo {
     /// Chunks of its pool in use (loaned, queued, held, history) as of its last publish,
     /// less those its subscribers have returned since.
     pub chunks_in_use: u64,
-    /// Bytes of one chunk (header, message, tail, alignment); 0 if its data segment could
-    /// not be read.
+    /// Bytes of one chunk of its largest size class (header, message, whole tail,
+    /// alignment); 0 if its data segment could not be read.
     pub chunk_bytes: u64,
-    /// Bytes of memory its data segment holds (allocated blocks).
+    /// Bytes of memory its data segments hold (allocated blocks of every segment file).
     pub reserved_bytes: u64,
-    /// Bytes of its chunks in use (`chunks_in_use × chunk_bytes`).
+    /// Bytes of its chunks in use (per class: chunks in use × chunk bytes).
     pub used_bytes: u64,
+    /// Its pool class by class (as it last recorded them).
+    pub classes: Vec<ClassInfo>,
+}
+
+/// One size class of a publisher's pool, as the tools see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassInfo {
+    /// Payload bytes of a chunk (the message and the tail it holds).
+    pub payload_bytes: u64,
+    /// Bytes one chunk takes (with its header and alignment).
+    pub chunk_bytes: u64,
+    /// Chunks of the class in the pool.
+    pub chunks: u64,
+    /// Chunks of the class in use (as of the publisher's last collection of returns).
+    pub in_use: u64,
+    /// Segment files of the class.
+    pub segments: u64,
+    /// Bytes of memory the class's segment files hold (allocated blocks).
+    pub reserved_bytes: u64,
 }
 
 /// One subscriber slot in use.
@@ -134,7 +153,23 @@ fn describe(root: &Root, service: &Service) -> TopicInfo {
             continue;
         }
         let inc = service::incarnation_of(word);
-        let chunk_bytes = crate::data::chunk_stride(service, inc).unwrap_or(0);
+        let files = crate::data::segment_files(service, inc);
+        let classes: Vec<ClassInfo> = crate::data::class_records(service, inc)
+            .into_iter()
+            .enumerate()
+            .map(|(c, [payload_bytes, chunk_bytes, chunks, in_use])| {
+                let mine = files.iter().filter(|f| f.class == c);
+                ClassInfo {
+                    payload_bytes,
+                    chunk_bytes,
+                    chunks,
+                    in_use: in_use.min(chunks),
+                    segments: mine.clone().count() as u64,
+                    reserved_bytes: mine.map(|f| f.allocated).sum(),
+                }
+            })
+            .collect();
+        let chunk_bytes = classes.last().map_or(0, |c| c.chunk_bytes);
         let chunks_in_use = s
             .chunks_in_use
             .load(Ordering::Relaxed)
@@ -150,8 +185,15 @@ fn describe(root: &Root, service: &Service) -> TopicInfo {
             published: s.published.load(Ordering::Relaxed),
             chunks_in_use,
             chunk_bytes,
-            reserved_bytes: allocated(service.dir(), &service::data_file_name(inc)),
-            used_bytes: chunks_in_use.saturating_mul(chunk_bytes),
+            reserved_bytes: files.iter().map(|f| f.allocated).sum(),
+            used_bytes: match classes.len() {
+                0 | 1 => chunks_in_use.saturating_mul(chunk_bytes),
+                _ => classes
+                    .iter()
+                    .map(|c| c.in_use.saturating_mul(c.chunk_bytes))
+                    .sum(),
+            },
+            classes,
         });
     }
     let mut subscribers = Vec::new();

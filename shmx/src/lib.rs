@@ -120,12 +120,12 @@ mod validation;
 pub mod waitset;
 
 #[cfg(not(loom))]
-pub use config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
+pub use config::{Overflow, PoolClasses, PublisherConfig, SubscriberConfig, TopicConfig};
 #[cfg(not(loom))]
 pub use error::{Error, Result};
 pub use message::ShmMessage;
 #[cfg(not(loom))]
-pub use pool::PoolStats;
+pub use pool::{ClassStats, PoolStats};
 #[cfg(not(loom))]
 pub use publisher::{Publisher, PublisherBuilder};
 #[cfg(not(loom))]

@@ -295,9 +295,11 @@ impl RawPublisher {
                 reason,
             });
         }
-        let chunk = self.core.loan()?;
-        let (payload, chunk_capacity) = self.core.payload(chunk);
-        debug_assert!(capacity <= chunk_capacity);
+        // The smallest class that holds the sample.
+        let class = self.core.class_for(bytes.len(), size)?;
+        let (chunk, payload) = self.core.loan(class)?;
+        let chunk_capacity = self.core.payload(chunk).1;
+        debug_assert!(bytes.len() <= chunk_capacity);
         let len = bytes.len().min(chunk_capacity);
         // SAFETY: `chunk` is loaned to us alone and its payload holds `chunk_capacity` bytes,
         // of which we write `len` ≤ `chunk_capacity`; `bytes` is a separate slice (our own

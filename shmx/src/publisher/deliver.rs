@@ -9,6 +9,7 @@ use crate::config::Overflow;
 use crate::data::NO_CHUNK;
 use crate::error::{Error, Result};
 use crate::event;
+use crate::pool::ChunkAccess;
 use crate::ring::{entry_tag, Push, CHUNK_MASK};
 use crate::service::{self, Service, ACTIVE};
 use crate::sync::{fence, Ordering};
@@ -93,6 +94,11 @@ impl PubCore {
                 pool.ignored += 1;
             }
         }
+        // For tools: what each size class has in use now (a few stores per collection).
+        for class in 0..st.segs.classes.len() {
+            let (chunks, in_use) = st.pool.class_counts(class);
+            st.segs.record_class(class, chunks, in_use);
+        }
     }
 
     /// Publishes loaned chunk `chunk`, whose first `len` payload bytes the sample wrote
@@ -139,7 +145,7 @@ impl PubCore {
         let mut result = Ok(());
         for value in values {
             let mut st = self.state.borrow_mut();
-            let chunk = match self.loan_in(&mut st) {
+            let chunk = match self.loan_in(&mut st, self.top_class()) {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     result = Err(e);
@@ -150,7 +156,7 @@ impl PubCore {
             // SAFETY: `chunk` was just loaned to us alone; its payload is aligned for `T` and
             // holds `size_of::<T>()` bytes by the data segment's geometry (the publisher was
             // created for `T`).
-            unsafe { self.data.payload(chunk as usize).cast::<T>().write(value) };
+            unsafe { st.segs.payload(chunk).cast::<T>().write(value) };
             if let Err(r) = self.publish_in(&mut st, chunk, size_of::<T>(), false) {
                 result = Err(self.refused(r));
                 break;
@@ -173,7 +179,7 @@ impl PubCore {
         len: usize,
         wake_now: bool,
     ) -> std::result::Result<(), Refused> {
-        debug_assert!(len <= self.data.geometry().payload_capacity);
+        debug_assert!(len <= st.segs.capacity(chunk));
         self.refresh(st);
         if self.config.overflow == Overflow::Fail {
             if let Some(depth) = self.first_full(st) {
@@ -183,13 +189,13 @@ impl PubCore {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let header = self.data.header(chunk as usize);
+        let header = st.segs.header(chunk);
         header.len.store(len as u64, Ordering::Relaxed);
         // Announce the chunk the next loan will take (the free stack keeps its top until a
         // loan pops it): a subscriber spinning for the next sample loads that line while it
         // polls the ring slot, so the two arrive together instead of one after the other.
         // In-process ping-pong, two pinned threads, 8 B: one-way median ~150 → ~125 ns.
-        let next = st.pool.free_ahead(0).map_or(NO_CHUNK, u64::from);
+        let next = st.pool.free_ahead(st.class, 0).map_or(NO_CHUNK, u64::from);
         header.next.store(next, Ordering::Relaxed);
         header.seq.store(seq, Ordering::Release);
         if self.config.history > 0 {
@@ -218,8 +224,13 @@ impl PubCore {
             self.collect(st);
         }
         let ahead = if batch { BATCH_PREFETCH } else { 0 };
-        if let Some(next) = st.pool.free_ahead(ahead).or_else(|| st.pool.free_ahead(0)) {
-            self.data.prefetch_chunk(next as usize, batch);
+        let class = st.class;
+        if let Some(next) = st
+            .pool
+            .free_ahead(class, ahead)
+            .or_else(|| st.pool.free_ahead(class, 0))
+        {
+            st.segs.prefetch(next, batch);
         }
     }
 

@@ -1,20 +1,22 @@
 //! [`Publisher`]: loans chunks of its data segment and publishes them to every subscriber.
 
 mod deliver;
+mod grow;
+mod segments;
 
 use crate::config::{Overflow, PublisherConfig, TopicConfig};
-use crate::data::{DataSegment, Geometry};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
 use crate::name::TopicName;
 use crate::node::Node;
-use crate::pool::{Pool, PoolStats};
+use crate::pool::{classes, ClassStats, Pool, PoolStats};
 use crate::ring::{Producer, RingLoc};
 use crate::root::{Root, RootLock};
 use crate::sample::SampleMut;
-use crate::service::{self, data_file_name, Role, Service, ACTIVE, DRAINING, FREE};
+use crate::service::{self, Role, Service, ACTIVE, DRAINING, FREE};
 use crate::sync::{AtomicU32, Ordering};
 use crate::trust::Trust;
+use segments::Segments;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
@@ -77,17 +79,21 @@ pub(crate) struct PubCore {
     _node: Arc<Node>,
     /// When this endpoint last looked for dead peers (see `Service::sweep`).
     last_sweep: Cell<Option<Instant>>,
-    data: DataSegment,
     slot: usize,
     inc: u64,
     config: PublisherConfig,
     /// Take back returned chunks at least every this many loans.
     collect_every: usize,
+    /// What the pool may grow to (see `grow`).
+    limits: grow::Limits,
     state: RefCell<PubState>,
 }
 
 struct PubState {
     pool: Pool,
+    segs: Segments,
+    /// The class of the last loan: the one whose next chunk is announced and prefetched.
+    class: usize,
     /// Loans since returned chunks were last taken back.
     since_collect: usize,
     /// Every connected subscriber allows the light barrier (see `event`).
@@ -183,27 +189,73 @@ impl<T: ShmMessage> Publisher<T> {
         }
     }
 
-    /// Loans a zero-initialised sample after checking that its tail holds at least
+    /// Loans a zero-initialised sample from the smallest size class whose tail holds
     /// `tail_bytes` for relative pointers ([`RelSlice`](crate::RelSlice),
-    /// [`RelStr`](crate::RelStr)): fails early with [`Error::TailFull`] instead of halfway
-    /// through writing. Every chunk of a publisher has the same tail
-    /// ([`max_tail_bytes`](PublisherBuilder::max_tail_bytes), see
-    /// [`tail_capacity`](Self::tail_capacity)).
+    /// [`RelStr`](crate::RelStr)). Ask for what the sample will need: a sample never moves
+    /// to a larger chunk while it is written, so an allocation past its chunk's tail fails
+    /// with [`Error::TailFull`] (see [`SampleMut::tail_capacity`]). [`loan`](Self::loan)
+    /// takes a chunk of the largest class, with the whole tail.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::{Publisher, RelSlice, ShmMessage};
+    ///
+    /// #[derive(ShmMessage)]
+    /// #[repr(C)]
+    /// struct Jpeg {
+    ///     frame: u64,
+    ///     bytes: RelSlice<u8>,
+    /// }
+    ///
+    /// let publisher = Publisher::<Jpeg>::builder("doc/jpeg")
+    ///     .root(dir.path())
+    ///     .max_tail_bytes(2 << 20)
+    ///     .create()?;
+    /// let jpeg = vec![0xff; 50_000];
+    /// let mut sample = publisher.loan_with_tail(jpeg.len())?;
+    /// // A chunk of the 64 KiB class, not one sized for 2 MiB.
+    /// assert!(sample.tail_capacity() >= jpeg.len() && sample.tail_capacity() < 128 << 10);
+    /// sample.writer().set_bytes(&jpeg)?;
+    /// sample.publish()?;
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TailFull`] when `tail_bytes` is more than the largest class holds
+    /// ([`tail_capacity`](Self::tail_capacity)); the errors of [`loan`](Self::loan).
     pub fn loan_with_tail(&self, tail_bytes: usize) -> Result<SampleMut<'_, T>> {
-        let available = self.tail_capacity();
-        if tail_bytes > available {
-            return Err(Error::TailFull {
-                topic: self.topic().to_owned(),
-                requested: tail_bytes,
-                available,
-            });
+        const {
+            assert!(
+                T::ZEROABLE,
+                "loan_with_tail() zero-fills the sample, but all-zero bytes are not a valid value \
+                 of this type (an enum in it has no variant = 0)"
+            )
+        };
+        let class = self
+            .core
+            .class_for(size_of::<T>().saturating_add(tail_bytes), size_of::<T>())?;
+        let mut sample = self.loan_in_class(class)?;
+        // SAFETY: as in `loan`: an exclusively loaned, aligned chunk of at least
+        // `size_of::<T>()` bytes; all-zero is a valid `T` (ZEROABLE).
+        unsafe {
+            sample.as_mut_ptr().write_bytes(0, 1);
+            Ok(sample.assume_init())
         }
-        self.loan()
     }
 
-    /// Bytes of every chunk's tail (`max_tail_bytes`, rounded up to the chunk's alignment).
+    /// Bytes of the tail of a chunk of the largest size class (`max_tail_bytes`, rounded up
+    /// to the chunk's alignment): the most a sample can carry after the message.
     pub fn tail_capacity(&self) -> usize {
         self.core.payload_capacity() - size_of::<T>()
+    }
+
+    /// A loan of a chunk of class `class`.
+    #[inline(always)]
+    fn loan_in_class(&self, class: usize) -> Result<SampleMut<'_, MaybeUninit<T>>> {
+        let (chunk, ptr) = self.core.loan(class)?;
+        // SAFETY: `chunk` was just loaned to this sample alone; its payload is aligned for
+        // `T` and holds at least `size_of::<T>()` bytes (every class does).
+        Ok(unsafe { SampleMut::new(&self.core, chunk, ptr.cast::<MaybeUninit<T>>()) })
     }
 
     /// Loans a sample without initialising it: write it with
@@ -213,15 +265,7 @@ impl<T: ShmMessage> Publisher<T> {
     // with `Subscriber::take` inlined too).
     #[inline(always)]
     pub fn loan_uninit(&self) -> Result<SampleMut<'_, MaybeUninit<T>>> {
-        let chunk = self.core.loan()?;
-        let ptr = self
-            .core
-            .data
-            .payload(chunk as usize)
-            .cast::<MaybeUninit<T>>();
-        // SAFETY: `chunk` was just loaned to this sample alone; its payload is aligned for
-        // `T` and holds `size_of::<T>()` bytes by the data segment's geometry.
-        Ok(unsafe { SampleMut::new(&self.core, chunk, ptr) })
+        self.loan_in_class(self.core.top_class())
     }
 
     /// Copies `value` into a loaned sample and publishes it.
@@ -326,6 +370,29 @@ impl<T: ShmMessage> Publisher<T> {
         st.pool.stats()
     }
 
+    /// This publisher's pool class by class, after taking back what subscribers returned.
+    pub fn pool_classes(&self) -> Vec<ClassStats> {
+        let mut st = self.core.state.borrow_mut();
+        self.core.refresh(&mut st);
+        self.core.collect(&mut st);
+        self.core.class_stats(&st)
+    }
+
+    /// Bytes of shared memory this publisher's pool takes now (its segment files).
+    pub fn reserved_bytes(&self) -> u64 {
+        self.core.state.borrow().segs.reserved_bytes()
+    }
+
+    /// Gives back every segment of the pool, but the first, whose chunks are all free (none
+    /// loaned, queued, held, kept as history or pinned by a late subscriber); returns how
+    /// many. The pool grows again when the traffic needs it. A pool also gives idle segments
+    /// back by itself when it would otherwise pass a limit or a budget.
+    pub fn shrink_pool(&self) -> usize {
+        let mut st = self.core.state.borrow_mut();
+        self.core.refresh(&mut st);
+        self.core.shrink_in(&mut st)
+    }
+
     /// Number of entries that subscribers returned but that this publisher had not
     /// delivered to them (a misbehaving peer); they were ignored.
     pub fn ignored_returns(&self) -> u64 {
@@ -376,6 +443,37 @@ impl<T: ShmMessage> PublisherBuilder<T> {
     /// the pool has this room, and a sample is published with the part it used.
     pub fn max_tail_bytes(mut self, bytes: usize) -> Self {
         self.config.max_tail_bytes = bytes;
+        self
+    }
+    /// The size classes of the pool's chunks, as the tails they hold (each under
+    /// `max_tail_bytes`; the whole tail is always a class): `None`, the default, gives powers
+    /// of two. See [`PoolClasses`](crate::PoolClasses).
+    ///
+    /// # Panics
+    /// If the list is empty or longer than [`PoolClasses::MAX`](crate::PoolClasses::MAX).
+    pub fn pool_classes(mut self, tails: &[usize]) -> Self {
+        self.config.pool_classes = crate::PoolClasses::list(tails)
+            .expect("pool_classes takes 1 to PoolClasses::MAX tails");
+        self
+    }
+    /// Chunks each size class starts with and adds at least when it grows (default: about
+    /// 1 MiB's worth, at least 2; or the defaults file's). `usize::MAX` reserves the worst
+    /// case that the limits allow up front, as a fixed pool.
+    pub fn reserve_chunks(mut self, chunks: usize) -> Self {
+        self.config.reserve_chunks = Some(chunks);
+        self
+    }
+    /// Bytes of shared memory the pool may take at most (default: no budget, or the
+    /// defaults file's); a loan that would need more is [`Error::BudgetExceeded`].
+    pub fn max_pool_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_pool_bytes = Some(bytes);
+        self
+    }
+    /// Bytes of shared memory the data segments of every publisher under the root may take
+    /// together, checked when this publisher reserves or grows its pool (default: no
+    /// budget, or the defaults file's).
+    pub fn max_root_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_root_bytes = Some(bytes);
         self
     }
     /// Shorthand to set `topic_config().max_subscribers`.
@@ -443,7 +541,6 @@ impl PubCore {
         let lock = root.lock(&trust)?;
         node = root.node(&trust, &lock)?;
         let service = open(&root, &name, &config.topic, &trust, &lock)?;
-        let (fingerprint, size, align) = service.type_facts();
         let layout = *service.layout();
         let result = (|| {
             if config.queue_depth > layout.ring_capacity {
@@ -459,21 +556,17 @@ impl PubCore {
                 )));
             }
             let (slot, inc) = service.claim(Role::Publisher, node.id())?;
-            let per_sub = config.queue_depth + layout.max_held + config.history;
-            let count = layout
-                .max_subscribers
-                .checked_mul(per_sub)
-                .and_then(|n| n.checked_add(config.history + config.max_loans));
-            let payload = size.checked_add(config.max_tail_bytes);
-            let geo = count
-                .zip(payload)
-                .and_then(|(n, payload)| Geometry::new(n, payload, align))
-                .ok_or_else(|| {
-                    bad("the pool would be too large; lower queue_depth or max_subscribers".into())
-                });
-            let data = geo.and_then(|geo| DataSegment::create(&service, geo, fingerprint, inc));
-            let data = match data {
-                Ok(d) => d,
+            let made = Self::make_pool(&service, &root, &config, &trust, inc).and_then(|made| {
+                made.ok_or_else(|| {
+                    bad(
+                        "the pool would be too large; lower queue_depth, max_subscribers or \
+                     max_tail_bytes"
+                            .into(),
+                    )
+                })
+            });
+            let (limits, segs) = match made {
+                Ok(made) => made,
                 Err(e) => {
                     service.pub_slot(slot).state.store(FREE, Ordering::Release);
                     return Err(e);
@@ -483,7 +576,7 @@ impl PubCore {
             s.pid
                 .store(u64::from(std::process::id()), Ordering::Relaxed);
             s.chunk_count
-                .store(data.geometry().chunk_count as u64, Ordering::Relaxed);
+                .store(segs.reserved_chunks(), Ordering::Relaxed);
             s.history_depth
                 .store(config.history as u64, Ordering::Relaxed);
             s.queue_depth
@@ -497,9 +590,9 @@ impl PubCore {
             service.bump_generation();
             // Waiting subscribers learn that a publisher joined.
             service.notify_subscribers();
-            Ok((slot, inc, data))
+            Ok((slot, inc, limits, segs))
         })();
-        let (slot, inc, data) = match result {
+        let (slot, inc, limits, segs) = match result {
             Ok(v) => v,
             Err(e) => {
                 service.remove_if_unused(&lock);
@@ -507,12 +600,15 @@ impl PubCore {
             }
         };
         drop(lock);
-        let count = data.geometry().chunk_count;
+        let mut pool = Pool::new(limits.caps.len(), config.history > 0);
+        pool.add_segment(0, 0, segs.reserved_chunks() as usize);
         Ok(PubCore {
             _node: node,
             last_sweep: Cell::new(None),
             state: RefCell::new(PubState {
-                pool: Pool::new(count, config.history > 0),
+                pool,
+                segs,
+                class: limits.caps.len() - 1,
                 since_collect: 0,
                 light: false,
                 loans: 0,
@@ -524,44 +620,87 @@ impl PubCore {
                 conns: Vec::with_capacity(layout.max_subscribers),
             }),
             service,
-            data,
             slot,
             inc,
             config,
             collect_every: (layout.return_capacity / 2).max(1),
+            limits,
         })
     }
 
-    fn topic_err_pool(&self) -> Error {
-        Error::PoolExhausted {
-            topic: self.service.topic().to_owned(),
-            chunks: self.data.geometry().chunk_count,
+    /// The limits of a new publisher's pool, and its first segment (`Ok(None)` if the
+    /// limits make a pool too large to lay out). Called with the root locked.
+    fn make_pool(
+        service: &Service,
+        root: &Root,
+        config: &PublisherConfig,
+        trust: &Trust,
+        inc: u64,
+    ) -> Result<Option<(grow::Limits, Segments)>> {
+        let (fingerprint, size, align) = service.type_facts();
+        let layout = service.layout();
+        let per_sub = config.queue_depth + layout.max_held + config.history;
+        let worst = layout
+            .max_subscribers
+            .checked_mul(per_sub)
+            .and_then(|n| n.checked_add(config.history + config.max_loans));
+        let caps = classes::capacities(size, align, config.max_tail_bytes, &config.pool_classes);
+        let Some((worst, caps)) = worst.zip(caps) else {
+            return Ok(None);
+        };
+        let Some(top_stride) = caps.last().and_then(|&c| crate::data::stride(c, align)) else {
+            return Ok(None);
+        };
+        let Some(limits) = grow::Limits::new(worst, caps, top_stride, config) else {
+            return Ok(None);
+        };
+        let Some(first_stride) = crate::data::stride(limits.caps[0], align) else {
+            return Ok(None);
+        };
+        let count = limits.reserve(first_stride);
+        let Some(bytes) = crate::data::segment_bytes(count, limits.caps[0], align) else {
+            return Ok(None);
+        };
+        limits.check_pool(service.topic(), 0, bytes as u64)?;
+        limits.check_root(root, trust, service.topic(), bytes as u64)?;
+        match Segments::create(service, &limits.caps, count, (fingerprint, inc, align)) {
+            Some(segs) => Ok(Some((limits, segs?))),
+            None => Ok(None),
         }
     }
 
-    /// Takes a chunk for a new sample.
-    #[inline]
-    pub(crate) fn loan(&self) -> Result<u32> {
-        let mut st = self.state.borrow_mut();
-        self.loan_in(&mut st)
+    fn topic_err_pool_in(&self, st: &PubState) -> Error {
+        Error::PoolExhausted {
+            topic: self.service.topic().to_owned(),
+            chunks: st.pool.total(),
+        }
     }
 
-    /// Takes a chunk from the free list for a loan: the common case, inline.
+    /// Takes a chunk of class `class` for a new sample: its index and first payload byte.
     #[inline(always)]
-    fn loan_in(&self, st: &mut PubState) -> Result<u32> {
+    pub(crate) fn loan(&self, class: usize) -> Result<(u32, *mut u8)> {
+        let mut st = self.state.borrow_mut();
+        let chunk = self.loan_in(&mut st, class)?;
+        Ok((chunk, st.segs.payload(chunk)))
+    }
+
+    /// Takes a chunk of class `class` from its free list for a loan: the common case, inline.
+    #[inline(always)]
+    fn loan_in(&self, st: &mut PubState, class: usize) -> Result<u32> {
         if st.loans < self.config.max_loans {
-            if let Some(chunk) = st.pool.alloc(&self.data) {
+            if let Some(chunk) = st.pool.alloc(class, &st.segs) {
                 st.loans += 1;
+                st.class = class;
                 return Ok(chunk);
             }
         }
-        self.loan_slow(st)
+        self.loan_slow(st, class)
     }
 
-    /// `loan_in` when the loan limit is reached or the free list is empty.
+    /// `loan_in` when the loan limit is reached or the class's free list is empty.
     #[cold]
     #[inline(never)]
-    fn loan_slow(&self, st: &mut PubState) -> Result<u32> {
+    fn loan_slow(&self, st: &mut PubState, class: usize) -> Result<u32> {
         if st.loans >= self.config.max_loans {
             return Err(Error::LoanLimit {
                 topic: self.service.topic().to_owned(),
@@ -571,26 +710,50 @@ impl PubCore {
         // Returned chunks are taken back lazily: every so often after a publish (see
         // `publish`), so that return rings never fill up, and here when the free list runs
         // dry. A loan reads no peer's cache line.
-        let chunk = match st.pool.alloc(&self.data) {
+        let chunk = match st.pool.alloc(class, &st.segs) {
             Some(c) => c,
             None => {
                 self.refresh(st);
                 self.collect(st);
-                match st.pool.alloc(&self.data) {
+                match st.pool.alloc(class, &st.segs) {
                     Some(c) => c,
                     None => {
                         // Maybe a dead subscriber holds chunks: reclaim, then look again.
                         self.service.sweep_now(&self.last_sweep);
                         self.refresh(st);
-                        st.pool
-                            .alloc(&self.data)
-                            .ok_or_else(|| self.topic_err_pool())?
+                        match st.pool.alloc(class, &st.segs) {
+                            Some(c) => c,
+                            None => {
+                                // The traffic needs more chunks of this class than it has.
+                                self.grow(st, class)?;
+                                st.pool
+                                    .alloc(class, &st.segs)
+                                    .ok_or_else(|| self.topic_err_pool_in(st))?
+                            }
+                        }
                     }
                 }
             }
         };
         st.loans += 1;
+        st.class = class;
         Ok(chunk)
+    }
+
+    /// The class a chunk for `bytes` of payload comes from, or `Error::TailFull` (naming the
+    /// tail past `size`) when no class holds that many.
+    pub(crate) fn class_for(&self, bytes: usize, size: usize) -> Result<usize> {
+        classes::class_for(&self.limits.caps, bytes).ok_or_else(|| Error::TailFull {
+            topic: self.service.topic().to_owned(),
+            requested: bytes.saturating_sub(size),
+            available: self.payload_capacity().saturating_sub(size),
+        })
+    }
+
+    /// The largest class (the one of `loan`: the whole tail).
+    #[inline(always)]
+    pub(crate) fn top_class(&self) -> usize {
+        self.limits.caps.len() - 1
     }
 
     /// Number of subscribers currently connected (after reclaiming dead ones).
@@ -610,15 +773,13 @@ impl PubCore {
     /// its tail).
     #[inline]
     pub(crate) fn payload(&self, chunk: u32) -> (*mut u8, usize) {
-        (
-            self.data.payload(chunk as usize),
-            self.data.geometry().payload_capacity,
-        )
+        let st = self.state.borrow();
+        (st.segs.payload(chunk), st.segs.capacity(chunk))
     }
 
-    /// Payload bytes of every chunk (the message and its tail).
+    /// Payload bytes of a chunk of the largest class (the message and its whole tail).
     pub(crate) fn payload_capacity(&self) -> usize {
-        self.data.geometry().payload_capacity
+        self.state.borrow().segs.classes[self.top_class()].capacity
     }
 
     /// A loaned sample is dropped without being published.
@@ -661,7 +822,7 @@ impl Drop for PubCore {
             slot.node.store(0, Ordering::Relaxed);
         }
         if mask == 0 {
-            self.service.dir().remove_file(&data_file_name(self.inc));
+            self.service.remove_data_files(self.inc);
             slot.state.store(FREE, Ordering::Release);
         } else {
             // Subscribers in `mask` still have samples of ours queued: they drain them, and

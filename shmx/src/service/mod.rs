@@ -650,7 +650,13 @@ impl Service {
     }
 }
 
-/// File name of a publisher incarnation's data segment.
-pub(crate) fn data_file_name(inc: u64) -> String {
-    format!("data.{inc}")
+impl Service {
+    /// Removes every data segment file of publisher incarnation `inc` (segment 0 and those
+    /// its pool grew), as the directory lists them now.
+    pub(crate) fn remove_data_files(&self, inc: u64) {
+        for k in crate::data::segment_numbers(self, inc) {
+            self.dir()
+                .remove_file(&crate::data::segment_file_name(inc, k));
+        }
+    }
 }

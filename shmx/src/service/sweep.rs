@@ -10,7 +10,7 @@
 //!   the last of them to drain removes its data segment; otherwise the data segment goes and
 //!   the slot is freed at once.
 
-use super::{data_file_name, incarnation_of, state_of, state_word, Service};
+use super::{incarnation_of, state_of, state_word, Service};
 use super::{ACTIVE, CLAIMING, DRAINING, FREE};
 use crate::data::DataView;
 use crate::node;
@@ -127,8 +127,7 @@ impl Service {
     /// Removes publisher slot `p`'s data segment and frees the slot (if it still holds
     /// `word`).
     fn free_publisher_slot(&self, p: usize, word: u64) {
-        self.dir()
-            .remove_file(&data_file_name(incarnation_of(word)));
+        self.remove_data_files(incarnation_of(word));
         let _ = self.pub_slot(p).state.compare_exchange(
             word,
             FREE,
@@ -137,11 +136,12 @@ impl Service {
         );
     }
 
-    /// Clears the pin bits `bits` in publisher incarnation `inc`'s data segment.
+    /// Clears the pin bits `bits` in every data segment of publisher incarnation `inc`.
     fn clear_pins_of(&self, inc: u64, bits: u64) {
-        let (fingerprint, size, align) = self.type_facts();
-        if let Ok(Some(view)) = DataView::open(self, inc, fingerprint, size, align) {
-            view.clear_pins(bits);
+        for k in crate::data::segment_numbers(self, inc) {
+            if let Ok(Some(view)) = DataView::open(self, inc, k, None, self.type_facts()) {
+                view.clear_pins(bits);
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! How a subscriber follows the topic's publishers: noticing them, mapping their data
 //! segments, pinning their history, and letting go of them.
 
+use super::segments::{insert_view, let_go};
 use super::{PubConn, SubCore, SubState, ViewSlot};
 use crate::config::Overflow;
 use crate::data::{DataView, NO_SEQUENCE};
@@ -37,6 +38,8 @@ impl SubCore {
                 {
                     conn.draining |= state == DRAINING;
                     conn.slot_word = word;
+                    // The publisher may have given segments back.
+                    Self::prune_segments(conn, &mut st.views);
                     continue;
                 }
                 self.disconnect(st, p);
@@ -62,53 +65,46 @@ impl SubCore {
 
     fn connect(&self, st: &mut SubState, p: usize, word: u64) -> Result<()> {
         let inc = service::incarnation_of(word);
-        let Some(view) =
-            DataView::open(&self.service, inc, self.fingerprint, self.size, self.align)?
-        else {
+        let facts = (self.fingerprint, self.size, self.align);
+        let Some(view) = DataView::open(&self.service, inc, 0, None, facts)? else {
             return Ok(()); // gone already
         };
-        let mut pending = VecDeque::new();
         let draining = service::state_of(word) == DRAINING;
-        if !draining {
-            self.pin_history(p, &view, &mut pending);
-            self.keep_history_before_queue(p, inc, &view, &mut pending);
-        }
-        let view_id = match st.views.iter().position(Option::is_none) {
-            Some(i) => i,
-            None => {
-                st.views.push(None);
-                st.views.len() - 1
-            }
-        };
         let chunks = view.loc();
-        st.views[view_id] = Some(ViewSlot {
-            view,
-            held: 0,
-            live: true,
-        });
+        let table = view.segment_table();
+        let view_id = insert_view(&mut st.views, view);
         let returns = self.service.returns(p, self.slot);
         st.pubs[p] = Some(PubConn {
             slot_word: word,
             view: view_id,
             chunks,
+            table,
+            segs: Vec::new(),
             tag: entry_tag(inc, self.inc),
             delivery: self.service.delivery(p, self.slot).loc(),
             returns: returns.loc(),
             ret: returns.producer(),
             last_seq: 0,
             next_chunk: usize::MAX,
-            detour: !pending.is_empty() || self.copies.is_some(),
-            pending,
+            detour: self.copies.is_some(),
+            pending: VecDeque::new(),
             draining,
             unshared: self.service.pub_slot(p).overflow.load(Ordering::Relaxed)
                 != Overflow::DropOldest.code(),
         });
+        if !draining {
+            let SubState { pubs, views, .. } = st;
+            let conn = pubs[p].as_mut().expect("just connected");
+            self.pin_history(p, conn, views);
+            self.keep_history_before_queue(p, inc, conn, views);
+            conn.detour = self.detour(conn);
+        }
         Ok(())
     }
 
     /// PROTOCOLS.md §4, subscriber side: pins the publisher's history chunks that still carry
-    /// the sequence its slot lists.
-    fn pin_history(&self, p: usize, view: &DataView, pending: &mut VecDeque<(usize, u64)>) {
+    /// the sequence its slot lists (mapping the segments they are in).
+    fn pin_history(&self, p: usize, conn: &mut PubConn, views: &mut Vec<Option<ViewSlot>>) {
         let slot = self.service.pub_slot(p);
         let max = self.service.layout().max_history as u64;
         let depth = slot.history_depth.load(Ordering::Relaxed).min(max);
@@ -122,11 +118,17 @@ impl SubCore {
             let k = (j % max) as usize;
             let chunk = pairs[2 * k].load(Ordering::Acquire) as usize;
             let seq = pairs[2 * k + 1].load(Ordering::Acquire);
-            let (Some(pin), Some(header)) = (view.pin(chunk), view.header(chunk)) else {
+            let Some(id) = self.view_of(conn, views, chunk) else {
+                continue; // in no listed segment: a torn or hostile entry
+            };
+            let Some(Some(vs)) = views.get(id) else {
+                continue;
+            };
+            let (Some(pin), Some(header)) = (vs.view.pin(chunk), vs.view.header(chunk)) else {
                 continue; // out of range: a torn or hostile entry
             };
             if seq > last && pins::pin_if_current(pin, &header.seq, self.bit, seq) {
-                pending.push_back((chunk, seq));
+                conn.pending.push_back((chunk, seq));
                 last = seq;
             }
         }
@@ -141,56 +143,55 @@ impl SubCore {
         &self,
         p: usize,
         inc: u64,
-        view: &DataView,
-        pending: &mut VecDeque<(usize, u64)>,
+        conn: &mut PubConn,
+        views: &mut Vec<Option<ViewSlot>>,
     ) {
-        if pending.is_empty() {
+        if conn.pending.is_empty() {
             return;
         }
-        let first = self
+        let entry = self
             .service
             .delivery(p, self.slot)
             .peek(0)
-            .filter(|e| e & !CHUNK_MASK == entry_tag(inc, self.inc))
-            .and_then(|e| {
-                // Pairs with the publisher's Release store of the slot (`peek` loads it
-                // Relaxed): the header read below sees the sample the entry names.
-                fence(Ordering::Acquire);
-                view.header((e & CHUNK_MASK) as usize)
-            })
+            .filter(|e| e & !CHUNK_MASK == entry_tag(inc, self.inc));
+        let Some(entry) = entry else {
+            return;
+        };
+        // Pairs with the publisher's Release store of the slot (`peek` loads it Relaxed):
+        // the header read below sees the sample the entry names.
+        fence(Ordering::Acquire);
+        let chunk = (entry & CHUNK_MASK) as usize;
+        let first = self
+            .view_of(conn, views, chunk)
+            .and_then(|id| views.get(id)?.as_ref()?.view.header(chunk))
             .map(|header| header.seq.load(Ordering::Acquire));
         let Some(first) = first else {
             return;
         };
-        while let Some(&(chunk, seq)) = pending.back() {
+        while let Some(&(chunk, seq)) = conn.pending.back() {
             if seq < first {
                 break;
             }
-            pending.pop_back();
-            if let Some(pin) = view.pin(chunk) {
-                pins::unpin(pin, self.bit);
-            }
+            conn.pending.pop_back();
+            unpin_in(conn, views, chunk, self.bit);
         }
     }
 
     /// Drops the connection to publisher slot `p`: unpins what was not handed out; the
-    /// mapping stays while samples of it are held.
+    /// mappings stay while samples of them are held.
     pub(super) fn disconnect(&self, st: &mut SubState, p: usize) {
         let Some(conn) = st.pubs[p].take() else {
             return;
         };
-        let Some(vs) = st.views[conn.view].as_mut() else {
-            return;
-        };
         for &(chunk, _) in &conn.pending {
-            if let Some(pin) = vs.view.pin(chunk) {
-                pins::unpin(pin, self.bit);
+            unpin_in(&conn, &st.views, chunk, self.bit);
+        }
+        for seg in &conn.segs {
+            if seg.generation != 0 {
+                let_go(&mut st.views, seg.view as usize);
             }
         }
-        vs.live = false;
-        if vs.held == 0 {
-            st.views[conn.view] = None;
-        }
+        let_go(&mut st.views, conn.view);
     }
 
     /// This subscriber is done with departed publisher slot `p` (state word `word`, which
@@ -210,8 +211,7 @@ impl SubCore {
             return false;
         }
         self.service
-            .dir()
-            .remove_file(&service::data_file_name(service::incarnation_of(word)));
+            .remove_data_files(service::incarnation_of(word));
         let freed = slot
             .state
             .compare_exchange(word, FREE, Ordering::AcqRel, Ordering::Relaxed)
@@ -220,5 +220,19 @@ impl SubCore {
             self.service.bump_generation();
         }
         freed
+    }
+}
+
+/// Unpins chunk index `chunk` of `conn` for `bit`, if it is in a segment still mapped.
+fn unpin_in(conn: &PubConn, views: &[Option<ViewSlot>], chunk: usize, bit: u64) {
+    let Some((id, _, _)) = conn.locate(chunk) else {
+        return;
+    };
+    if let Some(pin) = views
+        .get(id as usize)
+        .and_then(Option::as_ref)
+        .and_then(|vs| vs.view.pin(chunk))
+    {
+        pins::unpin(pin, bit);
     }
 }

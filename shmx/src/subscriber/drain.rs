@@ -108,16 +108,28 @@ impl SubCore {
             && st.unreturned.is_empty()
             && self.service.generation() == st.gen
         {
+            let live = st
+                .views
+                .get(held.view as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|vs| vs.live);
             if let Some(Some(conn)) = st.pubs.get_mut(p) {
                 // SAFETY: the ring lives in our service mapping, alive as long as `self`.
                 let returns = unsafe { conn.returns.returns() };
-                if !conn.draining
-                    && conn.view == held.view as usize
-                    && returns.push(&mut conn.ret, held.entry)
-                {
+                if !conn.draining && live && returns.push(&mut conn.ret, held.entry) {
                     prefetch_queued(conn);
                     let view = held.view as usize;
                     return match self.take_queued::<T>(st, p, held, ptr) {
+                        // One out, one in, of another segment of the pool: the counts move.
+                        Step::Next if held.view as usize != view => {
+                            if let Some(Some(vs)) = st.views.get_mut(view) {
+                                vs.held -= 1;
+                            }
+                            if let Some(Some(vs)) = st.views.get_mut(held.view as usize) {
+                                vs.held += 1;
+                            }
+                            Step::Next
+                        }
                         Step::Next => Step::Next, // one out, one in
                         other => {
                             // Only given back: as `release_in` counts it (the view is the

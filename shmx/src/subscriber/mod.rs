@@ -9,6 +9,7 @@ mod ready;
 #[cfg(feature = "tokio")]
 pub use asynchronous::{Recv, SampleStream};
 mod receive;
+mod segments;
 mod wait;
 
 use crate::config::{SubscriberConfig, TopicConfig};
@@ -148,9 +149,15 @@ struct ViewSlot {
 /// This subscriber's side of its connection to one publisher slot.
 struct PubConn {
     slot_word: u64,
+    /// The view of the publisher's segment 0.
     view: usize,
-    /// Where the publisher's chunks are (inside `views[view]`).
+    /// Where the chunks of segment 0 are (inside `views[view]`).
     chunks: ChunkLoc,
+    /// The publisher's segment table, in segment 0's mapping (see `data`): `MAX_SEGMENTS`
+    /// words, read only through [`PubConn::listed`].
+    table: *const crate::sync::AtomicU64,
+    /// The segments past the first that this subscriber mapped, by number (see `segments`).
+    segs: Vec<segments::SegRef>,
     tag: u64,
     delivery: RingLoc,
     returns: RingLoc,

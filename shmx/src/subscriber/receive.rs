@@ -5,7 +5,7 @@
 //! the chunk, makes no system call and allocates nothing.
 
 use super::{Held, PubConn, SubCore, SubState, ViewSlot, COPIED, PINNED};
-use crate::data::{ChunkHeader, ChunkLoc};
+use crate::data::{split, ChunkHeader, ChunkLoc};
 use crate::error::{Error, Result};
 use crate::message::{ShmMessage, ValidationContext};
 use crate::pins;
@@ -52,26 +52,34 @@ pub(super) struct Taken {
 }
 
 impl Taken {
-    /// Ring entry `entry` of `conn`, sequence `seq`, `len` payload bytes at `payload`.
+    /// Ring entry `entry` of `conn`, in view `view`, sequence `seq`, `len` payload bytes at
+    /// `payload`.
     #[inline(always)]
-    fn of(conn: &PubConn, seq: u64, len: usize, entry: u64, payload: *const u8) -> Taken {
+    fn of(
+        conn: &PubConn,
+        view: u32,
+        (seq, len): (u64, usize),
+        entry: u64,
+        payload: *const u8,
+    ) -> Taken {
         Taken {
             seq,
             len,
             entry,
             payload,
-            view: conn.view as u32,
+            view,
             origin: service::incarnation_of(conn.slot_word),
         }
     }
 
     /// Rewrites `held`, a sample of the same connection, as this one, field by field
-    /// (`origin`, `view` and `pub_slot` stay), and returns the payload.
+    /// (`origin` and `pub_slot` stay), and returns the payload.
     #[inline(always)]
     pub(super) fn refill(self, held: &mut Held) -> *const u8 {
         held.seq = self.seq;
         held.len = self.len;
         held.entry = self.entry;
+        held.view = self.view;
         held.chunk = (self.entry & CHUNK_MASK) as u32;
         self.payload
     }
@@ -215,27 +223,21 @@ impl SubCore {
     /// valid. Records it as the connection's last and returns its sequence, length and
     /// payload; `None` (nothing recorded) sends the entry to `take_from_rest`.
     #[inline(always)]
-    fn accept<T: ShmMessage>(
-        &self,
-        conn: &mut PubConn,
-        entry: u64,
-    ) -> Option<(u64, usize, *const u8)> {
+    fn accept<T: ShmMessage>(&self, conn: &mut PubConn, entry: u64) -> Option<Taken> {
         if entry & !CHUNK_MASK != conn.tag {
             return None;
         }
-        let chunk = (entry & CHUNK_MASK) as usize;
-        // SAFETY: `conn.chunks` belongs to `views[conn.view]`, mapped while `conn` lives.
-        let (header, payload) = unsafe { conn.chunks.chunk(chunk) }?;
+        let (view, loc, i) = conn.locate((entry & CHUNK_MASK) as usize)?;
+        // SAFETY: `loc` belongs to `views[view]`, mapped while `conn` lists it.
+        let (header, payload) = unsafe { loc.chunk(i) }?;
         let seq = header.seq.load(Ordering::Acquire);
         if seq <= conn.last_seq {
             return None;
         }
-        let len = self
-            .check_at::<T>(header, payload, conn.chunks.capacity)
-            .ok()?;
+        let len = self.check_at::<T>(header, payload, loc.capacity).ok()?;
         conn.last_seq = seq;
         conn.next_chunk = announced(header);
-        Some((seq, len, payload))
+        Some(Taken::of(conn, view, (seq, len), entry, payload))
     }
 
     #[cold]
@@ -289,7 +291,7 @@ impl SubCore {
         // wrote it). In-process ping-pong, two pinned threads, 8 B, alternated: one-way median
         // ~150 → ~125 ns (the guess it replaced, the last chunk's two neighbours prefetched
         // after an empty poll, was right ~57% of the time; the announcement ~100%).
-        conn.chunks.prefetch(conn.next_chunk);
+        conn.prefetch(conn.next_chunk);
         // SAFETY: the ring lives in our service mapping, alive as long as `self`.
         let ring = unsafe { conn.delivery.delivery() };
         let entry = if conn.unshared {
@@ -303,7 +305,7 @@ impl SubCore {
             return Common::Empty;
         };
         match self.accept::<T>(conn, entry) {
-            Some((seq, len, payload)) => Common::Taken(Taken::of(conn, seq, len, entry, payload)),
+            Some(taken) => Common::Taken(taken),
             None => Common::Rest(Some(entry)),
         }
     }
@@ -361,8 +363,15 @@ impl SubCore {
                 continue; // left over from an earlier occupant of one of the two slots
             }
             let chunk = (entry & CHUNK_MASK) as usize;
-            // SAFETY: `conn.chunks` belongs to `views[conn.view]`, mapped while `conn` lives.
-            let Some((header, payload)) = (unsafe { conn.chunks.chunk(chunk) }) else {
+            if conn.locate(chunk).is_none() {
+                // A segment the pool grew, not mapped yet (or given back and made again).
+                self.map_segment(conn, views, split(chunk).0);
+            }
+            let Some((view, loc, i)) = conn.locate(chunk) else {
+                continue; // in no segment the publisher lists: never touch it, never return it
+            };
+            // SAFETY: `loc` belongs to `views[view]`, mapped while `conn` lists it.
+            let Some((header, payload)) = (unsafe { loc.chunk(i) }) else {
                 continue; // out of range: never touch it, never return it
             };
             let seq = header.seq.load(Ordering::Acquire);
@@ -373,14 +382,15 @@ impl SubCore {
             }
             conn.last_seq = seq;
             conn.next_chunk = announced(header);
-            let len = match self.check_at::<T>(header, payload, conn.chunks.capacity) {
+            let len = match self.check_at::<T>(header, payload, loc.capacity) {
                 Ok(len) => len,
                 Err(reason) => {
                     self.give_back(conn, p, entry, unreturned);
                     return Next::Invalid(seq, reason);
                 }
             };
-            return Next::Sample(Taken::of(conn, seq, len, entry, payload).held(p), payload);
+            let taken = Taken::of(conn, view, (seq, len), entry, payload);
+            return Next::Sample(taken.held(p), payload);
         }
     }
 
@@ -395,26 +405,31 @@ impl SubCore {
         let (chunk, seq) = conn.pending.pop_front().expect("pending is not empty");
         conn.detour = self.detour(conn);
         conn.last_seq = conn.last_seq.max(seq);
-        // SAFETY: `conn.chunks` belongs to a view mapped while `conn` lives.
-        let found = unsafe { conn.chunks.chunk(chunk) };
-        let Some((_, payload)) = found else {
+        // Pinned chunks were found in a mapped segment, which stays listed while pinned.
+        let Some((view, loc, i)) = conn.locate(chunk) else {
+            return Next::Empty;
+        };
+        // SAFETY: `loc` belongs to `views[view]`, mapped while `conn` lists it.
+        let Some((_, payload)) = (unsafe { loc.chunk(i) }) else {
             return Next::Empty; // cannot happen: pinned chunks were range-checked
         };
-        match self.check::<T>(conn.chunks, chunk) {
+        match self.check::<T>(loc, i) {
             Ok(len) => Next::Sample(
                 Held {
                     seq,
                     origin: service::incarnation_of(conn.slot_word),
                     len,
                     entry: PINNED,
-                    view: conn.view as u32,
+                    view,
                     pub_slot: p as u32,
                     chunk: chunk as u32,
                 },
                 payload,
             ),
             Err(reason) => {
-                let pin = views[conn.view].as_ref().and_then(|vs| vs.view.pin(chunk));
+                let pin = views[view as usize]
+                    .as_ref()
+                    .and_then(|vs| vs.view.pin(chunk));
                 if let Some(pin) = pin {
                     pins::unpin(pin, self.bit);
                 }
@@ -582,12 +597,12 @@ pub(super) fn prefetch_queued(conn: &PubConn) {
     let ring = unsafe { conn.delivery.delivery() };
     let queued = |ahead| ring.peek(ahead).filter(|e| e & !CHUNK_MASK == conn.tag);
     if let Some(far) = queued(PREFETCH - 1) {
-        conn.chunks.prefetch((far & CHUNK_MASK) as usize);
+        conn.prefetch((far & CHUNK_MASK) as usize);
         return;
     }
     for ahead in 0..PREFETCH - 1 {
         match queued(ahead) {
-            Some(next) => conn.chunks.prefetch((next & CHUNK_MASK) as usize),
+            Some(next) => conn.prefetch((next & CHUNK_MASK) as usize),
             None => break,
         }
     }

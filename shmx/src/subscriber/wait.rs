@@ -136,7 +136,7 @@ impl SubCore {
         }
         st.active.iter().any(|&p| {
             let conn = st.pubs[p].as_ref().expect("active connections exist");
-            conn.chunks.prefetch(conn.next_chunk);
+            conn.prefetch(conn.next_chunk);
             // SAFETY: the ring lives in our service mapping, alive as long as `self`.
             !conn.pending.is_empty() || !unsafe { conn.delivery.delivery() }.is_empty()
         })

@@ -57,14 +57,23 @@ pub fn data_files(root: &Path, encoded_topic: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Maps a topic's (single) data segment writable, as a hostile process could.
+/// The segment number of a data file's name (`data.<inc>` is 0, `data.<inc>.<k>` is k).
+pub fn segment_number(path: &Path) -> usize {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    name.split('.').nth(2).map_or(0, |k| k.parse().unwrap())
+}
+
+/// Maps the newest data segment of a topic's one publisher writable, as a hostile process
+/// could: its only one, or the one its pool grew last (where `loan()` samples of a type with
+/// a tail live: the largest size class is made on the first such loan).
 pub fn hostile_map(root: &Path, topic: &str) -> memmap2::MmapMut {
-    let files = data_files(root, topic);
-    assert_eq!(files.len(), 1, "{files:?}");
+    let mut files = data_files(root, topic);
+    files.sort_by_key(|f| segment_number(f));
+    let newest = files.last().expect("the publisher's data files");
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(&files[0])
+        .open(newest)
         .unwrap();
     // SAFETY: a test-only mapping of a file this test owns; racing writes are the point.
     unsafe { memmap2::MmapMut::map_mut(&f).unwrap() }

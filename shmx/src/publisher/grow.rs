@@ -1,0 +1,261 @@
+//! Pools that follow the traffic: a publisher's pool starts with a small reserve per size
+//! class and adds a segment when a class has no free chunk left, up to the worst case its
+//! limits allow and within its budgets; idle segments can be given back.
+//!
+//! Growth happens on the loan path only after the free list ran dry *and* the returns were
+//! taken back and dead subscribers reclaimed, so a pool that has grown to the traffic makes no
+//! system call and allocates nothing on its hot path.
+
+use super::{PubCore, PubState};
+use crate::config::PublisherConfig;
+use crate::data::{segment_bytes, MAX_SEGMENT_CHUNKS};
+use crate::dir::Kind;
+use crate::error::{Error, Result};
+use crate::root::Root;
+use crate::trust::Trust;
+
+/// About this many bytes of chunks per class to start with, and to add at least.
+const RESERVE_BYTES: usize = 1 << 20;
+/// Chunks per class to start with at least (a sample in flight and the next being written).
+const MIN_RESERVE: usize = 2;
+
+/// What a publisher's pool may grow to.
+pub(super) struct Limits {
+    /// Payload capacity asked of each class, smallest first.
+    pub caps: Vec<usize>,
+    /// Chunks one class may have: every chunk a pool can have in use at once under the
+    /// topic's limits (what a fixed pool reserved).
+    pub worst_chunks: usize,
+    /// Bytes of chunks the whole pool may have: the worst case of a fixed pool of the
+    /// largest class.
+    pub worst_bytes: u64,
+    reserve: Option<usize>,
+    max_pool_bytes: Option<u64>,
+    max_root_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// The limits for `worst_chunks` chunks, classes `caps`, as `config` asks.
+    pub(super) fn new(
+        worst_chunks: usize,
+        caps: Vec<usize>,
+        top_stride: usize,
+        config: &PublisherConfig,
+    ) -> Option<Limits> {
+        let worst_bytes = u64::try_from(worst_chunks.checked_mul(top_stride)?).ok()?;
+        Some(Limits {
+            caps,
+            worst_chunks,
+            worst_bytes,
+            reserve: config.reserve_chunks,
+            max_pool_bytes: config.max_pool_bytes,
+            max_root_bytes: config.max_root_bytes,
+        })
+    }
+
+    /// Chunks a class of chunks of `stride` bytes starts with (and adds at least).
+    pub(super) fn reserve(&self, stride: usize) -> usize {
+        let n = match self.reserve {
+            Some(n) => n.max(1),
+            None => (RESERVE_BYTES / stride.max(1)).max(MIN_RESERVE),
+        };
+        n.min(self.worst_chunks).clamp(1, MAX_SEGMENT_CHUNKS)
+    }
+
+    /// Checks the root's budget for `wanted` more bytes; `Ok` if there is none.
+    pub(super) fn check_root(
+        &self,
+        root: &Root,
+        trust: &Trust,
+        topic: &str,
+        wanted: u64,
+    ) -> Result<()> {
+        let Some(limit) = self.max_root_bytes else {
+            return Ok(());
+        };
+        let reserved = root_data_bytes(root, trust);
+        if reserved.saturating_add(wanted) > limit {
+            return Err(Error::BudgetExceeded {
+                topic: topic.to_owned(),
+                budget: "max_root_bytes",
+                limit,
+                reserved,
+                wanted,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks this publisher's budget for `wanted` more bytes over `reserved`.
+    pub(super) fn check_pool(&self, topic: &str, reserved: u64, wanted: u64) -> Result<()> {
+        match self.max_pool_bytes {
+            Some(limit) if reserved.saturating_add(wanted) > limit => Err(Error::BudgetExceeded {
+                topic: topic.to_owned(),
+                budget: "max_pool_bytes",
+                limit,
+                reserved,
+                wanted,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Bytes of shared memory that the data segments of every topic under `root` hold now
+/// (allocated blocks, so holes count for nothing).
+fn root_data_bytes(root: &Root, trust: &Trust) -> u64 {
+    let mut total = 0u64;
+    for (name, kind) in root.dir().entries().unwrap_or_default() {
+        if kind != Kind::Dir {
+            continue;
+        }
+        let Ok(Some(dir)) = root.dir().open_dir(&name, trust) else {
+            continue;
+        };
+        for (file, _) in dir.entries().unwrap_or_default() {
+            if !file.to_str().is_some_and(|f| f.starts_with("data.")) {
+                continue;
+            }
+            if let Ok(Some(st)) = dir.stat_at(&file) {
+                total = total.saturating_add((st.st_blocks as u64).saturating_mul(512));
+            }
+        }
+    }
+    total
+}
+
+impl PubCore {
+    /// Adds a segment to class `class`, which has no free chunk: as many chunks as the class
+    /// has already (so it doubles), at least its reserve, within the worst case and the
+    /// budgets. When a limit leaves no room, idle segments of the pool are given back first.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn grow(&self, st: &mut PubState, class: usize) -> Result<()> {
+        match self.try_grow(st, class) {
+            Err(e @ (Error::PoolExhausted { .. } | Error::BudgetExceeded { .. })) => {
+                if self.shrink_in(st) == 0 {
+                    return Err(e);
+                }
+                self.try_grow(st, class)
+            }
+            other => other,
+        }
+    }
+
+    fn try_grow(&self, st: &mut PubState, class: usize) -> Result<()> {
+        let topic = self.service.topic();
+        let exhausted = |chunks| Error::PoolExhausted {
+            topic: topic.to_owned(),
+            chunks,
+        };
+        let total = st.pool.total();
+        let (have, _) = st.pool.class_counts(class);
+        let stride = st.segs.classes[class].stride;
+        let capacity = st.segs.classes[class].capacity;
+        let room_bytes = self
+            .limits
+            .worst_bytes
+            .saturating_sub(st.segs.chunk_bytes());
+        let room = self
+            .limits
+            .worst_chunks
+            .saturating_sub(have)
+            .min((room_bytes / stride as u64) as usize);
+        if room == 0 {
+            return Err(exhausted(total));
+        }
+        // At most half the room left, so that one class never takes what the others may
+        // need later: the room shrinks geometrically and runs out only chunk by chunk.
+        let mut count = self.limits.reserve(stride).max(have).min((room / 2).max(1));
+        let bytes = |n: usize| {
+            segment_bytes(n, capacity, self.service.type_facts().2).map_or(u64::MAX, |b| b as u64)
+        };
+        // The publisher's budget: halve the growth until it fits, if one chunk does.
+        let reserved = st.segs.reserved_bytes();
+        self.limits.check_pool(topic, reserved, bytes(1))?;
+        while count > 1
+            && self
+                .limits
+                .check_pool(topic, reserved, bytes(count))
+                .is_err()
+        {
+            count /= 2;
+        }
+        // The root's budget, counted and taken with the root locked so that two publishers
+        // growing at once cannot both pass it.
+        let _lock = match self.limits.max_root_bytes {
+            Some(_) => Some(self.service.root().lock(self.service.trust())?),
+            None => None,
+        };
+        let root = self.service.root();
+        let trust = self.service.trust();
+        self.limits.check_root(root, trust, topic, bytes(1))?;
+        while count > 1
+            && self
+                .limits
+                .check_root(root, trust, topic, bytes(count))
+                .is_err()
+        {
+            count /= 2;
+        }
+        let k = st
+            .segs
+            .add(&self.service, class, count)?
+            .ok_or_else(|| exhausted(total))?;
+        st.pool.add_segment(k, class, count);
+        let (chunks, in_use) = st.pool.class_counts(class);
+        st.segs.record_class(class, chunks, in_use);
+        self.service
+            .pub_slot(self.slot)
+            .chunk_count
+            .store(st.pool.total() as u64, crate::sync::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The pool class by class.
+    pub(super) fn class_stats(&self, st: &PubState) -> Vec<crate::pool::ClassStats> {
+        let segments: Vec<(usize, usize)> = st.pool.segments().collect();
+        st.segs
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(c, class)| {
+                let (chunks, in_use) = st.pool.class_counts(c);
+                let mine = segments.iter().filter(|&&(_, of)| of == c);
+                crate::pool::ClassStats {
+                    payload_bytes: class.capacity,
+                    chunk_bytes: class.stride,
+                    chunks,
+                    in_use,
+                    segments: mine.clone().count(),
+                    reserved_bytes: mine.map(|&(k, _)| st.segs.segment_bytes(k)).sum(),
+                }
+            })
+            .collect()
+    }
+
+    /// Gives back every segment but the first whose chunks are all free and unpinned;
+    /// returns how many.
+    pub(super) fn shrink_in(&self, st: &mut PubState) -> usize {
+        self.collect(st);
+        let numbers: Vec<(usize, usize)> = st.pool.segments().filter(|&(k, _)| k > 0).collect();
+        let mut given = 0;
+        for (k, class) in numbers {
+            if st.pool.retire(k, &st.segs) {
+                st.segs.remove(&self.service, k);
+                let (chunks, in_use) = st.pool.class_counts(class);
+                st.segs.record_class(class, chunks, in_use);
+                given += 1;
+            }
+        }
+        if given > 0 {
+            self.service
+                .pub_slot(self.slot)
+                .chunk_count
+                .store(st.pool.total() as u64, crate::sync::Ordering::Relaxed);
+            // Subscribers that mapped a segment given back let go of it on their next look.
+            self.service.bump_generation();
+        }
+        given
+    }
+}
