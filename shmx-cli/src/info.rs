@@ -75,6 +75,24 @@ pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output:
             ]);
         }
         table.write(out, "  ")?;
+        writeln!(out, "\npool size classes:")?;
+        let mut table = Table::new(&[
+            "SLOT", "PAYLOAD", "CHUNK", "CHUNKS", "SEGMENTS", "RESERVED", "USED",
+        ]);
+        for p in &t.publishers {
+            for c in p.classes.iter().filter(|c| c.chunks > 0 || c.segments > 0) {
+                table.row(vec![
+                    p.slot.to_string(),
+                    bytes(c.payload_bytes),
+                    bytes(c.chunk_bytes),
+                    format!("{}/{}", c.in_use, c.chunks),
+                    c.segments.to_string(),
+                    bytes(c.reserved_bytes),
+                    bytes(c.in_use.saturating_mul(c.chunk_bytes)),
+                ]);
+            }
+        }
+        table.write(out, "  ")?;
     }
     writeln!(out, "\nsubscribers ({}):", t.subscribers.len())?;
     if !t.subscribers.is_empty() {

@@ -23,6 +23,7 @@ pub fn run(out: &mut dyn Write, root: &Path, json: bool) -> output::Result {
         "TYPE",
         "FINGERPRINT",
         "RESERVED",
+        "USED",
         "PUBLISHERS",
         "SUBSCRIBERS",
     ]);
@@ -57,6 +58,7 @@ fn row(t: &TopicInfo) -> Vec<String> {
         printable(&t.type_name).into_owned(),
         hex(t.fingerprint),
         output::bytes(t.reserved_bytes),
+        output::bytes(t.publishers.iter().map(|p| p.used_bytes).sum()),
         join(publishers),
         join(subscribers),
     ]

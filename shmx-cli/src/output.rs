@@ -143,7 +143,7 @@ pub struct Publisher {
     pub chunks_in_use: u64,
     /// Bytes of one chunk.
     pub chunk_bytes: u64,
-    /// Bytes of memory its data segment holds (allocated blocks).
+    /// Bytes of memory its data segments hold (allocated blocks).
     pub reserved_bytes: u64,
     /// Bytes of its chunks in use.
     pub used_bytes: u64,
@@ -151,6 +151,27 @@ pub struct Publisher {
     pub published: u64,
     /// Samples it keeps as history.
     pub history: u64,
+    /// Its pool, size class by size class.
+    pub classes: Vec<Class>,
+}
+
+/// One size class of a publisher's pool.
+#[derive(Debug, Serialize)]
+pub struct Class {
+    /// Payload bytes of a chunk (message and tail).
+    pub payload_bytes: u64,
+    /// Bytes of one chunk.
+    pub chunk_bytes: u64,
+    /// Chunks of the class.
+    pub chunks: u64,
+    /// Chunks in use (as of the publisher's last look).
+    pub in_use: u64,
+    /// Segment files of the class.
+    pub segments: u64,
+    /// Bytes of memory its segment files hold.
+    pub reserved_bytes: u64,
+    /// Bytes of its chunks in use.
+    pub used_bytes: u64,
 }
 
 /// One subscriber slot in use.
@@ -209,6 +230,19 @@ impl From<&PublisherInfo> for Publisher {
             used_bytes: p.used_bytes,
             published: p.published,
             history: p.history,
+            classes: p
+                .classes
+                .iter()
+                .map(|c| Class {
+                    payload_bytes: c.payload_bytes,
+                    chunk_bytes: c.chunk_bytes,
+                    chunks: c.chunks,
+                    in_use: c.in_use,
+                    segments: c.segments,
+                    reserved_bytes: c.reserved_bytes,
+                    used_bytes: c.in_use.saturating_mul(c.chunk_bytes),
+                })
+                .collect(),
         }
     }
 }

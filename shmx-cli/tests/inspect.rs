@@ -58,6 +58,13 @@ fn list_shows_topics_types_and_live_processes() {
     assert!(reserved >= chunk * chunks, "{t:#}");
     assert_eq!(p["used_bytes"].as_u64(), Some(in_use * chunk), "{t:#}");
     assert!(t["reserved_bytes"].as_u64().unwrap() > reserved, "{t:#}");
+    // A type without a tail has one size class: the whole pool, in one segment.
+    let classes = p["classes"].as_array().expect("classes");
+    assert_eq!(classes.len(), 1, "{t:#}");
+    assert_eq!(classes[0]["chunks"], p["chunks"], "{t:#}");
+    assert_eq!(classes[0]["segments"], 1, "{t:#}");
+    assert_eq!(classes[0]["chunk_bytes"], p["chunk_bytes"], "{t:#}");
+    assert_eq!(classes[0]["reserved_bytes"], p["reserved_bytes"], "{t:#}");
 
     let table = shmx(root.path(), &["list"]).ok();
     assert!(table.starts_with("TOPIC"), "{table}");
@@ -86,6 +93,7 @@ fn info_shows_schema_and_slots() {
     assert!(text.contains("mode         0600"), "{text}");
     assert!(text.contains("publishers (1):"), "{text}");
     assert!(text.contains("subscribers (1):"), "{text}");
+    assert!(text.contains("pool size classes:"), "{text}");
     assert!(text.contains(&child.pid().to_string()), "{text}");
 
     let t = shmx(root.path(), &["info", "robot/pose", "--json"]).json();
