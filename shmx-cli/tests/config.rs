@@ -95,7 +95,7 @@ fn config_show_prints_each_setting_with_its_file_and_line() {
     assert_eq!(row(&out, "publisher.block_timeout"), ("20ms".into(), at(7)));
     let built_in = ("16".to_owned(), "built-in".to_owned());
     assert_eq!(row(&out, "subscriber.queue_depth"), built_in);
-    assert_eq!(out.lines().filter(|l| l.contains("built-in")).count(), 11);
+    assert_eq!(out.lines().filter(|l| l.contains("built-in")).count(), 15);
 
     // The environment's root wins over the file's, and the tool's --root over both.
     let env_root = scene.path("env-root");
@@ -122,7 +122,7 @@ fn config_show_json_has_the_file_and_every_setting() {
     assert_eq!(v["file"], config.to_str().unwrap());
     assert_eq!(v["found_by"], "SHMX_CONFIG");
     let settings = v["settings"].as_array().unwrap();
-    assert_eq!(settings.len(), 15);
+    assert_eq!(settings.len(), 19);
     let depth = settings
         .iter()
         .find(|s| s["key"] == "subscriber.queue_depth")
@@ -147,7 +147,7 @@ fn config_show_says_where_it_looked_when_there_is_no_file() {
         home.join(".config/shmx/shmx.toml").display()
     );
     assert_eq!(out.lines().next(), Some(expected.as_str()), "{out}");
-    assert_eq!(out.lines().filter(|l| l.ends_with("built-in")).count(), 15);
+    assert_eq!(out.lines().filter(|l| l.ends_with("built-in")).count(), 19);
     // Found in the current directory.
     let here = scene.file("cwd/shmx.toml", "[topic]\nmax_held = 2\n");
     let out = stdout(&scene.shmx(&["config", "show"], &[]));

@@ -2,7 +2,7 @@
 //! as the builders check it, each error at the line and column of its key's value.
 
 use super::{ConfigError, Defaults, Key};
-use crate::config::{Overflow, TopicConfig};
+use crate::config::{Overflow, PoolClasses, TopicConfig};
 use crate::error::Error;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use toml::Spanned;
 #[serde(deny_unknown_fields, expecting = "a table of shmx defaults")]
 struct RawFile {
     root: Option<Spanned<String>>,
+    max_root_bytes: Option<Spanned<Scalar>>,
     topic: Option<RawTopic>,
     publisher: Option<RawPublisher>,
     subscriber: Option<RawSubscriber>,
@@ -45,6 +46,20 @@ struct RawPublisher {
     overflow: Option<Spanned<OverflowName>>,
     block_timeout: Option<Spanned<Scalar>>,
     max_tail_bytes: Option<Spanned<usize>>,
+    pool_classes: Option<Spanned<RawClasses>>,
+    reserve_chunks: Option<Spanned<Scalar>>,
+    max_pool_bytes: Option<Spanned<Scalar>>,
+}
+
+/// `pool_classes`: `"powers-of-two"` or a list of tails in bytes.
+#[derive(Deserialize)]
+#[serde(
+    untagged,
+    expecting = "\"powers-of-two\" or a list of tail sizes in bytes"
+)]
+enum RawClasses {
+    Name(String),
+    Tails(Vec<usize>),
 }
 
 /// `[subscriber]`.
@@ -220,6 +235,12 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Defaults, ConfigError> {
         d.root = Some(PathBuf::from(root));
         r.seen(Key::Root, span);
     }
+    if let Some(v) = raw.max_root_bytes {
+        let span = v.span();
+        let n = byte_size("max_root_bytes", v.into_inner()).map_err(|e| r.error(&span, e))?;
+        d.publisher.max_root_bytes = n;
+        r.seen(Key::MaxRootBytes, span);
+    }
     let topic = &mut d.topic;
     if let Some(t) = raw.topic {
         if let Some(v) = t.mode {
@@ -278,6 +299,60 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Defaults, ConfigError> {
         }
         if let Some(v) = raw.max_tail_bytes {
             p.max_tail_bytes = r.any(Key::MaxTailBytes, v);
+        }
+        if let Some(v) = raw.pool_classes {
+            let span = v.span();
+            p.pool_classes = match v.into_inner() {
+                RawClasses::Name(name) if name == "powers-of-two" => PoolClasses::powers_of_two(),
+                RawClasses::Name(name) => {
+                    return Err(r.error(
+                        &span,
+                        format!(
+                            "pool_classes {name:?} is not \"powers-of-two\" or a list of tail \
+                             sizes in bytes"
+                        ),
+                    ))
+                }
+                RawClasses::Tails(tails) => PoolClasses::list(&tails).ok_or_else(|| {
+                    r.error(
+                        &span,
+                        format!(
+                            "pool_classes lists 1 to {} tail sizes, not {}",
+                            PoolClasses::MAX,
+                            tails.len()
+                        ),
+                    )
+                })?,
+            };
+            r.seen(Key::PoolClasses, span);
+        }
+        if let Some(v) = raw.reserve_chunks {
+            let span = v.span();
+            p.reserve_chunks = match v.into_inner() {
+                Scalar::Text(t) if t == "auto" => None,
+                Scalar::Text(t) if t == "worst-case" => Some(usize::MAX),
+                Scalar::Int(n) if n >= 1 => usize::try_from(n).ok(),
+                other => {
+                    let text = match other {
+                        Scalar::Int(n) => n.to_string(),
+                        Scalar::Text(t) => format!("{t:?}"),
+                    };
+                    return Err(r.error(
+                        &span,
+                        format!(
+                            "reserve_chunks {text} is not a number of chunks (at least 1), \
+                             \"auto\" or \"worst-case\""
+                        ),
+                    ));
+                }
+            };
+            r.seen(Key::ReserveChunks, span);
+        }
+        if let Some(v) = raw.max_pool_bytes {
+            let span = v.span();
+            p.max_pool_bytes =
+                byte_size("max_pool_bytes", v.into_inner()).map_err(|e| r.error(&span, e))?;
+            r.seen(Key::MaxPoolBytes, span);
         }
     }
     if let Some(v) = raw.subscriber.and_then(|s| s.queue_depth) {
@@ -378,6 +453,61 @@ fn duration(value: Scalar) -> Result<Option<Duration>, String> {
         _ => return Err(bad()),
     };
     Ok(Some(d))
+}
+
+/// A budget in bytes: a whole number of bytes, or a string of a whole number and a unit
+/// (`B`, `KiB`, `MiB`, `GiB`, `TiB`; `KB`, `MB`, `GB`, `TB` in powers of ten), or `"none"`.
+fn byte_size(key: &str, value: Scalar) -> Result<Option<u64>, String> {
+    let text = match value {
+        Scalar::Int(n) => {
+            return u64::try_from(n)
+                .map(Some)
+                .map_err(|_| format!("{key} {n} is not a number of bytes"))
+        }
+        Scalar::Text(text) => text,
+    };
+    if text == "none" {
+        return Ok(None);
+    }
+    let bad = || {
+        format!(
+            "{key} {text:?} is not a size: write a whole number of bytes, or a number and a unit \
+             (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB) such as \"512MiB\", or \"none\""
+        )
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let n: u64 = text[..split].parse().map_err(|_| bad())?;
+    let unit: u64 = match text[split..].trim_start() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "TB" => 1_000_000_000_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit).map(Some).ok_or_else(bad)
+}
+
+/// The shortest text [`byte_size`] reads back as `n` bytes.
+pub(super) fn byte_size_text(n: u64) -> String {
+    let units = [
+        (1u64 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
+    for (per, unit) in units {
+        if n >= per && n % per == 0 {
+            return format!("{}{unit}", n / per);
+        }
+    }
+    n.to_string()
 }
 
 /// The shortest text [`duration`] reads back as `d`.

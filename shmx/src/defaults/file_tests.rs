@@ -23,6 +23,7 @@ fn every_key_is_read_into_its_config() {
     let d = parse_ok(
         r#"
 root = "/dev/shm/shmx-robot"
+max_root_bytes = "2GiB"
 
 [topic]
 mode = "0660"
@@ -40,6 +41,9 @@ max_loans = 9
 overflow = "block"
 block_timeout = "250ms"
 max_tail_bytes = 4096
+pool_classes = [1024, 256]
+reserve_chunks = 3
+max_pool_bytes = 1000000
 
 [subscriber]
 queue_depth = 11
@@ -63,6 +67,10 @@ queue_depth = 11
     );
     assert_eq!(p.block_timeout, Some(Duration::from_millis(250)));
     assert_eq!((p.max_tail_bytes, p.topic), (4096, topic));
+    assert_eq!(p.pool_classes.tails(), Some(&[1024, 256][..]));
+    assert_eq!(p.reserve_chunks, Some(3));
+    assert_eq!(p.max_pool_bytes, Some(1_000_000));
+    assert_eq!(p.max_root_bytes, Some(2 << 30));
     assert_eq!(
         (d.subscriber().queue_depth, d.subscriber().topic),
         (11, topic)
@@ -347,4 +355,50 @@ fn positions_count_lines_and_characters() {
     assert_eq!(position(text, 6), (2, 3)); // after `ç` (2 bytes) and `d`
     assert_eq!(position(text, 4), (2, 1)); // inside `ç`: its start
     assert_eq!(position(text, 100), (3, 1));
+}
+
+#[test]
+fn pool_keys_take_units_names_and_refuse_nonsense_at_their_line() {
+    let p = parse_ok("max_root_bytes = \"none\"\n[publisher]\npool_classes = \"powers-of-two\"\nreserve_chunks = \"worst-case\"\nmax_pool_bytes = \"64 MiB\"\n").publisher();
+    assert_eq!(p.pool_classes.tails(), None);
+    assert_eq!(p.reserve_chunks, Some(usize::MAX));
+    assert_eq!(p.max_pool_bytes, Some(64 << 20));
+    assert_eq!(p.max_root_bytes, None);
+    for (text, size) in [
+        ("\"512MB\"", 512_000_000),
+        ("\"3KiB\"", 3072),
+        ("17", 17),
+        ("\"1TiB\"", 1 << 40),
+    ] {
+        let p = parse_ok(&format!("[publisher]\nmax_pool_bytes = {text}\n")).publisher();
+        assert_eq!(p.max_pool_bytes, Some(size), "{text}");
+    }
+    for n in [1u64, 4096, 3 << 20, 5 << 30, 12345] {
+        let text = format!("[publisher]\nmax_pool_bytes = \"{}\"\n", byte_size_text(n));
+        assert_eq!(parse_ok(&text).publisher().max_pool_bytes, Some(n));
+    }
+    for (text, needle) in [
+        ("[publisher]\nmax_pool_bytes = \"lots\"\n", "not a size"),
+        (
+            "[publisher]\nmax_pool_bytes = -1\n",
+            "not a number of bytes",
+        ),
+        (
+            "[publisher]\nmax_pool_bytes = \"99999999999TiB\"\n",
+            "not a size",
+        ),
+        ("[publisher]\nreserve_chunks = 0\n", "at least 1"),
+        ("[publisher]\nreserve_chunks = \"many\"\n", "worst-case"),
+        (
+            "[publisher]\npool_classes = \"fibonacci\"\n",
+            "powers-of-two",
+        ),
+        ("[publisher]\npool_classes = []\n", "1 to 16"),
+        ("[publisher]\npool_classes = [true]\n", "powers-of-two"),
+    ] {
+        let (line, column, reason) = parse_err(text);
+        assert_eq!(line, Some(2), "{text}: {reason}");
+        assert!(column.is_some(), "{text}");
+        assert!(reason.contains(needle), "{text}: {reason}");
+    }
 }

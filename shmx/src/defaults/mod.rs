@@ -25,6 +25,7 @@
 //!
 //! ```toml
 //! root = "/dev/shm/shmx-robot"     # where topics live (an absolute path)
+//! max_root_bytes = "1GiB"          # budget of every publisher's pool under the root
 //!
 //! [topic]                          # TopicConfig: used by whoever creates a topic
 //! mode = "0660"                    # octal string, or a TOML integer (0o660)
@@ -42,6 +43,9 @@
 //! overflow = "block"               # "drop-oldest", "block" or "fail"
 //! block_timeout = "100ms"          # a whole number and ns, us, ms or s; or "forever"
 //! max_tail_bytes = 0
+//! pool_classes = "powers-of-two"   # or the tails of the size classes: [4096, 65536]
+//! reserve_chunks = "auto"          # chunks a size class starts with; or "worst-case"
+//! max_pool_bytes = "256MiB"        # budget of one publisher's pool; or "none"
 //!
 //! [subscriber]                     # SubscriberConfig
 //! queue_depth = 64
@@ -100,6 +104,7 @@
 //! ```
 
 mod file;
+mod key;
 mod trust;
 
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
@@ -109,6 +114,8 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+use key::Key;
 
 /// The environment variable that names the defaults file (empty: none).
 pub const CONFIG_VAR: &str = "SHMX_CONFIG";
@@ -356,6 +363,21 @@ impl Defaults {
                 .block_timeout
                 .map_or_else(|| "forever".into(), file::duration_text),
             Key::MaxTailBytes => p.max_tail_bytes.to_string(),
+            Key::PoolClasses => match p.pool_classes.tails() {
+                None => "powers-of-two".into(),
+                Some(tails) => format!("{tails:?}"),
+            },
+            Key::ReserveChunks => match p.reserve_chunks {
+                None => "auto".into(),
+                Some(usize::MAX) => "worst-case".into(),
+                Some(n) => n.to_string(),
+            },
+            Key::MaxPoolBytes => p
+                .max_pool_bytes
+                .map_or_else(|| "none".into(), file::byte_size_text),
+            Key::MaxRootBytes => p
+                .max_root_bytes
+                .map_or_else(|| "none".into(), file::byte_size_text),
             Key::SubscriberQueueDepth => self.subscriber.queue_depth.to_string(),
         }
     }
@@ -486,73 +508,6 @@ fn private_dir(dir: &Path) -> bool {
     let euid = rustix::process::geteuid().as_raw();
     rustix::fs::stat(dir)
         .is_ok_and(|st| (st.st_uid == euid || st.st_uid == 0) && st.st_mode & 0o022 == 0)
-}
-
-/// The settings of the file, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Key {
-    Root,
-    Mode,
-    Group,
-    MaxPublishers,
-    MaxSubscribers,
-    MaxQueueDepth,
-    MaxHeld,
-    MaxHistory,
-    QueueDepth,
-    History,
-    MaxLoans,
-    Overflow,
-    BlockTimeout,
-    MaxTailBytes,
-    SubscriberQueueDepth,
-}
-
-impl Key {
-    const ALL: [Key; 15] = [
-        Key::Root,
-        Key::Mode,
-        Key::Group,
-        Key::MaxPublishers,
-        Key::MaxSubscribers,
-        Key::MaxQueueDepth,
-        Key::MaxHeld,
-        Key::MaxHistory,
-        Key::QueueDepth,
-        Key::History,
-        Key::MaxLoans,
-        Key::Overflow,
-        Key::BlockTimeout,
-        Key::MaxTailBytes,
-        Key::SubscriberQueueDepth,
-    ];
-
-    /// The key with its table: `topic.mode`.
-    fn name(self) -> &'static str {
-        match self {
-            Key::Root => "root",
-            Key::Mode => "topic.mode",
-            Key::Group => "topic.group",
-            Key::MaxPublishers => "topic.max_publishers",
-            Key::MaxSubscribers => "topic.max_subscribers",
-            Key::MaxQueueDepth => "topic.max_queue_depth",
-            Key::MaxHeld => "topic.max_held",
-            Key::MaxHistory => "topic.max_history",
-            Key::QueueDepth => "publisher.queue_depth",
-            Key::History => "publisher.history",
-            Key::MaxLoans => "publisher.max_loans",
-            Key::Overflow => "publisher.overflow",
-            Key::BlockTimeout => "publisher.block_timeout",
-            Key::MaxTailBytes => "publisher.max_tail_bytes",
-            Key::SubscriberQueueDepth => "subscriber.queue_depth",
-        }
-    }
-
-    /// The key as its table writes it: `mode`.
-    fn short(self) -> &'static str {
-        let name = self.name();
-        name.rsplit('.').next().unwrap_or(name)
-    }
 }
 
 /// An [`Error::Config`] that can be kept and handed out again (the cached result of

@@ -128,7 +128,7 @@ fn settings_say_where_each_value_comes_from() {
     let settings = d.settings();
     let keys: Vec<&str> = settings.iter().map(|s| s.key).collect();
     assert_eq!(keys.len(), Key::ALL.len());
-    assert_eq!(keys[..3], ["root", "topic.mode", "topic.group"]);
+    assert_eq!(keys[..3], ["root", "max_root_bytes", "topic.mode"]);
     let get = |key: &str| settings.iter().find(|s| s.key == key).unwrap().clone();
     let file = |line| Source::File {
         path: "/etc/shmx/shmx.toml".into(),
