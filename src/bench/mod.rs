@@ -154,6 +154,8 @@ pub trait Stream {
 pub static PING_PONG: &[&dyn PingPong] = &[
     &floor::Floor,
     &shmx_pingpong::SPIN,
+    &shmx_pingpong::FIXED,
+    &shmx_pingpong::GROWN,
     &shmx_pingpong::COPY,
     &shmx_pingpong::RECV,
     &shmx_pingpong::WAITSET,
@@ -172,6 +174,8 @@ pub static THROUGHPUT: &[&dyn Throughput] = &[
     &ring_floor::RING_FLOOR,
     &ring_floor::CHUNK_FLOOR,
     &throughput::SHMX_STREAM,
+    &throughput::SHMX_STREAM_FIXED,
+    &throughput::SHMX_STREAM_GROWN,
     &throughput::SHMX_BATCH,
     #[cfg(feature = "compare-iceoryx2")]
     &iceoryx2::Iceoryx2,

@@ -47,33 +47,56 @@ pub struct ShmxPingPong {
     wait: Wait,
     /// The subscribers copy each sample on take (`copy_on_take()`).
     copy: bool,
+    /// The publishers' `reserve_chunks` (`None`: the default, chosen by size).
+    reserve: Option<usize>,
 }
 
 /// shmx, both sides spinning on `take()` (id `shmx-spin`).
 pub static SPIN: ShmxPingPong = ShmxPingPong {
     wait: Wait::Spin,
     copy: false,
+    reserve: None,
 };
 /// shmx, both sides spinning on `take()` of subscribers that copy on take (id `shmx-copy`).
 pub static COPY: ShmxPingPong = ShmxPingPong {
     wait: Wait::Spin,
     copy: true,
+    reserve: None,
 };
 /// shmx, both sides blocking in `recv()` (id `shmx-recv`).
 pub static RECV: ShmxPingPong = ShmxPingPong {
     wait: Wait::Recv,
     copy: false,
+    reserve: None,
 };
 
 /// shmx, both sides waiting in a `WaitSet` (id `shmx-waitset`).
 pub static WAITSET: ShmxPingPong = ShmxPingPong {
     wait: Wait::WaitSet,
     copy: false,
+    reserve: None,
 };
 /// shmx, both sides waiting in `epoll` on `Subscriber::fd()` (id `shmx-epoll`).
 pub static EPOLL: ShmxPingPong = ShmxPingPong {
     wait: Wait::Epoll,
     copy: false,
+    reserve: None,
+};
+
+/// shmx, both sides spinning on `take()`, pools reserved whole up front as a fixed pool
+/// (`reserve_chunks(usize::MAX)`; id `shmx-fixed`): the reference of [`GROWN`].
+pub static FIXED: ShmxPingPong = ShmxPingPong {
+    wait: Wait::Spin,
+    copy: false,
+    reserve: Some(usize::MAX),
+};
+/// shmx, both sides spinning on `take()`, pools that start with one chunk and grow to the
+/// traffic (`reserve_chunks(1)`; id `shmx-grown`): the chunks in use lie in several
+/// segments, as in a pool that grew.
+pub static GROWN: ShmxPingPong = ShmxPingPong {
+    wait: Wait::Spin,
+    copy: false,
+    reserve: Some(1),
 };
 
 /// Id of [`SPIN`], the zero-copy reference of [`COPY`].
@@ -98,13 +121,21 @@ fn topic_config() -> TopicConfig {
     }
 }
 
-fn publisher<const N: usize>(root: &Path, topic: &str) -> Result<Publisher<[u8; N]>> {
-    Ok(Publisher::builder(topic)
+fn publisher<const N: usize>(
+    root: &Path,
+    topic: &str,
+    reserve: Option<usize>,
+) -> Result<Publisher<[u8; N]>> {
+    let builder = Publisher::builder(topic)
         .root(root)
         .queue_depth(QUEUE_DEPTH)
         .max_loans(MAX_LOANS)
-        .topic_config(topic_config())
-        .create()?)
+        .topic_config(topic_config());
+    Ok(match reserve {
+        Some(n) => builder.reserve_chunks(n),
+        None => builder,
+    }
+    .create()?)
 }
 
 fn subscriber<const N: usize>(root: &Path, topic: &str, copy: bool) -> Result<Subscriber<[u8; N]>> {
@@ -183,6 +214,8 @@ struct ShmxSession<const N: usize> {
 impl PingPong for ShmxPingPong {
     fn id(&self) -> &'static str {
         match (self.wait, self.copy) {
+            (Wait::Spin, false) if self.reserve == Some(1) => "shmx-grown",
+            (Wait::Spin, false) if self.reserve.is_some() => "shmx-fixed",
             (Wait::Spin, false) => SPIN_ID,
             (Wait::Spin, true) => COPY_ID,
             (Wait::Recv, _) => "shmx-recv",
@@ -193,6 +226,13 @@ impl PingPong for ShmxPingPong {
 
     fn describe(&self) -> &'static str {
         match (self.wait, self.copy) {
+            (Wait::Spin, false) if self.reserve == Some(1) => {
+                "shmx, receivers spinning on take(), pools grown from one chunk to the traffic \
+                 (chunks in several segments)"
+            }
+            (Wait::Spin, false) if self.reserve.is_some() => {
+                "shmx, receivers spinning on take(), pools reserved whole up front (a fixed pool)"
+            }
             (Wait::Spin, false) => "shmx, receivers spinning on take()",
             (Wait::Spin, true) => {
                 "shmx, receivers spinning on take() of copy_on_take() subscribers (each take \
@@ -210,7 +250,7 @@ impl PingPong for ShmxPingPong {
 
     fn start(&self, payload: usize, run: &RunDir) -> Result<Box<dyn Session>> {
         with_payload!(self.id(), payload, N => {
-            let ping = publisher::<N>(run.path(), PING)?;
+            let ping = publisher::<N>(run.path(), PING, self.reserve)?;
             let pong = subscriber::<N>(run.path(), PONG, self.copy)?;
             // The descriptor exists before the first take, so that a take that finds nothing
             // arms it.
@@ -240,14 +280,19 @@ impl PingPong for ShmxPingPong {
     }
 
     fn child(&self, env: &ChildEnv) -> Result<()> {
-        let (wait, copy) = (self.wait, self.copy);
-        with_payload!(self.id(), env.payload, N => child::<N>(wait, copy, &env.root))
+        let (wait, copy, reserve) = (self.wait, self.copy, self.reserve);
+        with_payload!(self.id(), env.payload, N => child::<N>(wait, copy, reserve, &env.root))
     }
 }
 
-fn child<const N: usize>(wait: Wait, copy: bool, root: &Path) -> Result<()> {
+fn child<const N: usize>(
+    wait: Wait,
+    copy: bool,
+    reserve: Option<usize>,
+    root: &Path,
+) -> Result<()> {
     let ping = subscriber::<N>(root, PING, copy)?;
-    let pong = publisher::<N>(root, PONG)?;
+    let pong = publisher::<N>(root, PONG, reserve)?;
     let mut waitset = WaitSet::new()?;
     if wait == Wait::WaitSet {
         waitset.attach(&ping)?;

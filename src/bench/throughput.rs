@@ -38,12 +38,30 @@ const FLUSH: u64 = 1 << 62;
 #[derive(Debug, Clone, Copy)]
 pub struct ShmxStream {
     batch: bool,
+    /// The stream publisher's `reserve_chunks` (`None`: the default, chosen by size).
+    reserve: Option<usize>,
 }
 
 /// `shmx-stream`: `loan_uninit`/`publish` and `take()`, a message at a time.
-pub const SHMX_STREAM: ShmxStream = ShmxStream { batch: false };
+pub const SHMX_STREAM: ShmxStream = ShmxStream {
+    batch: false,
+    reserve: None,
+};
 /// `shmx-batch`: [`Publisher::send_many`] of [`BATCH`] messages and [`Subscriber::drain`].
-pub const SHMX_BATCH: ShmxStream = ShmxStream { batch: true };
+pub const SHMX_BATCH: ShmxStream = ShmxStream {
+    batch: true,
+    reserve: None,
+};
+/// `shmx-stream-fixed`: as `shmx-stream`, the pool reserved whole up front (a fixed pool).
+pub const SHMX_STREAM_FIXED: ShmxStream = ShmxStream {
+    batch: false,
+    reserve: Some(usize::MAX),
+};
+/// `shmx-stream-grown`: as `shmx-stream`, the pool grown from one chunk to the traffic.
+pub const SHMX_STREAM_GROWN: ShmxStream = ShmxStream {
+    batch: false,
+    reserve: Some(1),
+};
 
 /// Messages per `send_many` call of `shmx-batch`.
 pub const BATCH: u64 = 64;
@@ -162,31 +180,43 @@ impl<const N: usize> ShmxSender<N> {
 
 impl Throughput for ShmxStream {
     fn id(&self) -> &'static str {
-        if self.batch {
-            "shmx-batch"
-        } else {
-            "shmx-stream"
+        match (self.batch, self.reserve) {
+            (true, _) => "shmx-batch",
+            (false, Some(1)) => "shmx-stream-grown",
+            (false, Some(_)) => "shmx-stream-fixed",
+            (false, None) => "shmx-stream",
         }
     }
 
     fn describe(&self) -> &'static str {
-        if self.batch {
-            "shmx, Overflow::Block, send_many() of 64 messages, subscribers spinning on drain()"
-        } else {
-            "shmx, Overflow::Block, subscribers spinning on take()"
+        match (self.batch, self.reserve) {
+            (true, _) => {
+                "shmx, Overflow::Block, send_many() of 64 messages, subscribers spinning on drain()"
+            }
+            (false, Some(1)) => {
+                "shmx, Overflow::Block, subscribers spinning on take(), pool grown from one chunk"
+            }
+            (false, Some(_)) => {
+                "shmx, Overflow::Block, subscribers spinning on take(), pool reserved whole (fixed)"
+            }
+            (false, None) => "shmx, Overflow::Block, subscribers spinning on take()",
         }
     }
 
     fn start(&self, payload: usize, subscribers: usize, run: &RunDir) -> Result<Box<dyn Stream>> {
         with_payload!(self.id(), payload, N => {
             let root = run.path();
-            let stream = Publisher::<[u8; N]>::builder(STREAM)
+            let builder = Publisher::<[u8; N]>::builder(STREAM)
                 .root(root)
                 .queue_depth(QUEUE_DEPTH)
                 .max_loans(2)
                 .overflow(Overflow::Block)
-                .topic_config(stream_topic(subscribers))
-                .create()?;
+                .topic_config(stream_topic(subscribers));
+            let stream = match self.reserve {
+                Some(n) => builder.reserve_chunks(n),
+                None => builder,
+            }
+            .create()?;
             let acks = Subscriber::<u64>::builder(ACK)
                 .root(root)
                 .queue_depth(ACK_DEPTH)
