@@ -181,12 +181,10 @@ impl PubCore {
         {
             count /= 2;
         }
-        // The root's budget, counted and taken with the root locked so that two publishers
-        // growing at once cannot both pass it.
-        let _lock = match self.limits.max_root_bytes {
-            Some(_) => Some(self.service.root().lock(self.service.trust())?),
-            None => None,
-        };
+        // Files are made with the root locked (a sweep removes the temporary files of
+        // creations it does not see under the lock), and the root's budget is counted and
+        // taken under it, so that two publishers growing at once cannot both pass it.
+        let _lock = self.service.root().lock(self.service.trust())?;
         let root = self.service.root();
         let trust = self.service.trust();
         self.limits.check_root(root, trust, topic, bytes(1))?;

@@ -601,7 +601,7 @@ impl PubCore {
         };
         drop(lock);
         let mut pool = Pool::new(limits.caps.len(), config.history > 0);
-        pool.add_segment(0, 0, segs.reserved_chunks() as usize);
+        pool.add_segment(0, segs.class_of_first(), segs.reserved_chunks() as usize);
         Ok(PubCore {
             _node: node,
             last_sweep: Cell::new(None),
@@ -654,16 +654,23 @@ impl PubCore {
         let Some(limits) = grow::Limits::new(worst, caps, top_stride, config) else {
             return Ok(None);
         };
-        let Some(first_stride) = crate::data::stride(limits.caps[0], align) else {
+        // Segment 0 holds the smallest class; a fixed pool (the worst case up front) the
+        // largest, which `loan()` takes, with every chunk the limits allow.
+        let class = match config.reserve_chunks {
+            Some(usize::MAX) => limits.caps.len() - 1,
+            _ => 0,
+        };
+        let Some(first_stride) = crate::data::stride(limits.caps[class], align) else {
             return Ok(None);
         };
         let count = limits.reserve(first_stride);
-        let Some(bytes) = crate::data::segment_bytes(count, limits.caps[0], align) else {
+        let Some(bytes) = crate::data::segment_bytes(count, limits.caps[class], align) else {
             return Ok(None);
         };
         limits.check_pool(service.topic(), 0, bytes as u64)?;
         limits.check_root(root, trust, service.topic(), bytes as u64)?;
-        match Segments::create(service, &limits.caps, count, (fingerprint, inc, align)) {
+        let first = (class, count);
+        match Segments::create(service, &limits.caps, first, (fingerprint, inc, align)) {
             Some(segs) => Ok(Some((limits, segs?))),
             None => Ok(None),
         }
@@ -725,10 +732,16 @@ impl PubCore {
                             Some(c) => c,
                             None => {
                                 // The traffic needs more chunks of this class than it has.
-                                self.grow(st, class)?;
-                                st.pool
-                                    .alloc(class, &st.segs)
-                                    .ok_or_else(|| self.topic_err_pool_in(st))?
+                                match self.grow(st, class) {
+                                    Ok(()) => st
+                                        .pool
+                                        .alloc(class, &st.segs)
+                                        .ok_or_else(|| self.topic_err_pool_in(st))?,
+                                    // At a limit: a free chunk of a larger class will do.
+                                    Err(e) => (class + 1..st.segs.classes.len())
+                                        .find_map(|c| st.pool.alloc(c, &st.segs))
+                                        .ok_or(e)?,
+                                }
                             }
                         }
                     }

@@ -25,17 +25,19 @@ pub(crate) struct Segments {
     pub classes: Vec<Class>,
     /// The generation the next new segment gets.
     next_generation: u64,
+    /// The class of segment 0.
+    first_class: usize,
     fingerprint: u64,
     incarnation: u64,
     align: usize,
 }
 
 impl Segments {
-    /// Creates segment 0 with `count` chunks of class 0 of `classes` (payload capacities).
+    /// Creates segment 0 with `count` chunks of class `class` of `caps` (payload capacities).
     pub(crate) fn create(
         service: &Service,
         caps: &[usize],
-        count: usize,
+        (class, count): (usize, usize),
         (fingerprint, incarnation, align): (u64, u64, usize),
     ) -> Option<Result<Segments>> {
         let classes = caps
@@ -48,13 +50,13 @@ impl Segments {
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        let geo = Geometry::new(count, classes[0].capacity, align)?;
+        let geo = Geometry::new(count, classes.get(class)?.capacity, align)?;
         let id = SegmentId {
             fingerprint,
             incarnation,
             segment: 0,
             generation: 1,
-            class: 0,
+            class,
         };
         Some(DataSegment::create(service, geo, id).map(|seg0| {
             for (c, class) in classes.iter().enumerate() {
@@ -62,7 +64,7 @@ impl Segments {
                 rec.capacity.store(class.capacity as u64, Ordering::Relaxed);
                 rec.stride.store(class.stride as u64, Ordering::Relaxed);
             }
-            seg0.class_record(0)
+            seg0.class_record(class)
                 .chunks
                 .store(count as u64, Ordering::Relaxed);
             seg0.segment_word(0).store(1, Ordering::Release);
@@ -70,6 +72,7 @@ impl Segments {
                 segs: vec![Some(seg0)],
                 classes,
                 next_generation: 2,
+                first_class: class,
                 fingerprint,
                 incarnation,
                 align,
@@ -179,6 +182,11 @@ impl Segments {
             .flatten()
             .map(|s| s.geometry().total_len as u64)
             .sum()
+    }
+
+    /// The class of segment 0.
+    pub(crate) fn class_of_first(&self) -> usize {
+        self.first_class
     }
 
     /// Chunks in every segment.
