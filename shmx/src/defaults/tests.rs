@@ -188,6 +188,9 @@ fn the_example_file_of_the_readme_is_valid_and_means_what_it_says() {
     assert_eq!(d.file_root(), Some(Path::new("/dev/shm/shmx-robot")));
     assert_eq!((d.topic().mode, d.topic().group), (0o660, Some(1001)));
     assert_eq!(d.publisher().overflow, Overflow::Block);
+    assert_eq!(d.publisher().max_pool_bytes, Some(256 << 20));
+    assert_eq!(d.publisher().max_root_bytes, Some(1 << 30));
+    assert_eq!(d.publisher().reserve_chunks, None);
     assert!(
         d.settings()
             .iter()
