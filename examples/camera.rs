@@ -20,8 +20,9 @@
 //!   the pattern (without reading the frame back), the subscriber sums every pixel byte it
 //!   received and compares;
 //! - a small pool for big chunks: one subscriber, queue depth 4, one loan, one held sample:
-//!   6 chunks of ~6 MB, the pool formula `max_subscribers × (queue_depth + max_held +
-//!   history) + history + max_loans`;
+//!   at most 6 chunks of ~6 MB (the worst case `max_subscribers × (queue_depth + max_held +
+//!   history) + history + max_loans`), of which the pool reserves only what the traffic
+//!   needs (it starts with two and grows);
 //! - `Overflow::Block`: every frame arrives (`sample.sequence()` would reveal a gap);
 //! - the one-way latency of each frame, from a `CLOCK_MONOTONIC` stamp written just before
 //!   `publish()` to the subscriber's clock reading right after `recv_timeout()` returns

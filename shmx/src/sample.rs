@@ -92,7 +92,9 @@ impl<'p, T: ShmMessage> SampleMut<'p, T> {
         self.tail_used.get()
     }
 
-    /// Bytes the chunk's tail holds in all (the publisher's `max_tail_bytes`, rounded up).
+    /// Bytes the chunk's tail holds in all: those of its size class (for a sample of
+    /// [`loan`](crate::Publisher::loan), the publisher's `max_tail_bytes`, rounded up; for
+    /// one of [`loan_with_tail`](crate::Publisher::loan_with_tail), at least what it asked).
     pub fn tail_capacity(&self) -> usize {
         self.core.payload(self.chunk).1 - size_of::<T>()
     }
