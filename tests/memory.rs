@@ -9,17 +9,14 @@
 //! (their allocated blocks: what shared memory holds), so no test sleeps and hopes. Every test
 //! ends by checking that its root is empty once every process has exited (or was reclaimed).
 //!
-//! # A race
+//! # A race, fixed
 //!
-//! A publisher adds a segment file without the root lock (unless it has a `max_root_bytes`
-//! budget), under a temporary name `.tmp.<pid>.<n>` that it then links into place; a sweep
-//! (which any participant of the topic runs, with the root lock, when it opens the topic or
-//! after a long wait) removes every `.tmp.*` file of the topic's directory, on the belief
-//! that no file is being created meanwhile. A sweep in that window makes the loan fail with
-//! `data.<inc>.<k>: No such file or directory`. `growth_survives_concurrent_sweeps` shows it
-//! (ignored until the library is fixed); the other tests keep every other participant of a
-//! topic from sweeping it while its pool grows: their subscribers poll instead of sleeping,
-//! or start receiving only once the pool has grown.
+//! A publisher adds a segment file under a temporary name `.tmp.<pid>.<n>` that it then links
+//! into place; a sweep (which any participant runs, with the root lock, when it opens the
+//! topic or after a long wait) removes every `.tmp.*` file of the topic's directory. Growth
+//! made its file without the root lock at first, and a sweep in that window made the loan
+//! fail with `data.<inc>.<k>: No such file or directory`; now it holds the lock.
+//! `growth_survives_concurrent_sweeps` keeps it so.
 
 mod common;
 
@@ -1163,17 +1160,14 @@ fn killed_publisher_with_grown_pool_is_cleaned() {
 }
 
 /// A publisher grows its pool (and gives the segment back) over and over while another
-/// process opens the topic over and over: every loan must succeed. Today a sweep removes
-/// the temporary file of a segment being added (see "A race" in the module docs), and a loan
-/// fails with `data.<inc>.<k>: No such file or directory`.
+/// process opens the topic over and over: every loan must succeed (a sweep once removed the
+/// temporary file of a segment being added: see "A race" in the module docs).
 #[test]
-#[ignore = "library bug: a sweep removes the temporary file of a segment a publisher is adding \
-            (service/sweep.rs removes every .tmp.* file; publisher growth holds no root lock)"]
 fn growth_survives_concurrent_sweeps() {
     let root = Root::new();
     let mut publisher = Proc::spawn(
         "publisher",
-        "churn-pub topic=churn rounds=1000",
+        "churn-pub topic=churn rounds=300",
         root.path(),
     );
     publisher.expect("ready");
