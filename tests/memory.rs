@@ -1165,11 +1165,7 @@ fn killed_publisher_with_grown_pool_is_cleaned() {
 #[test]
 fn growth_survives_concurrent_sweeps() {
     let root = Root::new();
-    let mut publisher = Proc::spawn(
-        "publisher",
-        "churn-pub topic=churn rounds=300",
-        root.path(),
-    );
+    let mut publisher = Proc::spawn("publisher", "churn-pub topic=churn rounds=300", root.path());
     publisher.expect("ready");
     let mut sweeper = Proc::spawn("sweeper", "sweeper topic=churn", root.path());
     sweeper.expect("sweeping");

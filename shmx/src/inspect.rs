@@ -165,7 +165,7 @@ fn describe(root: &Root, service: &Service) -> TopicInfo {
                     chunks,
                     in_use: in_use.min(chunks),
                     segments: mine.clone().count() as u64,
-                    reserved_bytes: mine.map(|f| f.allocated).sum(),
+                    reserved_bytes: mine.fold(0u64, |sum, f| sum.saturating_add(f.allocated)),
                 }
             })
             .collect();
@@ -185,13 +185,14 @@ fn describe(root: &Root, service: &Service) -> TopicInfo {
             published: s.published.load(Ordering::Relaxed),
             chunks_in_use,
             chunk_bytes,
-            reserved_bytes: files.iter().map(|f| f.allocated).sum(),
+            reserved_bytes: files
+                .iter()
+                .fold(0u64, |sum, f| sum.saturating_add(f.allocated)),
             used_bytes: match classes.len() {
                 0 | 1 => chunks_in_use.saturating_mul(chunk_bytes),
-                _ => classes
-                    .iter()
-                    .map(|c| c.in_use.saturating_mul(c.chunk_bytes))
-                    .sum(),
+                _ => classes.iter().fold(0u64, |sum, c| {
+                    sum.saturating_add(c.in_use.saturating_mul(c.chunk_bytes))
+                }),
             },
             classes,
         });

@@ -135,7 +135,9 @@ pub(crate) fn segment_files(service: &Service, inc: u64) -> Vec<SegmentFile> {
             && p.segment as usize == k
             && p.chunk_stride > 0
             && p.class < MAX_CLASSES as u64
-            && p.chunk_count.checked_mul(p.chunk_stride) <= Some(file_len);
+            && p.chunk_count
+                .checked_mul(p.chunk_stride)
+                .is_some_and(|n| n <= file_len);
         if !sound {
             continue;
         }

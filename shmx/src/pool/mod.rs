@@ -167,7 +167,12 @@ struct ClassFree {
 const NO_CLASS: u8 = u8::MAX;
 
 pub(crate) struct Pool {
-    /// The state of each chunk, by segment number and place.
+    /// The state of each chunk of segment 0, by place (apart: the hot path's common case).
+    states0: Box<[ChunkState]>,
+    /// The class of segment 0.
+    class0: usize,
+    /// The state of each chunk of the other segments, by segment number and place
+    /// (`states[0]` is always empty).
     states: Vec<Box<[ChunkState]>>,
     /// The class of each segment number's segment ([`NO_CLASS`]: none).
     seg_class: Vec<u8>,
@@ -182,6 +187,8 @@ impl Pool {
     /// An empty pool of `classes` size classes.
     pub(crate) fn new(classes: usize, pins_possible: bool) -> Pool {
         Pool {
+            states0: Box::new([]),
+            class0: 0,
             states: Vec::new(),
             seg_class: Vec::new(),
             classes: (0..classes).map(|_| ClassFree::default()).collect(),
@@ -199,10 +206,16 @@ impl Pool {
             self.seg_class.resize(k + 1, NO_CLASS);
         }
         assert!(
-            self.states[k].is_empty(),
+            self.seg_class[k] == NO_CLASS,
             "segment {k} is in the pool already"
         );
-        self.states[k] = vec![ChunkState::default(); count].into_boxed_slice();
+        let fresh = vec![ChunkState::default(); count].into_boxed_slice();
+        if k == 0 {
+            self.states0 = fresh;
+            self.class0 = class;
+        } else {
+            self.states[k] = fresh;
+        }
         self.seg_class[k] = class as u8;
         let cf = &mut self.classes[class];
         cf.chunks += count;
@@ -215,7 +228,8 @@ impl Pool {
     /// removes its chunks from the free lists and returns `true` (the caller then drops the
     /// segment). Otherwise changes nothing it would need back and returns `false`.
     pub(crate) fn retire(&mut self, k: usize, segs: &impl ChunkAccess) -> bool {
-        let Some(&class) = self.seg_class.get(k) else {
+        // Segment 0 stays as long as the publisher.
+        let Some(&class) = self.seg_class.get(k).filter(|_| k > 0) else {
             return false;
         };
         if class == NO_CLASS || !self.states[k].iter().all(|s| s.is_free()) {
@@ -292,6 +306,9 @@ impl Pool {
     #[inline(always)]
     fn state(&mut self, c: u32) -> Option<&mut ChunkState> {
         let (k, i) = split(c as usize);
+        if k == 0 {
+            return self.states0.get_mut(i);
+        }
         self.states.get_mut(k)?.get_mut(i)
     }
 
@@ -306,11 +323,14 @@ impl Pool {
     #[inline(always)]
     fn push_free(&mut self, c: u32) {
         let k = split(c as usize).0;
-        if let Some(cf) = self
-            .seg_class
-            .get(k)
-            .and_then(|&class| self.classes.get_mut(class as usize))
-        {
+        let class = match k {
+            0 => self.class0,
+            _ => match self.seg_class.get(k) {
+                Some(&class) => class as usize,
+                None => return,
+            },
+        };
+        if let Some(cf) = self.classes.get_mut(class) {
             cf.free.push(c);
         }
     }
@@ -378,7 +398,13 @@ impl Pool {
 
     /// Subscriber bit `bit` is gone: every chunk it held comes back.
     pub(crate) fn forget_holder(&mut self, bit: u64) {
-        for k in 0..self.states.len() {
+        for i in 0..self.states0.len() {
+            if self.states0[i].holders & bit != 0 {
+                self.states0[i].holders &= !bit;
+                self.maybe_free(join(0, i));
+            }
+        }
+        for k in 1..self.states.len() {
             for i in 0..self.states[k].len() {
                 if self.states[k][i].holders & bit != 0 {
                     self.states[k][i].holders &= !bit;
@@ -391,10 +417,10 @@ impl Pool {
     /// Chunks not ready to be loaned (without taking back returns first).
     #[inline]
     pub(crate) fn in_use(&self) -> usize {
-        self.classes
-            .iter()
-            .map(|cf| cf.chunks - cf.free.len())
-            .sum()
+        match &self.classes[..] {
+            [only] => only.chunks - only.free.len(),
+            all => all.iter().map(|cf| cf.chunks - cf.free.len()).sum(),
+        }
     }
 
     /// Chunks of class `class` in the pool, and how many of them are not free.
@@ -418,7 +444,11 @@ impl Pool {
             st.free += cf.free.len() + cf.deferred.len();
             st.pinned += cf.deferred.len();
         }
-        for c in self.states.iter().flat_map(|s| s.iter()) {
+        for c in self
+            .states0
+            .iter()
+            .chain(self.states.iter().flat_map(|s| s.iter()))
+        {
             st.loaned += (c.flags & LOANED != 0) as usize;
             st.history += (c.flags & IN_HISTORY != 0) as usize;
             st.delivered += (c.holders != 0) as usize;

@@ -27,7 +27,7 @@ pub(super) struct Limits {
     /// topic's limits (what a fixed pool reserved).
     pub worst_chunks: usize,
     /// Bytes of chunks the whole pool may have: the worst case of a fixed pool of the
-    /// largest class.
+    /// largest class (and segment 0, if it holds a smaller class).
     pub worst_bytes: u64,
     reserve: Option<usize>,
     max_pool_bytes: Option<u64>,
@@ -132,7 +132,11 @@ impl PubCore {
     #[inline(never)]
     pub(super) fn grow(&self, st: &mut PubState, class: usize) -> Result<()> {
         match self.try_grow(st, class) {
-            Err(e @ (Error::PoolExhausted { .. } | Error::BudgetExceeded { .. })) => {
+            Err(
+                e @ (Error::PoolExhausted { .. }
+                | Error::BudgetExceeded { .. }
+                | Error::OutOfSpace { .. }),
+            ) => {
                 if self.shrink_in(st) == 0 {
                     return Err(e);
                 }
@@ -166,7 +170,12 @@ impl PubCore {
         }
         // At most half the room left, so that one class never takes what the others may
         // need later: the room shrinks geometrically and runs out only chunk by chunk.
-        let mut count = self.limits.reserve(stride).max(have).min((room / 2).max(1));
+        let mut count = self
+            .limits
+            .reserve(stride)
+            .max(have)
+            .min((room / 2).max(1))
+            .min(MAX_SEGMENT_CHUNKS);
         let bytes = |n: usize| {
             segment_bytes(n, capacity, self.service.type_facts().2).map_or(u64::MAX, |b| b as u64)
         };
@@ -251,8 +260,10 @@ impl PubCore {
                 .pub_slot(self.slot)
                 .chunk_count
                 .store(st.pool.total() as u64, crate::sync::Ordering::Relaxed);
-            // Subscribers that mapped a segment given back let go of it on their next look.
+            // Subscribers that mapped a segment given back let go of it on their next look,
+            // which those asleep take now.
             self.service.bump_generation();
+            self.service.notify_subscribers();
         }
         given
     }

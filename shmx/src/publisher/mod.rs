@@ -437,10 +437,12 @@ impl<T: ShmMessage> PublisherBuilder<T> {
         self.config.topic = topic;
         self
     }
-    /// Bytes in each chunk after the message, for the data of its relative pointers
+    /// Bytes after the message, at most, for the data of its relative pointers
     /// ([`RelSlice`](crate::RelSlice), [`RelStr`](crate::RelStr)); default 0, or the defaults
-    /// file's. Every chunk of
-    /// the pool has this room, and a sample is published with the part it used.
+    /// file's. The chunks of the largest size class have this room (those of
+    /// [`loan`](Publisher::loan)); smaller classes hold less (see
+    /// [`loan_with_tail`](Publisher::loan_with_tail)). A sample is published with the part it
+    /// used.
     pub fn max_tail_bytes(mut self, bytes: usize) -> Self {
         self.config.max_tail_bytes = bytes;
         self
@@ -651,7 +653,7 @@ impl PubCore {
         let Some(top_stride) = caps.last().and_then(|&c| crate::data::stride(c, align)) else {
             return Ok(None);
         };
-        let Some(limits) = grow::Limits::new(worst, caps, top_stride, config) else {
+        let Some(mut limits) = grow::Limits::new(worst, caps, top_stride, config) else {
             return Ok(None);
         };
         // Segment 0 holds the smallest class; a fixed pool (the worst case up front) the
@@ -669,6 +671,13 @@ impl PubCore {
         };
         limits.check_pool(service.topic(), 0, bytes as u64)?;
         limits.check_root(root, trust, service.topic(), bytes as u64)?;
+        if class != limits.caps.len() - 1 {
+            // Segment 0's small chunks come on top of the worst case of the largest class,
+            // so that `loan()` alone can still reach it.
+            limits.worst_bytes = limits
+                .worst_bytes
+                .saturating_add((count * first_stride) as u64);
+        }
         let first = (class, count);
         match Segments::create(service, &limits.caps, first, (fingerprint, inc, align)) {
             Some(segs) => Ok(Some((limits, segs?))),

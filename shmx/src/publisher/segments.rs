@@ -20,7 +20,11 @@ pub(crate) struct Class {
 
 /// The segments of one publisher, by number. Segment 0 always exists.
 pub(crate) struct Segments {
-    segs: Vec<Option<DataSegment>>,
+    /// Segment 0, apart: most chunks of most topics are there (the hot path finds them
+    /// without going through `more`).
+    seg0: DataSegment,
+    /// The segments the pool grew, by number (`more[0]` is always `None`).
+    more: Vec<Option<DataSegment>>,
     /// The size classes, smallest first.
     pub classes: Vec<Class>,
     /// The generation the next new segment gets.
@@ -69,7 +73,8 @@ impl Segments {
                 .store(count as u64, Ordering::Relaxed);
             seg0.segment_word(0).store(1, Ordering::Release);
             Segments {
-                segs: vec![Some(seg0)],
+                seg0,
+                more: Vec::new(),
                 classes,
                 next_generation: 2,
                 first_class: class,
@@ -80,19 +85,35 @@ impl Segments {
         }))
     }
 
+    /// The segment of chunk `c`, one the pool handed out (every such chunk is in a segment:
+    /// the pool and the segments grow and shrink together; peers' indices never come here
+    /// unchecked, see `Pool::give_back`).
     #[inline(always)]
     fn seg(&self, c: u32) -> &DataSegment {
-        match self.segs.get(split(c as usize).0) {
+        let k = split(c as usize).0;
+        if k == 0 {
+            return &self.seg0;
+        }
+        self.grown(k)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grown(&self, k: usize) -> &DataSegment {
+        match self.more.get(k) {
             Some(Some(s)) => s,
-            _ => panic!("chunk {c:#x} is in no segment of this publisher"),
+            _ => panic!("segment {k} is not one of this publisher's"),
         }
     }
 
     /// Segment 0 (the one with the tables).
     fn seg0(&self) -> &DataSegment {
-        self.segs[0]
-            .as_ref()
-            .expect("segment 0 lives as long as the publisher")
+        &self.seg0
+    }
+
+    /// Every segment.
+    fn all(&self) -> impl Iterator<Item = &DataSegment> {
+        std::iter::once(&self.seg0).chain(self.more.iter().flatten())
     }
 
     /// First payload byte of chunk `c` (one the pool handed out).
@@ -112,7 +133,9 @@ impl Segments {
     #[inline(always)]
     pub(crate) fn prefetch(&self, c: u32, own: bool) {
         let (k, i) = split(c as usize);
-        if let Some(Some(s)) = self.segs.get(k) {
+        if k == 0 {
+            self.seg0.prefetch_chunk(i, own);
+        } else if let Some(Some(s)) = self.more.get(k) {
             s.prefetch_chunk(i, own);
         }
     }
@@ -127,12 +150,13 @@ impl Segments {
         class: usize,
         count: usize,
     ) -> Result<Option<usize>> {
-        let Some(k) = (1..MAX_SEGMENTS).find(|&k| self.segs.get(k).is_none_or(Option::is_none))
+        let Some(k) = (1..MAX_SEGMENTS).find(|&k| self.more.get(k).is_none_or(Option::is_none))
         else {
             return Ok(None);
         };
-        let geo = Geometry::new(count, self.classes[class].capacity, self.align)
-            .expect("class geometries were checked when the pool was made");
+        let Some(geo) = Geometry::new(count, self.classes[class].capacity, self.align) else {
+            return Ok(None); // more chunks than a segment holds: the caller asks for fewer
+        };
         let id = SegmentId {
             fingerprint: self.fingerprint,
             incarnation: self.incarnation,
@@ -147,10 +171,10 @@ impl Segments {
             .remove_file(&segment_file_name(self.incarnation, k));
         let seg = DataSegment::create(service, geo, id)?;
         self.next_generation += 1;
-        if self.segs.len() <= k {
-            self.segs.resize_with(k + 1, || None);
+        if self.more.len() <= k {
+            self.more.resize_with(k + 1, || None);
         }
-        self.segs[k] = Some(seg);
+        self.more[k] = Some(seg);
         // Listed before any ring entry names one of its chunks: a subscriber that pops such
         // an entry (Acquire, pairing with the push's Release) finds the segment listed.
         self.seg0()
@@ -165,7 +189,7 @@ impl Segments {
         if k == 0 {
             return;
         }
-        if let Some(slot) = self.segs.get_mut(k) {
+        if let Some(slot) = self.more.get_mut(k) {
             if slot.take().is_some() {
                 self.seg0().segment_word(k).store(0, Ordering::Release);
                 service
@@ -177,11 +201,7 @@ impl Segments {
 
     /// Bytes of shared memory the segments take (their files' lengths).
     pub(crate) fn reserved_bytes(&self) -> u64 {
-        self.segs
-            .iter()
-            .flatten()
-            .map(|s| s.geometry().total_len as u64)
-            .sum()
+        self.all().map(|s| s.geometry().total_len as u64).sum()
     }
 
     /// The class of segment 0.
@@ -191,26 +211,21 @@ impl Segments {
 
     /// Chunks in every segment.
     pub(crate) fn reserved_chunks(&self) -> u64 {
-        self.segs
-            .iter()
-            .flatten()
-            .map(|s| s.geometry().chunk_count as u64)
-            .sum()
+        self.all().map(|s| s.geometry().chunk_count as u64).sum()
     }
 
     /// Bytes of shared memory segment `k` takes (0 if there is none).
     pub(crate) fn segment_bytes(&self, k: usize) -> u64 {
-        match self.segs.get(k) {
-            Some(Some(s)) => s.geometry().total_len as u64,
+        match (k, self.more.get(k)) {
+            (0, _) => self.seg0.geometry().total_len as u64,
+            (_, Some(Some(s))) => s.geometry().total_len as u64,
             _ => 0,
         }
     }
 
     /// Bytes of the chunks alone (for the worst case: what a fixed pool would take).
     pub(crate) fn chunk_bytes(&self) -> u64 {
-        self.segs
-            .iter()
-            .flatten()
+        self.all()
             .map(|s| (s.geometry().chunk_count * s.geometry().chunk_stride) as u64)
             .sum()
     }

@@ -122,9 +122,7 @@ impl SubCore {
                     return match self.take_queued::<T>(st, p, held, ptr) {
                         // One out, one in, of another segment of the pool: the counts move.
                         Step::Next if held.view as usize != view => {
-                            if let Some(Some(vs)) = st.views.get_mut(view) {
-                                vs.held -= 1;
-                            }
+                            uncount(&mut st.views, view);
                             if let Some(Some(vs)) = st.views.get_mut(held.view as usize) {
                                 vs.held += 1;
                             }
@@ -132,12 +130,9 @@ impl SubCore {
                         }
                         Step::Next => Step::Next, // one out, one in
                         other => {
-                            // Only given back: as `release_in` counts it (the view is the
-                            // live one of the connection, so it stays mapped).
+                            // Only given back: as `release_in` counts it.
                             st.held -= 1;
-                            if let Some(Some(vs)) = st.views.get_mut(view) {
-                                vs.held -= 1;
-                            }
+                            uncount(&mut st.views, view);
                             other
                         }
                     };
@@ -205,5 +200,18 @@ impl SubCore {
             return Next::Empty;
         }
         self.take_from::<T>(st, p)
+    }
+}
+
+/// One sample of view `view` less is out: a view the connection let go of meanwhile (the
+/// taking of the next sample can map a segment again, see `segments`) goes with its last.
+fn uncount(views: &mut [Option<super::ViewSlot>], view: usize) {
+    if let Some(place) = views.get_mut(view) {
+        if let Some(vs) = place.as_mut() {
+            vs.held -= 1;
+            if !vs.live && vs.held == 0 {
+                *place = None;
+            }
+        }
     }
 }

@@ -368,7 +368,12 @@ impl SubCore {
                 self.map_segment(conn, views, split(chunk).0);
             }
             let Some((view, loc, i)) = conn.locate(chunk) else {
-                continue; // in no segment the publisher lists: never touch it, never return it
+                // In no segment the publisher lists, or one that could not be mapped: never
+                // touch it, but give it back (the publisher takes back only a chunk it gave
+                // us, so a forged entry costs nothing, and a chunk of a segment we failed to
+                // map is not lost to the pool).
+                self.give_back(conn, p, entry, unreturned);
+                continue;
             };
             // SAFETY: `loc` belongs to `views[view]`, mapped while `conn` lists it.
             let Some((header, payload)) = (unsafe { loc.chunk(i) }) else {
