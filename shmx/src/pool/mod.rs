@@ -430,6 +430,13 @@ impl Pool {
         })
     }
 
+    /// Free chunks of class `class` (ready to be loaned, or pinned).
+    pub(crate) fn free_count(&self, class: usize) -> usize {
+        self.classes
+            .get(class)
+            .map_or(0, |cf| cf.free.len() + cf.deferred.len())
+    }
+
     /// Chunks in the pool, of every class.
     pub(crate) fn total(&self) -> usize {
         self.classes.iter().map(|cf| cf.chunks).sum()

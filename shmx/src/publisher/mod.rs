@@ -94,6 +94,8 @@ struct PubState {
     segs: Segments,
     /// The class of the last loan: the one whose next chunk is announced and prefetched.
     class: usize,
+    /// Classes (bit per class) that could not grow for headroom (see `keep_headroom`).
+    no_headroom: u64,
     /// Loans since returned chunks were last taken back.
     since_collect: usize,
     /// Every connected subscriber allows the light barrier (see `event`).
@@ -611,6 +613,7 @@ impl PubCore {
                 pool,
                 segs,
                 class: limits.caps.len() - 1,
+                no_headroom: 0,
                 since_collect: 0,
                 light: false,
                 loans: 0,
@@ -732,7 +735,10 @@ impl PubCore {
                 self.refresh(st);
                 self.collect(st);
                 match st.pool.alloc(class, &st.segs) {
-                    Some(c) => c,
+                    Some(c) => {
+                        self.keep_headroom(st, class);
+                        c
+                    }
                     None => {
                         // Maybe a dead subscriber holds chunks: reclaim, then look again.
                         self.service.sweep_now(&self.last_sweep);
