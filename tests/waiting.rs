@@ -294,9 +294,12 @@ fn stress(n: u64, via: &str) {
         Some(&*n.to_string()),
         "{line}"
     );
-    // A descriptor readable with nothing to take is cleared by the take that finds nothing:
-    // never twice in a row (else the loop would spin until the next sample).
-    assert!(field(&line, "max_idle") <= 1, "{line} (seed {seed})");
+    // A descriptor readable with nothing to take is cleared by the take that finds nothing,
+    // so idle wake-ups come alone, or, rarely, two in a row: a publisher that takes the arm
+    // while `spin()` takes it back sends a datagram the loop may meet after a first idle
+    // wake-up (seen in about one run of 15, before and after pools grew, 2026-12-03). A
+    // loop that spun until the next sample would show hundreds.
+    assert!(field(&line, "max_idle") <= 2, "{line} (seed {seed})");
     assert_eq!(publisher.expect("sent"), n.to_string());
     publisher.succeed();
     sub.succeed();
