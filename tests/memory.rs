@@ -20,6 +20,7 @@
 
 mod common;
 
+use common::rng::XorShift;
 use common::{await_parent, emit, poll, Proc, Role, Root, DEADLINE};
 use shmx::{
     Overflow, Publisher, PublisherConfig, RelSlice, Sample, ShmMessage, Subscriber, TopicConfig,
@@ -96,41 +97,11 @@ const PERIOD: usize = 4093;
 /// Seed of the pattern, the sizes and the places checked (printed in failure messages).
 const SEED: u64 = 0x5eed_0f6a_110c_8d42;
 
-/// xorshift64*: small, fast and good enough for contents, sizes and places.
-struct XorShift(u64);
-
-impl XorShift {
-    /// A generator for stream `stream` of `seq`, decorrelated by splitmix64.
-    fn new(seq: u64, stream: u64) -> XorShift {
-        let mut z = SEED
-            ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ stream.wrapping_mul(0xd1b5_4a32_d192_ed03);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        XorShift(if z == 0 { 1 } else { z })
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// [`PERIOD`] random bytes, twice in a row (so that any rotation is one slice of it).
 fn pattern() -> &'static [u8] {
     static PATTERN: OnceLock<Vec<u8>> = OnceLock::new();
     PATTERN.get_or_init(|| {
-        let mut rng = XorShift::new(0, 0);
+        let mut rng = XorShift::new(SEED, 0, 0);
         let mut p: Vec<u8> = (0..PERIOD).map(|_| rng.next() as u8).collect();
         p.extend_from_within(..);
         p
@@ -191,7 +162,7 @@ fn check_all(what: &str, buf: &[u8], offset: usize) {
 /// `seq` against contents with rotation `offset`.
 #[track_caller]
 fn check_spots(what: &str, seq: u64, buf: &[u8], offset: usize) {
-    let mut rng = XorShift::new(seq, 7);
+    let mut rng = XorShift::new(SEED, seq, 7);
     let places = [0, buf.len() - 1]
         .into_iter()
         .chain((0..SPOTS).map(|_| rng.below(buf.len())));
@@ -213,7 +184,7 @@ fn blob_len(seq: u64) -> usize {
         1 => MIN_BLOB,
         2 => MAX_BLOB,
         _ => {
-            let mut rng = XorShift::new(seq, 3);
+            let mut rng = XorShift::new(SEED, seq, 3);
             let low = 1usize << (10 + rng.below(13));
             (low + rng.below(low)).min(MAX_BLOB)
         }

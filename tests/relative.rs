@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::rng::XorShift;
 use common::{await_parent, emit, poll, Proc, Role, Root, DEADLINE};
 use shmx::{Error, Overflow, Publisher, RelSlice, RelStr, ShmMessage, Subscriber, TopicConfig};
 use std::fs::OpenOptions;
@@ -42,46 +43,6 @@ const MAX_LABEL: usize = 64;
 const MAX_DATA: usize = TAIL - MAX_LABEL;
 /// Seed of the random sizes and contents (printed in every failure message).
 const SEED: u64 = 0x5eed_cafe_f00d_1234;
-
-/// xorshift64*: small, fast and good enough to make contents that differ everywhere.
-struct XorShift(u64);
-
-impl XorShift {
-    /// A generator for stream `stream` of sample `seq`, decorrelated by splitmix64.
-    fn new(seed: u64, seq: u64, stream: u64) -> XorShift {
-        let mut z = seed
-            ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ stream.wrapping_mul(0xd1b5_4a32_d192_ed03);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        XorShift(if z == 0 { 1 } else { z })
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..=max`.
-    fn below_or_eq(&mut self, max: usize) -> usize {
-        (self.next() % (max as u64 + 1)) as usize
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        let mut words = buf.chunks_exact_mut(8);
-        for w in &mut words {
-            w.copy_from_slice(&self.next().to_le_bytes());
-        }
-        let rest = words.into_remainder();
-        let last = self.next().to_le_bytes();
-        rest.copy_from_slice(&last[..rest.len()]);
-    }
-}
 
 /// What sample `seq` of the random-sizes test holds: its label and data length.
 ///

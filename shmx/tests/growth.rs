@@ -15,10 +15,10 @@
 
 mod common;
 
+use common::small_fs::SmallFs;
 use common::{assert_empty, data_files, root, segment_number};
 use shmx::{inspect, Error, Publisher, RelSlice, ShmMessage, Subscriber, TopicConfig};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A message with a tail: a sequence number and bytes.
 #[derive(ShmMessage)]
@@ -893,41 +893,6 @@ fn reserve_chunks_max_is_a_fixed_pool_for_a_type_with_a_tail() {
 // 4. A filesystem that fills while the pool grows
 // ---------------------------------------------------------------------------------------
 
-/// Mounts a small tmpfs for the test (needs root and mount rights; skipped otherwise).
-struct SmallFs(PathBuf);
-
-impl SmallFs {
-    fn mount(size: &str) -> Option<SmallFs> {
-        let dir = std::env::temp_dir().join(format!("shmx-growthfs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(&dir)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            Some(SmallFs(dir))
-        } else {
-            let _ = std::fs::remove_dir(&dir);
-            None
-        }
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 /// Bytes free in the filesystem of `path`.
 fn free_bytes(path: &Path) -> u64 {
     let st = rustix::fs::statvfs(path).unwrap();
@@ -936,7 +901,7 @@ fn free_bytes(path: &Path) -> u64 {
 
 #[test]
 fn a_filesystem_that_fills_while_the_pool_grows_is_out_of_space_and_the_stream_goes_on() {
-    let Some(fs) = SmallFs::mount("12m") else {
+    let Some(fs) = SmallFs::mount("growthfs", "12m") else {
         eprintln!("skipped: cannot mount a small tmpfs here (needs root and mount rights)");
         return;
     };
@@ -947,12 +912,12 @@ fn a_filesystem_that_fills_while_the_pool_grows_is_out_of_space_and_the_stream_g
         ..TopicConfig::default()
     };
     let sub = Subscriber::<Blob>::builder("frames")
-        .root(&fs.0)
+        .root(fs.path())
         .topic_config(cfg)
         .create()
         .unwrap();
     let p = Publisher::<Blob>::builder("frames")
-        .root(&fs.0)
+        .root(fs.path())
         .topic_config(cfg)
         .max_tail_bytes(BIG)
         .create()
@@ -970,7 +935,10 @@ fn a_filesystem_that_fills_while_the_pool_grows_is_out_of_space_and_the_stream_g
     let Error::OutOfSpace { path, bytes } = &err else {
         panic!("expected OutOfSpace, got {err:?}")
     };
-    assert!(path.starts_with(&fs.0) && bytes > &0, "{path:?} {bytes}");
+    assert!(
+        path.starts_with(fs.path()) && bytes > &0,
+        "{path:?} {bytes}"
+    );
     assert!(err.to_string().contains("frames") || err.to_string().contains("space"));
     assert!(sent >= 2, "at least one segment was added before: {sent}");
     // Nothing half made: no temporary file, no segment file the pool does not have.
@@ -978,10 +946,10 @@ fn a_filesystem_that_fills_while_the_pool_grows_is_out_of_space_and_the_stream_g
         !path.exists(),
         "the failed segment's file is not there: {path:?}"
     );
-    assert_eq!(temp_files(&fs.0, "frames"), Vec::<PathBuf>::new());
+    assert_eq!(temp_files(fs.path(), "frames"), Vec::<PathBuf>::new());
     let classes = p.pool_classes();
     let pool_segments: usize = classes.iter().map(|c| c.segments).sum();
-    assert_eq!(segments(&fs.0, "frames").len(), pool_segments);
+    assert_eq!(segments(fs.path(), "frames").len(), pool_segments);
     assert_eq!(classes[top].in_use as u64, sent);
     let stats = p.pool_stats();
     assert_eq!(stats.loaned, 0, "the failed loan holds nothing: {stats:?}");
@@ -990,7 +958,7 @@ fn a_filesystem_that_fills_while_the_pool_grows_is_out_of_space_and_the_stream_g
         send(&p, sent + 1, BIG),
         Err(Error::OutOfSpace { .. })
     ));
-    assert_eq!(temp_files(&fs.0, "frames"), Vec::<PathBuf>::new());
+    assert_eq!(temp_files(fs.path(), "frames"), Vec::<PathBuf>::new());
 
     // The stream goes on: what was published arrives intact, and once returned the chunks
     // reserved before carry frames again.
@@ -1007,14 +975,14 @@ fn a_filesystem_that_fills_while_the_pool_grows_is_out_of_space_and_the_stream_g
     // Given back, the space serves a new growth, once the subscriber has let go of the
     // segments it mapped (it does when it next looks at the topic: until then the files are
     // gone but their pages are still in use).
-    let free_before = free_bytes(&fs.0);
+    let free_before = free_bytes(fs.path());
     assert!(p.shrink_pool() >= 1);
-    assert_eq!(segments(&fs.0, "frames"), [0]);
+    assert_eq!(segments(fs.path(), "frames"), [0]);
     assert!(sub.take().unwrap().is_none());
     assert!(
-        free_bytes(&fs.0) >= free_before + 4 * BIG as u64,
+        free_bytes(fs.path()) >= free_before + 4 * BIG as u64,
         "{free_before} -> {}",
-        free_bytes(&fs.0)
+        free_bytes(fs.path())
     );
     for seq in 2000..2000 + sent {
         send(&p, seq, BIG).unwrap();
@@ -1024,9 +992,9 @@ fn a_filesystem_that_fills_while_the_pool_grows_is_out_of_space_and_the_stream_g
     }
     drop((sub, p));
     assert!(
-        std::fs::read_dir(&fs.0).unwrap().next().is_none(),
+        std::fs::read_dir(fs.path()).unwrap().next().is_none(),
         "{:?}",
-        std::fs::read_dir(&fs.0)
+        std::fs::read_dir(fs.path())
             .unwrap()
             .flatten()
             .map(|e| e.path())

@@ -6,9 +6,9 @@
 use shmx::{Error, Publisher, ShmMessage, Subscriber, TopicConfig};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 mod common;
+use common::small_fs::SmallFs;
 use common::{data_files, hostile_map, pair, root};
 
 fn service_file(root: &Path, encoded_topic: &str) -> PathBuf {
@@ -296,53 +296,25 @@ fn clean_removes_a_corrupt_topic_and_keeps_one_of_another_version() {
     drop(p);
 }
 
-/// Mounts a 256 KiB tmpfs for the test (needs root and mount rights; skipped otherwise).
-struct SmallFs(PathBuf);
-
-impl SmallFs {
-    fn mount() -> Option<SmallFs> {
-        let dir = std::env::temp_dir().join(format!("shmx-smallfs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            Some(SmallFs(dir))
-        } else {
-            let _ = std::fs::remove_dir(&dir);
-            None
-        }
-    }
-}
-
-impl Drop for SmallFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 #[test]
 fn a_full_small_filesystem_is_out_of_space_and_left_clean() {
-    let Some(fs) = SmallFs::mount() else {
+    let Some(fs) = SmallFs::mount("smallfs", "256k") else {
         eprintln!("skipped: cannot mount a small tmpfs here (needs root and mount rights)");
         return;
     };
     let e = Publisher::<[u8; 4096]>::builder("frames")
-        .root(&fs.0)
+        .root(fs.path())
         .create()
         .err();
     let Some(Error::OutOfSpace { path, bytes }) = e else {
         panic!("expected OutOfSpace, got {e:?}")
     };
     assert!(
-        path.starts_with(&fs.0) && bytes > 256 << 10,
+        path.starts_with(fs.path()) && bytes > 256 << 10,
         "{path:?} {bytes}"
     );
     let msg = Publisher::<[u8; 4096]>::builder("frames")
-        .root(&fs.0)
+        .root(fs.path())
         .create()
         .err()
         .unwrap()
@@ -359,11 +331,11 @@ fn a_full_small_filesystem_is_out_of_space_and_left_clean() {
     let p = Publisher::<[u8; 4096]>::builder("frames")
         .queue_depth(2)
         .topic_config(cfg)
-        .root(&fs.0)
+        .root(fs.path())
         .create()
         .unwrap();
     drop(p);
-    assert!(std::fs::read_dir(&fs.0).unwrap().next().is_none());
+    assert!(std::fs::read_dir(fs.path()).unwrap().next().is_none());
 }
 
 #[test]

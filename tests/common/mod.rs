@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod messages;
+pub mod rng;
 pub mod roles;
 
 use std::collections::HashMap;

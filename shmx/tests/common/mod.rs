@@ -41,6 +41,7 @@ pub fn assert_empty(root: &Path) {
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
 pub mod batch;
+pub mod small_fs;
 
 /// The data segment files of topic `encoded_topic` under `root`.
 pub fn data_files(root: &Path, encoded_topic: &str) -> Vec<PathBuf> {
