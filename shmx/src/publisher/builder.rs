@@ -38,7 +38,7 @@ impl<T: ShmMessage> PublisherBuilder<T> {
         self
     }
     /// Topic limits, used if this publisher creates the topic, and the mode and group it
-    /// accepts. This replaces the whole [`TopicConfig`] the builder started from (the
+    /// accepts. This replaces the whole [`TopicConfig`](crate::TopicConfig) the builder started from (the
     /// defaults file's `[topic]`); to keep the file's other values, start from
     /// [`Defaults::get`](crate::defaults::Defaults::get)`()?.topic()`.
     pub fn topic_config(mut self, topic: crate::config::TopicConfig) -> Self {
@@ -74,7 +74,7 @@ impl<T: ShmMessage> PublisherBuilder<T> {
         self
     }
     /// Bytes of shared memory the pool may take at most (default: no budget, or the
-    /// defaults file's); a loan that would need more is [`Error::BudgetExceeded`].
+    /// defaults file's); a loan that would need more is [`Error::BudgetExceeded`](crate::Error::BudgetExceeded).
     pub fn max_pool_bytes(mut self, bytes: u64) -> Self {
         self.config.max_pool_bytes = Some(bytes);
         self
@@ -103,7 +103,7 @@ impl<T: ShmMessage> PublisherBuilder<T> {
     /// Connects to (or creates) the topic and reserves this publisher's pool of chunks.
     ///
     /// # Errors
-    /// [`Error::Config`] while the defaults file cannot be used; the errors of opening,
+    /// [`Error::Config`](crate::Error::Config) while the defaults file cannot be used; the errors of opening,
     /// checking and joining the topic.
     pub fn create(self) -> Result<Publisher<T>> {
         crate::defaults::check()?;
