@@ -30,7 +30,8 @@
 //! merged from two paths there no longer stayed in registers.) `drain` copies too: it takes
 //! through the same paths.
 
-use super::receive::{Next, Rejected};
+use super::check::Rejected;
+use super::receive::Next;
 use super::{Held, PubConn, SubCore, SubState, COPIED, PINNED};
 use crate::message::{ShmMessage, ValidationContext};
 use crate::pins;

@@ -2,7 +2,8 @@
 //! sample to a callback, moving one sample along its publisher's queue instead of taking
 //! each one through the full receive path.
 
-use super::receive::{prefetch_queued, Common, Next, Rejected};
+use super::check::Rejected;
+use super::receive::{prefetch_queued, Common, Next};
 use super::{Held, SubCore, SubState, COPIED};
 use crate::error::Result;
 use crate::message::ShmMessage;

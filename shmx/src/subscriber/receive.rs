@@ -4,10 +4,11 @@
 //! The common case (a sample waiting, nothing changed in the topic) reads the ring slot and
 //! the chunk, makes no system call and allocates nothing.
 
+use super::check::Rejected;
 use super::{Held, PubConn, SubCore, SubState, ViewSlot, COPIED, PINNED};
-use crate::data::{split, ChunkHeader, ChunkLoc};
+use crate::data::{split, ChunkHeader};
 use crate::error::{Error, Result};
-use crate::message::{ShmMessage, ValidationContext};
+use crate::message::ShmMessage;
 use crate::pins;
 use crate::ring::CHUNK_MASK;
 use crate::sample::Sample;
@@ -95,36 +96,6 @@ impl Taken {
             view: self.view,
             pub_slot: p as u32,
             chunk: (self.entry & CHUNK_MASK) as u32,
-        }
-    }
-}
-
-/// Why a chunk was refused (made into a message only on the error path).
-#[derive(Debug)]
-pub(super) enum Rejected {
-    OutOfRange,
-    Length { len: u64, min: usize, max: usize },
-    Invalid(crate::message::ValidationError),
-    NoCopy { bytes: usize },
-}
-
-impl std::fmt::Display for Rejected {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Rejected::OutOfRange => f.write_str("chunk index out of range"),
-            Rejected::Length { len, min, max } if min == max => {
-                write!(f, "payload length {len}, expected {min}")
-            }
-            Rejected::Length { len, min, max } => {
-                write!(f, "payload length {len}, expected {min} to {max}")
-            }
-            Rejected::Invalid(e) => e.fmt(f),
-            Rejected::NoCopy { bytes } => {
-                write!(
-                    f,
-                    "no memory for a private copy of {bytes} bytes (copy_on_take)"
-                )
-            }
         }
     }
 }
@@ -440,60 +411,6 @@ impl SubCore {
                 }
                 Next::Invalid(seq, reason)
             }
-        }
-    }
-
-    /// Checks a chunk's declared length and, for types that need it, the value's validity;
-    /// returns the length.
-    #[inline(always)]
-    fn check<T: ShmMessage>(
-        &self,
-        chunks: ChunkLoc,
-        chunk: usize,
-    ) -> std::result::Result<usize, Rejected> {
-        // SAFETY: `chunks` belongs to a view mapped while the caller's connection lives.
-        let (header, ptr) = unsafe { chunks.chunk(chunk) }.ok_or(Rejected::OutOfRange)?;
-        self.check_at::<T>(header, ptr, chunks.capacity)
-    }
-
-    /// [`check`](Self::check) of a chunk already looked up: its header, its payload at `ptr`
-    /// and the payload capacity of its segment.
-    #[inline(always)]
-    fn check_at<T: ShmMessage>(
-        &self,
-        header: &ChunkHeader,
-        ptr: *const u8,
-        capacity: usize,
-    ) -> std::result::Result<usize, Rejected> {
-        // One load: the length checked is the length used.
-        let len = header.len.load(Ordering::Relaxed);
-        let max = if self.tails { capacity } else { self.size };
-        if len < self.size as u64 || len > max as u64 {
-            return Err(Rejected::Length {
-                len,
-                min: self.size,
-                max,
-            });
-        }
-        let len = len as usize;
-        if !T::ALWAYS_VALID {
-            let ctx = ValidationContext::new(ptr, self.size, len);
-            // SAFETY: `ptr` is the payload of an in-range chunk, derived from the mapping's
-            // pointer: aligned for `T` (the data segment's geometry was checked against `T`'s
-            // alignment) with `len ≤ capacity` mapped bytes, the first `size_of::<T>()` of
-            // which hold the value; `validate` only reads them as integers, and reads the tail
-            // only within `ctx`, through pointers derived from `ptr`.
-            unsafe { T::validate(ptr.cast::<T>(), &ctx) }.map_err(Rejected::Invalid)?;
-        }
-        Ok(len)
-    }
-
-    #[cold]
-    pub(super) fn invalid(&self, sequence: u64, reason: Rejected) -> Error {
-        Error::InvalidSample {
-            topic: self.service.topic().to_owned(),
-            sequence,
-            reason: reason.to_string(),
         }
     }
 
