@@ -180,8 +180,13 @@ impl PubCore {
         let Some(bytes) = crate::data::segment_bytes(count, limits.caps[class], align) else {
             return Ok(None);
         };
-        limits.check_pool(service.topic(), 0, bytes as u64)?;
-        limits.check_root(root, trust, service.topic(), bytes as u64)?;
+        // The first segment whole, or not at all (called with the root locked).
+        if let Some(budget) = limits.pool_budget(0) {
+            budget.check(service.topic(), bytes as u64)?;
+        }
+        if let Some(budget) = limits.root_budget(root, trust) {
+            budget.check(service.topic(), bytes as u64)?;
+        }
         if class != limits.caps.len() - 1 {
             // Segment 0's small chunks come on top of the worst case of the largest class,
             // so that `loan()` alone can still reach it.

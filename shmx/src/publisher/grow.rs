@@ -62,42 +62,56 @@ impl Limits {
         n.min(self.worst_chunks).clamp(1, MAX_SEGMENT_CHUNKS)
     }
 
-    /// Checks the root's budget for `wanted` more bytes; `Ok` if there is none.
-    pub(super) fn check_root(
-        &self,
-        root: &Root,
-        trust: &Trust,
-        topic: &str,
-        wanted: u64,
-    ) -> Result<()> {
-        let Some(limit) = self.max_root_bytes else {
-            return Ok(());
-        };
-        let reserved = root_data_bytes(root, trust);
-        if reserved.saturating_add(wanted) > limit {
-            return Err(Error::BudgetExceeded {
-                topic: topic.to_owned(),
-                budget: "max_root_bytes",
-                limit,
-                reserved,
-                wanted,
-            });
-        }
-        Ok(())
+    /// This publisher's budget, with `reserved` bytes counted against it; `None` if it has
+    /// none.
+    pub(super) fn pool_budget(&self, reserved: u64) -> Option<Budget> {
+        Some(Budget {
+            name: "max_pool_bytes",
+            limit: self.max_pool_bytes?,
+            reserved,
+        })
     }
 
-    /// Checks this publisher's budget for `wanted` more bytes over `reserved`.
-    pub(super) fn check_pool(&self, topic: &str, reserved: u64, wanted: u64) -> Result<()> {
-        match self.max_pool_bytes {
-            Some(limit) if reserved.saturating_add(wanted) > limit => Err(Error::BudgetExceeded {
-                topic: topic.to_owned(),
-                budget: "max_pool_bytes",
-                limit,
-                reserved,
-                wanted,
-            }),
-            _ => Ok(()),
+    /// The root's budget, with what the data files under the root hold now (counted here:
+    /// call it with the root locked); `None` if there is none.
+    pub(super) fn root_budget(&self, root: &Root, trust: &Trust) -> Option<Budget> {
+        Some(Budget {
+            name: "max_root_bytes",
+            limit: self.max_root_bytes?,
+            reserved: root_data_bytes(root, trust),
+        })
+    }
+}
+
+/// A memory budget and what it counts as reserved.
+pub(super) struct Budget {
+    name: &'static str,
+    limit: u64,
+    reserved: u64,
+}
+
+impl Budget {
+    /// `Ok` if `wanted` more bytes fit, else the error naming the budget.
+    pub(super) fn check(&self, topic: &str, wanted: u64) -> Result<()> {
+        if self.reserved.saturating_add(wanted) <= self.limit {
+            return Ok(());
         }
+        Err(Error::BudgetExceeded {
+            topic: topic.to_owned(),
+            budget: self.name,
+            limit: self.limit,
+            reserved: self.reserved,
+            wanted,
+        })
+    }
+
+    /// The most of `count` chunks, halving, whose `bytes` fit; the error if one does not.
+    fn fit(&self, topic: &str, mut count: usize, bytes: impl Fn(usize) -> u64) -> Result<usize> {
+        self.check(topic, bytes(1))?;
+        while count > 1 && self.check(topic, bytes(count)).is_err() {
+            count /= 2;
+        }
+        Ok(count)
     }
 }
 
@@ -150,9 +164,9 @@ impl PubCore {
     /// first (on the loan's path, reading the subscribers' return rings): if fewer chunks
     /// than the returns taken back every so often after publishing are free now, grows the
     /// class (within its limits, and only while it holds less than ~1 MiB; failing that,
-    /// nothing changes), so that the traffic finds free chunks without that detour. A pool grown exactly to what is in flight would
-    /// take it at nearly every loan (measured: ~50 ns more per one-way 8-byte ping-pong
-    /// between two processes).
+    /// nothing changes), so that the traffic finds free chunks without that detour. A pool
+    /// grown exactly to what is in flight would take it at nearly every loan (measured: ~50 ns
+    /// more per one-way 8-byte ping-pong between two processes).
     #[cold]
     #[inline(never)]
     pub(super) fn keep_headroom(&self, st: &mut PubState, class: usize) {
@@ -161,9 +175,9 @@ impl PubCore {
             return;
         }
         // Tried once per class until the pool gives segments back: at a limit, the next dry
-        // loans must not pay for a failed growth each (an error, a lock, a scan).
-        // Only for classes of small chunks: for large ones the detour costs little beside
-        // writing the sample, and memory matters more.
+        // loans must not pay for a failed growth each (an error, a lock, a scan). Only for
+        // classes of small chunks: for large ones the detour costs little beside writing the
+        // sample, and memory matters more.
         let have = st.pool.class_counts(class).0;
         if have >= self.limits.worst_chunks
             || have.saturating_mul(st.segs.classes[class].stride) >= RESERVE_BYTES
@@ -207,30 +221,18 @@ impl PubCore {
             segment_bytes(n, capacity, self.service.type_facts().2).map_or(u64::MAX, |b| b as u64)
         };
         // The publisher's budget: halve the growth until it fits, if one chunk does.
-        let reserved = st.segs.reserved_bytes();
-        self.limits.check_pool(topic, reserved, bytes(1))?;
-        while count > 1
-            && self
-                .limits
-                .check_pool(topic, reserved, bytes(count))
-                .is_err()
-        {
-            count /= 2;
+        if let Some(budget) = self.limits.pool_budget(st.segs.reserved_bytes()) {
+            count = budget.fit(topic, count, bytes)?;
         }
         // Files are made with the root locked (a sweep removes the temporary files of
         // creations it does not see under the lock), and the root's budget is counted and
         // taken under it, so that two publishers growing at once cannot both pass it.
         let _lock = self.service.root().lock(self.service.trust())?;
-        let root = self.service.root();
-        let trust = self.service.trust();
-        self.limits.check_root(root, trust, topic, bytes(1))?;
-        while count > 1
-            && self
-                .limits
-                .check_root(root, trust, topic, bytes(count))
-                .is_err()
+        if let Some(budget) = self
+            .limits
+            .root_budget(self.service.root(), self.service.trust())
         {
-            count /= 2;
+            count = budget.fit(topic, count, bytes)?;
         }
         let k = st
             .segs
