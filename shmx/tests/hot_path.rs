@@ -65,8 +65,14 @@ fn publish_take_send_many_and_drain_allocate_nothing_after_warm_up() {
     let (boxed, n) = counted(|| Box::new(7u64));
     assert!(n >= 1 && *boxed == 7);
     let dir = tempfile::tempdir().unwrap();
-    for overflow in [Overflow::DropOldest, Overflow::Block, Overflow::Fail] {
-        let topic = format!("{overflow:?}");
+    // The last pool starts with one chunk and grows to the traffic during the warm-up.
+    for (overflow, reserve) in [
+        (Overflow::DropOldest, None),
+        (Overflow::Block, None),
+        (Overflow::Fail, None),
+        (Overflow::DropOldest, Some(1)),
+    ] {
+        let topic = format!("{overflow:?}-{reserve:?}");
         let subs: Vec<_> = (0..2)
             .map(|_| {
                 Subscriber::<Tick>::builder(&topic)
@@ -75,12 +81,16 @@ fn publish_take_send_many_and_drain_allocate_nothing_after_warm_up() {
                     .unwrap()
             })
             .collect();
-        let publisher = Publisher::<Tick>::builder(&topic)
+        let builder = Publisher::<Tick>::builder(&topic)
             .overflow(overflow)
             .history(2)
-            .root(dir.path())
-            .create()
-            .unwrap();
+            .root(dir.path());
+        let publisher = match reserve {
+            Some(n) => builder.reserve_chunks(n),
+            None => builder,
+        }
+        .create()
+        .unwrap();
         let round = |i: u64| {
             let mut s = publisher.loan().unwrap();
             s.seq = i;
@@ -134,6 +144,9 @@ fn publish_take_send_many_and_drain_allocate_nothing_after_warm_up() {
                 round(i);
             }
         });
-        assert_eq!(allocations, 0, "{overflow:?}: the hot path allocated");
+        assert_eq!(allocations, 0, "{topic}: the hot path allocated");
+        if reserve.is_some() {
+            assert!(publisher.pool_classes()[0].segments > 1, "the pool grew");
+        }
     }
 }
