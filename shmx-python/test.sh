@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The Python binding's tests: builds the extension into a virtualenv (maturin, numpy and
+# pytest from the package index) and runs pytest, with the Rust peer of the cross-language
+# tests built first. Usage: shmx-python/test.sh [pytest args...]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+command -v python3 >/dev/null || { echo "shmx-python/test.sh: python3 is missing (install CPython 3.9 or later)" >&2; exit 1; }
+venv="$repo/target/python-venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check maturin numpy pytest
+(cd "$repo" && cargo build -q --example seed_peer)
+(cd "$here" && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop -q)
+cd "$here" && "$venv/bin/python" -m pytest -q tests "$@"

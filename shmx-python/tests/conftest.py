@@ -1,0 +1,34 @@
+"""Fixtures of the Python binding's tests: a fresh shmx root per test, and the Rust peer."""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def root(monkeypatch):
+    """A fresh private root (under /dev/shm) for one test, left empty, then removed."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    path = tempfile.mkdtemp(prefix="shmx-pytest-", dir=base)
+    monkeypatch.setenv("SHMX_ROOT", path)
+    yield pathlib.Path(path)
+    left = os.listdir(path)
+    shutil.rmtree(path, ignore_errors=True)
+    assert left == [], f"files left behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def rust_peer():
+    """The path of `examples/seed_peer` (built by the test command, or here)."""
+    path = os.environ.get("SHMX_SEED_PEER") or str(REPO / "target/debug/examples/seed_peer")
+    if not os.path.exists(path):
+        subprocess.run(
+            ["cargo", "build", "-q", "--example", "seed_peer"], cwd=REPO, check=True
+        )
+    return path
