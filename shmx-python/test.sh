@@ -9,6 +9,7 @@ command -v python3 >/dev/null || { echo "shmx-python/test.sh: python3 is missing
 venv="$repo/target/python-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check maturin numpy pytest
-(cd "$repo" && cargo build -q --example seed_peer)
+# The Rust peer: given by SHMX_SEED_PEER (`cargo test` built it already), or built here.
+[ -n "${SHMX_SEED_PEER:-}" ] || (cd "$repo" && cargo build -q --example seed_peer)
 (cd "$here" && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop -q)
 cd "$here" && "$venv/bin/python" -m pytest -q tests "$@"

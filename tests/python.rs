@@ -1,0 +1,35 @@
+//! The Python binding's tests (`shmx-python/tests`, pytest) as part of `cargo test`: runs
+//! `shmx-python/test.sh`, which builds the extension into `target/python-venv` (maturin,
+//! numpy and pytest from the package index) and runs pytest, whose tests talk to Rust
+//! processes (`examples/seed_peer`). Fails with the script's message when `python3` is
+//! missing.
+
+use std::process::Command;
+
+#[test]
+fn the_python_binding_passes_its_tests() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // `cargo test` builds the examples beside the test binaries (target/<profile>/deps):
+    // building it again from here would wait for the build directory's lock.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let peer = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .join("examples/seed_peer");
+    assert!(peer.exists(), "{} was not built", peer.display());
+    let out = Command::new("bash")
+        .arg(repo.join("shmx-python/test.sh"))
+        .env("SHMX_SEED_PEER", &peer)
+        .current_dir(repo)
+        .output()
+        .expect("run shmx-python/test.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "shmx-python/test.sh failed:\n{text}");
+    assert!(text.contains(" passed"), "pytest ran no test:\n{text}");
+}
