@@ -1,7 +1,7 @@
 //! The Python binding's tests (`shmx-python/tests`, pytest) as part of `cargo test`: runs
 //! `shmx-python/test.sh`, which builds the extension into `target/python-venv` (maturin,
 //! numpy and pytest from the package index) and runs pytest, whose tests talk to Rust
-//! processes (`examples/seed_peer`). Fails with the script's message when `python3` is
+//! processes (`examples/seed_peer`, `examples/struct_peer`). Fails with the script's message when `python3` is
 //! missing.
 
 use std::process::Command;
@@ -12,15 +12,19 @@ fn the_python_binding_passes_its_tests() {
     // `cargo test` builds the examples beside the test binaries (target/<profile>/deps):
     // building it again from here would wait for the build directory's lock.
     let exe = std::env::current_exe().expect("the test binary's path");
-    let peer = exe
+    let examples = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target/<profile>")
-        .join("examples/seed_peer");
-    assert!(peer.exists(), "{} was not built", peer.display());
+        .join("examples");
+    let (seed, structs) = (examples.join("seed_peer"), examples.join("struct_peer"));
+    for peer in [&seed, &structs] {
+        assert!(peer.exists(), "{} was not built", peer.display());
+    }
     let out = Command::new("bash")
         .arg(repo.join("shmx-python/test.sh"))
-        .env("SHMX_SEED_PEER", &peer)
+        .env("SHMX_SEED_PEER", &seed)
+        .env("SHMX_STRUCT_PEER", &structs)
         .current_dir(repo)
         .output()
         .expect("run shmx-python/test.sh");

@@ -138,7 +138,10 @@ fn pub_encodes_json_for_a_typed_subscriber() {
     )
     .json();
     assert_eq!(report["published"], 2, "{report:#}");
-    assert_eq!(report["subscribers"], 2, "{report:#}");
+    // The participant, and `echo` unless it took its two samples and left before `pub`
+    // counted.
+    let subscribers = report["subscribers"].as_u64();
+    assert!(matches!(subscribers, Some(1 | 2)), "{report:#}");
     let out = echo.join().expect("echo");
     let mut with_padding = json.clone();
     with_padding["_pad"] = serde_json::json!([0, 0, 0, 0, 0, 0]);

@@ -44,6 +44,7 @@ variants! {
     OutOfSpace: "Shared memory is full.",
     TooManyParticipants: "All publisher or subscriber slots of the topic are taken.",
     InvalidConfig: "A configuration the topic or the endpoint refuses.",
+    InvalidSchema: "Schema text that describes no message type.",
     InvalidSample: "A sample that is not a valid value of its type.",
     TailFull: "The tail of a sample is full.",
     ForeignTail: "A relative pointer given the tail of another sample.",

@@ -32,3 +32,16 @@ def rust_peer():
             ["cargo", "build", "-q", "--example", "seed_peer"], cwd=REPO, check=True
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def struct_peer():
+    """The path of `examples/struct_peer` (built by the test command, or here)."""
+    path = os.environ.get("SHMX_STRUCT_PEER") or str(
+        REPO / "target/debug/examples/struct_peer"
+    )
+    if not os.path.exists(path):
+        subprocess.run(
+            ["cargo", "build", "-q", "--example", "struct_peer"], cwd=REPO, check=True
+        )
+    return path

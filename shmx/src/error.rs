@@ -166,6 +166,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// Schema text that is not the canonical text of a layout a message type can have (see
+    /// [`schema_text`](crate::schema_text)), or that a type declared at run time (in another
+    /// language) cannot be written as.
+    #[error("invalid schema: {reason}")]
+    InvalidSchema {
+        /// What is wrong, and where in the text.
+        reason: String,
+    },
     /// A received sample failed validation: the publisher wrote bytes that are not a valid
     /// value. The sample was dropped; the subscriber keeps working.
     #[error("topic {topic:?}: invalid sample {sequence}: {reason}")]

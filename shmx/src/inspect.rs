@@ -12,7 +12,7 @@
 //! # Ok::<(), shmx::Error>(())
 //! ```
 
-pub use crate::raw::{RawPublisher, RawSample, RawSubscriber};
+pub use crate::raw::{RawLoan, RawPublisher, RawSample, RawSubscriber};
 
 use crate::dir::{Dir, Kind};
 use crate::error::{Error, Result};

@@ -119,6 +119,76 @@ impl Primitive {
             Self::Bool => "bool",
         }
     }
+
+    /// Every primitive, in the order of the schema grammar.
+    pub const ALL: [Primitive; 13] = [
+        Self::U8,
+        Self::U16,
+        Self::U32,
+        Self::U64,
+        Self::U128,
+        Self::I8,
+        Self::I16,
+        Self::I32,
+        Self::I64,
+        Self::I128,
+        Self::F32,
+        Self::F64,
+        Self::Bool,
+    ];
+
+    /// The primitive named `name` (`"u8"`, `"f64"`, …), if any.
+    ///
+    /// ```
+    /// use shmx::message::Primitive;
+    /// assert_eq!(Primitive::from_name("f32"), Some(Primitive::F32));
+    /// assert_eq!(Primitive::from_name("float"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Primitive> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// `size_of` the type.
+    pub const fn size(self) -> usize {
+        match self {
+            Self::U8 | Self::I8 | Self::Bool => 1,
+            Self::U16 | Self::I16 => 2,
+            Self::U32 | Self::I32 | Self::F32 => 4,
+            Self::U64 | Self::I64 | Self::F64 => 8,
+            Self::U128 | Self::I128 => 16,
+        }
+    }
+
+    /// `align_of` the type on this machine (the one the processes sharing memory use).
+    pub const fn align(self) -> usize {
+        use core::mem::align_of;
+        match self {
+            Self::U8 | Self::I8 | Self::Bool => 1,
+            Self::U16 | Self::I16 => align_of::<u16>(),
+            Self::U32 | Self::I32 => align_of::<u32>(),
+            Self::F32 => align_of::<f32>(),
+            Self::U64 | Self::I64 => align_of::<u64>(),
+            Self::F64 => align_of::<f64>(),
+            Self::U128 | Self::I128 => align_of::<u128>(),
+        }
+    }
+
+    /// The smallest and largest value of an integer primitive; `None` for floats and `bool`.
+    pub const fn int_range(self) -> Option<(i128, u128)> {
+        Some(match self {
+            Self::U8 => (0, u8::MAX as u128),
+            Self::U16 => (0, u16::MAX as u128),
+            Self::U32 => (0, u32::MAX as u128),
+            Self::U64 => (0, u64::MAX as u128),
+            Self::U128 => (0, u128::MAX),
+            Self::I8 => (i8::MIN as i128, i8::MAX as u128),
+            Self::I16 => (i16::MIN as i128, i16::MAX as u128),
+            Self::I32 => (i32::MIN as i128, i32::MAX as u128),
+            Self::I64 => (i64::MIN as i128, i64::MAX as u128),
+            Self::I128 => (i128::MIN, i128::MAX as u128),
+            Self::F32 | Self::F64 | Self::Bool => return None,
+        })
+    }
 }
 
 /// One named field of a struct message.

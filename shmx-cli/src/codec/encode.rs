@@ -1,7 +1,7 @@
 //! Encoding: JSON into the bytes of a sample (a message and its tail), with errors that name
 //! the field at fault.
 
-use super::{int_range, prim_size, Ty, REL_SIZE};
+use super::{Ty, REL_SIZE};
 use serde_json::Value;
 use shmx::message::Primitive;
 
@@ -79,7 +79,7 @@ impl Encoder {
     ) -> Result<(), String> {
         match ty {
             Ty::Primitive(p) => {
-                encode_primitive(*p, value, &mut self.out[pos..pos + prim_size(*p)], path)
+                encode_primitive(*p, value, &mut self.out[pos..pos + p.size()], path)
             }
             Ty::Struct { name, fields, .. } => {
                 let Value::Object(map) = value else {
@@ -271,7 +271,7 @@ fn json_int(value: &Value) -> Option<i128> {
 
 /// Writes the low `size_of(p)` bytes of `bits` (two's complement for negative values).
 fn write_int(p: Primitive, bits: u128, out: &mut [u8]) {
-    let n = prim_size(p);
+    let n = p.size();
     let bytes = bits.to_ne_bytes();
     if cfg!(target_endian = "little") {
         out[..n].copy_from_slice(&bytes[..n]);
@@ -322,7 +322,7 @@ fn encode_primitive(p: Primitive, value: &Value, out: &mut [u8], path: &str) -> 
             Ok(())
         }
         _ => {
-            let (min, max) = int_range(p).unwrap_or((0, 0));
+            let (min, max) = p.int_range().unwrap_or((0, 0));
             let wide = p == Primitive::U128 || p == Primitive::I128;
             // Some(Ok(signed)) / Some(Err(large unsigned)) / None: not an integer.
             let v: Option<Result<i128, u128>> = match value {

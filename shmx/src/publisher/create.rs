@@ -138,6 +138,7 @@ impl PubCore {
             config,
             collect_every: (layout.return_capacity / 2).max(1),
             limits,
+            keep_segments: Cell::new(false),
         })
     }
 

@@ -151,7 +151,7 @@ impl PubCore {
                 | Error::BudgetExceeded { .. }
                 | Error::OutOfSpace { .. }),
             ) => {
-                if self.shrink_in(st) == 0 {
+                if self.keep_segments.get() || self.shrink_in(st) == 0 {
                     return Err(e);
                 }
                 self.try_grow(st, class)
@@ -270,9 +270,19 @@ impl PubCore {
             .collect()
     }
 
+    /// From now on, never gives a segment back while this endpoint lives (growth at a limit
+    /// fails instead, and [`shrink_in`](Self::shrink_in) gives none): for endpoints whose
+    /// users may still point into chunks they published (see `RawPublisher::open`).
+    pub(crate) fn keep_segments(&self) {
+        self.keep_segments.set(true);
+    }
+
     /// Gives back every segment but the first whose chunks are all free and unpinned;
     /// returns how many.
     pub(super) fn shrink_in(&self, st: &mut PubState) -> usize {
+        if self.keep_segments.get() {
+            return 0;
+        }
         self.collect(st);
         let numbers: Vec<(usize, usize)> = st.pool.segments().filter(|&(k, _)| k > 0).collect();
         let mut given = 0;

@@ -129,6 +129,14 @@ impl PubCore {
         self.state.borrow().segs.classes[self.top_class()].capacity
     }
 
+    /// The pool's chunks by state, after taking back what subscribers returned.
+    pub(crate) fn pool_stats(&self) -> crate::PoolStats {
+        let mut st = self.state.borrow_mut();
+        self.refresh(&mut st);
+        self.collect(&mut st);
+        st.pool.stats()
+    }
+
     /// A loaned sample is dropped without being published.
     pub(crate) fn cancel(&self, chunk: u32) {
         let mut st = self.state.borrow_mut();

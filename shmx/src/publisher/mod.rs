@@ -86,6 +86,8 @@ pub(crate) struct PubCore {
     collect_every: usize,
     /// What the pool may grow to (see `grow`).
     limits: grow::Limits,
+    /// Never give back a segment while the endpoint lives (see `RawPublisher::open`).
+    keep_segments: Cell<bool>,
     state: RefCell<PubState>,
 }
 
@@ -366,10 +368,7 @@ impl<T: ShmMessage> Publisher<T> {
     /// Counts of this publisher's chunks by state, after taking back what subscribers
     /// returned.
     pub fn pool_stats(&self) -> PoolStats {
-        let mut st = self.core.state.borrow_mut();
-        self.core.refresh(&mut st);
-        self.core.collect(&mut st);
-        st.pool.stats()
+        self.core.pool_stats()
     }
 
     /// This publisher's pool class by class, after taking back what subscribers returned.

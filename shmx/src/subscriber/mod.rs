@@ -319,10 +319,7 @@ impl<T: ShmMessage> Subscriber<T> {
 
     /// Number of publishers this subscriber is connected to.
     pub fn publisher_count(&self) -> usize {
-        self.core.service.sweep_now(&self.core.last_sweep);
-        let mut st = self.core.state.borrow_mut();
-        let _ = self.core.refresh(&mut st);
-        st.active.len()
+        self.core.publisher_count()
     }
 }
 
@@ -442,6 +439,14 @@ impl SubCore {
     /// The topic's service segment.
     pub(crate) fn service(&self) -> &Service {
         &self.service
+    }
+
+    /// Number of publishers connected (after reclaiming dead ones).
+    pub(crate) fn publisher_count(&self) -> usize {
+        self.service.sweep_now(&self.last_sweep);
+        let mut st = self.state.borrow_mut();
+        let _ = self.refresh(&mut st);
+        st.active.len()
     }
 
     /// Takes the next sample, seen as its first byte (for endpoints without a Rust type:

@@ -1,12 +1,12 @@
-//! Parsing: schema text (the grammar of [`shmx::schema_text`], as
-//! [`shmx::message::Schema::describe`] writes it) into a [`Ty`], checked to be one layout the
+//! Parsing: schema text (the grammar of [the module](super), as
+//! [`Schema::describe`](crate::message::Schema::describe) writes it) into a [`Ty`], checked to be one layout the
 //! derive could have made, and written in its one canonical form.
 
-use super::{int_range, prim_align, prim_size, Ty, PRIMITIVES};
-use shmx::message::{is_identifier, type_name_problem, Primitive};
+use super::{is_identifier, type_name_problem, Ty};
+use crate::message::Primitive;
 use std::collections::HashSet;
 
-/// Parses schema text (as [`shmx::message::Schema::describe`] writes it) into a type.
+/// Parses schema text (as [`Schema::describe`](crate::message::Schema::describe) writes it) into a type.
 ///
 /// Beyond the grammar, the layout must be one a `#[derive(ShmMessage)]` type has: alignments
 /// are powers of two, a struct's fields are aligned, in order, do not overlap and cover every
@@ -199,15 +199,15 @@ impl Parser<'_> {
     fn primitive(&mut self, p: Primitive, at: usize) -> Result<Primitive, String> {
         if self.eat('(') {
             let layout = self.size_and_align()?;
-            if layout != (prim_size(p), prim_align(p)) {
+            if layout != (p.size(), p.align()) {
                 return Err(self.error_at(
                     at,
                     &format!(
                         "{} is {} bytes aligned to {} on this machine: the topic was made by a \
                          program for another target",
                         p.name(),
-                        prim_size(p),
-                        prim_align(p)
+                        p.size(),
+                        p.align()
                     ),
                 ));
             }
@@ -346,7 +346,7 @@ impl Parser<'_> {
     fn enumeration(&mut self, name: String) -> Result<Ty, String> {
         let repr_at = self.pos;
         let repr = self.identifier()?;
-        let Some((repr, (min, max))) = primitive(repr).and_then(|p| Some((p, int_range(p)?)))
+        let Some((repr, (min, max))) = primitive(repr).and_then(|p| Some((p, p.int_range()?)))
         else {
             return Err(self.error_at(repr_at, "expected an integer type"));
         };
@@ -386,13 +386,14 @@ impl Parser<'_> {
 }
 
 fn primitive(name: &str) -> Option<Primitive> {
-    PRIMITIVES.into_iter().find(|p| p.name() == name)
+    Primitive::from_name(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::tests::POSE;
+
+    const POSE: &str = "Pose(32,8){seq@0:u64,x@8:f64,y@16:f64,heading@24:f32,flags@28:u32}";
 
     #[test]
     fn parses_structs_arrays_enums_and_primitives() {
@@ -425,7 +426,7 @@ mod tests {
         );
         assert_eq!(mode.size(), 1);
         assert_eq!(parse("Neg:i16{Down=-1,Up=1}").unwrap().size(), 2);
-        for p in PRIMITIVES {
+        for p in Primitive::ALL {
             assert_eq!(parse(p.name()).unwrap(), Ty::Primitive(p));
         }
         assert_eq!(parse("u128").unwrap().size(), 16);
@@ -555,7 +556,7 @@ mod tests {
         let points = parse("rel[P(8,4){x@0:f32,y@4:f32}]").unwrap();
         assert_eq!((points.size(), points.align()), (8, 4));
         assert_eq!(parse("[relstr;2]").unwrap().size(), 16);
-        assert!(!parse(crate::codec::tests::POSE).unwrap().has_relative());
+        assert!(!parse(POSE).unwrap().has_relative());
         // A field may be called `rel` or `relstr`; a type may not.
         assert!(!parse("R(1,1){relstr@0:u8}").unwrap().has_relative());
         for (bad, what) in [

@@ -32,6 +32,14 @@
 //! spells it, without module paths) instead: such a name is not an `ident`, and `rkyv:` is
 //! followed by one `:` only, so no schema text of the grammar above starts that way.
 
+mod message_type;
+mod parse;
+mod ty;
+
+pub use message_type::MessageType;
+pub use parse::parse;
+pub use ty::{Ty, REL_SIZE};
+
 use crate::message::{Primitive, Schema, SchemaKind};
 use core::fmt::Write as _;
 

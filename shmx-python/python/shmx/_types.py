@@ -1,0 +1,613 @@
+"""Message types: declared in Python with the layout Rust's ``#[repr(C)]`` gives the same
+fields (so the schema text and fingerprint equal the Rust type's), or adopted from a topic's
+stored schema text; numpy dtypes for them; and reading and writing their fields in place.
+
+A type is described by its schema text (see the Rust crate's ``shmx::schema_text``), which
+the compiled part parses and fingerprints exactly as Rust does.
+"""
+
+import enum as _enum
+
+import numpy as np
+
+from . import _shmx
+
+__all__ = [
+    "Type", "Primitive", "Array", "RelSlice", "RelStr", "Struct", "struct", "enum",
+    "u8", "u16", "u32", "u64", "u128", "i8", "i16", "i32", "i64", "i128",
+    "f32", "f64", "bool_",
+]
+
+
+def _native(code):
+    return np.dtype(code).newbyteorder("=")
+
+
+class Type:
+    """A message type or the type of a field: its schema text, size, alignment and numpy
+    dtype."""
+
+    schema = ""
+    size = 0
+    align = 1
+    dtype = None
+
+    def __repr__(self):
+        return f"shmx.{type(self).__name__}({self.schema})"
+
+
+class Primitive(Type):
+    """A primitive: ``shmx.u8`` … ``shmx.i128``, ``shmx.f32``, ``shmx.f64``, ``shmx.bool_``."""
+
+    def __init__(self, name, size, align, dtype):
+        self.name = name
+        self.schema = name if size == align else f"{name}({size},{align})"
+        self.size = size
+        self.align = align
+        self.dtype = dtype
+
+    def __repr__(self):
+        return f"shmx.{self.name if self.name != 'bool' else 'bool_'}"
+
+
+def _prim(name, size, dtype):
+    return Primitive(name, size, dtype.alignment if dtype.kind != "V" else 16, dtype)
+
+
+u8 = _prim("u8", 1, _native("u1"))
+u16 = _prim("u16", 2, _native("u2"))
+u32 = _prim("u32", 4, _native("u4"))
+u64 = _prim("u64", 8, _native("u8"))
+i8 = _prim("i8", 1, _native("i1"))
+i16 = _prim("i16", 2, _native("i2"))
+i32 = _prim("i32", 4, _native("i4"))
+i64 = _prim("i64", 8, _native("i8"))
+f32 = _prim("f32", 4, _native("f4"))
+f64 = _prim("f64", 8, _native("f8"))
+bool_ = _prim("bool", 1, np.dtype("?"))
+# numpy has no 128-bit integers: 16 raw bytes (fields read as Python ints).
+u128 = Primitive("u128", 16, 16, np.dtype("V16"))
+i128 = Primitive("i128", 16, 16, np.dtype("V16"))
+
+_PRIMITIVES = {p.name: p for p in (u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64,
+                                    bool_)}
+
+
+def _align_of_u128():
+    # Rust's u128 is aligned to 16 on x86_64 and aarch64 since Rust 1.77; the compiled part
+    # knows this machine's value (the text of the other alignment does not parse).
+    for text in ("u128", "u128(16,8)"):
+        try:
+            return _shmx.parse_schema(text)[3]
+        except _shmx.InvalidSchema:
+            pass
+    return 16
+
+
+u128.align = i128.align = _align_of_u128()
+for _p in (u128, i128):
+    _p.schema = _p.name if _p.size == _p.align else f"{_p.name}({_p.size},{_p.align})"
+
+
+class Array(Type):
+    """``[elem; len]``: ``shmx.Array(shmx.f32, 3)``."""
+
+    def __init__(self, elem, len):
+        self.elem = _type(elem)
+        if not isinstance(len, int) or len < 0:
+            raise TypeError(f"an array's length is an int >= 0, not {len!r}")
+        self.len = len
+        self.schema = f"[{self.elem.schema};{len}]"
+        self.size = self.elem.size * len
+        self.align = self.elem.align
+        self.dtype = np.dtype((self.elem.dtype, (len,)))
+
+
+class RelSlice(Type):
+    """A relative slice of ``elem`` (Rust's ``RelSlice<T>``): 8 bytes in the message, the
+    elements in the sample's tail. Reads as a numpy array view; written with ``alloc``."""
+
+    def __init__(self, elem):
+        self.elem = _type(elem)
+        self.schema = f"rel[{self.elem.schema}]"
+        self.size = 8
+        self.align = 4
+        self.dtype = _REL_DTYPE
+
+
+class _RelStr(Type):
+    """A relative string (Rust's ``RelStr``): UTF-8 in the sample's tail; reads as ``str``."""
+
+    schema = "relstr"
+    size = 8
+    align = 4
+
+    def __repr__(self):
+        return "shmx.RelStr"
+
+
+_REL_DTYPE = np.dtype({"names": ["offset", "len"], "formats": [_native("u4"), _native("u4")],
+                       "offsets": [0, 4], "itemsize": 8})
+_RelStr.dtype = _REL_DTYPE
+RelStr = _RelStr()
+
+
+class EnumType(Type):
+    """The layout of a fieldless enum: an integer ``repr`` and named values."""
+
+    def __init__(self, name, repr, variants, cls):
+        self.name = name
+        self.repr = _type(repr)
+        if not isinstance(self.repr, Primitive) or self.repr.name in ("f32", "f64", "bool"):
+            raise TypeError(f"an enum's repr is an integer type, not {repr!r}")
+        self.variants = list(variants)
+        self.cls = cls
+        body = ",".join(f"{k}={v}" for k, v in self.variants)
+        self.schema = f"{name}:{self.repr.schema}{{{body}}}"
+        self.size = self.repr.size
+        self.align = self.repr.align
+        self.dtype = self.repr.dtype
+
+
+def enum(name, variants, repr="u32"):
+    """A fieldless enum with integer representation ``repr`` (Rust's ``#[repr(u32)]``), as
+    an ``IntEnum`` class usable as a field type::
+
+        Mode = shmx.enum("Mode", {"Idle": 0, "Drive": 1}, repr=shmx.u8)
+    """
+    items = list(variants.items()) if isinstance(variants, dict) else list(variants)
+    if not items:
+        raise TypeError("an enum needs at least one variant")
+    cls = _enum.IntEnum(name.split("::")[-1], items)
+    cls._shmx_type = EnumType(name, repr, items, cls)
+    _shmx.parse_schema(cls._shmx_type.schema)
+    return cls
+
+
+def _type(t):
+    """The shmx type that ``t`` names: a type, a primitive's name, a Struct class or an enum
+    made by ``shmx.enum``."""
+    if isinstance(t, Type):
+        return t
+    if isinstance(t, str):
+        p = _PRIMITIVES.get(t)
+        if p is not None:
+            return p
+        raise TypeError(f"unknown primitive {t!r} (one of {', '.join(_PRIMITIVES)})")
+    st = getattr(t, "_shmx_type", None)
+    if isinstance(st, Type):
+        return st
+    raise TypeError(f"{t!r} is not a shmx type (shmx.u8 … shmx.f64, shmx.Array, "
+                    "shmx.RelSlice, shmx.RelStr, a shmx.Struct or a shmx.enum)")
+
+
+class StructType(Type):
+    """The layout of a struct: fields at the offsets ``#[repr(C)]`` gives them."""
+
+    def __init__(self, name, fields, align=None, cls=None, offsets=None, size=None):
+        self.name = name
+        self.cls = cls
+        self.fields = []
+        self.by_name = {}
+        offset = 0
+        max_align = 1
+        for i, (fname, ftype) in enumerate(fields):
+            ft = _type(ftype)
+            if offsets is not None:
+                at = offsets[i]
+            else:
+                at = -(-offset // ft.align) * ft.align
+                if at != offset and ft.size:
+                    raise _shmx.InvalidSchema(
+                        f"invalid schema: field `{fname}` of {name} would start at byte {at} "
+                        f"after {at - offset} bytes of padding; message types have no "
+                        f"implicit padding: add a field `_pad{i}: shmx.Array(shmx.u8, "
+                        f"{at - offset})` before it (as the Rust type must)")
+            self.fields.append((fname, at, ft))
+            self.by_name[fname] = (at, ft)
+            offset = at + ft.size
+            max_align = max(max_align, ft.align)
+        self.align = align or max_align
+        if size is None:
+            size = -(-offset // self.align) * self.align
+            if size != offset:
+                raise _shmx.InvalidSchema(
+                    f"invalid schema: {name} would end with {size - offset} bytes of padding; "
+                    f"add a field `_pad: shmx.Array(shmx.u8, {size - offset})` at its end "
+                    "(as the Rust type must)")
+        self.size = size
+        body = ",".join(f"{f}@{o}:{t.schema}" for f, o, t in self.fields)
+        self.schema = f"{name}({self.size},{self.align}){{{body}}}"
+        self.dtype = np.dtype({
+            "names": [f for f, _, _ in self.fields],
+            "formats": [t.dtype for _, _, t in self.fields],
+            "offsets": [o for _, o, _ in self.fields],
+            "itemsize": self.size,
+        })
+
+
+class _Message:
+    """What the compiled part asks of a topic's Python message type: a field that is not a
+    primitive (`_get`, `_set`) and a sample's repr."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def _get(self, obj, name):
+        return _get_field(obj, self.t, 0, name)
+
+    def _set(self, obj, name, value):
+        _set_field(obj, self.t, 0, name, value)
+
+    def _repr(self, obj):
+        return _repr(obj, self.t)
+
+
+class _StructMeta(type):
+    """Struct classes describe their layout (``Pose.schema``, ``Pose.dtype``, …)."""
+
+    @property
+    def schema(cls):
+        return cls._shmx_type.schema
+
+    @property
+    def fingerprint(cls):
+        return cls._shmx_fingerprint
+
+    @property
+    def size(cls):
+        return cls._shmx_type.size
+
+    @property
+    def align(cls):
+        return cls._shmx_type.align
+
+    @property
+    def dtype(cls):
+        return cls._shmx_type.dtype
+
+    @property
+    def fields(cls):
+        """``[(name, offset, type), ...]`` in declaration order."""
+        return list(cls._shmx_type.fields)
+
+    def __repr__(cls):
+        return f"<shmx.Struct {cls._shmx_type.schema}>"
+
+
+class Struct(metaclass=_StructMeta):
+    """Base of message types declared in Python; fields in declaration order, as a Rust
+    ``#[derive(ShmMessage)] #[repr(C)]`` struct with the same fields::
+
+        class Pose(shmx.Struct):
+            seq: shmx.u64
+            x: shmx.f64
+            heading: shmx.f32
+            mode: shmx.u32
+
+    The type's name is the class's (or ``class Pose(shmx.Struct, name="geo::Pose")``), its
+    alignment the largest of its fields' (or ``align=16``, as ``#[repr(C, align(16))]``).
+    Padding is never implicit: a field that would need some is an error that says which
+    ``_pad`` field to add, as the Rust derive demands.
+    """
+
+    def __init_subclass__(cls, name=None, align=None, _adopted=None, **kw):
+        super().__init_subclass__(**kw)
+        if _adopted is not None:
+            t = _adopted
+        else:
+            ann = cls.__dict__.get("__annotations__", {})
+            t = StructType(name or cls.__name__, list(ann.items()), align=align, cls=cls)
+        canonical, fingerprint, size, _, _, _ = _shmx.parse_schema(t.schema)
+        cls._shmx_type = t
+        cls._shmx_fingerprint = fingerprint
+        t.cls = cls
+        cls._shmx_message = _Message(t)
+
+    # What the compiled part asks of a topic's message type (see `_Message`).
+    @classmethod
+    def _get(cls, obj, name):
+        return _get_field(obj, cls._shmx_type, 0, name)
+
+    @classmethod
+    def _set(cls, obj, name, value):
+        _set_field(obj, cls._shmx_type, 0, name, value)
+
+    @classmethod
+    def _repr(cls, obj):
+        return _repr(obj, cls._shmx_type)
+
+    def __init__(self):
+        raise TypeError("a shmx.Struct describes a message type: loan one from a Publisher "
+                        "(pub.loan()) or send a dict or tuple (pub.send(...))")
+
+
+def struct(name, fields, align=None):
+    """A ``shmx.Struct`` class named ``name`` with ``fields``, a list of ``(name, type)``::
+
+        KiB = shmx.struct("KiB", [("seq", shmx.u64), ("data", shmx.Array(shmx.u8, 1016))])
+    """
+    return type(name.split("::")[-1], (Struct,),
+                {"__annotations__": dict(fields), "__module__": __name__},
+                name=name, align=align)
+
+
+def _from_tree(tree):
+    """The Python type of a parsed schema tree (see ``_shmx.parse_schema``)."""
+    kind = tree[0]
+    if kind == "prim":
+        return _PRIMITIVES[tree[1]]
+    if kind == "array":
+        return Array(_from_tree(tree[1]), tree[2])
+    if kind == "rel":
+        return RelSlice(_from_tree(tree[1]))
+    if kind == "relstr":
+        return RelStr
+    if kind == "enum":
+        return enum(tree[1], [(k, v) for k, v in tree[4]], repr=tree[2])._shmx_type
+    if kind == "struct":
+        _, name, size, align, fields = tree
+        t = StructType(name, [(f, _from_tree(sub)) for f, _, sub in fields], align=align,
+                       offsets=[o for _, o, _ in fields], size=size)
+        type(name.split("::")[-1], (Struct,), {"__module__": __name__}, _adopted=t)
+        return t
+    raise ValueError(f"unknown schema tree {tree!r}")
+
+
+def adopt(schema):
+    """The Python type of schema text ``schema`` (a topic's): a Struct class for a struct,
+    else the type itself."""
+    tree = _shmx.parse_schema(schema)[5]
+    t = _from_tree(tree)
+    return t.cls if isinstance(t, StructType) else t
+
+
+def message_type(t):
+    """``(type, handler)`` of a message type given to an endpoint: the handler reads and
+    writes the fields the compiled part does not (a Struct class, or a ``_Message``)."""
+    st = _type(t)
+    handler = st.cls if isinstance(st, StructType) else _Message(st)
+    return st, handler
+
+
+# --- reading and writing fields in place -------------------------------------------------
+
+def _bytes(obj):
+    """The sample's (or loan's) bytes as a u8 array over the chunk: read-only for samples,
+    writable for loans. Its base is ``obj``, which it keeps alive."""
+    return np.asarray(obj)
+
+
+def _invalid(obj, why):
+    return _shmx.InvalidSample(f"topic {obj.topic!r}: invalid sample "
+                               f"{getattr(obj, 'sequence', 0)}: {why}")
+
+
+class StructView:
+    """A struct inside a sample or loan: fields by name (``v.x``, ``v["x"]``) in place."""
+
+    __slots__ = ("_obj", "_t", "_at")
+
+    def __init__(self, obj, t, at):
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_t", t)
+        object.__setattr__(self, "_at", at)
+
+    def __getattr__(self, name):
+        return _get_field(self._obj, self._t, self._at, name)
+
+    __getitem__ = __getattr__
+
+    def __setattr__(self, name, value):
+        _set_field(self._obj, self._t, self._at, name, value)
+
+    __setitem__ = __setattr__
+
+    def __repr__(self):
+        return _repr_struct(self._obj, self._t, self._at)
+
+
+def _rel_span(obj, at, elem_size, elem_align, message_size, nbytes):
+    """``(start, count)`` of the relative pointer at byte ``at``: checked to lie whole and
+    aligned in the tail (the offset and length come from shared memory)."""
+    off = obj._read(at, "u32")
+    count = obj._read(at + 4, "u32")
+    if count == 0:
+        return 0, 0
+    start = at + off
+    end = start + count * elem_size
+    if start < message_size or end > nbytes or start % elem_align:
+        raise _invalid(obj, f"relative pointer at byte {at} ({off}, {count}) does not lie "
+                            f"aligned in the tail (bytes {message_size}..{nbytes})")
+    return start, count
+
+
+def _message_size(obj):
+    return obj.message_size
+
+
+def _elem_view(obj, start, count, elem):
+    raw = _bytes(obj)[start:start + count * elem.size]
+    if isinstance(elem, Array):
+        base, shape = elem, []
+        while isinstance(base, Array):
+            shape.append(base.len)
+            base = base.elem
+        return raw.view(base.dtype).reshape([count] + shape)
+    return raw.view(elem.dtype)
+
+
+def _get_field(obj, t, base, name):
+    if not isinstance(t, StructType):
+        if name == "value":
+            return _get_value(obj, t, base, "value")
+        raise AttributeError(f"a sample of {t.schema} has only `value`")
+    f = t.by_name.get(name)
+    if f is None:
+        if name == "value" and base == 0:
+            return _bytes(obj)[:t.size].view(t.dtype).reshape(())
+        if name.startswith("alloc_") and name[6:] in t.by_name:
+            return lambda n: _alloc(obj, t, base, name[6:], n)
+        if name == "alloc":
+            return lambda field, n: _alloc(obj, t, base, field, n)
+        if name == "to_dict":
+            return lambda: _to_dict(obj, t, base)
+        raise AttributeError(f"{t.name} has no field `{name}`")
+    at, ft = f
+    return _get_value(obj, ft, base + at, name)
+
+
+def _get_value(obj, ft, at, name):
+    if isinstance(ft, Primitive):
+        return obj._read(at, ft.name)
+    if isinstance(ft, StructType):
+        return StructView(obj, ft, at)
+    if isinstance(ft, EnumType):
+        v = obj._read(at, ft.repr.name)
+        try:
+            return ft.cls(v)
+        except ValueError:
+            return v
+    if isinstance(ft, Array):
+        return _elem_view(obj, at, 1, ft)[0]
+    if isinstance(ft, RelSlice):
+        nbytes = obj.nbytes if not hasattr(obj, "capacity") else obj.capacity
+        start, count = _rel_span(obj, at, ft.elem.size, ft.elem.align, _message_size(obj),
+                                 nbytes)
+        return _elem_view(obj, start, count, ft.elem)
+    if ft is RelStr:
+        nbytes = obj.nbytes if not hasattr(obj, "capacity") else obj.capacity
+        start, count = _rel_span(obj, at, 1, 1, _message_size(obj), nbytes)
+        try:
+            return bytes(_bytes(obj)[start:start + count]).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise _invalid(obj, f"field `{name}` is not UTF-8: {e}") from None
+    raise AttributeError(name)
+
+
+def _alloc(obj, t, base, name, n):
+    """Gives field ``name`` (a RelSlice or RelStr) ``n`` elements (bytes for a RelStr) of
+    the loan's tail and returns them as a writable numpy array."""
+    f = t.by_name.get(name)
+    if f is None or not isinstance(f[1], (RelSlice, _RelStr)):
+        raise AttributeError(f"{t.name} has no RelSlice or RelStr field `{name}`")
+    at, ft = f
+    at += base
+    elem = ft.elem if isinstance(ft, RelSlice) else u8
+    if not isinstance(n, int) or n < 0 or n >= 1 << 32:
+        raise TypeError(f"field `{name}`: a count is an int in 0..2**32, not {n!r}")
+    start = obj._reserve(n * elem.size, elem.align) if n else at
+    obj._write(at, "u32", start - at if n else 0, name)
+    obj._write(at + 4, "u32", n, name)
+    return _elem_view(obj, start, n, elem)
+
+
+def _set_field(obj, t, base, name, value):
+    if not isinstance(t, StructType):
+        if name == "value":
+            _set_value(obj, t, base, "value", value)
+            return
+        raise AttributeError(f"a message of {t.schema} has only `value`")
+    f = t.by_name.get(name)
+    if f is None:
+        raise AttributeError(f"{t.name} has no field `{name}`")
+    at, ft = f
+    _set_value(obj, ft, base + at, name, value)
+
+
+def _set_value(obj, ft, at, name, value):
+    if isinstance(ft, Primitive):
+        obj._write(at, ft.name, value, name)
+    elif isinstance(ft, EnumType):
+        if isinstance(value, str):
+            try:
+                value = ft.cls[value]
+            except KeyError:
+                raise TypeError(f"field `{name}`: {ft.name} has no variant {value!r}") from None
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"field `{name}` is a {ft.name}, not {type(value).__name__}")
+        if int(value) not in {v for _, v in ft.variants}:
+            raise TypeError(f"field `{name}`: {value!r} is no variant of {ft.name}")
+        obj._write(at, ft.repr.name, int(value), name)
+    elif isinstance(ft, StructType):
+        view = StructView(obj, ft, at)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                view[k] = v
+        elif isinstance(value, (tuple, list)):
+            if len(value) != len(ft.fields):
+                raise TypeError(f"field `{name}`: {ft.name} has {len(ft.fields)} fields, "
+                                f"not {len(value)}")
+            for (k, _, _), v in zip(ft.fields, value):
+                view[k] = v
+        else:
+            raise TypeError(f"field `{name}` is a {ft.name}: give a dict or a tuple, not "
+                            f"{type(value).__name__}")
+    elif isinstance(ft, Array):
+        target = _elem_view(obj, at, 1, ft)[0]
+        try:
+            src = np.asarray(value)
+            if src.dtype.kind in "OUS":
+                raise TypeError(f"an array of {src.dtype}")
+            target[...] = src
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"field `{name}` is {ft.schema}: {e}") from None
+    elif isinstance(ft, RelSlice):
+        try:
+            src = np.asarray(value)
+            if src.dtype.kind in "OUS":
+                raise TypeError(f"an array of {src.dtype}")
+            n = src.shape[0] if src.ndim else 1
+        except (TypeError, ValueError, IndexError) as e:
+            raise TypeError(f"field `{name}` is {ft.schema}: {e}") from None
+        view = _alloc_at(obj, at, ft.elem, n, name)
+        try:
+            view[...] = src.reshape(view.shape)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"field `{name}` is {ft.schema}: {e}") from None
+    elif ft is RelStr:
+        if not isinstance(value, str):
+            raise TypeError(f"field `{name}` is a RelStr, not {type(value).__name__}")
+        data = value.encode("utf-8")
+        view = _alloc_at(obj, at, u8, len(data), name)
+        view[:] = np.frombuffer(data, dtype=np.uint8)
+    else:
+        raise TypeError(f"field `{name}` cannot be set")
+
+
+def _alloc_at(obj, at, elem, n, name):
+    start = obj._reserve(n * elem.size, elem.align) if n else at
+    obj._write(at, "u32", start - at if n else 0, name)
+    obj._write(at + 4, "u32", n, name)
+    return _elem_view(obj, start, n, elem)
+
+
+def _to_dict(obj, t, base):
+    out = {}
+    for name, at, ft in t.fields:
+        v = _get_value(obj, ft, base + at, name)
+        if isinstance(v, StructView):
+            v = _to_dict(obj, ft, base + at)
+        out[name] = v
+    return out
+
+
+def _repr_struct(obj, t, base):
+    parts = []
+    for name, at, ft in t.fields:
+        try:
+            v = _get_value(obj, ft, base + at, name)
+            if isinstance(v, np.ndarray) and v.size > 8:
+                v = f"array(shape={v.shape}, dtype={v.dtype})"
+            parts.append(f"{name}={v!r}" if not isinstance(v, str) or
+                         not v.startswith("array(") else f"{name}={v}")
+        except Exception as e:  # a corrupt field shows its error, not the whole repr's
+            parts.append(f"{name}=<{type(e).__name__}: {e}>")
+    return f"{t.name}({', '.join(parts)})"
+
+
+def _repr(obj, t):
+    kind = "Loan" if hasattr(obj, "capacity") else "Sample"
+    inner = _repr_struct(obj, t, 0) if isinstance(t, StructType) else t.schema
+    seq = "" if kind == "Loan" else f" #{obj.sequence}"
+    return f"<shmx.{kind}{seq} {inner}>"

@@ -1,0 +1,443 @@
+//! `RawPublisher` and its `Loan`s.
+
+use super::{array_interface, message_type, primitive, Orphans, Shape};
+use crate::errors;
+use crate::fields;
+use crate::thread::ThreadBound;
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::PyDict;
+use shmx::inspect::{self, RawLoan};
+use shmx::PublisherConfig;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A publisher on a topic of any message type (`shmx.Publisher` builds on it).
+#[pyclass(frozen, module = "shmx._shmx")]
+pub(crate) struct RawPublisher {
+    /// Declared before `inner`: loans parked here borrow it.
+    orphans: Orphans<RawLoan<'static>>,
+    inner: ThreadBound<inspect::RawPublisher>,
+    shape: Arc<Shape>,
+    pytype: GILOnceCell<PyObject>,
+}
+
+#[pymethods]
+impl RawPublisher {
+    /// Publishes on topic `name`: of the message type whose schema text is `schema`
+    /// (created if it does not exist), or adopting the existing topic's type.
+    #[new]
+    #[pyo3(signature = (name, schema = None, buffer_num = None, *, root = None, history = None, max_tail_bytes = None, max_loans = None, overflow = None, block_timeout = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        name: &str,
+        schema: Option<&str>,
+        buffer_num: Option<usize>,
+        root: Option<PathBuf>,
+        history: Option<usize>,
+        max_tail_bytes: Option<usize>,
+        max_loans: Option<usize>,
+        overflow: Option<&str>,
+        block_timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let ty = message_type(schema)?;
+        let mut config: PublisherConfig = shmx::defaults::Defaults::get()
+            .map_err(errors::to_py)?
+            .publisher();
+        if let Some(depth) = buffer_num {
+            config.queue_depth = depth;
+        }
+        if let Some(h) = history {
+            config.history = h;
+        }
+        if let Some(t) = max_tail_bytes {
+            config.max_tail_bytes = t;
+        }
+        if let Some(n) = max_loans {
+            config.max_loans = n;
+        }
+        if let Some(o) = overflow {
+            config.overflow = overflow_policy(o)?;
+        }
+        if let Some(t) = block_timeout {
+            config.block_timeout = crate::wait::timeout(Some(t))?;
+        }
+        let inner = inspect::RawPublisher::open(root.as_deref(), name, ty.as_ref(), config)
+            .map_err(errors::to_py)?;
+        let shape = Arc::new(Shape::of(inner.schema(), inner.topic(), inner.size()));
+        Ok(RawPublisher {
+            orphans: Orphans::new(),
+            inner: ThreadBound::new(inner),
+            shape,
+            pytype: GILOnceCell::new(),
+        })
+    }
+
+    /// The topic's schema text.
+    #[getter]
+    fn schema(&self) -> &str {
+        &self.shape.schema
+    }
+
+    /// The topic's name.
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.shape.topic
+    }
+
+    /// Bytes in a message (without its tail).
+    #[getter]
+    fn size(&self) -> usize {
+        self.shape.size
+    }
+
+    /// The most bytes a sample may have (the message and its whole tail).
+    #[getter]
+    fn capacity(&self) -> PyResult<usize> {
+        Ok(self.inner.get()?.capacity())
+    }
+
+    /// Sets the Python message type that writes this topic's loans (once).
+    fn _set_type(&self, py: Python<'_>, pytype: PyObject) -> PyResult<()> {
+        self.pytype
+            .set(py, pytype)
+            .map_err(|_| PyRuntimeError::new_err("the message type is set already"))
+    }
+
+    /// Loans a chunk for a message and `tail_bytes` of tail (`None`: the largest the
+    /// publisher allows); the message's bytes are zeros.
+    #[pyo3(signature = (tail_bytes = None))]
+    fn loan(slf: &Bound<'_, Self>, tail_bytes: Option<usize>) -> PyResult<Loan> {
+        let inner = Self::endpoint(slf)?;
+        let (size, capacity) = (inner.size(), inner.capacity());
+        let bytes = match tail_bytes {
+            Some(t) => size.saturating_add(t).min(capacity.max(size)),
+            None => capacity,
+        };
+        let mut loan = inner.loan(bytes).map_err(errors::to_py)?;
+        let (addr, capacity) = (loan.as_mut_ptr() as usize, loan.capacity());
+        Ok(Loan {
+            loan: Mutex::new(Some(ThreadBound::new(loan))),
+            owner: slf.clone().unbind(),
+            shape: slf.get().shape.clone(),
+            addr,
+            capacity,
+            used: std::sync::atomic::AtomicUsize::new(size),
+        })
+    }
+
+    /// Publishes `data` (bytes-like: the message, then the used part of its tail) as one
+    /// sample, copying it.
+    fn send_bytes(&self, data: &[u8]) -> PyResult<()> {
+        self.orphans.release();
+        self.inner.get()?.send(data).map_err(errors::to_py)
+    }
+
+    /// Number of subscribers connected.
+    fn subscriber_count(&self) -> PyResult<usize> {
+        Ok(self.inner.get()?.subscriber_count())
+    }
+
+    /// The pool's chunks by state (after taking back what subscribers returned): a dict of
+    /// `total`, `free`, `loaned`, `history`, `delivered` and `pinned`.
+    fn pool_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.orphans.release();
+        let s = self.inner.get()?.pool_stats();
+        let d = PyDict::new(py);
+        d.set_item("total", s.total)?;
+        d.set_item("free", s.free)?;
+        d.set_item("loaned", s.loaned)?;
+        d.set_item("history", s.history)?;
+        d.set_item("delivered", s.delivered)?;
+        d.set_item("pinned", s.pinned)?;
+        Ok(d)
+    }
+}
+
+/// The overflow policy named `name`.
+pub(crate) fn overflow_policy(name: &str) -> PyResult<shmx::Overflow> {
+    match name {
+        "drop_oldest" => Ok(shmx::Overflow::DropOldest),
+        "block" => Ok(shmx::Overflow::Block),
+        "fail" => Ok(shmx::Overflow::Fail),
+        _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "overflow is \"drop_oldest\", \"block\" or \"fail\", not {name:?}"
+        ))),
+    }
+}
+
+impl RawPublisher {
+    /// The Rust endpoint (on its thread), borrowed for as long as its Python object lives;
+    /// gives back first what other threads parked.
+    fn endpoint(slf: &Bound<'_, Self>) -> PyResult<&'static inspect::RawPublisher> {
+        let this = slf.get();
+        let inner: *const inspect::RawPublisher = this.inner.get()?;
+        this.orphans.release();
+        // SAFETY: as `RawSubscriber::endpoint`: a frozen pyclass stays at one address and is
+        // never borrowed mutably; the reference is used by this call or by a `Loan` that
+        // holds a strong reference to the object and gives its borrow up (drops or parks
+        // it) before that reference goes.
+        Ok(unsafe { &*inner })
+    }
+}
+
+/// A loaned chunk, written in place (fields, and numpy views through its
+/// `__array_interface__`) and then published.
+#[pyclass(frozen, module = "shmx._shmx")]
+pub(crate) struct Loan {
+    /// `None` once published. Declared before `owner`: given back while it lives.
+    loan: Mutex<Option<ThreadBound<RawLoan<'static>>>>,
+    owner: Py<RawPublisher>,
+    shape: Arc<Shape>,
+    addr: usize,
+    capacity: usize,
+    /// Bytes in use: the message, then the tail given out so far.
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl Loan {
+    /// `Ok` while the loan may be written: not published, and on its thread.
+    fn live(&self) -> PyResult<()> {
+        match &*self.slot() {
+            Some(loan) => loan.get().map(drop),
+            None => Err(PyRuntimeError::new_err(
+                "this loan was published: loan another sample to write",
+            )),
+        }
+    }
+
+    fn slot(&self) -> MutexGuard<'_, Option<ThreadBound<RawLoan<'static>>>> {
+        self.loan.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Loan {
+    fn drop(&mut self) {
+        let loan = self
+            .loan
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(loan) = loan {
+            if loan.get().is_err() {
+                // Another thread: the owner thread gives it back.
+                self.owner.get().orphans.park(loan);
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Loan {
+    fn __getattr__(slf: &Bound<'_, Self>, name: &str) -> PyResult<PyObject> {
+        let this = slf.get();
+        this.live()?;
+        if let Some((offset, p)) = this.shape.fields.get(name) {
+            // SAFETY: `addr` is the loaned chunk's first byte, valid for `capacity` bytes
+            // while the loan is held (it is: `live`), aligned to 16.
+            return unsafe {
+                fields::read(
+                    slf.py(),
+                    this.addr as *const u8,
+                    this.capacity,
+                    offset,
+                    p,
+                    &this.shape.topic,
+                    0,
+                )
+            };
+        }
+        match this.owner.get().pytype.get(slf.py()) {
+            Some(t) => t.call_method1(slf.py(), "_get", (slf, name)),
+            None => Err(PyAttributeError::new_err(format!(
+                "a loan has no field `{name}`"
+            ))),
+        }
+    }
+
+    fn __getitem__(slf: &Bound<'_, Self>, name: &str) -> PyResult<PyObject> {
+        Self::__getattr__(slf, name)
+    }
+
+    fn __setattr__(slf: &Bound<'_, Self>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let this = slf.get();
+        this.live()?;
+        if let Some((offset, p)) = this.shape.fields.get(name) {
+            // SAFETY: the chunk is loaned to us alone (`live`), `capacity` bytes from `addr`,
+            // aligned to 16.
+            return unsafe {
+                fields::write(
+                    value,
+                    this.addr as *mut u8,
+                    this.capacity,
+                    offset,
+                    p,
+                    (&this.shape.fields.type_name, name),
+                )
+            };
+        }
+        match this.owner.get().pytype.get(slf.py()) {
+            Some(t) => t
+                .call_method1(slf.py(), "_set", (slf, name, value))
+                .map(drop),
+            None => Err(PyAttributeError::new_err(format!(
+                "a loan has no field `{name}`"
+            ))),
+        }
+    }
+
+    fn __setitem__(slf: &Bound<'_, Self>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        Self::__setattr__(slf, name, value)
+    }
+
+    /// Reads primitive `prim` (its name: `"u32"`, …) at byte `offset`.
+    fn _read(&self, py: Python<'_>, offset: usize, prim: &str) -> PyResult<PyObject> {
+        self.live()?;
+        let p = primitive(prim)?;
+        // SAFETY: `addr` is the loaned chunk's first byte, valid for `capacity` bytes while
+        // the loan is held (it is: `live`), aligned to 16.
+        unsafe {
+            fields::read(
+                py,
+                self.addr as *const u8,
+                self.capacity,
+                offset,
+                p,
+                &self.shape.topic,
+                0,
+            )
+        }
+    }
+
+    /// Writes `value` as primitive `prim` at byte `offset`; `field` names it in errors.
+    fn _write(
+        &self,
+        offset: usize,
+        prim: &str,
+        value: &Bound<'_, PyAny>,
+        field: &str,
+    ) -> PyResult<()> {
+        self.live()?;
+        let p = primitive(prim)?;
+        // SAFETY: the chunk is loaned to us alone (`live`), `capacity` bytes from `addr`,
+        // aligned to 16.
+        unsafe {
+            fields::write(
+                value,
+                self.addr as *mut u8,
+                self.capacity,
+                offset,
+                p,
+                (&self.shape.fields.type_name, field),
+            )
+        }
+    }
+
+    /// The chunk's bytes as a writable array of `u8` (its whole capacity).
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.live()?;
+        array_interface(py, self.addr, self.capacity, false)
+    }
+
+    /// Reserves `nbytes` of the tail aligned to `align` and returns their offset from the
+    /// chunk's start (`shmx.TailFull` when the tail has no room).
+    fn _reserve(&self, nbytes: usize, align: usize) -> PyResult<usize> {
+        self.live()?;
+        let align = align.max(1);
+        let used = self.used();
+        let start = used.div_ceil(align).saturating_mul(align);
+        match start
+            .checked_add(nbytes)
+            .filter(|&end| end <= self.capacity)
+        {
+            Some(end) => {
+                self.used.store(end, std::sync::atomic::Ordering::Relaxed);
+                Ok(start)
+            }
+            None => Err(errors::to_py(shmx::Error::TailFull {
+                topic: self.shape.topic.clone(),
+                requested: start.saturating_sub(used).saturating_add(nbytes),
+                available: self.capacity.saturating_sub(used),
+            })),
+        }
+    }
+
+    /// Bytes the chunk holds.
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes in the message (without its tail).
+    #[getter]
+    fn message_size(&self) -> usize {
+        self.shape.size
+    }
+
+    /// The topic's name.
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.shape.topic
+    }
+
+    /// The Python message type of the topic.
+    #[getter]
+    fn r#type(&self, py: Python<'_>) -> Option<PyObject> {
+        self.owner.get().pytype.get(py).map(|t| t.clone_ref(py))
+    }
+
+    /// Bytes in use: the message, then the tail given out so far (what `publish` sends).
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.used()
+    }
+
+    /// Whether it was published.
+    #[getter]
+    fn published(&self) -> bool {
+        self.slot().is_none()
+    }
+
+    /// The address of its first byte.
+    #[getter]
+    fn address(&self) -> usize {
+        self.addr
+    }
+
+    /// Publishes the chunk (the message and the tail given out): zero-copy.
+    fn _publish(&self, publisher: &Bound<'_, RawPublisher>) -> PyResult<()> {
+        if !self.owner.bind(publisher.py()).is(publisher) {
+            return Err(PyRuntimeError::new_err(
+                "this loan belongs to another publisher",
+            ));
+        }
+        self.live()?;
+        let Some(loan) = self.slot().take() else {
+            return Err(PyRuntimeError::new_err("this loan was published already"));
+        };
+        match loan.into_inner() {
+            Ok(loan) => loan.publish(self.used()).map_err(errors::to_py),
+            // Not reached: `live` checked the thread.
+            Err((loan, e)) => {
+                *self.slot() = Some(loan);
+                Err(e)
+            }
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<shmx.Loan on {:?}, {} of {} bytes{}>",
+            self.shape.topic,
+            self.used(),
+            self.capacity,
+            if self.published() { ", published" } else { "" }
+        )
+    }
+}

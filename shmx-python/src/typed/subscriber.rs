@@ -1,0 +1,297 @@
+//! `RawSubscriber` and its `Sample`s.
+
+use super::{array_interface, message_type, primitive, Orphans, Shape};
+use crate::errors;
+use crate::fields;
+use crate::thread::ThreadBound;
+use crate::wait;
+use pyo3::exceptions::{PyAttributeError, PyKeyError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::PyDict;
+use shmx::inspect::{self, RawSample};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A subscriber of a topic of any message type (`shmx.Subscriber` builds on it).
+#[pyclass(frozen, module = "shmx._shmx")]
+pub(crate) struct RawSubscriber {
+    /// Declared before `inner`: samples parked here borrow it.
+    orphans: Orphans<RawSample<'static>>,
+    inner: ThreadBound<inspect::RawSubscriber>,
+    shape: Arc<Shape>,
+    /// The Python message type, which reads the fields that are not primitives.
+    pytype: GILOnceCell<PyObject>,
+}
+
+#[pymethods]
+impl RawSubscriber {
+    /// Subscribes to topic `name`: of the message type whose schema text is `schema`
+    /// (created if it does not exist), or adopting the existing topic's type.
+    #[new]
+    #[pyo3(signature = (name, schema = None, buffer_num = None, *, root = None, copy = false))]
+    fn new(
+        name: &str,
+        schema: Option<&str>,
+        buffer_num: Option<usize>,
+        root: Option<PathBuf>,
+        copy: bool,
+    ) -> PyResult<Self> {
+        let ty = message_type(schema)?;
+        let mut config = shmx::defaults::Defaults::get()
+            .map_err(errors::to_py)?
+            .subscriber();
+        if let Some(depth) = buffer_num {
+            config.queue_depth = depth;
+        }
+        let mut inner = inspect::RawSubscriber::open(root.as_deref(), name, ty.as_ref(), config)
+            .map_err(errors::to_py)?;
+        if copy {
+            inner = inner.copy_on_take();
+        }
+        let shape = Arc::new(Shape::of(inner.schema(), inner.topic(), inner.size()));
+        Ok(RawSubscriber {
+            orphans: Orphans::new(),
+            inner: ThreadBound::new(inner),
+            shape,
+            pytype: GILOnceCell::new(),
+        })
+    }
+
+    /// The topic's schema text.
+    #[getter]
+    fn schema(&self) -> &str {
+        &self.shape.schema
+    }
+
+    /// The topic's name.
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.shape.topic
+    }
+
+    /// Bytes in a message (without its tail).
+    #[getter]
+    fn size(&self) -> usize {
+        self.shape.size
+    }
+
+    /// Sets the Python message type that reads this topic's samples (once).
+    fn _set_type(&self, py: Python<'_>, pytype: PyObject) -> PyResult<()> {
+        self.pytype
+            .set(py, pytype)
+            .map_err(|_| PyRuntimeError::new_err("the message type is set already"))
+    }
+
+    /// The next sample if one waits, else `None`; never blocks.
+    fn take(slf: &Bound<'_, Self>) -> PyResult<Option<Sample>> {
+        let inner = Self::endpoint(slf)?;
+        let sample = inner.take().map_err(errors::to_py)?;
+        Ok(sample.map(|s| Sample::new(slf, s)))
+    }
+
+    /// Waits up to `timeout` seconds (`None`: forever) for the next sample; `None` if none
+    /// came. The GIL is released while it waits; Ctrl-C interrupts it.
+    #[pyo3(signature = (timeout = None))]
+    fn recv(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Sample>> {
+        let timeout = wait::timeout(timeout)?;
+        let inner = Self::endpoint(slf)?;
+        if let Some(sample) = inner.take().map_err(errors::to_py)? {
+            return Ok(Some(Sample::new(slf, sample)));
+        }
+        if timeout == Some(std::time::Duration::ZERO) {
+            return Ok(None);
+        }
+        let sample = wait::blocking(slf.py(), timeout, |slice| {
+            inner.recv_timeout(slice).map(|s| s.map(wait::OnThisThread))
+        })?;
+        Ok(sample.map(|s| Sample::new(slf, s.0)))
+    }
+
+    /// A file descriptor that polls readable while samples wait.
+    fn fileno(&self) -> PyResult<i32> {
+        use std::os::fd::AsRawFd;
+        let fd = self.inner.get()?.fd().map_err(errors::to_py)?;
+        Ok(fd.as_raw_fd())
+    }
+
+    /// Number of publishers connected.
+    fn publisher_count(&self) -> PyResult<usize> {
+        Ok(self.inner.get()?.publisher_count())
+    }
+}
+
+impl RawSubscriber {
+    /// The Rust endpoint (on its thread), borrowed for as long as its Python object lives;
+    /// gives back first what other threads parked.
+    fn endpoint(slf: &Bound<'_, Self>) -> PyResult<&'static inspect::RawSubscriber> {
+        let this = slf.get();
+        let inner: *const inspect::RawSubscriber = this.inner.get()?;
+        this.orphans.release();
+        // SAFETY: a frozen pyclass stays at one address (inside its Python object) until it
+        // is freed, and PyO3 hands out no `&mut` to it. The reference is used by this call
+        // (which holds `slf`) or by a `Sample`, which holds a strong reference to the object
+        // (`Sample::owner`) and gives its borrow up (drops it, or parks it in `orphans`,
+        // which the object drops before `inner`) before that reference goes.
+        Ok(unsafe { &*inner })
+    }
+}
+
+/// A received sample: its fields read in place, and its bytes as a read-only numpy array
+/// through `__array_interface__` (no copy). The chunk goes back to the publisher when the
+/// sample and every view of it are gone.
+#[pyclass(frozen, module = "shmx._shmx")]
+pub(crate) struct Sample {
+    /// `None` only while dropped. Declared before `owner`: given back while it lives.
+    held: Option<ThreadBound<RawSample<'static>>>,
+    owner: Py<RawSubscriber>,
+    shape: Arc<Shape>,
+    addr: usize,
+    len: usize,
+    sequence: u64,
+    publisher_id: u64,
+}
+
+impl Sample {
+    fn new(owner: &Bound<'_, RawSubscriber>, sample: RawSample<'static>) -> Sample {
+        let bytes = sample.bytes();
+        let (addr, len) = (bytes.as_ptr() as usize, bytes.len());
+        Sample {
+            sequence: sample.sequence(),
+            publisher_id: sample.publisher_id(),
+            held: Some(ThreadBound::new(sample)),
+            owner: owner.clone().unbind(),
+            shape: owner.get().shape.clone(),
+            addr,
+            len,
+        }
+    }
+
+    fn field(slf: &Bound<'_, Self>, name: &str) -> PyResult<Option<PyObject>> {
+        let this = slf.get();
+        if let Some((offset, p)) = this.shape.fields.get(name) {
+            // SAFETY: `addr` is the sample's first byte, valid for `len` bytes while the
+            // sample is held (it is: we hold `slf`), aligned to 16.
+            let v = unsafe {
+                fields::read(
+                    slf.py(),
+                    this.addr as *const u8,
+                    this.len,
+                    offset,
+                    p,
+                    &this.shape.topic,
+                    this.sequence,
+                )
+            }?;
+            return Ok(Some(v));
+        }
+        match this.owner.get().pytype.get(slf.py()) {
+            Some(t) => Ok(Some(t.call_method1(slf.py(), "_get", (slf, name))?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for Sample {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            if held.get().is_err() {
+                // Another thread: the owner thread gives it back.
+                self.owner.get().orphans.park(held);
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Sample {
+    fn __getattr__(slf: &Bound<'_, Self>, name: &str) -> PyResult<PyObject> {
+        Self::field(slf, name)?
+            .ok_or_else(|| PyAttributeError::new_err(format!("a sample has no field `{name}`")))
+    }
+
+    fn __getitem__(slf: &Bound<'_, Self>, name: &str) -> PyResult<PyObject> {
+        Self::field(slf, name)?
+            .ok_or_else(|| PyKeyError::new_err(format!("a sample has no field `{name}`")))
+    }
+
+    /// Reads primitive `prim` (its name: `"u32"`, …) at byte `offset` (for the fields of
+    /// nested structs and relative pointers).
+    fn _read(&self, py: Python<'_>, offset: usize, prim: &str) -> PyResult<PyObject> {
+        let p = primitive(prim)?;
+        // SAFETY: `addr` is the sample's first byte, valid for `len` bytes while the sample
+        // is held (we hold it), aligned to 16.
+        unsafe {
+            fields::read(
+                py,
+                self.addr as *const u8,
+                self.len,
+                offset,
+                p,
+                &self.shape.topic,
+                self.sequence,
+            )
+        }
+    }
+
+    /// The sample's bytes (the message, then the used part of its tail) as a read-only
+    /// array of `u8` over the shared chunk.
+    #[getter]
+    fn __array_interface__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        array_interface(py, self.addr, self.len, true)
+    }
+
+    /// The publisher's sequence number.
+    #[getter]
+    fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// The id of the publisher that sent it.
+    #[getter]
+    fn publisher_id(&self) -> u64 {
+        self.publisher_id
+    }
+
+    /// Bytes in the sample (the message and the used part of its tail).
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes in the message (without its tail).
+    #[getter]
+    fn message_size(&self) -> usize {
+        self.shape.size
+    }
+
+    /// The address of its first byte (in the shared chunk, or in the private copy of a
+    /// subscriber made with `copy=True`).
+    #[getter]
+    fn address(&self) -> usize {
+        self.addr
+    }
+
+    /// The topic's name.
+    #[getter]
+    fn topic(&self) -> &str {
+        &self.shape.topic
+    }
+
+    /// The Python message type of the topic.
+    #[getter]
+    fn r#type(&self, py: Python<'_>) -> Option<PyObject> {
+        self.owner.get().pytype.get(py).map(|t| t.clone_ref(py))
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let this = slf.get();
+        match this.owner.get().pytype.get(slf.py()) {
+            Some(t) => t.call_method1(slf.py(), "_repr", (slf,))?.extract(slf.py()),
+            None => Ok(format!(
+                "<shmx.Sample of {:?}, sequence {}>",
+                this.shape.topic, this.sequence
+            )),
+        }
+    }
+}
