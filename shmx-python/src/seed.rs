@@ -268,6 +268,16 @@ impl Subscriber {
         Ok(fd.map_err(errors::to_py)?.as_raw_fd())
     }
 
+    /// Whether values wait now (nothing is taken); when none does, clears a readiness of
+    /// the descriptor that did not mean values.
+    fn samples_waiting(&self) -> PyResult<bool> {
+        Ok(match self.inner.get()? {
+            AnySubscriber::Bool(s) => s.samples_waiting(),
+            AnySubscriber::Int(s) => s.samples_waiting(),
+            AnySubscriber::Float(s) => s.samples_waiting(),
+        })
+    }
+
     /// The topic's name.
     #[getter]
     fn topic(&self) -> PyResult<String> {

@@ -52,6 +52,8 @@ def test_wrong_types_are_type_errors_and_mismatches_are_shmx_errors(root):
     with pytest.raises(TypeError):
         pub.publish(True)
     with pytest.raises(TypeError, match="bool, an int or a float"):
+        shmx.Publisher("other", [1.0], 4)
+    with pytest.raises(shmx.InvalidSchema):
         shmx.Publisher("other", "text", 4)
     with pytest.raises(shmx.TypeMismatch) as e:
         shmx.Subscriber("typed", 0)

@@ -33,4 +33,4 @@ from ._types import (  # noqa: F401
 )
 from ._endpoints import Publisher, Subscriber, WaitSet  # noqa: F401
 
-del _shmx
+

@@ -3,6 +3,7 @@ topics, and topics of any message type (declared in Python, or adopted from the 
 
 import asyncio
 import select
+import time
 
 from . import _shmx
 from ._types import StructType, adopt, message_type, RelSlice, _RelStr
@@ -206,6 +207,7 @@ class _SeedSubscriber(Subscriber):
         self._inner = _shmx.SeedSubscriber(name, default_value, buffer_num, root=root)
         self.subscribe = self._inner.subscribe
         self.recv = self._inner.recv
+        self.samples_waiting = self._inner.samples_waiting
         self._inner_fileno = self._inner.fileno
         self.topic = self._inner.topic
 
@@ -233,6 +235,7 @@ class _TypedSubscriber(Subscriber):
         # Bound to the compiled methods: no Python frame per call.
         self.take = self._raw.take
         self.recv = self._raw.recv
+        self.samples_waiting = self._raw.samples_waiting
         self._inner_fileno = self._raw.fileno
         self._try = self._raw.take
 
@@ -297,8 +300,18 @@ class WaitSet:
     def wait(self, timeout=None):
         """The attached subscribers with samples waiting, waiting up to ``timeout`` seconds
         (``None``: forever) for one."""
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be None or >= 0, not {timeout}")
-        ms = None if timeout is None else int(timeout * 1000 + 0.999)
-        events = self._poll.poll(ms)
-        return [self._subs[fd] for fd, _ in events if fd in self._subs]
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be None or a number >= 0, not {timeout}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if deadline is None:
+                ms = None
+            else:
+                ms = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+            events = self._poll.poll(ms)
+            # A descriptor is also readable for a publisher that joined or left, or a
+            # wake-up for samples taken since: `samples_waiting` tells, and clears those.
+            ready = [self._subs[fd] for fd, _ in events
+                     if fd in self._subs and self._subs[fd].samples_waiting()]
+            if ready or (deadline is not None and time.monotonic() >= deadline):
+                return ready

@@ -165,15 +165,17 @@ def enum(name, variants, repr="u32"):
 
 
 def _type(t):
-    """The shmx type that ``t`` names: a type, a primitive's name, a Struct class or an enum
-    made by ``shmx.enum``."""
+    """The shmx type that ``t`` names: a type, a primitive's name, schema text, a Struct
+    class or an enum made by ``shmx.enum``."""
     if isinstance(t, Type):
         return t
     if isinstance(t, str):
         p = _PRIMITIVES.get(t)
         if p is not None:
             return p
-        raise TypeError(f"unknown primitive {t!r} (one of {', '.join(_PRIMITIVES)})")
+        # Schema text, as `shmx info` shows it (shmx.InvalidSchema if it is not).
+        adopted = adopt(t)
+        return adopted._shmx_type if isinstance(adopted, type) else adopted
     st = getattr(t, "_shmx_type", None)
     if isinstance(st, Type):
         return st
@@ -272,7 +274,8 @@ class _StructMeta(type):
         return list(cls._shmx_type.fields)
 
     def __repr__(cls):
-        return f"<shmx.Struct {cls._shmx_type.schema}>"
+        t = cls.__dict__.get("_shmx_type")
+        return f"<shmx.Struct {t.schema}>" if t is not None else f"<shmx.Struct {cls.__name__}>"
 
 
 class Struct(metaclass=_StructMeta):

@@ -115,6 +115,13 @@ impl RawSubscriber {
         Ok(fd.as_raw_fd())
     }
 
+    /// Whether samples wait now (nothing is taken); when none does, clears a readiness of
+    /// the descriptor that did not mean samples.
+    fn samples_waiting(&self) -> PyResult<bool> {
+        self.orphans.release();
+        Ok(self.inner.get()?.samples_waiting())
+    }
+
     /// Number of publishers connected.
     fn publisher_count(&self) -> PyResult<usize> {
         Ok(self.inner.get()?.publisher_count())

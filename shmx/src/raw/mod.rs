@@ -234,6 +234,12 @@ impl RawSubscriber {
         self.core.spin()
     }
 
+    /// Whether samples wait now, without taking any, as
+    /// [`Subscriber::samples_waiting`](crate::Subscriber::samples_waiting).
+    pub fn samples_waiting(&self) -> bool {
+        self.core.samples_waiting()
+    }
+
     /// Number of publishers this subscriber is connected to.
     pub fn publisher_count(&self) -> usize {
         self.core.publisher_count()

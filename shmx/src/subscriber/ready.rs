@@ -47,6 +47,16 @@ impl SubCore {
         self.arm_on_take.get()
     }
 
+    /// See [`Subscriber::samples_waiting`].
+    pub(crate) fn samples_waiting(&self) -> bool {
+        if !self.nothing_waiting() {
+            return true;
+        }
+        // Nothing waits: consume what made the descriptor readable, and arm it; a publish
+        // that came meanwhile is a sample after all.
+        self.listener.get().is_some() && self.arm() && !self.nothing_waiting()
+    }
+
     /// After a take found nothing: arms the descriptor, so that the next publish makes it
     /// readable, and consumes any wake-up that came for samples already taken, so that it is
     /// not readable with nothing to take. Returns `true` if samples may be waiting after all
@@ -233,6 +243,28 @@ impl<T: ShmMessage> Subscriber<T> {
     /// ```
     pub fn spin(&self) -> bool {
         self.core.spin()
+    }
+
+    /// Whether samples wait now, without taking any: for a loop that polls
+    /// [`fd`](Self::fd) and only looks at the subscribers with samples. When none waits, it
+    /// also clears a readiness that does not mean samples (a wake-up for samples already
+    /// taken, or a publisher that joined or left) and arms the descriptor again, so that
+    /// the loop does not wake for it again; it then costs a system call or two.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::{Publisher, Subscriber};
+    /// let subscriber = Subscriber::<u64>::builder("doc/waiting").root(dir.path()).create()?;
+    /// let _fd = subscriber.fd()?;
+    /// let publisher = Publisher::<u64>::builder("doc/waiting").root(dir.path()).create()?;
+    /// assert!(!subscriber.samples_waiting()); // the publisher joined: no sample yet
+    /// publisher.send(1)?;
+    /// assert!(subscriber.samples_waiting());
+    /// assert_eq!(*subscriber.take()?.unwrap(), 1);
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn samples_waiting(&self) -> bool {
+        self.core.samples_waiting()
     }
 }
 
