@@ -9,10 +9,11 @@ command -v python3 >/dev/null || { echo "shmx-python/test.sh: python3 is missing
 venv="$repo/target/python-venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check maturin numpy pytest
-# The Rust peers: given by SHMX_SEED_PEER and SHMX_STRUCT_PEER (`cargo test` built them
-# already), or built here.
-if [ -z "${SHMX_SEED_PEER:-}" ] || [ -z "${SHMX_STRUCT_PEER:-}" ]; then
-    (cd "$repo" && cargo build -q --example seed_peer --example struct_peer)
+# The Rust peers and examples: given by SHMX_SEED_PEER, SHMX_STRUCT_PEER and
+# SHMX_EXAMPLES_DIR (`cargo test` built them already), or built here.
+if [ -z "${SHMX_SEED_PEER:-}" ] || [ -z "${SHMX_STRUCT_PEER:-}" ] || [ -z "${SHMX_EXAMPLES_DIR:-}" ]; then
+    (cd "$repo" && cargo build -q --example seed_peer --example struct_peer \
+        --example temperature --example camera)
 fi
 (cd "$here" && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop -q)
 cd "$here" && "$venv/bin/python" -m pytest -q tests "$@"

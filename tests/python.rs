@@ -25,6 +25,7 @@ fn the_python_binding_passes_its_tests() {
         .arg(repo.join("shmx-python/test.sh"))
         .env("SHMX_SEED_PEER", &seed)
         .env("SHMX_STRUCT_PEER", &structs)
+        .env("SHMX_EXAMPLES_DIR", &examples)
         .current_dir(repo)
         .output()
         .expect("run shmx-python/test.sh");

@@ -45,3 +45,17 @@ def struct_peer():
             ["cargo", "build", "-q", "--example", "struct_peer"], cwd=REPO, check=True
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def rust_example():
+    """The path of a Rust example by name (built by the test command, or here)."""
+    base = pathlib.Path(os.environ.get("SHMX_EXAMPLES_DIR") or REPO / "target/debug/examples")
+
+    def path(name):
+        exe = base / name
+        if not exe.exists():
+            subprocess.run(["cargo", "build", "-q", "--example", name], cwd=REPO, check=True)
+        return str(exe)
+
+    return path
