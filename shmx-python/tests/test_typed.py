@@ -57,6 +57,16 @@ def test_declared_types_have_the_rust_layout():
         shmx.struct("Tail", [("a", shmx.u64), ("b", shmx.u8)])
     with pytest.raises(shmx.InvalidSchema):
         shmx.struct("bad name", [("a", shmx.u8)])
+    # A numpy dtype declares the same type.
+    from_dtype = shmx.struct("Pose", np.dtype([("seq", "u8"), ("x", "f8"), ("y", "f8"),
+                                               ("heading", "f4"), ("mode", "u4")]))
+    assert from_dtype.fingerprint == Pose.fingerprint and from_dtype.schema == Pose.schema
+    grid = shmx.struct("Grid", np.dtype([("cells", "i2", (2, 3))]))
+    assert grid.schema == "Grid(12,2){cells@0:[[i16;3];2]}"
+    with pytest.raises(shmx.InvalidSchema, match="padding"):
+        shmx.struct("Padded", np.dtype([("a", "u1"), ("b", "f4")], align=True))
+    with pytest.raises(TypeError, match="byte order"):
+        shmx.struct("Big", np.dtype([("a", ">u4")]))
     with pytest.raises(shmx.InvalidSchema, match="unknown type `float`"):
         shmx.struct("T", [("a", "float")])
     with pytest.raises(TypeError, match="not a shmx type"):
@@ -392,3 +402,53 @@ def test_a_lying_publisher_gets_invalid_sample_not_a_crash(root):
     with pytest.raises(shmx.InvalidSample, match="UTF-8"):
         sub.recv(DEADLINE).label
     del s, pub
+
+
+def test_more_errors_of_the_core_arrive_as_their_classes(root, tmp_path):
+    # HeldLimit: a subscriber holds at most max_held (8 by default) samples.
+    sub = shmx.Subscriber("held", Pose)
+    pub = shmx.Publisher("held", Pose, overflow="fail")
+    held = []
+    for i in range(9):
+        pub.send({"seq": i})
+    for _ in range(8):
+        held.append(sub.take())
+    with pytest.raises(shmx.HeldLimit):
+        sub.take()
+    held.clear()
+    assert sub.take().seq == 8
+    # QueueFull with overflow="fail".
+    for i in range(16):
+        pub.send({"seq": i})
+    with pytest.raises(shmx.QueueFull):
+        pub.send({"seq": 16})
+    with pytest.raises(ValueError, match="overflow"):
+        shmx.Publisher("held", Pose, overflow="sometimes")
+    del sub, pub
+    # PermissionDenied: a root that is a symbolic link is not trusted.
+    link = tmp_path / "link"
+    link.symlink_to(root)
+    with pytest.raises(shmx.PermissionDenied):
+        shmx.Publisher("perm", Pose, root=str(link))
+    # Corrupt: a service file that is not what shmx wrote.
+    p = shmx.Publisher("corrupt", Pose)
+    del p
+    (root / "corrupt").mkdir(mode=0o700)
+    service = root / "corrupt" / "service"
+    service.write_bytes(b"\0" * 64)
+    service.chmod(0o600)
+    try:
+        with pytest.raises((shmx.Corrupt, shmx.Version)):
+            shmx.Subscriber("corrupt", Pose)
+    finally:
+        service.unlink()
+        (root / "corrupt").rmdir()
+        # The root's lock file stays while the root holds anything (the topic we made).
+        (root / ".lock").unlink(missing_ok=True)
+    # Every variant of the Rust error has its class, under shmx.Error.
+    for name in ("InvalidName", "TypeMismatch", "QueueFull", "PoolExhausted",
+                 "BudgetExceeded", "LoanLimit", "HeldLimit", "Timeout", "Corrupt", "Version",
+                 "PermissionDenied", "OutOfSpace", "TooManyParticipants", "InvalidConfig",
+                 "InvalidSchema", "InvalidSample", "TailFull", "ForeignTail", "Archive",
+                 "Config", "Io"):
+        assert issubclass(getattr(shmx, name), shmx.Error), name

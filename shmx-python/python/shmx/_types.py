@@ -326,13 +326,58 @@ class Struct(metaclass=_StructMeta):
 
 
 def struct(name, fields, align=None):
-    """A ``shmx.Struct`` class named ``name`` with ``fields``, a list of ``(name, type)``::
+    """A ``shmx.Struct`` class named ``name`` with ``fields``: a list of ``(name, type)``, or
+    a numpy structured dtype (its fields in order, at the offsets ``#[repr(C)]`` gives them;
+    nested structs need a name, so declare those with ``shmx.struct``)::
 
         KiB = shmx.struct("KiB", [("seq", shmx.u64), ("data", shmx.Array(shmx.u8, 1016))])
+        Pose = shmx.struct("Pose", np.dtype([("seq", "u8"), ("x", "f8"), ("y", "f8")]))
     """
+    if isinstance(fields, np.dtype):
+        fields = _from_dtype(name, fields)
     return type(name.split("::")[-1], (Struct,),
                 {"__annotations__": dict(fields), "__module__": __name__},
                 name=name, align=align)
+
+
+_BY_DTYPE = {(p.dtype.kind, p.dtype.itemsize): p for p in
+             (u8, u16, u32, u64, i8, i16, i32, i64, f32, f64, bool_)}
+
+
+def _from_dtype(name, dtype):
+    """``[(field, type)]`` of a numpy structured dtype, checked to lie as ``#[repr(C)]``
+    lays the same fields out."""
+    if dtype.names is None:
+        raise TypeError(f"{name}: a numpy dtype for a struct has named fields, not {dtype}")
+    fields = []
+    for field in dtype.names:
+        fd, offset = dtype.fields[field][:2]
+        shape = ()
+        if fd.subdtype is not None:
+            fd, shape = fd.subdtype
+        if fd.names is not None:
+            raise TypeError(f"{name}: field `{field}` is a nested struct; declare it with "
+                            "shmx.struct (its type needs a name)")
+        if not fd.isnative:
+            raise TypeError(f"{name}: field `{field}` is not in native byte order")
+        t = _BY_DTYPE.get((fd.kind, fd.itemsize))
+        if t is None:
+            raise TypeError(f"{name}: field `{field}` has dtype {fd}, which no shmx "
+                            "primitive matches")
+        for n in reversed(shape):
+            t = Array(t, n)
+        fields.append((field, t, offset))
+    laid = StructType(name, [(f, t) for f, t, _ in fields])
+    for (f, t, offset), (_, at, _) in zip(fields, laid.fields):
+        if offset != at:
+            raise _shmx.InvalidSchema(
+                f"invalid schema: field `{f}` of {name} is at byte {offset} of the dtype, "
+                f"but #[repr(C)] puts it at byte {at} (declare padding as fields)")
+    if dtype.itemsize != laid.size:
+        raise _shmx.InvalidSchema(
+            f"invalid schema: the dtype of {name} has {dtype.itemsize} bytes, the struct "
+            f"{laid.size} (declare padding as fields)")
+    return [(f, t) for f, t, _ in fields]
 
 
 def _from_tree(tree):
