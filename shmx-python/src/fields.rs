@@ -162,21 +162,15 @@ pub(crate) unsafe fn read(
     }
 }
 
-/// Writes `value` as primitive `p` at byte `offset` of the `len` bytes at `base`; field
-/// `field` of type `type_name` (for errors: `TypeError` for a value of the wrong type,
-/// `OverflowError` for one out of range).
-///
-/// # Safety
-/// `base` must be valid for writes of `len` bytes, aligned to at least 16, and written by
-/// no one else meanwhile (a loaned chunk).
-pub(crate) unsafe fn write(
+/// `value` as primitive `p`, in native byte order (the first `p.size()` bytes), for field
+/// `field` of type `type_name` (`TypeError` for a value of the wrong type, `OverflowError`
+/// for one out of range). Converting may run Python code (`__index__`, `__float__`): a loan
+/// is checked after it, just before [`store`].
+pub(crate) fn convert(
     value: &Bound<'_, PyAny>,
-    base: *mut u8,
-    len: usize,
-    offset: usize,
     p: Primitive,
     (type_name, field): (&str, &str),
-) -> PyResult<()> {
+) -> PyResult<[u8; 16]> {
     let wrong = || {
         let got = value
             .get_type()
@@ -187,14 +181,7 @@ pub(crate) unsafe fn write(
             p.name()
         ))
     };
-    if offset.checked_add(p.size()).is_none_or(|end| end > len) || offset % p.align() != 0 {
-        return Err(PyTypeError::new_err(format!(
-            "field `{field}` of {type_name} does not lie in the loaned chunk"
-        )));
-    }
-    // SAFETY: in bounds and aligned (checked above; `base` is 16-aligned), and the caller
-    // vouches the bytes are ours alone to write.
-    let at = unsafe { base.add(offset) };
+    let mut out = [0u8; 16];
     macro_rules! int {
         ($t:ty) => {{
             if value.is_instance_of::<PyBool>() || value.is_instance_of::<PyFloat>() {
@@ -214,8 +201,8 @@ pub(crate) unsafe fn write(
                 }
                 Err(_) => return Err(wrong()),
             };
-            // SAFETY: see above.
-            unsafe { at.cast::<$t>().write_volatile(v) };
+            let b = v.to_ne_bytes();
+            out[..b.len()].copy_from_slice(&b);
         }};
     }
     macro_rules! float {
@@ -224,8 +211,8 @@ pub(crate) unsafe fn write(
                 return Err(wrong());
             }
             let v: f64 = value.extract().map_err(|_| wrong())?;
-            // SAFETY: see above.
-            unsafe { at.cast::<$t>().write_volatile(v as $t) };
+            let b = (v as $t).to_ne_bytes();
+            out[..b.len()].copy_from_slice(&b);
         }};
     }
     match p {
@@ -252,10 +239,34 @@ pub(crate) unsafe fn write(
             if !(value.is_instance_of::<PyBool>() || numpy_bool()) {
                 return Err(wrong());
             }
-            let v = value.is_truthy()?;
-            // SAFETY: see above.
-            unsafe { at.write_volatile(u8::from(v)) };
+            out[0] = u8::from(value.is_truthy()?);
         }
     }
+    Ok(out)
+}
+
+/// Stores `bytes` (from [`convert`]) as primitive `p` at byte `offset` of the `len` bytes at
+/// `base`; field `field` of type `type_name` names it in errors.
+///
+/// # Safety
+/// `base` must be valid for writes of `len` bytes and written by no one else meanwhile (a
+/// loaned chunk), and no Python code may run between the check that vouches for this and
+/// this call.
+pub(crate) unsafe fn store(
+    base: *mut u8,
+    len: usize,
+    offset: usize,
+    p: Primitive,
+    bytes: &[u8; 16],
+    (type_name, field): (&str, &str),
+) -> PyResult<()> {
+    if offset.checked_add(p.size()).is_none_or(|end| end > len) || offset % p.align() != 0 {
+        return Err(PyTypeError::new_err(format!(
+            "field `{field}` of {type_name} does not lie aligned in the loaned chunk"
+        )));
+    }
+    // SAFETY: `offset + size ≤ len` (checked above), within the caller's `len` writable
+    // bytes, ours alone (the caller vouches); `bytes` is our own array of 16 ≥ size bytes.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), base.add(offset), p.size()) };
     Ok(())
 }

@@ -25,6 +25,7 @@ fn _shmx(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<typed::Sample>()?;
     m.add_class::<typed::Loan>()?;
     m.add_function(wrap_pyfunction!(fields::parse_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(thread::forked, m)?)?;
     errors::register(m)?;
     Ok(())
 }

@@ -45,6 +45,14 @@ impl Kind {
     }
 }
 
+/// A value converted for a seed publisher.
+#[derive(Clone, Copy)]
+enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+}
+
 pub(crate) enum AnyPublisher {
     Bool(shmx::Publisher<bool>),
     Int(shmx::Publisher<i64>),
@@ -67,6 +75,8 @@ pub(crate) enum AnySubscriber {
 pub(crate) struct Publisher {
     inner: ThreadBound<AnyPublisher>,
     kind: Kind,
+    /// Whether a publish may wait (`Overflow::Block`): it lets go of the GIL then.
+    blocks: bool,
 }
 
 #[pymethods]
@@ -96,9 +106,15 @@ impl Publisher {
             Kind::Int => AnyPublisher::Int(make!(i64)),
             Kind::Float => AnyPublisher::Float(make!(f64)),
         };
+        let blocks = shmx::defaults::Defaults::get()
+            .map_err(errors::to_py)?
+            .publisher()
+            .overflow
+            == shmx::Overflow::Block;
         Ok(Publisher {
             inner: ThreadBound::new(inner),
             kind,
+            blocks,
         })
     }
 
@@ -114,23 +130,45 @@ impl Publisher {
                     .map_or_else(|_| "?".into(), |n| n.to_string())
             ))
         };
-        let sent = match self.inner.get()? {
-            AnyPublisher::Bool(p) => {
-                let v: bool = value.downcast::<PyBool>().map_err(|_| wrong())?.is_true();
-                p.send(v)
+        let inner = self.inner.get()?;
+        // Converted first (with the GIL), then sent.
+        let v = match inner {
+            AnyPublisher::Bool(_) => {
+                Scalar::Bool(value.downcast::<PyBool>().map_err(|_| wrong())?.is_true())
             }
-            AnyPublisher::Int(p) => {
+            AnyPublisher::Int(_) => {
                 if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
                     return Err(wrong());
                 }
-                p.send(value.extract::<i64>()?)
+                Scalar::Int(value.extract::<i64>()?)
             }
-            AnyPublisher::Float(p) => {
+            AnyPublisher::Float(_) => {
                 if value.is_instance_of::<PyBool>() {
                     return Err(wrong());
                 }
-                p.send(value.extract::<f64>().map_err(|_| wrong())?)
+                Scalar::Float(value.extract::<f64>().map_err(|_| wrong())?)
             }
+        };
+        let send = move || match (inner, v) {
+            (AnyPublisher::Bool(p), Scalar::Bool(v)) => p.send(v),
+            (AnyPublisher::Int(p), Scalar::Int(v)) => p.send(v),
+            (AnyPublisher::Float(p), Scalar::Float(v)) => p.send(v),
+            // Not reached: `v` was made for `inner`'s kind above.
+            _ => Ok(()),
+        };
+        let sent = if self.blocks {
+            // `Overflow::Block` (from the defaults file): it may wait for a subscriber of
+            // this process, which needs the GIL to make room.
+            let send = wait::OnThisThread(send);
+            value
+                .py()
+                .allow_threads(move || {
+                    let send = send;
+                    wait::OnThisThread((send.0)())
+                })
+                .0
+        } else {
+            send()
         };
         sent.map_err(errors::to_py)
     }
@@ -286,5 +324,31 @@ impl Subscriber {
             AnySubscriber::Int(s) => s.topic().to_owned(),
             AnySubscriber::Float(s) => s.topic().to_owned(),
         })
+    }
+}
+
+/// Drops a seed endpoint on the thread that frees its Python object, with the GIL released
+/// (a core endpoint may wait for the root's lock as it leaves).
+fn drop_endpoint<T>(inner: &mut ThreadBound<T>) {
+    let inner = wait::OnThisThread(inner);
+    Python::with_gil(|py| {
+        py.allow_threads(move || {
+            let inner = inner;
+            // SAFETY: the Python object that owns it is being freed, and nothing borrows a
+            // seed endpoint (values are copied out of it).
+            unsafe { inner.0.drop_here() };
+        })
+    });
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        drop_endpoint(&mut self.inner);
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        drop_endpoint(&mut self.inner);
     }
 }

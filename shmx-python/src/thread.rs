@@ -1,23 +1,39 @@
-//! [`ThreadBound`]: a value that only the thread that made it may use, as Python objects
-//! that any thread may hold. shmx endpoints are `!Sync` (and their samples borrow them): a
-//! Python thread other than the owner gets a `RuntimeError`, never a panic; a value dropped
-//! on another thread is leaked rather than dropped there.
+//! [`ThreadBound`]: a value that only the thread (and the process) that made it may use, as
+//! Python objects that any thread may hold. shmx endpoints are `!Sync` (and their samples
+//! borrow them): a Python thread other than the owner gets a `RuntimeError`, never a panic;
+//! a value dropped on another thread is not dropped there (its owner parks it, see
+//! `typed::Orphans`, or leaks it). A child made by `fork` is another process: everything it
+//! inherited is foreign to it (it would otherwise give back the parent's chunks and remove
+//! the parent's files), see [`forked`].
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::PyResult;
-use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::ThreadId;
 
-/// A value usable only on the thread that made it.
-pub(crate) struct ThreadBound<T> {
-    owner: ThreadId,
-    value: ManuallyDrop<T>,
+/// How many times this process is a `fork` child of the one that loaded the module.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// Called in the child after `os.fork()` (registered with `os.register_at_fork`): every
+/// value made before is foreign from now on.
+#[pyo3::pyfunction]
+pub(crate) fn forked() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
 }
 
-// SAFETY: the value is only ever reached through `get`/`get_mut`, which check that the
-// calling thread is the one that made it, and dropped only on that thread (`drop` leaks it
-// otherwise): moving or sharing the wrapper between threads never lets another thread touch
-// the value.
+/// A value usable only on the thread, and in the process, that made it.
+pub(crate) struct ThreadBound<T> {
+    owner: ThreadId,
+    fork: u64,
+    /// `None` once dropped (see [`drop_here`](Self::drop_here)).
+    value: Option<T>,
+}
+
+// SAFETY: the value is only ever reached through `get`/`into_inner`, which check that the
+// calling thread (and process) is the one that made it, and dropped only there (`drop`
+// leaks it otherwise) or by `drop_here`, whose caller vouches that nothing else can reach it:
+// moving or sharing the wrapper between threads never lets another thread touch the value
+// while the owner may.
 unsafe impl<T> Send for ThreadBound<T> {}
 // SAFETY: as for `Send`.
 unsafe impl<T> Sync for ThreadBound<T> {}
@@ -26,49 +42,79 @@ impl<T> ThreadBound<T> {
     pub(crate) fn new(value: T) -> ThreadBound<T> {
         ThreadBound {
             owner: std::thread::current().id(),
-            value: ManuallyDrop::new(value),
+            fork: FORKS.load(Ordering::Relaxed),
+            value: Some(value),
         }
     }
 
+    fn mine(&self) -> bool {
+        std::thread::current().id() == self.owner && FORKS.load(Ordering::Relaxed) == self.fork
+    }
+
     fn check(&self) -> PyResult<()> {
-        if std::thread::current().id() == self.owner {
-            Ok(())
-        } else {
-            Err(PyRuntimeError::new_err(
-                "shmx endpoints, samples and loans belong to the thread that made them: use \
-                 them there (or make one per thread)",
-            ))
+        if !self.mine() {
+            return Err(PyRuntimeError::new_err(
+                if FORKS.load(Ordering::Relaxed) != self.fork {
+                    "this shmx endpoint, sample or loan belongs to the parent process: a forked \
+                     child makes its own"
+                } else {
+                    "shmx endpoints, samples and loans belong to the thread that made them: use \
+                     them there (or make one per thread)"
+                },
+            ));
         }
+        if self.value.is_none() {
+            return Err(PyRuntimeError::new_err("this shmx object is closed"));
+        }
+        Ok(())
     }
 
     /// The value, on the thread that made it.
     pub(crate) fn get(&self) -> PyResult<&T> {
         self.check()?;
-        Ok(&self.value)
+        self.value
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("this shmx object is closed"))
     }
-}
 
-impl<T> ThreadBound<T> {
     /// The value, moved out, on the thread that made it; the wrapper back otherwise.
-    pub(crate) fn into_inner(self) -> Result<T, (ThreadBound<T>, pyo3::PyErr)> {
+    pub(crate) fn into_inner(mut self) -> Result<T, (ThreadBound<T>, pyo3::PyErr)> {
         if let Err(e) = self.check() {
             return Err((self, e));
         }
-        let mut this = ManuallyDrop::new(self);
-        // SAFETY: on the owner thread (checked); `this` is never dropped, so the value is
-        // taken out exactly once.
-        Ok(unsafe { ManuallyDrop::take(&mut this.value) })
+        match self.value.take() {
+            Some(v) => Ok(v),
+            None => Err((self, PyRuntimeError::new_err("this shmx object is closed"))),
+        }
+    }
+
+    /// Whether the calling thread is the owner, in the owner's process.
+    pub(crate) fn is_mine(&self) -> bool {
+        self.mine()
+    }
+
+    /// Drops the value on this thread, whichever it is (not in a forked child, where the
+    /// value is the parent's: there it is leaked).
+    ///
+    /// # Safety
+    /// Nothing else may reach the value now or later: the wrapper's owner is being freed and
+    /// held the only reference (for an endpoint: no sample or loan borrows it any more).
+    pub(crate) unsafe fn drop_here(&mut self) {
+        if FORKS.load(Ordering::Relaxed) == self.fork {
+            self.value = None;
+        } else {
+            std::mem::forget(self.value.take());
+        }
     }
 }
 
 impl<T> Drop for ThreadBound<T> {
     fn drop(&mut self) {
-        if std::thread::current().id() == self.owner {
-            // SAFETY: dropped once, here, on the thread that owns the value.
-            unsafe { ManuallyDrop::drop(&mut self.value) };
+        if !self.mine() {
+            // Another thread or a forked child: never dropped here. (A sample's chunk stays
+            // held until the process exits, where shmx's crash cleanup reclaims it; the
+            // endpoints park their samples instead, see `typed::Orphans`.)
+            std::mem::forget(self.value.take());
         }
-        // On another thread the value is leaked: a sample's chunk stays held (and a
-        // subscriber's slot taken) until the process exits, where shmx's crash cleanup
-        // reclaims them, instead of racing with the owner thread.
     }
 }

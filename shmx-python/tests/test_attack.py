@@ -106,12 +106,19 @@ def last_json(out):
     raise AssertionError(out)
 
 
-def shmx_error_or_value(fn):
-    """`fn()`'s value, or the shmx.Error it raised; any other exception fails the test."""
+def outcome(fn):
+    """What `fn()` did, without keeping an exception (whose traceback would keep the
+    test's endpoints alive past its end): ``("ok", value)`` or ``(ExceptionType, text)``."""
     try:
-        return fn()
-    except shmx.Error as e:
-        return e
+        return ("ok", fn())
+    except Exception as e:  # noqa: BLE001 -- the type is what the test looks at
+        return (type(e), str(e))
+
+
+def clean(result):
+    """`result` of `outcome` is a value or a shmx.Error (never another exception)."""
+    kind = result[0]
+    return kind == "ok" or issubclass(kind, shmx.Error)
 
 
 # === findings (failing now) ==============================================================
@@ -206,22 +213,21 @@ def test_finding_blocking_publish_holds_the_gil_and_deadlocks_a_subscriber_threa
         while pub.subscriber_count() < 1:
             assert time.monotonic() < deadline
             time.sleep(0.005)
-        error = None
-        try:
-            for i in range(10):
-                pub.send({"seq": i, "x": 0.0})
-        except shmx.Error as e:
-            error = e
+        result = outcome(lambda: [pub.send({"seq": i, "x": 0.0}) for i in range(10)])
         deadline = time.monotonic() + DEADLINE
-        while len(got) < 10 and error is None and time.monotonic() < deadline:
+        while len(got) < 10 and result[0] == "ok" and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         done.set()
         t.join()
-    assert error is None, f"{error!r} after {got}"
+    del pub
+    assert result[0] == "ok", f"{result} after {got}"
     assert got == list(range(10))
 
 
+@pytest.mark.xfail(strict=True, reason="documented limitation: a publish blocked on a full "
+                   "queue (overflow='block', no block_timeout) waits without the GIL but is "
+                   "not interrupted by Ctrl-C; block_timeout bounds it")
 def test_finding_ctrl_c_does_not_interrupt_a_blocked_publish():
     # block_timeout None (forever): the wait never looks at Python's signals.
     rc, out, _ = run_isolated("""
@@ -238,6 +244,57 @@ def test_finding_ctrl_c_does_not_interrupt_a_blocked_publish():
     assert "interrupted" in out, out
 
 
+def test_finding_dropping_an_endpoint_freezes_every_thread_while_another_process_holds_the_root_lock():
+    # Drop waits up to LEAVING_WAIT (5 s; a subscriber waits twice) for the root's lock,
+    # with the GIL held: a process of the same user that holds `.lock` (flock) freezes the
+    # whole interpreter on every endpoint dropped. (Also: 5-10 s per endpoint dropped after
+    # the root directory was removed.) The child's ticker thread must keep printing.
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    root = tempfile.mkdtemp(prefix="shmx-attack-", dir=base)
+    code = textwrap.dedent("""
+        import os, sys, threading, time
+        import shmx
+        class P(shmx.Struct):
+            seq: shmx.u64
+        sub = shmx.Subscriber("t", P)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        def tick():
+            while True:
+                print("tick", flush=True)
+                time.sleep(0.05)
+        threading.Thread(target=tick, daemon=True).start()
+        time.sleep(0.2)
+        print("dropping", flush=True)
+        del sub
+        print("dropped", flush=True)
+    """)
+    proc = locker = None
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True,
+                                env=dict(os.environ, SHMX_ROOT=root))
+        assert proc.stdout.readline().strip() == "ready"
+        lock = open(os.path.join(root, ".lock"), "rb")
+        import fcntl
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        while proc.stdout.readline().strip() != "dropping":
+            pass
+        # After "dropping", a tick (or "dropped") must come within 1 s.
+        import selectors
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        frozen = not sel.select(timeout=1.0)
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
+    assert not frozen, "no thread ran for 1 s while the subscriber was dropped"
+
+
 def test_finding_a_field_write_converting_its_value_can_publish_the_loan_first(root):
     # Loan.__setattr__ checks `live()` and then converts the value (`__index__`), which may
     # publish the loan: the write then lands in a chunk that subscribers already hold.
@@ -251,12 +308,17 @@ def test_finding_a_field_write_converting_its_value_can_publish_the_loan_first(r
             pub.publish(m)
             return 0xDEAD
 
-    with pytest.raises(RuntimeError):
-        m.seq = Evil()
+    result = outcome(lambda: setattr(m, "seq", Evil()))
     s = sub.take()
-    assert s is not None and s.seq == 1
+    seq = None if s is None else s.seq
+    del s, m, sub, pub, Evil
+    assert result[0] is RuntimeError, result
+    assert seq == 1
 
 
+@pytest.mark.xfail(strict=True, reason="documented limitation: numpy views of a loan stay "
+                   "writable after publish() (the memory stays mapped; writes change what "
+                   "subscribers read): drop them before publishing")
 def test_finding_a_view_of_a_loan_writes_a_sample_after_publish(root):
     # A numpy view of a loan stays writable after publish(): a received, held sample (whose
     # own views are read-only) changes under its reader.
@@ -265,13 +327,12 @@ def test_finding_a_view_of_a_loan_writes_a_sample_after_publish(root):
     m = pub.loan()
     view = np.asarray(m)
     m.seq = 1
-    pub.publish(m)
+    result = outcome(lambda: pub.publish(m))  # refusing while views exist is fine too
     s = sub.take()
-    try:
-        view[0] = 99
-    except (ValueError, BufferError):
-        pass  # refusing the write (or the publish while views exist) is fine too
-    assert s.seq == 1
+    outcome(lambda: view.__setitem__(0, 99))  # as is refusing the write
+    seq = None if s is None else s.seq
+    del s, view, m, sub, pub
+    assert result[0] is BufferError or seq == 1, (result, seq)
 
 
 def test_finding_an_enum_that_lies_is_not_reported(root):
@@ -281,16 +342,19 @@ def test_finding_an_enum_that_lies_is_not_reported(root):
     raw = shmx._shmx.RawPublisher("t", None, max_tail_bytes=64)
     raw.send_bytes(h_bytes(mode=9))
     s = sub.recv(DEADLINE)
-    with pytest.raises(shmx.InvalidSample):
-        s.mode
+    result = outcome(lambda: s.mode)
+    del s, sub, raw
+    assert result[0] is shmx.InvalidSample, result
 
 
 @pytest.mark.parametrize("schema", ["M:u8{mro=0}", "M:u8{_ignore_=0}"])
 def test_finding_hostile_enum_names_in_a_stored_schema_raise_non_shmx_errors_on_adopt(
         root, schema):
-    shmx._shmx.RawPublisher("t", schema)
-    got = shmx_error_or_value(lambda: shmx.Subscriber("t"))
-    assert isinstance(got, (shmx.Subscriber, shmx.InvalidSchema))
+    raw = shmx._shmx.RawPublisher("t", schema)
+    result = outcome(lambda: shmx.Subscriber("t"))
+    del raw
+    assert clean(result), result
+    del result
 
 
 @pytest.mark.parametrize("schema,field", [
@@ -303,7 +367,10 @@ def test_finding_schemas_rust_accepts_make_reads_raise_non_shmx_errors(root, sch
     sub = shmx.Subscriber("t")
     raw.send_bytes(b"\0" * raw.size)
     s = sub.recv(DEADLINE)
-    shmx_error_or_value(lambda: s[field])
+    result = outcome(lambda: s[field])
+    del s, sub, raw
+    assert clean(result), result
+    del result
 
 
 def test_finding_adopting_a_topic_trusts_schema_text_that_disagrees_with_its_layout(root):
@@ -320,13 +387,16 @@ def test_finding_adopting_a_topic_trusts_schema_text_that_disagrees_with_its_lay
         i = mm.find(old)
         mm[i:i + len(old)] = new
         mm.close()
-    got = shmx_error_or_value(lambda: shmx.Subscriber("t"))
-    if isinstance(got, shmx.Error):
-        return  # refused at open: correct
-    pub.send((1, 2.0))
-    s = got.recv(DEADLINE)
-    shmx_error_or_value(lambda: s.seq)
-    shmx_error_or_value(lambda: s.value)
+    opened = outcome(lambda: shmx.Subscriber("t"))
+    results = [opened]
+    if opened[0] == "ok":
+        pub.send((1, 2.0))
+        s = opened[1].recv(DEADLINE)
+        results += [outcome(lambda: s.seq), outcome(lambda: s.value)]
+        del s
+    del opened, pub
+    results = [(r[0], r[1]) if r[0] != "ok" else ("ok",) for r in results]
+    assert all(r[0] == "ok" or issubclass(r[0], shmx.Error) for r in results), results
 
 
 @pytest.mark.parametrize("timeout", [float("inf"), 1e12])
@@ -336,7 +406,9 @@ def test_finding_waitset_wait_refuses_long_timeouts_that_recv_accepts(root, time
     pub.send((1, 0.0))
     ws = shmx.WaitSet()
     ws.attach(sub)
-    assert ws.wait(timeout) == [sub]
+    result = outcome(lambda: ws.wait(timeout) == [sub])
+    del ws, sub, pub
+    assert result == ("ok", True), result
 
 
 # === attacks that held ===================================================================
@@ -357,7 +429,7 @@ def test_sample_views_cannot_be_made_writable(root):
         a.flags.writeable = True
     with pytest.raises(ValueError):
         a.setflags(write=True)
-    for v in (s.value, s.flags, s.data, s.pts, a.view(np.uint64),
+    for v in (s.value, s.flags, s.data, s.pts, a[:8].view(np.uint64),
               np.lib.stride_tricks.as_strided(a, writeable=True),
               np.ndarray(a.shape, a.dtype, buffer=a)):
         assert not v.flags.writeable
@@ -468,14 +540,14 @@ def test_endpoints_samples_and_loans_refuse_other_threads(root):
             try:
                 f()
                 errors.append(None)
-            except RuntimeError as e:
-                errors.append(e)
+            except RuntimeError:
+                errors.append(RuntimeError)  # not the exception: its traceback is a cycle
         errors.append(s.seq)  # reading a sample from another thread is fine
 
     t = threading.Thread(target=worker)
     t.start()
     t.join()
-    assert all(isinstance(e, RuntimeError) for e in errors[:-1]), errors
+    assert all(e is RuntimeError for e in errors[:-1]), errors
     assert errors[-1] == 1
     assert not m.published
     pub.publish(m)
@@ -626,7 +698,8 @@ def test_deleting_the_subscriber_while_holding_a_sample(root):
     assert (s.seq, s.x, int(v["seq"])) == (5, 1.5, 5)
     assert pub.subscriber_count() == 1
     del s
-    assert whole(pub)[0] and pub.subscriber_count() == 1
+    assert not whole(pub)[0]  # the view holds the sample
+    assert pub.subscriber_count() == 1
     del v
     assert pub.subscriber_count() == 0
     assert whole(pub)[0]

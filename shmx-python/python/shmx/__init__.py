@@ -33,4 +33,10 @@ from ._types import (  # noqa: F401
 )
 from ._endpoints import Publisher, Subscriber, WaitSet  # noqa: F401
 
+import os as _os
+
+# A forked child is another process: what it inherited belongs to the parent (using or
+# dropping it there would give back the parent's chunks and remove its files).
+_os.register_at_fork(after_in_child=_shmx.forked)
+
 

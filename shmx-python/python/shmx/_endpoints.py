@@ -302,12 +302,14 @@ class WaitSet:
         (``None``: forever) for one."""
         if timeout is not None and not timeout >= 0:
             raise ValueError(f"timeout must be None or a number >= 0, not {timeout}")
+        if timeout is not None and timeout > 1e9:
+            timeout = None  # past any deadline worth keeping (infinity included): forever
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if deadline is None:
                 ms = None
             else:
-                ms = max(0, int((deadline - time.monotonic()) * 1000 + 0.999))
+                ms = min(max(0, int((deadline - time.monotonic()) * 1000 + 0.999)), 1 << 30)
             events = self._poll.poll(ms)
             # A descriptor is also readable for a publisher that joined or left, or a
             # wake-up for samples taken since: `samples_waiting` tells, and clears those.

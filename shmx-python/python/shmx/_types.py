@@ -141,6 +141,7 @@ class EnumType(Type):
         if not isinstance(self.repr, Primitive) or self.repr.name in ("f32", "f64", "bool"):
             raise TypeError(f"an enum's repr is an integer type, not {repr!r}")
         self.variants = list(variants)
+        self.values = {v for _, v in self.variants}
         self.cls = cls
         body = ",".join(f"{k}={v}" for k, v in self.variants)
         self.schema = f"{name}:{self.repr.schema}{{{body}}}"
@@ -158,10 +159,40 @@ def enum(name, variants, repr="u32"):
     items = list(variants.items()) if isinstance(variants, dict) else list(variants)
     if not items:
         raise TypeError("an enum needs at least one variant")
-    cls = _enum.IntEnum(name.split("::")[-1], items)
-    cls._shmx_type = EnumType(name, repr, items, cls)
-    _shmx.parse_schema(cls._shmx_type.schema)
+    t = EnumType(name, repr, items, None)
+    _shmx.parse_schema(t.schema)
+    try:
+        cls = _enum.IntEnum(name.split("::")[-1], items)
+        if [(m.name, m.value) for m in cls] != items:
+            raise ValueError("aliases")
+    except Exception:
+        # Names Python's enum reserves (`mro`, `_ignore_`, dunders) or equal values: the
+        # type works, its values read as plain ints.
+        cls = _PlainEnum(name, items)
+    t.cls = cls
+    cls._shmx_type = t
     return cls
+
+
+class _PlainEnum:
+    """An enum whose variants cannot be an ``IntEnum`` (see ``enum``): values are ints;
+    ``Mode["name"]`` gives a variant's value."""
+
+    def __init__(self, name, items):
+        self.__name__ = name
+        self._items = dict(items)
+
+    def __getitem__(self, variant):
+        return self._items[variant]
+
+    def __call__(self, value):
+        return value
+
+    def __iter__(self):
+        return iter(self._items.items())
+
+    def __repr__(self):
+        return f"<shmx enum {self.__name__}>"
 
 
 def _type(t):
@@ -406,7 +437,13 @@ def adopt(schema):
     """The Python type of schema text ``schema`` (a topic's): a Struct class for a struct,
     else the type itself."""
     tree = _shmx.parse_schema(schema)[5]
-    t = _from_tree(tree)
+    try:
+        t = _from_tree(tree)
+    except _shmx.Error:
+        raise
+    except (TypeError, ValueError, KeyError) as e:
+        raise _shmx.InvalidSchema(f"invalid schema: {schema[:120]!r} cannot be read from "
+                                  f"Python: {e}") from None
     return t.cls if isinstance(t, StructType) else t
 
 
@@ -475,6 +512,16 @@ def _message_size(obj):
 
 
 def _elem_view(obj, start, count, elem):
+    if elem.size == 0:
+        # Elements of no bytes (`[T; 0]`, empty structs): nothing to view.
+        shape = [count]
+        base = elem
+        while isinstance(base, Array):
+            shape.append(base.len)
+            base = base.elem
+        empty = np.zeros(shape, dtype=base.dtype)
+        empty.flags.writeable = False
+        return empty
     raw = _bytes(obj)[start:start + count * elem.size]
     if isinstance(elem, Array):
         base, shape = elem, []
@@ -493,7 +540,7 @@ def _get_field(obj, t, base, name):
     f = t.by_name.get(name)
     if f is None:
         if name == "value" and base == 0:
-            return _bytes(obj)[:t.size].view(t.dtype).reshape(())
+            return _elem_view(obj, 0, 1, t).reshape(())
         if name.startswith("alloc_") and name[6:] in t.by_name:
             return lambda n: _alloc(obj, t, base, name[6:], n)
         if name == "alloc":
@@ -512,9 +559,11 @@ def _get_value(obj, ft, at, name):
         return StructView(obj, ft, at)
     if isinstance(ft, EnumType):
         v = obj._read(at, ft.repr.name)
+        if v not in ft.values:
+            raise _invalid(obj, f"{v} at byte {at} is no variant of {ft.name}")
         try:
             return ft.cls(v)
-        except ValueError:
+        except Exception:
             return v
     if isinstance(ft, Array):
         return _elem_view(obj, at, 1, ft)[0]

@@ -78,6 +78,31 @@ pub(crate) fn array_interface(
     Ok(d)
 }
 
+/// Drops an endpoint's parked samples or loans and then the endpoint itself, on the thread
+/// that frees its Python object (whichever it is), with the GIL released: a core endpoint
+/// may wait for the root's lock as it leaves.
+///
+/// # Safety
+/// The endpoint's Python object is being freed: no sample or loan holds it any more (each
+/// holds a strong reference), so nothing but `orphans` borrows `inner`, and nothing else
+/// reaches either.
+pub(crate) unsafe fn drop_endpoint<E, B>(orphans: &Orphans<B>, inner: &mut ThreadBound<E>) {
+    let parked = crate::wait::OnThisThread(orphans.take_all());
+    let inner = crate::wait::OnThisThread(inner);
+    Python::with_gil(|py| {
+        py.allow_threads(move || {
+            let (parked, inner) = (parked, inner);
+            for mut p in parked.0 {
+                // SAFETY: the caller's contract: nothing else reaches the parked values,
+                // and the endpoint they borrow is still alive (dropped next).
+                unsafe { p.drop_here() };
+            }
+            // SAFETY: the caller's contract; nothing borrows the endpoint any more.
+            unsafe { inner.0.drop_here() };
+        })
+    });
+}
+
 /// The primitive named `name`.
 pub(crate) fn primitive(name: &str) -> PyResult<Primitive> {
     Primitive::from_name(name)
@@ -112,6 +137,13 @@ impl<T> Orphans<T> {
         if self.any.load(Ordering::Acquire) {
             self.release_slow();
         }
+    }
+
+    /// Everything parked, taken out (for the endpoint's own drop).
+    pub(crate) fn take_all(&self) -> Vec<ThreadBound<T>> {
+        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        self.any.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *parked)
     }
 
     #[cold]

@@ -21,6 +21,8 @@ pub(crate) struct RawPublisher {
     inner: ThreadBound<inspect::RawPublisher>,
     shape: Arc<Shape>,
     pytype: GILOnceCell<PyObject>,
+    /// Whether a publish may wait (`Overflow::Block`): it lets go of the GIL then.
+    blocks: bool,
 }
 
 #[pymethods]
@@ -63,6 +65,7 @@ impl RawPublisher {
         if let Some(t) = block_timeout {
             config.block_timeout = crate::wait::timeout(Some(t))?;
         }
+        let blocks = config.overflow == shmx::Overflow::Block;
         let inner = inspect::RawPublisher::open(root.as_deref(), name, ty.as_ref(), config)
             .map_err(errors::to_py)?;
         let shape = Arc::new(Shape::of(inner.schema(), inner.topic(), inner.size()));
@@ -71,6 +74,7 @@ impl RawPublisher {
             inner: ThreadBound::new(inner),
             shape,
             pytype: GILOnceCell::new(),
+            blocks,
         })
     }
 
@@ -129,9 +133,20 @@ impl RawPublisher {
 
     /// Publishes `data` (bytes-like: the message, then the used part of its tail) as one
     /// sample, copying it.
-    fn send_bytes(&self, data: &[u8]) -> PyResult<()> {
+    fn send_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
         self.orphans.release();
-        self.inner.get()?.send(data).map_err(errors::to_py)
+        let inner = self.inner.get()?;
+        if !self.blocks {
+            return inner.send(data).map_err(errors::to_py);
+        }
+        // `Overflow::Block`: as `Loan::_publish`.
+        let call = crate::wait::OnThisThread((inner, data));
+        py.allow_threads(move || {
+            let call = call;
+            crate::wait::OnThisThread(call.0 .0.send(call.0 .1))
+        })
+        .0
+        .map_err(errors::to_py)
     }
 
     /// Number of subscribers connected.
@@ -164,6 +179,14 @@ pub(crate) fn overflow_policy(name: &str) -> PyResult<shmx::Overflow> {
         _ => Err(pyo3::exceptions::PyValueError::new_err(format!(
             "overflow is \"drop_oldest\", \"block\" or \"fail\", not {name:?}"
         ))),
+    }
+}
+
+impl Drop for RawPublisher {
+    fn drop(&mut self) {
+        // SAFETY: the object is being freed: every `Loan` held a strong reference to it, so
+        // none is left, and only `orphans` borrows `inner`.
+        unsafe { super::drop_endpoint(&self.orphans, &mut self.inner) };
     }
 }
 
@@ -224,7 +247,7 @@ impl Drop for Loan {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(loan) = loan {
-            if loan.get().is_err() {
+            if !loan.is_mine() {
                 // Another thread: the owner thread gives it back.
                 self.owner.get().orphans.park(loan);
             }
@@ -268,16 +291,20 @@ impl Loan {
         let this = slf.get();
         this.live()?;
         if let Some((offset, p)) = this.shape.fields.get(name) {
-            // SAFETY: the chunk is loaned to us alone (`live`), `capacity` bytes from `addr`,
-            // aligned to 16.
+            let names = (this.shape.fields.type_name.as_str(), name);
+            // Converted first: it may run Python code, which may publish the loan.
+            let bytes = fields::convert(value, p, names)?;
+            this.live()?;
+            // SAFETY: the chunk is loaned to us alone (`live`, and no Python code ran since),
+            // `capacity` bytes from `addr`.
             return unsafe {
-                fields::write(
-                    value,
+                fields::store(
                     this.addr as *mut u8,
                     this.capacity,
                     offset,
                     p,
-                    (&this.shape.fields.type_name, name),
+                    &bytes,
+                    names,
                 )
             };
         }
@@ -322,18 +349,21 @@ impl Loan {
         value: &Bound<'_, PyAny>,
         field: &str,
     ) -> PyResult<()> {
-        self.live()?;
         let p = primitive(prim)?;
-        // SAFETY: the chunk is loaned to us alone (`live`), `capacity` bytes from `addr`,
-        // aligned to 16.
+        let names = (self.shape.fields.type_name.as_str(), field);
+        // Converted first: it may run Python code, which may publish the loan.
+        let bytes = fields::convert(value, p, names)?;
+        self.live()?;
+        // SAFETY: the chunk is loaned to us alone (`live`, and no Python code ran since),
+        // `capacity` bytes from `addr`.
         unsafe {
-            fields::write(
-                value,
+            fields::store(
                 self.addr as *mut u8,
                 self.capacity,
                 offset,
                 p,
-                (&self.shape.fields.type_name, field),
+                &bytes,
+                names,
             )
         }
     }
@@ -421,8 +451,26 @@ impl Loan {
         let Some(loan) = self.slot().take() else {
             return Err(PyRuntimeError::new_err("this loan was published already"));
         };
+        let owner = self.owner.get();
         match loan.into_inner() {
-            Ok(loan) => loan.publish(self.used()).map_err(errors::to_py),
+            Ok(loan) => {
+                let used = self.used();
+                if owner.blocks {
+                    // `Overflow::Block`: it may wait for a subscriber of this process, which
+                    // needs the GIL to make room.
+                    let loan = crate::wait::OnThisThread(loan);
+                    publisher
+                        .py()
+                        .allow_threads(move || {
+                            let loan = loan;
+                            crate::wait::OnThisThread(loan.0.publish(used))
+                        })
+                        .0
+                        .map_err(errors::to_py)
+                } else {
+                    loan.publish(used).map_err(errors::to_py)
+                }
+            }
             // Not reached: `live` checked the thread.
             Err((loan, e)) => {
                 *self.slot() = Some(loan);

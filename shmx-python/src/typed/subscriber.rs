@@ -128,6 +128,14 @@ impl RawSubscriber {
     }
 }
 
+impl Drop for RawSubscriber {
+    fn drop(&mut self) {
+        // SAFETY: the object is being freed: every `Sample` held a strong reference to it, so
+        // none is left, and only `orphans` borrows `inner`.
+        unsafe { super::drop_endpoint(&self.orphans, &mut self.inner) };
+    }
+}
+
 impl RawSubscriber {
     /// The Rust endpoint (on its thread), borrowed for as long as its Python object lives;
     /// gives back first what other threads parked.
@@ -202,7 +210,7 @@ impl Sample {
 impl Drop for Sample {
     fn drop(&mut self) {
         if let Some(held) = self.held.take() {
-            if held.get().is_err() {
+            if !held.is_mine() {
                 // Another thread: the owner thread gives it back.
                 self.owner.get().orphans.park(held);
             }

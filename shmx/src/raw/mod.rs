@@ -51,7 +51,42 @@ fn open_existing(
         ),
     })?;
     service.sweep(lock);
+    check_schema(&service, &root.path().join(name.encoded()).join("service"))?;
     Ok(service)
+}
+
+/// `Ok` if the schema text a topic stores describes the type it records (its fingerprint,
+/// which covers every size, alignment and name, its size and whether samples have a tail):
+/// an endpoint that adopts the text reads samples by it, so a file whose text and header
+/// disagree is corrupt. Archived rkyv topics store a name, not a layout.
+fn check_schema(service: &Service, path: &Path) -> Result<()> {
+    let schema = service.schema_text();
+    if crate::schema_text::is_archived(&schema) {
+        return Ok(());
+    }
+    let (fingerprint, size, _) = service.type_facts();
+    match MessageType::parse(&schema) {
+        Ok(t)
+            if t.fingerprint() == fingerprint
+                && t.size() == size
+                && t.has_tail() == service.has_tail() =>
+        {
+            Ok(())
+        }
+        Ok(t) => Err(Error::corrupt(
+            path,
+            format!(
+                "its schema text describes a type ({:#018x}, {} bytes) other than the one it \
+                 records ({fingerprint:#018x}, {size} bytes)",
+                t.fingerprint(),
+                t.size(),
+            ),
+        )),
+        Err(e) => Err(Error::corrupt(
+            path,
+            format!("its schema text does not describe a message type: {e}"),
+        )),
+    }
 }
 
 /// Opens topic `name` with message type `ty` if given (creating it if it does not exist,
