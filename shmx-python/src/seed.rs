@@ -4,7 +4,7 @@
 //! `Publisher<i64>` and `Publisher<f64>`.
 
 use crate::errors;
-use crate::thread::ThreadBound;
+use crate::thread::Endpoint;
 use crate::wait;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -73,7 +73,7 @@ pub(crate) enum AnySubscriber {
 /// subscriber that starts later receives it first.
 #[pyclass(module = "shmx._shmx", name = "SeedPublisher")]
 pub(crate) struct Publisher {
-    inner: ThreadBound<AnyPublisher>,
+    inner: Endpoint<AnyPublisher, ()>,
     kind: Kind,
     /// Whether a publish may wait (`Overflow::Block`): it lets go of the GIL then.
     blocks: bool,
@@ -112,7 +112,7 @@ impl Publisher {
             .overflow
             == shmx::Overflow::Block;
         Ok(Publisher {
-            inner: ThreadBound::new(inner),
+            inner: Endpoint::new(inner),
             kind,
             blocks,
         })
@@ -191,7 +191,7 @@ impl Publisher {
 /// `default_value` before the first.
 #[pyclass(module = "shmx._shmx", name = "SeedSubscriber")]
 pub(crate) struct Subscriber {
-    inner: ThreadBound<AnySubscriber>,
+    inner: Endpoint<AnySubscriber, ()>,
     last: PyObject,
 }
 
@@ -224,7 +224,7 @@ impl Subscriber {
             Kind::Float => AnySubscriber::Float(make!(f64)),
         };
         Ok(Subscriber {
-            inner: ThreadBound::new(inner),
+            inner: Endpoint::new(inner),
             last: default_value.clone().unbind(),
         })
     }
@@ -324,31 +324,5 @@ impl Subscriber {
             AnySubscriber::Int(s) => s.topic().to_owned(),
             AnySubscriber::Float(s) => s.topic().to_owned(),
         })
-    }
-}
-
-/// Drops a seed endpoint on the thread that frees its Python object, with the GIL released
-/// (a core endpoint may wait for the root's lock as it leaves).
-fn drop_endpoint<T>(inner: &mut ThreadBound<T>) {
-    let inner = wait::OnThisThread(inner);
-    Python::with_gil(|py| {
-        py.allow_threads(move || {
-            let inner = inner;
-            // SAFETY: the Python object that owns it is being freed, and nothing borrows a
-            // seed endpoint (values are copied out of it).
-            unsafe { inner.0.drop_here() };
-        })
-    });
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        drop_endpoint(&mut self.inner);
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        drop_endpoint(&mut self.inner);
     }
 }

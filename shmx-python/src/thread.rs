@@ -8,7 +8,9 @@
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::PyResult;
-use std::sync::atomic::{AtomicU64, Ordering};
+use pyo3::Python;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::thread::ThreadId;
 
 /// How many times this process is a `fork` child of the one that loaded the module.
@@ -116,5 +118,121 @@ impl<T> Drop for ThreadBound<T> {
             // endpoints park their samples instead, see `typed::Orphans`.)
             std::mem::forget(self.value.take());
         }
+    }
+}
+
+/// A core endpoint `E` that only its thread uses, with the samples or loans `B` that other
+/// threads parked for it (see [`Orphans`]).
+pub(crate) struct Endpoint<E, B> {
+    /// Declared before `inner`: what is parked here borrows it.
+    orphans: Orphans<B>,
+    inner: ThreadBound<E>,
+}
+
+impl<E, B> Endpoint<E, B> {
+    pub(crate) fn new(inner: E) -> Endpoint<E, B> {
+        Endpoint {
+            orphans: Orphans::new(),
+            inner: ThreadBound::new(inner),
+        }
+    }
+
+    /// The endpoint, on its thread (`RuntimeError` elsewhere), after giving back what
+    /// other threads parked.
+    pub(crate) fn get(&self) -> PyResult<&E> {
+        let inner = self.inner.get()?;
+        self.orphans.release();
+        Ok(inner)
+    }
+
+    /// [`get`](Self::get), for a sample or loan that borrows the endpoint.
+    ///
+    /// # Safety
+    /// `self` must stay at one address until it is dropped (it lives in a frozen pyclass:
+    /// PyO3 never moves or mutably borrows those), and whatever holds the reference must
+    /// hold a strong reference to that Python object and give the reference up (drop it, or
+    /// [`park`](Self::park) it) before letting go of the object.
+    pub(crate) unsafe fn get_static(&self) -> PyResult<&'static E> {
+        let inner: *const E = self.get()?;
+        // SAFETY: the caller's contract: the endpoint outlives every use of the reference.
+        Ok(unsafe { &*inner })
+    }
+
+    /// Parks `value`, dropped on a thread other than its owner's.
+    pub(crate) fn park(&self, value: ThreadBound<B>) {
+        self.orphans.park(value);
+    }
+}
+
+impl<E, B> Drop for Endpoint<E, B> {
+    /// Drops the parked values and then the endpoint, on the thread that frees the Python
+    /// object that holds them (whichever it is), with the GIL released: a core endpoint may
+    /// wait for the root's lock as it leaves.
+    fn drop(&mut self) {
+        let parked = crate::wait::OnThisThread(self.orphans.take_all());
+        let inner = crate::wait::OnThisThread(&mut self.inner);
+        Python::with_gil(|py| {
+            py.allow_threads(move || {
+                let (parked, inner) = (parked, inner);
+                for mut p in parked.0 {
+                    // SAFETY: the Python object that owns this endpoint is being freed, and
+                    // every sample or loan held a strong reference to it (`get_static`): none
+                    // is left, nothing else reaches the parked values, and the endpoint they
+                    // borrow is still alive (dropped next).
+                    unsafe { p.drop_here() };
+                }
+                // SAFETY: as above; nothing borrows the endpoint any more.
+                unsafe { inner.0.drop_here() };
+            })
+        });
+    }
+}
+
+/// Samples or loans whose last reference went on another thread, waiting for the owner
+/// thread to give them back (see `Endpoint`).
+pub(crate) struct Orphans<T> {
+    any: AtomicBool,
+    parked: Mutex<Vec<ThreadBound<T>>>,
+}
+
+impl<T> Orphans<T> {
+    pub(crate) fn new() -> Orphans<T> {
+        Orphans {
+            any: AtomicBool::new(false),
+            parked: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Parks `value` (from a thread other than its owner).
+    pub(crate) fn park(&self, value: ThreadBound<T>) {
+        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        parked.push(value);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// On the owner thread: drops what was parked.
+    #[inline]
+    pub(crate) fn release(&self) {
+        if self.any.load(Ordering::Acquire) {
+            self.release_slow();
+        }
+    }
+
+    /// Everything parked, taken out (for the endpoint's own drop).
+    pub(crate) fn take_all(&self) -> Vec<ThreadBound<T>> {
+        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        self.any.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *parked)
+    }
+
+    #[cold]
+    fn release_slow(&self) {
+        let taken = {
+            let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+            self.any.store(false, Ordering::Relaxed);
+            std::mem::take(&mut *parked)
+        };
+        // Dropped on this (the owner) thread: each is given back.
+        drop(taken);
     }
 }

@@ -57,21 +57,10 @@ class _SeedPublisher(Publisher):
 class _TypedPublisher(Publisher):
     def __init__(self, name, message_type=None, buffer_num=16, *, root=None, history=None,
                  max_tail_bytes=None, max_loans=None, overflow=None, block_timeout=None):
-        if message_type is not None:
-            t, handler = _declared(message_type)
-            schema = t.schema
-        else:
-            schema = None
-        self._raw = _shmx.RawPublisher(name, schema, buffer_num, root=root, history=history,
-                                       max_tail_bytes=max_tail_bytes, max_loans=max_loans,
-                                       overflow=overflow, block_timeout=block_timeout)
-        if message_type is None:
-            t, handler = message_type_of(self._raw.schema)
-        self._type = t
-        self.type = handler if isinstance(t, StructType) else t
-        self._raw._set_type(handler)
-        self.topic = self._raw.topic
-        self.schema = self._raw.schema
+        t = _typed_endpoint(self, message_type, lambda schema: _shmx.RawPublisher(
+            name, schema, buffer_num, root=root, history=history,
+            max_tail_bytes=max_tail_bytes, max_loans=max_loans, overflow=overflow,
+            block_timeout=block_timeout))
         self.loan = self._raw.loan
         self._rel_fields = [(n, ft) for n, _, ft in getattr(t, "fields", ())
                             if isinstance(ft, (RelSlice, _RelStr))]
@@ -220,18 +209,8 @@ class _SeedSubscriber(Subscriber):
 
 class _TypedSubscriber(Subscriber):
     def __init__(self, name, message_type=None, buffer_num=None, *, root=None, copy=False):
-        schema = None
-        if message_type is not None:
-            t, handler = _declared(message_type)
-            schema = t.schema
-        self._raw = _shmx.RawSubscriber(name, schema, buffer_num, root=root, copy=copy)
-        if message_type is None:
-            t, handler = message_type_of(self._raw.schema)
-        self._type = t
-        self.type = handler if isinstance(t, StructType) else t
-        self._raw._set_type(handler)
-        self.topic = self._raw.topic
-        self.schema = self._raw.schema
+        _typed_endpoint(self, message_type, lambda schema: _shmx.RawSubscriber(
+            name, schema, buffer_num, root=root, copy=copy))
         # Bound to the compiled methods: no Python frame per call.
         self.take = self._raw.take
         self.recv = self._raw.recv
@@ -245,6 +224,25 @@ class _TypedSubscriber(Subscriber):
 
     def __repr__(self):
         return f"<shmx.Subscriber {self.topic!r} {self.schema}>"
+
+
+def _typed_endpoint(endpoint, message_type, make):
+    """Makes ``endpoint._raw`` with ``make(schema_text or None)`` for ``message_type`` (or
+    the topic's type, adopted, for ``None``) and gives the endpoint its type attributes;
+    returns the type."""
+    schema = None
+    if message_type is not None:
+        t, handler = _declared(message_type)
+        schema = t.schema
+    endpoint._raw = make(schema)
+    if message_type is None:
+        t, handler = message_type_of(endpoint._raw.schema)
+    endpoint._type = t
+    endpoint.type = handler if isinstance(t, StructType) else t
+    endpoint._raw._set_type(handler)
+    endpoint.topic = endpoint._raw.topic
+    endpoint.schema = endpoint._raw.schema
+    return t
 
 
 def _declared(t):

@@ -10,7 +10,7 @@
 //! Threads: the Rust endpoints are `!Sync`, so they sit in a [`ThreadBound`]: only the
 //! thread that made an endpoint uses it; others get a `RuntimeError`. A sample or loan whose
 //! last reference goes on another thread (a numpy view handed to a worker) is parked in its
-//! endpoint's [`Orphans`] and given back by the owner thread's next call.
+//! endpoint (see [`Endpoint`]) and given back by the owner thread's next call.
 
 mod publisher;
 mod subscriber;
@@ -19,13 +19,11 @@ pub(crate) use publisher::{Loan, RawPublisher};
 pub(crate) use subscriber::{RawSubscriber, Sample};
 
 use crate::fields::Fields;
-use crate::thread::ThreadBound;
+pub(crate) use crate::thread::Endpoint;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use shmx::message::Primitive;
 use shmx::schema_text::{MessageType, Ty};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
 /// The message type of a topic, as an endpoint and its samples need it.
 pub(crate) struct Shape {
@@ -78,82 +76,8 @@ pub(crate) fn array_interface(
     Ok(d)
 }
 
-/// Drops an endpoint's parked samples or loans and then the endpoint itself, on the thread
-/// that frees its Python object (whichever it is), with the GIL released: a core endpoint
-/// may wait for the root's lock as it leaves.
-///
-/// # Safety
-/// The endpoint's Python object is being freed: no sample or loan holds it any more (each
-/// holds a strong reference), so nothing but `orphans` borrows `inner`, and nothing else
-/// reaches either.
-pub(crate) unsafe fn drop_endpoint<E, B>(orphans: &Orphans<B>, inner: &mut ThreadBound<E>) {
-    let parked = crate::wait::OnThisThread(orphans.take_all());
-    let inner = crate::wait::OnThisThread(inner);
-    Python::with_gil(|py| {
-        py.allow_threads(move || {
-            let (parked, inner) = (parked, inner);
-            for mut p in parked.0 {
-                // SAFETY: the caller's contract: nothing else reaches the parked values,
-                // and the endpoint they borrow is still alive (dropped next).
-                unsafe { p.drop_here() };
-            }
-            // SAFETY: the caller's contract; nothing borrows the endpoint any more.
-            unsafe { inner.0.drop_here() };
-        })
-    });
-}
-
 /// The primitive named `name`.
 pub(crate) fn primitive(name: &str) -> PyResult<Primitive> {
     Primitive::from_name(name)
         .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("no primitive {name:?}")))
-}
-
-/// Samples or loans whose last reference went on another thread, waiting for the owner
-/// thread to give them back (see the module's documentation).
-pub(crate) struct Orphans<T> {
-    any: AtomicBool,
-    parked: Mutex<Vec<ThreadBound<T>>>,
-}
-
-impl<T> Orphans<T> {
-    pub(crate) fn new() -> Orphans<T> {
-        Orphans {
-            any: AtomicBool::new(false),
-            parked: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Parks `value` (from a thread other than its owner).
-    pub(crate) fn park(&self, value: ThreadBound<T>) {
-        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        parked.push(value);
-        self.any.store(true, Ordering::Release);
-    }
-
-    /// On the owner thread: drops what was parked.
-    #[inline]
-    pub(crate) fn release(&self) {
-        if self.any.load(Ordering::Acquire) {
-            self.release_slow();
-        }
-    }
-
-    /// Everything parked, taken out (for the endpoint's own drop).
-    pub(crate) fn take_all(&self) -> Vec<ThreadBound<T>> {
-        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        self.any.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *parked)
-    }
-
-    #[cold]
-    fn release_slow(&self) {
-        let taken = {
-            let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-            self.any.store(false, Ordering::Relaxed);
-            std::mem::take(&mut *parked)
-        };
-        // Dropped on this (the owner) thread: each is given back.
-        drop(taken);
-    }
 }

@@ -1,6 +1,6 @@
 //! `RawPublisher` and its `Loan`s.
 
-use super::{array_interface, message_type, primitive, Orphans, Shape};
+use super::{array_interface, message_type, primitive, Endpoint, Shape};
 use crate::errors;
 use crate::fields;
 use crate::thread::ThreadBound;
@@ -16,9 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// A publisher on a topic of any message type (`shmx.Publisher` builds on it).
 #[pyclass(frozen, module = "shmx._shmx")]
 pub(crate) struct RawPublisher {
-    /// Declared before `inner`: loans parked here borrow it.
-    orphans: Orphans<RawLoan<'static>>,
-    inner: ThreadBound<inspect::RawPublisher>,
+    inner: Endpoint<inspect::RawPublisher, RawLoan<'static>>,
     shape: Arc<Shape>,
     pytype: GILOnceCell<PyObject>,
     /// Whether a publish may wait (`Overflow::Block`): it lets go of the GIL then.
@@ -70,8 +68,7 @@ impl RawPublisher {
             .map_err(errors::to_py)?;
         let shape = Arc::new(Shape::of(inner.schema(), inner.topic(), inner.size()));
         Ok(RawPublisher {
-            orphans: Orphans::new(),
-            inner: ThreadBound::new(inner),
+            inner: Endpoint::new(inner),
             shape,
             pytype: GILOnceCell::new(),
             blocks,
@@ -134,7 +131,6 @@ impl RawPublisher {
     /// Publishes `data` (bytes-like: the message, then the used part of its tail) as one
     /// sample, copying it.
     fn send_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<()> {
-        self.orphans.release();
         let inner = self.inner.get()?;
         if !self.blocks {
             return inner.send(data).map_err(errors::to_py);
@@ -157,7 +153,6 @@ impl RawPublisher {
     /// The pool's chunks by state (after taking back what subscribers returned): a dict of
     /// `total`, `free`, `loaned`, `history`, `delivered` and `pinned`.
     fn pool_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.orphans.release();
         let s = self.inner.get()?.pool_stats();
         let d = PyDict::new(py);
         d.set_item("total", s.total)?;
@@ -182,26 +177,13 @@ pub(crate) fn overflow_policy(name: &str) -> PyResult<shmx::Overflow> {
     }
 }
 
-impl Drop for RawPublisher {
-    fn drop(&mut self) {
-        // SAFETY: the object is being freed: every `Loan` held a strong reference to it, so
-        // none is left, and only `orphans` borrows `inner`.
-        unsafe { super::drop_endpoint(&self.orphans, &mut self.inner) };
-    }
-}
-
 impl RawPublisher {
     /// The Rust endpoint (on its thread), borrowed for as long as its Python object lives;
     /// gives back first what other threads parked.
     fn endpoint(slf: &Bound<'_, Self>) -> PyResult<&'static inspect::RawPublisher> {
-        let this = slf.get();
-        let inner: *const inspect::RawPublisher = this.inner.get()?;
-        this.orphans.release();
-        // SAFETY: as `RawSubscriber::endpoint`: a frozen pyclass stays at one address and is
-        // never borrowed mutably; the reference is used by this call or by a `Loan` that
-        // holds a strong reference to the object and gives its borrow up (drops or parks
-        // it) before that reference goes.
-        Ok(unsafe { &*inner })
+        // SAFETY: the object is a frozen pyclass; every `Loan` holds a strong reference
+        // to it and gives its borrow up first (drops it, or parks it).
+        unsafe { slf.get().inner.get_static() }
     }
 }
 
@@ -249,7 +231,7 @@ impl Drop for Loan {
         if let Some(loan) = loan {
             if !loan.is_mine() {
                 // Another thread: the owner thread gives it back.
-                self.owner.get().orphans.park(loan);
+                self.owner.get().inner.park(loan);
             }
         }
     }

@@ -1,6 +1,6 @@
 //! `RawSubscriber` and its `Sample`s.
 
-use super::{array_interface, message_type, primitive, Orphans, Shape};
+use super::{array_interface, message_type, primitive, Endpoint, Shape};
 use crate::errors;
 use crate::fields;
 use crate::thread::ThreadBound;
@@ -16,9 +16,7 @@ use std::sync::Arc;
 /// A subscriber of a topic of any message type (`shmx.Subscriber` builds on it).
 #[pyclass(frozen, module = "shmx._shmx")]
 pub(crate) struct RawSubscriber {
-    /// Declared before `inner`: samples parked here borrow it.
-    orphans: Orphans<RawSample<'static>>,
-    inner: ThreadBound<inspect::RawSubscriber>,
+    inner: Endpoint<inspect::RawSubscriber, RawSample<'static>>,
     shape: Arc<Shape>,
     /// The Python message type, which reads the fields that are not primitives.
     pytype: GILOnceCell<PyObject>,
@@ -51,8 +49,7 @@ impl RawSubscriber {
         }
         let shape = Arc::new(Shape::of(inner.schema(), inner.topic(), inner.size()));
         Ok(RawSubscriber {
-            orphans: Orphans::new(),
-            inner: ThreadBound::new(inner),
+            inner: Endpoint::new(inner),
             shape,
             pytype: GILOnceCell::new(),
         })
@@ -118,7 +115,6 @@ impl RawSubscriber {
     /// Whether samples wait now (nothing is taken); when none does, clears a readiness of
     /// the descriptor that did not mean samples.
     fn samples_waiting(&self) -> PyResult<bool> {
-        self.orphans.release();
         Ok(self.inner.get()?.samples_waiting())
     }
 
@@ -128,27 +124,13 @@ impl RawSubscriber {
     }
 }
 
-impl Drop for RawSubscriber {
-    fn drop(&mut self) {
-        // SAFETY: the object is being freed: every `Sample` held a strong reference to it, so
-        // none is left, and only `orphans` borrows `inner`.
-        unsafe { super::drop_endpoint(&self.orphans, &mut self.inner) };
-    }
-}
-
 impl RawSubscriber {
     /// The Rust endpoint (on its thread), borrowed for as long as its Python object lives;
     /// gives back first what other threads parked.
     fn endpoint(slf: &Bound<'_, Self>) -> PyResult<&'static inspect::RawSubscriber> {
-        let this = slf.get();
-        let inner: *const inspect::RawSubscriber = this.inner.get()?;
-        this.orphans.release();
-        // SAFETY: a frozen pyclass stays at one address (inside its Python object) until it
-        // is freed, and PyO3 hands out no `&mut` to it. The reference is used by this call
-        // (which holds `slf`) or by a `Sample`, which holds a strong reference to the object
-        // (`Sample::owner`) and gives its borrow up (drops it, or parks it in `orphans`,
-        // which the object drops before `inner`) before that reference goes.
-        Ok(unsafe { &*inner })
+        // SAFETY: the object is a frozen pyclass; every `Sample` holds a strong reference
+        // to it and gives its borrow up first (drops it, or parks it).
+        unsafe { slf.get().inner.get_static() }
     }
 }
 
@@ -212,7 +194,7 @@ impl Drop for Sample {
         if let Some(held) = self.held.take() {
             if !held.is_mine() {
                 // Another thread: the owner thread gives it back.
-                self.owner.get().orphans.park(held);
+                self.owner.get().inner.park(held);
             }
         }
     }
