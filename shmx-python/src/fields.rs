@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyFloat, PyList, PyTuple};
 use pyo3::IntoPyObjectExt;
 use shmx::message::Primitive;
 use shmx::schema_text::{MessageType, Ty};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// `parse_schema(text)`: `(canonical_text, fingerprint, size, align, sample_align, tree)`
 /// for the schema text of a message type, or `shmx.InvalidSchema`. The tree is nested tuples:
@@ -68,29 +68,64 @@ fn tree(py: Python<'_>, ty: &Ty) -> PyResult<PyObject> {
     Ok(t)
 }
 
+/// The attributes of samples and loans, which a field of the same name does not hide.
+const RESERVED: [&str; 13] = [
+    "sequence",
+    "publisher_id",
+    "nbytes",
+    "message_size",
+    "address",
+    "topic",
+    "type",
+    "capacity",
+    "published",
+    "value",
+    "to_dict",
+    "alloc",
+    "mro",
+];
+
 /// The primitive fields of a message struct, by name: what Python reads and writes without
 /// numpy. (Other fields go through the Python part's numpy views.)
 pub(crate) struct Fields {
     /// The message type's name, for errors.
     pub type_name: String,
     by_name: HashMap<String, (usize, Primitive)>,
+    /// The other fields (arrays, structs, enums, relative pointers), read by the Python part.
+    others: HashSet<String>,
 }
 
 impl Fields {
-    /// The primitive fields of `ty` if it is a struct (none otherwise).
+    /// The primitive fields of `ty` if it is a struct (none otherwise), but those whose
+    /// names samples and loans use themselves ([`RESERVED`], and names that start with `_`):
+    /// those read through the Python part (`s["sequence"]`).
     pub(crate) fn of(ty: &Ty) -> Fields {
-        let mut by_name = HashMap::new();
+        let (mut by_name, mut others) = (HashMap::new(), HashSet::new());
         if let Ty::Struct { fields, .. } = ty {
             for (name, offset, field) in fields {
-                if let Ty::Primitive(p) = field {
-                    by_name.insert(name.clone(), (*offset, *p));
+                if name.starts_with('_') || RESERVED.contains(&name.as_str()) {
+                    continue;
+                }
+                match field {
+                    Ty::Primitive(p) => {
+                        by_name.insert(name.clone(), (*offset, *p));
+                    }
+                    _ => {
+                        others.insert(name.clone());
+                    }
                 }
             }
         }
         Fields {
             type_name: ty.type_name().to_owned(),
             by_name,
+            others,
         }
+    }
+
+    /// Whether `name` is a field that is not a primitive (the Python part reads it).
+    pub(crate) fn is_other(&self, name: &str) -> bool {
+        self.others.contains(name)
     }
 
     /// Where primitive field `name` lies, and its type.
@@ -160,6 +195,61 @@ pub(crate) unsafe fn read(
             }
         }
     }
+}
+
+/// The relative pointer at byte `at` of the `len` bytes at `base` (a message of `size` bytes
+/// and its tail): `(start, count)` of its `count` elements of `elem_size` bytes aligned to
+/// `elem_align`, checked to lie whole and aligned in the tail (`(0, 0)` when empty). The
+/// offset and the count come from shared memory: each is read once, and what is returned
+/// is what was checked.
+///
+/// # Safety
+/// As [`read`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn rel_span(
+    base: *const u8,
+    len: usize,
+    size: usize,
+    at: usize,
+    (elem_size, elem_align): (usize, usize),
+    topic: &str,
+    sequence: u64,
+) -> PyResult<(usize, usize)> {
+    let invalid = |reason: String| {
+        errors::to_py(shmx::Error::InvalidSample {
+            topic: topic.to_owned(),
+            sequence,
+            reason,
+        })
+    };
+    if at.checked_add(8).is_none_or(|end| end > size) || at % 4 != 0 {
+        return Err(invalid(format!(
+            "no relative pointer at byte {at} of {size}"
+        )));
+    }
+    // SAFETY: `at + 8 ≤ size ≤ len` (checked; a sample holds its whole message) and `at` is
+    // 4-aligned in a 16-aligned payload; volatile, as in `read`.
+    let (off, count) = unsafe {
+        let p = base.add(at).cast::<u32>();
+        (
+            p.read_volatile() as usize,
+            p.add(1).read_volatile() as usize,
+        )
+    };
+    if count == 0 {
+        return Ok((0, 0));
+    }
+    let start = at + off;
+    let end = count
+        .checked_mul(elem_size)
+        .and_then(|n| n.checked_add(start));
+    if start < size || end.is_none_or(|e| e > len) || start % elem_align.max(1) != 0 {
+        return Err(invalid(format!(
+            "relative pointer at byte {at} ({off}, {count}) does not lie aligned in the tail \
+             (bytes {size}..{len})"
+        )));
+    }
+    Ok((start, count))
 }
 
 /// `value` as primitive `p`, in native byte order (the first `p.size()` bytes), for field

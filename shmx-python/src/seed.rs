@@ -208,10 +208,10 @@ impl Subscriber {
         let kind = Kind::of(default_value)?;
         macro_rules! make {
             ($t:ty) => {{
-                let mut builder = shmx::Subscriber::<$t>::builder(name);
-                if let Some(depth) = buffer_num {
-                    builder = builder.queue_depth(depth);
-                }
+                // Without `buffer_num`, the publishers' depths decide (theirs is the seed's
+                // `buffer_num`).
+                let mut builder = shmx::Subscriber::<$t>::builder(name)
+                    .queue_depth(buffer_num.unwrap_or(usize::MAX));
                 if let Some(root) = &root {
                     builder = builder.root(root);
                 }

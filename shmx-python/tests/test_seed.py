@@ -98,3 +98,13 @@ def test_a_rust_publisher_reaches_a_python_subscriber(root, rust_peer):
     finally:
         peer.kill()
     del sub
+
+
+def test_buffer_num_is_the_queue_depth_that_decides(root):
+    sub = shmx.Subscriber("deep", 0)
+    pub = shmx.Publisher("deep", 0, 64)
+    for i in range(50):
+        pub.publish(i)
+    assert [sub.recv(0) for _ in range(50)] == list(range(50))
+    assert sub.recv(0) is None
+    del sub, pub

@@ -452,3 +452,14 @@ def test_more_errors_of_the_core_arrive_as_their_classes(root, tmp_path):
                  "InvalidSchema", "InvalidSample", "TailFull", "ForeignTail", "Archive",
                  "Config", "Io"):
         assert issubclass(getattr(shmx, name), shmx.Error), name
+
+
+def test_a_field_named_like_an_attribute_is_read_by_index(root):
+    Odd = shmx.struct("Odd", [("sequence", shmx.u64), ("value", shmx.f64)])
+    sub = shmx.Subscriber("odd", Odd)
+    pub = shmx.Publisher("odd", Odd)
+    pub.send({"sequence": 41, "value": 2.5})
+    s = sub.recv(DEADLINE)
+    assert s.sequence == 1 and s["sequence"] == 41  # the sample's number, the field
+    assert s["value"] == 2.5 and s.value == 2.5
+    del s

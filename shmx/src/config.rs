@@ -236,7 +236,8 @@ impl Default for PublisherConfig {
 /// [`defaults`](crate::defaults)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubscriberConfig {
-    /// Samples queued from each publisher at most (capped by the publisher's queue depth).
+    /// Samples queued from each publisher at most (capped by the publisher's queue depth;
+    /// `usize::MAX`: as deep as the topic allows, so that each publisher's depth decides).
     pub queue_depth: usize,
     /// Topic limits, used if this subscriber creates the topic.
     pub topic: TopicConfig,

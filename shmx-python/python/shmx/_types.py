@@ -457,12 +457,6 @@ def message_type(t):
 
 # --- reading and writing fields in place -------------------------------------------------
 
-def _bytes(obj):
-    """The sample's (or loan's) bytes as a u8 array over the chunk: read-only for samples,
-    writable for loans. Its base is ``obj``, which it keeps alive."""
-    return np.asarray(obj)
-
-
 def _invalid(obj, why):
     return _shmx.InvalidSample(f"topic {obj.topic!r}: invalid sample "
                                f"{getattr(obj, 'sequence', 0)}: {why}")
@@ -492,44 +486,52 @@ class StructView:
         return _repr_struct(self._obj, self._t, self._at)
 
 
-def _rel_span(obj, at, elem_size, elem_align, message_size, nbytes):
-    """``(start, count)`` of the relative pointer at byte ``at``: checked to lie whole and
-    aligned in the tail (the offset and length come from shared memory)."""
-    off = obj._read(at, "u32")
-    count = obj._read(at + 4, "u32")
-    if count == 0:
-        return 0, 0
-    start = at + off
-    end = start + count * elem_size
-    if start < message_size or end > nbytes or start % elem_align:
-        raise _invalid(obj, f"relative pointer at byte {at} ({off}, {count}) does not lie "
-                            f"aligned in the tail (bytes {message_size}..{nbytes})")
-    return start, count
+class _View:
+    """What numpy makes an array of: the interface of some bytes of a sample or loan, and
+    the sample or loan itself, which the array (whose base this is) keeps alive."""
 
-
-def _message_size(obj):
-    return obj.message_size
+    __slots__ = ("__array_interface__", "_owner")
 
 
 def _elem_view(obj, start, count, elem):
+    """``count`` elements of type ``elem`` from byte ``start`` of sample or loan ``obj``, as
+    a numpy array over the chunk (read-only for a sample): one numpy call, no copy."""
+    shape = [count]
+    base = elem
+    while isinstance(base, Array):
+        shape.append(base.len)
+        base = base.elem
     if elem.size == 0:
         # Elements of no bytes (`[T; 0]`, empty structs): nothing to view.
-        shape = [count]
-        base = elem
-        while isinstance(base, Array):
-            shape.append(base.len)
-            base = base.elem
         empty = np.zeros(shape, dtype=base.dtype)
         empty.flags.writeable = False
         return empty
-    raw = _bytes(obj)[start:start + count * elem.size]
-    if isinstance(elem, Array):
-        base, shape = elem, []
-        while isinstance(base, Array):
-            shape.append(base.len)
-            base = base.elem
-        return raw.view(base.dtype).reshape([count] + shape)
-    return raw.view(elem.dtype)
+    loan = type(obj) is _Loan
+    limit = obj.capacity if loan else obj.nbytes
+    end = start + count * elem.size
+    if start < 0 or end > limit:
+        # Callers check spans that come from shared memory (`_rel_span`): not reached.
+        raise _invalid(obj, f"bytes {start}..{end} lie outside the sample's {limit}")
+    typestr, descr = base.__dict__.get("_iface") or _iface(base)
+    view = _View()
+    view._owner = obj
+    view.__array_interface__ = {
+        "version": 3,
+        "shape": tuple(shape),
+        "typestr": typestr,
+        "descr": descr,
+        "data": (obj.address + start, not loan),
+    }
+    return np.asarray(view)
+
+
+_Loan = _shmx.Loan
+
+
+def _iface(t):
+    """The ``typestr`` and ``descr`` of type ``t``'s dtype, kept on it."""
+    t._iface = (t.dtype.str, t.dtype.descr)
+    return t._iface
 
 
 def _get_field(obj, t, base, name):
@@ -568,15 +570,13 @@ def _get_value(obj, ft, at, name):
     if isinstance(ft, Array):
         return _elem_view(obj, at, 1, ft)[0]
     if isinstance(ft, RelSlice):
-        nbytes = obj.nbytes if not hasattr(obj, "capacity") else obj.capacity
-        start, count = _rel_span(obj, at, ft.elem.size, ft.elem.align, _message_size(obj),
-                                 nbytes)
+        # Read once and checked in the compiled part (the words come from shared memory).
+        start, count = obj._rel_span(at, ft.elem.size, ft.elem.align)
         return _elem_view(obj, start, count, ft.elem)
     if ft is RelStr:
-        nbytes = obj.nbytes if not hasattr(obj, "capacity") else obj.capacity
-        start, count = _rel_span(obj, at, 1, 1, _message_size(obj), nbytes)
+        start, count = obj._rel_span(at, 1, 1)
         try:
-            return bytes(_bytes(obj)[start:start + count]).decode("utf-8")
+            return _elem_view(obj, start, count, u8).tobytes().decode("utf-8")
         except UnicodeDecodeError as e:
             raise _invalid(obj, f"field `{name}` is not UTF-8: {e}") from None
     raise AttributeError(name)

@@ -76,6 +76,23 @@ pub(crate) fn array_interface(
     Ok(d)
 }
 
+/// `object.__getattribute__(obj, name)`: the class's attributes (raising `AttributeError`
+/// for the others, after which PyO3 calls `__getattr__`).
+pub(crate) fn generic_getattr(
+    obj: &Bound<'_, PyAny>,
+    name: &Bound<'_, pyo3::types::PyString>,
+) -> PyResult<PyObject> {
+    // SAFETY: both pointers are live objects we hold; `PyObject_GenericGetAttr` returns a
+    // new reference or NULL with an exception set, which `from_owned_ptr_or_err` takes.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            obj.py(),
+            pyo3::ffi::PyObject_GenericGetAttr(obj.as_ptr(), name.as_ptr()),
+        )
+    }
+    .map(Bound::unbind)
+}
+
 /// The primitive named `name`.
 pub(crate) fn primitive(name: &str) -> PyResult<Primitive> {
     Primitive::from_name(name)

@@ -7,7 +7,7 @@ use crate::thread::ThreadBound;
 use pyo3::exceptions::{PyAttributeError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 use shmx::inspect::{self, RawLoan};
 use shmx::PublisherConfig;
 use std::path::PathBuf;
@@ -239,6 +239,36 @@ impl Drop for Loan {
 
 #[pymethods]
 impl Loan {
+    /// Primitive fields first (`m.x`: read in place), then the class's attributes, then
+    /// `__getattr__`.
+    fn __getattribute__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<PyObject> {
+        let this = slf.get();
+        if let Some((offset, p)) = this.shape.fields.get(&name.to_cow()?) {
+            this.live()?;
+            // SAFETY: `addr` is the loaned chunk's first byte, valid for `capacity` bytes
+            // while the loan is held (it is: `live`), aligned to 16.
+            return unsafe {
+                fields::read(
+                    slf.py(),
+                    this.addr as *const u8,
+                    this.capacity,
+                    offset,
+                    p,
+                    &this.shape.topic,
+                    0,
+                )
+            };
+        }
+        if this.shape.fields.is_other(&name.to_cow()?) {
+            this.live()?;
+            // Straight to the Python part (no failed lookup first).
+            if let Some(t) = this.owner.get().pytype.get(slf.py()) {
+                return t.call_method1(slf.py(), "_get", (slf, name));
+            }
+        }
+        super::generic_getattr(slf.as_any(), name)
+    }
+
     fn __getattr__(slf: &Bound<'_, Self>, name: &str) -> PyResult<PyObject> {
         let this = slf.get();
         this.live()?;
@@ -302,6 +332,30 @@ impl Loan {
 
     fn __setitem__(slf: &Bound<'_, Self>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
         Self::__setattr__(slf, name, value)
+    }
+
+    /// `(start, count)` of the relative pointer at byte `at`, whose elements have
+    /// `elem_size` bytes aligned to `elem_align`: checked to lie in the chunk's tail.
+    fn _rel_span(
+        &self,
+        at: usize,
+        elem_size: usize,
+        elem_align: usize,
+    ) -> PyResult<(usize, usize)> {
+        self.live()?;
+        // SAFETY: `addr` is the loaned chunk's first byte, valid for `capacity` bytes while
+        // the loan is held (it is: `live`), aligned to 16; it holds the whole message.
+        unsafe {
+            fields::rel_span(
+                self.addr as *const u8,
+                self.capacity,
+                self.shape.size,
+                at,
+                (elem_size, elem_align),
+                &self.shape.topic,
+                0,
+            )
+        }
     }
 
     /// Reads primitive `prim` (its name: `"u32"`, …) at byte `offset`.

@@ -8,7 +8,7 @@ use crate::wait;
 use pyo3::exceptions::{PyAttributeError, PyKeyError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 use shmx::inspect::{self, RawSample};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,9 +39,8 @@ impl RawSubscriber {
         let mut config = shmx::defaults::Defaults::get()
             .map_err(errors::to_py)?
             .subscriber();
-        if let Some(depth) = buffer_num {
-            config.queue_depth = depth;
-        }
+        // Without `buffer_num`, the publishers' depths decide.
+        config.queue_depth = buffer_num.unwrap_or(usize::MAX);
         let mut inner = inspect::RawSubscriber::open(root.as_deref(), name, ty.as_ref(), config)
             .map_err(errors::to_py)?;
         if copy {
@@ -202,6 +201,34 @@ impl Drop for Sample {
 
 #[pymethods]
 impl Sample {
+    /// Primitive fields first (`s.x`: read in place, without the failed lookup that
+    /// `__getattr__` would come after), then the class's attributes, then `__getattr__`.
+    fn __getattribute__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<PyObject> {
+        let this = slf.get();
+        if let Some((offset, p)) = this.shape.fields.get(&name.to_cow()?) {
+            // SAFETY: `addr` is the sample's first byte, valid for `len` bytes while the
+            // sample is held (it is: we hold `slf`), aligned to 16.
+            return unsafe {
+                fields::read(
+                    slf.py(),
+                    this.addr as *const u8,
+                    this.len,
+                    offset,
+                    p,
+                    &this.shape.topic,
+                    this.sequence,
+                )
+            };
+        }
+        if this.shape.fields.is_other(&name.to_cow()?) {
+            // Straight to the Python part (no failed lookup first).
+            if let Some(t) = this.owner.get().pytype.get(slf.py()) {
+                return t.call_method1(slf.py(), "_get", (slf, name));
+            }
+        }
+        super::generic_getattr(slf.as_any(), name)
+    }
+
     fn __getattr__(slf: &Bound<'_, Self>, name: &str) -> PyResult<PyObject> {
         Self::field(slf, name)?
             .ok_or_else(|| PyAttributeError::new_err(format!("a sample has no field `{name}`")))
@@ -212,8 +239,31 @@ impl Sample {
             .ok_or_else(|| PyKeyError::new_err(format!("a sample has no field `{name}`")))
     }
 
+    /// `(start, count)` of the relative pointer at byte `at`, whose elements have
+    /// `elem_size` bytes aligned to `elem_align`: checked to lie in the sample's tail.
+    fn _rel_span(
+        &self,
+        at: usize,
+        elem_size: usize,
+        elem_align: usize,
+    ) -> PyResult<(usize, usize)> {
+        // SAFETY: `addr` is the sample's first byte, valid for `len` bytes while the sample
+        // is held (we hold it), aligned to 16; it holds the whole message.
+        unsafe {
+            fields::rel_span(
+                self.addr as *const u8,
+                self.len,
+                self.shape.size,
+                at,
+                (elem_size, elem_align),
+                &self.shape.topic,
+                self.sequence,
+            )
+        }
+    }
+
     /// Reads primitive `prim` (its name: `"u32"`, …) at byte `offset` (for the fields of
-    /// nested structs and relative pointers).
+    /// nested structs).
     fn _read(&self, py: Python<'_>, offset: usize, prim: &str) -> PyResult<PyObject> {
         let p = primitive(prim)?;
         // SAFETY: `addr` is the sample's first byte, valid for `len` bytes while the sample

@@ -32,10 +32,12 @@
 //! spells it, without module paths) instead: such a name is not an `ident`, and `rkyv:` is
 //! followed by one `:` only, so no schema text of the grammar above starts that way.
 
+#[cfg(not(loom))]
 mod message_type;
 mod parse;
 mod ty;
 
+#[cfg(not(loom))]
 pub use message_type::MessageType;
 pub use parse::parse;
 pub use ty::{Ty, REL_SIZE};

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 impl<T: ShmMessage> SubscriberBuilder<T> {
     /// Samples queued from each publisher at most (default 16, or the defaults file's;
-    /// capped by the publisher's).
+    /// capped by the publisher's). `usize::MAX` is as deep as the topic allows (its
+    /// `max_queue_depth`), so that each publisher's own depth decides.
     pub fn queue_depth(mut self, depth: usize) -> Self {
         self.config.queue_depth = depth;
         self

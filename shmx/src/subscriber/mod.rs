@@ -356,6 +356,11 @@ impl SubCore {
         let service = open(&root, &name, &config.topic, &trust, &lock)?;
         let (fingerprint, size, align) = service.type_facts();
         let layout = *service.layout();
+        let mut config = config;
+        if config.queue_depth == usize::MAX {
+            // As deep as the topic allows: the publishers' depths decide.
+            config.queue_depth = layout.ring_capacity;
+        }
         if config.queue_depth == 0 || config.queue_depth > layout.ring_capacity {
             let err = Error::InvalidConfig {
                 topic: name.as_str().to_owned(),
