@@ -463,3 +463,20 @@ def test_a_field_named_like_an_attribute_is_read_by_index(root):
     assert s.sequence == 1 and s["sequence"] == 41  # the sample's number, the field
     assert s["value"] == 2.5 and s.value == 2.5
     del s
+
+
+def test_relative_fields_at_any_4_aligned_offset(root):
+    # `s` lies at byte 4: its pointer words are 4-aligned, not 8.
+    Odd = shmx.struct("OddRel", [("n", shmx.u32), ("s", shmx.RelStr),
+                                 ("v", shmx.RelSlice(shmx.u16)), ("_pad", shmx.Array(shmx.u8, 4))])
+    sub = shmx.Subscriber("oddrel", Odd)
+    pub = shmx.Publisher("oddrel", Odd, max_tail_bytes=64)
+    m = pub.loan()
+    m.n = 1
+    m.s = "four"
+    m.alloc_v(3)[:] = [7, 8, 9]
+    assert m.nbytes > Odd.size
+    pub.publish(m)
+    s = sub.recv(DEADLINE)
+    assert (s.n, s.s, s.v.tolist()) == (1, "four", [7, 8, 9])
+    del s, m

@@ -593,10 +593,7 @@ def _alloc(obj, t, base, name, n):
     elem = ft.elem if isinstance(ft, RelSlice) else u8
     if not isinstance(n, int) or n < 0 or n >= 1 << 32:
         raise TypeError(f"field `{name}`: a count is an int in 0..2**32, not {n!r}")
-    start = obj._reserve(n * elem.size, elem.align) if n else at
-    obj._write(at, "u32", start - at if n else 0, name)
-    obj._write(at + 4, "u32", n, name)
-    return _elem_view(obj, start, n, elem)
+    return _alloc_at(obj, at, elem, n, name)
 
 
 def _set_field(obj, t, base, name, value):
@@ -673,9 +670,9 @@ def _set_value(obj, ft, at, name, value):
 
 
 def _alloc_at(obj, at, elem, n, name):
-    start = obj._reserve(n * elem.size, elem.align) if n else at
-    obj._write(at, "u32", start - at if n else 0, name)
-    obj._write(at + 4, "u32", n, name)
+    """``n`` elements of ``elem`` in the loan's tail for the relative pointer at byte ``at``
+    (set to them), as a writable numpy array."""
+    start = obj._alloc_rel(at, n, elem.size, elem.align)
     return _elem_view(obj, start, n, elem)
 
 

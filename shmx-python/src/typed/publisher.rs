@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyString};
 use shmx::inspect::{self, RawLoan};
+use shmx::message::Primitive;
 use shmx::PublisherConfig;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -432,6 +433,59 @@ impl Loan {
                 available: self.capacity.saturating_sub(used),
             })),
         }
+    }
+
+    /// Gives the relative pointer at byte `at` `count` elements of `elem_size` bytes aligned
+    /// to `elem_align` in the tail (`shmx.TailFull` when it has no room), sets the pointer to
+    /// them, and returns their offset from the chunk's start (`at` for none).
+    fn _alloc_rel(
+        &self,
+        at: usize,
+        count: usize,
+        elem_size: usize,
+        elem_align: usize,
+    ) -> PyResult<usize> {
+        self.live()?;
+        let size = self.shape.size;
+        if at.checked_add(8).is_none_or(|end| end > size) || at % 4 != 0 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "no relative pointer at byte {at} of the {size}-byte message"
+            )));
+        }
+        let count32 = u32::try_from(count).map_err(|_| {
+            pyo3::exceptions::PyOverflowError::new_err(format!("{count} elements: over 2**32"))
+        })?;
+        let start = if count == 0 {
+            at
+        } else {
+            let bytes = count.checked_mul(elem_size).ok_or_else(|| {
+                pyo3::exceptions::PyOverflowError::new_err(format!("{count} elements: too many"))
+            })?;
+            self._reserve(bytes, elem_align)?
+        };
+        // `start ≥ at` (the tail lies after the message) and below the capacity (< 2^32
+        // bytes in practice; checked).
+        let offset = u32::try_from(start - at).map_err(|_| {
+            pyo3::exceptions::PyOverflowError::new_err("a relative offset over 2**32")
+        })?;
+        let names = (self.shape.fields.type_name.as_str(), "relative pointer");
+        for (i, value) in [offset, count32].into_iter().enumerate() {
+            let mut word = [0u8; 16];
+            word[..4].copy_from_slice(&value.to_ne_bytes());
+            // SAFETY: the chunk is loaned to us alone (`live`, and no Python code ran since),
+            // `capacity ≥ size` bytes from `addr`; `store` checks the bounds.
+            unsafe {
+                fields::store(
+                    self.addr as *mut u8,
+                    self.capacity,
+                    at + 4 * i,
+                    Primitive::U32,
+                    &word,
+                    names,
+                )
+            }?;
+        }
+        Ok(start)
     }
 
     /// Bytes the chunk holds.
