@@ -275,6 +275,11 @@ class _Message:
     def _repr(self, obj):
         return _repr(obj, self.t)
 
+    def _alloc(self, obj, name, n):
+        if not isinstance(self.t, StructType):
+            raise AttributeError(f"a message of {self.t.schema} has no fields to allocate")
+        return _alloc(obj, self.t, 0, name, n)
+
 
 class _StructMeta(type):
     """Struct classes describe their layout (``Pose.schema``, ``Pose.dtype``, …)."""
@@ -350,6 +355,10 @@ class Struct(metaclass=_StructMeta):
     @classmethod
     def _repr(cls, obj):
         return _repr(obj, cls._shmx_type)
+
+    @classmethod
+    def _alloc(cls, obj, name, n):
+        return _alloc(obj, cls._shmx_type, 0, name, n)
 
     def __init__(self):
         raise TypeError("a shmx.Struct describes a message type: loan one from a Publisher "
@@ -515,13 +524,15 @@ def _elem_view(obj, start, count, elem):
     typestr, descr = base.__dict__.get("_iface") or _iface(base)
     view = _View()
     view._owner = obj
-    view.__array_interface__ = {
+    interface = {
         "version": 3,
         "shape": tuple(shape),
         "typestr": typestr,
-        "descr": descr,
         "data": (obj.address + start, not loan),
     }
+    if descr is not None:
+        interface["descr"] = descr
+    view.__array_interface__ = interface
     return np.asarray(view)
 
 
@@ -529,8 +540,10 @@ _Loan = _shmx.Loan
 
 
 def _iface(t):
-    """The ``typestr`` and ``descr`` of type ``t``'s dtype, kept on it."""
-    t._iface = (t.dtype.str, t.dtype.descr)
+    """The ``typestr`` and ``descr`` of type ``t``'s dtype, kept on it (no ``descr`` for a
+    plain dtype: numpy reads the ``typestr`` alone faster)."""
+    d = t.dtype
+    t._iface = (d.str, d.descr if d.fields is not None or d.subdtype is not None else None)
     return t._iface
 
 

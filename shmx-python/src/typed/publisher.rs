@@ -435,6 +435,18 @@ impl Loan {
         }
     }
 
+    /// Gives field `field` (a `RelSlice` or `RelStr`) `count` elements (bytes for a
+    /// `RelStr`) in the tail and returns them as a writable numpy array (`alloc_<field>(n)`
+    /// too).
+    fn alloc(slf: &Bound<'_, Self>, field: &str, count: usize) -> PyResult<PyObject> {
+        let this = slf.get();
+        this.live()?;
+        match this.owner.get().pytype.get(slf.py()) {
+            Some(t) => t.call_method1(slf.py(), "_alloc", (slf, field, count)),
+            None => Err(PyAttributeError::new_err("the loan's type is not set")),
+        }
+    }
+
     /// Gives the relative pointer at byte `at` `count` elements of `elem_size` bytes aligned
     /// to `elem_align` in the tail (`shmx.TailFull` when it has no room), sets the pointer to
     /// them, and returns their offset from the chunk's start (`at` for none).
