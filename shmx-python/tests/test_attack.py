@@ -565,7 +565,7 @@ def test_loans_published_twice_or_elsewhere_and_written_after_publish(root):
         other.publish(m)
     pub.publish(m)
     for f in (lambda: pub.publish(m), lambda: setattr(m, "seq", 1), lambda: m.seq,
-              lambda: np.asarray(m), lambda: m.alloc, lambda: m._write(0, "u64", 1, "seq")):
+              lambda: np.asarray(m), lambda: m.alloc("seq", 1), lambda: m._write(0, "u64", 1, "seq")):
         with pytest.raises(RuntimeError):
             f()
     assert m.published
