@@ -123,9 +123,14 @@ impl Fields {
         }
     }
 
-    /// Whether `name` is a field that is not a primitive (the Python part reads it).
-    pub(crate) fn is_other(&self, name: &str) -> bool {
-        self.others.contains(name)
+    /// Whether `name` is a field that samples and loans look up before their own attributes
+    /// (not one of [`RESERVED`], nor starting with `_`): `Some(Some(..))` for a primitive
+    /// (where and what), `Some(None)` for another field.
+    pub(crate) fn lookup(&self, name: &str) -> Option<Option<(usize, Primitive)>> {
+        match self.by_name.get(name) {
+            Some(&f) => Some(Some(f)),
+            None => self.others.contains(name).then_some(None),
+        }
     }
 
     /// Where primitive field `name` lies, and its type.

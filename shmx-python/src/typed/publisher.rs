@@ -4,7 +4,7 @@ use super::{array_interface, message_type, primitive, Endpoint, Shape};
 use crate::errors;
 use crate::fields;
 use crate::thread::ThreadBound;
-use pyo3::exceptions::{PyAttributeError, PyRuntimeError};
+use pyo3::exceptions::{PyAttributeError, PyKeyError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyString};
@@ -217,6 +217,43 @@ impl Loan {
         self.loan.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Field `name`: a primitive read in place, or what the Python part reads; `None` when
+    /// the loan's type is not set.
+    fn field(slf: &Bound<'_, Self>, name: &str) -> PyResult<Option<PyObject>> {
+        Self::read(slf, name, slf.get().shape.fields.get(name))
+    }
+
+    /// Field `name`, a primitive at `primitive` (where and what) or another read by the
+    /// Python part; `None` when the type is not set.
+    fn read(
+        slf: &Bound<'_, Self>,
+        name: &str,
+        primitive: Option<(usize, Primitive)>,
+    ) -> PyResult<Option<PyObject>> {
+        let this = slf.get();
+        this.live()?;
+        if let Some((offset, p)) = primitive {
+            // SAFETY: `addr` is the loaned chunk's first byte, valid for `capacity` bytes
+            // while the loan is held (it is: `live`), aligned to 16.
+            let v = unsafe {
+                fields::read(
+                    slf.py(),
+                    this.addr as *const u8,
+                    this.capacity,
+                    offset,
+                    p,
+                    &this.shape.topic,
+                    0,
+                )
+            }?;
+            return Ok(Some(v));
+        }
+        match this.owner.get().pytype.get(slf.py()) {
+            Some(t) => Ok(Some(t.call_method1(slf.py(), "_get", (slf, name))?)),
+            None => Ok(None),
+        }
+    }
+
     fn used(&self) -> usize {
         self.used.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -240,64 +277,26 @@ impl Drop for Loan {
 
 #[pymethods]
 impl Loan {
-    /// Primitive fields first (`m.x`: read in place), then the class's attributes, then
-    /// `__getattr__`.
+    /// Fields first (`m.x`: a primitive read in place, without the failed lookup that
+    /// `__getattr__` would come after), then the class's attributes, then `__getattr__`.
     fn __getattribute__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<PyObject> {
-        let this = slf.get();
-        if let Some((offset, p)) = this.shape.fields.get(&name.to_cow()?) {
-            this.live()?;
-            // SAFETY: `addr` is the loaned chunk's first byte, valid for `capacity` bytes
-            // while the loan is held (it is: `live`), aligned to 16.
-            return unsafe {
-                fields::read(
-                    slf.py(),
-                    this.addr as *const u8,
-                    this.capacity,
-                    offset,
-                    p,
-                    &this.shape.topic,
-                    0,
-                )
-            };
-        }
-        if this.shape.fields.is_other(&name.to_cow()?) {
-            this.live()?;
-            // Straight to the Python part (no failed lookup first).
-            if let Some(t) = this.owner.get().pytype.get(slf.py()) {
-                return t.call_method1(slf.py(), "_get", (slf, name));
+        let n = name.to_cow()?;
+        if let Some(primitive) = slf.get().shape.fields.lookup(&n) {
+            if let Some(v) = Self::read(slf, &n, primitive)? {
+                return Ok(v);
             }
         }
         super::generic_getattr(slf.as_any(), name)
     }
 
     fn __getattr__(slf: &Bound<'_, Self>, name: &str) -> PyResult<PyObject> {
-        let this = slf.get();
-        this.live()?;
-        if let Some((offset, p)) = this.shape.fields.get(name) {
-            // SAFETY: `addr` is the loaned chunk's first byte, valid for `capacity` bytes
-            // while the loan is held (it is: `live`), aligned to 16.
-            return unsafe {
-                fields::read(
-                    slf.py(),
-                    this.addr as *const u8,
-                    this.capacity,
-                    offset,
-                    p,
-                    &this.shape.topic,
-                    0,
-                )
-            };
-        }
-        match this.owner.get().pytype.get(slf.py()) {
-            Some(t) => t.call_method1(slf.py(), "_get", (slf, name)),
-            None => Err(PyAttributeError::new_err(format!(
-                "a loan has no field `{name}`"
-            ))),
-        }
+        Self::field(slf, name)?
+            .ok_or_else(|| PyAttributeError::new_err(format!("a loan has no field `{name}`")))
     }
 
     fn __getitem__(slf: &Bound<'_, Self>, name: &str) -> PyResult<PyObject> {
-        Self::__getattr__(slf, name)
+        Self::field(slf, name)?
+            .ok_or_else(|| PyKeyError::new_err(format!("a loan has no field `{name}`")))
     }
 
     fn __setattr__(slf: &Bound<'_, Self>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {

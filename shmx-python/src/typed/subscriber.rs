@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyString};
 use shmx::inspect::{self, RawSample};
+use shmx::message::Primitive;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -164,8 +165,18 @@ impl Sample {
     }
 
     fn field(slf: &Bound<'_, Self>, name: &str) -> PyResult<Option<PyObject>> {
+        Self::read(slf, name, slf.get().shape.fields.get(name))
+    }
+
+    /// Field `name`, a primitive at `primitive` (where and what) or another read by the
+    /// Python part; `None` when the type is not set.
+    fn read(
+        slf: &Bound<'_, Self>,
+        name: &str,
+        primitive: Option<(usize, Primitive)>,
+    ) -> PyResult<Option<PyObject>> {
         let this = slf.get();
-        if let Some((offset, p)) = this.shape.fields.get(name) {
+        if let Some((offset, p)) = primitive {
             // SAFETY: `addr` is the sample's first byte, valid for `len` bytes while the
             // sample is held (it is: we hold `slf`), aligned to 16.
             let v = unsafe {
@@ -204,26 +215,10 @@ impl Sample {
     /// Primitive fields first (`s.x`: read in place, without the failed lookup that
     /// `__getattr__` would come after), then the class's attributes, then `__getattr__`.
     fn __getattribute__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<PyObject> {
-        let this = slf.get();
-        if let Some((offset, p)) = this.shape.fields.get(&name.to_cow()?) {
-            // SAFETY: `addr` is the sample's first byte, valid for `len` bytes while the
-            // sample is held (it is: we hold `slf`), aligned to 16.
-            return unsafe {
-                fields::read(
-                    slf.py(),
-                    this.addr as *const u8,
-                    this.len,
-                    offset,
-                    p,
-                    &this.shape.topic,
-                    this.sequence,
-                )
-            };
-        }
-        if this.shape.fields.is_other(&name.to_cow()?) {
-            // Straight to the Python part (no failed lookup first).
-            if let Some(t) = this.owner.get().pytype.get(slf.py()) {
-                return t.call_method1(slf.py(), "_get", (slf, name));
+        let n = name.to_cow()?;
+        if let Some(primitive) = slf.get().shape.fields.lookup(&n) {
+            if let Some(v) = Self::read(slf, &n, primitive)? {
+                return Ok(v);
             }
         }
         super::generic_getattr(slf.as_any(), name)
