@@ -480,3 +480,25 @@ def test_relative_fields_at_any_4_aligned_offset(root):
     s = sub.recv(DEADLINE)
     assert (s.n, s.s, s.v.tolist()) == (1, "four", [7, 8, 9])
     del s, m
+
+
+def test_errors_carry_their_context_as_attributes(root):
+    pub = shmx.Publisher("context", Pose)
+    with pytest.raises(shmx.TypeMismatch) as e:
+        shmx.Subscriber("context", Image)
+    err = e.value
+    assert err.topic == "context" and err.existing_type == "Pose"
+    assert err.existing_fingerprint == Pose.fingerprint
+    assert err.requested_fingerprint == Image.fingerprint and err.requested_type == "Image"
+    assert err.existing_size == Pose.size and err.difference
+    del e, err
+    with pytest.raises(shmx.InvalidName) as e:
+        shmx.Publisher("bad//name", Pose)
+    assert e.value.name == "bad//name" and e.value.reason
+    del e
+    m = shmx.Publisher("context/img", Image, max_tail_bytes=16).loan()
+    with pytest.raises(shmx.TailFull) as e:
+        m.alloc_pixels(100_000)
+    assert e.value.topic == "context/img" and e.value.requested == 100_000
+    assert 16 <= e.value.available < 100_000
+    del e, m, pub
