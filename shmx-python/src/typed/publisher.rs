@@ -219,6 +219,24 @@ impl Loan {
 
     /// Field `name`: a primitive read in place, or what the Python part reads; `None` when
     /// the loan's type is not set.
+    /// Primitive `p` at byte `offset` of the chunk (bounds-checked; the loan must be live).
+    fn read_at(&self, py: Python<'_>, offset: usize, p: Primitive) -> PyResult<PyObject> {
+        self.live()?;
+        // SAFETY: `addr` is the loaned chunk's first byte, valid for `capacity` bytes while
+        // the loan is held (it is: `live`), aligned to 16.
+        unsafe {
+            fields::read(
+                py,
+                self.addr as *const u8,
+                self.capacity,
+                offset,
+                p,
+                &self.shape.topic,
+                0,
+            )
+        }
+    }
+
     fn field(slf: &Bound<'_, Self>, name: &str) -> PyResult<Option<PyObject>> {
         Self::read(slf, name, slf.get().shape.fields.get(name))
     }
@@ -231,23 +249,10 @@ impl Loan {
         primitive: Option<(usize, Primitive)>,
     ) -> PyResult<Option<PyObject>> {
         let this = slf.get();
-        this.live()?;
         if let Some((offset, p)) = primitive {
-            // SAFETY: `addr` is the loaned chunk's first byte, valid for `capacity` bytes
-            // while the loan is held (it is: `live`), aligned to 16.
-            let v = unsafe {
-                fields::read(
-                    slf.py(),
-                    this.addr as *const u8,
-                    this.capacity,
-                    offset,
-                    p,
-                    &this.shape.topic,
-                    0,
-                )
-            }?;
-            return Ok(Some(v));
+            return this.read_at(slf.py(), offset, p).map(Some);
         }
+        this.live()?;
         match this.owner.get().pytype.get(slf.py()) {
             Some(t) => Ok(Some(t.call_method1(slf.py(), "_get", (slf, name))?)),
             None => Ok(None),
@@ -360,21 +365,7 @@ impl Loan {
 
     /// Reads primitive `prim` (its name: `"u32"`, …) at byte `offset`.
     fn _read(&self, py: Python<'_>, offset: usize, prim: &str) -> PyResult<PyObject> {
-        self.live()?;
-        let p = primitive(prim)?;
-        // SAFETY: `addr` is the loaned chunk's first byte, valid for `capacity` bytes while
-        // the loan is held (it is: `live`), aligned to 16.
-        unsafe {
-            fields::read(
-                py,
-                self.addr as *const u8,
-                self.capacity,
-                offset,
-                p,
-                &self.shape.topic,
-                0,
-            )
-        }
+        self.read_at(py, offset, primitive(prim)?)
     }
 
     /// Writes `value` as primitive `prim` at byte `offset`; `field` names it in errors.

@@ -164,6 +164,23 @@ impl Sample {
         }
     }
 
+    /// Primitive `p` at byte `offset` of the sample (bounds-checked).
+    fn read_at(&self, py: Python<'_>, offset: usize, p: Primitive) -> PyResult<PyObject> {
+        // SAFETY: `addr` is the sample's first byte, valid for `len` bytes while the sample
+        // is held (it is: `self` holds it), aligned to 16.
+        unsafe {
+            fields::read(
+                py,
+                self.addr as *const u8,
+                self.len,
+                offset,
+                p,
+                &self.shape.topic,
+                self.sequence,
+            )
+        }
+    }
+
     fn field(slf: &Bound<'_, Self>, name: &str) -> PyResult<Option<PyObject>> {
         Self::read(slf, name, slf.get().shape.fields.get(name))
     }
@@ -177,20 +194,7 @@ impl Sample {
     ) -> PyResult<Option<PyObject>> {
         let this = slf.get();
         if let Some((offset, p)) = primitive {
-            // SAFETY: `addr` is the sample's first byte, valid for `len` bytes while the
-            // sample is held (it is: we hold `slf`), aligned to 16.
-            let v = unsafe {
-                fields::read(
-                    slf.py(),
-                    this.addr as *const u8,
-                    this.len,
-                    offset,
-                    p,
-                    &this.shape.topic,
-                    this.sequence,
-                )
-            }?;
-            return Ok(Some(v));
+            return this.read_at(slf.py(), offset, p).map(Some);
         }
         match this.owner.get().pytype.get(slf.py()) {
             Some(t) => Ok(Some(t.call_method1(slf.py(), "_get", (slf, name))?)),
@@ -260,20 +264,7 @@ impl Sample {
     /// Reads primitive `prim` (its name: `"u32"`, …) at byte `offset` (for the fields of
     /// nested structs).
     fn _read(&self, py: Python<'_>, offset: usize, prim: &str) -> PyResult<PyObject> {
-        let p = primitive(prim)?;
-        // SAFETY: `addr` is the sample's first byte, valid for `len` bytes while the sample
-        // is held (we hold it), aligned to 16.
-        unsafe {
-            fields::read(
-                py,
-                self.addr as *const u8,
-                self.len,
-                offset,
-                p,
-                &self.shape.topic,
-                self.sequence,
-            )
-        }
+        self.read_at(py, offset, primitive(prim)?)
     }
 
     /// The sample's bytes (the message, then the used part of its tail) as a read-only
