@@ -8,6 +8,15 @@ from .common import FRAME_BYTES, KIB_DATA, Endpoint, bad_pixel, frame_pattern, p
 
 # --- shmx ----------------------------------------------------------------------------------
 
+# A frame written in place writes one pixel, and a process's first touch of a page of shared
+# memory is a page fault (~1 µs per 4 KiB page and process). In a pipeline every frame is
+# written and read whole, so after the first frames each chunk's pages are mapped in both
+# processes and a frame costs no faults: the first WARM_FRAMES frames of each endpoint touch
+# every page (the latency warm-up is 20 round trips; a topic cycles through fewer chunks).
+# The throughput stream is not warmed: its 300 frames include their first touches.
+WARM_FRAMES = 32
+PAGE = 4096
+
 
 def _shmx_typed(shmx, payload, tail):
     """The message type of `payload`: a fixed array field (1 KiB), or for `tail` a RelSlice
@@ -98,7 +107,7 @@ def shmx_open(role, payload, shared, barrier, cfg, in_place=False, tail=False, s
         frame = frame_pattern().ravel() if is_frame else None
         copyto = np.copyto
 
-        def make_typed(p, s):
+        def make_typed(p, s, warm):
             send = recv = None
             if p is not None:
                 loan, publish = p.loan, p.publish
@@ -110,6 +119,7 @@ def shmx_open(role, payload, shared, barrier, cfg, in_place=False, tail=False, s
                         publish(m)
 
                 elif tail and in_place:
+                    first = [warm]
 
                     def send(seq):
                         m = loan()
@@ -117,6 +127,10 @@ def shmx_open(role, payload, shared, barrier, cfg, in_place=False, tail=False, s
                         # The frame is rendered (or captured) straight into the chunk: this
                         # writes the one pixel the receiver checks.
                         px = m.alloc("pixels", FRAME_BYTES)
+                        if first[0]:
+                            # A whole frame's pages, as a producer's first frames write them.
+                            first[0] -= 1
+                            px[::PAGE] = 0
                         k = pixel_index(seq)
                         px[k] = k % 251
                         del px  # views of a loan go before it is published
@@ -157,11 +171,16 @@ def shmx_open(role, payload, shared, barrier, cfg, in_place=False, tail=False, s
                                 return smp
 
                 if is_frame:
+                    first = [warm if in_place else 0]
 
                     def recv():
                         smp = srecv()
                         seq = int(smp.seq)
                         px = smp["pixels"]  # a read-only view of the chunk, no copy
+                        if first[0]:
+                            # A whole frame's pages, as a consumer's first frames read them.
+                            first[0] -= 1
+                            px[::PAGE].max()
                         k = pixel_index(seq)
                         if px[k] != k % 251:
                             bad_pixel(seq, px[k])
@@ -174,8 +193,8 @@ def shmx_open(role, payload, shared, barrier, cfg, in_place=False, tail=False, s
 
             return send, recv
 
-        ep.send, ep.recv = make_typed(pub, sub)
-        ep.tsend, ep.trecv = make_typed(tpub, tsub)
+        ep.send, ep.recv = make_typed(pub, sub, WARM_FRAMES)
+        ep.tsend, ep.trecv = make_typed(tpub, tsub, 0)
 
     if apub is not None:
         ep.ack = apub.publish

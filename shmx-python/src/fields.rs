@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyFloat, PyList, PyTuple};
 use pyo3::IntoPyObjectExt;
 use shmx::message::Primitive;
 use shmx::schema_text::{MessageType, Ty};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// `parse_schema(text)`: `(canonical_text, fingerprint, size, align, sample_align, tree)`
 /// for the schema text of a message type, or `shmx.InvalidSchema`. The tree is nested tuples:
@@ -85,57 +85,67 @@ const RESERVED: [&str; 13] = [
     "mro",
 ];
 
-/// The primitive fields of a message struct, by name: what Python reads and writes without
-/// numpy. (Other fields go through the Python part's numpy views.)
+/// What samples and loans know of a field of their message struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    /// A primitive at this byte: read and written without numpy.
+    Primitive(usize, Primitive),
+    /// A `RelSlice` of primitives whose relative pointer lies at this byte: a numpy array
+    /// made without the Python part.
+    RelSlice(usize, Primitive),
+    /// Another field (arrays, structs, enums, strings, other slices): the Python part's.
+    Other,
+}
+
+/// The fields of a message struct, by name: the primitives, which Python reads and writes
+/// without numpy, the slices of primitives, and the others (which go through the Python
+/// part's numpy views).
 pub(crate) struct Fields {
     /// The message type's name, for errors.
     pub type_name: String,
-    by_name: HashMap<String, (usize, Primitive)>,
-    /// The other fields (arrays, structs, enums, relative pointers), read by the Python part.
-    others: HashSet<String>,
+    by_name: HashMap<String, Field>,
 }
 
 impl Fields {
-    /// The primitive fields of `ty` if it is a struct (none otherwise), but those whose
-    /// names samples and loans use themselves ([`RESERVED`], and names that start with `_`):
-    /// those read through the Python part (`s["sequence"]`).
+    /// The fields of `ty` if it is a struct (none otherwise), but those whose names samples
+    /// and loans use themselves ([`RESERVED`], and names that start with `_`): those read
+    /// through the Python part (`s["sequence"]`).
     pub(crate) fn of(ty: &Ty) -> Fields {
-        let (mut by_name, mut others) = (HashMap::new(), HashSet::new());
+        let mut by_name = HashMap::new();
         if let Ty::Struct { fields, .. } = ty {
             for (name, offset, field) in fields {
                 if name.starts_with('_') || RESERVED.contains(&name.as_str()) {
                     continue;
                 }
-                match field {
-                    Ty::Primitive(p) => {
-                        by_name.insert(name.clone(), (*offset, *p));
-                    }
-                    _ => {
-                        others.insert(name.clone());
-                    }
-                }
+                let f = match field {
+                    Ty::Primitive(p) => Field::Primitive(*offset, *p),
+                    Ty::RelSlice { elem } => match **elem {
+                        Ty::Primitive(p) => Field::RelSlice(*offset, p),
+                        _ => Field::Other,
+                    },
+                    _ => Field::Other,
+                };
+                by_name.insert(name.clone(), f);
             }
         }
         Fields {
             type_name: ty.type_name().to_owned(),
             by_name,
-            others,
         }
     }
 
-    /// Whether `name` is a field that samples and loans look up before their own attributes
-    /// (not one of [`RESERVED`], nor starting with `_`): `Some(Some(..))` for a primitive
-    /// (where and what), `Some(None)` for another field.
-    pub(crate) fn lookup(&self, name: &str) -> Option<Option<(usize, Primitive)>> {
-        match self.by_name.get(name) {
-            Some(&f) => Some(Some(f)),
-            None => self.others.contains(name).then_some(None),
-        }
+    /// Field `name` if samples and loans look it up before their own attributes (not one of
+    /// [`RESERVED`], nor starting with `_`).
+    pub(crate) fn lookup(&self, name: &str) -> Option<Field> {
+        self.by_name.get(name).copied()
     }
 
     /// Where primitive field `name` lies, and its type.
     pub(crate) fn get(&self, name: &str) -> Option<(usize, Primitive)> {
-        self.by_name.get(name).copied()
+        match self.by_name.get(name) {
+            Some(&Field::Primitive(at, p)) => Some((at, p)),
+            _ => None,
+        }
     }
 }
 

@@ -724,3 +724,50 @@ def test_a_signal_handler_using_the_subscriber_during_recv(root):
     assert seen == [None] and s.seq == 2
     del s
     assert whole(pub)[0]
+
+
+def test_views_made_in_the_compiled_part_refuse_objects_and_spans_outside(root):
+    # The compiled part makes every numpy view (`_view`, and slices of primitives directly):
+    # bytes of shared memory are never taken for Python object pointers, nor viewed past
+    # the sample or loan, whatever a caller of the private method asks.
+    pub = shmx.Publisher("t", H, max_tail_bytes=64)
+    sub = shmx.Subscriber("t", H)
+    m = pub.loan()
+    u8 = np.dtype(np.uint8)
+    bad = [
+        (0, [1], np.dtype(object)),
+        (0, [1], np.dtype([("a", "<u8"), ("o", object)])),
+        (0, [m.capacity + 1], u8),
+        (m.capacity, [1], u8),
+        (2**63, [1], u8),
+        (0, [2**62, 4], np.dtype(np.uint64)),
+        (0, [1] * 33, u8),
+    ]
+    for start, shape, dtype in bad:
+        with pytest.raises(ValueError):
+            m._view(start, shape, dtype)
+    with pytest.raises(OverflowError):
+        m._view(-1, [1], u8)
+    whole_loan = m._view(0, [m.capacity], u8)
+    assert whole_loan.flags.writeable and whole_loan.base is m
+    data = m.alloc("data", 3)
+    assert data.flags.writeable and data.dtype == np.float64 and data.shape == (3,)
+    data[:] = [1.5, 2.5, 3.5]
+    with pytest.raises(TypeError):
+        pub.publish({"seq": 1})  # publish takes a loan; send copies
+    with pytest.raises(TypeError):
+        pub.publish(None)
+    del whole_loan, data
+    pub.publish(m)
+    s = sub.recv(DEADLINE)
+    for start, shape, dtype in bad:
+        if start == m.capacity:
+            start = s.nbytes
+        with pytest.raises(ValueError):
+            s._view(start, shape, dtype)
+    got = s.data
+    assert got.tolist() == [1.5, 2.5, 3.5] and not got.flags.writeable and got.base is s
+    assert s.address <= got.ctypes.data < s.address + s.nbytes
+    assert not s._view(0, [s.nbytes], u8).flags.writeable
+    del s, got, m
+    assert whole(pub)[0]

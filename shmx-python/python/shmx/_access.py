@@ -39,16 +39,10 @@ class StructView:
         return _repr_struct(self._obj, self._t, self._at)
 
 
-class _View:
-    """What numpy makes an array of: the interface of some bytes of a sample or loan, and
-    the sample or loan itself, which the array (whose base this is) keeps alive."""
-
-    __slots__ = ("__array_interface__", "_owner")
-
-
 def _elem_view(obj, start, count, elem):
     """``count`` elements of type ``elem`` from byte ``start`` of sample or loan ``obj``, as
-    a numpy array over the chunk (read-only for a sample): one numpy call, no copy."""
+    a numpy array over the chunk (read-only for a sample; its base is ``obj``): one call into
+    numpy's C API, bounds-checked by the compiled part, no copy."""
     shape = [count]
     base = elem
     while isinstance(base, Array):
@@ -59,36 +53,7 @@ def _elem_view(obj, start, count, elem):
         empty = np.zeros(shape, dtype=base.dtype)
         empty.flags.writeable = False
         return empty
-    loan = type(obj) is _Loan
-    limit = obj.capacity if loan else obj.nbytes
-    end = start + count * elem.size
-    if start < 0 or end > limit:
-        # Callers check spans that come from shared memory (`_rel_span`): not reached.
-        raise _invalid(obj, f"bytes {start}..{end} lie outside the sample's {limit}")
-    typestr, descr = base.__dict__.get("_iface") or _iface(base)
-    view = _View()
-    view._owner = obj
-    interface = {
-        "version": 3,
-        "shape": tuple(shape),
-        "typestr": typestr,
-        "data": (obj.address + start, not loan),
-    }
-    if descr is not None:
-        interface["descr"] = descr
-    view.__array_interface__ = interface
-    return np.asarray(view)
-
-
-_Loan = _shmx.Loan
-
-
-def _iface(t):
-    """The ``typestr`` and ``descr`` of type ``t``'s dtype, kept on it (no ``descr`` for a
-    plain dtype: numpy reads the ``typestr`` alone faster)."""
-    d = t.dtype
-    t._iface = (d.str, d.descr if d.fields is not None or d.subdtype is not None else None)
-    return t._iface
+    return obj._view(start, shape, base.dtype)
 
 
 def _get_field(obj, t, base, name):

@@ -61,7 +61,9 @@ class _TypedPublisher(Publisher):
             name, schema, buffer_num, root=root, history=history,
             max_tail_bytes=max_tail_bytes, max_loans=max_loans, overflow=overflow,
             block_timeout=block_timeout))
+        # Bound to the compiled methods: no Python frame per call.
         self.loan = self._raw.loan
+        self.publish = self._raw.publish
         self._rel_fields = [(n, ft) for n, _, ft in getattr(t, "fields", ())
                             if isinstance(ft, (RelSlice, _RelStr))]
 
@@ -79,12 +81,10 @@ class _TypedPublisher(Publisher):
         dict of ``total``, ``free``, ``loaned``, ``history``, ``delivered``, ``pinned``."""
         return self._raw.pool_stats()
 
-    def publish(self, sample):
-        """Publishes a loan (zero-copy), or a dict or tuple (copied, as ``send``)."""
-        if isinstance(sample, _shmx.Loan):
-            sample._publish(self._raw)
-        else:
-            self.send(sample)
+    def publish(self, loan):
+        """Publishes a loan of this publisher (``loan()``): zero-copy. ``send`` copies a
+        dict or tuple."""
+        self._raw.publish(loan)
 
     def send(self, value):
         """Publishes a message given as a dict of fields, a tuple of all fields in order

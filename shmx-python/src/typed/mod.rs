@@ -14,6 +14,7 @@
 
 mod publisher;
 mod subscriber;
+mod view;
 
 pub(crate) use publisher::{Loan, RawPublisher};
 pub(crate) use subscriber::{RawSubscriber, Sample};

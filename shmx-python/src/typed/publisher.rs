@@ -1,9 +1,10 @@
 //! `RawPublisher` and its `Loan`s.
 
-use super::{array_interface, message_type, primitive, Endpoint, Shape};
+use super::{array_interface, message_type, primitive, view, Endpoint, Shape};
 use crate::errors;
-use crate::fields;
+use crate::fields::{self, Field};
 use crate::thread::ThreadBound;
+use numpy::PyArrayDescr;
 use pyo3::exceptions::{PyAttributeError, PyKeyError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -146,6 +147,20 @@ impl RawPublisher {
         .map_err(errors::to_py)
     }
 
+    /// Publishes loan `loan` of this publisher: zero-copy (`send` copies a dict or tuple).
+    fn publish(slf: &Bound<'_, Self>, loan: &Bound<'_, PyAny>) -> PyResult<()> {
+        match loan.downcast::<Loan>() {
+            Ok(loan) => loan.get()._publish(slf),
+            Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "publish takes a loan of this publisher (`loan()`), not {}: `send` copies a \
+                 dict or tuple",
+                loan.get_type()
+                    .name()
+                    .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+            ))),
+        }
+    }
+
     /// Number of subscribers connected.
     fn subscriber_count(&self) -> PyResult<usize> {
         Ok(self.inner.get()?.subscriber_count())
@@ -238,19 +253,30 @@ impl Loan {
     }
 
     fn field(slf: &Bound<'_, Self>, name: &str) -> PyResult<Option<PyObject>> {
-        Self::read(slf, name, slf.get().shape.fields.get(name))
+        Self::read(slf, name, slf.get().shape.fields.lookup(name))
     }
 
-    /// Field `name`, a primitive at `primitive` (where and what) or another read by the
-    /// Python part; `None` when the type is not set.
-    fn read(
-        slf: &Bound<'_, Self>,
-        name: &str,
-        primitive: Option<(usize, Primitive)>,
-    ) -> PyResult<Option<PyObject>> {
+    /// Field `name`: a primitive read in place, a slice of primitives as a writable numpy
+    /// array, or what the Python part reads; `None` when the type is not set.
+    fn read(slf: &Bound<'_, Self>, name: &str, field: Option<Field>) -> PyResult<Option<PyObject>> {
         let this = slf.get();
-        if let Some((offset, p)) = primitive {
-            return this.read_at(slf.py(), offset, p).map(Some);
+        match field {
+            Some(Field::Primitive(offset, p)) => {
+                return this.read_at(slf.py(), offset, p).map(Some)
+            }
+            Some(Field::RelSlice(at, p)) => {
+                if let Some(dtype) = view::dtype_of(slf.py(), p) {
+                    let (start, count) = this._rel_span(at, p.size(), p.align())?;
+                    // SAFETY: `_rel_span` found the loan live and `count` elements of `p`
+                    // from `start` within its `capacity` bytes, aligned; the array keeps the
+                    // loan (which holds them) as its base.
+                    return unsafe {
+                        view::array_view(slf.as_any(), this.addr + start, &[count], dtype, true)
+                    }
+                    .map(Some);
+                }
+            }
+            _ => {}
         }
         this.live()?;
         match this.owner.get().pytype.get(slf.py()) {
@@ -286,8 +312,8 @@ impl Loan {
     /// `__getattr__` would come after), then the class's attributes, then `__getattr__`.
     fn __getattribute__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<PyObject> {
         let n = name.to_cow()?;
-        if let Some(primitive) = slf.get().shape.fields.lookup(&n) {
-            if let Some(v) = Self::read(slf, &n, primitive)? {
+        if let Some(field) = slf.get().shape.fields.lookup(&n) {
+            if let Some(v) = Self::read(slf, &n, Some(field))? {
                 return Ok(v);
             }
         }
@@ -431,10 +457,37 @@ impl Loan {
     fn alloc(slf: &Bound<'_, Self>, field: &str, count: usize) -> PyResult<PyObject> {
         let this = slf.get();
         this.live()?;
+        if let Some(Field::RelSlice(at, p)) = this.shape.fields.lookup(field) {
+            if let Some(dtype) = view::dtype_of(slf.py(), p) {
+                let start = this._alloc_rel(at, count, p.size(), p.align())?;
+                // SAFETY: `_alloc_rel` reserved `count` elements of `p` from `start` within
+                // the live loan's `capacity` bytes, aligned; the array keeps the loan (which
+                // holds them) as its base.
+                return unsafe {
+                    view::array_view(slf.as_any(), this.addr + start, &[count], dtype, true)
+                };
+            }
+        }
         match this.owner.get().pytype.get(slf.py()) {
             Some(t) => t.call_method1(slf.py(), "_alloc", (slf, field, count)),
             None => Err(PyAttributeError::new_err("the loan's type is not set")),
         }
+    }
+
+    /// `shape` elements of numpy dtype `dtype` from byte `start` of the chunk, as a
+    /// writable numpy array over it (whose base is the loan): bounds-checked.
+    fn _view(
+        slf: &Bound<'_, Self>,
+        start: usize,
+        shape: Vec<usize>,
+        dtype: Bound<'_, PyArrayDescr>,
+    ) -> PyResult<PyObject> {
+        let this = slf.get();
+        this.live()?;
+        view::check(&shape, &dtype, start, this.capacity, &this.shape.topic)?;
+        // SAFETY: `check` found the array's bytes within the live loan's `capacity` (held
+        // while the loan, the array's base, lives) and the dtype free of Python objects.
+        unsafe { view::array_view(slf.as_any(), this.addr + start, &shape, dtype, true) }
     }
 
     /// Gives the relative pointer at byte `at` `count` elements of `elem_size` bytes aligned

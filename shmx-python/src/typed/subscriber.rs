@@ -1,10 +1,11 @@
 //! `RawSubscriber` and its `Sample`s.
 
-use super::{array_interface, message_type, primitive, Endpoint, Shape};
+use super::{array_interface, message_type, primitive, view, Endpoint, Shape};
 use crate::errors;
-use crate::fields;
+use crate::fields::{self, Field};
 use crate::thread::ThreadBound;
 use crate::wait;
+use numpy::PyArrayDescr;
 use pyo3::exceptions::{PyAttributeError, PyKeyError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -182,19 +183,30 @@ impl Sample {
     }
 
     fn field(slf: &Bound<'_, Self>, name: &str) -> PyResult<Option<PyObject>> {
-        Self::read(slf, name, slf.get().shape.fields.get(name))
+        Self::read(slf, name, slf.get().shape.fields.lookup(name))
     }
 
-    /// Field `name`, a primitive at `primitive` (where and what) or another read by the
-    /// Python part; `None` when the type is not set.
-    fn read(
-        slf: &Bound<'_, Self>,
-        name: &str,
-        primitive: Option<(usize, Primitive)>,
-    ) -> PyResult<Option<PyObject>> {
+    /// Field `name`: a primitive read in place, a slice of primitives as a numpy array, or
+    /// what the Python part reads; `None` when the type is not set.
+    fn read(slf: &Bound<'_, Self>, name: &str, field: Option<Field>) -> PyResult<Option<PyObject>> {
         let this = slf.get();
-        if let Some((offset, p)) = primitive {
-            return this.read_at(slf.py(), offset, p).map(Some);
+        match field {
+            Some(Field::Primitive(offset, p)) => {
+                return this.read_at(slf.py(), offset, p).map(Some)
+            }
+            Some(Field::RelSlice(at, p)) => {
+                if let Some(dtype) = view::dtype_of(slf.py(), p) {
+                    let (start, count) = this._rel_span(at, p.size(), p.align())?;
+                    // SAFETY: `_rel_span` checked that `count` elements of `p` from `start`
+                    // lie in the sample's `len` bytes, aligned; the array keeps the sample
+                    // (which holds them) as its base.
+                    return unsafe {
+                        view::array_view(slf.as_any(), this.addr + start, &[count], dtype, false)
+                    }
+                    .map(Some);
+                }
+            }
+            _ => {}
         }
         match this.owner.get().pytype.get(slf.py()) {
             Some(t) => Ok(Some(t.call_method1(slf.py(), "_get", (slf, name))?)),
@@ -220,8 +232,8 @@ impl Sample {
     /// `__getattr__` would come after), then the class's attributes, then `__getattr__`.
     fn __getattribute__(slf: &Bound<'_, Self>, name: &Bound<'_, PyString>) -> PyResult<PyObject> {
         let n = name.to_cow()?;
-        if let Some(primitive) = slf.get().shape.fields.lookup(&n) {
-            if let Some(v) = Self::read(slf, &n, primitive)? {
+        if let Some(field) = slf.get().shape.fields.lookup(&n) {
+            if let Some(v) = Self::read(slf, &n, Some(field))? {
                 return Ok(v);
             }
         }
@@ -259,6 +271,21 @@ impl Sample {
                 self.sequence,
             )
         }
+    }
+
+    /// `shape` elements of numpy dtype `dtype` from byte `start` of the sample, as a
+    /// read-only numpy array over it (whose base is the sample): bounds-checked.
+    fn _view(
+        slf: &Bound<'_, Self>,
+        start: usize,
+        shape: Vec<usize>,
+        dtype: Bound<'_, PyArrayDescr>,
+    ) -> PyResult<PyObject> {
+        let this = slf.get();
+        view::check(&shape, &dtype, start, this.len, &this.shape.topic)?;
+        // SAFETY: `check` found the array's bytes within the sample's `len` (held while the
+        // sample, the array's base, lives) and the dtype free of Python objects.
+        unsafe { view::array_view(slf.as_any(), this.addr + start, &shape, dtype, false) }
     }
 
     /// Reads primitive `prim` (its name: `"u32"`, …) at byte `offset` (for the fields of
