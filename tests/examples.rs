@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The examples run here.
-const EXAMPLES: [&str; 2] = ["waitset", "tokio"];
+const EXAMPLES: [&str; 3] = ["waitset", "tokio", "request_response"];
 /// Longest a run may take (each takes about 2 s; debug builds and busy machines are slower).
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -117,4 +117,9 @@ fn waitset_example_runs_to_the_end() {
 #[test]
 fn tokio_example_runs_to_the_end() {
     run("tokio");
+}
+
+#[test]
+fn request_response_example_runs_to_the_end() {
+    run("request_response");
 }

@@ -60,6 +60,8 @@ variants! {
     Archive: "An archive that could not be written or read.",
     Config: "The defaults file cannot be used.",
     Io: "An operating-system error.",
+    PeerGone: "The other side of a request is gone (its server or its client).",
+    InFlightLimit: "A client has as many requests in flight as max_in_flight allows.",
 }
 
 /// The fields of `e` as `(name, value)` pairs: the same context the Rust error carries
@@ -133,6 +135,17 @@ fn context<'py>(py: Python<'py>, e: &shmx::Error) -> Vec<(&'static str, Bound<'p
         E::HeldLimit { topic, max_held } => {
             put("topic", s(topic));
             put("max_held", max_held.into_bound_py_any(py));
+        }
+        E::PeerGone { service, reason } => {
+            put("service", s(service));
+            put("reason", s(reason));
+        }
+        E::InFlightLimit {
+            service,
+            max_in_flight,
+        } => {
+            put("service", s(service));
+            put("max_in_flight", max_in_flight.into_bound_py_any(py));
         }
         E::Timeout { topic, operation } => {
             put("topic", s(topic));

@@ -450,7 +450,7 @@ def test_more_errors_of_the_core_arrive_as_their_classes(root, tmp_path):
                  "BudgetExceeded", "LoanLimit", "HeldLimit", "Timeout", "Corrupt", "Version",
                  "PermissionDenied", "OutOfSpace", "TooManyParticipants", "InvalidConfig",
                  "InvalidSchema", "InvalidSample", "TailFull", "ForeignTail", "Archive",
-                 "Config", "Io"):
+                 "Config", "Io", "PeerGone", "InFlightLimit"):
         assert issubclass(getattr(shmx, name), shmx.Error), name
 
 

@@ -255,8 +255,13 @@ impl<T: Archive> ArchivePublisherBuilder<T> {
         let trust = Trust::of(&self.config.topic);
         let open =
             |r: &_, n: &_, c: &_, t: &_, l: &_| Service::open_or_create_as(r, n, c, t, l, &facts);
-        let core =
-            PubCore::create_with(self.root.as_deref(), &self.name, self.config, trust, open)?;
+        let core = PubCore::create_with(
+            self.root.as_deref(),
+            &crate::name::TopicName::new(&self.name)?,
+            self.config,
+            trust,
+            open,
+        )?;
         Ok(ArchivePublisher {
             core,
             last_len: std::cell::Cell::new(0),
@@ -430,8 +435,13 @@ where
         let trust = Trust::of(&self.config.topic);
         let open =
             |r: &_, n: &_, c: &_, t: &_, l: &_| Service::open_or_create_as(r, n, c, t, l, &facts);
-        let mut core =
-            SubCore::create_with(self.root.as_deref(), &self.name, self.config, trust, open)?;
+        let mut core = SubCore::create_with(
+            self.root.as_deref(),
+            &crate::name::TopicName::new(&self.name)?,
+            self.config,
+            trust,
+            open,
+        )?;
         if self.copy_on_take {
             core.copy_on_take();
         }

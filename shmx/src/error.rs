@@ -97,6 +97,24 @@ pub enum Error {
         /// The configured limit.
         max_held: usize,
     },
+    /// The other side of a request is gone: the server that had the request died (or no
+    /// server of the service runs), or the client that asked did.
+    #[error("service {service:?}: {reason}")]
+    PeerGone {
+        /// The service.
+        service: String,
+        /// Who is gone, and what became of the request.
+        reason: String,
+    },
+    /// A client has as many requests in flight as it may: wait for responses (or drop a
+    /// [`Pending`](crate::request::Pending)) before sending more.
+    #[error("service {service:?}: {max_in_flight} requests in flight already (max_in_flight)")]
+    InFlightLimit {
+        /// The service.
+        service: String,
+        /// The client's limit.
+        max_in_flight: usize,
+    },
     /// A blocking operation did not complete in time.
     #[error("topic {topic:?}: {operation} timed out")]
     Timeout {

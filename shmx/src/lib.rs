@@ -71,6 +71,8 @@ pub mod message;
 mod regions;
 #[cfg(not(loom))]
 pub mod rel;
+#[cfg(not(loom))]
+pub mod request;
 mod ring;
 mod sync;
 
@@ -130,6 +132,8 @@ pub use pool::{ClassStats, PoolStats};
 pub use publisher::{Publisher, PublisherBuilder};
 #[cfg(not(loom))]
 pub use rel::{RelSlice, RelStr, Tail, Writable};
+#[cfg(not(loom))]
+pub use request::{Client, Server};
 #[cfg(not(loom))]
 pub use sample::{Sample, SampleMut};
 #[cfg(not(loom))]

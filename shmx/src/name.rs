@@ -87,6 +87,26 @@ impl TopicName {
         })
     }
 
+    /// The name of a part of the service named `self` (`suffix` is made of bytes that names
+    /// keep as they are, e.g. `req.3`): `service@suffix`, whose directory name
+    /// (`<encoded>@suffix`) no topic name encodes to (every `@` of a topic name is encoded).
+    pub(crate) fn part(&self, suffix: &str) -> Result<TopicName> {
+        debug_assert!(suffix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.'));
+        let encoded = format!("{}@{suffix}", self.encoded);
+        if encoded.len() > MAX_ENCODED_LEN {
+            return Err(Error::InvalidName {
+                name: self.name.clone(),
+                reason: "it is too long for a service (its parts' file names pass 255 bytes)",
+            });
+        }
+        Ok(TopicName {
+            name: format!("{}@{suffix}", self.name),
+            encoded,
+        })
+    }
+
     /// The name as given.
     pub fn as_str(&self) -> &str {
         &self.name

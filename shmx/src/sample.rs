@@ -190,6 +190,21 @@ impl<T: Unpin> DerefMut for SampleMut<'_, T> {
     }
 }
 
+impl<T> SampleMut<'_, T> {
+    /// Sets the two tag words its publish carries (see `request`).
+    pub(crate) fn set_tag(&self, tag: [u64; 2]) {
+        self.core.set_tag(self.chunk, tag);
+    }
+
+    /// Publishes the chunk with no payload at all: a marker that only its tag words mean
+    /// something by (a response stream's end, see `request`), which only subscribers made
+    /// to accept markers take.
+    pub(crate) fn publish_empty(self) -> Result<()> {
+        let this = ManuallyDrop::new(self);
+        this.core.publish(this.chunk, 0)
+    }
+}
+
 impl<T> Drop for SampleMut<'_, T> {
     fn drop(&mut self) {
         self.core.cancel(self.chunk);
@@ -233,6 +248,11 @@ impl<'s, T> Sample<'s, T> {
     /// Bytes the publisher published: the message and the part of its tail in use.
     pub fn payload_len(&self) -> usize {
         self.held.len
+    }
+
+    /// The two tag words its publisher set (see `request`; untrusted).
+    pub(crate) fn tag(&self) -> Option<[u64; 2]> {
+        self.core.tag_of(&self.held)
     }
 
     pub(crate) fn held(&self) -> &Held {

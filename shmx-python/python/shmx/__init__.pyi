@@ -8,7 +8,7 @@ from ._shmx import (Error, InvalidName, TypeMismatch, QueueFull, PoolExhausted,
                     BudgetExceeded, LoanLimit, HeldLimit, Timeout, Corrupt, Version,
                     PermissionDenied, OutOfSpace, TooManyParticipants, InvalidConfig,
                     InvalidSchema, InvalidSample, TailFull, ForeignTail, Archive, Config, Io,
-                    Loan, Sample, parse_schema)
+                    PeerGone, InFlightLimit, Loan, Sample, parse_schema)
 from ._types import (Type, Primitive, Array, RelSlice, RelStr, Struct, StructView, struct,
                      enum, adopt, u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64,
                      bool_)

@@ -203,6 +203,15 @@ impl DataSegment {
         let _ = own;
     }
 
+    /// Tag words of chunk `i < chunk_count` of this segment.
+    #[inline]
+    pub(crate) fn tag(&self, i: usize) -> &super::Tag {
+        assert!(i < self.geo.chunk_count);
+        // SAFETY: the tag area holds `chunk_count` 8-aligned pairs of atomic words, inside
+        // the mapping by the geometry.
+        unsafe { &*self.map.ptr().add(self.geo.tags_off + i * 16).cast() }
+    }
+
     /// Pin word of chunk `i < chunk_count` of this segment.
     #[inline]
     pub(crate) fn pin(&self, i: usize) -> &AtomicU64 {

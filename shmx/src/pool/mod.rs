@@ -60,6 +60,17 @@ pub struct PoolStats {
     pub pinned: usize,
 }
 
+impl std::ops::AddAssign for PoolStats {
+    fn add_assign(&mut self, other: PoolStats) {
+        self.total += other.total;
+        self.free += other.free;
+        self.loaned += other.loaned;
+        self.history += other.history;
+        self.delivered += other.delivered;
+        self.pinned += other.pinned;
+    }
+}
+
 /// One size class of a publisher's pool ([`Publisher::pool_classes`](crate::Publisher::pool_classes)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ClassStats {

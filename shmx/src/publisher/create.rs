@@ -24,7 +24,13 @@ impl PubCore {
         config: PublisherConfig,
     ) -> Result<PubCore> {
         let trust = Trust::of(&config.topic);
-        Self::create_with(root, name, config, trust, Service::open_or_create::<T>)
+        Self::create_with(
+            root,
+            &TopicName::new(name)?,
+            config,
+            trust,
+            Service::open_or_create::<T>,
+        )
     }
 
     /// Creates a publisher on the topic that `open` opens (or creates); its message type is
@@ -33,12 +39,11 @@ impl PubCore {
     /// [`trust`](crate::trust)).
     pub(crate) fn create_with(
         root: Option<&Path>,
-        name: &str,
+        name: &TopicName,
         config: PublisherConfig,
         trust: Trust,
         open: impl FnOnce(&Arc<Root>, &TopicName, &TopicConfig, &Trust, &RootLock) -> Result<Service>,
     ) -> Result<PubCore> {
-        let name = TopicName::new(name)?;
         let bad = |reason: String| Error::InvalidConfig {
             topic: name.as_str().to_owned(),
             reason,
@@ -52,7 +57,7 @@ impl PubCore {
         let node;
         let lock = root.lock(&trust)?;
         node = root.node(&trust, &lock)?;
-        let service = open(&root, &name, &config.topic, &trust, &lock)?;
+        let service = open(&root, name, &config.topic, &trust, &lock)?;
         let layout = *service.layout();
         let result = (|| {
             if config.queue_depth > layout.ring_capacity {

@@ -101,6 +101,15 @@ impl PubCore {
         }
     }
 
+    /// Sets the two tag words of loaned chunk `chunk` (a request's or response's routing,
+    /// see `request`), which its next publish carries.
+    pub(crate) fn set_tag(&self, chunk: u32, tag: [u64; 2]) {
+        let st = self.state.borrow();
+        let words = st.segs.tag(chunk);
+        words[0].store(tag[0], Ordering::Relaxed);
+        words[1].store(tag[1], Ordering::Relaxed);
+    }
+
     /// Publishes loaned chunk `chunk`, whose first `len` payload bytes the sample wrote
     /// (the message and the part of its tail in use; at most the payload capacity).
     #[inline(always)]

@@ -154,6 +154,26 @@ impl<T: ShmMessage> Publisher<T> {
         }
     }
 
+    /// A publisher on topic `name` as `open` opens it (a part of a request/response service).
+    pub(crate) fn create_part(
+        root: Option<&std::path::Path>,
+        name: &crate::name::TopicName,
+        config: PublisherConfig,
+        open: impl FnOnce(
+            &Arc<crate::root::Root>,
+            &crate::name::TopicName,
+            &crate::config::TopicConfig,
+            &crate::trust::Trust,
+            &crate::root::RootLock,
+        ) -> Result<Service>,
+    ) -> Result<Publisher<T>> {
+        let trust = crate::trust::Trust::of(&config.topic);
+        Ok(Publisher {
+            core: PubCore::create_with(root, name, config, trust, open)?,
+            _t: PhantomData,
+        })
+    }
+
     /// The topic's name.
     pub fn topic(&self) -> &str {
         self.core.service.topic()

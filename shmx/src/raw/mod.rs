@@ -122,8 +122,13 @@ impl RawSubscriber {
     /// its own user only (see [`open`](Self::open) for an application's subscriber).
     pub fn new(root: &Path, topic: &str) -> Result<RawSubscriber> {
         let config = SubscriberConfig::default();
-        let core =
-            SubCore::create_with(Some(root), topic, config, Trust::for_tools(), open_existing)?;
+        let core = SubCore::create_with(
+            Some(root),
+            &TopicName::new(topic)?,
+            config,
+            Trust::for_tools(),
+            open_existing,
+        )?;
         Ok(Self::of(core))
     }
 
@@ -161,7 +166,7 @@ impl RawSubscriber {
         config: SubscriberConfig,
     ) -> Result<RawSubscriber> {
         let trust = Trust::of(&config.topic);
-        let core = SubCore::create_with(root, topic, config, trust, opener(ty))?;
+        let core = SubCore::create_with(root, &TopicName::new(topic)?, config, trust, opener(ty))?;
         Ok(Self::of(core))
     }
 

@@ -73,8 +73,13 @@ impl RawPublisher {
     /// # Ok::<(), shmx::Error>(())
     /// ```
     pub fn with_config(root: &Path, topic: &str, config: PublisherConfig) -> Result<RawPublisher> {
-        let core =
-            PubCore::create_with(Some(root), topic, config, Trust::for_tools(), open_existing)?;
+        let core = PubCore::create_with(
+            Some(root),
+            &crate::name::TopicName::new(topic)?,
+            config,
+            Trust::for_tools(),
+            open_existing,
+        )?;
         Ok(Self::of(core))
     }
 
@@ -95,7 +100,13 @@ impl RawPublisher {
         config: PublisherConfig,
     ) -> Result<RawPublisher> {
         let trust = Trust::of(&config.topic);
-        let core = PubCore::create_with(root, topic, config, trust, opener(ty))?;
+        let core = PubCore::create_with(
+            root,
+            &crate::name::TopicName::new(topic)?,
+            config,
+            trust,
+            opener(ty),
+        )?;
         Ok(Self::of(core))
     }
 

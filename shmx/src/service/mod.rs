@@ -18,7 +18,7 @@
 //! with the slot state, so one load tells both: `incarnation << 2 | state`.
 
 mod layout;
-mod mismatch;
+pub(crate) mod mismatch;
 mod sweep;
 
 pub use layout::LAYOUT_VERSION;
@@ -331,6 +331,26 @@ impl Service {
             root: Arc::clone(root),
             trust: *trust,
         }))
+    }
+
+    /// Opens an existing topic of message type `T` that some participant still uses, never
+    /// creating one: `Ok(None)` if there is none (or only one that every participant left).
+    /// Call with the root lock held.
+    pub(crate) fn open_existing<T: ShmMessage>(
+        root: &Arc<Root>,
+        name: &TopicName,
+        trust: &Trust,
+        lock: &RootLock,
+    ) -> Result<Option<Service>> {
+        let Some(service) = Self::open(root, name, trust)? else {
+            return Ok(None);
+        };
+        service.sweep(lock);
+        if service.is_unused() {
+            return Ok(None);
+        }
+        service.check_type(&TypeFacts::of::<T>())?;
+        Ok(Some(service))
     }
 
     /// Opens an existing topic whatever its message type (for tools); `Ok(None)` if there is

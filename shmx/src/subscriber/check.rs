@@ -64,6 +64,10 @@ impl SubCore {
         let len = header.len.load(Ordering::Relaxed);
         let max = if self.tails { capacity } else { self.size };
         if len < self.size as u64 || len > max as u64 {
+            if len == 0 && self.markers {
+                // A marker (see `request`): no value, never read as one.
+                return Ok(0);
+            }
             return Err(Rejected::Length {
                 len,
                 min: self.size,

@@ -106,6 +106,9 @@ pub(crate) struct SubCore {
     /// Samples may be longer than `size` (the message type has relative pointers, or this is
     /// an endpoint without a Rust type); otherwise they are exactly `size` bytes.
     tails: bool,
+    /// Whether samples of no bytes are taken, as markers (response streams' ends, see
+    /// `request`); a typed value is never read from one.
+    pub(crate) markers: bool,
     /// The private copies of a subscriber that copies on take (`None`: zero-copy).
     copies: Option<copy::Copies>,
     /// The socket that makes a descriptor readable, once one was asked for (see `ready`).
@@ -222,6 +225,25 @@ impl<T: ShmMessage> Subscriber<T> {
         }
     }
 
+    /// A subscriber of topic `name` of type `T`, created if it does not exist (a part of a
+    /// request/response service); with `markers`, it takes samples of no bytes too.
+    pub(crate) fn create_part(
+        root: Option<&Path>,
+        name: &TopicName,
+        config: SubscriberConfig,
+        markers: bool,
+    ) -> Result<Subscriber<T>> {
+        let trust = Trust::of(&config.topic);
+        let mut core =
+            SubCore::create_with(root, name, config, trust, Service::open_or_create::<T>)?;
+        core.tails = const { T::SCHEMA.has_relative() };
+        core.markers = markers;
+        Ok(Subscriber {
+            core,
+            _t: PhantomData,
+        })
+    }
+
     /// The topic's name.
     pub fn topic(&self) -> &str {
         self.core.service.topic()
@@ -330,7 +352,13 @@ impl SubCore {
         config: SubscriberConfig,
     ) -> Result<SubCore> {
         let trust = Trust::of(&config.topic);
-        let mut core = Self::create_with(root, name, config, trust, Service::open_or_create::<T>)?;
+        let mut core = Self::create_with(
+            root,
+            &TopicName::new(name)?,
+            config,
+            trust,
+            Service::open_or_create::<T>,
+        )?;
         core.tails = const { T::SCHEMA.has_relative() };
         Ok(core)
     }
@@ -341,19 +369,18 @@ impl SubCore {
     /// [`trust`](crate::trust)).
     pub(crate) fn create_with(
         root: Option<&Path>,
-        name: &str,
+        name: &TopicName,
         config: SubscriberConfig,
         trust: Trust,
         open: impl FnOnce(&Arc<Root>, &TopicName, &TopicConfig, &Trust, &RootLock) -> Result<Service>,
     ) -> Result<SubCore> {
-        let name = TopicName::new(name)?;
         let root = Root::open(root, &trust)?;
         // Declared before the lock, so dropped after it on every path: a node that goes takes
         // the root lock to remove its file.
         let node;
         let lock = root.lock(&trust)?;
         node = root.node(&trust, &lock)?;
-        let service = open(&root, &name, &config.topic, &trust, &lock)?;
+        let service = open(&root, name, &config.topic, &trust, &lock)?;
         let (fingerprint, size, align) = service.type_facts();
         let layout = *service.layout();
         let mut config = config;
@@ -421,6 +448,7 @@ impl SubCore {
             size,
             align,
             tails: true,
+            markers: false,
             copies: None,
             listener: std::cell::OnceCell::new(),
             arm_on_take: Cell::new(false),

@@ -1,0 +1,753 @@
+//! [`Client`]: sends requests to the servers of a service and receives their responses.
+
+use super::record::{Record, TypeRecord};
+use super::{new_id, parts_left, request_topic, response_topic, server_ids, LAST, LOOK_EVERY};
+use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
+use crate::error::{Error, Result};
+use crate::message::ShmMessage;
+use crate::name::TopicName;
+use crate::root::Root;
+use crate::sample::{Sample, SampleMut};
+use crate::service::{Service, TypeFacts};
+use crate::trust::Trust;
+use crate::{Publisher, Subscriber};
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Sends requests of type `Req` to the servers of a service and receives their responses of
+/// type `Resp` (see [the module](crate::request)).
+///
+/// `Send` but not `Sync`, like a [`Publisher`]: one thread uses it.
+pub struct Client<Req: ShmMessage, Resp: ShmMessage> {
+    // Declared first, dropped first: the samples borrow `responses`.
+    /// Responses taken for another pending request than the one asking, by request number.
+    stash: RefCell<VecDeque<(u64, Sample<'static, Resp>)>>,
+    flights: RefCell<HashMap<u64, Flight>>,
+    // Before `responses`: a connection's publisher goes before the subscriber (any order
+    // works; this one leaves the response queue last).
+    // Boxed: `pick` hands out references that must stay put while the vector grows.
+    #[allow(clippy::vec_box)]
+    servers: RefCell<Vec<Box<Conn<Req>>>>,
+    /// The response queue (boxed: stashed samples point into it while the client moves).
+    responses: ManuallyDrop<Box<Subscriber<Resp>>>,
+    shared: Shared,
+    /// Request loans out: connections are never dropped while one is.
+    loans: Cell<usize>,
+    /// `max_in_flight` and `max_tail_bytes`.
+    limits: (usize, usize),
+    next_request: Cell<u64>,
+    next_server: Cell<usize>,
+    last_look: Cell<Option<Instant>>,
+    _t: PhantomData<fn(Req) -> Resp>,
+}
+
+/// What a client and a server both keep of their service.
+pub(super) struct Shared {
+    pub service: TopicName,
+    pub root_path: Option<PathBuf>,
+    pub root: Arc<Root>,
+    pub trust: Trust,
+    pub topic: TopicConfig,
+    pub id: u64,
+}
+
+impl Shared {
+    /// Opens the root and makes sure its record of `service` holds `req` and `resp`.
+    pub(super) fn open(
+        name: &str,
+        root_path: Option<PathBuf>,
+        topic: TopicConfig,
+        (req, resp): (TypeFacts, TypeFacts),
+    ) -> Result<Shared> {
+        crate::defaults::check()?;
+        let service = TopicName::new(name)?;
+        // The longest part name must fit.
+        request_topic(&service, u64::MAX)?;
+        response_topic(&service, u64::MAX)?;
+        topic.check(service.as_str())?;
+        let trust = Trust::of(&topic);
+        let root = Root::open(root_path.as_deref(), &trust)?;
+        let record = Record {
+            request: TypeRecord::of(&req),
+            response: TypeRecord::of(&resp),
+        };
+        {
+            let lock = root.lock(&trust)?;
+            let in_use = || super::sweep_parts(&root, &service, &trust, &lock);
+            record.ensure(&root, &service, &trust, topic.mode, in_use, &lock)?;
+        }
+        Ok(Shared {
+            service,
+            root_path,
+            root,
+            trust,
+            topic,
+            id: new_id(),
+        })
+    }
+
+    /// Removes the service record if no part of the service is left (the endpoint's own
+    /// parts are gone already).
+    pub(super) fn leave(&self) {
+        if let Some(lock) = self
+            .root
+            .lock_within(&self.trust, crate::root::LEAVING_WAIT)
+        {
+            if !parts_left(&self.root, &self.service) {
+                self.root
+                    .dir()
+                    .remove_file(&super::record::file_name(&self.service));
+                self.root.remove_lock_if_alone(&lock);
+            }
+        }
+    }
+
+    pub(super) fn gone(&self, reason: String) -> Error {
+        Error::PeerGone {
+            service: self.service.as_str().to_owned(),
+            reason,
+        }
+    }
+}
+
+/// A client's connection to one server: the publisher of its request queue.
+struct Conn<Req: ShmMessage> {
+    server: u64,
+    publisher: Publisher<Req>,
+}
+
+/// A request in flight.
+struct Flight {
+    server: u64,
+    /// The stream ended (its last response or end marker was taken).
+    ended: bool,
+}
+
+/// Builds a [`Client`] with non-default settings.
+#[must_use]
+pub struct ClientBuilder<Req: ShmMessage, Resp: ShmMessage> {
+    name: String,
+    root: Option<PathBuf>,
+    max_in_flight: usize,
+    response_depth: usize,
+    max_held: usize,
+    max_tail_bytes: usize,
+    topic: TopicConfig,
+    _t: PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
+    /// The root directory (default: see [`root_dir`](crate::name::root_dir)).
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
+    /// Requests that may be in flight at once (default 16; 1..=1024): a request is in
+    /// flight from `send` until its [`Pending`] is dropped.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Responses each server may have queued for this client before it waits for the client
+    /// to take some (default 64; 1..=1024).
+    pub fn response_depth(mut self, n: usize) -> Self {
+        self.response_depth = n;
+        self
+    }
+
+    /// Responses this client may hold at once, taken by the caller or kept for a pending
+    /// request other than the one asked (default 256).
+    pub fn max_held(mut self, n: usize) -> Self {
+        self.max_held = n;
+        self
+    }
+
+    /// Bytes a request may carry after its message, for relative pointers (default 0).
+    pub fn max_tail_bytes(mut self, n: usize) -> Self {
+        self.max_tail_bytes = n;
+        self
+    }
+
+    /// The file mode of the service's files (default `0o600`).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.topic.mode = mode;
+        self
+    }
+
+    /// Makes the client: its response queue, and the service record if it is the first
+    /// endpoint of the service.
+    ///
+    /// # Errors
+    /// [`Error::TypeMismatch`] if the service's request or response type differs (its
+    /// `topic` says which: `"robot/params (response type)"`), [`Error::InvalidName`],
+    /// [`Error::InvalidConfig`], and what making a subscriber may fail with.
+    pub fn create(self) -> Result<Client<Req, Resp>> {
+        let bad = |reason: String| Error::InvalidConfig {
+            topic: self.name.clone(),
+            reason,
+        };
+        if !(1..=1024).contains(&self.max_in_flight) || !(1..=1024).contains(&self.response_depth) {
+            return Err(bad(
+                "max_in_flight and response_depth must be in 1..=1024".into()
+            ));
+        }
+        if self.max_held == 0 {
+            return Err(bad("max_held must be at least 1".into()));
+        }
+        let mut topic = self.topic;
+        topic.max_publishers = 64;
+        topic.max_subscribers = 1;
+        topic.max_queue_depth = 1024;
+        topic.max_held = self.max_held;
+        topic.max_history = 0;
+        let shared = Shared::open(
+            &self.name,
+            self.root.clone(),
+            topic,
+            (TypeFacts::of::<Req>(), TypeFacts::of::<Resp>()),
+        )?;
+        let mut config = SubscriberConfig {
+            topic,
+            ..SubscriberConfig::default()
+        };
+        config.queue_depth = self.response_depth;
+        let responses = Subscriber::create_part(
+            shared.root_path.as_deref(),
+            &response_topic(&shared.service, shared.id)?,
+            config,
+            true,
+        );
+        let responses = match responses {
+            Ok(r) => r,
+            Err(e) => {
+                shared.leave();
+                return Err(e);
+            }
+        };
+        Ok(Client {
+            stash: RefCell::new(VecDeque::new()),
+            flights: RefCell::new(HashMap::new()),
+            servers: RefCell::new(Vec::new()),
+            responses: ManuallyDrop::new(Box::new(responses)),
+            shared,
+            loans: Cell::new(0),
+            limits: (self.max_in_flight, self.max_tail_bytes),
+            next_request: Cell::new(1),
+            next_server: Cell::new(0),
+            last_look: Cell::new(None),
+            _t: PhantomData,
+        })
+    }
+}
+
+impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
+    /// A client of service `name` with the default settings.
+    pub fn new(name: &str) -> Result<Client<Req, Resp>> {
+        Self::builder(name).create()
+    }
+
+    /// A builder of a client of service `name`.
+    pub fn builder(name: &str) -> ClientBuilder<Req, Resp> {
+        ClientBuilder {
+            name: name.to_owned(),
+            root: None,
+            max_in_flight: 16,
+            response_depth: 64,
+            max_held: 256,
+            max_tail_bytes: 0,
+            topic: crate::defaults::publisher().topic,
+            _t: PhantomData,
+        }
+    }
+
+    /// The service's name.
+    pub fn service(&self) -> &str {
+        self.shared.service.as_str()
+    }
+
+    /// This client's id (its response queue is `<service>@resp.<id in hex>`).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// Requests in flight: sent, and their [`Pending`] not dropped yet.
+    pub fn in_flight(&self) -> usize {
+        self.flights.borrow().len()
+    }
+
+    /// Number of servers this client finds running (it looks for new ones now).
+    pub fn server_count(&self) -> usize {
+        let mut servers = self.servers.borrow_mut();
+        self.look(&mut servers);
+        servers
+            .iter()
+            .filter(|c| c.publisher.subscriber_count() > 0)
+            .count()
+    }
+
+    /// Waits until at least `n` servers run; returns how many do.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if fewer run after `timeout`.
+    pub fn wait_for_servers(&self, n: usize, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let count = self.server_count();
+            if count >= n {
+                return Ok(count);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::Timeout {
+                    topic: self.service().to_owned(),
+                    operation: "waiting for servers",
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Loans a request (zeroed, so only for types whose all-zero bytes are a value), to be
+    /// written in place and sent with [`RequestMut::send`].
+    ///
+    /// # Errors
+    /// [`Error::InFlightLimit`], [`Error::PeerGone`] if no server runs, and what loaning
+    /// from a publisher may fail with.
+    pub fn loan(&self) -> Result<RequestMut<'_, Req, Resp>> {
+        let (conn, server) = self.pick()?;
+        let sample = conn.publisher.loan_with_tail(self.limits.1)?;
+        Ok(self.request_mut(sample, server))
+    }
+
+    /// Sends `request` (written into a loaned chunk) and returns its [`Pending`] response
+    /// stream.
+    ///
+    /// # Errors
+    /// As [`loan`](Self::loan), and [`Error::QueueFull`] if the server's queue of this
+    /// client's requests is full (it is behind by more than `max_in_flight` requests).
+    pub fn send(&self, request: Req) -> Result<Pending<'_, Req, Resp>> {
+        let (conn, server) = self.pick()?;
+        let sample = conn.publisher.loan_uninit()?.write(request);
+        self.request_mut(sample, server).send()
+    }
+
+    fn request_mut<'c>(
+        &'c self,
+        sample: SampleMut<'c, Req>,
+        server: u64,
+    ) -> RequestMut<'c, Req, Resp> {
+        self.loans.set(self.loans.get() + 1);
+        RequestMut {
+            sample: ManuallyDrop::new(sample),
+            client: self,
+            server,
+        }
+    }
+
+    /// The connection to the next live server, round robin: one of this client's, which
+    /// stays while the returned reference does (no connection is dropped while a loan is
+    /// out, and the caller loans from it at once).
+    fn pick(&self) -> Result<(&Conn<Req>, u64)> {
+        let limit = self.limits.0;
+        if self.flights.borrow().len() >= limit {
+            return Err(Error::InFlightLimit {
+                service: self.service().to_owned(),
+                max_in_flight: limit,
+            });
+        }
+        let mut servers = self.servers.borrow_mut();
+        let stale = self
+            .last_look
+            .get()
+            .is_none_or(|t| t.elapsed() >= LOOK_EVERY);
+        if servers.is_empty() || stale {
+            self.look(&mut servers);
+        }
+        for attempt in 0..2 {
+            let n = servers.len();
+            let start = self.next_server.get();
+            for k in 0..n {
+                let i = (start + k) % n;
+                if servers[i].publisher.subscriber_count() > 0 {
+                    self.next_server.set(i + 1);
+                    let conn: *const Conn<Req> = &*servers[i];
+                    // SAFETY: the connection is boxed (its address stays when the vector
+                    // moves) and is dropped only by `look` while no loan is out, or with
+                    // the client; the reference lives no longer than `&self`, and the
+                    // caller loans from it before any other call can run `look`.
+                    return Ok((unsafe { &*conn }, servers[i].server));
+                }
+            }
+            if attempt == 0 {
+                self.look(&mut servers);
+            }
+        }
+        Err(self
+            .shared
+            .gone("no server of the service is running".to_owned()))
+    }
+
+    /// Connects to the servers that appeared, and (with no loan out) lets go of those that
+    /// are gone.
+    #[allow(clippy::vec_box)] // see `servers`
+    fn look(&self, servers: &mut Vec<Box<Conn<Req>>>) {
+        self.last_look.set(Some(Instant::now()));
+        if self.loans.get() == 0 {
+            servers.retain(|c| c.publisher.subscriber_count() > 0);
+        }
+        let (max_in_flight, max_tail_bytes) = self.limits;
+        for server in server_ids(&self.shared.root, &self.shared.service) {
+            if servers.iter().any(|c| c.server == server) {
+                continue;
+            }
+            let Ok(name) = request_topic(&self.shared.service, server) else {
+                continue;
+            };
+            let config = PublisherConfig {
+                topic: self.shared.topic,
+                queue_depth: max_in_flight,
+                max_loans: max_in_flight.min(64),
+                history: 0,
+                overflow: Overflow::Fail,
+                max_tail_bytes,
+                ..PublisherConfig::default()
+            };
+            let publisher = Publisher::<Req>::create_part(
+                self.shared.root_path.as_deref(),
+                &name,
+                config,
+                |root, name, _config, trust, lock| {
+                    Service::open_existing::<Req>(root, name, trust, lock)?
+                        .ok_or_else(|| self.shared.gone("the server left".into()))
+                },
+            );
+            // A server that left meanwhile, or one this process may not use: not a server
+            // to send to (`server_count` tells how many are).
+            if let Ok(publisher) = publisher {
+                servers.push(Box::new(Conn { server, publisher }));
+            }
+        }
+    }
+
+    /// Takes the next response to request `id`, routing those of other requests to the
+    /// stash; `Ok(None)` if none waits.
+    fn take_for(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
+        {
+            let mut stash = self.stash.borrow_mut();
+            if let Some(i) = stash.iter().position(|(r, _)| *r == id) {
+                let (_, sample) = stash.remove(i).expect("found");
+                drop(stash);
+                if let Some(r) = self.deliver(id, self.shorten(sample)) {
+                    return Ok(Some(r));
+                }
+                return self.take_for(id);
+            }
+        }
+        loop {
+            let Some(sample) = self.responses.take()? else {
+                return Ok(None);
+            };
+            if let Some(r) = self.route(id, sample) {
+                return Ok(Some(r));
+            }
+        }
+    }
+
+    /// A response just taken: delivered if it is for `id`, stashed if it is for another
+    /// request in flight, dropped otherwise (cancelled or unknown requests, markers).
+    fn route<'c>(&'c self, id: u64, sample: Sample<'c, Resp>) -> Option<Response<'c, Resp>> {
+        let [request, _] = sample.tag()?;
+        if request == id {
+            return self.deliver(id, sample);
+        }
+        let mut flights = self.flights.borrow_mut();
+        let flight = flights.get_mut(&request)?;
+        if sample.payload_len() == 0 {
+            // The end of another request's stream: nothing to keep but that it ended. (Its
+            // earlier responses are in the stash, which its takes look at first.)
+            flight.ended = true;
+            return None;
+        }
+        // SAFETY: see `shorten`: the sample borrows the boxed subscriber, which outlives
+        // the stash (declared before it, and dropped by hand after it).
+        let sample: Sample<'static, Resp> = unsafe { std::mem::transmute(sample) };
+        self.stash.borrow_mut().push_back((request, sample));
+        None
+    }
+
+    /// A sample of request `id`: its response, or `None` for the marker that ended the
+    /// stream (then recorded).
+    fn deliver<'c>(&'c self, id: u64, sample: Sample<'c, Resp>) -> Option<Response<'c, Resp>> {
+        let last = sample.tag().is_some_and(|[_, flags]| flags & LAST != 0);
+        let marker = sample.payload_len() == 0;
+        if last || marker {
+            if let Some(f) = self.flights.borrow_mut().get_mut(&id) {
+                f.ended = true;
+            }
+        }
+        (!marker).then_some(Response { sample, last })
+    }
+
+    /// A stashed sample, given back the lifetime of the client that stashed it.
+    fn shorten<'c>(&'c self, sample: Sample<'static, Resp>) -> Sample<'c, Resp> {
+        // SAFETY: stashed samples borrow `self.responses` (boxed, never moved out, dropped
+        // after the stash): `'c`, a borrow of `self`, is within its life.
+        unsafe { std::mem::transmute(sample) }
+    }
+
+    fn ended(&self, id: u64) -> bool {
+        self.flights.borrow().get(&id).is_none_or(|f| f.ended)
+    }
+
+    /// Ends request `id`: drops what is stashed for it; its later responses are dropped.
+    fn cancel(&self, id: u64) {
+        self.flights.borrow_mut().remove(&id);
+        self.stash.borrow_mut().retain(|(r, _)| *r != id);
+    }
+
+    /// Whether server `server` lives (as far as its request queue tells).
+    fn server_alive(&self, server: u64) -> bool {
+        self.servers
+            .borrow()
+            .iter()
+            .find(|c| c.server == server)
+            .is_some_and(|c| c.publisher.subscriber_count() > 0)
+    }
+
+    /// Waits until `deadline` (`None`: forever) for the next response to request `id`.
+    fn recv_for(&self, id: u64, deadline: Option<Instant>) -> Result<Option<Response<'_, Resp>>> {
+        let mut next_check = Instant::now() + LOOK_EVERY;
+        loop {
+            if let Some(r) = self.take_for(id)? {
+                return Ok(Some(r));
+            }
+            if self.ended(id) {
+                return Ok(None);
+            }
+            let now = Instant::now();
+            if now >= next_check {
+                next_check = now + LOOK_EVERY;
+                let server = self.flights.borrow().get(&id).map(|f| f.server);
+                if let Some(server) = server {
+                    if !self.server_alive(server) {
+                        // What it published before it died is in the queue: take that first.
+                        if let Some(r) = self.take_for(id)? {
+                            return Ok(Some(r));
+                        }
+                        if self.ended(id) {
+                            return Ok(None);
+                        }
+                        self.cancel(id);
+                        return Err(self.shared.gone(format!(
+                            "the server {server:016x} is gone with request {id} in flight"
+                        )));
+                    }
+                }
+            }
+            let mut slice = next_check.saturating_duration_since(now);
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(now);
+                if left.is_zero() {
+                    self.cancel(id);
+                    return Err(Error::Timeout {
+                        topic: self.service().to_owned(),
+                        operation: "waiting for a response (the request is cancelled)",
+                    });
+                }
+                slice = slice.min(left);
+            }
+            if let Some(sample) = self.responses.recv_timeout(slice)? {
+                if let Some(r) = self.route(id, sample) {
+                    return Ok(Some(r));
+                }
+            }
+        }
+    }
+
+    /// The request queues' pools, summed (for tests and tools: all free when nothing is in
+    /// flight).
+    pub fn pool_stats(&self) -> crate::PoolStats {
+        let mut total = crate::PoolStats::default();
+        for c in self.servers.borrow().iter() {
+            total += c.publisher.pool_stats();
+        }
+        total
+    }
+}
+
+impl<Req: ShmMessage, Resp: ShmMessage> Drop for Client<Req, Resp> {
+    fn drop(&mut self) {
+        self.stash.get_mut().clear();
+        self.servers.get_mut().clear();
+        // SAFETY: dropped once, here; nothing borrows it any more (the stash is empty, and
+        // no `Pending` or `Response` outlives the client).
+        unsafe { ManuallyDrop::drop(&mut self.responses) };
+        self.shared.leave();
+    }
+}
+
+// SAFETY: the stashed samples point into the client's own boxed subscriber and move with it;
+// no other thread keeps a reference to either. `Publisher` and `Subscriber` are `Send`.
+unsafe impl<Req: ShmMessage, Resp: ShmMessage> Send for Client<Req, Resp> {}
+
+/// A loaned request, written in place (it dereferences to the [`SampleMut`], so
+/// `writer()` and `parts()` fill relative pointers) and sent with [`send`](Self::send).
+pub struct RequestMut<'c, Req: ShmMessage, Resp: ShmMessage> {
+    sample: ManuallyDrop<SampleMut<'c, Req>>,
+    client: &'c Client<Req, Resp>,
+    server: u64,
+}
+
+impl<'c, Req: ShmMessage, Resp: ShmMessage> RequestMut<'c, Req, Resp> {
+    /// Sends the request (zero-copy) and returns its pending response stream.
+    ///
+    /// # Errors
+    /// [`Error::QueueFull`] if the server's queue of this client's requests is full.
+    pub fn send(mut self) -> Result<Pending<'c, Req, Resp>> {
+        let client = self.client;
+        let id = client.next_request.get();
+        client.next_request.set(id + 1);
+        // SAFETY: taken once; `self` is forgotten below, so its drop does not touch it.
+        let sample = unsafe { ManuallyDrop::take(&mut self.sample) };
+        let server = self.server;
+        std::mem::forget(self);
+        sample.set_tag([client.shared.id, id]);
+        let sent = sample.publish();
+        client.loans.set(client.loans.get() - 1);
+        sent?;
+        client.flights.borrow_mut().insert(
+            id,
+            Flight {
+                server,
+                ended: false,
+            },
+        );
+        Ok(Pending {
+            client,
+            id,
+            done: Cell::new(false),
+        })
+    }
+}
+
+impl<'c, Req: ShmMessage, Resp: ShmMessage> Deref for RequestMut<'c, Req, Resp> {
+    type Target = SampleMut<'c, Req>;
+    fn deref(&self) -> &Self::Target {
+        &self.sample
+    }
+}
+
+impl<Req: ShmMessage, Resp: ShmMessage> DerefMut for RequestMut<'_, Req, Resp> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.sample
+    }
+}
+
+impl<Req: ShmMessage, Resp: ShmMessage> Drop for RequestMut<'_, Req, Resp> {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here (`send` forgets `self` after taking it).
+        unsafe { ManuallyDrop::drop(&mut self.sample) };
+        self.client.loans.set(self.client.loans.get() - 1);
+    }
+}
+
+/// A request sent and the responses it gets: [`take`](Self::take), [`recv`](Self::recv) or
+/// [`recv_timeout`](Self::recv_timeout) them in order until they return `None`, the end of
+/// the stream. Dropping it cancels the request (later responses are dropped).
+pub struct Pending<'c, Req: ShmMessage, Resp: ShmMessage> {
+    client: &'c Client<Req, Resp>,
+    id: u64,
+    /// Cancelled (timed out, or its server gone): every later call returns `None`.
+    done: Cell<bool>,
+}
+
+impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
+    /// The request's number (1, 2, 3, … per client).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether the stream has ended: its last response was taken (or it was cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.done.get() || self.client.ended(self.id) && !self.stashed()
+    }
+
+    fn stashed(&self) -> bool {
+        self.client
+            .stash
+            .borrow()
+            .iter()
+            .any(|(r, _)| *r == self.id)
+    }
+
+    /// The next response if one waits; `None` if none does (see [`is_finished`](Self::is_finished)).
+    pub fn take(&self) -> Result<Option<Response<'c, Resp>>> {
+        if self.done.get() {
+            return Ok(None);
+        }
+        self.client.take_for(self.id)
+    }
+
+    /// Waits for the next response; `None` once the stream has ended.
+    ///
+    /// # Errors
+    /// [`Error::PeerGone`] if the server that has the request dies before it ends the stream
+    /// (noticed within about 50 ms).
+    pub fn recv(&self) -> Result<Option<Response<'c, Resp>>> {
+        self.recv_until(None)
+    }
+
+    /// Waits up to `timeout` for the next response; `None` once the stream has ended.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if none came in time: the request is cancelled then (its later
+    /// responses are dropped, and every later call returns `None`). [`Error::PeerGone`] as
+    /// for [`recv`](Self::recv).
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Response<'c, Resp>>> {
+        self.recv_until(Instant::now().checked_add(timeout))
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Response<'c, Resp>>> {
+        if self.done.get() {
+            return Ok(None);
+        }
+        let got = self.client.recv_for(self.id, deadline);
+        if got.is_err() {
+            self.done.set(true);
+        }
+        got
+    }
+}
+
+impl<Req: ShmMessage, Resp: ShmMessage> Drop for Pending<'_, Req, Resp> {
+    fn drop(&mut self) {
+        self.client.cancel(self.id);
+    }
+}
+
+/// A response: it dereferences to the [`Sample`] (and so to `Resp`), read in place.
+pub struct Response<'c, Resp> {
+    sample: Sample<'c, Resp>,
+    last: bool,
+}
+
+impl<Resp> Response<'_, Resp> {
+    /// Whether the server marked it the last of its stream.
+    pub fn is_last(&self) -> bool {
+        self.last
+    }
+}
+
+impl<'c, Resp> Deref for Response<'c, Resp> {
+    type Target = Sample<'c, Resp>;
+    fn deref(&self) -> &Self::Target {
+        &self.sample
+    }
+}

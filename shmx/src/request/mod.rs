@@ -1,0 +1,174 @@
+//! Request/response: [`Client`]s send requests that one [`Server`] of a *service* answers
+//! with zero, one or a stream of responses, all loaned, written in place and sent zero-copy
+//! like samples.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! use shmx::{Client, Server, ShmMessage};
+//! use std::time::Duration;
+//!
+//! #[derive(ShmMessage, Clone, Copy)]
+//! #[repr(C)]
+//! struct GetParam { id: u32 }
+//! #[derive(ShmMessage, Clone, Copy)]
+//! #[repr(C)]
+//! struct Param { id: u32, value: f32 }
+//!
+//! let server = Server::<GetParam, Param>::builder("doc/params").root(dir.path()).create()?;
+//! let client = Client::<GetParam, Param>::builder("doc/params").root(dir.path()).create()?;
+//! let pending = client.send(GetParam { id: 7 })?;
+//! let request = server.recv_timeout(Duration::from_secs(5))?.expect("a request");
+//! request.respond(Param { id: request.id, value: 0.5 })?;
+//! drop(request); // ends the stream
+//! let response = pending.recv_timeout(Duration::from_secs(5))?.expect("a response");
+//! assert_eq!((response.id, response.value), (7, 0.5));
+//! assert!(pending.recv_timeout(Duration::from_secs(5))?.is_none()); // the stream ended
+//! # Ok::<(), shmx::Error>(())
+//! ```
+//!
+//! # How it is made
+//! A service `robot/params` lives beside topics under the same root, as topics that no topic
+//! name can collide with (`@` in a name is always encoded, these names keep it):
+//! - `robot/params@service`, a file: the request and response types (see `record`);
+//! - `robot/params@req.<server>`: each server's request queue, the server its only
+//!   subscriber, every client a publisher;
+//! - `robot/params@resp.<client>`: each client's response queue, the client its only
+//!   subscriber, every server that answered it a publisher.
+//!
+//! A request carries its client's id and its own number in the chunk header's two tag words;
+//! a response carries the request's number and whether it ends the stream. A stream that
+//! ends without a last response ends with a *marker*, a chunk of no bytes.
+//!
+//! **Which server.** A client sends each request to the next live server in turn (round
+//! robin over the servers it knows; it looks for new ones at most every 50 ms, and at once
+//! when it knows none). A request goes to one server's queue, which only that server reads:
+//! it is answered once or, if that server dies first, fails with [`Error::PeerGone`]; it is
+//! never lost without an error, nor answered twice.
+//!
+//! **Failures.** A client waiting for responses checks every 50 ms that the server it asked
+//! is alive (the topic's sweep, on the server's node lock): a SIGKILLed server turns every
+//! pending request to it into [`Error::PeerGone`] within about that long. A client that dies
+//! lets the servers' responses to it go (the sweep reclaims what its queue held), and the
+//! requests it sent are answered into nothing: a server skips those of clients it finds gone.
+//! A request whose `recv_timeout` expires is cancelled, and so is one whose [`Pending`] is
+//! dropped: responses that come later are dropped, never delivered to another request.
+//!
+//! [`Error::PeerGone`]: crate::Error::PeerGone
+
+mod client;
+mod record;
+mod server;
+
+pub use client::{Client, ClientBuilder, Pending, RequestMut, Response};
+pub use server::{ActiveRequest, ResponseMut, Server, ServerBuilder};
+
+use crate::name::TopicName;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How often a waiting client checks that the server it asked lives, and how often a client
+/// looks for new servers.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+
+/// Response tag bit: this response ends its stream.
+const LAST: u64 = 1;
+
+/// The name of server `id`'s request queue.
+fn request_topic(service: &TopicName, id: u64) -> crate::Result<TopicName> {
+    service.part(&format!("req.{id:016x}"))
+}
+
+/// The name of client `id`'s response queue.
+fn response_topic(service: &TopicName, id: u64) -> crate::Result<TopicName> {
+    service.part(&format!("resp.{id:016x}"))
+}
+
+/// A new endpoint id: unique among the live endpoints of this machine (the process id, the
+/// time and a counter, mixed), never 0.
+fn new_id() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut x = nanos ^ (u64::from(std::process::id()) << 40) ^ n.rotate_left(20);
+    // splitmix64's finaliser: neighbours spread over all bits.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    x.max(1)
+}
+
+/// The ids of the servers of `service` whose request queues exist in `root`.
+fn server_ids(root: &crate::root::Root, service: &TopicName) -> Vec<u64> {
+    let prefix = format!("{}@req.", service.encoded());
+    let Ok(entries) = root.dir().entries() else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|(name, _)| {
+            let hex = name.to_str()?.strip_prefix(&prefix)?;
+            (hex.len() == 16)
+                .then(|| u64::from_str_radix(hex, 16).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// Whether any part of `service` (a request or response queue) is left in `root`.
+fn parts_left(root: &crate::root::Root, service: &TopicName) -> bool {
+    let (req, resp) = (
+        format!("{}@req.", service.encoded()),
+        format!("{}@resp.", service.encoded()),
+    );
+    root.dir().entries().map_or(true, |entries| {
+        entries.iter().any(|(name, _)| {
+            name.to_str()
+                .is_some_and(|n| n.starts_with(&req) || n.starts_with(&resp))
+        })
+    })
+}
+
+/// Whether any part of `service` is still used by a live endpoint: sweeps each (dead
+/// participants' slots go) and removes those nobody uses any more. Call with the root lock
+/// held; a part that cannot be read counts as used.
+fn sweep_parts(
+    root: &std::sync::Arc<crate::root::Root>,
+    service: &TopicName,
+    trust: &crate::trust::Trust,
+    lock: &crate::root::RootLock,
+) -> bool {
+    let prefix = format!("{}@", service.encoded());
+    let Ok(entries) = root.dir().entries() else {
+        return true;
+    };
+    let mut used = false;
+    for (name, _) in entries {
+        let Some(suffix) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if !(suffix.starts_with("req.") || suffix.starts_with("resp.")) {
+            continue;
+        }
+        let Ok(part) = service.part(suffix) else {
+            continue;
+        };
+        match crate::service::Service::open_untyped(root, &part, trust) {
+            Ok(Some(s)) => {
+                s.sweep(lock);
+                if s.is_unused() {
+                    s.remove_if_unused(lock);
+                } else {
+                    used = true;
+                }
+            }
+            Ok(None) => {}
+            Err(_) => used = true,
+        }
+    }
+    used
+}
+
+#[cfg(test)]
+mod tests;
