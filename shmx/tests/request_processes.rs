@@ -422,3 +422,48 @@ fn a_client_killed_with_50_requests_in_flight_leaves_every_chunk_back() {
     drop(s);
     assert_empty(dir.path());
 }
+
+#[test]
+fn a_client_waits_for_a_server_process_in_a_wait_set() {
+    let dir = root();
+    let mut kid = Kid::spawn(dir.path(), "server", "0");
+    kid.expect("server ready");
+    let c: Client<Get, Value> = Client::builder("rr").root(dir.path()).create().unwrap();
+    c.wait_for_servers(1, WAIT).unwrap();
+    let mut waitset = shmx::WaitSet::new().unwrap();
+    let responses = waitset.attach_client(&c).unwrap();
+    let pending: Vec<_> = (0..16)
+        .map(|key| {
+            c.send(Get {
+                key,
+                count: 3,
+                pause_us: 100,
+            })
+            .unwrap()
+        })
+        .collect();
+    let mut got = vec![0u32; pending.len()];
+    let deadline = Instant::now() + WAIT;
+    while pending.iter().any(|p| !p.is_finished()) {
+        assert!(Instant::now() < deadline, "responses missing: {got:?}");
+        waitset
+            .wait_timeout(Duration::from_secs(1), |event| {
+                assert!(event.is(responses));
+            })
+            .unwrap();
+        // An event: every pending request is drained (responses to one may have been kept
+        // while taking another's).
+        for (k, p) in pending.iter().enumerate() {
+            while let Some(r) = p.take().unwrap() {
+                assert_eq!((r.key, r.index), (k as u64, got[k]));
+                got[k] += 1;
+            }
+        }
+    }
+    assert!(got.iter().all(|&n| n == 3), "{got:?}");
+    drop(pending);
+    drop(waitset);
+    drop(c);
+    kid.finish();
+    assert_empty(dir.path());
+}

@@ -314,3 +314,42 @@ fn the_last_endpoint_leaves_an_empty_root_and_new_types_may_follow() {
     drop(s);
     assert_empty(dir.path());
 }
+
+#[cfg(feature = "tokio")]
+#[test]
+fn requests_and_responses_are_awaited_on_tokio() {
+    let dir = root();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = server(dir.path());
+        let c = client(dir.path());
+        let pending = c.send(get(5, 3)).unwrap();
+        let req = s.recv_async().await.unwrap();
+        for index in 0..req.count {
+            req.respond(Value {
+                key: req.key,
+                index,
+                server: 1,
+            })
+            .unwrap();
+        }
+        drop(req);
+        let mut got = Vec::new();
+        while let Some(r) = pending.recv_async().await.unwrap() {
+            got.push(r.index);
+        }
+        assert_eq!(got, vec![0, 1, 2]);
+        // A server that goes: PeerGone, awaited.
+        let orphan = c.send(get(6, 1)).unwrap();
+        drop(s);
+        let t0 = std::time::Instant::now();
+        assert!(matches!(
+            orphan.recv_async().await,
+            Err(Error::PeerGone { .. })
+        ));
+        assert!(t0.elapsed() < Duration::from_secs(2));
+    });
+}

@@ -111,6 +111,14 @@ impl PubCore {
         st.conns.len()
     }
 
+    /// Number of subscribers connected, as the topic's slots say (no sweep for dead ones:
+    /// cheap enough for every publish).
+    pub(crate) fn connected(&self) -> usize {
+        let mut st = self.state.borrow_mut();
+        self.refresh(&mut st);
+        st.conns.len()
+    }
+
     /// The topic's service segment.
     pub(crate) fn service(&self) -> &Service {
         &self.service

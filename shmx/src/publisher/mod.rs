@@ -154,6 +154,11 @@ impl<T: ShmMessage> Publisher<T> {
         }
     }
 
+    /// Subscribers connected, without looking for dead ones (see `subscriber_count`).
+    pub(crate) fn connected(&self) -> usize {
+        self.core.connected()
+    }
+
     /// A publisher on topic `name` as `open` opens it (a part of a request/response service).
     pub(crate) fn create_part(
         root: Option<&std::path::Path>,

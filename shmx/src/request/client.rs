@@ -1,7 +1,10 @@
 //! [`Client`]: sends requests to the servers of a service and receives their responses.
 
 use super::record::{Record, TypeRecord};
-use super::{new_id, parts_left, request_topic, response_topic, server_ids, LAST, LOOK_EVERY};
+use super::{
+    coarse_ms, new_id, parts_left, request_topic, response_topic, server_ids, IdMap, LAST,
+    LOOK_EVERY, LOOK_MS,
+};
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
@@ -12,7 +15,7 @@ use crate::service::{Service, TypeFacts};
 use crate::trust::Trust;
 use crate::{Publisher, Subscriber};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
@@ -28,7 +31,7 @@ pub struct Client<Req: ShmMessage, Resp: ShmMessage> {
     // Declared first, dropped first: the samples borrow `responses`.
     /// Responses taken for another pending request than the one asking, by request number.
     stash: RefCell<VecDeque<(u64, Sample<'static, Resp>)>>,
-    flights: RefCell<HashMap<u64, Flight>>,
+    flights: RefCell<IdMap<Flight>>,
     // Before `responses`: a connection's publisher goes before the subscriber (any order
     // works; this one leaves the response queue last).
     // Boxed: `pick` hands out references that must stay put while the vector grows.
@@ -43,7 +46,8 @@ pub struct Client<Req: ShmMessage, Resp: ShmMessage> {
     limits: (usize, usize),
     next_request: Cell<u64>,
     next_server: Cell<usize>,
-    last_look: Cell<Option<Instant>>,
+    /// When it last looked for servers (`coarse_ms`; 0: never).
+    last_look: Cell<u64>,
     _t: PhantomData<fn(Req) -> Resp>,
 }
 
@@ -234,7 +238,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
         };
         Ok(Client {
             stash: RefCell::new(VecDeque::new()),
-            flights: RefCell::new(HashMap::new()),
+            flights: RefCell::new(IdMap::default()),
             servers: RefCell::new(Vec::new()),
             responses: ManuallyDrop::new(Box::new(responses)),
             shared,
@@ -242,7 +246,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
             limits: (self.max_in_flight, self.max_tail_bytes),
             next_request: Cell::new(1),
             next_server: Cell::new(0),
-            last_look: Cell::new(None),
+            last_look: Cell::new(0),
             _t: PhantomData,
         })
     }
@@ -276,6 +280,18 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// This client's id (its response queue is `<service>@resp.<id in hex>`).
     pub fn id(&self) -> u64 {
         self.shared.id
+    }
+
+    /// A file descriptor that polls readable when responses arrive (see
+    /// [`Subscriber::fd`](crate::Subscriber::fd)): for an event loop of one's own. After it
+    /// polls readable, take from every pending request until `None`.
+    pub fn fd(&self) -> Result<std::os::fd::BorrowedFd<'_>> {
+        self.responses.fd()
+    }
+
+    /// The response queue's core (for the wait set).
+    pub(crate) fn queue(&self) -> &crate::subscriber::SubCore {
+        self.responses.core()
     }
 
     /// Requests in flight: sent, and their [`Pending`] not dropped yet.
@@ -363,10 +379,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             });
         }
         let mut servers = self.servers.borrow_mut();
-        let stale = self
-            .last_look
-            .get()
-            .is_none_or(|t| t.elapsed() >= LOOK_EVERY);
+        let stale = coarse_ms().saturating_sub(self.last_look.get()) >= LOOK_MS;
         if servers.is_empty() || stale {
             self.look(&mut servers);
         }
@@ -375,7 +388,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             let start = self.next_server.get();
             for k in 0..n {
                 let i = (start + k) % n;
-                if servers[i].publisher.subscriber_count() > 0 {
+                // The slots as they are (no sweep per request: `look` sweeps).
+                if servers[i].publisher.connected() > 0 {
                     self.next_server.set(i + 1);
                     let conn: *const Conn<Req> = &*servers[i];
                     // SAFETY: the connection is boxed (its address stays when the vector
@@ -398,7 +412,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// are gone.
     #[allow(clippy::vec_box)] // see `servers`
     fn look(&self, servers: &mut Vec<Box<Conn<Req>>>) {
-        self.last_look.set(Some(Instant::now()));
+        self.last_look.set(coarse_ms().max(1));
         if self.loans.get() == 0 {
             servers.retain(|c| c.publisher.subscriber_count() > 0);
         }
@@ -444,7 +458,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             if let Some(i) = stash.iter().position(|(r, _)| *r == id) {
                 let (_, sample) = stash.remove(i).expect("found");
                 drop(stash);
-                if let Some(r) = self.deliver(id, self.shorten(sample)) {
+                let flags = sample.tag().map_or(0, |[_, f]| f);
+                if let Some(r) = self.deliver(id, self.shorten(sample), flags) {
                     return Ok(Some(r));
                 }
                 return self.take_for(id);
@@ -463,9 +478,9 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// A response just taken: delivered if it is for `id`, stashed if it is for another
     /// request in flight, dropped otherwise (cancelled or unknown requests, markers).
     fn route<'c>(&'c self, id: u64, sample: Sample<'c, Resp>) -> Option<Response<'c, Resp>> {
-        let [request, _] = sample.tag()?;
+        let [request, flags] = sample.tag()?;
         if request == id {
-            return self.deliver(id, sample);
+            return self.deliver(id, sample, flags);
         }
         let mut flights = self.flights.borrow_mut();
         let flight = flights.get_mut(&request)?;
@@ -484,8 +499,13 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
 
     /// A sample of request `id`: its response, or `None` for the marker that ended the
     /// stream (then recorded).
-    fn deliver<'c>(&'c self, id: u64, sample: Sample<'c, Resp>) -> Option<Response<'c, Resp>> {
-        let last = sample.tag().is_some_and(|[_, flags]| flags & LAST != 0);
+    fn deliver<'c>(
+        &'c self,
+        id: u64,
+        sample: Sample<'c, Resp>,
+        flags: u64,
+    ) -> Option<Response<'c, Resp>> {
+        let last = flags & LAST != 0;
         let marker = sample.payload_len() == 0;
         if last || marker {
             if let Some(f) = self.flights.borrow_mut().get_mut(&id) {
@@ -521,6 +541,31 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             .is_some_and(|c| c.publisher.subscriber_count() > 0)
     }
 
+    /// What becomes of request `id` if its server is gone: what the server published before
+    /// it died (`Some(Some(response))`, or `Some(None)` for the end of the stream), else
+    /// [`Error::PeerGone`] (the request is cancelled); `None` while the server lives.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn check_server(&self, id: u64) -> Result<Option<Option<Response<'_, Resp>>>> {
+        let server = self.flights.borrow().get(&id).map(|f| f.server);
+        let Some(server) = server else {
+            return Ok(None);
+        };
+        if self.server_alive(server) {
+            return Ok(None);
+        }
+        // What it published before it died is in the queue: that first.
+        if let Some(r) = self.take_for(id)? {
+            return Ok(Some(Some(r)));
+        }
+        if self.ended(id) {
+            return Ok(Some(None));
+        }
+        self.cancel(id);
+        Err(self.shared.gone(format!(
+            "the server {server:016x} is gone with request {id} in flight"
+        )))
+    }
+
     /// Waits until `deadline` (`None`: forever) for the next response to request `id`.
     fn recv_for(&self, id: u64, deadline: Option<Instant>) -> Result<Option<Response<'_, Resp>>> {
         let mut next_check = Instant::now() + LOOK_EVERY;
@@ -534,21 +579,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             let now = Instant::now();
             if now >= next_check {
                 next_check = now + LOOK_EVERY;
-                let server = self.flights.borrow().get(&id).map(|f| f.server);
-                if let Some(server) = server {
-                    if !self.server_alive(server) {
-                        // What it published before it died is in the queue: take that first.
-                        if let Some(r) = self.take_for(id)? {
-                            return Ok(Some(r));
-                        }
-                        if self.ended(id) {
-                            return Ok(None);
-                        }
-                        self.cancel(id);
-                        return Err(self.shared.gone(format!(
-                            "the server {server:016x} is gone with request {id} in flight"
-                        )));
-                    }
+                if let Some(got) = self.check_server(id)? {
+                    return Ok(got);
                 }
             }
             let mut slice = next_check.saturating_duration_since(now);
@@ -712,6 +744,47 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     /// for [`recv`](Self::recv).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Response<'c, Resp>>> {
         self.recv_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Whether no response can come any more (cancelled, or ended with none kept).
+    #[cfg(feature = "tokio")]
+    pub(super) fn finished_now(&self) -> bool {
+        self.is_finished()
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(super) fn client(&self) -> &'c Client<Req, Resp> {
+        self.client
+    }
+
+    /// The next response (`Some(Some(..))`), the end of the stream (`Some(None)`), or
+    /// nothing yet (`None`).
+    #[cfg(feature = "tokio")]
+    #[allow(clippy::type_complexity)]
+    pub(super) fn take_or_end(&self) -> Result<Option<Option<Response<'c, Resp>>>> {
+        if self.done.get() {
+            return Ok(Some(None));
+        }
+        match self.client.take_for(self.id) {
+            Ok(Some(r)) => Ok(Some(Some(r))),
+            Ok(None) if self.client.ended(self.id) => Ok(Some(None)),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.done.set(true);
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Client::check_server`] for this request (marking it done on an error).
+    #[cfg(feature = "tokio")]
+    #[allow(clippy::type_complexity)]
+    pub(super) fn check_server(&self) -> Result<Option<Option<Response<'c, Resp>>>> {
+        let got = self.client.check_server(self.id);
+        if got.is_err() {
+            self.done.set(true);
+        }
+        got
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Response<'c, Resp>>> {

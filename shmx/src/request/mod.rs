@@ -55,6 +55,8 @@
 //!
 //! [`Error::PeerGone`]: crate::Error::PeerGone
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod client;
 mod record;
 mod server;
@@ -69,6 +71,49 @@ use std::time::Duration;
 /// How often a waiting client checks that the server it asked lives, and how often a client
 /// looks for new servers.
 const LOOK_EVERY: Duration = Duration::from_millis(50);
+
+/// Milliseconds of a coarse monotonic clock (a few ms resolution, a few ns to read): for the
+/// checks that run at most every [`LOOK_EVERY`], on paths that run per request.
+fn coarse_ms() -> u64 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+        (t.tv_sec as u64) * 1000 + (t.tv_nsec as u64) / 1_000_000
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+    }
+}
+
+/// [`LOOK_EVERY`] in milliseconds.
+const LOOK_MS: u64 = LOOK_EVERY.as_millis() as u64;
+
+/// Hashes ids (request numbers and endpoint ids, already spread or sequential) with one
+/// multiplication: the maps keyed by them are on the path of every request.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by ids.
+type IdMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// Response tag bit: this response ends its stream.
 const LAST: u64 = 1;

@@ -2,7 +2,7 @@
 //! stream of responses.
 
 use super::client::Shared;
-use super::{request_topic, response_topic, LAST};
+use super::{coarse_ms, request_topic, response_topic, IdMap, LAST, LOOK_MS};
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
@@ -10,7 +10,6 @@ use crate::sample::{Sample, SampleMut};
 use crate::service::{Service, TypeFacts};
 use crate::{Publisher, Subscriber};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
@@ -24,13 +23,15 @@ use std::time::{Duration, Instant};
 pub struct Server<Req: ShmMessage, Resp: ShmMessage> {
     /// The publishers of the response queues of the clients it answered, by client id
     /// (boxed: response loans borrow them; dropped only while no loan is out).
-    clients: RefCell<HashMap<u64, Box<Publisher<Resp>>>>,
+    clients: RefCell<IdMap<Box<Publisher<Resp>>>>,
     /// The request queue.
     requests: ManuallyDrop<Subscriber<Req>>,
     shared: Shared,
     config: ServerConfig,
     /// Response loans out.
     loans: Cell<usize>,
+    /// When it last looked for clients that are gone (`coarse_ms`).
+    last_prune: Cell<u64>,
 }
 
 #[derive(Clone, Copy)]
@@ -150,11 +151,12 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
             }
         };
         Ok(Server {
-            clients: RefCell::new(HashMap::new()),
+            clients: RefCell::new(IdMap::default()),
             requests: ManuallyDrop::new(requests),
             shared,
             config: self.config,
             loans: Cell::new(0),
+            last_prune: Cell::new(coarse_ms()),
         })
     }
 }
@@ -190,6 +192,17 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     /// This server's id (its request queue is `<service>@req.<id in hex>`).
     pub fn id(&self) -> u64 {
         self.shared.id
+    }
+
+    /// A file descriptor that polls readable when requests arrive (see
+    /// [`Subscriber::fd`]): for an event loop of one's own.
+    pub fn fd(&self) -> Result<std::os::fd::BorrowedFd<'_>> {
+        self.requests.fd()
+    }
+
+    /// The request queue's core (for the wait set).
+    pub(crate) fn queue(&self) -> &crate::subscriber::SubCore {
+        self.requests.core()
     }
 
     /// Number of clients connected to this server's request queue.
@@ -239,11 +252,25 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         }
     }
 
+    /// Every [`LOOK_EVERY`](super::LOOK_EVERY): lets go of the response queues of clients
+    /// that are gone (their slots swept), while no response loan is out.
+    fn prune(&self) {
+        let now = coarse_ms();
+        if now.saturating_sub(self.last_prune.get()) < LOOK_MS || self.loans.get() > 0 {
+            return;
+        }
+        self.last_prune.set(now);
+        self.clients
+            .borrow_mut()
+            .retain(|_, p| p.subscriber_count() > 0);
+    }
+
     /// A request just taken, if its client is there to answer.
     fn accept<'s>(
         &'s self,
         sample: Sample<'s, Req>,
     ) -> Result<Option<ActiveRequest<'s, Req, Resp>>> {
+        self.prune();
         let Some([client, id]) = sample.tag() else {
             return Ok(None);
         };
@@ -266,7 +293,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     fn client(&self, client: u64) -> Result<Option<&Publisher<Resp>>> {
         let mut clients = self.clients.borrow_mut();
         if let Some(p) = clients.get(&client) {
-            if p.subscriber_count() > 0 {
+            // The slots as they are (no sweep per request: `prune` sweeps).
+            if p.connected() > 0 {
                 let p: *const Publisher<Resp> = &**p;
                 // SAFETY: boxed (stable address) and dropped only while no loan is out;
                 // see the function's documentation.

@@ -58,7 +58,7 @@ impl SubCore {
     /// lasts (see `spin`), a slice of spinning and `Pending` with the task woken again at
     /// once (other tasks run in between); then `Pending` with the descriptor armed and the
     /// task registered for its readiness. `take` must not arm the descriptor.
-    fn poll_take<S>(
+    pub(crate) fn poll_take<S>(
         &self,
         take: impl Fn() -> Result<Option<S>>,
         wait: &mut AsyncWait,
@@ -160,7 +160,7 @@ const SPIN_SLICE: Duration = Duration::from_micros(2);
 
 /// Where an async wait stands between its polls.
 #[derive(Default, Debug)]
-struct AsyncWait {
+pub(crate) struct AsyncWait {
     /// Set when the first poll found nothing: when the wait began, and when spinning ends
     /// (`None`: no spinning).
     began: Option<(Instant, Option<Instant>)>,

@@ -9,6 +9,8 @@ mod copy;
 mod drain;
 mod ready;
 #[cfg(feature = "tokio")]
+pub(crate) use asynchronous::AsyncWait;
+#[cfg(feature = "tokio")]
 pub use asynchronous::{Recv, SampleStream};
 mod receive;
 mod segments;

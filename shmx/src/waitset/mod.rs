@@ -10,6 +10,8 @@
 
 mod event;
 mod peers;
+#[cfg(not(loom))]
+mod request;
 
 pub use event::{Attachment, Event, EventKind, PeerEvent};
 
@@ -130,7 +132,11 @@ impl<'a> WaitSet<'a> {
     /// # Errors
     /// As [`Subscriber::fd`], or [`Error::Io`] from `epoll`.
     pub fn attach<T: ShmMessage>(&mut self, subscriber: &'a Subscriber<T>) -> Result<Attachment> {
-        let core = subscriber.core();
+        self.attach_core(subscriber.core())
+    }
+
+    /// [`attach`](Self::attach) of a subscriber's core (a request or response queue too).
+    fn attach_core(&mut self, core: &'a SubCore) -> Result<Attachment> {
         self.watch_subscriber(core)?;
         let mut peers = Peers::default();
         // Publishers already there are the starting point, not news.
