@@ -10,8 +10,12 @@ pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output:
     let t = match shmx::inspect::topic(root, topic) {
         Ok(t) => t,
         Err(shmx::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            // A service of that name?
+            if let Ok(s) = shmx::inspect::service(root, topic) {
+                return crate::services::info(out, &s, json);
+            }
             return Err(Failure::Message(format!(
-                "no topic {topic:?} under {}",
+                "no topic or service {topic:?} under {}",
                 root.display()
             )));
         }

@@ -9,14 +9,28 @@ use std::path::Path;
 /// Lists the topics under `root`.
 pub fn run(out: &mut dyn Write, root: &Path, json: bool) -> output::Result {
     let topics = shmx::inspect::topics(root)?;
+    let services = shmx::inspect::services(root)?;
     if json {
-        let topics: Vec<Topic> = topics.iter().map(Topic::from).collect();
-        return output::write_json(out, &topics);
+        // Topics, then services (`"kind": "service"`).
+        let mut all: Vec<serde_json::Value> = Vec::new();
+        for t in &topics {
+            all.push(serde_json::to_value(Topic::from(t)).map_err(std::io::Error::other)?);
+        }
+        for s in &services {
+            all.push(
+                serde_json::to_value(crate::services::Service::from(s))
+                    .map_err(std::io::Error::other)?,
+            );
+        }
+        return output::write_json(out, &all);
     }
-    if topics.is_empty() {
+    if topics.is_empty() && services.is_empty() {
         let root = root.display().to_string();
         writeln!(out, "no topics under {}", printable(&root))?;
         return Ok(());
+    }
+    if topics.is_empty() {
+        return crate::services::table(out, &services);
     }
     let mut table = Table::new(&[
         "TOPIC",
@@ -31,7 +45,7 @@ pub fn run(out: &mut dyn Write, root: &Path, json: bool) -> output::Result {
         table.row(row(t));
     }
     table.write(out, "")?;
-    Ok(())
+    crate::services::table(out, &services)
 }
 
 /// One topic's cells: publishers as `pid(alive|DEAD)` (and their state unless active),

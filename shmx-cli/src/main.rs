@@ -19,6 +19,7 @@ mod list;
 mod monitor;
 mod output;
 mod publish;
+mod services;
 mod terminal;
 
 use clap::{Args, Parser, Subcommand};

@@ -245,3 +245,46 @@ fn monitor_shows_publish_counts_and_queue_fill() {
         "{screen}"
     );
 }
+
+#[test]
+fn list_and_info_show_services_with_their_types_servers_and_clients() {
+    let root = fresh_root();
+    let server = shmx::Server::<u64, [u32; 2]>::builder("robot/params")
+        .root(root.path())
+        .create()
+        .unwrap();
+    let client = shmx::Client::<u64, [u32; 2]>::builder("robot/params")
+        .root(root.path())
+        .create()
+        .unwrap();
+    let pending = client.send(7).unwrap();
+    let all = shmx(root.path(), &["list", "--json"]).json();
+    let entries = all.as_array().expect("an array");
+    assert_eq!(entries.len(), 1, "a service, and no topic: {all:#}");
+    let s = &entries[0];
+    assert_eq!(s["kind"], "service", "{s:#}");
+    assert_eq!(s["name"], "robot/params", "{s:#}");
+    assert_eq!(s["request"]["type_name"], "u64", "{s:#}");
+    assert_eq!(s["servers"].as_array().map(Vec::len), Some(1), "{s:#}");
+    assert_eq!(s["clients"].as_array().map(Vec::len), Some(1), "{s:#}");
+    assert_eq!(s["servers"][0]["queued"], 1, "one request in flight: {s:#}");
+    assert_eq!(s["servers"][0]["peers"], 1, "{s:#}");
+    let text = shmx(root.path(), &["list"]).stdout;
+    assert!(
+        text.contains("robot/params") && text.contains("IN FLIGHT"),
+        "{text}"
+    );
+    let info = shmx(root.path(), &["info", "robot/params"]).stdout;
+    assert!(
+        info.contains("request type") && info.contains("servers (1)"),
+        "{info}"
+    );
+    let json = shmx(root.path(), &["info", "robot/params", "--json"]).json();
+    assert_eq!(
+        json["clients"][0]["id"],
+        format!("{:016x}", client.id()),
+        "{json:#}"
+    );
+    drop(pending);
+    drop((client, server));
+}

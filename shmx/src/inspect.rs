@@ -13,6 +13,7 @@
 //! ```
 
 pub use crate::raw::{RawLoan, RawPublisher, RawSample, RawSubscriber};
+pub use crate::request::tools::{service, services, EndpointInfo, ServiceInfo};
 
 use crate::dir::{Dir, Kind};
 use crate::error::{Error, Result};
@@ -140,6 +141,11 @@ fn pending_returns(service: &Service, p: usize) -> u64 {
                 .min(layout.return_capacity as u64)
         })
         .sum()
+}
+
+/// [`describe`] for the service tools (a request or response queue).
+pub(crate) fn describe_service(root: &Root, service: &Service) -> TopicInfo {
+    describe(root, service)
 }
 
 fn describe(root: &Root, service: &Service) -> TopicInfo {
@@ -319,7 +325,12 @@ fn topic_names(root: &Root) -> Result<Vec<String>> {
         .entries()?
         .into_iter()
         .filter(|(_, kind)| *kind == Kind::Dir)
-        .filter_map(|(name, _)| TopicName::decode(name.to_str()?))
+        .filter_map(|(entry, _)| {
+            // Exactly the encoding of a valid topic name (not a service's queue).
+            let entry = entry.to_str()?;
+            let name = TopicName::decode(entry)?;
+            (TopicName::new(&name).ok()?.encoded() == entry).then_some(name)
+        })
         .collect();
     names.sort();
     Ok(names)
@@ -377,6 +388,25 @@ pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
             Plan::Kept(reason) => report.kept.push((dir, reason)),
         }
     }
+    // Service records whose service has no queue left (its last endpoint was killed).
+    for (entry, kind) in root.dir().entries()? {
+        let service = entry.to_str().and_then(crate::request::tools::parse_record);
+        let Some(service) = service.filter(|_| kind != Kind::Dir) else {
+            continue;
+        };
+        let left = if dry_run {
+            crate::request::any_live_part(&root, &service, &trust)
+        } else {
+            crate::request::parts_left(&root, &service)
+        };
+        if !left {
+            if dry_run {
+                report.removed.push(root.dir().join(&entry));
+            } else {
+                root.dir().remove_file(&entry);
+            }
+        }
+    }
     if dry_run {
         report.removed.extend(
             before
@@ -411,12 +441,19 @@ enum Plan {
 /// Decides what [`clean`] does with directory `entry` of `root`, with the root lock held (so
 /// no topic is being created meanwhile).
 fn plan(root: &Arc<Root>, entry: &std::ffi::OsStr, trust: &Trust) -> Plan {
-    // A topic directory's name is exactly the encoding of a valid topic name.
-    let name = entry
+    // A topic directory's name is exactly the encoding of a valid topic name, or of a
+    // service's queue (see `request`).
+    let part = entry
         .to_str()
-        .and_then(TopicName::decode)
-        .and_then(|n| TopicName::new(&n).ok())
-        .filter(|n| n.encoded() == entry);
+        .and_then(crate::request::tools::parse_part)
+        .map(|(_, _, _, name)| name);
+    let name = part.or_else(|| {
+        entry
+            .to_str()
+            .and_then(TopicName::decode)
+            .and_then(|n| TopicName::new(&n).ok())
+            .filter(|n| n.encoded() == entry)
+    });
     let Some(name) = name else {
         return Plan::Stray;
     };

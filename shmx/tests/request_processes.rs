@@ -467,3 +467,42 @@ fn a_client_waits_for_a_server_process_in_a_wait_set() {
     kid.finish();
     assert_empty(dir.path());
 }
+
+#[test]
+fn tools_list_services_and_clean_what_a_killed_server_left() {
+    let dir = root();
+    let mut kid = Kid::spawn(dir.path(), "server", "0");
+    kid.expect("server ready");
+    let c: Client<Get, Value> = Client::builder("rr").root(dir.path()).create().unwrap();
+    c.wait_for_servers(1, WAIT).unwrap();
+    // Services are not topics; they are listed as services, with their types and queues.
+    assert!(shmx::inspect::topics(dir.path()).unwrap().is_empty());
+    let services = shmx::inspect::services(dir.path()).unwrap();
+    assert_eq!(services.len(), 1, "{services:?}");
+    let s = &services[0];
+    assert_eq!(s.name, "rr");
+    assert_eq!(s.request.as_ref().unwrap().0, "Get");
+    assert_eq!(s.response.as_ref().unwrap().1, Value::FINGERPRINT);
+    assert_eq!((s.servers.len(), s.clients.len()), (1, 1));
+    assert!(s.servers[0].alive && s.servers[0].pid != u64::from(std::process::id()));
+    assert_eq!(s.clients[0].id, c.id());
+    assert_eq!(s.clients[0].pid, u64::from(std::process::id()));
+    // A clean while both live removes nothing of the service.
+    let report = shmx::inspect::clean(dir.path(), false).unwrap();
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert_eq!(
+        shmx::inspect::service(dir.path(), "rr")
+            .unwrap()
+            .servers
+            .len(),
+        1
+    );
+    drop(c);
+    kid.kill();
+    // What the killed server left: its queue and the record, removed by clean.
+    assert!(!shmx::inspect::services(dir.path()).unwrap().is_empty());
+    let dry = shmx::inspect::clean(dir.path(), true).unwrap();
+    assert!(!dry.removed.is_empty(), "{dry:?}");
+    shmx::inspect::clean(dir.path(), false).unwrap();
+    assert_empty(dir.path());
+}

@@ -2,8 +2,7 @@
 
 use super::record::{Record, TypeRecord};
 use super::{
-    coarse_ms, new_id, parts_left, request_topic, response_topic, server_ids, IdMap, LAST,
-    LOOK_EVERY, LOOK_MS,
+    coarse_ms, new_id, request_topic, response_topic, server_ids, IdMap, LAST, LOOK_EVERY, LOOK_MS,
 };
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
@@ -103,7 +102,9 @@ impl Shared {
             .root
             .lock_within(&self.trust, crate::root::LEAVING_WAIT)
         {
-            if !parts_left(&self.root, &self.service) {
+            // Queues of endpoints that died go too (swept), so a service whose last live
+            // endpoint leaves leaves nothing behind.
+            if !super::sweep_parts(&self.root, &self.service, &self.trust, &lock) {
                 self.root
                     .dir()
                     .remove_file(&super::record::file_name(&self.service));

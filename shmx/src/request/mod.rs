@@ -60,6 +60,7 @@ mod asynchronous;
 mod client;
 mod record;
 mod server;
+pub(crate) mod tools;
 
 pub use client::{Client, ClientBuilder, Pending, RequestMut, Response};
 pub use server::{ActiveRequest, ResponseMut, Server, ServerBuilder};
@@ -162,7 +163,7 @@ fn server_ids(root: &crate::root::Root, service: &TopicName) -> Vec<u64> {
 }
 
 /// Whether any part of `service` (a request or response queue) is left in `root`.
-fn parts_left(root: &crate::root::Root, service: &TopicName) -> bool {
+pub(crate) fn parts_left(root: &crate::root::Root, service: &TopicName) -> bool {
     let (req, resp) = (
         format!("{}@req.", service.encoded()),
         format!("{}@resp.", service.encoded()),
@@ -213,6 +214,34 @@ fn sweep_parts(
         }
     }
     used
+}
+
+/// Whether a live endpoint uses any part of `service` (for a dry run of `clean`, which
+/// changes nothing: no sweep).
+pub(crate) fn any_live_part(
+    root: &std::sync::Arc<crate::root::Root>,
+    service: &TopicName,
+    trust: &crate::trust::Trust,
+) -> bool {
+    let Ok(entries) = root.dir().entries() else {
+        return true;
+    };
+    entries.iter().any(|(entry, _)| {
+        let Some((s, _, _, name)) = entry.to_str().and_then(tools::parse_part) else {
+            return false;
+        };
+        if s != *service {
+            return false;
+        }
+        match crate::service::Service::open_untyped(root, &name, trust) {
+            Ok(Some(svc)) => {
+                let info = crate::inspect::describe_service(root, &svc);
+                info.publishers.iter().any(|p| p.alive) || info.subscribers.iter().any(|s| s.alive)
+            }
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    })
 }
 
 #[cfg(test)]
