@@ -10,6 +10,7 @@
 //! Errors go to stderr as `shmx: <error>` with exit code 1; usage errors are clap's (exit
 //! code 2).
 
+mod call;
 mod clean;
 mod codec;
 mod config;
@@ -147,6 +148,23 @@ enum Command {
         #[command(flatten)]
         options: publish::Options,
     },
+    /// Send one request to a service, given as JSON and encoded by the service's stored
+    /// request schema (as `shmx pub` encodes), and print each response as a JSON line
+    /// `{"value":...}` (decoded as `shmx echo` decodes) until the server ends the stream.
+    ///
+    /// shmx call robot/params '{"op":"Get","value":0,"name":"speed"}'
+    Call {
+        /// The service's name.
+        service: String,
+        /// The request, as JSON.
+        request: String,
+        /// Give up (an error) if the stream has not ended after this long.
+        #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+        timeout: Duration,
+        /// Print at most this many elements of each relative slice of a response.
+        #[arg(long, value_name = "N", default_value_t = 64)]
+        max_elements: usize,
+    },
 }
 
 /// What `shmx config` does.
@@ -234,6 +252,12 @@ fn run<W: Write>(cli: Cli, out: &mut terminal::Sanitizer<W>) -> output::Result {
             count,
             options,
         } => publish::run(out, &root()?, &topic, &message, count, rate, json, &options),
+        Command::Call {
+            service,
+            request,
+            timeout,
+            max_elements,
+        } => call::run(out, &root()?, &service, &request, timeout, max_elements),
         Command::Config {
             command: ConfigCommand::Show,
         } => config::show(out, given.as_deref(), json),

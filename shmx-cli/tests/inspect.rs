@@ -288,3 +288,86 @@ fn list_and_info_show_services_with_their_types_servers_and_clients() {
     drop(pending);
     drop((client, server));
 }
+
+#[derive(shmx::ShmMessage)]
+#[repr(C)]
+struct Query {
+    key: u32,
+    count: u32,
+    name: shmx::RelStr,
+}
+
+#[derive(shmx::ShmMessage)]
+#[repr(C)]
+struct Reply {
+    index: u32,
+    key: u32,
+    name: shmx::RelStr,
+}
+
+#[test]
+fn call_sends_a_json_request_and_prints_each_response() {
+    let root = fresh_root();
+    let dir = root.path().to_owned();
+    let (ready, started) = std::sync::mpsc::channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let server = std::thread::spawn(move || {
+        let server = shmx::Server::<Query, Reply>::builder("robot/params")
+            .root(&dir)
+            .max_tail_bytes(64)
+            .create()
+            .unwrap();
+        ready.send(()).unwrap();
+        let mut answered = 0;
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            let Some(req) = server
+                .recv_timeout(std::time::Duration::from_millis(20))
+                .unwrap()
+            else {
+                continue;
+            };
+            for index in 0..req.count {
+                let mut r = req.loan_response().unwrap();
+                let mut w = r.writer();
+                *w.index = index;
+                *w.key = req.key;
+                w.set_name(req.name()).unwrap();
+                r.send().unwrap();
+            }
+            answered += 1;
+        }
+        answered
+    });
+    started.recv().unwrap();
+    let out = shmx(
+        root.path(),
+        &[
+            "call",
+            "robot/params",
+            r#"{"key":7,"count":3,"name":"speed"}"#,
+        ],
+    )
+    .ok();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["value"]["index"], i, "{out}");
+        assert_eq!(l["value"]["key"], 7, "{out}");
+        assert_eq!(l["value"]["name"], "speed", "{out}");
+    }
+    // A request that does not fit the schema, and a service that does not exist.
+    let bad = shmx(root.path(), &["call", "robot/params", r#"{"key":"x"}"#]);
+    assert!(
+        !bad.status.success() && !bad.stderr.is_empty(),
+        "{}",
+        bad.stderr
+    );
+    let none = shmx(root.path(), &["call", "no/such", "{}"]);
+    assert!(none.stderr.contains("no service"), "{}", none.stderr);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(server.join().unwrap(), 1);
+}

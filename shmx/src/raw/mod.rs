@@ -170,6 +170,20 @@ impl RawSubscriber {
         Ok(Self::of(core))
     }
 
+    /// Subscribes to part `name` of a service (a client's response queue) of message type
+    /// `ty`, created if it does not exist; it takes markers (samples of no bytes) too.
+    pub(crate) fn open_part(
+        root: Option<&Path>,
+        name: &TopicName,
+        ty: &MessageType,
+        config: SubscriberConfig,
+    ) -> Result<RawSubscriber> {
+        let trust = Trust::of(&config.topic);
+        let mut core = SubCore::create_with(root, name, config, trust, opener(Some(ty)))?;
+        core.markers = true;
+        Ok(Self::of(core))
+    }
+
     fn of(core: SubCore) -> RawSubscriber {
         let schema = core.service().schema_text();
         let size = core.service().type_facts().1;
@@ -287,6 +301,12 @@ impl RawSubscriber {
 }
 
 impl RawSample<'_> {
+    /// The tag words its publisher set (see `request`), and whether it is a marker (no
+    /// bytes at all).
+    pub(crate) fn tag(&self) -> (Option<[u64; 2]>, bool) {
+        (self.sample.tag(), self.sample.payload_len() == 0)
+    }
+
     /// The sample's bytes: the message, then the used part of its tail (if the type has
     /// relative pointers).
     pub fn bytes(&self) -> &[u8] {

@@ -110,6 +110,36 @@ impl RawPublisher {
         Ok(Self::of(core))
     }
 
+    /// Publishes on part `name` of a service (a server's request queue), which must exist
+    /// with message type `ty`: `Ok(None)` if it does not (the server is gone).
+    pub(crate) fn open_part(
+        root: Option<&Path>,
+        name: &crate::name::TopicName,
+        ty: &MessageType,
+        config: PublisherConfig,
+    ) -> Result<Option<RawPublisher>> {
+        let trust = Trust::of(&config.topic);
+        let facts = ty.facts();
+        let gone = || Error::PeerGone {
+            service: name.as_str().to_owned(),
+            reason: "gone".into(),
+        };
+        let core = PubCore::create_with(root, name, config, trust, |root, name, _, trust, lock| {
+            crate::service::Service::open_existing_as(root, name, trust, lock, &facts)?
+                .ok_or_else(gone)
+        });
+        match core {
+            Ok(core) => Ok(Some(Self::of(core))),
+            Err(Error::PeerGone { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Subscribers connected, without looking for dead ones.
+    pub(crate) fn connected(&self) -> usize {
+        self.core.connected()
+    }
+
     fn of(core: PubCore) -> RawPublisher {
         core.keep_segments();
         let schema = core.service().schema_text();
@@ -303,6 +333,15 @@ impl RawLoan<'_> {
         match self.chunk.take() {
             Some(chunk) => publisher.core.publish(chunk, len),
             None => Ok(()),
+        }
+    }
+}
+
+impl RawLoan<'_> {
+    /// Sets the two tag words the publish carries (see `request`).
+    pub(crate) fn set_tag(&self, tag: [u64; 2]) {
+        if let Some(chunk) = self.chunk {
+            self.publisher.core.set_tag(chunk, tag);
         }
     }
 }

@@ -58,11 +58,13 @@
 #[cfg(feature = "tokio")]
 mod asynchronous;
 mod client;
+mod raw;
 mod record;
 mod server;
 pub(crate) mod tools;
 
 pub use client::{Client, ClientBuilder, Pending, RequestMut, Response};
+pub use raw::RawClient;
 pub use server::{ActiveRequest, ResponseMut, Server, ServerBuilder};
 
 use crate::name::TopicName;

@@ -342,6 +342,17 @@ impl Service {
         trust: &Trust,
         lock: &RootLock,
     ) -> Result<Option<Service>> {
+        Self::open_existing_as(root, name, trust, lock, &TypeFacts::of::<T>())
+    }
+
+    /// [`open_existing`](Self::open_existing) of a message type described by `facts`.
+    pub(crate) fn open_existing_as(
+        root: &Arc<Root>,
+        name: &TopicName,
+        trust: &Trust,
+        lock: &RootLock,
+        facts: &TypeFacts,
+    ) -> Result<Option<Service>> {
         let Some(service) = Self::open(root, name, trust)? else {
             return Ok(None);
         };
@@ -349,7 +360,7 @@ impl Service {
         if service.is_unused() {
             return Ok(None);
         }
-        service.check_type(&TypeFacts::of::<T>())?;
+        service.check_type(facts)?;
         Ok(Some(service))
     }
 
