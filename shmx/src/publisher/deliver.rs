@@ -101,6 +101,14 @@ impl PubCore {
         }
     }
 
+    /// Whether every connected subscriber's queue has room for one more sample (a publish
+    /// now would neither drop, fail nor wait).
+    pub(crate) fn has_room(&self) -> bool {
+        let mut st = self.state.borrow_mut();
+        self.refresh(&mut st);
+        self.first_full(&mut st).is_none()
+    }
+
     /// Sets the two tag words of loaned chunk `chunk` (a request's or response's routing,
     /// see `request`), which its next publish carries.
     pub(crate) fn set_tag(&self, chunk: u32, tag: [u64; 2]) {

@@ -154,6 +154,11 @@ impl<T: ShmMessage> Publisher<T> {
         }
     }
 
+    /// Whether a publish now would find room in every subscriber's queue.
+    pub(crate) fn has_room(&self) -> bool {
+        self.core.has_room()
+    }
+
     /// Subscribers connected, without looking for dead ones (see `subscriber_count`).
     pub(crate) fn connected(&self) -> usize {
         self.core.connected()

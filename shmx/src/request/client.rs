@@ -3,6 +3,7 @@
 use super::record::{Record, TypeRecord};
 use super::{
     coarse_ms, new_id, request_topic, response_topic, server_ids, IdMap, LAST, LOOK_EVERY, LOOK_MS,
+    MARKER,
 };
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
@@ -19,6 +20,7 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,8 +38,10 @@ pub struct Client<Req: ShmMessage, Resp: ShmMessage> {
     // Boxed: `pick` hands out references that must stay put while the vector grows.
     #[allow(clippy::vec_box)]
     servers: RefCell<Vec<Box<Conn<Req>>>>,
-    /// The response queue (boxed: stashed samples point into it while the client moves).
-    responses: ManuallyDrop<Box<Subscriber<Resp>>>,
+    /// The response queue, on the heap and held by a raw pointer (stashed samples point
+    /// into it while the client moves; a `Box` field would assert unique access on each
+    /// move): made by `Box::into_raw`, freed in `drop`.
+    responses: NonNull<Subscriber<Resp>>,
     shared: Shared,
     /// Request loans out: connections are never dropped while one is.
     loans: Cell<usize>,
@@ -45,6 +49,8 @@ pub struct Client<Req: ShmMessage, Resp: ShmMessage> {
     limits: (usize, usize),
     next_request: Cell<u64>,
     next_server: Cell<usize>,
+    /// Why the last connection to a server could not be made (not its absence).
+    last_error: RefCell<Option<Error>>,
     /// When it last looked for servers (`coarse_ms`; 0: never).
     last_look: Cell<u64>,
     _t: PhantomData<fn(Req) -> Resp>,
@@ -58,6 +64,7 @@ pub(super) struct Shared {
     pub trust: Trust,
     pub topic: TopicConfig,
     pub id: u64,
+    record: Record,
 }
 
 impl Shared {
@@ -92,7 +99,24 @@ impl Shared {
             trust,
             topic,
             id: new_id(),
+            record,
         })
+    }
+
+    /// Makes sure the record holds this endpoint's types once its queue exists: an
+    /// endpoint that left between the first check and the queue's creation may have
+    /// removed the record (it saw no queue), and another may have written other types.
+    pub(super) fn recheck(&self) -> Result<()> {
+        let lock = self.root.lock(&self.trust)?;
+        let in_use = || true;
+        self.record.ensure(
+            &self.root,
+            &self.service,
+            &self.trust,
+            self.topic.mode,
+            in_use,
+            &lock,
+        )
     }
 
     /// Removes the service record if no part of the service is left (the endpoint's own
@@ -120,6 +144,9 @@ impl Shared {
         }
     }
 }
+
+/// Servers a client sends to at once (its response queue's publishers).
+const MAX_SERVERS: usize = 64;
 
 /// A client's connection to one server: the publisher of its request queue.
 struct Conn<Req: ShmMessage> {
@@ -207,6 +234,13 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
         if self.max_held == 0 {
             return Err(bad("max_held must be at least 1".into()));
         }
+        if self.max_tail_bytes > super::MAX_TAIL_BYTES {
+            return Err(bad(format!(
+                "max_tail_bytes {} is over {} (1 GiB)",
+                self.max_tail_bytes,
+                super::MAX_TAIL_BYTES
+            )));
+        }
         let mut topic = self.topic;
         topic.max_publishers = 64;
         topic.max_subscribers = 1;
@@ -230,7 +264,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
             config,
             true,
         );
-        let responses = match responses {
+        let responses = match responses.and_then(|r| shared.recheck().map(|()| r)) {
             Ok(r) => r,
             Err(e) => {
                 shared.leave();
@@ -241,12 +275,13 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
             stash: RefCell::new(VecDeque::new()),
             flights: RefCell::new(IdMap::default()),
             servers: RefCell::new(Vec::new()),
-            responses: ManuallyDrop::new(Box::new(responses)),
+            responses: NonNull::from(Box::leak(Box::new(responses))),
             shared,
             loans: Cell::new(0),
             limits: (self.max_in_flight, self.max_tail_bytes),
             next_request: Cell::new(1),
             next_server: Cell::new(0),
+            last_error: RefCell::new(None),
             last_look: Cell::new(0),
             _t: PhantomData,
         })
@@ -283,16 +318,23 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         self.shared.id
     }
 
+    /// The response queue.
+    fn responses(&self) -> &Subscriber<Resp> {
+        // SAFETY: made by `Box::leak` in `create` and freed only in `drop`: valid for as
+        // long as `&self`; only shared references are ever made from it.
+        unsafe { self.responses.as_ref() }
+    }
+
     /// A file descriptor that polls readable when responses arrive (see
     /// [`Subscriber::fd`](crate::Subscriber::fd)): for an event loop of one's own. After it
     /// polls readable, take from every pending request until `None`.
     pub fn fd(&self) -> Result<std::os::fd::BorrowedFd<'_>> {
-        self.responses.fd()
+        self.responses().fd()
     }
 
     /// The response queue's core (for the wait set).
     pub(crate) fn queue(&self) -> &crate::subscriber::SubCore {
-        self.responses.core()
+        self.responses().core()
     }
 
     /// Requests in flight: sent, and their [`Pending`] not dropped yet.
@@ -373,7 +415,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// out, and the caller loans from it at once).
     fn pick(&self) -> Result<(&Conn<Req>, u64)> {
         let limit = self.limits.0;
-        if self.flights.borrow().len() >= limit {
+        // Loans out become requests in flight when sent: they count.
+        if self.flights.borrow().len() + self.loans.get() >= limit {
             return Err(Error::InFlightLimit {
                 service: self.service().to_owned(),
                 max_in_flight: limit,
@@ -404,6 +447,9 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
                 self.look(&mut servers);
             }
         }
+        if let Some(e) = self.last_error.borrow_mut().take() {
+            return Err(e);
+        }
         Err(self
             .shared
             .gone("no server of the service is running".to_owned()))
@@ -421,6 +467,11 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         for server in server_ids(&self.shared.root, &self.shared.service) {
             if servers.iter().any(|c| c.server == server) {
                 continue;
+            }
+            // The response queue takes 64 publishers: a client sends to at most 64 servers
+            // at once, so that every server it asks can answer.
+            if servers.len() >= MAX_SERVERS {
+                break;
             }
             let Ok(name) = request_topic(&self.shared.service, server) else {
                 continue;
@@ -443,10 +494,13 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
                         .ok_or_else(|| self.shared.gone("the server left".into()))
                 },
             );
-            // A server that left meanwhile, or one this process may not use: not a server
-            // to send to (`server_count` tells how many are).
-            if let Ok(publisher) = publisher {
-                servers.push(Box::new(Conn { server, publisher }));
+            // A server that left meanwhile: not a server to send to. Another error (a
+            // full queue of clients, settings the queue refuses) is what `pick` reports if
+            // no server can be had.
+            match publisher {
+                Ok(publisher) => servers.push(Box::new(Conn { server, publisher })),
+                Err(Error::PeerGone { .. }) => {}
+                Err(e) => *self.last_error.borrow_mut() = Some(e),
             }
         }
     }
@@ -467,7 +521,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             }
         }
         loop {
-            let Some(sample) = self.responses.take()? else {
+            let Some(sample) = self.responses().take()? else {
                 return Ok(None);
             };
             if let Some(r) = self.route(id, sample) {
@@ -485,7 +539,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         }
         let mut flights = self.flights.borrow_mut();
         let flight = flights.get_mut(&request)?;
-        if sample.payload_len() == 0 {
+        if flags & MARKER != 0 {
             // The end of another request's stream: nothing to keep but that it ended. (Its
             // earlier responses are in the stash, which its takes look at first.)
             flight.ended = true;
@@ -507,7 +561,12 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         flags: u64,
     ) -> Option<Response<'c, Resp>> {
         let last = flags & LAST != 0;
-        let marker = sample.payload_len() == 0;
+        let marker = flags & MARKER != 0;
+        if !marker && sample.payload_len() < size_of::<Resp>() {
+            // Bytes of no value (only a marker may have none; this queue takes samples of no
+            // bytes for them): a peer's lie, dropped.
+            return None;
+        }
         if last || marker {
             if let Some(f) = self.flights.borrow_mut().get_mut(&id) {
                 f.ended = true;
@@ -596,7 +655,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
                 }
                 slice = slice.min(left);
             }
-            if let Some(sample) = self.responses.recv_timeout(slice)? {
+            if let Some(sample) = self.responses().recv_timeout(slice)? {
                 if let Some(r) = self.route(id, sample) {
                     return Ok(Some(r));
                 }
@@ -619,9 +678,9 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for Client<Req, Resp> {
     fn drop(&mut self) {
         self.stash.get_mut().clear();
         self.servers.get_mut().clear();
-        // SAFETY: dropped once, here; nothing borrows it any more (the stash is empty, and
-        // no `Pending` or `Response` outlives the client).
-        unsafe { ManuallyDrop::drop(&mut self.responses) };
+        // SAFETY: made by `Box::leak` in `create`, freed once, here; nothing borrows it any
+        // more (the stash is empty, and no `Pending` or `Response` outlives the client).
+        drop(unsafe { Box::from_raw(self.responses.as_ptr()) });
         self.shared.leave();
     }
 }
@@ -666,19 +725,42 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> RequestMut<'c, Req, Resp> {
             client,
             id,
             done: Cell::new(false),
+            checked: Cell::new(coarse_ms()),
         })
     }
 }
 
-impl<'c, Req: ShmMessage, Resp: ShmMessage> Deref for RequestMut<'c, Req, Resp> {
-    type Target = SampleMut<'c, Req>;
-    fn deref(&self) -> &Self::Target {
+impl<Req: ShmMessage, Resp: ShmMessage> RequestMut<'_, Req, Resp> {
+    /// The writer of the request: see [`SampleMut::writer`].
+    pub fn writer(&mut self) -> Req::Writer<'_>
+    where
+        Req: crate::rel::Writable,
+    {
+        self.sample.writer()
+    }
+
+    /// The message, pinned, and the free tail of its chunk: see [`SampleMut::parts`].
+    pub fn parts(&mut self) -> (std::pin::Pin<&mut Req>, crate::rel::Tail<'_>) {
+        self.sample.parts()
+    }
+
+    /// Bytes of the chunk's tail in use / in all: see [`SampleMut::tail_capacity`].
+    pub fn tail_capacity(&self) -> usize {
+        self.sample.tail_capacity()
+    }
+}
+
+// The wrapper never hands out the `SampleMut` itself (a `&mut` to it could swap the loan out
+// of the wrapper, which counts the loans that keep connections alive): only the message.
+impl<Req: ShmMessage, Resp: ShmMessage> Deref for RequestMut<'_, Req, Resp> {
+    type Target = Req;
+    fn deref(&self) -> &Req {
         &self.sample
     }
 }
 
-impl<Req: ShmMessage, Resp: ShmMessage> DerefMut for RequestMut<'_, Req, Resp> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
+impl<Req: ShmMessage + Unpin, Resp: ShmMessage> DerefMut for RequestMut<'_, Req, Resp> {
+    fn deref_mut(&mut self) -> &mut Req {
         &mut self.sample
     }
 }
@@ -699,6 +781,8 @@ pub struct Pending<'c, Req: ShmMessage, Resp: ShmMessage> {
     id: u64,
     /// Cancelled (timed out, or its server gone): every later call returns `None`.
     done: Cell<bool>,
+    /// When `take` last looked at the server (`coarse_ms`).
+    checked: Cell<u64>,
 }
 
 impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
@@ -721,11 +805,33 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     }
 
     /// The next response if one waits; `None` if none does (see [`is_finished`](Self::is_finished)).
+    ///
+    /// # Errors
+    /// [`Error::PeerGone`] if the server that has the request is gone (looked at at most
+    /// every 50 ms, when no response waits), as for [`recv`](Self::recv).
     pub fn take(&self) -> Result<Option<Response<'c, Resp>>> {
         if self.done.get() {
             return Ok(None);
         }
-        self.client.take_for(self.id)
+        if let Some(r) = self.client.take_for(self.id)? {
+            return Ok(Some(r));
+        }
+        if self.client.ended(self.id) {
+            return Ok(None);
+        }
+        let now = coarse_ms();
+        if now.saturating_sub(self.checked.get()) >= LOOK_MS {
+            self.checked.set(now);
+            match self.client.check_server(self.id) {
+                Ok(Some(got)) => return Ok(got),
+                Ok(None) => {}
+                Err(e) => {
+                    self.done.set(true);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Waits for the next response; `None` once the stream has ended.
@@ -771,7 +877,9 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
             Ok(None) if self.client.ended(self.id) => Ok(Some(None)),
             Ok(None) => Ok(None),
             Err(e) => {
-                self.done.set(true);
+                if matches!(e, Error::PeerGone { .. }) {
+                    self.done.set(true);
+                }
                 Err(e)
             }
         }
@@ -793,7 +901,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
             return Ok(None);
         }
         let got = self.client.recv_for(self.id, deadline);
-        if got.is_err() {
+        if matches!(got, Err(Error::Timeout { .. } | Error::PeerGone { .. })) {
             self.done.set(true);
         }
         got

@@ -118,8 +118,13 @@ impl std::hash::Hasher for IdHasher {
 /// A map keyed by ids.
 type IdMap<V> = std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
+/// The most tail bytes a request or response may carry.
+const MAX_TAIL_BYTES: usize = 1 << 30;
+
 /// Response tag bit: this response ends its stream.
 const LAST: u64 = 1;
+/// Response tag bit: an end marker, no response (its bytes, none, are never read).
+const MARKER: u64 = 2;
 
 /// The name of server `id`'s request queue.
 fn request_topic(service: &TopicName, id: u64) -> crate::Result<TopicName> {

@@ -2,7 +2,7 @@
 //! stream of responses.
 
 use super::client::Shared;
-use super::{coarse_ms, request_topic, response_topic, IdMap, LAST, LOOK_MS};
+use super::{coarse_ms, request_topic, response_topic, IdMap, LAST, LOOK_MS, MARKER};
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
@@ -32,6 +32,9 @@ pub struct Server<Req: ShmMessage, Resp: ShmMessage> {
     loans: Cell<usize>,
     /// When it last looked for clients that are gone (`coarse_ms`).
     last_prune: Cell<u64>,
+    /// Ends of streams not sent yet, `(client, request)`: the client's queue was full. Sent
+    /// on later calls as soon as there is room (never waiting for it).
+    unsent_ends: RefCell<Vec<(u64, u64)>>,
 }
 
 #[derive(Clone, Copy)]
@@ -121,6 +124,13 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
         if self.max_active == 0 {
             return Err(bad("max_active must be at least 1".into()));
         }
+        if self.config.max_tail_bytes > super::MAX_TAIL_BYTES {
+            return Err(bad(format!(
+                "max_tail_bytes {} is over {} (1 GiB)",
+                self.config.max_tail_bytes,
+                super::MAX_TAIL_BYTES
+            )));
+        }
         let mut topic = self.topic;
         topic.max_publishers = 64;
         topic.max_subscribers = 1;
@@ -143,7 +153,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
             config,
             false,
         );
-        let requests = match requests {
+        let requests = match requests.and_then(|r| shared.recheck().map(|()| r)) {
             Ok(r) => r,
             Err(e) => {
                 shared.leave();
@@ -157,6 +167,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
             config: self.config,
             loans: Cell::new(0),
             last_prune: Cell::new(coarse_ms()),
+            unsent_ends: RefCell::new(Vec::new()),
         })
     }
 }
@@ -216,6 +227,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     /// What taking a sample may fail with ([`Error::HeldLimit`] past `max_active`
     /// requests held, [`Error::InvalidSample`] for a request that is not a valid `Req`).
     pub fn take(&self) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
+        self.prune();
         loop {
             let Some(sample) = self.requests.take()? else {
                 return Ok(None);
@@ -229,8 +241,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     /// Waits for the next request.
     pub fn recv(&self) -> Result<ActiveRequest<'_, Req, Resp>> {
         loop {
-            let sample = self.requests.recv()?;
-            if let Some(request) = self.accept(sample)? {
+            // In slices, so that the queues of clients that left go while it waits.
+            if let Some(request) = self.recv_timeout(super::LOOK_EVERY)? {
                 return Ok(request);
             }
         }
@@ -240,11 +252,16 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
+            self.prune();
             let left = deadline.map_or(Duration::MAX, |d| {
                 d.saturating_duration_since(Instant::now())
             });
-            let Some(sample) = self.requests.recv_timeout(left)? else {
-                return Ok(None);
+            // At most `LOOK_EVERY` at a time: the queues of clients that left go while idle.
+            let Some(sample) = self.requests.recv_timeout(left.min(super::LOOK_EVERY))? else {
+                if left <= super::LOOK_EVERY {
+                    return Ok(None);
+                }
+                continue;
             };
             if let Some(request) = self.accept(sample)? {
                 return Ok(Some(request));
@@ -255,6 +272,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     /// Every [`LOOK_EVERY`](super::LOOK_EVERY): lets go of the response queues of clients
     /// that are gone (their slots swept), while no response loan is out.
     fn prune(&self) {
+        self.flush_ends();
         let now = coarse_ms();
         if now.saturating_sub(self.last_prune.get()) < LOOK_MS || self.loans.get() > 0 {
             return;
@@ -263,6 +281,41 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         self.clients
             .borrow_mut()
             .retain(|_, p| p.subscriber_count() > 0);
+    }
+
+    /// Sends the ends of streams that found their client's queue full, where there is room
+    /// now; forgets those of clients that are gone.
+    fn flush_ends(&self) {
+        if self.unsent_ends.borrow().is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut *self.unsent_ends.borrow_mut());
+        let mut left = Vec::new();
+        for (client, id) in pending {
+            // A client that is gone (or unreachable) waits for the end no more.
+            if let Ok(Some(publisher)) = self.client(client) {
+                if !self.send_end(publisher, id) {
+                    left.push((client, id));
+                }
+            }
+        }
+        self.unsent_ends.borrow_mut().extend(left);
+    }
+
+    /// Sends request `id`'s end marker through `publisher` if its queue has room; `false`
+    /// if it has none (or no chunk is free): try again later.
+    fn send_end(&self, publisher: &Publisher<Resp>, id: u64) -> bool {
+        if !publisher.has_room() {
+            return false;
+        }
+        let Ok(marker) = publisher.loan_uninit() else {
+            return false;
+        };
+        marker.set_tag([id, LAST | MARKER]);
+        // Room was there a moment ago and only the client takes from the queue: this does
+        // not wait. An error (the client went meanwhile) ends the matter too.
+        let _ = marker.publish_empty();
+        true
     }
 
     /// A request just taken, if its client is there to answer.
@@ -434,6 +487,7 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
     }
 
     fn send_value(&self, response: Resp, flags: u64) -> Result<()> {
+        self.server.flush_ends();
         let sample = self.publisher()?.loan_uninit()?.write(response);
         self.publish(sample, flags)
     }
@@ -457,9 +511,15 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
     fn end(&self) -> Result<()> {
         let publisher = self.publisher()?;
         self.ended.set(true);
-        let marker = publisher.loan_uninit()?;
-        marker.set_tag([self.id, LAST]);
-        marker.publish_empty()
+        if !self.server.send_end(publisher, self.id) {
+            // The client's queue is full: the end goes as soon as it has room (the server's
+            // next `take`, `recv` or response), after the responses queued before it.
+            self.server
+                .unsent_ends
+                .borrow_mut()
+                .push((self.client, self.id));
+        }
+        Ok(())
     }
 }
 
@@ -510,15 +570,37 @@ impl<Req: ShmMessage, Resp: ShmMessage> ResponseMut<'_, '_, Req, Resp> {
     }
 }
 
-impl<'s, Req: ShmMessage, Resp: ShmMessage> Deref for ResponseMut<'_, 's, Req, Resp> {
-    type Target = SampleMut<'s, Resp>;
-    fn deref(&self) -> &Self::Target {
+impl<Req: ShmMessage, Resp: ShmMessage> ResponseMut<'_, '_, Req, Resp> {
+    /// The writer of the response: see [`SampleMut::writer`].
+    pub fn writer(&mut self) -> Resp::Writer<'_>
+    where
+        Resp: crate::rel::Writable,
+    {
+        self.sample.writer()
+    }
+
+    /// The message, pinned, and the free tail of its chunk: see [`SampleMut::parts`].
+    pub fn parts(&mut self) -> (std::pin::Pin<&mut Resp>, crate::rel::Tail<'_>) {
+        self.sample.parts()
+    }
+
+    /// Bytes the chunk's tail holds: see [`SampleMut::tail_capacity`].
+    pub fn tail_capacity(&self) -> usize {
+        self.sample.tail_capacity()
+    }
+}
+
+// The wrapper never hands out the `SampleMut` itself (a `&mut` to it could swap the loan out
+// of the wrapper, which counts the loans that keep connections alive): only the message.
+impl<Req: ShmMessage, Resp: ShmMessage> Deref for ResponseMut<'_, '_, Req, Resp> {
+    type Target = Resp;
+    fn deref(&self) -> &Resp {
         &self.sample
     }
 }
 
-impl<Req: ShmMessage, Resp: ShmMessage> DerefMut for ResponseMut<'_, '_, Req, Resp> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
+impl<Req: ShmMessage, Resp: ShmMessage + Unpin> DerefMut for ResponseMut<'_, '_, Req, Resp> {
+    fn deref_mut(&mut self) -> &mut Resp {
         &mut self.sample
     }
 }
