@@ -191,8 +191,8 @@ impl<T: Unpin> DerefMut for SampleMut<'_, T> {
 }
 
 impl<T> SampleMut<'_, T> {
-    /// Sets the two tag words its publish carries (see `request`).
-    pub(crate) fn set_tag(&self, tag: [u64; 2]) {
+    /// Sets the tag word its publish carries (see `request`).
+    pub(crate) fn set_tag(&self, tag: u64) {
         self.core.set_tag(self.chunk, tag);
     }
 
@@ -250,8 +250,8 @@ impl<'s, T> Sample<'s, T> {
         self.held.len
     }
 
-    /// The two tag words its publisher set (see `request`; untrusted).
-    pub(crate) fn tag(&self) -> Option<[u64; 2]> {
+    /// The tag word its publisher set (see `request`; untrusted).
+    pub(crate) fn tag(&self) -> Option<u64> {
         self.core.tag_of(&self.held)
     }
 

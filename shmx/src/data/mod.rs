@@ -10,10 +10,8 @@
 //!                generation, class, geometry; in segment 0 also the pool's tables (below)
 //! pins_off       one AtomicU64 pin word per chunk (bit per subscriber slot), page-aligned;
 //!                the only part subscribers map writable (PROTOCOLS.md §4)
-//! tags_off       two AtomicU64 tag words per chunk (a request's or response's routing, see
-//!                `request`), page-aligned; written by the publisher only
 //! chunks_off     chunk_count × chunk_stride bytes, page-aligned; each chunk is
-//!                  ChunkHeader (sequence, payload length, next chunk, origin) at +0
+//!                  ChunkHeader (sequence, payload length, next chunk, tag) at +0
 //!                  payload at +payload_off (aligned for the message type)
 //! ```
 //!
@@ -129,15 +127,11 @@ pub(crate) struct ChunkHeader {
     /// chunk's line while it polls the ring slot, instead of only once the slot names it.
     /// Only ever used as the index of a prefetch, which is bounds-checked.
     pub next: AtomicU64,
-    /// The publishing incarnation.
-    pub origin: AtomicU64,
+    /// A word a request or response carries beside its payload (see `request`: its
+    /// routing), in the line the receiver reads anyway; topics leave it 0. Written by the
+    /// publisher before it publishes the chunk, read by the receiver, never trusted.
+    pub tag: AtomicU64,
 }
-
-/// A chunk's tag: two words a request or response carries beside its payload (see
-/// `request`), in a table of their own so that the chunks of topics, which never use them,
-/// stay as small as they were. Written by the publisher before it publishes the chunk, read
-/// by the receiver, never trusted.
-pub(crate) type Tag = [AtomicU64; 2];
 
 const HEADER: usize = core::mem::size_of::<ChunkHeader>();
 
@@ -150,7 +144,6 @@ pub(crate) struct Geometry {
     pub payload_capacity: usize,
     pub pins_off: usize,
     pub pins_len: usize,
-    pub tags_off: usize,
     pub chunks_off: usize,
     pub total_len: usize,
 }
@@ -170,9 +163,7 @@ impl Geometry {
         let payload_off = seg::round_up(HEADER, align)?;
         let pins_off = page;
         let pins_len = seg::round_up(chunk_count.checked_mul(8)?, page)?;
-        let tags_off = pins_off.checked_add(pins_len)?;
-        let tags_len = seg::round_up(chunk_count.checked_mul(16)?, page)?;
-        let chunks_off = tags_off.checked_add(tags_len)?;
+        let chunks_off = pins_off.checked_add(pins_len)?;
         let total_len = seg::round_up(
             chunks_off.checked_add(chunk_count.checked_mul(chunk_stride)?)?,
             page,
@@ -184,7 +175,6 @@ impl Geometry {
             payload_capacity: chunk_stride - payload_off,
             pins_off,
             pins_len,
-            tags_off,
             chunks_off,
             total_len,
         })

@@ -87,7 +87,7 @@ impl DataSegment {
                     // 64-aligned and made of atomics.
                     let header: &ChunkHeader =
                         unsafe { &*m.ptr().add(geo.chunks_off + i * geo.chunk_stride).cast() };
-                    header.origin.store(id.incarnation, Ordering::Relaxed);
+                    header.tag.store(0, Ordering::Relaxed);
                     header.next.store(NO_CHUNK, Ordering::Relaxed);
                 }
                 Ok(())
@@ -201,15 +201,6 @@ impl DataSegment {
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = own;
-    }
-
-    /// Tag words of chunk `i < chunk_count` of this segment.
-    #[inline]
-    pub(crate) fn tag(&self, i: usize) -> &super::Tag {
-        assert!(i < self.geo.chunk_count);
-        // SAFETY: the tag area holds `chunk_count` 8-aligned pairs of atomic words, inside
-        // the mapping by the geometry.
-        unsafe { &*self.map.ptr().add(self.geo.tags_off + i * 16).cast() }
     }
 
     /// Pin word of chunk `i < chunk_count` of this segment.

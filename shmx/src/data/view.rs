@@ -334,19 +334,6 @@ impl DataView {
         })
     }
 
-    /// Tag words of chunk index `chunk` (a full index), or `None` if it is not a chunk of
-    /// this segment (indices are never trusted).
-    #[inline]
-    pub(crate) fn tag(&self, chunk: usize) -> Option<&super::Tag> {
-        let (k, i) = split(chunk);
-        if k != self.segment || i >= self.geo.chunk_count {
-            return None;
-        }
-        // SAFETY: `i` is in range, so the 8-aligned pair lies inside the read-only mapping's
-        // tag area; it is only ever loaded from.
-        Some(unsafe { &*self.map.ptr().add(self.geo.tags_off + i * 16).cast() })
-    }
-
     /// Clears pin bits `bits` on every chunk (a dead subscriber's pins).
     pub(crate) fn clear_pins(&self, bits: u64) {
         for i in 0..self.geo.chunk_count {

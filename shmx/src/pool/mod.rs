@@ -496,7 +496,7 @@ mod tests {
                 seq: AtomicU64::new(0),
                 len: AtomicU64::new(0),
                 next: AtomicU64::new(0),
-                origin: AtomicU64::new(0),
+                tag: AtomicU64::new(0),
             }],
             vec![AtomicU64::new(0)],
         )

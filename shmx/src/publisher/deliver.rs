@@ -109,13 +109,11 @@ impl PubCore {
         self.first_full(&mut st).is_none()
     }
 
-    /// Sets the two tag words of loaned chunk `chunk` (a request's or response's routing,
-    /// see `request`), which its next publish carries.
-    pub(crate) fn set_tag(&self, chunk: u32, tag: [u64; 2]) {
+    /// Sets the tag word of loaned chunk `chunk` (a request's or response's routing, see
+    /// `request`), which its next publish carries.
+    pub(crate) fn set_tag(&self, chunk: u32, tag: u64) {
         let st = self.state.borrow();
-        let words = st.segs.tag(chunk);
-        words[0].store(tag[0], Ordering::Relaxed);
-        words[1].store(tag[1], Ordering::Relaxed);
+        st.segs.header(chunk).tag.store(tag, Ordering::Relaxed);
     }
 
     /// Publishes loaned chunk `chunk`, whose first `len` payload bytes the sample wrote

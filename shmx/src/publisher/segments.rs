@@ -240,14 +240,6 @@ impl Segments {
     }
 }
 
-impl Segments {
-    /// Tag words of chunk `c`.
-    #[inline]
-    pub(super) fn tag(&self, c: u32) -> &crate::data::Tag {
-        self.seg(c).tag(split(c as usize).1)
-    }
-}
-
 impl ChunkAccess for Segments {
     #[inline]
     fn header(&self, c: u32) -> &ChunkHeader {

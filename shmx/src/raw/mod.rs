@@ -301,9 +301,8 @@ impl RawSubscriber {
 }
 
 impl RawSample<'_> {
-    /// The tag words its publisher set (see `request`), and whether it is a marker (no
-    /// bytes at all).
-    pub(crate) fn tag(&self) -> (Option<[u64; 2]>, bool) {
+    /// The tag word its publisher set (see `request`), and whether it has no bytes at all.
+    pub(crate) fn tag(&self) -> (Option<u64>, bool) {
         (self.sample.tag(), self.sample.payload_len() == 0)
     }
 

@@ -338,8 +338,8 @@ impl RawLoan<'_> {
 }
 
 impl RawLoan<'_> {
-    /// Sets the two tag words the publish carries (see `request`).
-    pub(crate) fn set_tag(&self, tag: [u64; 2]) {
+    /// Sets the tag word the publish carries (see `request`).
+    pub(crate) fn set_tag(&self, tag: u64) {
         if let Some(chunk) = self.chunk {
             self.publisher.core.set_tag(chunk, tag);
         }

@@ -2,8 +2,8 @@
 
 use super::record::{Record, TypeRecord};
 use super::{
-    coarse_ms, new_id, request_topic, response_topic, server_ids, IdMap, LAST, LOOK_EVERY, LOOK_MS,
-    MARKER,
+    coarse_ms, new_id, request_topic, response_topic, server_ids, split_tag, IdMap, LAST,
+    LOOK_EVERY, LOOK_MS, MARKER,
 };
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
@@ -258,12 +258,15 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
             ..SubscriberConfig::default()
         };
         config.queue_depth = self.response_depth;
-        let responses = Subscriber::create_part(
-            shared.root_path.as_deref(),
-            &response_topic(&shared.service, shared.id)?,
-            config,
-            true,
-        );
+        let mut shared = shared;
+        let responses = super::with_client_id(&mut shared, |shared| {
+            Subscriber::create_part(
+                shared.root_path.as_deref(),
+                &response_topic(&shared.service, shared.id)?,
+                config,
+                true,
+            )
+        });
         let responses = match responses.and_then(|r| shared.recheck().map(|()| r)) {
             Ok(r) => r,
             Err(e) => {
@@ -382,6 +385,18 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     pub fn loan(&self) -> Result<RequestMut<'_, Req, Resp>> {
         let (conn, server) = self.pick()?;
         let sample = conn.publisher.loan_with_tail(self.limits.1)?;
+        Ok(self.request_mut(sample, server))
+    }
+
+    /// Loans a request that keeps the bytes its chunk already holds, as
+    /// [`SampleMut::assume_recycled`]: write only what changes, in place. Only for types in
+    /// which every bit pattern is a value (a compile error otherwise).
+    ///
+    /// # Errors
+    /// As [`loan`](Self::loan).
+    pub fn loan_recycled(&self) -> Result<RequestMut<'_, Req, Resp>> {
+        let (conn, server) = self.pick()?;
+        let sample = conn.publisher.loan_uninit()?.assume_recycled();
         Ok(self.request_mut(sample, server))
     }
 
@@ -513,7 +528,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             if let Some(i) = stash.iter().position(|(r, _)| *r == id) {
                 let (_, sample) = stash.remove(i).expect("found");
                 drop(stash);
-                let flags = sample.tag().map_or(0, |[_, f]| f);
+                let flags = sample.tag().map_or(0, |t| split_tag(t).1);
                 if let Some(r) = self.deliver(id, self.shorten(sample), flags) {
                     return Ok(Some(r));
                 }
@@ -533,7 +548,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// A response just taken: delivered if it is for `id`, stashed if it is for another
     /// request in flight, dropped otherwise (cancelled or unknown requests, markers).
     fn route<'c>(&'c self, id: u64, sample: Sample<'c, Resp>) -> Option<Response<'c, Resp>> {
-        let [request, flags] = sample.tag()?;
+        let (request, flags) = split_tag(sample.tag()?);
         if request == id {
             return self.deliver(id, sample, flags);
         }
@@ -705,12 +720,12 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> RequestMut<'c, Req, Resp> {
     pub fn send(mut self) -> Result<Pending<'c, Req, Resp>> {
         let client = self.client;
         let id = client.next_request.get();
-        client.next_request.set(id + 1);
+        client.next_request.set(super::next_request(id));
         // SAFETY: taken once; `self` is forgotten below, so its drop does not touch it.
         let sample = unsafe { ManuallyDrop::take(&mut self.sample) };
         let server = self.server;
         std::mem::forget(self);
-        sample.set_tag([client.shared.id, id]);
+        sample.set_tag(super::request_tag(client.shared.id, id));
         let sent = sample.publish();
         client.loans.set(client.loans.get() - 1);
         sent?;

@@ -126,6 +126,55 @@ const LAST: u64 = 1;
 /// Response tag bit: an end marker, no response (its bytes, none, are never read).
 const MARKER: u64 = 2;
 
+/// A request's tag word (the chunk header's `tag`): its client's id (which names the
+/// client's response queue) and its number.
+fn request_tag(client: u64, request: u64) -> u64 {
+    (client << 32) | (request & 0xffff_ffff)
+}
+
+/// A response's tag word: its request's number and flags ([`LAST`], [`MARKER`]).
+fn response_tag(request: u64, flags: u64) -> u64 {
+    (request << 32) | (flags & 0xffff_ffff)
+}
+
+/// The two halves of a tag word: `(client, request)` of a request, `(request, flags)` of a
+/// response.
+fn split_tag(tag: u64) -> (u64, u64) {
+    (tag >> 32, tag & 0xffff_ffff)
+}
+
+/// The request number after `id` (32 bits, never 0).
+fn next_request(id: u64) -> u64 {
+    if id >= u64::from(u32::MAX) {
+        1
+    } else {
+        id + 1
+    }
+}
+
+/// Makes a client's response queue with `make`, under a client id of 32 bits: drawn anew
+/// (a few times) while the queue of that id is another live client's.
+fn with_client_id<S>(
+    shared: &mut client::Shared,
+    mut make: impl FnMut(&client::Shared) -> crate::Result<S>,
+) -> crate::Result<S> {
+    let mut tries = 0;
+    loop {
+        shared.id = new_client_id();
+        match make(shared) {
+            Err(crate::Error::TooManyParticipants { .. }) if tries < 4 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// A new client id: 32 bits (it travels in half a tag word), never 0. Two live clients that
+/// draw the same id meet in one response queue, which takes one subscriber: the second is
+/// refused and draws again.
+fn new_client_id() -> u64 {
+    (new_id() & 0xffff_ffff).max(1)
+}
+
 /// The name of server `id`'s request queue.
 fn request_topic(service: &TopicName, id: u64) -> crate::Result<TopicName> {
     service.part(&format!("req.{id:016x}"))

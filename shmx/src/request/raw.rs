@@ -3,7 +3,7 @@
 
 use super::client::Shared;
 use super::record::Record;
-use super::{request_topic, response_topic, server_ids, LAST, LOOK_EVERY, MARKER};
+use super::{request_topic, response_topic, server_ids, split_tag, LAST, LOOK_EVERY, MARKER};
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig};
 use crate::error::{Error, Result};
 use crate::name::TopicName;
@@ -97,16 +97,19 @@ impl RawClient {
             topic,
             (request.facts(), response.facts()),
         )?;
+        let mut shared = shared;
         let config = SubscriberConfig {
             topic,
             queue_depth: 64,
         };
-        let responses = RawSubscriber::open_part(
-            shared.root_path.as_deref(),
-            &response_topic(&shared.service, shared.id)?,
-            &response,
-            config,
-        );
+        let responses = super::with_client_id(&mut shared, |shared| {
+            RawSubscriber::open_part(
+                shared.root_path.as_deref(),
+                &response_topic(&shared.service, shared.id)?,
+                &response,
+                config,
+            )
+        });
         let responses = match responses {
             Ok(r) => r,
             Err(e) => {
@@ -152,7 +155,7 @@ impl RawClient {
         let deadline = Instant::now().checked_add(timeout);
         let server = self.pick(request.len())?;
         let id = self.next_request.get();
-        self.next_request.set(id + 1);
+        self.next_request.set(super::next_request(id));
         {
             let servers = self.servers.borrow();
             let (_, publisher) = servers
@@ -165,7 +168,7 @@ impl RawClient {
             unsafe {
                 std::ptr::copy_nonoverlapping(request.as_ptr(), loan.as_mut_ptr(), request.len())
             };
-            loan.set_tag([self.shared.id, id]);
+            loan.set_tag(super::request_tag(self.shared.id, id));
             loan.publish(request.len())?;
         }
         let mut count = 0;
@@ -184,11 +187,12 @@ impl RawClient {
                 slice = slice.min(left);
             }
             if let Some(sample) = self.responses.recv_timeout(slice)? {
-                match sample.tag() {
-                    (Some([r, flags]), _) if r == id && flags & MARKER != 0 => return Ok(count),
+                let (tag, empty) = sample.tag();
+                match tag.map(split_tag) {
+                    Some((r, flags)) if r == id && flags & MARKER != 0 => return Ok(count),
                     // Bytes of no value (only a marker may have none): a peer's lie, dropped.
-                    (Some(_), true) if self.response.size() > 0 => {}
-                    (Some([r, flags]), _) if r == id => {
+                    Some(_) if empty && self.response.size() > 0 => {}
+                    Some((r, flags)) if r == id => {
                         each(sample.bytes());
                         count += 1;
                         if flags & LAST != 0 {

@@ -22,19 +22,25 @@ use std::time::{Duration, Instant};
 /// `Send` but not `Sync`, like a [`Subscriber`]: one thread uses it.
 pub struct Server<Req: ShmMessage, Resp: ShmMessage> {
     /// The publishers of the response queues of the clients it answered, by client id
-    /// (boxed: response loans borrow them; dropped only while no loan is out).
-    clients: RefCell<IdMap<Box<Publisher<Resp>>>>,
+    /// (boxed: active requests and their response loans borrow them; dropped only while no
+    /// active request refers to one).
+    clients: RefCell<IdMap<Box<ClientConn<Resp>>>>,
     /// The request queue.
     requests: ManuallyDrop<Subscriber<Req>>,
     shared: Shared,
     config: ServerConfig,
-    /// Response loans out.
-    loans: Cell<usize>,
     /// When it last looked for clients that are gone (`coarse_ms`).
     last_prune: Cell<u64>,
     /// Ends of streams not sent yet, `(client, request)`: the client's queue was full. Sent
     /// on later calls as soon as there is room (never waiting for it).
     unsent_ends: RefCell<Vec<(u64, u64)>>,
+}
+
+/// A server's connection to a client: the publisher of its response queue, and how many
+/// active requests (whose response loans borrow it) use it: dropped only when none does.
+struct ClientConn<Resp: ShmMessage> {
+    publisher: Publisher<Resp>,
+    refs: Cell<usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -165,7 +171,6 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
             requests: ManuallyDrop::new(requests),
             shared,
             config: self.config,
-            loans: Cell::new(0),
             last_prune: Cell::new(coarse_ms()),
             unsent_ends: RefCell::new(Vec::new()),
         })
@@ -274,13 +279,13 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     fn prune(&self) {
         self.flush_ends();
         let now = coarse_ms();
-        if now.saturating_sub(self.last_prune.get()) < LOOK_MS || self.loans.get() > 0 {
+        if now.saturating_sub(self.last_prune.get()) < LOOK_MS {
             return;
         }
         self.last_prune.set(now);
         self.clients
             .borrow_mut()
-            .retain(|_, p| p.subscriber_count() > 0);
+            .retain(|_, c| c.refs.get() > 0 || c.publisher.subscriber_count() > 0);
     }
 
     /// Sends the ends of streams that found their client's queue full, where there is room
@@ -293,8 +298,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         let mut left = Vec::new();
         for (client, id) in pending {
             // A client that is gone (or unreachable) waits for the end no more.
-            if let Ok(Some(publisher)) = self.client(client) {
-                if !self.send_end(publisher, id) {
+            if let Ok(Some(conn)) = self.client(client) {
+                if !self.send_end(&conn.publisher, id) {
                     left.push((client, id));
                 }
             }
@@ -311,7 +316,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         let Ok(marker) = publisher.loan_uninit() else {
             return false;
         };
-        marker.set_tag([id, LAST | MARKER]);
+        marker.set_tag(super::response_tag(id, LAST | MARKER));
         // Room was there a moment ago and only the client takes from the queue: this does
         // not wait. An error (the client went meanwhile) ends the matter too.
         let _ = marker.publish_empty();
@@ -324,17 +329,21 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         sample: Sample<'s, Req>,
     ) -> Result<Option<ActiveRequest<'s, Req, Resp>>> {
         self.prune();
-        let Some([client, id]) = sample.tag() else {
+        let Some((client, id)) = sample.tag().map(super::split_tag) else {
             return Ok(None);
         };
         match self.client(client)? {
-            Some(_) => Ok(Some(ActiveRequest {
-                server: self,
-                sample,
-                client,
-                id,
-                ended: Cell::new(false),
-            })),
+            Some(conn) => {
+                conn.refs.set(conn.refs.get() + 1);
+                Ok(Some(ActiveRequest {
+                    server: self,
+                    sample,
+                    conn,
+                    client,
+                    id,
+                    ended: Cell::new(false),
+                }))
+            }
             None => Ok(None),
         }
     }
@@ -343,17 +352,17 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     /// the client is gone. The reference stays while `&self` does: a connection is dropped
     /// only while no response loan is out, and callers loan from it before anything else
     /// may drop one.
-    fn client(&self, client: u64) -> Result<Option<&Publisher<Resp>>> {
+    fn client(&self, client: u64) -> Result<Option<&ClientConn<Resp>>> {
         let mut clients = self.clients.borrow_mut();
-        if let Some(p) = clients.get(&client) {
+        if let Some(c) = clients.get(&client) {
             // The slots as they are (no sweep per request: `prune` sweeps).
-            if p.connected() > 0 {
-                let p: *const Publisher<Resp> = &**p;
-                // SAFETY: boxed (stable address) and dropped only while no loan is out;
-                // see the function's documentation.
-                return Ok(Some(unsafe { &*p }));
+            if c.publisher.connected() > 0 {
+                let c: *const ClientConn<Resp> = &**c;
+                // SAFETY: boxed (stable address) and dropped only while no active request
+                // refers to it; see the function's documentation.
+                return Ok(Some(unsafe { &*c }));
             }
-            if self.loans.get() == 0 {
+            if c.refs.get() == 0 {
                 clients.remove(&client);
             }
             return Ok(None);
@@ -381,11 +390,14 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
             },
         );
         match publisher {
-            Ok(p) => {
-                let p = clients.entry(client).or_insert(Box::new(p));
-                let p: *const Publisher<Resp> = &**p;
+            Ok(publisher) => {
+                let c = clients.entry(client).or_insert(Box::new(ClientConn {
+                    publisher,
+                    refs: Cell::new(0),
+                }));
+                let c: *const ClientConn<Resp> = &**c;
                 // SAFETY: as above.
-                Ok(Some(unsafe { &*p }))
+                Ok(Some(unsafe { &*c }))
             }
             Err(Error::PeerGone { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -396,8 +408,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     /// is queued or held).
     pub fn pool_stats(&self) -> crate::PoolStats {
         let mut total = crate::PoolStats::default();
-        for p in self.clients.borrow().values() {
-            total += p.pool_stats();
+        for c in self.clients.borrow().values() {
+            total += c.publisher.pool_stats();
         }
         total
     }
@@ -420,6 +432,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for Server<Req, Resp> {
 pub struct ActiveRequest<'s, Req: ShmMessage, Resp: ShmMessage> {
     server: &'s Server<Req, Resp>,
     sample: Sample<'s, Req>,
+    /// Its client's connection (counted in `refs` while this lives).
+    conn: &'s ClientConn<Resp>,
     client: u64,
     id: u64,
     ended: Cell<bool>,
@@ -448,11 +462,15 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
                 reason: "the response stream has ended".into(),
             });
         }
-        self.server.client(self.client)?.ok_or_else(|| {
-            self.server
+        let publisher = &self.conn.publisher;
+        // The slots as they are (the server's `prune` sweeps dead ones every 50 ms).
+        if publisher.connected() == 0 {
+            return Err(self
+                .server
                 .shared
-                .gone(format!("the client {:016x} is gone", self.client))
-        })
+                .gone(format!("the client {:016x} is gone", self.client)));
+        }
+        Ok(publisher)
     }
 
     /// Loans a response (zeroed, so only for types whose all-zero bytes are a value), to
@@ -465,7 +483,22 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
     pub fn loan_response(&self) -> Result<ResponseMut<'_, 's, Req, Resp>> {
         let publisher = self.publisher()?;
         let sample = publisher.loan_with_tail(self.server.config.max_tail_bytes)?;
-        self.server.loans.set(self.server.loans.get() + 1);
+        Ok(ResponseMut {
+            sample: ManuallyDrop::new(sample),
+            request: self,
+        })
+    }
+
+    /// Loans a response that keeps the bytes its chunk already holds (zeroes, or an earlier
+    /// response), as [`SampleMut::assume_recycled`]: write only what changes, in place (a
+    /// 4 MiB frame whose header is all that moves is not written in full). Only for types
+    /// in which every bit pattern is a value (a compile error otherwise).
+    ///
+    /// # Errors
+    /// As [`loan_response`](Self::loan_response).
+    pub fn loan_response_recycled(&self) -> Result<ResponseMut<'_, 's, Req, Resp>> {
+        let publisher = self.publisher()?;
+        let sample = publisher.loan_uninit()?.assume_recycled();
         Ok(ResponseMut {
             sample: ManuallyDrop::new(sample),
             request: self,
@@ -493,7 +526,7 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
     }
 
     fn publish(&self, sample: SampleMut<'_, Resp>, flags: u64) -> Result<()> {
-        sample.set_tag([self.id, flags]);
+        sample.set_tag(super::response_tag(self.id, flags));
         if flags & LAST != 0 {
             self.ended.set(true);
         }
@@ -537,6 +570,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for ActiveRequest<'_, Req, Resp> {
             // from its own timeout then.
             let _ = self.end();
         }
+        self.conn.refs.set(self.conn.refs.get() - 1);
     }
 }
 
@@ -564,9 +598,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ResponseMut<'_, '_, Req, Resp> {
         let sample = unsafe { ManuallyDrop::take(&mut self.sample) };
         let request = self.request;
         std::mem::forget(self);
-        let sent = request.publish(sample, flags);
-        request.server.loans.set(request.server.loans.get() - 1);
-        sent
+        request.publish(sample, flags)
     }
 }
 
@@ -591,7 +623,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ResponseMut<'_, '_, Req, Resp> {
 }
 
 // The wrapper never hands out the `SampleMut` itself (a `&mut` to it could swap the loan out
-// of the wrapper, which counts the loans that keep connections alive): only the message.
+// of the wrapper, past the request that keeps its connection alive): only the message.
 impl<Req: ShmMessage, Resp: ShmMessage> Deref for ResponseMut<'_, '_, Req, Resp> {
     type Target = Resp;
     fn deref(&self) -> &Resp {
@@ -609,8 +641,6 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for ResponseMut<'_, '_, Req, Resp> 
     fn drop(&mut self) {
         // SAFETY: dropped once, here (`send_with` forgets `self` after taking it).
         unsafe { ManuallyDrop::drop(&mut self.sample) };
-        let server = self.request.server;
-        server.loans.set(server.loans.get() - 1);
     }
 }
 

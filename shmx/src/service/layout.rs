@@ -7,7 +7,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 
 pub(crate) const SERVICE_MAGIC: u64 = u64::from_le_bytes(*b"SHMXSVC\0");
 /// Layout version of every segment this library writes.
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 pub(crate) const SHARED_OFF: usize = 512;
 pub(crate) const LINE: usize = 64;
 /// `ServiceParams::flags`: samples carry a tail after the message.

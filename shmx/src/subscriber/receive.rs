@@ -432,19 +432,16 @@ impl SubCore {
         }
     }
 
-    /// The two tag words of a held sample's chunk as its publisher wrote them (untrusted),
-    /// or `None` for a sample that lives in no chunk of ours (a private copy).
-    pub(crate) fn tag_of(&self, held: &Held) -> Option<[u64; 2]> {
+    /// The tag word of a held sample's chunk as its publisher wrote it (untrusted), or
+    /// `None` for a sample that lives in no chunk of ours (a private copy).
+    pub(crate) fn tag_of(&self, held: &Held) -> Option<u64> {
         if held.entry == COPIED {
             return None;
         }
         let st = self.state.borrow();
         let slot = st.views.get(held.view as usize)?.as_ref()?;
-        let words = slot.view.tag(held.chunk as usize)?;
-        Some([
-            words[0].load(Ordering::Relaxed),
-            words[1].load(Ordering::Relaxed),
-        ])
+        let header = slot.view.header(held.chunk as usize)?;
+        Some(header.tag.load(Ordering::Relaxed))
     }
 
     /// Gives a sample's chunk back (called when the sample is dropped).
