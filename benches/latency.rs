@@ -2,7 +2,9 @@
 //! (`benches/floor.rs`), for payloads of 8 B to 4 MiB: shmx spinning on `take()`, blocking in
 //! `recv()`, waiting in a `WaitSet` and in `epoll` on `Subscriber::fd()`, Unix domain stream
 //! sockets (blocking, busy-polling and woken by `epoll`), TCP loopback with `TCP_NODELAY`, and
-//! a pipe. (The paced one-way latency of receivers that idle between messages is
+//! a pipe; and the whole round trip of the request/response contenders (shmx `Client` and
+//! `Server`, spinning and blocking, and a Unix socket), groups `round-trip-<response size>`.
+//! (The paced one-way latency of receivers that idle between messages is
 //! `benches/paced.rs`.)
 //!
 //! ```text
@@ -33,9 +35,27 @@ fn latency(c: &mut Criterion) {
         }
         for contender in PING_PONG
             .iter()
-            .filter(|c| c.id() != FLOOR_ID && c.supports(payload))
+            .filter(|c| c.id() != FLOOR_ID && c.request_response().is_none() && c.supports(payload))
         {
             common::ping_pong(&mut group, *contender, payload);
+        }
+        group.finish();
+    }
+}
+
+/// Whole round trips of the request/response contenders (a request of min(payload, 1 KiB),
+/// a response of the payload), in groups `round-trip-<response size>`.
+fn request_response(c: &mut Criterion) {
+    for payload in PAYLOADS {
+        let mut group = c.benchmark_group(format!("round-trip-{}", payload_tag(payload)));
+        if payload >= 1 << 20 {
+            group.sample_size(20).sampling_mode(SamplingMode::Flat);
+        }
+        for contender in PING_PONG
+            .iter()
+            .filter(|c| c.request_response().is_some() && c.supports(payload))
+        {
+            common::round_trip(&mut group, *contender, payload);
         }
         group.finish();
     }
@@ -44,7 +64,7 @@ fn latency(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = latency
+    targets = latency, request_response
 }
 
 fn main() {

@@ -41,6 +41,26 @@ pub fn ping_pong(
     contender: &dyn PingPong,
     payload: usize,
 ) {
+    session(group, contender, payload, 2);
+}
+
+/// Benchmarks the whole round trip of `contender` (a request/response contender: a request
+/// of min(`payload`, 1 KiB), a response of `payload` bytes) under `<group>/<contender id>`.
+pub fn round_trip(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    contender: &dyn PingPong,
+    payload: usize,
+) {
+    session(group, contender, payload, 1);
+}
+
+/// One benchmark of `contender`'s round trips, criterion given their total time / `divisor`.
+fn session(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    contender: &dyn PingPong,
+    payload: usize,
+    divisor: u32,
+) {
     let id = contender.id();
     let mut live: Option<(Box<dyn Session>, RunDir)> = None;
     group.bench_function(id, |b| {
@@ -55,7 +75,7 @@ pub fn ping_pong(
             session
                 .round_trips(iters, None)
                 .unwrap_or_else(|e| fail(id, e))
-                / 2
+                / divisor
         });
     });
     if let Some((session, run)) = live {

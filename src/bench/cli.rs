@@ -18,8 +18,9 @@ usage: bench_report [--quick] [--rounds N] [--payloads 8,64,1K,64K,1M,4M]
   --payloads LIST  latency payload sizes (default: all of 8,64,1K,64K,1M,4M)
   --intervals LIST paced intervals, with units (default: 10us,100us,1ms)
   --contenders L   only these contender ids (see --list); ratios need `floor` and `uds`
-                   (paced ratios: `shmx-spin` and `uds`)
-  --no-latency     skip the latency table
+                   (paced ratios: `shmx-spin` and `uds`; request/response ratios:
+                   each one's ping-pong, see --list, and `shmx-rr-spin`)
+  --no-latency     skip the latency and request/response tables
   --no-paced       skip the paced one-way latency table (~50 s, ~10 s with --quick)
   --no-throughput  skip the throughput table
   --pin            pin the parent to the first allowed CPU and each child to the next
@@ -129,8 +130,17 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--pin" => o.pin = true,
             "--list" => {
                 println!("latency (ping-pong), payloads {}:", payloads());
-                for c in PING_PONG {
+                for c in PING_PONG.iter().filter(|c| c.request_response().is_none()) {
                     println!("  {:<12} {}", c.id(), c.describe());
+                }
+                println!(
+                    "request/response round trip, request min(payload, 1 KiB), response of the \
+                     payload, in the latency rounds:"
+                );
+                for c in PING_PONG {
+                    if let Some(twin) = c.request_response() {
+                        println!("  {:<12} {} (against {twin})", c.id(), c.describe());
+                    }
                 }
                 println!("paced one-way latency, 8 B every {}:", intervals());
                 for c in PACED {

@@ -69,7 +69,7 @@ type Sub<T> = Subscriber<ipc::Service, T, ()>;
 type Service<T> = PubSub<ipc::Service, T, ()>;
 
 /// The name of the run directory `root` (`shmx-bench-<pid>-<random>`).
-fn run_name(root: &Path) -> Result<&str> {
+pub(super) fn run_name(root: &Path) -> Result<&str> {
     root.file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| format!("run directory {} has no usable name", root.display()).into())
@@ -82,7 +82,7 @@ fn prefix(root: &Path) -> Result<String> {
 
 /// A node whose files all belong to the run in `root`: root path `root`, prefix
 /// [`prefix`]`(root)`, no signal handlers.
-fn node(root: &Path) -> Result<Node<ipc::Service>> {
+pub(super) fn node(root: &Path) -> Result<Node<ipc::Service>> {
     // Warnings (such as a missing config file, which this harness does not use) are noise in
     // a benchmark; errors still show.
     iceoryx2::prelude::set_log_level(LogLevel::Error);
@@ -157,14 +157,14 @@ fn publish_header<const N: usize>(publisher: &Pub<[u8; N]>, value: u64) -> Resul
 /// Removes, when dropped, the shared memory objects that iceoryx2 left under `/dev/shm` with
 /// one run's prefix. The parent holds it after everything else of the run (ports, services,
 /// node, children), so it runs last.
-struct Residue {
+pub(super) struct Residue {
     prefix: String,
 }
 
 impl Residue {
     /// The residue of the run in `root`; the first one of a process also removes the residue
     /// of runs whose process is gone.
-    fn new(root: &Path) -> Result<Residue> {
+    pub(super) fn new(root: &Path) -> Result<Residue> {
         static SWEEP: std::sync::Once = std::sync::Once::new();
         SWEEP.call_once(sweep_stale);
         Ok(Residue {

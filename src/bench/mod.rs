@@ -11,6 +11,12 @@
 //!   the receiver checks, as a camera driver or a serializer writing straight into the chunk
 //!   would. [`floor`] is the same ping-pong over two atomic counters in a shared mapping, with
 //!   no library at all.
+//! - **Request/response round trip** ([`request`], and `iceoryx2_request` with the
+//!   `compare-iceoryx2` feature): a client in the parent sends a request of min(`N`, 1 KiB)
+//!   bytes, a server in a child answers with one response of `N` bytes; the whole round trip
+//!   is reported, beside the ping-pong of the same transport (two pub/sub one-way latencies).
+//!   These contenders are [`PingPong`]s whose [`PingPong::request_response`] names that
+//!   ping-pong, so that they run in the same rounds.
 //! - **Throughput** ([`Throughput`]): one publisher process streams to 1 or 4 subscriber
 //!   processes; only delivered messages count, and every subscriber's count and order are
 //!   verified after each batch. [`ring_floor`] gives the two references without a library:
@@ -66,11 +72,14 @@ pub mod epoll;
 pub mod floor;
 #[cfg(feature = "compare-iceoryx2")]
 pub mod iceoryx2;
+#[cfg(feature = "compare-iceoryx2")]
+pub mod iceoryx2_request;
 pub mod interleave;
 pub mod paced;
 pub mod pipe;
 pub mod process;
 pub mod report;
+pub mod request;
 pub mod ring_floor;
 pub mod shmx_pingpong;
 pub mod socket;
@@ -111,6 +120,14 @@ pub trait PingPong: Sync {
     fn start(&self, payload: usize, run: &RunDir) -> Result<Box<dyn Session>>;
     /// Child side: answers every ping with a pong until the parent says stop.
     fn child(&self, env: &ChildEnv) -> Result<()>;
+    /// For a request/response contender ([`request`]: a request of min(payload, 1 KiB), a
+    /// response of `payload` bytes), the id of the ping-pong it is compared with (the same
+    /// transport and way of waiting); `None`, the default, for a ping-pong. They interleave
+    /// with the ping-pongs (same registry, same rounds) and get a table of their own, of
+    /// whole round trips.
+    fn request_response(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A connected ping-pong between this process and a child.
@@ -167,6 +184,12 @@ pub static PING_PONG: &[&dyn PingPong] = &[
     &socket::UDS_EPOLL,
     &socket::TCP,
     &pipe::Pipe,
+    // Request/response round trips (`request_response()` says so), in their table's order.
+    &request::SPIN,
+    &request::RECV,
+    #[cfg(feature = "compare-iceoryx2")]
+    &iceoryx2_request::Iceoryx2Request,
+    &request::UDS,
 ];
 
 /// Every throughput contender, in table order.

@@ -62,7 +62,11 @@ pub fn latency_rows(results: &Results) -> Vec<LatencyRow> {
     let rounds = per_round(&results.latency);
     let mut rows = Vec::new();
     for &payload in &results.options.payloads {
-        for c in crate::bench::PING_PONG {
+        // Request/response contenders have a table of their own (`request`).
+        for c in crate::bench::PING_PONG
+            .iter()
+            .filter(|c| c.request_response().is_none())
+        {
             let id = c.id();
             let mut all: Vec<u64> = Vec::new();
             for b in results

@@ -2,10 +2,11 @@
 //! kernel from `uname`, clock source, load), where the processes ran (affinity masks from
 //! `sched_getaffinity`, CPUs from `sched_getcpu`), a latency table (median and p99 of the
 //! one-way latency per contender and payload, each also as a ratio to the floor and to the
-//! blocking Unix socket), a paced one-way latency table (a receiver that waits between
-//! messages sent every 10 us, 100 us or 1 ms: median and p99, each median also as a ratio to
-//! the spinning shmx receiver and to the blocking Unix socket), a throughput table and the
-//! design's performance targets.
+//! blocking Unix socket), a request/response table (whole round trips, each also as a ratio
+//! to the ping-pong of the same transport and to shmx's request/response), a paced one-way
+//! latency table (a receiver that waits between messages sent every 10 us, 100 us or 1 ms:
+//! median and p99, each median also as a ratio to the spinning shmx receiver and to the
+//! blocking Unix socket), a throughput table and the design's performance targets.
 //!
 //! Ratios are taken per pair: for each round, the contender's figure over the reference's
 //! figure of the same round and payload (batches seconds apart), and the table shows the
@@ -13,14 +14,15 @@
 //! not move much.
 //!
 //! One file per part of the report: `machine` (the machine and the processes' placement),
-//! `latency`, `paced`, `throughput` and `targets` (a section each, with the rows behind its
-//! table) and `fmt` (number and date formatting). This file holds the whole report,
-//! [`markdown`], and the per-round pairing the sections share.
+//! `latency`, `request`, `paced`, `throughput` and `targets` (a section each, with the rows
+//! behind its table) and `fmt` (number and date formatting). This file holds the whole
+//! report, [`markdown`], and the per-round pairing the sections share.
 
 mod fmt;
 mod latency;
 mod machine;
 mod paced;
+mod request;
 mod targets;
 mod throughput;
 
@@ -28,6 +30,7 @@ pub use fmt::{format_ns, format_rate, format_ratio, format_utc};
 pub use latency::{latency_rows, LatencyRow};
 pub use machine::Machine;
 pub use paced::{paced_rows, PacedRow};
+pub use request::{request_rows, RequestRow};
 pub use throughput::{throughput_rows, ThroughputRow};
 
 use super::interleave::Results;
@@ -104,6 +107,11 @@ pub fn markdown(results: &Results, machine: &Machine, command: &str) -> String {
     let rows = latency_rows(results);
     if !rows.is_empty() {
         latency::section(&mut s, results, &rows);
+    }
+
+    let rrows = request_rows(results);
+    if !rrows.is_empty() {
+        request::section(&mut s, results, &rrows);
     }
 
     let prows = paced_rows(results);

@@ -43,6 +43,8 @@ fn targets(results: &Results, rows: &[LatencyRow], trows: &[ThroughputRow]) -> V
             ));
         }
     }
+    // Request/response against two topics by hand, and against iceoryx2's.
+    out.extend(super::request::targets(results));
     // 4 MiB against 8 B, per round.
     let rounds = per_round(&results.latency);
     if let (Some(big), Some(small)) = (
