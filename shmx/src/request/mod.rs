@@ -175,6 +175,20 @@ fn new_client_id() -> u64 {
     (new_id() & 0xffff_ffff).max(1)
 }
 
+/// The limits of a service's queues, on `topic`'s mode and group: one reader (the queue's
+/// server or client), up to 64 writers (clients or servers), `max_held` samples held, no
+/// history.
+fn queue_topic(topic: crate::TopicConfig, max_held: usize) -> crate::TopicConfig {
+    crate::TopicConfig {
+        max_publishers: 64,
+        max_subscribers: 1,
+        max_queue_depth: 1024,
+        max_held,
+        max_history: 0,
+        ..topic
+    }
+}
+
 /// The name of server `id`'s request queue.
 fn request_topic(service: &TopicName, id: u64) -> crate::Result<TopicName> {
     service.part(&format!("req.{id:016x}"))

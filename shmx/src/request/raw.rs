@@ -62,12 +62,7 @@ impl RawClient {
     /// record does not describe its types; what making a subscriber may fail with.
     pub fn open(root: Option<&Path>, service: &str) -> Result<RawClient> {
         let name = TopicName::new(service)?;
-        let mut topic = crate::defaults::publisher().topic;
-        topic.max_publishers = 64;
-        topic.max_subscribers = 1;
-        topic.max_queue_depth = 1024;
-        topic.max_held = 64;
-        topic.max_history = 0;
+        let topic = super::queue_topic(crate::defaults::publisher().topic, 64);
         let trust = Trust::of(&topic);
         let root_dir = Root::open(root, &trust)?;
         let path = root_dir.dir().join(&super::record::file_name(&name));

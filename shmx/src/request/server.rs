@@ -137,12 +137,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
                 super::MAX_TAIL_BYTES
             )));
         }
-        let mut topic = self.topic;
-        topic.max_publishers = 64;
-        topic.max_subscribers = 1;
-        topic.max_queue_depth = 1024;
-        topic.max_held = self.max_active;
-        topic.max_history = 0;
+        let topic = super::queue_topic(self.topic, self.max_active);
         let shared = Shared::open(
             &self.name,
             self.root.clone(),
