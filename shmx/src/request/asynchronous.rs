@@ -2,8 +2,9 @@
 //! requests awaited like a subscriber's samples (see `Subscriber::recv_async`), the task
 //! sleeping in the runtime's reactor on the queue's descriptor.
 
-use super::client::{Pending, Response};
-use super::server::{ActiveRequest, Server};
+use super::active::ActiveRequest;
+use super::pending::{Pending, Response};
+use super::server::Server;
 use super::LOOK_EVERY;
 use crate::error::Result;
 use crate::message::ShmMessage;

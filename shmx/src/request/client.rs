@@ -1,27 +1,23 @@
 //! [`Client`]: sends requests to the servers of a service and receives their responses.
 
-use super::record::{Record, TypeRecord};
+use super::pending::{Pending, RequestMut, Response};
+use super::shared::Shared;
 use super::{
-    coarse_ms, new_id, request_topic, response_topic, server_ids, split_tag, IdMap, LAST,
-    LOOK_EVERY, LOOK_MS, MARKER,
+    coarse_ms, request_topic, response_topic, server_ids, split_tag, IdMap, LAST, LOOK_EVERY,
+    LOOK_MS, MARKER,
 };
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
-use crate::name::TopicName;
-use crate::root::Root;
 use crate::sample::{Sample, SampleMut};
 use crate::service::{Service, TypeFacts};
-use crate::trust::Trust;
 use crate::{Publisher, Subscriber};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
-use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::ptr::NonNull;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Sends requests of type `Req` to the servers of a service and receives their responses of
@@ -31,8 +27,8 @@ use std::time::{Duration, Instant};
 pub struct Client<Req: ShmMessage, Resp: ShmMessage> {
     // Declared first, dropped first: the samples borrow `responses`.
     /// Responses taken for another pending request than the one asking, by request number.
-    stash: RefCell<VecDeque<(u64, Sample<'static, Resp>)>>,
-    flights: RefCell<IdMap<Flight>>,
+    pub(super) stash: RefCell<VecDeque<(u64, Sample<'static, Resp>)>>,
+    pub(super) flights: RefCell<IdMap<Flight>>,
     // Before `responses`: a connection's publisher goes before the subscriber (any order
     // works; this one leaves the response queue last).
     // Boxed: `pick` hands out references that must stay put while the vector grows.
@@ -42,107 +38,18 @@ pub struct Client<Req: ShmMessage, Resp: ShmMessage> {
     /// into it while the client moves; a `Box` field would assert unique access on each
     /// move): made by `Box::into_raw`, freed in `drop`.
     responses: NonNull<Subscriber<Resp>>,
-    shared: Shared,
+    pub(super) shared: Shared,
     /// Request loans out: connections are never dropped while one is.
-    loans: Cell<usize>,
+    pub(super) loans: Cell<usize>,
     /// `max_in_flight` and `max_tail_bytes`.
     limits: (usize, usize),
-    next_request: Cell<u64>,
+    pub(super) next_request: Cell<u64>,
     next_server: Cell<usize>,
     /// Why the last connection to a server could not be made (not its absence).
     last_error: RefCell<Option<Error>>,
     /// When it last looked for servers (`coarse_ms`; 0: never).
     last_look: Cell<u64>,
     _t: PhantomData<fn(Req) -> Resp>,
-}
-
-/// What a client and a server both keep of their service.
-pub(super) struct Shared {
-    pub service: TopicName,
-    pub root_path: Option<PathBuf>,
-    pub root: Arc<Root>,
-    pub trust: Trust,
-    pub topic: TopicConfig,
-    pub id: u64,
-    record: Record,
-}
-
-impl Shared {
-    /// Opens the root and makes sure its record of `service` holds `req` and `resp`.
-    pub(super) fn open(
-        name: &str,
-        root_path: Option<PathBuf>,
-        topic: TopicConfig,
-        (req, resp): (TypeFacts, TypeFacts),
-    ) -> Result<Shared> {
-        crate::defaults::check()?;
-        let service = TopicName::new(name)?;
-        // The longest part name must fit.
-        request_topic(&service, u64::MAX)?;
-        response_topic(&service, u64::MAX)?;
-        topic.check(service.as_str())?;
-        let trust = Trust::of(&topic);
-        let root = Root::open(root_path.as_deref(), &trust)?;
-        let record = Record {
-            request: TypeRecord::of(&req),
-            response: TypeRecord::of(&resp),
-        };
-        {
-            let lock = root.lock(&trust)?;
-            let in_use = || super::sweep_parts(&root, &service, &trust, &lock);
-            record.ensure(&root, &service, &trust, topic.mode, in_use, &lock)?;
-        }
-        Ok(Shared {
-            service,
-            root_path,
-            root,
-            trust,
-            topic,
-            id: new_id(),
-            record,
-        })
-    }
-
-    /// Makes sure the record holds this endpoint's types once its queue exists: an
-    /// endpoint that left between the first check and the queue's creation may have
-    /// removed the record (it saw no queue), and another may have written other types.
-    pub(super) fn recheck(&self) -> Result<()> {
-        let lock = self.root.lock(&self.trust)?;
-        let in_use = || true;
-        self.record.ensure(
-            &self.root,
-            &self.service,
-            &self.trust,
-            self.topic.mode,
-            in_use,
-            &lock,
-        )
-    }
-
-    /// Removes the service record if no part of the service is left (the endpoint's own
-    /// parts are gone already).
-    pub(super) fn leave(&self) {
-        if let Some(lock) = self
-            .root
-            .lock_within(&self.trust, crate::root::LEAVING_WAIT)
-        {
-            // Queues of endpoints that died go too (swept), so a service whose last live
-            // endpoint leaves leaves nothing behind.
-            if !super::sweep_parts(&self.root, &self.service, &self.trust, &lock) {
-                self.root
-                    .dir()
-                    .remove_file(&super::record::file_name(&self.service));
-                self.root.remove_lock_if_alone(&lock);
-            }
-        }
-    }
-
-    pub(super) fn gone(&self, reason: String) -> Error {
-        Error::PeerGone {
-            service: self.service.as_str().to_owned(),
-            reason,
-        }
-    }
 }
 
 /// Servers a client sends to at once (its response queue's publishers).
@@ -155,10 +62,10 @@ struct Conn<Req: ShmMessage> {
 }
 
 /// A request in flight.
-struct Flight {
-    server: u64,
+pub(super) struct Flight {
+    pub(super) server: u64,
     /// The stream ended (its last response or end marker was taken).
-    ended: bool,
+    pub(super) ended: bool,
 }
 
 /// Builds a [`Client`] with non-default settings.
@@ -317,7 +224,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     }
 
     /// The response queue.
-    fn responses(&self) -> &Subscriber<Resp> {
+    pub(super) fn responses(&self) -> &Subscriber<Resp> {
         // SAFETY: made by `Box::leak` in `create` and freed only in `drop`: valid for as
         // long as `&self`; only shared references are ever made from it.
         unsafe { self.responses.as_ref() }
@@ -407,7 +314,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         self.request_mut(sample, server).send()
     }
 
-    fn request_mut<'c>(
+    pub(super) fn request_mut<'c>(
         &'c self,
         sample: SampleMut<'c, Req>,
         server: u64,
@@ -517,7 +424,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
 
     /// Takes the next response to request `id`, routing those of other requests to the
     /// stash; `Ok(None)` if none waits.
-    fn take_for(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
+    pub(super) fn take_for(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
         {
             let mut stash = self.stash.borrow_mut();
             if let Some(i) = stash.iter().position(|(r, _)| *r == id) {
@@ -592,12 +499,12 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         unsafe { std::mem::transmute(sample) }
     }
 
-    fn ended(&self, id: u64) -> bool {
+    pub(super) fn ended(&self, id: u64) -> bool {
         self.flights.borrow().get(&id).is_none_or(|f| f.ended)
     }
 
     /// Ends request `id`: drops what is stashed for it; its later responses are dropped.
-    fn cancel(&self, id: u64) {
+    pub(super) fn cancel(&self, id: u64) {
         self.flights.borrow_mut().remove(&id);
         self.stash.borrow_mut().retain(|(r, _)| *r != id);
     }
@@ -637,7 +544,11 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     }
 
     /// Waits until `deadline` (`None`: forever) for the next response to request `id`.
-    fn recv_for(&self, id: u64, deadline: Option<Instant>) -> Result<Option<Response<'_, Resp>>> {
+    pub(super) fn recv_for(
+        &self,
+        id: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Response<'_, Resp>>> {
         let mut next_check = Instant::now() + LOOK_EVERY;
         loop {
             if let Some(r) = self.take_for(id)? {
@@ -698,248 +609,3 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for Client<Req, Resp> {
 // SAFETY: the stashed samples point into the client's own boxed subscriber and move with it;
 // no other thread keeps a reference to either. `Publisher` and `Subscriber` are `Send`.
 unsafe impl<Req: ShmMessage, Resp: ShmMessage> Send for Client<Req, Resp> {}
-
-/// A loaned request, written in place (it dereferences to the [`SampleMut`], so
-/// `writer()` and `parts()` fill relative pointers) and sent with [`send`](Self::send).
-pub struct RequestMut<'c, Req: ShmMessage, Resp: ShmMessage> {
-    sample: ManuallyDrop<SampleMut<'c, Req>>,
-    client: &'c Client<Req, Resp>,
-    server: u64,
-}
-
-impl<'c, Req: ShmMessage, Resp: ShmMessage> RequestMut<'c, Req, Resp> {
-    /// Sends the request (zero-copy) and returns its pending response stream.
-    ///
-    /// # Errors
-    /// [`Error::QueueFull`] if the server's queue of this client's requests is full.
-    pub fn send(mut self) -> Result<Pending<'c, Req, Resp>> {
-        let client = self.client;
-        let id = client.next_request.get();
-        client.next_request.set(super::next_request(id));
-        // SAFETY: taken once; `self` is forgotten below, so its drop does not touch it.
-        let sample = unsafe { ManuallyDrop::take(&mut self.sample) };
-        let server = self.server;
-        std::mem::forget(self);
-        sample.set_tag(super::request_tag(client.shared.id, id));
-        let sent = sample.publish();
-        client.loans.set(client.loans.get() - 1);
-        sent?;
-        client.flights.borrow_mut().insert(
-            id,
-            Flight {
-                server,
-                ended: false,
-            },
-        );
-        Ok(Pending {
-            client,
-            id,
-            done: Cell::new(false),
-            checked: Cell::new(coarse_ms()),
-        })
-    }
-}
-
-impl<Req: ShmMessage, Resp: ShmMessage> RequestMut<'_, Req, Resp> {
-    /// The writer of the request: see [`SampleMut::writer`].
-    pub fn writer(&mut self) -> Req::Writer<'_>
-    where
-        Req: crate::rel::Writable,
-    {
-        self.sample.writer()
-    }
-
-    /// The message, pinned, and the free tail of its chunk: see [`SampleMut::parts`].
-    pub fn parts(&mut self) -> (std::pin::Pin<&mut Req>, crate::rel::Tail<'_>) {
-        self.sample.parts()
-    }
-
-    /// Bytes of the chunk's tail in use / in all: see [`SampleMut::tail_capacity`].
-    pub fn tail_capacity(&self) -> usize {
-        self.sample.tail_capacity()
-    }
-}
-
-// The wrapper never hands out the `SampleMut` itself (a `&mut` to it could swap the loan out
-// of the wrapper, which counts the loans that keep connections alive): only the message.
-impl<Req: ShmMessage, Resp: ShmMessage> Deref for RequestMut<'_, Req, Resp> {
-    type Target = Req;
-    fn deref(&self) -> &Req {
-        &self.sample
-    }
-}
-
-impl<Req: ShmMessage + Unpin, Resp: ShmMessage> DerefMut for RequestMut<'_, Req, Resp> {
-    fn deref_mut(&mut self) -> &mut Req {
-        &mut self.sample
-    }
-}
-
-impl<Req: ShmMessage, Resp: ShmMessage> Drop for RequestMut<'_, Req, Resp> {
-    fn drop(&mut self) {
-        // SAFETY: dropped once, here (`send` forgets `self` after taking it).
-        unsafe { ManuallyDrop::drop(&mut self.sample) };
-        self.client.loans.set(self.client.loans.get() - 1);
-    }
-}
-
-/// A request sent and the responses it gets: [`take`](Self::take), [`recv`](Self::recv) or
-/// [`recv_timeout`](Self::recv_timeout) them in order until they return `None`, the end of
-/// the stream. Dropping it cancels the request (later responses are dropped).
-pub struct Pending<'c, Req: ShmMessage, Resp: ShmMessage> {
-    client: &'c Client<Req, Resp>,
-    id: u64,
-    /// Cancelled (timed out, or its server gone): every later call returns `None`.
-    done: Cell<bool>,
-    /// When `take` last looked at the server (`coarse_ms`).
-    checked: Cell<u64>,
-}
-
-impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
-    /// The request's number (1, 2, 3, … per client).
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Whether the stream has ended: its last response was taken (or it was cancelled).
-    pub fn is_finished(&self) -> bool {
-        self.done.get() || self.client.ended(self.id) && !self.stashed()
-    }
-
-    fn stashed(&self) -> bool {
-        self.client
-            .stash
-            .borrow()
-            .iter()
-            .any(|(r, _)| *r == self.id)
-    }
-
-    /// The next response if one waits; `None` if none does (see [`is_finished`](Self::is_finished)).
-    ///
-    /// # Errors
-    /// [`Error::PeerGone`] if the server that has the request is gone (looked at at most
-    /// every 50 ms, when no response waits), as for [`recv`](Self::recv).
-    pub fn take(&self) -> Result<Option<Response<'c, Resp>>> {
-        if self.done.get() {
-            return Ok(None);
-        }
-        if let Some(r) = self.client.take_for(self.id)? {
-            return Ok(Some(r));
-        }
-        if self.client.ended(self.id) {
-            return Ok(None);
-        }
-        let now = coarse_ms();
-        if now.saturating_sub(self.checked.get()) >= LOOK_MS {
-            self.checked.set(now);
-            match self.client.check_server(self.id) {
-                Ok(Some(got)) => return Ok(got),
-                Ok(None) => {}
-                Err(e) => {
-                    self.done.set(true);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Waits for the next response; `None` once the stream has ended.
-    ///
-    /// # Errors
-    /// [`Error::PeerGone`] if the server that has the request dies before it ends the stream
-    /// (noticed within about 50 ms).
-    pub fn recv(&self) -> Result<Option<Response<'c, Resp>>> {
-        self.recv_until(None)
-    }
-
-    /// Waits up to `timeout` for the next response; `None` once the stream has ended.
-    ///
-    /// # Errors
-    /// [`Error::Timeout`] if none came in time: the request is cancelled then (its later
-    /// responses are dropped, and every later call returns `None`). [`Error::PeerGone`] as
-    /// for [`recv`](Self::recv).
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Response<'c, Resp>>> {
-        self.recv_until(Instant::now().checked_add(timeout))
-    }
-
-    /// Whether no response can come any more (cancelled, or ended with none kept).
-    #[cfg(feature = "tokio")]
-    pub(super) fn finished_now(&self) -> bool {
-        self.is_finished()
-    }
-
-    #[cfg(feature = "tokio")]
-    pub(super) fn client(&self) -> &'c Client<Req, Resp> {
-        self.client
-    }
-
-    /// The next response (`Some(Some(..))`), the end of the stream (`Some(None)`), or
-    /// nothing yet (`None`).
-    #[cfg(feature = "tokio")]
-    #[allow(clippy::type_complexity)]
-    pub(super) fn take_or_end(&self) -> Result<Option<Option<Response<'c, Resp>>>> {
-        if self.done.get() {
-            return Ok(Some(None));
-        }
-        match self.client.take_for(self.id) {
-            Ok(Some(r)) => Ok(Some(Some(r))),
-            Ok(None) if self.client.ended(self.id) => Ok(Some(None)),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                if matches!(e, Error::PeerGone { .. }) {
-                    self.done.set(true);
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// [`Client::check_server`] for this request (marking it done on an error).
-    #[cfg(feature = "tokio")]
-    #[allow(clippy::type_complexity)]
-    pub(super) fn check_server(&self) -> Result<Option<Option<Response<'c, Resp>>>> {
-        let got = self.client.check_server(self.id);
-        if got.is_err() {
-            self.done.set(true);
-        }
-        got
-    }
-
-    fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Response<'c, Resp>>> {
-        if self.done.get() {
-            return Ok(None);
-        }
-        let got = self.client.recv_for(self.id, deadline);
-        if matches!(got, Err(Error::Timeout { .. } | Error::PeerGone { .. })) {
-            self.done.set(true);
-        }
-        got
-    }
-}
-
-impl<Req: ShmMessage, Resp: ShmMessage> Drop for Pending<'_, Req, Resp> {
-    fn drop(&mut self) {
-        self.client.cancel(self.id);
-    }
-}
-
-/// A response: it dereferences to the [`Sample`] (and so to `Resp`), read in place.
-pub struct Response<'c, Resp> {
-    sample: Sample<'c, Resp>,
-    last: bool,
-}
-
-impl<Resp> Response<'_, Resp> {
-    /// Whether the server marked it the last of its stream.
-    pub fn is_last(&self) -> bool {
-        self.last
-    }
-}
-
-impl<'c, Resp> Deref for Response<'c, Resp> {
-    type Target = Sample<'c, Resp>;
-    fn deref(&self) -> &Self::Target {
-        &self.sample
-    }
-}

@@ -55,17 +55,22 @@
 //!
 //! [`Error::PeerGone`]: crate::Error::PeerGone
 
+mod active;
 #[cfg(feature = "tokio")]
 mod asynchronous;
 mod client;
+mod pending;
 mod raw;
 mod record;
 mod server;
+mod shared;
 pub(crate) mod tools;
 
-pub use client::{Client, ClientBuilder, Pending, RequestMut, Response};
+pub use active::{ActiveRequest, ResponseMut};
+pub use client::{Client, ClientBuilder};
+pub use pending::{Pending, RequestMut, Response};
 pub use raw::RawClient;
-pub use server::{ActiveRequest, ResponseMut, Server, ServerBuilder};
+pub use server::{Server, ServerBuilder};
 
 use crate::name::TopicName;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,8 +160,8 @@ fn next_request(id: u64) -> u64 {
 /// Makes a client's response queue with `make`, under a client id of 32 bits: drawn anew
 /// (a few times) while the queue of that id is another live client's.
 fn with_client_id<S>(
-    shared: &mut client::Shared,
-    mut make: impl FnMut(&client::Shared) -> crate::Result<S>,
+    shared: &mut shared::Shared,
+    mut make: impl FnMut(&shared::Shared) -> crate::Result<S>,
 ) -> crate::Result<S> {
     let mut tries = 0;
     loop {
@@ -313,6 +318,3 @@ pub(crate) fn any_live_part(
         }
     })
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,8 +1,8 @@
 //! [`RawClient`]: a client of a service whose types it reads from the service's record,
 //! sending and receiving bytes (for tools: `shmx call`).
 
-use super::client::Shared;
 use super::record::Record;
+use super::shared::Shared;
 use super::{request_topic, response_topic, server_ids, split_tag, LAST, LOOK_EVERY, MARKER};
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig};
 use crate::error::{Error, Result};

@@ -1,18 +1,18 @@
 //! [`Server`]: takes the requests that clients send it and answers each with zero, one or a
 //! stream of responses.
 
-use super::client::Shared;
-use super::{coarse_ms, request_topic, response_topic, IdMap, LAST, LOOK_MS, MARKER};
+use super::active::ActiveRequest;
+use super::shared::Shared;
+use super::{coarse_ms, request_topic, response_tag, response_topic, IdMap, LAST, LOOK_MS, MARKER};
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
-use crate::sample::{Sample, SampleMut};
+use crate::sample::Sample;
 use crate::service::{Service, TypeFacts};
 use crate::{Publisher, Subscriber};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
-use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -27,27 +27,27 @@ pub struct Server<Req: ShmMessage, Resp: ShmMessage> {
     clients: RefCell<IdMap<Box<ClientConn<Resp>>>>,
     /// The request queue.
     requests: ManuallyDrop<Subscriber<Req>>,
-    shared: Shared,
-    config: ServerConfig,
+    pub(super) shared: Shared,
+    pub(super) config: ServerConfig,
     /// When it last looked for clients that are gone (`coarse_ms`).
     last_prune: Cell<u64>,
     /// Ends of streams not sent yet, `(client, request)`: the client's queue was full. Sent
     /// on later calls as soon as there is room (never waiting for it).
-    unsent_ends: RefCell<Vec<(u64, u64)>>,
+    pub(super) unsent_ends: RefCell<Vec<(u64, u64)>>,
 }
 
 /// A server's connection to a client: the publisher of its response queue, and how many
 /// active requests (whose response loans borrow it) use it: dropped only when none does.
-struct ClientConn<Resp: ShmMessage> {
-    publisher: Publisher<Resp>,
-    refs: Cell<usize>,
+pub(super) struct ClientConn<Resp: ShmMessage> {
+    pub(super) publisher: Publisher<Resp>,
+    pub(super) refs: Cell<usize>,
 }
 
 #[derive(Clone, Copy)]
-struct ServerConfig {
-    response_depth: usize,
-    response_timeout: Duration,
-    max_tail_bytes: usize,
+pub(super) struct ServerConfig {
+    pub(super) response_depth: usize,
+    pub(super) response_timeout: Duration,
+    pub(super) max_tail_bytes: usize,
 }
 
 /// Builds a [`Server`] with non-default settings.
@@ -285,7 +285,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
 
     /// Sends the ends of streams that found their client's queue full, where there is room
     /// now; forgets those of clients that are gone.
-    fn flush_ends(&self) {
+    pub(super) fn flush_ends(&self) {
         if self.unsent_ends.borrow().is_empty() {
             return;
         }
@@ -304,14 +304,14 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
 
     /// Sends request `id`'s end marker through `publisher` if its queue has room; `false`
     /// if it has none (or no chunk is free): try again later.
-    fn send_end(&self, publisher: &Publisher<Resp>, id: u64) -> bool {
+    pub(super) fn send_end(&self, publisher: &Publisher<Resp>, id: u64) -> bool {
         if !publisher.has_room() {
             return false;
         }
         let Ok(marker) = publisher.loan_uninit() else {
             return false;
         };
-        marker.set_tag(super::response_tag(id, LAST | MARKER));
+        marker.set_tag(response_tag(id, LAST | MARKER));
         // Room was there a moment ago and only the client takes from the queue: this does
         // not wait. An error (the client went meanwhile) ends the matter too.
         let _ = marker.publish_empty();
@@ -416,226 +416,6 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for Server<Req, Resp> {
         // SAFETY: dropped once, here; no `ActiveRequest` outlives the server.
         unsafe { ManuallyDrop::drop(&mut self.requests) };
         self.shared.leave();
-    }
-}
-
-/// A request taken by a server: it dereferences to the [`Sample`] (and so to `Req`), read
-/// in place. Answer it with [`respond`](Self::respond) or
-/// [`loan_response`](Self::loan_response), as often as the stream needs; the stream ends
-/// with [`respond_last`](Self::respond_last), [`finish`](Self::finish), or when it is
-/// dropped (which sends the client an end marker).
-pub struct ActiveRequest<'s, Req: ShmMessage, Resp: ShmMessage> {
-    server: &'s Server<Req, Resp>,
-    sample: Sample<'s, Req>,
-    /// Its client's connection (counted in `refs` while this lives).
-    conn: &'s ClientConn<Resp>,
-    client: u64,
-    id: u64,
-    ended: Cell<bool>,
-}
-
-impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
-    /// The id of the client that sent it.
-    pub fn client_id(&self) -> u64 {
-        self.client
-    }
-
-    /// Its number among its client's requests.
-    pub fn request_id(&self) -> u64 {
-        self.id
-    }
-
-    /// Whether its client is still there to take responses.
-    pub fn client_alive(&self) -> bool {
-        self.publisher().is_ok()
-    }
-
-    fn publisher(&self) -> Result<&'s Publisher<Resp>> {
-        if self.ended.get() {
-            return Err(Error::InvalidConfig {
-                topic: self.server.service().to_owned(),
-                reason: "the response stream has ended".into(),
-            });
-        }
-        let publisher = &self.conn.publisher;
-        // The slots as they are (the server's `prune` sweeps dead ones every 50 ms).
-        if publisher.connected() == 0 {
-            return Err(self
-                .server
-                .shared
-                .gone(format!("the client {:016x} is gone", self.client)));
-        }
-        Ok(publisher)
-    }
-
-    /// Loans a response (zeroed, so only for types whose all-zero bytes are a value), to
-    /// be written in place and sent with [`ResponseMut::send`] or
-    /// [`send_last`](ResponseMut::send_last).
-    ///
-    /// # Errors
-    /// [`Error::PeerGone`] if the client is gone (the response would go nowhere), and what
-    /// loaning may fail with.
-    pub fn loan_response(&self) -> Result<ResponseMut<'_, 's, Req, Resp>> {
-        let publisher = self.publisher()?;
-        let sample = publisher.loan_with_tail(self.server.config.max_tail_bytes)?;
-        Ok(ResponseMut {
-            sample: ManuallyDrop::new(sample),
-            request: self,
-        })
-    }
-
-    /// Loans a response that keeps the bytes its chunk already holds (zeroes, or an earlier
-    /// response), as [`SampleMut::assume_recycled`]: write only what changes, in place (a
-    /// 4 MiB frame whose header is all that moves is not written in full). Only for types
-    /// in which every bit pattern is a value (a compile error otherwise).
-    ///
-    /// # Errors
-    /// As [`loan_response`](Self::loan_response).
-    pub fn loan_response_recycled(&self) -> Result<ResponseMut<'_, 's, Req, Resp>> {
-        let publisher = self.publisher()?;
-        let sample = publisher.loan_uninit()?.assume_recycled();
-        Ok(ResponseMut {
-            sample: ManuallyDrop::new(sample),
-            request: self,
-        })
-    }
-
-    /// Sends `response` (written into a loaned chunk); the stream goes on.
-    ///
-    /// # Errors
-    /// [`Error::PeerGone`] if the client is gone; [`Error::Timeout`] if its queue stayed
-    /// full for the server's `response_timeout`.
-    pub fn respond(&self, response: Resp) -> Result<()> {
-        self.send_value(response, 0)
-    }
-
-    /// Sends `response` as the last of the stream.
-    pub fn respond_last(self, response: Resp) -> Result<()> {
-        self.send_value(response, LAST)
-    }
-
-    fn send_value(&self, response: Resp, flags: u64) -> Result<()> {
-        self.server.flush_ends();
-        let sample = self.publisher()?.loan_uninit()?.write(response);
-        self.publish(sample, flags)
-    }
-
-    fn publish(&self, sample: SampleMut<'_, Resp>, flags: u64) -> Result<()> {
-        sample.set_tag(super::response_tag(self.id, flags));
-        if flags & LAST != 0 {
-            self.ended.set(true);
-        }
-        sample.publish()
-    }
-
-    /// Ends the stream (the client's `recv` returns `None` after the responses sent).
-    ///
-    /// # Errors
-    /// [`Error::PeerGone`] if the client is gone, and what publishing may fail with.
-    pub fn finish(self) -> Result<()> {
-        self.end()
-    }
-
-    fn end(&self) -> Result<()> {
-        let publisher = self.publisher()?;
-        self.ended.set(true);
-        if !self.server.send_end(publisher, self.id) {
-            // The client's queue is full: the end goes as soon as it has room (the server's
-            // next `take`, `recv` or response), after the responses queued before it.
-            self.server
-                .unsent_ends
-                .borrow_mut()
-                .push((self.client, self.id));
-        }
-        Ok(())
-    }
-}
-
-impl<'s, Req: ShmMessage, Resp: ShmMessage> Deref for ActiveRequest<'s, Req, Resp> {
-    type Target = Sample<'s, Req>;
-    fn deref(&self) -> &Self::Target {
-        &self.sample
-    }
-}
-
-impl<Req: ShmMessage, Resp: ShmMessage> Drop for ActiveRequest<'_, Req, Resp> {
-    fn drop(&mut self) {
-        if !self.ended.get() {
-            // A client that is gone, or a queue that stays full: the client learns the end
-            // from its own timeout then.
-            let _ = self.end();
-        }
-        self.conn.refs.set(self.conn.refs.get() - 1);
-    }
-}
-
-/// A loaned response, written in place (it dereferences to the [`SampleMut`], so
-/// `writer()` and `parts()` fill relative pointers) and sent with [`send`](Self::send) or
-/// [`send_last`](Self::send_last).
-pub struct ResponseMut<'r, 's, Req: ShmMessage, Resp: ShmMessage> {
-    sample: ManuallyDrop<SampleMut<'s, Resp>>,
-    request: &'r ActiveRequest<'s, Req, Resp>,
-}
-
-impl<Req: ShmMessage, Resp: ShmMessage> ResponseMut<'_, '_, Req, Resp> {
-    /// Sends the response (zero-copy); the stream goes on.
-    pub fn send(self) -> Result<()> {
-        self.send_with(0)
-    }
-
-    /// Sends the response as the last of the stream.
-    pub fn send_last(self) -> Result<()> {
-        self.send_with(LAST)
-    }
-
-    fn send_with(mut self, flags: u64) -> Result<()> {
-        // SAFETY: taken once; `self` is forgotten right after, so its drop does not run.
-        let sample = unsafe { ManuallyDrop::take(&mut self.sample) };
-        let request = self.request;
-        std::mem::forget(self);
-        request.publish(sample, flags)
-    }
-}
-
-impl<Req: ShmMessage, Resp: ShmMessage> ResponseMut<'_, '_, Req, Resp> {
-    /// The writer of the response: see [`SampleMut::writer`].
-    pub fn writer(&mut self) -> Resp::Writer<'_>
-    where
-        Resp: crate::rel::Writable,
-    {
-        self.sample.writer()
-    }
-
-    /// The message, pinned, and the free tail of its chunk: see [`SampleMut::parts`].
-    pub fn parts(&mut self) -> (std::pin::Pin<&mut Resp>, crate::rel::Tail<'_>) {
-        self.sample.parts()
-    }
-
-    /// Bytes the chunk's tail holds: see [`SampleMut::tail_capacity`].
-    pub fn tail_capacity(&self) -> usize {
-        self.sample.tail_capacity()
-    }
-}
-
-// The wrapper never hands out the `SampleMut` itself (a `&mut` to it could swap the loan out
-// of the wrapper, past the request that keeps its connection alive): only the message.
-impl<Req: ShmMessage, Resp: ShmMessage> Deref for ResponseMut<'_, '_, Req, Resp> {
-    type Target = Resp;
-    fn deref(&self) -> &Resp {
-        &self.sample
-    }
-}
-
-impl<Req: ShmMessage, Resp: ShmMessage + Unpin> DerefMut for ResponseMut<'_, '_, Req, Resp> {
-    fn deref_mut(&mut self) -> &mut Resp {
-        &mut self.sample
-    }
-}
-
-impl<Req: ShmMessage, Resp: ShmMessage> Drop for ResponseMut<'_, '_, Req, Resp> {
-    fn drop(&mut self) {
-        // SAFETY: dropped once, here (`send_with` forgets `self` after taking it).
-        unsafe { ManuallyDrop::drop(&mut self.sample) };
     }
 }
 

@@ -1,0 +1,258 @@
+//! A request on its way: [`RequestMut`] (loaned, written in place), [`Pending`] (sent; its
+//! responses received in order until the stream ends) and [`Response`].
+
+use super::client::{Client, Flight};
+use super::coarse_ms;
+use super::LOOK_MS;
+use crate::error::{Error, Result};
+use crate::message::ShmMessage;
+use crate::sample::{Sample, SampleMut};
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+/// A loaned request, written in place (it dereferences to the [`SampleMut`], so
+/// `writer()` and `parts()` fill relative pointers) and sent with [`send`](Self::send).
+pub struct RequestMut<'c, Req: ShmMessage, Resp: ShmMessage> {
+    pub(super) sample: ManuallyDrop<SampleMut<'c, Req>>,
+    pub(super) client: &'c Client<Req, Resp>,
+    pub(super) server: u64,
+}
+
+impl<'c, Req: ShmMessage, Resp: ShmMessage> RequestMut<'c, Req, Resp> {
+    /// Sends the request (zero-copy) and returns its pending response stream.
+    ///
+    /// # Errors
+    /// [`Error::QueueFull`] if the server's queue of this client's requests is full.
+    pub fn send(mut self) -> Result<Pending<'c, Req, Resp>> {
+        let client = self.client;
+        let id = client.next_request.get();
+        client.next_request.set(super::next_request(id));
+        // SAFETY: taken once; `self` is forgotten below, so its drop does not touch it.
+        let sample = unsafe { ManuallyDrop::take(&mut self.sample) };
+        let server = self.server;
+        std::mem::forget(self);
+        sample.set_tag(super::request_tag(client.shared.id, id));
+        let sent = sample.publish();
+        client.loans.set(client.loans.get() - 1);
+        sent?;
+        client.flights.borrow_mut().insert(
+            id,
+            Flight {
+                server,
+                ended: false,
+            },
+        );
+        Ok(Pending {
+            client,
+            id,
+            done: Cell::new(false),
+            checked: Cell::new(coarse_ms()),
+        })
+    }
+}
+
+impl<Req: ShmMessage, Resp: ShmMessage> RequestMut<'_, Req, Resp> {
+    /// The writer of the request: see [`SampleMut::writer`].
+    pub fn writer(&mut self) -> Req::Writer<'_>
+    where
+        Req: crate::rel::Writable,
+    {
+        self.sample.writer()
+    }
+
+    /// The message, pinned, and the free tail of its chunk: see [`SampleMut::parts`].
+    pub fn parts(&mut self) -> (std::pin::Pin<&mut Req>, crate::rel::Tail<'_>) {
+        self.sample.parts()
+    }
+
+    /// Bytes of the chunk's tail in use / in all: see [`SampleMut::tail_capacity`].
+    pub fn tail_capacity(&self) -> usize {
+        self.sample.tail_capacity()
+    }
+}
+
+// The wrapper never hands out the `SampleMut` itself (a `&mut` to it could swap the loan out
+// of the wrapper, which counts the loans that keep connections alive): only the message.
+impl<Req: ShmMessage, Resp: ShmMessage> Deref for RequestMut<'_, Req, Resp> {
+    type Target = Req;
+    fn deref(&self) -> &Req {
+        &self.sample
+    }
+}
+
+impl<Req: ShmMessage + Unpin, Resp: ShmMessage> DerefMut for RequestMut<'_, Req, Resp> {
+    fn deref_mut(&mut self) -> &mut Req {
+        &mut self.sample
+    }
+}
+
+impl<Req: ShmMessage, Resp: ShmMessage> Drop for RequestMut<'_, Req, Resp> {
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here (`send` forgets `self` after taking it).
+        unsafe { ManuallyDrop::drop(&mut self.sample) };
+        self.client.loans.set(self.client.loans.get() - 1);
+    }
+}
+
+/// A request sent and the responses it gets: [`take`](Self::take), [`recv`](Self::recv) or
+/// [`recv_timeout`](Self::recv_timeout) them in order until they return `None`, the end of
+/// the stream. Dropping it cancels the request (later responses are dropped).
+pub struct Pending<'c, Req: ShmMessage, Resp: ShmMessage> {
+    client: &'c Client<Req, Resp>,
+    id: u64,
+    /// Cancelled (timed out, or its server gone): every later call returns `None`.
+    done: Cell<bool>,
+    /// When `take` last looked at the server (`coarse_ms`).
+    checked: Cell<u64>,
+}
+
+impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
+    /// The request's number (1, 2, 3, … per client).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether the stream has ended: its last response was taken (or it was cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.done.get() || self.client.ended(self.id) && !self.stashed()
+    }
+
+    fn stashed(&self) -> bool {
+        self.client
+            .stash
+            .borrow()
+            .iter()
+            .any(|(r, _)| *r == self.id)
+    }
+
+    /// The next response if one waits; `None` if none does (see [`is_finished`](Self::is_finished)).
+    ///
+    /// # Errors
+    /// [`Error::PeerGone`] if the server that has the request is gone (looked at at most
+    /// every 50 ms, when no response waits), as for [`recv`](Self::recv).
+    pub fn take(&self) -> Result<Option<Response<'c, Resp>>> {
+        if self.done.get() {
+            return Ok(None);
+        }
+        if let Some(r) = self.client.take_for(self.id)? {
+            return Ok(Some(r));
+        }
+        if self.client.ended(self.id) {
+            return Ok(None);
+        }
+        let now = coarse_ms();
+        if now.saturating_sub(self.checked.get()) >= LOOK_MS {
+            self.checked.set(now);
+            match self.client.check_server(self.id) {
+                Ok(Some(got)) => return Ok(got),
+                Ok(None) => {}
+                Err(e) => {
+                    self.done.set(true);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Waits for the next response; `None` once the stream has ended.
+    ///
+    /// # Errors
+    /// [`Error::PeerGone`] if the server that has the request dies before it ends the stream
+    /// (noticed within about 50 ms).
+    pub fn recv(&self) -> Result<Option<Response<'c, Resp>>> {
+        self.recv_until(None)
+    }
+
+    /// Waits up to `timeout` for the next response; `None` once the stream has ended.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] if none came in time: the request is cancelled then (its later
+    /// responses are dropped, and every later call returns `None`). [`Error::PeerGone`] as
+    /// for [`recv`](Self::recv).
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Response<'c, Resp>>> {
+        self.recv_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Whether no response can come any more (cancelled, or ended with none kept).
+    #[cfg(feature = "tokio")]
+    pub(super) fn finished_now(&self) -> bool {
+        self.is_finished()
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(super) fn client(&self) -> &'c Client<Req, Resp> {
+        self.client
+    }
+
+    /// The next response (`Some(Some(..))`), the end of the stream (`Some(None)`), or
+    /// nothing yet (`None`).
+    #[cfg(feature = "tokio")]
+    #[allow(clippy::type_complexity)]
+    pub(super) fn take_or_end(&self) -> Result<Option<Option<Response<'c, Resp>>>> {
+        if self.done.get() {
+            return Ok(Some(None));
+        }
+        match self.client.take_for(self.id) {
+            Ok(Some(r)) => Ok(Some(Some(r))),
+            Ok(None) if self.client.ended(self.id) => Ok(Some(None)),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                if matches!(e, Error::PeerGone { .. }) {
+                    self.done.set(true);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Client::check_server`] for this request (marking it done on an error).
+    #[cfg(feature = "tokio")]
+    #[allow(clippy::type_complexity)]
+    pub(super) fn check_server(&self) -> Result<Option<Option<Response<'c, Resp>>>> {
+        let got = self.client.check_server(self.id);
+        if got.is_err() {
+            self.done.set(true);
+        }
+        got
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Response<'c, Resp>>> {
+        if self.done.get() {
+            return Ok(None);
+        }
+        let got = self.client.recv_for(self.id, deadline);
+        if matches!(got, Err(Error::Timeout { .. } | Error::PeerGone { .. })) {
+            self.done.set(true);
+        }
+        got
+    }
+}
+
+impl<Req: ShmMessage, Resp: ShmMessage> Drop for Pending<'_, Req, Resp> {
+    fn drop(&mut self) {
+        self.client.cancel(self.id);
+    }
+}
+
+/// A response: it dereferences to the [`Sample`] (and so to `Resp`), read in place.
+pub struct Response<'c, Resp> {
+    pub(super) sample: Sample<'c, Resp>,
+    pub(super) last: bool,
+}
+
+impl<Resp> Response<'_, Resp> {
+    /// Whether the server marked it the last of its stream.
+    pub fn is_last(&self) -> bool {
+        self.last
+    }
+}
+
+impl<'c, Resp> Deref for Response<'c, Resp> {
+    type Target = Sample<'c, Resp>;
+    fn deref(&self) -> &Self::Target {
+        &self.sample
+    }
+}
