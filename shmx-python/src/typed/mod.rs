@@ -12,11 +12,13 @@
 //! last reference goes on another thread (a numpy view handed to a worker) is parked in its
 //! endpoint (see [`Endpoint`]) and given back by the owner thread's next call.
 
+mod loan;
 mod publisher;
 mod subscriber;
 mod view;
 
-pub(crate) use publisher::{Loan, RawPublisher};
+pub(crate) use loan::Loan;
+pub(crate) use publisher::RawPublisher;
 pub(crate) use subscriber::{RawSubscriber, Sample};
 
 use crate::fields::Fields;
