@@ -412,6 +412,9 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
 
 impl<Req: ShmMessage, Resp: ShmMessage> Drop for Server<Req, Resp> {
     fn drop(&mut self) {
+        // Ends of streams still waiting for room: a last try (a client that gets none
+        // learns that the server is gone instead).
+        self.flush_ends();
         self.clients.get_mut().clear();
         // SAFETY: dropped once, here; no `ActiveRequest` outlives the server.
         unsafe { ManuallyDrop::drop(&mut self.requests) };
