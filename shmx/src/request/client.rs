@@ -3,8 +3,8 @@
 use super::pending::{Pending, RequestMut, Response};
 use super::shared::Shared;
 use super::{
-    coarse_ms, request_topic, response_topic, server_ids, split_tag, IdMap, LAST, LOOK_EVERY,
-    LOOK_MS, MARKER,
+    coarse_ms, request_topic, response_topic, server_ids, split_tag, LAST, LOOK_EVERY, LOOK_MS,
+    MARKER,
 };
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
@@ -28,7 +28,7 @@ pub struct Client<Req: ShmMessage, Resp: ShmMessage> {
     // Declared first, dropped first: the samples borrow `responses`.
     /// Responses taken for another pending request than the one asking, by request number.
     pub(super) stash: RefCell<VecDeque<(u64, Sample<'static, Resp>)>>,
-    pub(super) flights: RefCell<IdMap<Flight>>,
+    pub(super) flights: RefCell<super::flights::Flights<Flight>>,
     // Before `responses`: a connection's publisher goes before the subscriber (any order
     // works; this one leaves the response queue last).
     // Boxed: `pick` hands out references that must stay put while the vector grows.
@@ -178,7 +178,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
         };
         Ok(Client {
             stash: RefCell::new(VecDeque::new()),
-            flights: RefCell::new(IdMap::default()),
+            flights: RefCell::new(super::flights::Flights::with_capacity(self.max_in_flight)),
             servers: RefCell::new(Vec::new()),
             responses: NonNull::from(Box::leak(Box::new(responses))),
             shared,

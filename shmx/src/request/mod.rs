@@ -59,6 +59,7 @@ mod active;
 #[cfg(feature = "tokio")]
 mod asynchronous;
 mod client;
+mod flights;
 mod pending;
 mod raw;
 mod record;
