@@ -347,7 +347,8 @@ mod params {
     /// Byte offsets in a `ChunkHeader`.
     pub const SEQ: u64 = 0;
     pub const LEN: u64 = 8;
-    pub const ORIGIN: u64 = 24;
+    /// The chunk header's tag word (a request's or response's routing; 0 in a topic).
+    pub const TAG: u64 = 24;
 }
 
 /// `corrupt topic= seq= what=relative|utf8`: opens the topic's data segments read-write
@@ -422,10 +423,13 @@ fn corrupter_role(r: &Role) -> i32 {
         file.read_exact_at(&mut b, at).expect("read u32");
         u32::from_ne_bytes(b)
     };
-    let inc = u64_at(params::INCARNATION);
     let payload_off = u64_at(params::PAYLOAD_OFF);
     let capacity = u64_at(params::PAYLOAD_CAPACITY);
-    assert_eq!(u64_at(chunk + params::ORIGIN), inc, "origin of the chunk");
+    assert_eq!(
+        u64_at(chunk + params::TAG),
+        0,
+        "a topic's chunk carries no tag"
+    );
     let len = u64_at(chunk + params::LEN);
     assert!(
         (size_of::<Blob>() as u64..=capacity).contains(&len),
