@@ -196,6 +196,14 @@ impl<T> SampleMut<'_, T> {
         self.core.set_tag(self.chunk, tag);
     }
 
+    /// Publishes the sample with `tag` in its tag word (see `request`).
+    #[inline(always)]
+    pub(crate) fn publish_tagged(self, tag: u64) -> Result<()> {
+        let this = ManuallyDrop::new(self);
+        this.core
+            .publish_tagged(this.chunk, size_of::<T>() + this.tail_used.get(), Some(tag))
+    }
+
     /// Publishes the chunk with no payload at all: a marker that only its tag words mean
     /// something by (a response stream's end, see `request`), which only subscribers made
     /// to accept markers take.
@@ -251,8 +259,9 @@ impl<'s, T> Sample<'s, T> {
     }
 
     /// The tag word its publisher set (see `request`; untrusted).
+    #[inline(always)]
     pub(crate) fn tag(&self) -> Option<u64> {
-        self.core.tag_of(&self.held)
+        self.core.tag_of(&self.held, self.ptr.cast())
     }
 
     pub(crate) fn held(&self) -> &Held {

@@ -192,6 +192,19 @@ impl Geometry {
     }
 }
 
+/// Where the payload starts in a chunk whose payload is aligned to `align` (a power of two):
+/// right after the header, rounded up to `align`. Every chunk of a segment has its payload
+/// there (the geometry that `Geometry::new` makes, and that every mapped segment is checked
+/// to have).
+#[inline(always)]
+pub(crate) const fn payload_offset(align: usize) -> usize {
+    if align > HEADER {
+        align
+    } else {
+        HEADER
+    }
+}
+
 /// Bytes one chunk of a payload of `size` bytes aligned to `align` takes (header included).
 pub(crate) fn stride(size: usize, align: usize) -> Option<usize> {
     let payload_off = seg::round_up(HEADER, align)?;
@@ -207,6 +220,14 @@ pub(crate) fn segment_bytes(chunk_count: usize, size: usize, align: usize) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_offset_is_the_geometry_s() {
+        for align in [1, 2, 8, 32, 64, 256, 4096] {
+            let g = Geometry::new(4, 100, align).unwrap();
+            assert_eq!(super::payload_offset(align), g.payload_off, "align {align}");
+        }
+    }
 
     #[test]
     fn geometry_aligns_payloads_and_pages() {

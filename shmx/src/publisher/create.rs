@@ -59,6 +59,12 @@ impl PubCore {
         node = root.node(&trust, &lock)?;
         let service = open(&root, name, &config.topic, &trust, &lock)?;
         let layout = *service.layout();
+        let mut config = config;
+        if name.is_part() {
+            // A queue of a request/response service is as deep as its one subscriber (the
+            // server, the client) made it: each of its publishers queues at most that much.
+            config.queue_depth = config.queue_depth.min(layout.ring_capacity);
+        }
         let result = (|| {
             if config.queue_depth > layout.ring_capacity {
                 return Err(bad(format!(

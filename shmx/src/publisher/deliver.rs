@@ -120,10 +120,17 @@ impl PubCore {
     /// (the message and the part of its tail in use; at most the payload capacity).
     #[inline(always)]
     pub(crate) fn publish(&self, chunk: u32, len: usize) -> Result<()> {
+        self.publish_tagged(chunk, len, None)
+    }
+
+    /// [`publish`](Self::publish), writing `tag` (if any) into the chunk's tag word with the
+    /// rest of its header (a request's or response's routing, see `request`).
+    #[inline(always)]
+    pub(crate) fn publish_tagged(&self, chunk: u32, len: usize, tag: Option<u64>) -> Result<()> {
         let mut st = self.state.borrow_mut();
         let st = &mut *st;
         st.loans -= 1;
-        let result = self.publish_in(st, chunk, len, true);
+        let result = self.publish_in(st, chunk, len, true, tag);
         self.after_publish(st);
         match result {
             Ok(()) => Ok(()),
@@ -172,7 +179,7 @@ impl PubCore {
             // holds `size_of::<T>()` bytes by the data segment's geometry (the publisher was
             // created for `T`).
             unsafe { st.segs.payload(chunk).cast::<T>().write(value) };
-            if let Err(r) = self.publish_in(&mut st, chunk, size_of::<T>(), false) {
+            if let Err(r) = self.publish_in(&mut st, chunk, size_of::<T>(), false, None) {
                 result = Err(self.refused(r));
                 break;
             }
@@ -185,7 +192,8 @@ impl PubCore {
     }
 
     /// Publishes loaned chunk `chunk` (its loan already uncounted): pushes it to every
-    /// subscriber, waking those that sleep if `wake_now` (else the caller wakes them).
+    /// subscriber, waking those that sleep if `wake_now` (else the caller wakes them); writes
+    /// `tag` into the chunk's tag word if it is given (topics leave the word as it is: 0).
     #[inline(always)]
     fn publish_in(
         &self,
@@ -193,6 +201,7 @@ impl PubCore {
         chunk: u32,
         len: usize,
         wake_now: bool,
+        tag: Option<u64>,
     ) -> std::result::Result<(), Refused> {
         debug_assert!(len <= st.segs.capacity(chunk));
         self.refresh(st);
@@ -206,6 +215,9 @@ impl PubCore {
         st.next_seq += 1;
         let header = st.segs.header(chunk);
         header.len.store(len as u64, Ordering::Relaxed);
+        if let Some(tag) = tag {
+            header.tag.store(tag, Ordering::Relaxed);
+        }
         // Announce the chunk the next loan will take (the free stack keeps its top until a
         // loan pops it): a subscriber spinning for the next sample loads that line while it
         // polls the ring slot, so the two arrive together instead of one after the other.

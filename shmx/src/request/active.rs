@@ -42,22 +42,29 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
         self.publisher().is_ok()
     }
 
+    #[inline(always)]
     fn publisher(&self) -> Result<&'s Publisher<Resp>> {
-        if self.ended.get() {
-            return Err(Error::InvalidConfig {
-                topic: self.server.service().to_owned(),
-                reason: "the response stream has ended".into(),
-            });
-        }
         let publisher = &self.conn.publisher;
         // The slots as they are (the server's `prune` sweeps dead ones every 50 ms).
-        if publisher.connected() == 0 {
-            return Err(self
-                .server
-                .shared
-                .gone(format!("the client {:016x} is gone", self.client)));
+        if self.ended.get() || publisher.connected() == 0 {
+            return Err(self.no_publisher());
         }
         Ok(publisher)
+    }
+
+    /// Why [`publisher`](Self::publisher) has none to give.
+    #[cold]
+    #[inline(never)]
+    fn no_publisher(&self) -> Error {
+        if self.ended.get() {
+            return Error::InvalidConfig {
+                topic: self.server.service().to_owned(),
+                reason: "the response stream has ended".into(),
+            };
+        }
+        self.server
+            .shared
+            .gone(format!("the client {:016x} is gone", self.client))
     }
 
     /// Loans a response (zeroed, so only for types whose all-zero bytes are a value), to
@@ -97,27 +104,30 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
     /// # Errors
     /// [`Error::PeerGone`] if the client is gone; [`Error::Timeout`] if its queue stayed
     /// full for the server's `response_timeout`.
+    #[inline(always)]
     pub fn respond(&self, response: Resp) -> Result<()> {
         self.send_value(response, 0)
     }
 
     /// Sends `response` as the last of the stream.
+    #[inline(always)]
     pub fn respond_last(self, response: Resp) -> Result<()> {
         self.send_value(response, LAST)
     }
 
+    #[inline(always)]
     fn send_value(&self, response: Resp, flags: u64) -> Result<()> {
         self.server.flush_ends();
         let sample = self.publisher()?.loan_uninit()?.write(response);
         self.publish(sample, flags)
     }
 
+    #[inline(always)]
     fn publish(&self, sample: SampleMut<'_, Resp>, flags: u64) -> Result<()> {
-        sample.set_tag(response_tag(self.id, flags));
         if flags & LAST != 0 {
             self.ended.set(true);
         }
-        sample.publish()
+        sample.publish_tagged(response_tag(self.id, flags))
     }
 
     /// Ends the stream (the client's `recv` returns `None` after the responses sent).
@@ -126,6 +136,15 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
     /// [`Error::PeerGone`] if the client is gone, and what publishing may fail with.
     pub fn finish(self) -> Result<()> {
         self.end()
+    }
+
+    /// Ends the stream of a request dropped before it ended.
+    #[cold]
+    #[inline(never)]
+    fn end_on_drop(&self) {
+        // A client that is gone, or a queue that stays full: the client learns the end
+        // from its own timeout then.
+        let _ = self.end();
     }
 
     fn end(&self) -> Result<()> {
@@ -151,11 +170,10 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> Deref for ActiveRequest<'s, Req, Res
 }
 
 impl<Req: ShmMessage, Resp: ShmMessage> Drop for ActiveRequest<'_, Req, Resp> {
+    #[inline(always)]
     fn drop(&mut self) {
         if !self.ended.get() {
-            // A client that is gone, or a queue that stays full: the client learns the end
-            // from its own timeout then.
-            let _ = self.end();
+            self.end_on_drop();
         }
         self.conn.refs.set(self.conn.refs.get() - 1);
     }
@@ -180,6 +198,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ResponseMut<'_, '_, Req, Resp> {
         self.send_with(LAST)
     }
 
+    #[inline(always)]
     fn send_with(mut self, flags: u64) -> Result<()> {
         // SAFETY: taken once; `self` is forgotten right after, so its drop does not run.
         let sample = unsafe { ManuallyDrop::take(&mut self.sample) };

@@ -49,8 +49,13 @@ pub struct Client<Req: ShmMessage, Resp: ShmMessage> {
     last_error: RefCell<Option<Error>>,
     /// When it last looked for servers (`coarse_ms`; 0: never).
     last_look: Cell<u64>,
+    /// Requests left before `pick` reads the clock again.
+    picks: Cell<u32>,
     _t: PhantomData<fn(Req) -> Resp>,
 }
+
+/// Requests between two reads of the clock (for a look for new servers).
+const PICKS_PER_CLOCK: u32 = 7;
 
 /// Servers a client sends to at once (its response queue's publishers).
 const MAX_SERVERS: usize = 64;
@@ -148,7 +153,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
                 super::MAX_TAIL_BYTES
             )));
         }
-        let topic = super::queue_topic(self.topic, self.max_held);
+        let topic = super::queue_topic(self.topic, self.max_held, self.response_depth);
         let shared = Shared::open(
             &self.name,
             self.root.clone(),
@@ -188,6 +193,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
             next_server: Cell::new(0),
             last_error: RefCell::new(None),
             last_look: Cell::new(0),
+            picks: Cell::new(0),
             _t: PhantomData,
         })
     }
@@ -308,12 +314,14 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// # Errors
     /// As [`loan`](Self::loan), and [`Error::QueueFull`] if the server's queue of this
     /// client's requests is full (it is behind by more than `max_in_flight` requests).
+    #[inline(always)]
     pub fn send(&self, request: Req) -> Result<Pending<'_, Req, Resp>> {
         let (conn, server) = self.pick()?;
         let sample = conn.publisher.loan_uninit()?.write(request);
         self.request_mut(sample, server).send()
     }
 
+    #[inline(always)]
     pub(super) fn request_mut<'c>(
         &'c self,
         sample: SampleMut<'c, Req>,
@@ -330,9 +338,35 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// The connection to the next live server, round robin: one of this client's, which
     /// stays while the returned reference does (no connection is dropped while a loan is
     /// out, and the caller loans from it at once).
+    ///
+    /// Inlined (the common case: the next server lives, no look due), so that what it
+    /// returns stays in registers; the rest is [`pick_slow`](Self::pick_slow).
+    #[inline(always)]
     fn pick(&self) -> Result<(&Conn<Req>, u64)> {
-        let limit = self.limits.0;
         // Loans out become requests in flight when sent: they count.
+        if self.flights.borrow().len() + self.loans.get() < self.limits.0 && !self.stale() {
+            let servers = self.servers.borrow();
+            let i = self.next_server.get();
+            let i = if i < servers.len() { i } else { 0 };
+            if let Some(c) = servers.get(i) {
+                // The slots as they are (no sweep per request: `look` sweeps).
+                if c.publisher.connected() > 0 {
+                    self.next_server.set(i + 1);
+                    let conn: *const Conn<Req> = &**c;
+                    // SAFETY: as in `pick_slow`.
+                    return Ok((unsafe { &*conn }, c.server));
+                }
+            }
+        }
+        self.pick_slow()
+    }
+
+    /// [`pick`](Self::pick) past its common case: the limit of requests in flight, a look
+    /// for servers that is due, a server that is gone.
+    #[cold]
+    #[inline(never)]
+    fn pick_slow(&self) -> Result<(&Conn<Req>, u64)> {
+        let limit = self.limits.0;
         if self.flights.borrow().len() + self.loans.get() >= limit {
             return Err(Error::InFlightLimit {
                 service: self.service().to_owned(),
@@ -340,15 +374,20 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             });
         }
         let mut servers = self.servers.borrow_mut();
-        let stale = coarse_ms().saturating_sub(self.last_look.get()) >= LOOK_MS;
-        if servers.is_empty() || stale {
-            self.look(&mut servers);
+        if servers.is_empty() || self.picks.get() == PICKS_PER_CLOCK {
+            // None known, or `stale` just read the clock: look if it is time.
+            let due = coarse_ms().saturating_sub(self.last_look.get()) >= LOOK_MS;
+            if servers.is_empty() || due {
+                self.look(&mut servers);
+            }
         }
         for attempt in 0..2 {
             let n = servers.len();
-            let start = self.next_server.get();
-            for k in 0..n {
-                let i = (start + k) % n;
+            let mut i = self.next_server.get();
+            for _ in 0..n {
+                if i >= n {
+                    i = 0;
+                }
                 // The slots as they are (no sweep per request: `look` sweeps).
                 if servers[i].publisher.connected() > 0 {
                     self.next_server.set(i + 1);
@@ -359,6 +398,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
                     // caller loans from it before any other call can run `look`.
                     return Ok((unsafe { &*conn }, servers[i].server));
                 }
+                i += 1;
             }
             if attempt == 0 {
                 self.look(&mut servers);
@@ -370,6 +410,19 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         Err(self
             .shared
             .gone("no server of the service is running".to_owned()))
+    }
+
+    /// Whether a look for new servers may be due: every [`PICKS_PER_CLOCK`]-th request,
+    /// when `pick_slow` reads the clock (not on the way of the others).
+    #[inline(always)]
+    fn stale(&self) -> bool {
+        let n = self.picks.get();
+        if n > 0 {
+            self.picks.set(n - 1);
+            return false;
+        }
+        self.picks.set(PICKS_PER_CLOCK);
+        true
     }
 
     /// Connects to the servers that appeared, and (with no loan out) lets go of those that
@@ -424,19 +477,48 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
 
     /// Takes the next response to request `id`, routing those of other requests to the
     /// stash; `Ok(None)` if none waits.
+    #[inline(always)]
     pub(super) fn take_for(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
-        {
-            let mut stash = self.stash.borrow_mut();
-            if let Some(i) = stash.iter().position(|(r, _)| *r == id) {
-                let (_, sample) = stash.remove(i).expect("found");
-                drop(stash);
-                let flags = sample.tag().map_or(0, |t| split_tag(t).1);
-                if let Some(r) = self.deliver(id, self.shorten(sample), flags) {
-                    return Ok(Some(r));
-                }
-                return self.take_for(id);
-            }
+        if !self.stash.borrow().is_empty() {
+            return self.take_for_stashed(id);
         }
+        self.take_new(id)
+    }
+
+    /// [`take_for`](Self::take_for) with responses in the stash: those of `id` first.
+    #[cold]
+    #[inline(never)]
+    fn take_for_stashed(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
+        let mut stash = self.stash.borrow_mut();
+        if let Some(i) = stash.iter().position(|(r, _)| *r == id) {
+            let (_, sample) = stash.remove(i).expect("found");
+            drop(stash);
+            let flags = sample.tag().map_or(0, |t| split_tag(t).1);
+            if let Some(r) = self.deliver(id, self.shorten(sample), flags) {
+                return Ok(Some(r));
+            }
+            return self.take_for(id);
+        }
+        drop(stash);
+        self.take_new(id)
+    }
+
+    /// Takes responses from the queue until one of `id`'s (stashing or dropping others).
+    #[inline(always)]
+    fn take_new(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
+        let Some(sample) = self.responses().take()? else {
+            return Ok(None);
+        };
+        match self.route(id, sample) {
+            Some(r) => Ok(Some(r)),
+            None => self.take_more(id),
+        }
+    }
+
+    /// [`take_new`](Self::take_new) after a sample that was not a response of `id`.
+    #[cold]
+    #[inline(never)]
+    fn take_more(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
         loop {
             let Some(sample) = self.responses().take()? else {
                 return Ok(None);
@@ -449,28 +531,39 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
 
     /// A response just taken: delivered if it is for `id`, stashed if it is for another
     /// request in flight, dropped otherwise (cancelled or unknown requests, markers).
+    #[inline(always)]
     fn route<'c>(&'c self, id: u64, sample: Sample<'c, Resp>) -> Option<Response<'c, Resp>> {
         let (request, flags) = split_tag(sample.tag()?);
         if request == id {
             return self.deliver(id, sample, flags);
         }
+        self.route_other(request, flags, sample);
+        None
+    }
+
+    /// [`route`](Self::route) of a sample of another request than the one asked for.
+    #[cold]
+    #[inline(never)]
+    fn route_other<'c>(&'c self, request: u64, flags: u64, sample: Sample<'c, Resp>) {
         let mut flights = self.flights.borrow_mut();
-        let flight = flights.get_mut(&request)?;
+        let Some(flight) = flights.get_mut(&request) else {
+            return;
+        };
         if flags & MARKER != 0 {
             // The end of another request's stream: nothing to keep but that it ended. (Its
             // earlier responses are in the stash, which its takes look at first.)
             flight.ended = true;
-            return None;
+            return;
         }
         // SAFETY: see `shorten`: the sample borrows the boxed subscriber, which outlives
         // the stash (declared before it, and dropped by hand after it).
         let sample: Sample<'static, Resp> = unsafe { std::mem::transmute(sample) };
         self.stash.borrow_mut().push_back((request, sample));
-        None
     }
 
     /// A sample of request `id`: its response, or `None` for the marker that ended the
     /// stream (then recorded).
+    #[inline(always)]
     fn deliver<'c>(
         &'c self,
         id: u64,
@@ -484,12 +577,20 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             // bytes for them): a peer's lie, dropped.
             return None;
         }
-        if last || marker {
-            if let Some(f) = self.flights.borrow_mut().get_mut(&id) {
-                f.ended = true;
-            }
+        // The `Pending` that takes a last response learns the end from it; a marker
+        // (no response to show) is recorded here.
+        if marker {
+            self.mark_ended(id);
+            return None;
         }
-        (!marker).then_some(Response { sample, last })
+        Some(Response { sample, last })
+    }
+
+    #[cold]
+    fn mark_ended(&self, id: u64) {
+        if let Some(f) = self.flights.borrow_mut().get_mut(&id) {
+            f.ended = true;
+        }
     }
 
     /// A stashed sample, given back the lifetime of the client that stashed it.
@@ -504,9 +605,13 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     }
 
     /// Ends request `id`: drops what is stashed for it; its later responses are dropped.
+    #[inline]
     pub(super) fn cancel(&self, id: u64) {
         self.flights.borrow_mut().remove(&id);
-        self.stash.borrow_mut().retain(|(r, _)| *r != id);
+        let mut stash = self.stash.borrow_mut();
+        if !stash.is_empty() {
+            stash.retain(|(r, _)| *r != id);
+        }
     }
 
     /// Whether server `server` lives (as far as its request queue tells).

@@ -40,8 +40,8 @@
 //! ends without a last response ends with a *marker*, a chunk of no bytes.
 //!
 //! **Which server.** A client sends each request to the next live server in turn (round
-//! robin over the servers it knows; it looks for new ones at most every 50 ms, and at once
-//! when it knows none). A request goes to one server's queue, which only that server reads:
+//! robin over the servers it knows; it looks for new ones at most every 50 ms, on every
+//! 8th request, and at once when it knows none or none of them lives). A request goes to one server's queue, which only that server reads:
 //! it is answered once or, if that server dies first, fails with [`Error::PeerGone`]; it is
 //! never lost without an error, nor answered twice.
 //!
@@ -184,11 +184,14 @@ fn new_client_id() -> u64 {
 /// The limits of a service's queues, on `topic`'s mode and group: one reader (the queue's
 /// server or client), up to 64 writers (clients or servers), `max_held` samples held, no
 /// history.
-fn queue_topic(topic: crate::TopicConfig, max_held: usize) -> crate::TopicConfig {
+fn queue_topic(topic: crate::TopicConfig, max_held: usize, depth: usize) -> crate::TopicConfig {
     crate::TopicConfig {
         max_publishers: 64,
         max_subscribers: 1,
-        max_queue_depth: 1024,
+        // The rings as deep as the queue's one subscriber wants (a publisher that asks for
+        // more is held to it), not the most any could: memory and cache lines that the
+        // traffic uses.
+        max_queue_depth: depth,
         max_held,
         max_history: 0,
         ..topic

@@ -25,6 +25,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> RequestMut<'c, Req, Resp> {
     ///
     /// # Errors
     /// [`Error::QueueFull`] if the server's queue of this client's requests is full.
+    #[inline(always)]
     pub fn send(mut self) -> Result<Pending<'c, Req, Resp>> {
         let client = self.client;
         let id = client.next_request.get();
@@ -33,8 +34,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> RequestMut<'c, Req, Resp> {
         let sample = unsafe { ManuallyDrop::take(&mut self.sample) };
         let server = self.server;
         std::mem::forget(self);
-        sample.set_tag(super::request_tag(client.shared.id, id));
-        let sent = sample.publish();
+        let sent = sample.publish_tagged(super::request_tag(client.shared.id, id));
         client.loans.set(client.loans.get() - 1);
         sent?;
         client.flights.borrow_mut().insert(
@@ -48,7 +48,8 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> RequestMut<'c, Req, Resp> {
             client,
             id,
             done: Cell::new(false),
-            checked: Cell::new(coarse_ms()),
+            polls: Cell::new(0),
+            checked: Cell::new(0),
         })
     }
 }
@@ -96,15 +97,22 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for RequestMut<'_, Req, Resp> {
     }
 }
 
+/// Empty polls of [`Pending::take`] between two reads of the clock.
+const CLOCK_POLLS: u32 = 7;
+
 /// A request sent and the responses it gets: [`take`](Self::take), [`recv`](Self::recv) or
 /// [`recv_timeout`](Self::recv_timeout) them in order until they return `None`, the end of
 /// the stream. Dropping it cancels the request (later responses are dropped).
 pub struct Pending<'c, Req: ShmMessage, Resp: ShmMessage> {
     client: &'c Client<Req, Resp>,
     id: u64,
-    /// Cancelled (timed out, or its server gone): every later call returns `None`.
+    /// Its last response was taken, or it was cancelled (timed out, or its server gone):
+    /// every later call returns `None`.
     done: Cell<bool>,
-    /// When `take` last looked at the server (`coarse_ms`).
+    /// Empty polls of `take` left before it reads the clock again.
+    polls: Cell<u32>,
+    /// When `take` last looked at the server (`coarse_ms`; 0: it has not found the queue
+    /// empty yet, no clock read on the way of a response that is there at once).
     checked: Cell<u64>,
 }
 
@@ -131,22 +139,41 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     ///
     /// # Errors
     /// [`Error::PeerGone`] if the server that has the request is gone (looked at at most
-    /// every 50 ms, when no response waits), as for [`recv`](Self::recv).
+    /// every 50 ms, and at most every 8th call that finds no response), as for
+    /// [`recv`](Self::recv).
+    #[inline(always)]
     pub fn take(&self) -> Result<Option<Response<'c, Resp>>> {
         if self.done.get() {
             return Ok(None);
         }
         if let Some(r) = self.client.take_for(self.id)? {
-            return Ok(Some(r));
+            return Ok(Some(self.seen(r)));
         }
+        self.take_none()
+    }
+
+    /// [`take`](Self::take) when no response waited: the end of the stream, or (now and
+    /// then) a look at the server.
+    #[inline(never)]
+    fn take_none(&self) -> Result<Option<Response<'c, Resp>>> {
         if self.client.ended(self.id) {
             return Ok(None);
         }
+        // The clock on every `CLOCK_POLLS`-th empty poll only: a spinning caller's polls
+        // stay short, so that it sees a response as soon as it lands.
+        let polls = self.polls.get();
+        if polls > 0 {
+            self.polls.set(polls - 1);
+            return Ok(None);
+        }
+        self.polls.set(CLOCK_POLLS);
         let now = coarse_ms();
-        if now.saturating_sub(self.checked.get()) >= LOOK_MS {
+        if self.checked.get() == 0 {
+            self.checked.set(now);
+        } else if now.saturating_sub(self.checked.get()) >= LOOK_MS {
             self.checked.set(now);
             match self.client.check_server(self.id) {
-                Ok(Some(got)) => return Ok(got),
+                Ok(Some(got)) => return Ok(got.map(|r| self.seen(r))),
                 Ok(None) => {}
                 Err(e) => {
                     self.done.set(true);
@@ -196,7 +223,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
             return Ok(Some(None));
         }
         match self.client.take_for(self.id) {
-            Ok(Some(r)) => Ok(Some(Some(r))),
+            Ok(Some(r)) => Ok(Some(Some(self.seen(r)))),
             Ok(None) if self.client.ended(self.id) => Ok(Some(None)),
             Ok(None) => Ok(None),
             Err(e) => {
@@ -212,22 +239,38 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     #[cfg(feature = "tokio")]
     #[allow(clippy::type_complexity)]
     pub(super) fn check_server(&self) -> Result<Option<Option<Response<'c, Resp>>>> {
-        let got = self.client.check_server(self.id);
-        if got.is_err() {
+        match self.client.check_server(self.id) {
+            Ok(got) => Ok(got.map(|r| r.map(|r| self.seen(r)))),
+            Err(e) => {
+                self.done.set(true);
+                Err(e)
+            }
+        }
+    }
+
+    /// A response of this request, taken: the last one ends the stream here (the client's
+    /// table of requests is not told: nothing else asks it about this one).
+    #[inline(always)]
+    fn seen(&self, r: Response<'c, Resp>) -> Response<'c, Resp> {
+        if r.last {
             self.done.set(true);
         }
-        got
+        r
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Response<'c, Resp>>> {
         if self.done.get() {
             return Ok(None);
         }
-        let got = self.client.recv_for(self.id, deadline);
-        if matches!(got, Err(Error::Timeout { .. } | Error::PeerGone { .. })) {
-            self.done.set(true);
+        match self.client.recv_for(self.id, deadline) {
+            Ok(got) => Ok(got.map(|r| self.seen(r))),
+            Err(e) => {
+                if matches!(e, Error::Timeout { .. } | Error::PeerGone { .. }) {
+                    self.done.set(true);
+                }
+                Err(e)
+            }
         }
-        got
     }
 }
 

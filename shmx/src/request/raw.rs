@@ -62,7 +62,7 @@ impl RawClient {
     /// record does not describe its types; what making a subscriber may fail with.
     pub fn open(root: Option<&Path>, service: &str) -> Result<RawClient> {
         let name = TopicName::new(service)?;
-        let topic = super::queue_topic(crate::defaults::publisher().topic, 64);
+        let topic = super::queue_topic(crate::defaults::publisher().topic, 64, 64);
         let trust = Trust::of(&topic);
         let root_dir = Root::open(root, &trust)?;
         let path = root_dir.dir().join(&super::record::file_name(&name));

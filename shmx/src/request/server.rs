@@ -31,6 +31,12 @@ pub struct Server<Req: ShmMessage, Resp: ShmMessage> {
     pub(super) config: ServerConfig,
     /// When it last looked for clients that are gone (`coarse_ms`).
     last_prune: Cell<u64>,
+    /// Takes until `prune` reads the clock again (not on every poll of a spinning server).
+    prune_in: Cell<u32>,
+    /// The connection of the client last answered, and its id (null: none): most requests
+    /// come from the client of the one before, and need no map lookup then. Cleared
+    /// whenever a connection is dropped.
+    last_client: Cell<(u64, *const ClientConn<Resp>)>,
     /// Ends of streams not sent yet, `(client, request)`: the client's queue was full. Sent
     /// on later calls as soon as there is room (never waiting for it).
     pub(super) unsent_ends: RefCell<Vec<(u64, u64)>>,
@@ -42,6 +48,9 @@ pub(super) struct ClientConn<Resp: ShmMessage> {
     pub(super) publisher: Publisher<Resp>,
     pub(super) refs: Cell<usize>,
 }
+
+/// Calls of `take` between two looks at the clock for clients that are gone.
+const PRUNE_CALLS: u32 = 32;
 
 #[derive(Clone, Copy)]
 pub(super) struct ServerConfig {
@@ -69,8 +78,11 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
         self
     }
 
-    /// Requests each client may have queued at this server (default 1024, the most; a
-    /// client's own `max_in_flight` is what limits it in practice).
+    /// Requests each client may have queued at this server (default 64; 1..=1024): its
+    /// queue's rings are this deep. A client whose `max_in_flight` is larger gets
+    /// [`Error::QueueFull`] from `send` when this many of its requests wait here.
+    ///
+    /// [`Error::QueueFull`]: crate::Error::QueueFull
     pub fn request_depth(mut self, n: usize) -> Self {
         self.request_depth = n;
         self
@@ -83,7 +95,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
     }
 
     /// Responses this server may have queued for one client before a response waits for
-    /// the client to take some (default 64).
+    /// the client to take some (default 64; at most the client's own `response_depth`).
     pub fn response_depth(mut self, n: usize) -> Self {
         self.config.response_depth = n;
         self
@@ -137,7 +149,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
                 super::MAX_TAIL_BYTES
             )));
         }
-        let topic = super::queue_topic(self.topic, self.max_active);
+        let topic = super::queue_topic(self.topic, self.max_active, self.request_depth);
         let shared = Shared::open(
             &self.name,
             self.root.clone(),
@@ -167,6 +179,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
             shared,
             config: self.config,
             last_prune: Cell::new(coarse_ms()),
+            prune_in: Cell::new(0),
+            last_client: Cell::new((0, std::ptr::null())),
             unsent_ends: RefCell::new(Vec::new()),
         })
     }
@@ -183,7 +197,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         ServerBuilder {
             name: name.to_owned(),
             root: None,
-            request_depth: 1024,
+            request_depth: 64,
             max_active: 64,
             config: ServerConfig {
                 response_depth: 64,
@@ -226,8 +240,22 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     /// # Errors
     /// What taking a sample may fail with ([`Error::HeldLimit`] past `max_active`
     /// requests held, [`Error::InvalidSample`] for a request that is not a valid `Req`).
+    #[inline(always)]
     pub fn take(&self) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
         self.prune();
+        let Some(sample) = self.requests.take()? else {
+            return Ok(None);
+        };
+        match self.accept(sample)? {
+            Some(request) => Ok(Some(request)),
+            None => self.take_more(),
+        }
+    }
+
+    /// [`take`](Self::take) after a request of a client that is gone.
+    #[cold]
+    #[inline(never)]
+    fn take_more(&self) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
         loop {
             let Some(sample) = self.requests.take()? else {
                 return Ok(None);
@@ -252,7 +280,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            self.prune();
+            self.prune_now();
             let left = deadline.map_or(Duration::MAX, |d| {
                 d.saturating_duration_since(Instant::now())
             });
@@ -269,15 +297,30 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         }
     }
 
+    /// Sends the ends of streams still waiting for room and, every [`PRUNE_CALLS`] calls
+    /// (no clock read per poll), does what [`prune_now`](Self::prune_now) does.
+    #[inline]
+    fn prune(&self) {
+        self.flush_ends();
+        let n = self.prune_in.get();
+        if n > 0 {
+            self.prune_in.set(n - 1);
+            return;
+        }
+        self.prune_in.set(PRUNE_CALLS);
+        self.prune_now();
+    }
+
     /// Every [`LOOK_EVERY`](super::LOOK_EVERY): lets go of the response queues of clients
     /// that are gone (their slots swept), while no response loan is out.
-    fn prune(&self) {
+    fn prune_now(&self) {
         self.flush_ends();
         let now = coarse_ms();
         if now.saturating_sub(self.last_prune.get()) < LOOK_MS {
             return;
         }
         self.last_prune.set(now);
+        self.last_client.set((0, std::ptr::null()));
         self.clients
             .borrow_mut()
             .retain(|_, c| c.refs.get() > 0 || c.publisher.subscriber_count() > 0);
@@ -285,10 +328,15 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
 
     /// Sends the ends of streams that found their client's queue full, where there is room
     /// now; forgets those of clients that are gone.
+    #[inline]
     pub(super) fn flush_ends(&self) {
-        if self.unsent_ends.borrow().is_empty() {
-            return;
+        if !self.unsent_ends.borrow().is_empty() {
+            self.flush_ends_now();
         }
+    }
+
+    #[cold]
+    fn flush_ends_now(&self) {
         let pending = std::mem::take(&mut *self.unsent_ends.borrow_mut());
         let mut left = Vec::new();
         for (client, id) in pending {
@@ -319,11 +367,11 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     }
 
     /// A request just taken, if its client is there to answer.
+    #[inline(always)]
     fn accept<'s>(
         &'s self,
         sample: Sample<'s, Req>,
     ) -> Result<Option<ActiveRequest<'s, Req, Resp>>> {
-        self.prune();
         let Some((client, id)) = sample.tag().map(super::split_tag) else {
             return Ok(None);
         };
@@ -347,17 +395,38 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     /// the client is gone. The reference stays while `&self` does: a connection is dropped
     /// only while no response loan is out, and callers loan from it before anything else
     /// may drop one.
+    #[inline(always)]
     fn client(&self, client: u64) -> Result<Option<&ClientConn<Resp>>> {
+        let (last, conn) = self.last_client.get();
+        if last == client && !conn.is_null() {
+            // SAFETY: `last_client` holds a connection of `clients` (boxed: its address
+            // stays) and is cleared before any connection is dropped.
+            let c = unsafe { &*conn };
+            // The slots as they are (no sweep per request: `prune` sweeps).
+            if c.publisher.connected() > 0 {
+                return Ok(Some(c));
+            }
+        }
+        self.client_slow(client)
+    }
+
+    /// [`client`](Self::client) through the map (another client than the last one, a new
+    /// one, or one that is gone).
+    #[cold]
+    #[inline(never)]
+    fn client_slow(&self, client: u64) -> Result<Option<&ClientConn<Resp>>> {
         let mut clients = self.clients.borrow_mut();
         if let Some(c) = clients.get(&client) {
             // The slots as they are (no sweep per request: `prune` sweeps).
             if c.publisher.connected() > 0 {
                 let c: *const ClientConn<Resp> = &**c;
+                self.last_client.set((client, c));
                 // SAFETY: boxed (stable address) and dropped only while no active request
                 // refers to it; see the function's documentation.
                 return Ok(Some(unsafe { &*c }));
             }
             if c.refs.get() == 0 {
+                self.last_client.set((0, std::ptr::null()));
                 clients.remove(&client);
             }
             return Ok(None);
@@ -391,6 +460,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
                     refs: Cell::new(0),
                 }));
                 let c: *const ClientConn<Resp> = &**c;
+                self.last_client.set((client, c));
                 // SAFETY: as above.
                 Ok(Some(unsafe { &*c }))
             }
@@ -415,6 +485,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for Server<Req, Resp> {
         // Ends of streams still waiting for room: a last try (a client that gets none
         // learns that the server is gone instead).
         self.flush_ends();
+        self.last_client.set((0, std::ptr::null()));
         self.clients.get_mut().clear();
         // SAFETY: dropped once, here; no `ActiveRequest` outlives the server.
         unsafe { ManuallyDrop::drop(&mut self.requests) };

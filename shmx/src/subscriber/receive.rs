@@ -433,14 +433,26 @@ impl SubCore {
     }
 
     /// The tag word of a held sample's chunk as its publisher wrote it (untrusted), or
-    /// `None` for a sample that lives in no chunk of ours (a private copy).
-    pub(crate) fn tag_of(&self, held: &Held) -> Option<u64> {
+    /// `None` for a sample that lives in no chunk of ours (a private copy). `payload` is the
+    /// sample's first byte (`Sample::as_ptr`).
+    ///
+    /// No lookup: the chunk's header lies [`payload_offset`] bytes before its payload in
+    /// every segment this subscriber maps (each is checked to have the geometry of our
+    /// alignment when it is mapped).
+    ///
+    /// [`payload_offset`]: crate::data::payload_offset
+    #[inline(always)]
+    pub(crate) fn tag_of(&self, held: &Held, payload: *const u8) -> Option<u64> {
         if held.entry == COPIED {
             return None;
         }
-        let st = self.state.borrow();
-        let slot = st.views.get(held.view as usize)?.as_ref()?;
-        let header = slot.view.header(held.chunk as usize)?;
+        let back = crate::data::payload_offset(self.align);
+        // SAFETY: a sample that is not a private copy lies in a chunk of a mapped segment
+        // (mapped while the sample is held), at `payload_offset(align)` past the chunk's
+        // start, where its 64-aligned header of atomics is (the geometry `DataView::open`
+        // checked); `payload` derives from the mapping's pointer, so stepping back stays
+        // inside it. The header is only loaded from.
+        let header = unsafe { &*payload.sub(back).cast::<crate::data::ChunkHeader>() };
         Some(header.tag.load(Ordering::Relaxed))
     }
 
