@@ -311,6 +311,55 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Sample<'_, T> {
     }
 }
 
+/// A [`Sample`] taken apart into plain values, its drop not run: for handing a sample to a
+/// function that is not inlined (a rare case) without the sample escaping into memory on the
+/// caller's common way too. (A moved sample is passed as a pointer to the caller's own slot,
+/// which then lives in memory on every way, and a later move of it, into a response, copies
+/// it with loads that wait for the stores it was just written with; a copy of this is passed
+/// as a temporary of the rare way alone.)
+pub(crate) struct RawSample<'s, T> {
+    core: &'s SubCore,
+    ptr: *const T,
+    held: Held,
+}
+
+impl<T> Clone for RawSample<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for RawSample<'_, T> {}
+
+impl<'s, T> Sample<'s, T> {
+    /// The sample as plain values (see [`RawSample`]); [`from_raw`](Self::from_raw) makes
+    /// it a sample again.
+    #[inline(always)]
+    pub(crate) fn into_raw(self) -> RawSample<'s, T> {
+        let this = ManuallyDrop::new(self);
+        RawSample {
+            core: this.core,
+            ptr: this.ptr,
+            held: this.held,
+        }
+    }
+
+    /// The sample that [`into_raw`](Self::into_raw) took apart.
+    ///
+    /// # Safety
+    /// `raw` comes from `into_raw`, and is made a sample again once at most (each sample
+    /// gives its chunk back when dropped).
+    #[inline(always)]
+    pub(crate) unsafe fn from_raw(raw: RawSample<'s, T>) -> Self {
+        Sample {
+            core: raw.core,
+            ptr: raw.ptr,
+            held: raw.held,
+            _t: PhantomData,
+        }
+    }
+}
+
 impl<T> Drop for Sample<'_, T> {
     fn drop(&mut self) {
         self.core.release(&self.held);

@@ -21,20 +21,33 @@ pub struct ActiveRequest<'s, Req: ShmMessage, Resp: ShmMessage> {
     pub(super) sample: Sample<'s, Req>,
     /// Its client's connection (counted in `refs` while this lives).
     pub(super) conn: &'s ClientConn<Resp>,
-    pub(super) client: u64,
-    pub(super) id: u64,
-    pub(super) ended: Cell<bool>,
+    /// Its number, and [`ENDED`] once its stream has ended: one word (a request is moved
+    /// on the way of every round trip: the fewer bytes, the shorter the copies).
+    pub(super) state: Cell<u64>,
 }
+
+/// The bit of `ActiveRequest::state` that says its stream ended (request numbers are 32-bit).
+pub(super) const ENDED: u64 = 1 << 63;
 
 impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
     /// The id of the client that sent it.
     pub fn client_id(&self) -> u64 {
-        self.client
+        self.conn.client
     }
 
     /// Its number among its client's requests.
     pub fn request_id(&self) -> u64 {
-        self.id
+        self.state.get() & !ENDED
+    }
+
+    #[inline(always)]
+    fn ended(&self) -> bool {
+        self.state.get() & ENDED != 0
+    }
+
+    #[inline(always)]
+    fn set_ended(&self) {
+        self.state.set(self.state.get() | ENDED);
     }
 
     /// Whether its client is still there to take responses.
@@ -46,7 +59,7 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
     fn publisher(&self) -> Result<&'s Publisher<Resp>> {
         let publisher = &self.conn.publisher;
         // The slots as they are (the server's `prune` sweeps dead ones every 50 ms).
-        if self.ended.get() || publisher.connected() == 0 {
+        if self.ended() || publisher.connected() == 0 {
             return Err(self.no_publisher());
         }
         Ok(publisher)
@@ -56,7 +69,7 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
     #[cold]
     #[inline(never)]
     fn no_publisher(&self) -> Error {
-        if self.ended.get() {
+        if self.ended() {
             return Error::InvalidConfig {
                 topic: self.server.service().to_owned(),
                 reason: "the response stream has ended".into(),
@@ -64,7 +77,7 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
         }
         self.server
             .shared
-            .gone(format!("the client {:016x} is gone", self.client))
+            .gone(format!("the client {:016x} is gone", self.conn.client))
     }
 
     /// Loans a response (zeroed, so only for types whose all-zero bytes are a value), to
@@ -125,9 +138,9 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
     #[inline(always)]
     fn publish(&self, sample: SampleMut<'_, Resp>, flags: u64) -> Result<()> {
         if flags & LAST != 0 {
-            self.ended.set(true);
+            self.set_ended();
         }
-        sample.publish_tagged(response_tag(self.id, flags))
+        sample.publish_tagged(response_tag(self.request_id(), flags))
     }
 
     /// Ends the stream (the client's `recv` returns `None` after the responses sent).
@@ -149,14 +162,14 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> ActiveRequest<'s, Req, Resp> {
 
     fn end(&self) -> Result<()> {
         let publisher = self.publisher()?;
-        self.ended.set(true);
-        if !self.server.send_end(publisher, self.id) {
+        self.set_ended();
+        if !self.server.send_end(publisher, self.request_id()) {
             // The client's queue is full: the end goes as soon as it has room (the server's
             // next `take`, `recv` or response), after the responses queued before it.
             self.server
                 .unsent_ends
                 .borrow_mut()
-                .push((self.client, self.id));
+                .push((self.conn.client, self.request_id()));
         }
         Ok(())
     }
@@ -172,7 +185,7 @@ impl<'s, Req: ShmMessage, Resp: ShmMessage> Deref for ActiveRequest<'s, Req, Res
 impl<Req: ShmMessage, Resp: ShmMessage> Drop for ActiveRequest<'_, Req, Resp> {
     #[inline(always)]
     fn drop(&mut self) {
-        if !self.ended.get() {
+        if !self.ended() {
             self.end_on_drop();
         }
         self.conn.refs.set(self.conn.refs.get() - 1);

@@ -3,13 +3,12 @@
 use super::pending::{Pending, RequestMut, Response};
 use super::shared::Shared;
 use super::{
-    coarse_ms, request_topic, response_topic, server_ids, split_tag, LAST, LOOK_EVERY, LOOK_MS,
-    MARKER,
+    coarse_ms, request_topic, response_topic, server_ids, split_tag, LOOK_EVERY, LOOK_MS, MARKER,
 };
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
-use crate::sample::{Sample, SampleMut};
+use crate::sample::{RawSample, Sample, SampleMut};
 use crate::service::{Service, TypeFacts};
 use crate::{Publisher, Subscriber};
 use std::cell::{Cell, RefCell};
@@ -318,7 +317,27 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     pub fn send(&self, request: Req) -> Result<Pending<'_, Req, Resp>> {
         let (conn, server) = self.pick()?;
         let sample = conn.publisher.loan_uninit()?.write(request);
-        self.request_mut(sample, server).send()
+        self.publish_request(sample, server)
+    }
+
+    /// Publishes `sample` as the next request, to server `server`, and records it in flight.
+    #[inline(always)]
+    pub(super) fn publish_request<'c>(
+        &'c self,
+        sample: SampleMut<'c, Req>,
+        server: u64,
+    ) -> Result<Pending<'c, Req, Resp>> {
+        let id = self.next_request.get();
+        self.next_request.set(super::next_request(id));
+        sample.publish_tagged(super::request_tag(self.shared.id, id))?;
+        self.flights.borrow_mut().insert(
+            id,
+            Flight {
+                server,
+                ended: false,
+            },
+        );
+        Ok(Pending::new(self, id))
     }
 
     #[inline(always)]
@@ -531,14 +550,44 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
 
     /// A response just taken: delivered if it is for `id`, stashed if it is for another
     /// request in flight, dropped otherwise (cancelled or unknown requests, markers).
+    ///
+    /// The common case (a response of `id`) is inlined and hands the sample on whole; every
+    /// other goes to [`route_rest`](Self::route_rest), which takes it by value: a sample
+    /// that this function dropped would have to live in memory, and be copied out of it
+    /// (loads that wait for the stores it was just written with) on the common way too.
     #[inline(always)]
     fn route<'c>(&'c self, id: u64, sample: Sample<'c, Resp>) -> Option<Response<'c, Resp>> {
-        let (request, flags) = split_tag(sample.tag()?);
+        let tag = sample.tag();
+        if let Some(tag) = tag {
+            let (request, flags) = split_tag(tag);
+            if request == id && flags & MARKER == 0 && sample.payload_len() >= size_of::<Resp>() {
+                return Some(Response { sample });
+            }
+        }
+        self.route_rest(id, tag, sample.into_raw());
+        None
+    }
+
+    /// [`route`](Self::route) of a sample that is no response of `id`: the end marker of
+    /// `id`'s stream (recorded), a sample of another request (stashed, or its end recorded),
+    /// or one of no use (dropped).
+    #[cold]
+    #[inline(never)]
+    fn route_rest<'c>(&'c self, id: u64, tag: Option<u64>, sample: RawSample<'c, Resp>) {
+        // SAFETY: `route` took it apart just before, and gave it here alone.
+        let sample = unsafe { Sample::from_raw(sample) };
+        let Some((request, flags)) = tag.map(split_tag) else {
+            return;
+        };
         if request == id {
-            return self.deliver(id, sample, flags);
+            // Its end marker, or bytes of no value (only a marker may have none; this queue
+            // takes samples of no bytes for them): a peer's lie, dropped.
+            if flags & MARKER != 0 {
+                self.mark_ended(id);
+            }
+            return;
         }
         self.route_other(request, flags, sample);
-        None
     }
 
     /// [`route`](Self::route) of a sample of another request than the one asked for.
@@ -563,14 +612,12 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
 
     /// A sample of request `id`: its response, or `None` for the marker that ended the
     /// stream (then recorded).
-    #[inline(always)]
     fn deliver<'c>(
         &'c self,
         id: u64,
         sample: Sample<'c, Resp>,
         flags: u64,
     ) -> Option<Response<'c, Resp>> {
-        let last = flags & LAST != 0;
         let marker = flags & MARKER != 0;
         if !marker && sample.payload_len() < size_of::<Resp>() {
             // Bytes of no value (only a marker may have none; this queue takes samples of no
@@ -583,7 +630,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             self.mark_ended(id);
             return None;
         }
-        Some(Response { sample, last })
+        Some(Response { sample })
     }
 
     #[cold]

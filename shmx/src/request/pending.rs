@@ -1,7 +1,7 @@
 //! A request on its way: [`RequestMut`] (loaned, written in place), [`Pending`] (sent; its
 //! responses received in order until the stream ends) and [`Response`].
 
-use super::client::{Client, Flight};
+use super::client::Client;
 use super::coarse_ms;
 use super::LOOK_MS;
 use crate::error::{Error, Result};
@@ -28,29 +28,26 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> RequestMut<'c, Req, Resp> {
     #[inline(always)]
     pub fn send(mut self) -> Result<Pending<'c, Req, Resp>> {
         let client = self.client;
-        let id = client.next_request.get();
-        client.next_request.set(super::next_request(id));
         // SAFETY: taken once; `self` is forgotten below, so its drop does not touch it.
         let sample = unsafe { ManuallyDrop::take(&mut self.sample) };
         let server = self.server;
         std::mem::forget(self);
-        let sent = sample.publish_tagged(super::request_tag(client.shared.id, id));
         client.loans.set(client.loans.get() - 1);
-        sent?;
-        client.flights.borrow_mut().insert(
-            id,
-            Flight {
-                server,
-                ended: false,
-            },
-        );
-        Ok(Pending {
+        client.publish_request(sample, server)
+    }
+}
+
+impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
+    /// Request `id` of `client`, just sent.
+    #[inline(always)]
+    pub(super) fn new(client: &'c Client<Req, Resp>, id: u64) -> Self {
+        Pending {
             client,
             id,
-            done: Cell::new(false),
+            done: Cell::new(0),
             polls: Cell::new(0),
             checked: Cell::new(0),
-        })
+        }
     }
 }
 
@@ -98,7 +95,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for RequestMut<'_, Req, Resp> {
 }
 
 /// Empty polls of [`Pending::take`] between two reads of the clock.
-const CLOCK_POLLS: u32 = 7;
+const CLOCK_POLLS: u64 = 7;
 
 /// A request sent and the responses it gets: [`take`](Self::take), [`recv`](Self::recv) or
 /// [`recv_timeout`](Self::recv_timeout) them in order until they return `None`, the end of
@@ -106,11 +103,12 @@ const CLOCK_POLLS: u32 = 7;
 pub struct Pending<'c, Req: ShmMessage, Resp: ShmMessage> {
     client: &'c Client<Req, Resp>,
     id: u64,
-    /// Its last response was taken, or it was cancelled (timed out, or its server gone):
-    /// every later call returns `None`.
-    done: Cell<bool>,
+    /// 1 once its last response was taken, or it was cancelled (timed out, or its server
+    /// gone): every later call returns `None`. (Whole words: a byte stored and then copied
+    /// with the rest in wider loads stalls the copy.)
+    done: Cell<u64>,
     /// Empty polls of `take` left before it reads the clock again.
-    polls: Cell<u32>,
+    polls: Cell<u64>,
     /// When `take` last looked at the server (`coarse_ms`; 0: it has not found the queue
     /// empty yet, no clock read on the way of a response that is there at once).
     checked: Cell<u64>,
@@ -124,7 +122,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
 
     /// Whether the stream has ended: its last response was taken (or it was cancelled).
     pub fn is_finished(&self) -> bool {
-        self.done.get() || self.client.ended(self.id) && !self.stashed()
+        self.done.get() != 0 || self.client.ended(self.id) && !self.stashed()
     }
 
     fn stashed(&self) -> bool {
@@ -143,30 +141,31 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     /// [`recv`](Self::recv).
     #[inline(always)]
     pub fn take(&self) -> Result<Option<Response<'c, Resp>>> {
-        if self.done.get() {
+        if self.done.get() != 0 {
             return Ok(None);
         }
         if let Some(r) = self.client.take_for(self.id)? {
             return Ok(Some(self.seen(r)));
         }
-        self.take_none()
-    }
-
-    /// [`take`](Self::take) when no response waited: the end of the stream, or (now and
-    /// then) a look at the server.
-    #[inline(never)]
-    fn take_none(&self) -> Result<Option<Response<'c, Resp>>> {
-        if self.client.ended(self.id) {
-            return Ok(None);
-        }
-        // The clock on every `CLOCK_POLLS`-th empty poll only: a spinning caller's polls
-        // stay short, so that it sees a response as soon as it lands.
+        // The rest on every `CLOCK_POLLS`-th empty poll only: a spinning caller's polls stay
+        // short, so that it sees a response as soon as it lands. (`None` means "none now"
+        // whether or not the stream ended; `is_finished` tells.)
         let polls = self.polls.get();
         if polls > 0 {
             self.polls.set(polls - 1);
             return Ok(None);
         }
+        self.take_none()
+    }
+
+    /// [`take`](Self::take) when no response waited, now and then: the end of the stream,
+    /// or a look at the server.
+    #[inline(never)]
+    fn take_none(&self) -> Result<Option<Response<'c, Resp>>> {
         self.polls.set(CLOCK_POLLS);
+        if self.client.ended(self.id) {
+            return Ok(None);
+        }
         let now = coarse_ms();
         if self.checked.get() == 0 {
             self.checked.set(now);
@@ -176,7 +175,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
                 Ok(Some(got)) => return Ok(got.map(|r| self.seen(r))),
                 Ok(None) => {}
                 Err(e) => {
-                    self.done.set(true);
+                    self.done.set(1);
                     return Err(e);
                 }
             }
@@ -219,7 +218,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     #[cfg(feature = "tokio")]
     #[allow(clippy::type_complexity)]
     pub(super) fn take_or_end(&self) -> Result<Option<Option<Response<'c, Resp>>>> {
-        if self.done.get() {
+        if self.done.get() != 0 {
             return Ok(Some(None));
         }
         match self.client.take_for(self.id) {
@@ -228,7 +227,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
             Ok(None) => Ok(None),
             Err(e) => {
                 if matches!(e, Error::PeerGone { .. }) {
-                    self.done.set(true);
+                    self.done.set(1);
                 }
                 Err(e)
             }
@@ -242,7 +241,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
         match self.client.check_server(self.id) {
             Ok(got) => Ok(got.map(|r| r.map(|r| self.seen(r)))),
             Err(e) => {
-                self.done.set(true);
+                self.done.set(1);
                 Err(e)
             }
         }
@@ -252,21 +251,21 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     /// table of requests is not told: nothing else asks it about this one).
     #[inline(always)]
     fn seen(&self, r: Response<'c, Resp>) -> Response<'c, Resp> {
-        if r.last {
-            self.done.set(true);
+        if r.is_last() {
+            self.done.set(1);
         }
         r
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Response<'c, Resp>>> {
-        if self.done.get() {
+        if self.done.get() != 0 {
             return Ok(None);
         }
         match self.client.recv_for(self.id, deadline) {
             Ok(got) => Ok(got.map(|r| self.seen(r))),
             Err(e) => {
                 if matches!(e, Error::Timeout { .. } | Error::PeerGone { .. }) {
-                    self.done.set(true);
+                    self.done.set(1);
                 }
                 Err(e)
             }
@@ -282,14 +281,19 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for Pending<'_, Req, Resp> {
 
 /// A response: it dereferences to the [`Sample`] (and so to `Resp`), read in place.
 pub struct Response<'c, Resp> {
+    // The sample alone, no more (a response is moved on the way of every round trip: the
+    // fewer bytes, the shorter the copies that wait for the stores that wrote them).
     pub(super) sample: Sample<'c, Resp>,
-    pub(super) last: bool,
 }
 
 impl<Resp> Response<'_, Resp> {
-    /// Whether the server marked it the last of its stream.
+    /// Whether the server marked it the last of its stream (the mark in its chunk's header,
+    /// as the server wrote it).
+    #[inline(always)]
     pub fn is_last(&self) -> bool {
-        self.last
+        self.sample
+            .tag()
+            .is_some_and(|t| super::split_tag(t).1 & super::LAST != 0)
     }
 }
 

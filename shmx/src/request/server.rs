@@ -7,7 +7,7 @@ use super::{coarse_ms, request_topic, response_tag, response_topic, IdMap, LAST,
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
-use crate::sample::Sample;
+use crate::sample::{RawSample, Sample};
 use crate::service::{Service, TypeFacts};
 use crate::{Publisher, Subscriber};
 use std::cell::{Cell, RefCell};
@@ -46,6 +46,8 @@ pub struct Server<Req: ShmMessage, Resp: ShmMessage> {
 /// active requests (whose response loans borrow it) use it: dropped only when none does.
 pub(super) struct ClientConn<Resp: ShmMessage> {
     pub(super) publisher: Publisher<Resp>,
+    /// The client's id.
+    pub(super) client: u64,
     pub(super) refs: Cell<usize>,
 }
 
@@ -246,6 +248,27 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         let Some(sample) = self.requests.take()? else {
             return Ok(None);
         };
+        // The common case inlined: a request of the client answered last, which is there.
+        // Every other goes to `take_rest` by value (a sample dropped here would have to live
+        // in memory, and be copied out of it on the common way too).
+        if let Some((client, id)) = sample.tag().map(super::split_tag) {
+            if let Some(conn) = self.last_connection(client) {
+                return Ok(Some(self.activate(sample, conn, id)));
+            }
+        }
+        self.take_rest(sample.into_raw())
+    }
+
+    /// [`take`](Self::take) of a request of another client than the last one (or of none,
+    /// or of one that is gone: then the next request).
+    #[cold]
+    #[inline(never)]
+    fn take_rest<'s>(
+        &'s self,
+        sample: RawSample<'s, Req>,
+    ) -> Result<Option<ActiveRequest<'s, Req, Resp>>> {
+        // SAFETY: `take` took it apart just before, and gave it here alone.
+        let sample = unsafe { Sample::from_raw(sample) };
         match self.accept(sample)? {
             Some(request) => Ok(Some(request)),
             None => self.take_more(),
@@ -367,7 +390,6 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     }
 
     /// A request just taken, if its client is there to answer.
-    #[inline(always)]
     fn accept<'s>(
         &'s self,
         sample: Sample<'s, Req>,
@@ -375,19 +397,26 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         let Some((client, id)) = sample.tag().map(super::split_tag) else {
             return Ok(None);
         };
-        match self.client(client)? {
-            Some(conn) => {
-                conn.refs.set(conn.refs.get() + 1);
-                Ok(Some(ActiveRequest {
-                    server: self,
-                    sample,
-                    conn,
-                    client,
-                    id,
-                    ended: Cell::new(false),
-                }))
-            }
-            None => Ok(None),
+        Ok(self
+            .client(client)?
+            .map(|conn| self.activate(sample, conn, id)))
+    }
+
+    /// Request `id` of client `client`, to be answered through `conn`.
+    #[inline(always)]
+    fn activate<'s>(
+        &'s self,
+        sample: Sample<'s, Req>,
+        conn: &'s ClientConn<Resp>,
+        id: u64,
+    ) -> ActiveRequest<'s, Req, Resp> {
+        conn.refs.set(conn.refs.get() + 1);
+        ActiveRequest {
+            server: self,
+            sample,
+            conn,
+            // A request number is 32 bits (`split_tag`): the bit is free.
+            state: Cell::new(id & !super::active::ENDED),
         }
     }
 
@@ -395,19 +424,25 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     /// the client is gone. The reference stays while `&self` does: a connection is dropped
     /// only while no response loan is out, and callers loan from it before anything else
     /// may drop one.
-    #[inline(always)]
     fn client(&self, client: u64) -> Result<Option<&ClientConn<Resp>>> {
-        let (last, conn) = self.last_client.get();
-        if last == client && !conn.is_null() {
-            // SAFETY: `last_client` holds a connection of `clients` (boxed: its address
-            // stays) and is cleared before any connection is dropped.
-            let c = unsafe { &*conn };
-            // The slots as they are (no sweep per request: `prune` sweeps).
-            if c.publisher.connected() > 0 {
-                return Ok(Some(c));
-            }
+        match self.last_connection(client) {
+            Some(c) => Ok(Some(c)),
+            None => self.client_slow(client),
         }
-        self.client_slow(client)
+    }
+
+    /// The connection of client `client` if it is the one answered last and is there.
+    #[inline(always)]
+    fn last_connection(&self, client: u64) -> Option<&ClientConn<Resp>> {
+        let (last, conn) = self.last_client.get();
+        if last != client || conn.is_null() {
+            return None;
+        }
+        // SAFETY: `last_client` holds a connection of `clients` (boxed: its address stays)
+        // and is cleared before any connection is dropped.
+        let c = unsafe { &*conn };
+        // The slots as they are (no sweep per request: `prune` sweeps).
+        (c.publisher.connected() > 0).then_some(c)
     }
 
     /// [`client`](Self::client) through the map (another client than the last one, a new
@@ -457,6 +492,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
             Ok(publisher) => {
                 let c = clients.entry(client).or_insert(Box::new(ClientConn {
                     publisher,
+                    client,
                     refs: Cell::new(0),
                 }));
                 let c: *const ClientConn<Resp> = &**c;
