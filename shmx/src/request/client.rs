@@ -496,75 +496,96 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
 
     /// Takes the next response to request `id`, routing those of other requests to the
     /// stash; `Ok(None)` if none waits.
+    ///
+    /// The response is made in one place, from a sample of the common case (the next one
+    /// in the queue is `id`'s) or one that the rare cases hand back as plain values: a value
+    /// that came back from a call that is not inlined would otherwise merge with the common
+    /// one in memory, and be copied out of it with loads that wait for the stores it was
+    /// just written with.
     #[inline(always)]
     pub(super) fn take_for(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
-        if !self.stash.borrow().is_empty() {
-            return self.take_for_stashed(id);
-        }
-        self.take_new(id)
+        let sample = if self.stash.borrow().is_empty() {
+            let Some(sample) = self.responses().take()? else {
+                return Ok(None);
+            };
+            if self.is_response_of(id, &sample) {
+                sample
+            } else {
+                self.route_rest(id, sample.into_raw());
+                match self.take_more(id)? {
+                    // SAFETY: `take_more` took it apart and handed it here alone.
+                    Some(raw) => unsafe { Sample::from_raw(raw) },
+                    None => return Ok(None),
+                }
+            }
+        } else {
+            match self.take_for_stashed(id)? {
+                // SAFETY: as above.
+                Some(raw) => unsafe { Sample::from_raw(raw) },
+                None => return Ok(None),
+            }
+        };
+        Ok(Some(Response { sample }))
     }
 
     /// [`take_for`](Self::take_for) with responses in the stash: those of `id` first.
     #[cold]
     #[inline(never)]
-    fn take_for_stashed(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
+    fn take_for_stashed(&self, id: u64) -> Result<Option<RawSample<'_, Resp>>> {
         let mut stash = self.stash.borrow_mut();
         if let Some(i) = stash.iter().position(|(r, _)| *r == id) {
             let (_, sample) = stash.remove(i).expect("found");
             drop(stash);
             let flags = sample.tag().map_or(0, |t| split_tag(t).1);
-            if let Some(r) = self.deliver(id, self.shorten(sample), flags) {
-                return Ok(Some(r));
+            if let Some(Response { sample }) = self.deliver(id, self.shorten(sample), flags) {
+                return Ok(Some(sample.into_raw()));
             }
-            return self.take_for(id);
+            return Ok(self
+                .take_for(id)?
+                .map(|Response { sample }| sample.into_raw()));
         }
         drop(stash);
-        self.take_new(id)
+        self.take_more(id)
     }
 
     /// Takes responses from the queue until one of `id`'s (stashing or dropping others).
-    #[inline(always)]
-    fn take_new(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
-        let Some(sample) = self.responses().take()? else {
-            return Ok(None);
-        };
-        match self.route(id, sample) {
-            Some(r) => Ok(Some(r)),
-            None => self.take_more(id),
-        }
-    }
-
-    /// [`take_new`](Self::take_new) after a sample that was not a response of `id`.
     #[cold]
     #[inline(never)]
-    fn take_more(&self, id: u64) -> Result<Option<Response<'_, Resp>>> {
+    fn take_more(&self, id: u64) -> Result<Option<RawSample<'_, Resp>>> {
         loop {
             let Some(sample) = self.responses().take()? else {
                 return Ok(None);
             };
-            if let Some(r) = self.route(id, sample) {
-                return Ok(Some(r));
+            if self.is_response_of(id, &sample) {
+                return Ok(Some(sample.into_raw()));
             }
+            self.route_rest(id, sample.into_raw());
         }
+    }
+
+    /// Whether `sample` is a response of request `id` to hand out (not its end marker, and
+    /// with the bytes of a `Resp`).
+    #[inline(always)]
+    fn is_response_of(&self, id: u64, sample: &Sample<'_, Resp>) -> bool {
+        sample.tag().is_some_and(|tag| {
+            let (request, flags) = split_tag(tag);
+            request == id && flags & MARKER == 0 && sample.payload_len() >= size_of::<Resp>()
+        })
     }
 
     /// A response just taken: delivered if it is for `id`, stashed if it is for another
     /// request in flight, dropped otherwise (cancelled or unknown requests, markers).
     ///
-    /// The common case (a response of `id`) is inlined and hands the sample on whole; every
-    /// other goes to [`route_rest`](Self::route_rest), which takes it by value: a sample
-    /// that this function dropped would have to live in memory, and be copied out of it
-    /// (loads that wait for the stores it was just written with) on the common way too.
+    /// Every case but the common one goes to [`route_rest`](Self::route_rest) as plain
+    /// values: a sample that this function dropped would have to live in memory, and be
+    /// copied out of it (loads that wait for the stores it was just written with) on the
+    /// common way too.
     #[inline(always)]
     fn route<'c>(&'c self, id: u64, sample: Sample<'c, Resp>) -> Option<Response<'c, Resp>> {
-        let tag = sample.tag();
-        if let Some(tag) = tag {
-            let (request, flags) = split_tag(tag);
-            if request == id && flags & MARKER == 0 && sample.payload_len() >= size_of::<Resp>() {
-                return Some(Response { sample });
-            }
+        if self.is_response_of(id, &sample) {
+            return Some(Response { sample });
         }
-        self.route_rest(id, tag, sample.into_raw());
+        self.route_rest(id, sample.into_raw());
         None
     }
 
@@ -573,10 +594,10 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// or one of no use (dropped).
     #[cold]
     #[inline(never)]
-    fn route_rest<'c>(&'c self, id: u64, tag: Option<u64>, sample: RawSample<'c, Resp>) {
-        // SAFETY: `route` took it apart just before, and gave it here alone.
+    fn route_rest<'c>(&'c self, id: u64, sample: RawSample<'c, Resp>) {
+        // SAFETY: the caller took it apart just before, and gave it here alone.
         let sample = unsafe { Sample::from_raw(sample) };
-        let Some((request, flags)) = tag.map(split_tag) else {
+        let Some((request, flags)) = sample.tag().map(split_tag) else {
             return;
         };
         if request == id {

@@ -6,7 +6,7 @@ use super::coarse_ms;
 use super::LOOK_MS;
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
-use crate::sample::{Sample, SampleMut};
+use crate::sample::{RawSample, Sample, SampleMut};
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
@@ -144,24 +144,35 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
         if self.done.get() != 0 {
             return Ok(None);
         }
-        if let Some(r) = self.client.take_for(self.id)? {
-            return Ok(Some(self.seen(r)));
-        }
-        // The rest on every `CLOCK_POLLS`-th empty poll only: a spinning caller's polls stay
-        // short, so that it sees a response as soon as it lands. (`None` means "none now"
-        // whether or not the stream ended; `is_finished` tells.)
-        let polls = self.polls.get();
-        if polls > 0 {
-            self.polls.set(polls - 1);
-            return Ok(None);
-        }
-        self.take_none()
+        let response = match self.client.take_for(self.id)? {
+            Some(r) => r,
+            None => {
+                // The rest on every `CLOCK_POLLS`-th empty poll only: a spinning caller's
+                // polls stay short, so that it sees a response as soon as it lands. (`None`
+                // means "none now" whether or not the stream ended; `is_finished` tells.)
+                let polls = self.polls.get();
+                if polls > 0 {
+                    self.polls.set(polls - 1);
+                    return Ok(None);
+                }
+                // Handed back as plain values, the response made here in one place (see
+                // `Client::take_for`).
+                match self.take_none()? {
+                    Some(raw) => Response {
+                        // SAFETY: `take_none` took it apart and handed it here alone.
+                        sample: unsafe { Sample::from_raw(raw) },
+                    },
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(self.seen(response)))
     }
 
     /// [`take`](Self::take) when no response waited, now and then: the end of the stream,
-    /// or a look at the server.
+    /// or a look at the server (which may hand back what a server that died sent).
     #[inline(never)]
-    fn take_none(&self) -> Result<Option<Response<'c, Resp>>> {
+    fn take_none(&self) -> Result<Option<RawSample<'c, Resp>>> {
         self.polls.set(CLOCK_POLLS);
         if self.client.ended(self.id) {
             return Ok(None);
@@ -172,7 +183,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
         } else if now.saturating_sub(self.checked.get()) >= LOOK_MS {
             self.checked.set(now);
             match self.client.check_server(self.id) {
-                Ok(Some(got)) => return Ok(got.map(|r| self.seen(r))),
+                Ok(Some(got)) => return Ok(got.map(|Response { sample }| sample.into_raw())),
                 Ok(None) => {}
                 Err(e) => {
                     self.done.set(1);

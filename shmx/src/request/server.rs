@@ -249,43 +249,49 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
             return Ok(None);
         };
         // The common case inlined: a request of the client answered last, which is there.
-        // Every other goes to `take_rest` by value (a sample dropped here would have to live
-        // in memory, and be copied out of it on the common way too).
-        if let Some((client, id)) = sample.tag().map(super::split_tag) {
-            if let Some(conn) = self.last_connection(client) {
-                return Ok(Some(self.activate(sample, conn, id)));
-            }
-        }
-        self.take_rest(sample.into_raw())
+        // Every other goes to `take_rest` as plain values, and comes back so: a sample
+        // dropped here, or a request made in a call that is not inlined, would have to live
+        // in memory, and be copied out of it on the common way too (loads that wait for the
+        // stores it was just written with).
+        let common = sample
+            .tag()
+            .map(super::split_tag)
+            .and_then(|(client, id)| Some((self.last_connection(client)?, id)));
+        let (sample, conn, id) = match common {
+            Some((conn, id)) => (sample, conn, id),
+            None => match self.take_rest(sample.into_raw())? {
+                // SAFETY: `take_rest` took it apart and handed it here alone.
+                Some((raw, conn, id)) => (unsafe { Sample::from_raw(raw) }, conn, id),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(self.activate(sample, conn, id)))
     }
 
     /// [`take`](Self::take) of a request of another client than the last one (or of none,
-    /// or of one that is gone: then the next request).
+    /// or of one that is gone: then the next request): the request, its client's
+    /// connection and its number.
     #[cold]
     #[inline(never)]
+    #[allow(clippy::type_complexity)]
     fn take_rest<'s>(
         &'s self,
         sample: RawSample<'s, Req>,
-    ) -> Result<Option<ActiveRequest<'s, Req, Resp>>> {
+    ) -> Result<Option<(RawSample<'s, Req>, &'s ClientConn<Resp>, u64)>> {
         // SAFETY: `take` took it apart just before, and gave it here alone.
-        let sample = unsafe { Sample::from_raw(sample) };
-        match self.accept(sample)? {
-            Some(request) => Ok(Some(request)),
-            None => self.take_more(),
-        }
-    }
-
-    /// [`take`](Self::take) after a request of a client that is gone.
-    #[cold]
-    #[inline(never)]
-    fn take_more(&self) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
+        let mut sample = unsafe { Sample::from_raw(sample) };
         loop {
-            let Some(sample) = self.requests.take()? else {
+            if let Some((client, id)) = sample.tag().map(super::split_tag) {
+                if let Some(conn) = self.client(client)? {
+                    return Ok(Some((sample.into_raw(), conn, id)));
+                }
+            }
+            // No tag, or its client is gone: the next request.
+            drop(sample);
+            let Some(next) = self.requests.take()? else {
                 return Ok(None);
             };
-            if let Some(request) = self.accept(sample)? {
-                return Ok(Some(request));
-            }
+            sample = next;
         }
     }
 
