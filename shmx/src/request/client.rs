@@ -573,23 +573,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         })
     }
 
-    /// A response just taken: delivered if it is for `id`, stashed if it is for another
-    /// request in flight, dropped otherwise (cancelled or unknown requests, markers).
-    ///
-    /// Every case but the common one goes to [`route_rest`](Self::route_rest) as plain
-    /// values: a sample that this function dropped would have to live in memory, and be
-    /// copied out of it (loads that wait for the stores it was just written with) on the
-    /// common way too.
-    #[inline(always)]
-    fn route<'c>(&'c self, id: u64, sample: Sample<'c, Resp>) -> Option<Response<'c, Resp>> {
-        if self.is_response_of(id, &sample) {
-            return Some(Response { sample });
-        }
-        self.route_rest(id, sample.into_raw());
-        None
-    }
-
-    /// [`route`](Self::route) of a sample that is no response of `id`: the end marker of
+    /// A sample just taken that is no response of `id`: the end marker of
     /// `id`'s stream (recorded), a sample of another request (stashed, or its end recorded),
     /// or one of no use (dropped).
     #[cold]
@@ -611,7 +595,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         self.route_other(request, flags, sample);
     }
 
-    /// [`route`](Self::route) of a sample of another request than the one asked for.
+    /// [`route_rest`](Self::route_rest) of a sample of another request than the one asked
+    /// for.
     #[cold]
     #[inline(never)]
     fn route_other<'c>(&'c self, request: u64, flags: u64, sample: Sample<'c, Resp>) {
@@ -716,16 +701,18 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         )))
     }
 
-    /// Waits until `deadline` (`None`: forever) for the next response to request `id`.
+    /// Waits until `deadline` (`None`: forever) for the next response to request `id`,
+    /// handed back as plain values (the caller makes the response, see
+    /// [`take_for`](Self::take_for)).
     pub(super) fn recv_for(
         &self,
         id: u64,
         deadline: Option<Instant>,
-    ) -> Result<Option<Response<'_, Resp>>> {
+    ) -> Result<Option<RawSample<'_, Resp>>> {
         let mut next_check = Instant::now() + LOOK_EVERY;
         loop {
-            if let Some(r) = self.take_for(id)? {
-                return Ok(Some(r));
+            if let Some(Response { sample }) = self.take_for(id)? {
+                return Ok(Some(sample.into_raw()));
             }
             if self.ended(id) {
                 return Ok(None);
@@ -734,7 +721,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             if now >= next_check {
                 next_check = now + LOOK_EVERY;
                 if let Some(got) = self.check_server(id)? {
-                    return Ok(got);
+                    return Ok(got.map(|Response { sample }| sample.into_raw()));
                 }
             }
             let mut slice = next_check.saturating_duration_since(now);
@@ -750,9 +737,10 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
                 slice = slice.min(left);
             }
             if let Some(sample) = self.responses().recv_timeout(slice)? {
-                if let Some(r) = self.route(id, sample) {
-                    return Ok(Some(r));
+                if self.is_response_of(id, &sample) {
+                    return Ok(Some(sample.into_raw()));
                 }
+                self.route_rest(id, sample.into_raw());
             }
         }
     }

@@ -199,6 +199,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     /// # Errors
     /// [`Error::PeerGone`] if the server that has the request dies before it ends the stream
     /// (noticed within about 50 ms).
+    #[inline(always)]
     pub fn recv(&self) -> Result<Option<Response<'c, Resp>>> {
         self.recv_until(None)
     }
@@ -209,6 +210,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     /// [`Error::Timeout`] if none came in time: the request is cancelled then (its later
     /// responses are dropped, and every later call returns `None`). [`Error::PeerGone`] as
     /// for [`recv`](Self::recv).
+    #[inline(always)]
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Response<'c, Resp>>> {
         self.recv_until(Instant::now().checked_add(timeout))
     }
@@ -268,12 +270,18 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
         r
     }
 
+    #[inline(always)]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Response<'c, Resp>>> {
         if self.done.get() != 0 {
             return Ok(None);
         }
         match self.client.recv_for(self.id, deadline) {
-            Ok(got) => Ok(got.map(|r| self.seen(r))),
+            // The response made here, in one place (see `Client::take_for`).
+            Ok(Some(raw)) => Ok(Some(self.seen(Response {
+                // SAFETY: `recv_for` took it apart and handed it here alone.
+                sample: unsafe { Sample::from_raw(raw) },
+            }))),
+            Ok(None) => Ok(None),
             Err(e) => {
                 if matches!(e, Error::Timeout { .. } | Error::PeerGone { .. }) {
                     self.done.set(1);

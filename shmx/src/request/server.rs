@@ -281,13 +281,10 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         // SAFETY: `take` took it apart just before, and gave it here alone.
         let mut sample = unsafe { Sample::from_raw(sample) };
         loop {
-            if let Some((client, id)) = sample.tag().map(super::split_tag) {
-                if let Some(conn) = self.client(client)? {
-                    return Ok(Some((sample.into_raw(), conn, id)));
-                }
+            if let Some(got) = self.admit(sample)? {
+                return Ok(Some(got));
             }
-            // No tag, or its client is gone: the next request.
-            drop(sample);
+            // No tag, or its client is gone (the request dropped): the next request.
             let Some(next) = self.requests.take()? else {
                 return Ok(None);
             };
@@ -299,14 +296,34 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     pub fn recv(&self) -> Result<ActiveRequest<'_, Req, Resp>> {
         loop {
             // In slices, so that the queues of clients that left go while it waits.
-            if let Some(request) = self.recv_timeout(super::LOOK_EVERY)? {
-                return Ok(request);
+            if let Some((raw, conn, id)) = self.recv_raw(super::LOOK_EVERY)? {
+                // SAFETY: `recv_raw` took it apart and handed it here alone.
+                return Ok(self.activate(unsafe { Sample::from_raw(raw) }, conn, id));
             }
         }
     }
 
     /// Waits up to `timeout` for the next request; `None` if none came.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<ActiveRequest<'_, Req, Resp>>> {
+        let Some((raw, conn, id)) = self.recv_raw(timeout)? else {
+            return Ok(None);
+        };
+        // SAFETY: `recv_raw` took it apart and handed it here alone.
+        Ok(Some(self.activate(
+            unsafe { Sample::from_raw(raw) },
+            conn,
+            id,
+        )))
+    }
+
+    /// The wait of [`recv_timeout`](Self::recv_timeout): the request as plain values, its
+    /// client's connection and its number (the caller makes the request in one place, see
+    /// [`take`](Self::take)).
+    #[allow(clippy::type_complexity)]
+    fn recv_raw(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<(RawSample<'_, Req>, &ClientConn<Resp>, u64)>> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
             self.prune_now();
@@ -320,8 +337,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
                 }
                 continue;
             };
-            if let Some(request) = self.accept(sample)? {
-                return Ok(Some(request));
+            if let Some(got) = self.admit(sample)? {
+                return Ok(Some(got));
             }
         }
     }
@@ -395,17 +412,19 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         true
     }
 
-    /// A request just taken, if its client is there to answer.
-    fn accept<'s>(
+    /// A request just taken, as plain values with its client's connection and its number,
+    /// if its client is there to answer (else it is dropped).
+    #[allow(clippy::type_complexity)]
+    fn admit<'s>(
         &'s self,
         sample: Sample<'s, Req>,
-    ) -> Result<Option<ActiveRequest<'s, Req, Resp>>> {
+    ) -> Result<Option<(RawSample<'s, Req>, &'s ClientConn<Resp>, u64)>> {
         let Some((client, id)) = sample.tag().map(super::split_tag) else {
             return Ok(None);
         };
         Ok(self
             .client(client)?
-            .map(|conn| self.activate(sample, conn, id)))
+            .map(|conn| (sample.into_raw(), conn, id)))
     }
 
     /// Request `id` of client `client`, to be answered through `conn`.
