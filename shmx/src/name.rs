@@ -87,15 +87,15 @@ impl TopicName {
         })
     }
 
-    /// The name of a part of the service named `self` (`suffix` is made of bytes that names
-    /// keep as they are, e.g. `req.3`): `service@suffix`, whose directory name
-    /// (`<encoded>@suffix`) no topic name encodes to (every `@` of a topic name is encoded).
     /// Whether this is the name of a part of a request/response service (made by
     /// [`part`](Self::part): no topic's encoded name has an `@`).
     pub(crate) fn is_part(&self) -> bool {
         self.encoded.contains('@')
     }
 
+    /// The name of a part of the service named `self` (`suffix` is made of bytes that names
+    /// keep as they are, e.g. `req.3`): `service@suffix`, whose directory name
+    /// (`<encoded>@suffix`) no topic name encodes to (every `@` of a topic name is encoded).
     pub(crate) fn part(&self, suffix: &str) -> Result<TopicName> {
         debug_assert!(suffix
             .bytes()

@@ -50,6 +50,11 @@ pub struct Client<Req: ShmMessage, Resp: ShmMessage> {
     last_look: Cell<u64>,
     /// Requests left before `pick` reads the clock again.
     picks: Cell<u32>,
+    /// The coarse clock (`coarse_ms`) as this client last read it: no later than now, and
+    /// recent while it is busy. A request records it as its server's last look when sent
+    /// (no clock read per request); a client that sends seldom has an old one, and its
+    /// requests look at their server on their first wait.
+    pub(super) clock: Cell<u64>,
     _t: PhantomData<fn(Req) -> Resp>,
 }
 
@@ -93,7 +98,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
     }
 
     /// Requests that may be in flight at once (default 16; 1..=1024): a request is in
-    /// flight from `send` until its [`Pending`] is dropped.
+    /// flight from `send` until its [`Pending`] is dropped. A server's `request_depth`
+    /// (default 1024) caps how many of them may wait in its queue.
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n;
         self
@@ -193,6 +199,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ClientBuilder<Req, Resp> {
             last_error: RefCell::new(None),
             last_look: Cell::new(0),
             picks: Cell::new(0),
+            clock: Cell::new(0),
             _t: PhantomData,
         })
     }
@@ -312,7 +319,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     ///
     /// # Errors
     /// As [`loan`](Self::loan), and [`Error::QueueFull`] if the server's queue of this
-    /// client's requests is full (it is behind by more than `max_in_flight` requests).
+    /// client's requests is full (it is behind by more than `max_in_flight` requests, or
+    /// by more than its own `request_depth` if that is smaller).
     #[inline(always)]
     pub fn send(&self, request: Req) -> Result<Pending<'_, Req, Resp>> {
         let (conn, server) = self.pick()?;
@@ -395,7 +403,9 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         let mut servers = self.servers.borrow_mut();
         if servers.is_empty() || self.picks.get() == PICKS_PER_CLOCK {
             // None known, or `stale` just read the clock: look if it is time.
-            let due = coarse_ms().saturating_sub(self.last_look.get()) >= LOOK_MS;
+            let now = coarse_ms();
+            self.clock.set(now);
+            let due = now.saturating_sub(self.last_look.get()) >= LOOK_MS;
             if servers.is_empty() || due {
                 self.look(&mut servers);
             }
@@ -448,7 +458,9 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// are gone.
     #[allow(clippy::vec_box)] // see `servers`
     fn look(&self, servers: &mut Vec<Box<Conn<Req>>>) {
-        self.last_look.set(coarse_ms().max(1));
+        let now = coarse_ms();
+        self.clock.set(now);
+        self.last_look.set(now.max(1));
         if self.loans.get() == 0 {
             servers.retain(|c| c.publisher.subscriber_count() > 0);
         }
@@ -525,7 +537,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
                 None => return Ok(None),
             }
         };
-        Ok(Some(Response { sample }))
+        Ok(Some(Response::new(sample)))
     }
 
     /// [`take_for`](Self::take_for) with responses in the stash: those of `id` first.
@@ -537,12 +549,10 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             let (_, sample) = stash.remove(i).expect("found");
             drop(stash);
             let flags = sample.tag().map_or(0, |t| split_tag(t).1);
-            if let Some(Response { sample }) = self.deliver(id, self.shorten(sample), flags) {
-                return Ok(Some(sample.into_raw()));
+            if let Some(r) = self.deliver(id, self.shorten(sample), flags) {
+                return Ok(Some(r.into_raw()));
             }
-            return Ok(self
-                .take_for(id)?
-                .map(|Response { sample }| sample.into_raw()));
+            return Ok(self.take_for(id)?.map(Response::into_raw));
         }
         drop(stash);
         self.take_more(id)
@@ -636,7 +646,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             self.mark_ended(id);
             return None;
         }
-        Some(Response { sample })
+        Some(Response::new(sample))
     }
 
     #[cold]
@@ -711,8 +721,8 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     ) -> Result<Option<RawSample<'_, Resp>>> {
         let mut next_check = Instant::now() + LOOK_EVERY;
         loop {
-            if let Some(Response { sample }) = self.take_for(id)? {
-                return Ok(Some(sample.into_raw()));
+            if let Some(r) = self.take_for(id)? {
+                return Ok(Some(r.into_raw()));
             }
             if self.ended(id) {
                 return Ok(None);
@@ -721,7 +731,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             if now >= next_check {
                 next_check = now + LOOK_EVERY;
                 if let Some(got) = self.check_server(id)? {
-                    return Ok(got.map(|Response { sample }| sample.into_raw()));
+                    return Ok(got.map(Response::into_raw));
                 }
             }
             let mut slice = next_check.saturating_duration_since(now);

@@ -45,8 +45,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
             client,
             id,
             done: Cell::new(0),
-            polls: Cell::new(0),
-            checked: Cell::new(0),
+            checked: Cell::new(client.clock.get()),
         }
     }
 }
@@ -94,9 +93,6 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for RequestMut<'_, Req, Resp> {
     }
 }
 
-/// Empty polls of [`Pending::take`] between two reads of the clock.
-const CLOCK_POLLS: u64 = 7;
-
 /// A request sent and the responses it gets: [`take`](Self::take), [`recv`](Self::recv) or
 /// [`recv_timeout`](Self::recv_timeout) them in order until they return `None`, the end of
 /// the stream. Dropping it cancels the request (later responses are dropped).
@@ -107,10 +103,8 @@ pub struct Pending<'c, Req: ShmMessage, Resp: ShmMessage> {
     /// gone): every later call returns `None`. (Whole words: a byte stored and then copied
     /// with the rest in wider loads stalls the copy.)
     done: Cell<u64>,
-    /// Empty polls of `take` left before it reads the clock again.
-    polls: Cell<u64>,
-    /// When `take` last looked at the server (`coarse_ms`; 0: it has not found the queue
-    /// empty yet, no clock read on the way of a response that is there at once).
+    /// When its server was last looked at (`coarse_ms`): when sent, the client's last
+    /// reading of the clock (see `Client::clock`), then `take`'s looks.
     checked: Cell<u64>,
 }
 
@@ -137,8 +131,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     ///
     /// # Errors
     /// [`Error::PeerGone`] if the server that has the request is gone (looked at at most
-    /// every 50 ms, and at most every 8th call that finds no response), as for
-    /// [`recv`](Self::recv).
+    /// every 50 ms, when no response waits), as for [`recv`](Self::recv).
     #[inline(always)]
     pub fn take(&self) -> Result<Option<Response<'c, Resp>>> {
         if self.done.get() != 0 {
@@ -147,21 +140,11 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
         let response = match self.client.take_for(self.id)? {
             Some(r) => r,
             None => {
-                // The rest on every `CLOCK_POLLS`-th empty poll only: a spinning caller's
-                // polls stay short, so that it sees a response as soon as it lands. (`None`
-                // means "none now" whether or not the stream ended; `is_finished` tells.)
-                let polls = self.polls.get();
-                if polls > 0 {
-                    self.polls.set(polls - 1);
-                    return Ok(None);
-                }
                 // Handed back as plain values, the response made here in one place (see
                 // `Client::take_for`).
                 match self.take_none()? {
-                    Some(raw) => Response {
-                        // SAFETY: `take_none` took it apart and handed it here alone.
-                        sample: unsafe { Sample::from_raw(raw) },
-                    },
+                    // SAFETY: `take_none` took it apart and handed it here alone.
+                    Some(raw) => Response::new(unsafe { Sample::from_raw(raw) }),
                     None => return Ok(None),
                 }
             }
@@ -169,21 +152,19 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
         Ok(Some(self.seen(response)))
     }
 
-    /// [`take`](Self::take) when no response waited, now and then: the end of the stream,
-    /// or a look at the server (which may hand back what a server that died sent).
+    /// [`take`](Self::take) when no response waited: the end of the stream, or (every
+    /// 50 ms) a look at the server, which may hand back what a server that died sent.
     #[inline(never)]
     fn take_none(&self) -> Result<Option<RawSample<'c, Resp>>> {
-        self.polls.set(CLOCK_POLLS);
         if self.client.ended(self.id) {
             return Ok(None);
         }
         let now = coarse_ms();
-        if self.checked.get() == 0 {
-            self.checked.set(now);
-        } else if now.saturating_sub(self.checked.get()) >= LOOK_MS {
+        self.client.clock.set(now);
+        if now.saturating_sub(self.checked.get()) >= LOOK_MS {
             self.checked.set(now);
             match self.client.check_server(self.id) {
-                Ok(Some(got)) => return Ok(got.map(|Response { sample }| sample.into_raw())),
+                Ok(Some(got)) => return Ok(got.map(Response::into_raw)),
                 Ok(None) => {}
                 Err(e) => {
                     self.done.set(1);
@@ -277,10 +258,10 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
         }
         match self.client.recv_for(self.id, deadline) {
             // The response made here, in one place (see `Client::take_for`).
-            Ok(Some(raw)) => Ok(Some(self.seen(Response {
-                // SAFETY: `recv_for` took it apart and handed it here alone.
-                sample: unsafe { Sample::from_raw(raw) },
-            }))),
+            // SAFETY: `recv_for` took it apart and handed it here alone.
+            Ok(Some(raw)) => Ok(Some(
+                self.seen(Response::new(unsafe { Sample::from_raw(raw) })),
+            )),
             Ok(None) => Ok(None),
             Err(e) => {
                 if matches!(e, Error::Timeout { .. } | Error::PeerGone { .. }) {
@@ -300,19 +281,33 @@ impl<Req: ShmMessage, Resp: ShmMessage> Drop for Pending<'_, Req, Resp> {
 
 /// A response: it dereferences to the [`Sample`] (and so to `Resp`), read in place.
 pub struct Response<'c, Resp> {
-    // The sample alone, no more (a response is moved on the way of every round trip: the
-    // fewer bytes, the shorter the copies that wait for the stores that wrote them).
     pub(super) sample: Sample<'c, Resp>,
+    /// The flags of its tag as it was taken (a whole word, not a `bool`: a byte stored and
+    /// then copied with the response in wider loads stalls the copy).
+    flags: u64,
+}
+
+impl<'c, Resp> Response<'c, Resp> {
+    /// A response of `sample`, its flags read from its chunk's header now, once.
+    #[inline(always)]
+    pub(super) fn new(sample: Sample<'c, Resp>) -> Self {
+        let flags = sample.tag().map_or(0, |t| super::split_tag(t).1);
+        Response { sample, flags }
+    }
+
+    /// The sample, as plain values (see `Sample::into_raw`).
+    #[inline(always)]
+    pub(super) fn into_raw(self) -> crate::sample::RawSample<'c, Resp> {
+        self.sample.into_raw()
+    }
 }
 
 impl<Resp> Response<'_, Resp> {
-    /// Whether the server marked it the last of its stream (the mark in its chunk's header,
-    /// as the server wrote it).
+    /// Whether the server marked it the last of its stream (as its header said when it was
+    /// taken).
     #[inline(always)]
     pub fn is_last(&self) -> bool {
-        self.sample
-            .tag()
-            .is_some_and(|t| super::split_tag(t).1 & super::LAST != 0)
+        self.flags & super::LAST != 0
     }
 }
 

@@ -80,9 +80,11 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
         self
     }
 
-    /// Requests each client may have queued at this server (default 64; 1..=1024): its
-    /// queue's rings are this deep. A client whose `max_in_flight` is larger gets
-    /// [`Error::QueueFull`] from `send` when this many of its requests wait here.
+    /// Requests each client may have queued at this server (default 1024, the most, so that
+    /// a client's own `max_in_flight` is what limits it; 1..=1024). Its queue's rings are
+    /// this deep: a server whose clients keep few requests in flight saves memory and cache
+    /// lines with less. A client whose `max_in_flight` is larger gets [`Error::QueueFull`]
+    /// from `send` when this many of its requests wait here.
     ///
     /// [`Error::QueueFull`]: crate::Error::QueueFull
     pub fn request_depth(mut self, n: usize) -> Self {
@@ -199,7 +201,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         ServerBuilder {
             name: name.to_owned(),
             root: None,
-            request_depth: 64,
+            request_depth: 1024,
             max_active: 64,
             config: ServerConfig {
                 response_depth: 64,

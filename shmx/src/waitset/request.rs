@@ -6,10 +6,14 @@ use crate::message::ShmMessage;
 use crate::request::{Client, Server};
 
 impl<'a> WaitSet<'a> {
-    /// Attaches a client: an event when responses arrive for its requests (and when a
-    /// server that answers it comes or goes). On an event, take from every [`Pending`]
-    /// request until it returns `None`: a response taken while asking for another request's
-    /// is kept for that one and wakes nobody again.
+    /// Attaches a client: an event when responses arrive for its requests. On an event, take
+    /// from every [`Pending`] request until it returns `None`: a response taken while asking
+    /// for another request's is kept for that one and wakes nobody again. A server that is
+    /// killed makes no event: `take` looks at the server (every 50 ms at most) and returns
+    /// [`Error::PeerGone`], so wait with a timeout and take from the requests that wait
+    /// for long.
+    ///
+    /// [`Error::PeerGone`]: crate::Error::PeerGone
     ///
     /// [`Pending`]: crate::request::Pending
     ///
