@@ -13,8 +13,8 @@
 //! - [`ExampleRoot`]: the shmx root of one run of an example, a fresh private directory
 //!   unless `SHMX_ROOT` names one.
 //! - [`bench`](mod@bench): the benchmark harness (contenders, child processes, the interleaved
-//!   runner and its Markdown report) behind `benches/`, `examples/bench_report.rs` and
-//!   `shmx bench`.
+//!   runner and its Markdown report) behind `benches/` and `examples/bench_report.rs`: the
+//!   `shmx-bench` crate, re-exported.
 //!
 //! ```
 //! use shmx_suite::{format_ns, LatencySummary};
@@ -24,48 +24,16 @@
 //! assert_eq!(format_ns(summary.max), "15.0 us");
 //! ```
 
-pub mod bench;
+/// The benchmark harness (its own crate, `shmx-bench`, so that the `shmx` tool builds
+/// without it): re-exported here for `benches/`, the examples and the tests.
+pub use shmx_bench as bench;
+pub use shmx_bench::{monotonic_ns, percentile, wait_until};
 
 use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-
-/// Nanoseconds since an arbitrary, system-wide point in time (`CLOCK_MONOTONIC`).
-///
-/// Unlike [`Instant`], the value is comparable between processes on the same machine, so a
-/// publisher can write it into a message and a subscriber subtract it from its own reading to
-/// get the one-way latency. Read through the vDSO: no system call.
-///
-/// ```
-/// let a = shmx_suite::monotonic_ns();
-/// let b = shmx_suite::monotonic_ns();
-/// assert!(b >= a);
-/// ```
-pub fn monotonic_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    // CLOCK_MONOTONIC never reads negative.
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// The value at quantile `q` (`0.0..=1.0`) of `sorted` (ascending), by the nearest-rank
-/// method: the smallest value that at least `q` of the samples do not exceed. Returns 0 for
-/// an empty slice.
-///
-/// ```
-/// let sorted: Vec<u64> = (1..=1000).collect();
-/// assert_eq!(shmx_suite::percentile(&sorted, 0.5), 500);
-/// assert_eq!(shmx_suite::percentile(&sorted, 0.999), 999);
-/// assert_eq!(shmx_suite::percentile(&sorted, 1.0), 1000);
-/// ```
-pub fn percentile(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
 
 /// Summary statistics of a set of latencies, in nanoseconds.
 ///
@@ -141,31 +109,6 @@ pub fn format_ns(ns: u64) -> String {
         1_000..1_000_000 => format!("{:.1} us", ns as f64 / 1e3),
         1_000_000..1_000_000_000 => format!("{:.2} ms", ns as f64 / 1e6),
         _ => format!("{:.2} s", ns as f64 / 1e9),
-    }
-}
-
-/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-///
-/// For waiting on another process with a deadline (say, until
-/// `publisher.subscriber_count() >= 1`): it checks often (yielding at first, then sleeping
-/// 100 us to 1 ms between checks), so it returns soon after the condition holds, and it never
-/// waits forever for a peer that died.
-pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut round = 0u32;
-    loop {
-        if condition() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        round = round.saturating_add(1);
-        match round {
-            0..100 => std::thread::yield_now(),
-            100..1_000 => std::thread::sleep(Duration::from_micros(100)),
-            _ => std::thread::sleep(Duration::from_millis(1)),
-        }
     }
 }
 

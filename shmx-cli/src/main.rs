@@ -10,6 +10,7 @@
 //! Errors go to stderr as `shmx: <error>` with exit code 1; usage errors are clap's (exit
 //! code 2).
 
+mod bench;
 mod call;
 mod clean;
 mod codec;
@@ -60,8 +61,8 @@ struct Common {
 enum Command {
     /// Benchmarks: shmx against the raw shared-memory floor, Unix sockets, TCP and pipes,
     /// interleaved, printed as a Markdown report (the same as `cargo run --release --example
-    /// bench_report`). Options go after `--`: `shmx bench -- --quick`, `-- --list`,
-    /// `-- --help`.
+    /// bench_report`): runs the `shmx-bench` program (`SHMX_BENCH`, beside `shmx`, or on
+    /// PATH). Options go after `--`: `shmx bench -- --quick`, `-- --list`, `-- --help`.
     Bench {
         /// Options of the report: --quick, --rounds N, --payloads 8,4M, --contenders ID,...,
         /// --no-latency, --no-paced, --no-throughput, --pin, --list.
@@ -196,17 +197,9 @@ fn rate(text: &str) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    // `shmx bench` starts copies of this program as the benchmark's peers: they run their
-    // role and exit here.
-    shmx_suite::bench::run_child_if_requested();
     let cli = Cli::parse();
     if let Command::Bench { args } = &cli.command {
-        let command = if cfg!(feature = "compare-iceoryx2") {
-            "shmx bench (built with --features compare-iceoryx2)"
-        } else {
-            "shmx bench"
-        };
-        return shmx_suite::bench::cli::run(args, command);
+        return bench::run(args);
     }
     // Everything printed goes through the sanitizer: names in topic files are not ours.
     let mut out = terminal::Sanitizer::new(std::io::stdout().lock());

@@ -31,7 +31,7 @@
 //!   - with `compare-iceoryx2`, `iceoryx2-waitset`: an iceoryx2 publisher that notifies an
 //!     event service after each send, and a receiver waiting in iceoryx2's `WaitSet` on the
 //!     event's listener, then receiving (iceoryx2's own way to wait for samples; see
-//!     `src/bench/iceoryx2.rs`).
+//!     `shmx-bench/src/iceoryx2.rs`).
 //!
 //!   shmx's publisher uses `Overflow::Block` and queue depth 256, so nothing is dropped; it
 //!   writes the stamp in place (`loan_uninit`) and the stamp is read before the loan. The
@@ -181,7 +181,7 @@ pub fn by_child_id(child_id: &str) -> Option<&'static Paced> {
 /// `10 us`, `100 us`, `1 ms`, `2.5 ms`.
 ///
 /// ```
-/// use shmx_suite::bench::paced::interval_label;
+/// use shmx_bench::paced::interval_label;
 /// use std::time::Duration;
 /// assert_eq!(interval_label(Duration::from_micros(10)), "10 us");
 /// assert_eq!(interval_label(Duration::from_millis(1)), "1 ms");
@@ -200,7 +200,7 @@ pub fn interval_label(interval: Duration) -> String {
 /// Parses an interval: `10us`, `100 us`, `1ms`, `250ns`, `1s` (a unit is required).
 ///
 /// ```
-/// use shmx_suite::bench::paced::parse_interval;
+/// use shmx_bench::paced::parse_interval;
 /// use std::time::Duration;
 /// assert_eq!(parse_interval("10us"), Some(Duration::from_micros(10)));
 /// assert_eq!(parse_interval("1 ms"), Some(Duration::from_millis(1)));

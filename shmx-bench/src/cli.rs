@@ -1,10 +1,10 @@
 //! The command line of the benchmark report, shared by `examples/bench_report.rs` and the
 //! `shmx bench` command: options, `--list`, and the run itself.
 
-use crate::bench::interleave::{self, Options};
-use crate::bench::paced::{interval_label, parse_interval, PACED};
-use crate::bench::report::{markdown, Machine};
-use crate::bench::{parse_payload, payload_label, PING_PONG, THROUGHPUT};
+use crate::interleave::{self, Options};
+use crate::paced::{interval_label, parse_interval, PACED};
+use crate::report::{markdown, Machine};
+use crate::{parse_payload, payload_label, PING_PONG, THROUGHPUT};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ usage: bench_report [--quick] [--rounds N] [--payloads 8,64,1K,64K,1M,4M]
 /// Runs the report with command-line `args` (without the program name); `command` is how
 /// the report names the command that produced it, without the options (e.g. `shmx bench`:
 /// the report adds ` -- <args>`). Call
-/// [`run_child_if_requested`](crate::bench::run_child_if_requested) first thing in `main`.
+/// [`run_child_if_requested`](crate::run_child_if_requested) first thing in `main`.
 pub fn run(args: &[String], command: &str) -> ExitCode {
     let args = args.to_vec();
     let options = match parse(&args) {
@@ -90,7 +90,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                     .split(',')
                     .map(|p| {
                         parse_payload(p)
-                            .filter(|n| crate::bench::PAYLOADS.contains(n))
+                            .filter(|n| crate::PAYLOADS.contains(n))
                             .ok_or_else(|| format!("unknown payload size {p:?}"))
                     })
                     .collect::<Result<_, _>>()?;
@@ -163,11 +163,9 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
 }
 
 fn intervals() -> String {
-    crate::bench::paced::INTERVALS
-        .map(interval_label)
-        .join(", ")
+    crate::paced::INTERVALS.map(interval_label).join(", ")
 }
 
 fn payloads() -> String {
-    crate::bench::PAYLOADS.map(payload_label).join(", ")
+    crate::PAYLOADS.map(payload_label).join(", ")
 }

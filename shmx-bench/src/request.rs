@@ -45,7 +45,7 @@ pub const SEND_WHOLE_MAX: usize = 64;
 /// Bytes of the request that asks for a response of `payload` bytes: min(payload, 1 KiB).
 ///
 /// ```
-/// use shmx_suite::bench::request::request_bytes;
+/// use shmx_bench::request::request_bytes;
 /// assert_eq!(request_bytes(8), 8);
 /// assert_eq!(request_bytes(4 << 20), 1024);
 /// ```
@@ -70,8 +70,8 @@ pub fn exchange_label(payload: usize) -> String {
 /// [`PAYLOADS`](super::PAYLOADS)) and `$r` to [`request_bytes`] of it, both as `const usize`.
 macro_rules! with_exchange {
     ($id:expr, $payload:expr, $r:ident, $n:ident => $body:expr) => {
-        $crate::bench::with_payload!($id, $payload, $n => {
-            const $r: usize = $crate::bench::request::request_bytes($n);
+        $crate::with_payload!($id, $payload, $n => {
+            const $r: usize = $crate::request::request_bytes($n);
             $body
         })
     };

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// `4.05 ms`.
 ///
 /// ```
-/// use shmx_suite::bench::report::format_ns;
+/// use shmx_bench::report::format_ns;
 /// assert_eq!(format_ns(61.5), "61.5 ns");
 /// assert_eq!(format_ns(1620.0), "1.62 us");
 /// assert_eq!(format_ns(22_140.0), "22.1 us");
@@ -26,7 +26,7 @@ pub fn format_ns(ns: f64) -> String {
 /// Formats a rate per second: `3.21 M/s`, `850 k/s`.
 ///
 /// ```
-/// use shmx_suite::bench::report::format_rate;
+/// use shmx_bench::report::format_rate;
 /// assert_eq!(format_rate(3_210_000.0), "3.21 M/s");
 /// assert_eq!(format_rate(850_000.0), "850 k/s");
 /// ```
@@ -42,7 +42,7 @@ pub fn format_rate(per_s: f64) -> String {
 /// Formats a ratio: `1.32×`, `0.0254×`, `41×`.
 ///
 /// ```
-/// use shmx_suite::bench::report::format_ratio;
+/// use shmx_bench::report::format_ratio;
 /// assert_eq!(format_ratio(1.324), "1.32×");
 /// assert_eq!(format_ratio(0.02541), "0.0254×");
 /// assert_eq!(format_ratio(41.2), "41.2×");

@@ -40,7 +40,7 @@ use std::fmt::Write as _;
 /// The median of `values` (mean of the middle two for an even count); `None` if empty.
 ///
 /// ```
-/// use shmx_suite::bench::report::median;
+/// use shmx_bench::report::median;
 /// assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
 /// assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
 /// assert_eq!(median(&[]), None);

@@ -2,8 +2,8 @@
 //! clock source, load) and where the processes ran (affinity masks from
 //! `sched_getaffinity`, CPUs from `sched_getcpu`).
 
-use crate::bench::interleave::Results;
-use crate::bench::process::{cpu_list, Placement};
+use crate::interleave::Results;
+use crate::process::{cpu_list, Placement};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -66,7 +66,7 @@ impl Machine {
         };
         Machine {
             cpu_model,
-            cpus: crate::bench::process::allowed_cpus().len(),
+            cpus: crate::process::allowed_cpus().len(),
             kernel,
             virtualization,
             clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),

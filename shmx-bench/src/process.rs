@@ -166,7 +166,7 @@ impl fmt::Display for Placement {
 /// CPUs as ranges: `0-3,6`.
 ///
 /// ```
-/// use shmx_suite::bench::process::cpu_list;
+/// use shmx_bench::process::cpu_list;
 /// assert_eq!(cpu_list(&[0, 1, 2, 3, 6]), "0-3,6");
 /// assert_eq!(cpu_list(&[1]), "1");
 /// ```

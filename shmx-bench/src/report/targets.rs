@@ -5,8 +5,8 @@ use super::fmt::{format_rate, format_ratio, format_ratio_against, verdict};
 use super::latency::{per_round, LatencyRow};
 use super::paired;
 use super::throughput::ThroughputRow;
-use crate::bench::interleave::Results;
-use crate::bench::CHUNK_FLOOR_ID;
+use crate::interleave::Results;
+use crate::CHUNK_FLOOR_ID;
 use std::fmt::Write as _;
 
 /// The design's targets that this run measured, each with its figure and verdict.

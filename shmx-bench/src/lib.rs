@@ -1,6 +1,7 @@
 //! The benchmark harness of shmx: contenders, child processes, the interleaved runner and the
 //! Markdown report. The criterion benchmarks (`benches/`), `examples/bench_report.rs` and the
-//! `shmx bench` command are thin layers over this module.
+//! `shmx-bench` command (which `shmx bench` runs) are thin layers over this crate. It is a
+//! crate of its own so that the `shmx` tool builds without any of it.
 //!
 //! # What is measured
 //!
@@ -45,7 +46,7 @@
 //!
 //! # Adding a contender (e.g. iceoryx2)
 //!
-//! 1. Write `src/bench/iceoryx2.rs` with a unit struct implementing [`PingPong`] (and, for the
+//! 1. Write `shmx-bench/src/iceoryx2.rs` with a unit struct implementing [`PingPong`] (and, for the
 //!    throughput table, [`Throughput`]):
 //!    - `start(payload, run)`: create this side's ports, start the peer with
 //!      [`RunDir::spawn`](process::RunDir::spawn)`(self.id(), payload, ..)`, wait for it with a
@@ -85,6 +86,9 @@ pub mod shmx_pingpong;
 pub mod socket;
 pub mod throughput;
 
+mod helpers;
+
+pub use helpers::{monotonic_ns, percentile, wait_until};
 pub use process::{run_child_if_requested, ChildEnv, Placement, RunDir, CHILD_ENV};
 
 use std::time::{Duration, Instant};
@@ -228,7 +232,7 @@ pub fn throughput(id: &str) -> Option<&'static dyn Throughput> {
 /// `8 B`, `64 B`, `1 KiB`, `64 KiB`, `1 MiB`, `4 MiB`.
 ///
 /// ```
-/// use shmx_suite::bench::payload_label;
+/// use shmx_bench::payload_label;
 /// assert_eq!(payload_label(8), "8 B");
 /// assert_eq!(payload_label(64 << 10), "64 KiB");
 /// assert_eq!(payload_label(4 << 20), "4 MiB");
@@ -249,7 +253,7 @@ pub fn payload_tag(bytes: usize) -> String {
 /// Parses a payload size: `8`, `8B`, `1K`, `1KiB`, `64k`, `4M`, `4MiB` (binary units).
 ///
 /// ```
-/// use shmx_suite::bench::parse_payload;
+/// use shmx_bench::parse_payload;
 /// assert_eq!(parse_payload("8"), Some(8));
 /// assert_eq!(parse_payload("1KiB"), Some(1024));
 /// assert_eq!(parse_payload("4M"), Some(4 << 20));
@@ -373,7 +377,7 @@ macro_rules! with_payload {
                 const $n: usize = 4194304;
                 $body
             }
-            other => Err($crate::bench::unsupported($id, other)),
+            other => Err($crate::unsupported($id, other)),
         }
     };
 }

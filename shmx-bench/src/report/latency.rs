@@ -4,8 +4,8 @@
 
 use super::fmt::{format_ns, format_ratio, opt_ratio};
 use super::paired;
-use crate::bench::interleave::{LatencyBatch, Results};
-use crate::bench::{payload_label, FLOOR_ID, UDS_ID};
+use crate::interleave::{LatencyBatch, Results};
+use crate::{payload_label, FLOOR_ID, UDS_ID};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -63,7 +63,7 @@ pub fn latency_rows(results: &Results) -> Vec<LatencyRow> {
     let mut rows = Vec::new();
     for &payload in &results.options.payloads {
         // Request/response contenders have a table of their own (`request`).
-        for c in crate::bench::PING_PONG
+        for c in crate::PING_PONG
             .iter()
             .filter(|c| c.request_response().is_none())
         {
@@ -149,7 +149,7 @@ pub(super) fn section(s: &mut String, results: &Results, rows: &[LatencyRow]) {
         let _ = writeln!(s, "\n{line}");
     }
     let _ = writeln!(s, "\nContenders:");
-    for c in crate::bench::PING_PONG {
+    for c in crate::PING_PONG {
         if rows.iter().any(|r| r.contender == c.id()) {
             let _ = writeln!(s, "- `{}`: {}", c.id(), c.describe());
         }
@@ -159,7 +159,7 @@ pub(super) fn section(s: &mut String, results: &Results, rows: &[LatencyRow]) {
 /// What `copy_on_take()` costs, beside the zero-copy path: `shmx-copy` ÷ `shmx-spin` per
 /// payload (medians of per-round ratios), if the run measured both.
 fn copy_cost(results: &Results) -> Option<String> {
-    use crate::bench::shmx_pingpong::{COPY_ID, SPIN_ID};
+    use crate::shmx_pingpong::{COPY_ID, SPIN_ID};
     let rounds = per_round(&results.latency);
     let parts: Vec<String> = results
         .options

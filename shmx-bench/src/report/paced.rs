@@ -5,10 +5,10 @@
 
 use super::fmt::{format_ns, format_ratio, opt_ratio, verdict};
 use super::{paired, paired_range};
-use crate::bench::interleave::{PacedBatch, Results};
-use crate::bench::paced::{interval_label, RECV_ID, SPIN_ID};
-use crate::bench::socket::UDS_EPOLL_ID;
-use crate::bench::UDS_ID;
+use crate::interleave::{PacedBatch, Results};
+use crate::paced::{interval_label, RECV_ID, SPIN_ID};
+use crate::socket::UDS_EPOLL_ID;
+use crate::UDS_ID;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -74,7 +74,7 @@ pub fn paced_rows(results: &Results) -> Vec<PacedRow> {
     let rounds = per_round(results);
     let mut rows = Vec::new();
     for &interval in &results.options.intervals {
-        for c in crate::bench::paced::PACED {
+        for c in crate::paced::PACED {
             let id = c.id();
             let Some(mine) = rounds.get(&(interval, id)) else {
                 continue;
@@ -157,7 +157,7 @@ pub(super) fn section(s: &mut String, results: &Results, rows: &[PacedRow]) {
          every measured message of all rounds; ratios are medians of per-round ratios (same \
          interval, same round). Mean gap: the achieved interval. Messages per batch, after \
          a warm-up that lets the receiver's adaptive spin budget settle: {}.",
-        crate::bench::paced::PAYLOAD,
+        crate::paced::PAYLOAD,
         o.intervals
             .iter()
             .map(|&i| format!(
@@ -170,7 +170,7 @@ pub(super) fn section(s: &mut String, results: &Results, rows: &[PacedRow]) {
             .join(", ")
     );
     let _ = writeln!(s, "\nContenders:");
-    for c in crate::bench::paced::PACED {
+    for c in crate::paced::PACED {
         if rows.iter().any(|r| r.contender == c.id()) {
             let _ = writeln!(s, "- `{}`: {}", c.id(), c.describe());
         }
@@ -373,7 +373,7 @@ mod tests {
             placements: Vec::new(),
         };
         let results = Results {
-            options: crate::bench::interleave::Options::new(true),
+            options: crate::interleave::Options::new(true),
             started: UNIX_EPOCH,
             elapsed: Duration::ZERO,
             latency: Vec::new(),

@@ -4,8 +4,8 @@
 
 use super::fmt::{format_rate, opt_ratio};
 use super::median;
-use crate::bench::interleave::Results;
-use crate::bench::payload_label;
+use crate::interleave::Results;
+use crate::payload_label;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -46,9 +46,9 @@ pub fn throughput_rows(results: &Results) -> Vec<ThroughputRow> {
             .insert(b.round, b.rate());
     }
     let mut rows = Vec::new();
-    for payload in crate::bench::THROUGHPUT_PAYLOADS {
-        for subscribers in crate::bench::THROUGHPUT_SUBSCRIBERS {
-            for c in crate::bench::THROUGHPUT {
+    for payload in crate::THROUGHPUT_PAYLOADS {
+        for subscribers in crate::THROUGHPUT_SUBSCRIBERS {
+            for c in crate::THROUGHPUT {
                 let Some(mine) = by.get(&(payload, subscribers, c.id())) else {
                     continue;
                 };
@@ -71,8 +71,8 @@ pub fn throughput_rows(results: &Results) -> Vec<ThroughputRow> {
                         rates.iter().copied().fold(f64::INFINITY, f64::min),
                         rates.iter().copied().fold(0.0, f64::max),
                     ),
-                    vs_floor: vs(crate::bench::RING_FLOOR_ID),
-                    vs_chunk_floor: vs(crate::bench::CHUNK_FLOOR_ID),
+                    vs_floor: vs(crate::RING_FLOOR_ID),
+                    vs_chunk_floor: vs(crate::CHUNK_FLOOR_ID),
                     vs_uds: vs(UDS_STREAM_ID),
                     rounds: rates.len(),
                 });
@@ -116,7 +116,7 @@ pub(super) fn section(s: &mut String, rows: &[ThroughputRow]) {
          round, cancels out."
     );
     let _ = writeln!(s, "\nContenders:");
-    for c in crate::bench::THROUGHPUT {
+    for c in crate::THROUGHPUT {
         if rows.iter().any(|r| r.contender == c.id()) {
             let _ = writeln!(s, "- `{}`: {}", c.id(), c.describe());
         }
@@ -126,7 +126,7 @@ pub(super) fn section(s: &mut String, rows: &[ThroughputRow]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::interleave::{Options, ThroughputBatch};
+    use crate::interleave::{Options, ThroughputBatch};
     use std::time::{Duration, SystemTime};
 
     fn batch(round: usize, contender: &'static str, per_second: u64) -> ThroughputBatch {

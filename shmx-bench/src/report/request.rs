@@ -3,14 +3,14 @@
 //! each as a ratio to the ping-pong round trip of the same transport and to `shmx-rr-spin`,
 //! and their two targets.
 //!
-//! [`PingPong::request_response`]: crate::bench::PingPong::request_response
+//! [`PingPong::request_response`]: crate::PingPong::request_response
 
 use super::fmt::{format_ns, format_ratio, format_ratio_against, opt_ratio, verdict};
 use super::latency::per_round;
 use super::paired;
-use crate::bench::interleave::Results;
-use crate::bench::request::{exchange_label, SPIN_ID};
-use crate::bench::{payload_label, PING_PONG};
+use crate::interleave::Results;
+use crate::request::{exchange_label, SPIN_ID};
+use crate::{payload_label, PING_PONG};
 use std::fmt::Write as _;
 
 /// Round-trip figures of one request/response contender and payload (the response's size).
