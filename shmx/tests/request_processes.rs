@@ -1,7 +1,9 @@
 //! Request/response across real processes: 8 clients in 4 processes against 2 server
 //! processes (100,000 requests answered once and 1,000 streams of 10, every response matched
-//! to its request), a server SIGKILLed mid-stream, and a client SIGKILLed with 50 requests in
-//! flight. Each test re-executes this binary as its child processes.
+//! to its request), a server SIGKILLed mid-stream, a client SIGKILLed with 50 requests in
+//! flight, a timeout against a slow server process (its late answer goes nowhere), and the
+//! types checked against another process's on each side. Each test re-executes this binary
+//! as its child processes.
 
 use shmx::{Client, Error, Server, ShmMessage};
 use std::io::{BufRead, BufReader, Read};
@@ -28,6 +30,15 @@ struct Get {
 struct Value {
     key: u64,
     index: u32,
+    server: u32,
+}
+
+/// Not `Value`: the same size, another type (its fields differ).
+#[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct OtherValue {
+    key: u64,
+    weight: f32,
     server: u32,
 }
 
@@ -252,8 +263,104 @@ fn child_main() {
             println!("sent {}", pending.len());
             std::thread::sleep(Duration::from_secs(3600));
         }
+        // Tries to serve the service with another response type, says what it got.
+        "server-other-type" => {
+            match Server::<Get, OtherValue>::builder("rr")
+                .root(&root)
+                .create()
+            {
+                Err(Error::TypeMismatch { topic, .. }) => println!("type mismatch: {topic}"),
+                Err(e) => println!("other error: {e}"),
+                Ok(_) => println!("created"),
+            }
+        }
         other => panic!("unknown role {other}"),
     }
+}
+
+#[test]
+fn a_timeout_against_a_slow_server_process_drops_its_late_answer() {
+    let dir = root();
+    let mut kid = Kid::spawn(dir.path(), "server", "0");
+    kid.expect("server ready");
+    let c: Client<Get, Value> = Client::builder("rr").root(dir.path()).create().unwrap();
+    c.wait_for_servers(1, WAIT).unwrap();
+    // The server sleeps 300 ms before it answers this one (from when it takes it: after t0).
+    let t0 = Instant::now();
+    let slow = c
+        .send(Get {
+            key: 1,
+            count: 1,
+            pause_us: 300_000,
+        })
+        .unwrap();
+    let got = slow
+        .recv_timeout(Duration::from_millis(50))
+        .map(|r| r.map(|r| r.key));
+    assert!(matches!(got, Err(Error::Timeout { .. })), "{got:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(slow.is_finished(), "a timed-out request is cancelled");
+    assert!(slow
+        .recv_timeout(Duration::from_millis(10))
+        .unwrap()
+        .is_none());
+    // The next request is answered after the late one (one server, in order): its response,
+    // not the late answer, reaches it.
+    let next = c
+        .send(Get {
+            key: 2,
+            count: 1,
+            pause_us: 0,
+        })
+        .unwrap();
+    let r = next.recv_timeout(WAIT).unwrap().expect("a response");
+    assert_eq!((r.key, r.index), (2, 0));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(300),
+        "answered before the slow one"
+    );
+    drop(r);
+    assert!(next.recv_timeout(WAIT).unwrap().is_none());
+    drop((slow, next));
+    assert_eq!(c.in_flight(), 0);
+    kid.finish();
+    drop(c);
+    assert_empty(dir.path());
+}
+
+#[test]
+fn types_are_checked_against_another_process_on_each_side() {
+    let dir = root();
+    // A server process of `Get -> Value`; clients here of other types.
+    let mut kid = Kid::spawn(dir.path(), "server", "0");
+    kid.expect("server ready");
+    match Client::<Get, OtherValue>::builder("rr")
+        .root(dir.path())
+        .create()
+    {
+        Err(Error::TypeMismatch { topic, .. }) => {
+            assert!(topic.contains("response type"), "{topic}")
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    match Client::<Value, Value>::builder("rr")
+        .root(dir.path())
+        .create()
+    {
+        Err(Error::TypeMismatch { topic, .. }) => {
+            assert!(topic.contains("request type"), "{topic}")
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    // A client here of `Get -> Value`; a server process of another response type.
+    let c: Client<Get, Value> = Client::builder("rr").root(dir.path()).create().unwrap();
+    kid.finish();
+    let mut other = Kid::spawn(dir.path(), "server-other-type", "");
+    let said = other.expect("type mismatch: ");
+    assert!(said.contains("response type"), "{said}");
+    other.finish();
+    drop(c);
+    assert_empty(dir.path());
 }
 
 #[test]
