@@ -5,19 +5,24 @@
 //! as a child (`child_main`), as `crash.rs` does, handing it the root in `SHMX_BATCH_ROOT`.
 
 use shmx::{Error, Overflow, Publisher, Subscriber};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::batch::*;
 use common::{assert_empty, pair, root, wait_until_asleep};
+use common::{batch::*, Kid};
 
 // ---------------------------------------------------------------------------------------------
 // Overflow policies
 // ---------------------------------------------------------------------------------------------
+
+/// A child process running role `role` of `child_main` in `root` (passed to the builders;
+/// `SHMX_ROOT` stays unset).
+fn start_kid(root: &Path, role: &str) -> Kid {
+    Kid::spawn(&[(ROLE_VAR, OsStr::new(role)), (ROOT_VAR, root.as_os_str())])
+}
 
 #[test]
 fn send_many_under_fail_stops_at_the_first_full_queue() {
@@ -229,72 +234,6 @@ const ROOT_VAR: &str = "SHMX_BATCH_ROOT";
 /// Messages sent across processes in each test.
 const CROSS: u64 = 20_000;
 
-/// A child process running a role of `child_main`; killed when dropped.
-struct Kid {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Kid {
-    fn spawn(root: &Path, role: &str) -> Kid {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_main", "--nocapture", "--test-threads=1"])
-            .env(ROLE_VAR, role)
-            .env(ROOT_VAR, root)
-            .env_remove("SHMX_ROOT")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in out.lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Kid { child, lines }
-    }
-
-    /// Waits (up to `DEADLINE`) for a line of the child's stdout that ends with `want`.
-    fn expect(&mut self, want: &str) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.trim_end().ends_with(want) => return,
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => panic!("the child never said {want:?}"),
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("the child exited before saying {want:?}")
-                }
-            }
-        }
-    }
-
-    /// Waits (up to `DEADLINE`) for the child to exit, and checks that it succeeded.
-    fn finish(mut self) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "child failed: {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "the child did not exit");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Receives `n` samples with `recv_timeout` and `drain`; returns (publisher id, sequence,
 /// message) of each.
 fn receive_tagged(sub: &Subscriber<Tagged>, n: u64) -> Vec<(u64, u64, Tagged)> {
@@ -395,7 +334,7 @@ fn child_main() {
 fn send_many_in_another_process_reaches_drain_here() {
     let dir = root();
     let sub = cross_subscriber(dir.path());
-    let mut kid = Kid::spawn(dir.path(), "publisher");
+    let mut kid = start_kid(dir.path(), "publisher");
     let got = receive_tagged(&sub, CROSS);
     check_tagged(&got, CROSS);
     kid.expect(&format!("sent {CROSS}"));
@@ -411,7 +350,7 @@ fn send_many_here_reaches_drain_in_another_process() {
     let dir = root();
     let publisher = cross_publisher(dir.path());
     let total = publisher.pool_stats().total;
-    let mut kid = Kid::spawn(dir.path(), "subscriber");
+    let mut kid = start_kid(dir.path(), "subscriber");
     kid.expect("ready");
     eventually("the subscriber connects", || {
         publisher.subscriber_count() == 1

@@ -2,13 +2,12 @@
 //! dead left behind is reclaimed. Each test re-executes this binary as its child process.
 
 use shmx::{Overflow, Publisher, ShmMessage, Subscriber, TopicConfig};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_empty, root};
+use common::{assert_empty, root, Kid};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -35,51 +34,6 @@ fn config() -> TopicConfig {
     }
 }
 
-/// A child process running role `role` of `child_main` in `root`; killed when dropped.
-struct Kid {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl Kid {
-    fn spawn(root: &Path, role: &str) -> Kid {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_main", "--nocapture", "--test-threads=1"])
-            .env("SHMX_CRASH_ROLE", role)
-            .env("SHMX_ROOT", root)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Kid { child, out }
-    }
-
-    /// Reads stdout until a line equal to `want`.
-    fn expect(&mut self, want: &str) {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self.out.read_line(&mut line).unwrap();
-            assert!(n > 0, "child exited before saying {want:?}");
-            if line.trim_end().ends_with(want) {
-                return;
-            }
-        }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Polls `f` until it holds or the deadline passes.
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -87,6 +41,14 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         assert!(t.elapsed() < DEADLINE, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// A child process running role `role` of `child_main` in `root`.
+fn start_kid(root: &Path, role: &str) -> Kid {
+    Kid::spawn(&[
+        ("SHMX_CRASH_ROLE", OsStr::new(role)),
+        ("SHMX_ROOT", root.as_os_str()),
+    ])
 }
 
 #[test]
@@ -193,7 +155,7 @@ fn a_killed_subscriber_gives_back_every_chunk_and_blocks_nobody() {
         .create()
         .unwrap();
     let total = publisher.pool_stats().total;
-    let mut kid = Kid::spawn(dir.path(), "holding-subscriber");
+    let mut kid = start_kid(dir.path(), "holding-subscriber");
     kid.expect("ready");
     eventually("the subscriber connects", || {
         publisher.subscriber_count() == 1
@@ -235,7 +197,7 @@ fn a_killed_publishers_queued_samples_are_still_delivered() {
         .root(dir.path())
         .create()
         .unwrap();
-    let mut kid = Kid::spawn(dir.path(), "publisher-of-five");
+    let mut kid = start_kid(dir.path(), "publisher-of-five");
     kid.expect("sent");
     kid.kill();
     let mut got = Vec::new();
@@ -256,7 +218,7 @@ fn a_killed_publishers_queued_samples_are_still_delivered() {
 #[test]
 fn a_topic_whose_processes_all_died_reopens_with_another_type() {
     let dir = root();
-    let mut kid = Kid::spawn(dir.path(), "owner");
+    let mut kid = start_kid(dir.path(), "owner");
     kid.expect("ready");
     kid.kill();
     // The service file still says `Reading`, but nobody alive uses it.
@@ -287,7 +249,7 @@ fn subscribers_killed_at_random_moments_never_cost_a_chunk() {
     let mut seq = 0u64;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     for _ in 0..20 {
-        let mut kid = Kid::spawn(dir.path(), "holding-subscriber");
+        let mut kid = start_kid(dir.path(), "holding-subscriber");
         kid.expect("ready");
         // Publish for a random number of rounds, then kill at that moment.
         rng ^= rng << 13;
@@ -350,7 +312,7 @@ fn soak_kills_and_restarts() {
             1 => "publisher-of-five",
             _ => "busy-publisher",
         };
-        let mut kid = Kid::spawn(dir.path(), role);
+        let mut kid = start_kid(dir.path(), role);
         // Kill at a random moment: sometimes while it is still connecting.
         let rounds = next() % 3000;
         if rounds % 5 != 0 && role == "holding-subscriber" {
@@ -384,7 +346,7 @@ fn soak_kills_and_restarts() {
     }
     let killed_in = started.elapsed();
     for _ in 0..restarts {
-        let mut kid = Kid::spawn(dir.path(), "read-one");
+        let mut kid = start_kid(dir.path(), "read-one");
         kid.expect("ready");
         eventually("the subscriber connects", || {
             publisher.subscriber_count() == 1
@@ -392,7 +354,7 @@ fn soak_kills_and_restarts() {
         publisher.send(Reading { seq, value: 1.0 }).unwrap();
         seq += 1;
         kid.expect(&format!("got {}", seq - 1));
-        assert!(kid.child.wait().unwrap().success());
+        kid.finish();
     }
     let st = publisher.pool_stats();
     assert_eq!(st.free, total, "{st:?}");
@@ -410,7 +372,7 @@ fn soak_kills_and_restarts() {
 fn clean_removes_what_dead_processes_left_and_nothing_alive() {
     use shmx::inspect;
     let dir = root();
-    let mut kid = Kid::spawn(dir.path(), "owner");
+    let mut kid = start_kid(dir.path(), "owner");
     kid.expect("ready");
     let live = Publisher::<Other>::builder("alive")
         .root(dir.path())
@@ -456,7 +418,7 @@ fn publishers_killed_while_publishing_never_deliver_a_torn_or_repeated_sample() 
         .unwrap();
     let mut rng = 0x1234_5678_9abc_def1u64;
     for _ in 0..10 {
-        let mut kid = Kid::spawn(dir.path(), "busy-publisher");
+        let mut kid = start_kid(dir.path(), "busy-publisher");
         kid.expect("ready");
         rng ^= rng << 13;
         rng ^= rng >> 7;

@@ -4,13 +4,12 @@
 //! attacked and held. Cross-process cases re-execute this binary (`child_main`).
 
 use shmx::{Client, Error, Publisher, Server};
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_empty, root};
+use common::{assert_empty, root, Kid};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -43,70 +42,12 @@ fn listing(root: &Path) -> Vec<String> {
 // Child processes
 // ---------------------------------------------------------------------------------------
 
-/// A child process running role `role` of `child_main` in `root`; killed when dropped.
-struct Kid {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl Kid {
-    fn spawn(root: &Path, role: &str) -> Kid {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_main", "--nocapture", "--test-threads=1"])
-            .env("SHMX_ATTACK_ROLE", role)
-            .env("SHMX_ROOT", root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Kid { child, out }
-    }
-
-    /// Reads stdout until a line containing `want`.
-    fn expect(&mut self, want: &str) {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self.out.read_line(&mut line).unwrap();
-            assert!(n > 0, "child exited before saying {want:?}");
-            if line.contains(want) {
-                return;
-            }
-        }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// Waits (with a deadline) for the child to exit; its status and everything it printed.
-    fn outcome(mut self) -> (std::process::ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "the child never exited");
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut self.out, &mut text);
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
-        }
-        (status, format!("{text}\n--- stderr ---\n{err}"))
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A child process running role `role` of `child_main` in `root`.
+fn start_kid(root: &Path, role: &str) -> Kid {
+    Kid::spawn(&[
+        ("SHMX_ATTACK_ROLE", OsStr::new(role)),
+        ("SHMX_ROOT", root.as_os_str()),
+    ])
 }
 
 #[test]
@@ -206,7 +147,7 @@ fn steal_request_loan(root: &Path) {
 #[test]
 fn holds_a_response_loan_cannot_be_moved_out_of_response_mut() {
     let dir = root();
-    let kid = Kid::spawn(dir.path(), "steal-response-loan");
+    let kid = start_kid(dir.path(), "steal-response-loan");
     let (status, out) = kid.outcome();
     assert!(
         status.success() && out.contains("survived"),
@@ -218,7 +159,7 @@ fn holds_a_response_loan_cannot_be_moved_out_of_response_mut() {
 #[test]
 fn holds_a_request_loan_cannot_be_moved_out_of_request_mut() {
     let dir = root();
-    let kid = Kid::spawn(dir.path(), "steal-request-loan");
+    let kid = start_kid(dir.path(), "steal-request-loan");
     let (status, out) = kid.outcome();
     assert!(
         status.success() && out.contains("survived"),
@@ -361,7 +302,7 @@ fn holds_the_end_of_a_stream_that_found_the_queue_full_follows_when_there_is_roo
 #[test]
 fn finding_take_never_reports_a_killed_server() {
     let dir = root();
-    let mut kid = Kid::spawn(dir.path(), "silent-server");
+    let mut kid = start_kid(dir.path(), "silent-server");
     kid.expect("ready");
     let c: Client<u64, u64> = Client::builder("svc").root(dir.path()).create().unwrap();
     c.wait_for_servers(1, WAIT).unwrap();
@@ -861,7 +802,7 @@ fn holds_a_server_blocked_on_a_full_queue_notices_its_client_killed() {
         .response_timeout(Duration::from_secs(60))
         .create()
         .unwrap();
-    let mut kid = Kid::spawn(dir.path(), "deaf-client");
+    let mut kid = start_kid(dir.path(), "deaf-client");
     kid.expect("sent");
     let req = s.recv_timeout(WAIT).unwrap().expect("a request");
     // The client's queue (depth 1) is full after this one.
@@ -949,7 +890,7 @@ fn finding_a_client_with_unusable_request_settings_is_told_that_no_server_runs()
 #[test]
 fn holds_killed_endpoints_parts_and_record_go_with_the_last_live_endpoint() {
     let dir = root();
-    let mut kid = Kid::spawn(dir.path(), "idle-endpoints");
+    let mut kid = start_kid(dir.path(), "idle-endpoints");
     kid.expect("ready");
     kid.kill();
     // A client comes, looks for servers (finds the dead one's queue), and goes: it is the

@@ -6,13 +6,13 @@
 //! as its child processes.
 
 use shmx::{Client, Error, Server, ShmMessage};
-use std::io::{BufRead, BufReader, Read};
+use std::ffi::OsStr;
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_empty, root};
+use common::{assert_empty, root, Kid};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -40,62 +40,6 @@ struct OtherValue {
     key: u64,
     weight: f32,
     server: u32,
-}
-
-/// A child process running role `role` of `child_main` in `root`; killed when dropped.
-struct Kid {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl Kid {
-    fn spawn(root: &Path, role: &str, arg: &str) -> Kid {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_main", "--nocapture", "--test-threads=1"])
-            .env("SHMX_RR_ROLE", role)
-            .env("SHMX_RR_ARG", arg)
-            .env("SHMX_ROOT", root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        Kid { child, out }
-    }
-
-    /// Reads stdout until a line that starts with `want`; returns that line.
-    fn expect(&mut self, want: &str) -> String {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = self.out.read_line(&mut line).unwrap();
-            assert!(n > 0, "child exited before saying {want:?}");
-            if let Some(i) = line.find(want) {
-                return line[i..].trim_end().to_owned();
-            }
-        }
-    }
-
-    /// Closes its stdin (a server stops then) and waits for it to exit successfully.
-    fn finish(mut self) {
-        drop(self.child.stdin.take());
-        let status = self.child.wait().unwrap();
-        let mut rest = String::new();
-        let _ = self.out.read_to_string(&mut rest);
-        assert!(status.success(), "child failed: {status:?}\n{rest}");
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn server(root: &Path) -> Server<Get, Value> {
@@ -227,6 +171,15 @@ fn run_clients(root: &Path, process: u64, singles: u64, streams: u64) {
     );
 }
 
+/// A child process running role `role` of `child_main` (with `arg`) in `root`.
+fn start_kid(root: &Path, role: &str, arg: &str) -> Kid {
+    Kid::spawn(&[
+        ("SHMX_RR_ROLE", OsStr::new(role)),
+        ("SHMX_RR_ARG", OsStr::new(arg)),
+        ("SHMX_ROOT", root.as_os_str()),
+    ])
+}
+
 #[test]
 fn child_main() {
     let Ok(role) = std::env::var("SHMX_RR_ROLE") else {
@@ -281,7 +234,7 @@ fn child_main() {
 #[test]
 fn a_timeout_against_a_slow_server_process_drops_its_late_answer() {
     let dir = root();
-    let mut kid = Kid::spawn(dir.path(), "server", "0");
+    let mut kid = start_kid(dir.path(), "server", "0");
     kid.expect("server ready");
     let c: Client<Get, Value> = Client::builder("rr").root(dir.path()).create().unwrap();
     c.wait_for_servers(1, WAIT).unwrap();
@@ -332,7 +285,7 @@ fn a_timeout_against_a_slow_server_process_drops_its_late_answer() {
 fn types_are_checked_against_another_process_on_each_side() {
     let dir = root();
     // A server process of `Get -> Value`; clients here of other types.
-    let mut kid = Kid::spawn(dir.path(), "server", "0");
+    let mut kid = start_kid(dir.path(), "server", "0");
     kid.expect("server ready");
     match Client::<Get, OtherValue>::builder("rr")
         .root(dir.path())
@@ -355,7 +308,7 @@ fn types_are_checked_against_another_process_on_each_side() {
     // A client here of `Get -> Value`; a server process of another response type.
     let c: Client<Get, Value> = Client::builder("rr").root(dir.path()).create().unwrap();
     kid.finish();
-    let mut other = Kid::spawn(dir.path(), "server-other-type", "");
+    let mut other = start_kid(dir.path(), "server-other-type", "");
     let said = other.expect("type mismatch: ");
     assert!(said.contains("response type"), "{said}");
     other.finish();
@@ -368,14 +321,14 @@ fn eight_clients_in_four_processes_and_two_servers() {
     let dir = root();
     let servers: Vec<_> = (0..2)
         .map(|tag| {
-            let mut k = Kid::spawn(dir.path(), "server", &tag.to_string());
+            let mut k = start_kid(dir.path(), "server", &tag.to_string());
             k.expect("server ready");
             k
         })
         .collect();
     // 100,000 single-response requests and 1,000 streams of 10, over 8 clients.
     let clients: Vec<_> = (0..4)
-        .map(|p| Kid::spawn(dir.path(), "clients", &format!("{p},12500,125")))
+        .map(|p| start_kid(dir.path(), "clients", &format!("{p},12500,125")))
         .collect();
     let (mut requests, mut responses, mut per_server) = (0u64, 0u64, [0u64; 2]);
     for mut c in clients {
@@ -399,7 +352,7 @@ fn eight_clients_in_four_processes_and_two_servers() {
     }
     let mut answered = 0;
     for mut s in servers {
-        drop(s.child.stdin.take()); // the server stops and reports
+        s.close_stdin(); // the server stops and reports
         let line = s.expect("server done");
         let v: Vec<u64> = line
             .split_whitespace()
@@ -422,7 +375,7 @@ fn eight_clients_in_four_processes_and_two_servers() {
 #[test]
 fn a_server_killed_mid_stream_fails_its_pending_requests() {
     let dir = root();
-    let mut kid = Kid::spawn(dir.path(), "server", "0");
+    let mut kid = start_kid(dir.path(), "server", "0");
     kid.expect("server ready");
     let c: Client<Get, Value> = Client::builder("rr").root(dir.path()).create().unwrap();
     c.wait_for_servers(1, WAIT).unwrap();
@@ -483,7 +436,7 @@ fn a_server_killed_mid_stream_fails_its_pending_requests() {
 fn a_client_killed_with_50_requests_in_flight_leaves_every_chunk_back() {
     let dir = root();
     let s = server(dir.path());
-    let mut kid = Kid::spawn(dir.path(), "client-50", "");
+    let mut kid = start_kid(dir.path(), "client-50", "");
     kid.expect("sent 50");
     // Answer 10 of them (30 responses and 10 end markers wait in the client's queue,
     // unread).
@@ -533,7 +486,7 @@ fn a_client_killed_with_50_requests_in_flight_leaves_every_chunk_back() {
 #[test]
 fn a_client_waits_for_a_server_process_in_a_wait_set() {
     let dir = root();
-    let mut kid = Kid::spawn(dir.path(), "server", "0");
+    let mut kid = start_kid(dir.path(), "server", "0");
     kid.expect("server ready");
     let c: Client<Get, Value> = Client::builder("rr").root(dir.path()).create().unwrap();
     c.wait_for_servers(1, WAIT).unwrap();
@@ -578,7 +531,7 @@ fn a_client_waits_for_a_server_process_in_a_wait_set() {
 #[test]
 fn tools_list_services_and_clean_what_a_killed_server_left() {
     let dir = root();
-    let mut kid = Kid::spawn(dir.path(), "server", "0");
+    let mut kid = start_kid(dir.path(), "server", "0");
     kid.expect("server ready");
     let c: Client<Get, Value> = Client::builder("rr").root(dir.path()).create().unwrap();
     c.wait_for_servers(1, WAIT).unwrap();

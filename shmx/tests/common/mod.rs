@@ -1,6 +1,11 @@
 //! Helpers shared by the integration tests of the `shmx` crate.
 #![allow(dead_code)]
 
+mod kid;
+
+#[allow(unused_imports)] // not every test binary starts children
+pub use kid::Kid;
+
 use std::path::{Path, PathBuf};
 
 /// A fresh root directory for one test, in `/dev/shm` where it exists (the real thing),
