@@ -63,6 +63,7 @@ mod flights;
 mod pending;
 mod raw;
 mod record;
+mod responses;
 mod server;
 mod shared;
 pub(crate) mod tools;
