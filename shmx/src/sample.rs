@@ -317,40 +317,40 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Sample<'_, T> {
 /// which then lives in memory on every way, and a later move of it, into a response, copies
 /// it with loads that wait for the stores it was just written with; a copy of this is passed
 /// as a temporary of the rare way alone.)
-pub(crate) struct RawSample<'s, T> {
+pub(crate) struct SampleParts<'s, T> {
     core: &'s SubCore,
     ptr: *const T,
     held: Held,
 }
 
-impl<T> Clone for RawSample<'_, T> {
+impl<T> Clone for SampleParts<'_, T> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<T> Copy for RawSample<'_, T> {}
+impl<T> Copy for SampleParts<'_, T> {}
 
 impl<'s, T> Sample<'s, T> {
-    /// The sample as plain values (see [`RawSample`]); [`from_raw`](Self::from_raw) makes
+    /// The sample as plain values (see [`SampleParts`]); [`from_parts`](Self::from_parts) makes
     /// it a sample again.
     #[inline(always)]
-    pub(crate) fn into_raw(self) -> RawSample<'s, T> {
+    pub(crate) fn into_parts(self) -> SampleParts<'s, T> {
         let this = ManuallyDrop::new(self);
-        RawSample {
+        SampleParts {
             core: this.core,
             ptr: this.ptr,
             held: this.held,
         }
     }
 
-    /// The sample that [`into_raw`](Self::into_raw) took apart.
+    /// The sample that [`into_parts`](Self::into_parts) took apart.
     ///
     /// # Safety
-    /// `raw` comes from `into_raw`, and is made a sample again once at most (each sample
+    /// `raw` comes from `into_parts`, and is made a sample again once at most (each sample
     /// gives its chunk back when dropped).
     #[inline(always)]
-    pub(crate) unsafe fn from_raw(raw: RawSample<'s, T>) -> Self {
+    pub(crate) unsafe fn from_parts(raw: SampleParts<'s, T>) -> Self {
         Sample {
             core: raw.core,
             ptr: raw.ptr,

@@ -6,7 +6,7 @@ use super::coarse_ms;
 use super::LOOK_MS;
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
-use crate::sample::{RawSample, Sample, SampleMut};
+use crate::sample::{Sample, SampleMut, SampleParts};
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
@@ -144,7 +144,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
                 // `Client::take_for`).
                 match self.take_none()? {
                     // SAFETY: `take_none` took it apart and handed it here alone.
-                    Some(raw) => Response::new(unsafe { Sample::from_raw(raw) }),
+                    Some(raw) => Response::new(unsafe { Sample::from_parts(raw) }),
                     None => return Ok(None),
                 }
             }
@@ -155,7 +155,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
     /// [`take`](Self::take) when no response waited: the end of the stream, or (every
     /// 50 ms) a look at the server, which may hand back what a server that died sent.
     #[inline(never)]
-    fn take_none(&self) -> Result<Option<RawSample<'c, Resp>>> {
+    fn take_none(&self) -> Result<Option<SampleParts<'c, Resp>>> {
         if self.client.ended(self.id) {
             return Ok(None);
         }
@@ -164,7 +164,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
         if now.saturating_sub(self.checked.get()) >= LOOK_MS {
             self.checked.set(now);
             match self.client.check_server(self.id) {
-                Ok(Some(got)) => return Ok(got.map(Response::into_raw)),
+                Ok(Some(got)) => return Ok(got.map(Response::into_parts)),
                 Ok(None) => {}
                 Err(e) => {
                     self.done.set(1);
@@ -260,7 +260,7 @@ impl<'c, Req: ShmMessage, Resp: ShmMessage> Pending<'c, Req, Resp> {
             // The response made here, in one place (see `Client::take_for`).
             // SAFETY: `recv_for` took it apart and handed it here alone.
             Ok(Some(raw)) => Ok(Some(
-                self.seen(Response::new(unsafe { Sample::from_raw(raw) })),
+                self.seen(Response::new(unsafe { Sample::from_parts(raw) })),
             )),
             Ok(None) => Ok(None),
             Err(e) => {
@@ -295,10 +295,10 @@ impl<'c, Resp> Response<'c, Resp> {
         Response { sample, flags }
     }
 
-    /// The sample, as plain values (see `Sample::into_raw`).
+    /// The sample, as plain values (see `Sample::into_parts`).
     #[inline(always)]
-    pub(super) fn into_raw(self) -> crate::sample::RawSample<'c, Resp> {
-        self.sample.into_raw()
+    pub(super) fn into_parts(self) -> crate::sample::SampleParts<'c, Resp> {
+        self.sample.into_parts()
     }
 }
 

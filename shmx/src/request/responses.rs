@@ -7,7 +7,7 @@ use super::pending::Response;
 use super::{split_tag, LOOK_EVERY, MARKER};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
-use crate::sample::{RawSample, Sample};
+use crate::sample::{Sample, SampleParts};
 use std::time::Instant;
 
 impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
@@ -28,17 +28,17 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             if self.is_response_of(id, &sample) {
                 sample
             } else {
-                self.route_rest(id, sample.into_raw());
+                self.route_rest(id, sample.into_parts());
                 match self.take_more(id)? {
                     // SAFETY: `take_more` took it apart and handed it here alone.
-                    Some(raw) => unsafe { Sample::from_raw(raw) },
+                    Some(raw) => unsafe { Sample::from_parts(raw) },
                     None => return Ok(None),
                 }
             }
         } else {
             match self.take_for_stashed(id)? {
                 // SAFETY: as above.
-                Some(raw) => unsafe { Sample::from_raw(raw) },
+                Some(raw) => unsafe { Sample::from_parts(raw) },
                 None => return Ok(None),
             }
         };
@@ -48,16 +48,16 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// [`take_for`](Self::take_for) with responses in the stash: those of `id` first.
     #[cold]
     #[inline(never)]
-    fn take_for_stashed(&self, id: u64) -> Result<Option<RawSample<'_, Resp>>> {
+    fn take_for_stashed(&self, id: u64) -> Result<Option<SampleParts<'_, Resp>>> {
         let mut stash = self.stash.borrow_mut();
         if let Some(i) = stash.iter().position(|(r, _)| *r == id) {
             let (_, sample) = stash.remove(i).expect("found");
             drop(stash);
             let flags = sample.tag().map_or(0, |t| split_tag(t).1);
             if let Some(r) = self.deliver(id, self.shorten(sample), flags) {
-                return Ok(Some(r.into_raw()));
+                return Ok(Some(r.into_parts()));
             }
-            return Ok(self.take_for(id)?.map(Response::into_raw));
+            return Ok(self.take_for(id)?.map(Response::into_parts));
         }
         drop(stash);
         self.take_more(id)
@@ -66,15 +66,15 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// Takes responses from the queue until one of `id`'s (stashing or dropping others).
     #[cold]
     #[inline(never)]
-    fn take_more(&self, id: u64) -> Result<Option<RawSample<'_, Resp>>> {
+    fn take_more(&self, id: u64) -> Result<Option<SampleParts<'_, Resp>>> {
         loop {
             let Some(sample) = self.responses().take()? else {
                 return Ok(None);
             };
             if self.is_response_of(id, &sample) {
-                return Ok(Some(sample.into_raw()));
+                return Ok(Some(sample.into_parts()));
             }
-            self.route_rest(id, sample.into_raw());
+            self.route_rest(id, sample.into_parts());
         }
     }
 
@@ -93,9 +93,9 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
     /// or one of no use (dropped).
     #[cold]
     #[inline(never)]
-    fn route_rest<'c>(&'c self, id: u64, sample: RawSample<'c, Resp>) {
+    fn route_rest<'c>(&'c self, id: u64, sample: SampleParts<'c, Resp>) {
         // SAFETY: the caller took it apart just before, and gave it here alone.
-        let sample = unsafe { Sample::from_raw(sample) };
+        let sample = unsafe { Sample::from_parts(sample) };
         let Some((request, flags)) = sample.tag().map(split_tag) else {
             return;
         };
@@ -223,11 +223,11 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
         &self,
         id: u64,
         deadline: Option<Instant>,
-    ) -> Result<Option<RawSample<'_, Resp>>> {
+    ) -> Result<Option<SampleParts<'_, Resp>>> {
         let mut next_check = Instant::now() + LOOK_EVERY;
         loop {
             if let Some(r) = self.take_for(id)? {
-                return Ok(Some(r.into_raw()));
+                return Ok(Some(r.into_parts()));
             }
             if self.ended(id) {
                 return Ok(None);
@@ -236,7 +236,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             if now >= next_check {
                 next_check = now + LOOK_EVERY;
                 if let Some(got) = self.check_server(id)? {
-                    return Ok(got.map(Response::into_raw));
+                    return Ok(got.map(Response::into_parts));
                 }
             }
             let mut slice = next_check.saturating_duration_since(now);
@@ -253,9 +253,9 @@ impl<Req: ShmMessage, Resp: ShmMessage> Client<Req, Resp> {
             }
             if let Some(sample) = self.responses().recv_timeout(slice)? {
                 if self.is_response_of(id, &sample) {
-                    return Ok(Some(sample.into_raw()));
+                    return Ok(Some(sample.into_parts()));
                 }
-                self.route_rest(id, sample.into_raw());
+                self.route_rest(id, sample.into_parts());
             }
         }
     }

@@ -7,7 +7,7 @@ use super::{coarse_ms, request_topic, response_tag, response_topic, IdMap, LAST,
 use crate::config::{Overflow, PublisherConfig, SubscriberConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::message::ShmMessage;
-use crate::sample::{RawSample, Sample};
+use crate::sample::{Sample, SampleParts};
 use crate::service::{Service, TypeFacts};
 use crate::{Publisher, Subscriber};
 use std::cell::{Cell, RefCell};
@@ -261,9 +261,9 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
             .and_then(|(client, id)| Some((self.last_connection(client)?, id)));
         let (sample, conn, id) = match common {
             Some((conn, id)) => (sample, conn, id),
-            None => match self.take_rest(sample.into_raw())? {
+            None => match self.take_rest(sample.into_parts())? {
                 // SAFETY: `take_rest` took it apart and handed it here alone.
-                Some((raw, conn, id)) => (unsafe { Sample::from_raw(raw) }, conn, id),
+                Some((raw, conn, id)) => (unsafe { Sample::from_parts(raw) }, conn, id),
                 None => return Ok(None),
             },
         };
@@ -278,10 +278,10 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     #[allow(clippy::type_complexity)]
     fn take_rest<'s>(
         &'s self,
-        sample: RawSample<'s, Req>,
-    ) -> Result<Option<(RawSample<'s, Req>, &'s ClientConn<Resp>, u64)>> {
+        sample: SampleParts<'s, Req>,
+    ) -> Result<Option<(SampleParts<'s, Req>, &'s ClientConn<Resp>, u64)>> {
         // SAFETY: `take` took it apart just before, and gave it here alone.
-        let mut sample = unsafe { Sample::from_raw(sample) };
+        let mut sample = unsafe { Sample::from_parts(sample) };
         loop {
             if let Some(got) = self.admit(sample)? {
                 return Ok(Some(got));
@@ -300,7 +300,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
             // In slices, so that the queues of clients that left go while it waits.
             if let Some((raw, conn, id)) = self.recv_raw(super::LOOK_EVERY)? {
                 // SAFETY: `recv_raw` took it apart and handed it here alone.
-                return Ok(self.activate(unsafe { Sample::from_raw(raw) }, conn, id));
+                return Ok(self.activate(unsafe { Sample::from_parts(raw) }, conn, id));
             }
         }
     }
@@ -312,7 +312,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         };
         // SAFETY: `recv_raw` took it apart and handed it here alone.
         Ok(Some(self.activate(
-            unsafe { Sample::from_raw(raw) },
+            unsafe { Sample::from_parts(raw) },
             conn,
             id,
         )))
@@ -325,7 +325,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     fn recv_raw(
         &self,
         timeout: Duration,
-    ) -> Result<Option<(RawSample<'_, Req>, &ClientConn<Resp>, u64)>> {
+    ) -> Result<Option<(SampleParts<'_, Req>, &ClientConn<Resp>, u64)>> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
             self.prune_now();
@@ -420,13 +420,13 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
     fn admit<'s>(
         &'s self,
         sample: Sample<'s, Req>,
-    ) -> Result<Option<(RawSample<'s, Req>, &'s ClientConn<Resp>, u64)>> {
+    ) -> Result<Option<(SampleParts<'s, Req>, &'s ClientConn<Resp>, u64)>> {
         let Some((client, id)) = sample.tag().map(super::split_tag) else {
             return Ok(None);
         };
         Ok(self
             .client(client)?
-            .map(|conn| (sample.into_raw(), conn, id)))
+            .map(|conn| (sample.into_parts(), conn, id)))
     }
 
     /// Request `id` of client `client`, to be answered through `conn`.
