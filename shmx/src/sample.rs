@@ -191,11 +191,6 @@ impl<T: Unpin> DerefMut for SampleMut<'_, T> {
 }
 
 impl<T> SampleMut<'_, T> {
-    /// Sets the tag word its publish carries (see `request`).
-    pub(crate) fn set_tag(&self, tag: u64) {
-        self.core.set_tag(self.chunk, tag);
-    }
-
     /// Publishes the sample with `tag` in its tag word (see `request`).
     #[inline(always)]
     pub(crate) fn publish_tagged(self, tag: u64) -> Result<()> {
@@ -204,12 +199,12 @@ impl<T> SampleMut<'_, T> {
             .publish_tagged(this.chunk, size_of::<T>() + this.tail_used.get(), Some(tag))
     }
 
-    /// Publishes the chunk with no payload at all: a marker that only its tag words mean
-    /// something by (a response stream's end, see `request`), which only subscribers made
-    /// to accept markers take.
-    pub(crate) fn publish_empty(self) -> Result<()> {
+    /// Publishes the chunk with no payload at all, `tag` in its tag word: a marker that only
+    /// its tag means something by (a response stream's end, see `request`), which only
+    /// subscribers made to accept markers take.
+    pub(crate) fn publish_empty(self, tag: u64) -> Result<()> {
         let this = ManuallyDrop::new(self);
-        this.core.publish(this.chunk, 0)
+        this.core.publish_tagged(this.chunk, 0, Some(tag))
     }
 }
 

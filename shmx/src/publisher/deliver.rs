@@ -109,13 +109,6 @@ impl PubCore {
         self.first_full(&mut st).is_none()
     }
 
-    /// Sets the tag word of loaned chunk `chunk` (a request's or response's routing, see
-    /// `request`), which its next publish carries.
-    pub(crate) fn set_tag(&self, chunk: u32, tag: u64) {
-        let st = self.state.borrow();
-        st.segs.header(chunk).tag.store(tag, Ordering::Relaxed);
-    }
-
     /// Publishes loaned chunk `chunk`, whose first `len` payload bytes the sample wrote
     /// (the message and the part of its tail in use; at most the payload capacity).
     #[inline(always)]

@@ -320,7 +320,16 @@ impl RawLoan<'_> {
     /// # Errors
     /// [`Error::InvalidConfig`] when `len` is out of that range (the chunk goes back to the
     /// pool, nothing is published); otherwise as [`Publisher::send`](crate::Publisher::send).
-    pub fn publish(mut self, len: usize) -> Result<()> {
+    pub fn publish(self, len: usize) -> Result<()> {
+        self.publish_with(len, None)
+    }
+
+    /// [`publish`](Self::publish) with `tag` in the chunk's tag word (see `request`).
+    pub(crate) fn publish_tagged(self, len: usize, tag: u64) -> Result<()> {
+        self.publish_with(len, Some(tag))
+    }
+
+    fn publish_with(mut self, len: usize, tag: Option<u64>) -> Result<()> {
         let publisher = self.publisher;
         if len > self.capacity {
             return Err(Error::InvalidConfig {
@@ -331,17 +340,8 @@ impl RawLoan<'_> {
         publisher.check_len(len)?;
         // Always `Some`: `publish` takes the loan by value, and only it and `drop` take it.
         match self.chunk.take() {
-            Some(chunk) => publisher.core.publish(chunk, len),
+            Some(chunk) => publisher.core.publish_tagged(chunk, len, tag),
             None => Ok(()),
-        }
-    }
-}
-
-impl RawLoan<'_> {
-    /// Sets the tag word the publish carries (see `request`).
-    pub(crate) fn set_tag(&self, tag: u64) {
-        if let Some(chunk) = self.chunk {
-            self.publisher.core.set_tag(chunk, tag);
         }
     }
 }

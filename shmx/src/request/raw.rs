@@ -163,8 +163,7 @@ impl RawClient {
             unsafe {
                 std::ptr::copy_nonoverlapping(request.as_ptr(), loan.as_mut_ptr(), request.len())
             };
-            loan.set_tag(super::request_tag(self.shared.id, id));
-            loan.publish(request.len())?;
+            loan.publish_tagged(request.len(), super::request_tag(self.shared.id, id))?;
         }
         let mut count = 0;
         let mut next_check = Instant::now() + LOOK_EVERY;

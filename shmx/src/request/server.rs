@@ -407,10 +407,9 @@ impl<Req: ShmMessage, Resp: ShmMessage> Server<Req, Resp> {
         let Ok(marker) = publisher.loan_uninit() else {
             return false;
         };
-        marker.set_tag(response_tag(id, LAST | MARKER));
         // Room was there a moment ago and only the client takes from the queue: this does
         // not wait. An error (the client went meanwhile) ends the matter too.
-        let _ = marker.publish_empty();
+        let _ = marker.publish_empty(response_tag(id, LAST | MARKER));
         true
     }
 
