@@ -281,12 +281,25 @@ pub fn topics(root: &Path) -> Result<Vec<TopicInfo>> {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for name in topic_names(&root)? {
+    for name in names_in(&root)? {
         if let Ok(info) = topic_in(&root, &name) {
             out.push(info);
         }
     }
     Ok(out)
+}
+
+/// The names of the topics under `root`, sorted, read from its directory alone (no topic is
+/// opened: cheap enough to call often, to notice new topics). A name may belong to a topic
+/// still being created, or being removed.
+///
+/// # Errors
+/// As [`topics`].
+pub fn topic_names(root: &Path) -> Result<Vec<String>> {
+    match open_root(root)? {
+        Some(root) => names_in(&root),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// One topic, by name.
@@ -319,7 +332,7 @@ fn topic_in(root: &Arc<Root>, name: &str) -> Result<TopicInfo> {
     Ok(describe(root, &service))
 }
 
-fn topic_names(root: &Root) -> Result<Vec<String>> {
+fn names_in(root: &Root) -> Result<Vec<String>> {
     let mut names: Vec<String> = root
         .dir()
         .entries()?

@@ -248,6 +248,21 @@ impl<'s, T> Sample<'s, T> {
         self.held.origin
     }
 
+    /// When its publisher published it (the publisher's wall clock), if this subscriber asked
+    /// for publish times ([`SubscriberBuilder::publish_times`](crate::SubscriberBuilder::publish_times))
+    /// and the publisher stamped it; `None` for samples published before it asked
+    /// (history), for private copies, and for requests and responses. Written by the
+    /// publisher: trust it as far as you trust the publisher.
+    pub fn publish_time(&self) -> Option<std::time::SystemTime> {
+        let ns = self.publish_time_ns()?;
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns))
+    }
+
+    /// [`publish_time`](Self::publish_time) in nanoseconds since the Unix epoch.
+    pub(crate) fn publish_time_ns(&self) -> Option<u64> {
+        self.core.publish_time_of(self.tag())
+    }
+
     /// Bytes the publisher published: the message and the part of its tail in use.
     pub fn payload_len(&self) -> usize {
         self.held.len

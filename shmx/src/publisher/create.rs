@@ -135,6 +135,7 @@ impl PubCore {
                 no_headroom: 0,
                 since_collect: 0,
                 light: false,
+                stamp: false,
                 loans: 0,
                 history: VecDeque::with_capacity(config.history + 1),
                 hist_written: 0,

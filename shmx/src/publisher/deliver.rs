@@ -24,6 +24,17 @@ use std::time::{Duration, Instant};
 /// ones from ~34–36 to ~36–38 M msg/s.
 const BATCH_PREFETCH: usize = 6;
 
+/// A sample's publish time as its tag word: nanoseconds since the Unix epoch (the wall
+/// clock, as recordings keep time), never 0 (which means "not stamped").
+#[cold]
+#[inline(never)]
+fn publish_stamp() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
+    now.max(1)
+}
+
 impl PubCore {
     /// Notices subscribers that came or went since the last look (one load when nothing
     /// changed).
@@ -41,10 +52,12 @@ impl PubCore {
         let layout = self.service.layout();
         let old = std::mem::take(&mut st.conns);
         let mut old = old.into_iter().peekable();
+        st.stamp = false;
         for s in 0..layout.max_subscribers {
             let slot = self.service.sub_slot(s);
             let word = slot.state.load(Ordering::Acquire);
             let live = service::state_of(word) == ACTIVE;
+            st.stamp |= live && slot.wants_stamps.load(Ordering::Relaxed) == 1;
             if let Some(conn) = old.next_if(|c| c.slot == s) {
                 if live && conn.slot_word == word {
                     st.conns.push(conn);
@@ -186,7 +199,8 @@ impl PubCore {
 
     /// Publishes loaned chunk `chunk` (its loan already uncounted): pushes it to every
     /// subscriber, waking those that sleep if `wake_now` (else the caller wakes them); writes
-    /// `tag` into the chunk's tag word if it is given (topics leave the word as it is: 0).
+    /// `tag` into the chunk's tag word if it is given, else the publish time if a subscriber
+    /// asked for it (see [`publish_stamp`]), else 0.
     #[inline(always)]
     fn publish_in(
         &self,
@@ -208,9 +222,13 @@ impl PubCore {
         st.next_seq += 1;
         let header = st.segs.header(chunk);
         header.len.store(len as u64, Ordering::Relaxed);
-        if let Some(tag) = tag {
-            header.tag.store(tag, Ordering::Relaxed);
-        }
+        // The tag word shares the line of `len` and `seq`, written anyway: one store more.
+        let word = match tag {
+            Some(tag) => tag,
+            None if st.stamp => publish_stamp(),
+            None => 0,
+        };
+        header.tag.store(word, Ordering::Relaxed);
         // Announce the chunk the next loan will take (the free stack keeps its top until a
         // loan pops it): a subscriber spinning for the next sample loads that line while it
         // polls the ring slot, so the two arrive together instead of one after the other.

@@ -102,6 +102,8 @@ struct PubState {
     since_collect: usize,
     /// Every connected subscriber allows the light barrier (see `event`).
     light: bool,
+    /// Some connected subscriber asked for publish times (see `SubSlot::wants_stamps`).
+    stamp: bool,
     loans: usize,
     history: VecDeque<u32>,
     hist_written: u64,

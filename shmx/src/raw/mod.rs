@@ -214,6 +214,14 @@ impl RawSubscriber {
         self
     }
 
+    /// The same subscriber, asking the topic's publishers for publish times (see
+    /// [`SubscriberBuilder::publish_times`](crate::SubscriberBuilder::publish_times) and
+    /// [`RawSample::publish_time_ns`]).
+    pub fn with_publish_times(mut self) -> RawSubscriber {
+        self.core.ask_publish_times();
+        self
+    }
+
     /// The topic's schema text (`Schema::describe` of its message type).
     pub fn schema(&self) -> &str {
         &self.schema
@@ -222,6 +230,11 @@ impl RawSubscriber {
     /// Bytes in a sample.
     pub fn size(&self) -> usize {
         self.size
+    }
+
+    /// The structural fingerprint of the topic's message type.
+    pub fn fingerprint(&self) -> u64 {
+        self.core.service().type_facts().0
     }
 
     /// The topic's name.
@@ -327,5 +340,12 @@ impl RawSample<'_> {
     /// The id of the publisher that sent it.
     pub fn publisher_id(&self) -> u64 {
         self.sample.publisher_id()
+    }
+
+    /// When its publisher published it, in nanoseconds since the Unix epoch, if the
+    /// subscriber asked ([`RawSubscriber::with_publish_times`]) and the publisher stamped it
+    /// (see [`Sample::publish_time`](crate::Sample::publish_time)).
+    pub fn publish_time_ns(&self) -> Option<u64> {
+        self.sample.publish_time_ns()
     }
 }

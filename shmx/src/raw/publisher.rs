@@ -174,6 +174,11 @@ impl RawPublisher {
         self.size
     }
 
+    /// The structural fingerprint of the topic's message type.
+    pub fn fingerprint(&self) -> u64 {
+        self.core.service().type_facts().0
+    }
+
     /// The most bytes one sample may have: [`size`](Self::size) for a type without relative
     /// pointers; otherwise the message and the tail after it (at least `size` plus the
     /// configured `max_tail_bytes`; the chunk's rounding may add a few).

@@ -115,6 +115,11 @@ pub(crate) struct SubSlot {
     pub queue_depth: AtomicU64,
     /// 1 if this subscriber forces a barrier on publishers' cores before it sleeps.
     pub forces_barrier: AtomicU64,
+    /// 1 if this subscriber asks publishers to stamp each sample with its publish time
+    /// (the chunk's tag word, see `data::ChunkHeader::tag`); set at any time, followed by a
+    /// bump of the generation. A slot of a subscriber that never asks keeps the 0 of a
+    /// freshly claimed slot. Only a hint: a publisher that stamps costs one clock read.
+    pub wants_stamps: AtomicU64,
     /// The futex word publishers bump to wake this subscriber.
     pub wake: AtomicU32,
     /// 1 while the subscriber sleeps (or is about to) on `wake`.

@@ -97,6 +97,34 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
         self
     }
 
+    /// Asks the topic's publishers to stamp every sample with the time they publish it,
+    /// read by [`Sample::publish_time`](crate::Sample::publish_time) (for recorders and
+    /// latency probes). A publisher stamps from its first publish after this subscriber
+    /// joined, at the cost of one read of the wall clock per sample (~20 ns) while any such
+    /// subscriber is connected; samples from before (history) have no publish time. Not
+    /// with [`copy_on_take`](Self::copy_on_take): a private copy has no publish time.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::{Publisher, Subscriber};
+    /// use std::time::SystemTime;
+    /// let subscriber = Subscriber::<u64>::builder("doc/stamped")
+    ///     .root(dir.path())
+    ///     .publish_times()
+    ///     .create()?;
+    /// let publisher = Publisher::<u64>::builder("doc/stamped").root(dir.path()).create()?;
+    /// let before = SystemTime::now();
+    /// publisher.send(7)?;
+    /// let sample = subscriber.take()?.expect("sent above");
+    /// let published = sample.publish_time().expect("asked for");
+    /// assert!(published >= before && published <= SystemTime::now());
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    pub fn publish_times(mut self) -> Self {
+        self.publish_times = true;
+        self
+    }
+
     /// Connects to (or creates) the topic, and picks up the history of its publishers.
     ///
     /// # Errors
@@ -107,6 +135,9 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
         let mut core = SubCore::create::<T>(self.root.as_deref(), &self.name, self.config)?;
         if self.copy_on_take {
             core.copy_on_take();
+        }
+        if self.publish_times {
+            core.ask_publish_times();
         }
         Ok(Subscriber {
             core,

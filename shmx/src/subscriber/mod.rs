@@ -84,6 +84,7 @@ pub struct SubscriberBuilder<T: ShmMessage> {
     root: Option<PathBuf>,
     config: SubscriberConfig,
     copy_on_take: bool,
+    publish_times: bool,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -111,6 +112,10 @@ pub(crate) struct SubCore {
     /// Whether samples of no bytes are taken, as markers (response streams' ends, see
     /// `request`); a typed value is never read from one.
     pub(crate) markers: bool,
+    /// This subscriber asked publishers for publish times (see `ask_publish_times`).
+    stamps: bool,
+    /// The topic is a part of a request/response service (its tag word is routing).
+    part: bool,
     /// The private copies of a subscriber that copies on take (`None`: zero-copy).
     copies: Option<copy::Copies>,
     /// The socket that makes a descriptor readable, once one was asked for (see `ready`).
@@ -223,6 +228,7 @@ impl<T: ShmMessage> Subscriber<T> {
             root: None,
             config: crate::defaults::subscriber(),
             copy_on_take: false,
+            publish_times: false,
             _t: PhantomData,
         }
     }
@@ -419,6 +425,8 @@ impl SubCore {
         let forces_barrier = event::sleeper_forces_barrier();
         s.forces_barrier
             .store(u64::from(forces_barrier), Ordering::Relaxed);
+        // A slot a dead recorder left behind may still ask for publish times.
+        s.wants_stamps.store(0, Ordering::Relaxed);
         s.sleeping.store(0, Ordering::Relaxed);
         s.state
             .store(service::state_word(inc, ACTIVE), Ordering::Release);
@@ -451,6 +459,8 @@ impl SubCore {
             align,
             tails: true,
             markers: false,
+            stamps: false,
+            part: name.is_part(),
             copies: None,
             listener: std::cell::OnceCell::new(),
             arm_on_take: Cell::new(false),
@@ -472,6 +482,28 @@ impl SubCore {
     }
 
     /// The topic's service segment.
+    /// Asks the topic's publishers to stamp each sample with its publish time from their next
+    /// publish on (each notices at its next publish, through the generation). Topics only:
+    /// a part of a service keeps its tag word for routing.
+    pub(crate) fn ask_publish_times(&mut self) {
+        if self.part {
+            return;
+        }
+        self.stamps = true;
+        let slot = self.service.sub_slot(self.slot);
+        slot.wants_stamps.store(1, Ordering::Relaxed);
+        // Publishers read the flag after an acquire load that sees this bump of the
+        // generation (`refresh`), so they see the store above.
+        self.service.bump_generation();
+    }
+
+    /// The publish time a sample's tag word carries, if this subscriber asked for publish
+    /// times and its publisher stamped it: nanoseconds since the Unix epoch.
+    #[inline]
+    pub(crate) fn publish_time_of(&self, tag: Option<u64>) -> Option<u64> {
+        tag.filter(|&w| self.stamps && w != 0)
+    }
+
     pub(crate) fn service(&self) -> &Service {
         &self.service
     }
