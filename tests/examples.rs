@@ -6,13 +6,16 @@
 //! built them already, as it does unless targets are selected) and run with `SHMX_ROOT` set
 //! to a fresh directory. Their output is shown when they fail.
 
+#[path = "recording/sensor_network.rs"]
+mod recording;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The examples run here.
-const EXAMPLES: [&str; 3] = ["waitset", "tokio", "request_response"];
+const EXAMPLES: [&str; 4] = ["waitset", "tokio", "request_response", "sensor_network"];
 /// Longest a run may take (each takes about 2 s; debug builds and busy machines are slower).
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -107,6 +110,11 @@ fn run(name: &str) {
         "example {name} left {left:?} in its root:\n{output}"
     );
     println!("example {name}: exit 0 in {took:.2?}, root empty");
+}
+
+#[test]
+fn the_sensor_network_is_recorded_and_played_back_byte_for_byte() {
+    recording::record_and_play(&executable("sensor_network"));
 }
 
 #[test]

@@ -45,10 +45,11 @@ pub fn run(topics: &Topics, seconds: f64) -> Result<()> {
                 give_up,
                 |m| m.stamp_ns,
                 |scan| {
-                    let front = scan.ranges[..=30]
-                        .iter()
-                        .chain(&scan.ranges[330..])
-                        .copied();
+                    // Within 30 degrees of straight ahead, however many ranges the scan has.
+                    let front = scan.ranges().iter().enumerate().filter_map(|(i, &r)| {
+                        let deg = (scan.angle_min + i as f32 * scan.angle_increment).to_degrees();
+                        (deg <= 30.5 || deg >= 329.5).then_some(r)
+                    });
                     world.lock().unwrap().front_range = Some(front.fold(f32::INFINITY, f32::min));
                 },
             )

@@ -15,7 +15,8 @@
 //!
 //! - Each sensor publishes at its own rate (paced by sleeping, as a real sensor's clock
 //!   would), writing each message in place in shared memory: the lidar fills a zeroed loan
-//!   (`loan()`), the camera writes its 3 KiB frame field by field into an uninitialised loan
+//!   (`loan()`) and its ranges, a `RelSlice<f32>` of any length in the chunk's tail
+//!   (`alloc_ranges`), the camera writes its 3 KiB frame field by field into an uninitialised loan
 //!   (`loan_uninit()`, no zeroing), the IMU sends a small value by copy (`send()`).
 //! - The controller receives the three streams on one thread each (a `Subscriber` is `Send`,
 //!   and blocking `recv_timeout` wakes it as soon as a sample arrives), keeps the latest
@@ -25,7 +26,9 @@
 //!   switches from `Drive` to `Stop`.
 //! - Nobody sleeps to wait for a peer: publishers wait, with a deadline, until
 //!   `subscriber_count() >= 1`, and a subscriber stops once its publisher has left
-//!   (`publisher_count() == 0`) and everything it sent has been received.
+//!   (`publisher_count() == 0`) and everything it sent has been received. The parent starts
+//!   the sensors once `shmx::inspect` shows the controller (and the motor) subscribed, so
+//!   that another subscriber (`shmx record`) never makes a sensor start before its peer.
 //!
 //! Each process prints one summary line per stream: messages sent or received, the observed
 //! rate, lost messages (gaps in `sample.sequence()`) and the mean one-way latency, measured
@@ -41,7 +44,7 @@ mod motor;
 mod sensors;
 mod streams;
 
-use shmx_suite::{spawn_self, topic_dir, unique_topic, wait_all};
+use shmx_suite::{spawn_self, topic_dir, unique_topic, wait_all, wait_until};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -131,8 +134,33 @@ fn parent(seconds: f64) -> Result<()> {
     let topics = Topics::new(&prefix);
     println!("shmx sensor network: 5 processes for {seconds} s, topics {prefix}/{{lidar,camera,imu,cmd}}");
     let seconds_arg = seconds.to_string();
-    let mut children = Vec::new();
+    let mut children: Vec<(String, std::process::Child)> = Vec::new();
     for role in ROLES {
+        // The sensors start once the controller listens to them (and the controller's
+        // commands once the motor listens): a publisher waits only for *a* subscriber, which
+        // could be another program's (`shmx record`), and would then start before its peer.
+        if role == "lidar" {
+            let listening = |topic: &str, role: &str| {
+                let pid = children
+                    .iter()
+                    .find(|(r, _)| r == role)
+                    .map(|(_, c)| c.id());
+                let root = shmx::defaults::Defaults::get().map(|d| d.root());
+                root.ok()
+                    .and_then(|root| shmx::inspect::topic(&root, topic).ok())
+                    .is_some_and(|t| t.subscribers.iter().any(|s| Some(s.pid as u32) == pid))
+            };
+            let ready = wait_until(PEER_TIMEOUT, || {
+                [&topics.lidar, &topics.camera, &topics.imu]
+                    .iter()
+                    .all(|t| listening(t, "controller"))
+                    && listening(&topics.cmd, "motor")
+            });
+            if !ready {
+                wait_all(children, PEER_TIMEOUT * 2, Duration::from_secs(1));
+                return Err("the controller and the motor did not subscribe in time".into());
+            }
+        }
         match spawn_self([role, prefix.as_str(), seconds_arg.as_str()]) {
             Ok(child) => children.push((role.to_owned(), child)),
             Err(e) => {

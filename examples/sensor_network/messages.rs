@@ -1,9 +1,13 @@
 //! The messages on the four topics.
 
-use shmx::ShmMessage;
+use shmx::{RelSlice, ShmMessage};
 
-/// One revolution of a planar laser scanner.
-#[derive(ShmMessage, Clone, Copy, Debug)]
+/// Ranges in a full scan: one per degree.
+pub const LIDAR_RANGES: usize = 360;
+
+/// One revolution of a planar laser scanner: a message of variable length, its ranges in the
+/// sample's tail (`scan.ranges()`, written in place with `alloc_ranges`).
+#[derive(ShmMessage, Debug)]
 #[repr(C)]
 pub struct LidarScan {
     pub seq: u64,
@@ -13,8 +17,8 @@ pub struct LidarScan {
     pub angle_min: f32,
     /// Angle between two consecutive ranges, radians.
     pub angle_increment: f32,
-    /// Distances in metres, one per degree.
-    pub ranges: [f32; 360],
+    /// Distances in metres, one per `angle_increment` (a full scan has [`LIDAR_RANGES`]).
+    pub ranges: RelSlice<f32>,
 }
 
 pub const CAMERA_WIDTH: usize = 64;

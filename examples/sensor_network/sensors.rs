@@ -1,6 +1,6 @@
 //! The three sensors: publishers that write their messages in three different ways.
 
-use crate::messages::{CameraFrame, Imu, LidarScan, CAMERA_HEIGHT, CAMERA_WIDTH};
+use crate::messages::{CameraFrame, Imu, LidarScan, CAMERA_HEIGHT, CAMERA_WIDTH, LIDAR_RANGES};
 use crate::streams::{connect, report_sent, run_paced};
 use crate::{expected, Result, Topics, APPROACH_SPEED, CAMERA_HZ, IMU_HZ, LIDAR_HZ, WALL_DISTANCE};
 use shmx_suite::monotonic_ns;
@@ -8,17 +8,19 @@ use std::time::Instant;
 
 /// Publishes scans of a wall straight ahead that comes closer, with a pillar on the left.
 pub fn lidar(topics: &Topics, seconds: f64) -> Result<()> {
-    let publisher = connect::<LidarScan>(&topics.lidar)?;
+    let publisher = connect::<LidarScan>(&topics.lidar, LIDAR_RANGES * 4)?;
     let start = Instant::now();
     let count = expected(LIDAR_HZ, seconds);
     let rate = run_paced(LIDAR_HZ, count, |seq| {
         let wall = (WALL_DISTANCE - APPROACH_SPEED * start.elapsed().as_secs_f32()).max(0.2);
-        // A zeroed chunk of shared memory, written in place: 1.4 KiB, never copied.
+        // A zeroed chunk of shared memory, written in place: the message, then its 1.4 KiB
+        // of ranges in the chunk's tail, never copied.
         let mut scan = publisher.loan()?;
-        scan.seq = seq;
-        scan.angle_min = 0.0;
-        scan.angle_increment = 1f32.to_radians();
-        for (deg, range) in scan.ranges.iter_mut().enumerate() {
+        let mut w = scan.writer();
+        *w.seq = seq;
+        *w.angle_min = 0.0;
+        *w.angle_increment = 1f32.to_radians();
+        for (deg, range) in w.alloc_ranges(LIDAR_RANGES)?.iter_mut().enumerate() {
             let angle = (deg as f32).to_radians();
             // Distance to the wall x = `wall` along this ray; 10 m beyond 80 degrees.
             *range = if angle.cos() > 0.17 {
@@ -30,7 +32,7 @@ pub fn lidar(topics: &Topics, seconds: f64) -> Result<()> {
                 *range = range.min(1.5); // a pillar on the left
             }
         }
-        scan.stamp_ns = monotonic_ns();
+        *w.stamp_ns = monotonic_ns();
         scan.publish()?;
         Ok(())
     })?;
@@ -40,7 +42,7 @@ pub fn lidar(topics: &Topics, seconds: f64) -> Result<()> {
 
 /// Publishes frames of a moving gradient, written field by field without zeroing first.
 pub fn camera(topics: &Topics, seconds: f64) -> Result<()> {
-    let publisher = connect::<CameraFrame>(&topics.camera)?;
+    let publisher = connect::<CameraFrame>(&topics.camera, 0)?;
     let count = expected(CAMERA_HZ, seconds);
     let rate = run_paced(CAMERA_HZ, count, |seq| {
         let mut frame = publisher.loan_uninit()?;
@@ -74,7 +76,7 @@ pub fn camera(topics: &Topics, seconds: f64) -> Result<()> {
 
 /// Publishes IMU readings by copy: 40 bytes, cheaper to copy than to write field by field.
 pub fn imu(topics: &Topics, seconds: f64) -> Result<()> {
-    let publisher = connect::<Imu>(&topics.imu)?;
+    let publisher = connect::<Imu>(&topics.imu, 0)?;
     let count = expected(IMU_HZ, seconds);
     let rate = run_paced(IMU_HZ, count, |seq| {
         let t = seq as f32 / IMU_HZ as f32;

@@ -8,9 +8,10 @@ use shmx_suite::{format_ns, monotonic_ns, wait_until};
 use std::time::{Duration, Instant};
 
 /// Creates a publisher and waits until its subscriber is there.
-pub fn connect<T: ShmMessage>(topic: &str) -> Result<Publisher<T>> {
+pub fn connect<T: ShmMessage>(topic: &str, max_tail_bytes: usize) -> Result<Publisher<T>> {
     let publisher = Publisher::<T>::builder(topic)
         .queue_depth(QUEUE_DEPTH)
+        .max_tail_bytes(max_tail_bytes)
         .create()?;
     if !wait_until(PEER_TIMEOUT, || publisher.subscriber_count() >= 1) {
         return Err(format!("nobody subscribed to {topic:?} within {PEER_TIMEOUT:?}").into());

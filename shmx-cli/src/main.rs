@@ -21,6 +21,7 @@ mod list;
 mod monitor;
 mod output;
 mod publish;
+mod recording;
 mod services;
 mod terminal;
 
@@ -80,10 +81,49 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// One topic: limits, schema, and every publisher and subscriber slot.
+    /// One topic: limits, schema, and every publisher and subscriber slot; or a recording
+    /// (a FILE.mcap): its topics, types, message counts and duration.
     Info {
-        /// The topic's name, e.g. `robot/pose`.
+        /// The topic's name, e.g. `robot/pose`, or a recording's file (ending in `.mcap`,
+        /// or any file that exists).
         topic: String,
+    },
+    /// Record topics to an MCAP file until Ctrl-C (or --duration): each sample's bytes as
+    /// published, with its publish time, sequence number and publisher, one channel per
+    /// topic with its schema. Topics that appear while recording and match are joined.
+    ///
+    /// Prints a line per topic every second (messages, bytes, samples dropped: gaps in the
+    /// publishers' sequence numbers), and a summary at the end. A recorder that is killed
+    /// leaves a file readable up to its last complete chunk (at most ~1 s is lost).
+    ///
+    /// shmx record 'robot/*' -o run.mcap
+    Record {
+        /// Topics to record: names or glob patterns (`*` within one level of `/`, `**`
+        /// across levels, `?` one character) [default: every topic].
+        topics: Vec<String>,
+        #[command(flatten)]
+        options: recording::RecordOptions,
+    },
+    /// Play a recording: recreate each topic with its recorded type and publish each sample
+    /// at its recorded time. A topic that exists with another type is an error naming both
+    /// fingerprints.
+    Play {
+        /// The recording.
+        file: PathBuf,
+        #[command(flatten)]
+        options: recording::PlayOptions,
+    },
+    /// Write a recording again with JSON messages and JSON Schema schemas (for Foxglove and
+    /// other MCAP tools); the same as `shmx record --encoding json` would have written.
+    Export {
+        /// The recording (as `shmx record` writes it).
+        input: PathBuf,
+        /// The file to write (must not exist).
+        #[arg(short = 'o', long = "output", value_name = "FILE.mcap")]
+        output: PathBuf,
+        /// Chunk compression.
+        #[arg(long, value_enum, default_value_t = recording::Compress::None)]
+        compression: recording::Compress,
     },
     /// Remove what dead processes left; never touches what a live process uses.
     Clean {
@@ -229,7 +269,19 @@ fn run<W: Write>(cli: Cli, out: &mut terminal::Sanitizer<W>) -> output::Result {
     };
     match cli.command {
         Command::List => list::run(out, &root()?, json),
+        Command::Info { topic } if recording::is_recording(&topic) => {
+            recording::info(out, topic.as_ref(), json)
+        }
         Command::Info { topic } => info::run(out, &root()?, &topic, json),
+        Command::Record { topics, options } => {
+            recording::record(out, &root()?, &topics, &options, json)
+        }
+        Command::Play { file, options } => recording::play(out, &root()?, &file, &options, json),
+        Command::Export {
+            input,
+            output,
+            compression,
+        } => recording::export(out, &input, &output, compression, json),
         Command::Clean { dry_run } => clean::run(out, &root()?, dry_run, json),
         Command::Monitor { interval, count } => monitor::run(out, &root()?, interval, count, json),
         Command::Echo {

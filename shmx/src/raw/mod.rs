@@ -349,3 +349,8 @@ impl RawSample<'_> {
         self.sample.publish_time_ns()
     }
 }
+
+// SAFETY: as `Subscriber`'s: a raw subscriber owns its mappings and private state outright;
+// samples borrow it, so none is outstanding when it moves to another thread.
+unsafe impl Send for RawSubscriber {}
+static_assertions::assert_not_impl_any!(RawSubscriber: Sync);

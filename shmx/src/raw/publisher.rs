@@ -358,3 +358,9 @@ impl Drop for RawLoan<'_> {
         }
     }
 }
+
+// SAFETY: as `Publisher`'s: a raw publisher owns its mappings and private state outright;
+// nothing in it is tied to the creating thread (the shared words are atomics, as between
+// processes), and loans borrow it, so none is outstanding when it moves.
+unsafe impl Send for RawPublisher {}
+static_assertions::assert_not_impl_any!(RawPublisher: Sync);
