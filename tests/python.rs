@@ -1,8 +1,8 @@
 //! The Python binding's tests (`shmx-python/tests`, pytest) as part of `cargo test`: runs
 //! `shmx-python/test.sh`, which builds the extension into `target/python-venv` (maturin,
 //! numpy and pytest from the package index) and runs pytest, whose tests talk to Rust
-//! processes (`examples/seed_peer`, `examples/struct_peer`). Fails with the script's message when `python3` is
-//! missing.
+//! processes (`examples/seed_peer`, `examples/struct_peer`, ...) and read what the `shmx`
+//! tool records. Fails with the script's message when `python3` is missing.
 
 use std::process::Command;
 
@@ -26,6 +26,8 @@ fn the_python_binding_passes_its_tests() {
         .env("SHMX_SEED_PEER", &seed)
         .env("SHMX_STRUCT_PEER", &structs)
         .env("SHMX_EXAMPLES_DIR", &examples)
+        // The `shmx` tool (the shmx-cli package, which `cargo test --workspace` builds).
+        .env("SHMX_TOOL", examples.with_file_name("shmx"))
         .current_dir(repo)
         .output()
         .expect("run shmx-python/test.sh");

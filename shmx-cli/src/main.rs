@@ -94,7 +94,8 @@ enum Command {
     ///
     /// Prints a line per topic every second (messages, bytes, samples dropped: gaps in the
     /// publishers' sequence numbers), and a summary at the end. A recorder that is killed
-    /// leaves a file readable up to its last complete chunk (at most ~1 s is lost).
+    /// leaves a file readable up to its last complete chunk (at most ~1 s is lost), which
+    /// `shmx info` reads and says was cut off.
     ///
     /// shmx record 'robot/*' -o run.mcap
     Record {

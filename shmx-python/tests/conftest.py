@@ -59,3 +59,18 @@ def rust_example():
         return str(exe)
 
     return path
+
+
+@pytest.fixture(scope="session")
+def shmx_tool():
+    """The path of the `shmx` command-line tool (built by the test command, or here)."""
+    given = os.environ.get("SHMX_TOOL")
+    if given:
+        # From `cargo test`, which holds the build directory: it cannot be built from here.
+        if not os.path.exists(given):
+            pytest.fail(f"{given} was not built: run the whole `cargo test --workspace`")
+        return given
+    path = str(REPO / "target/debug/shmx")
+    if not os.path.exists(path):
+        subprocess.run(["cargo", "build", "-q", "-p", "shmx-cli"], cwd=REPO, check=True)
+    return path

@@ -59,8 +59,9 @@
 //!
 //! # Crashes
 //! The recorder writes chunks (of `chunk_size` bytes, and at least every second): a
-//! recorder that is killed leaves a file whose complete chunks [`Recording`] reads, and says
-//! that the file was cut off ([`Info::truncated`]); only the chunk it was writing is lost.
+//! recorder that is killed leaves a file whose complete chunks [`Recording`] reads (and,
+//! of the chunk it was writing, the records that reached the file whole), and says that the
+//! file was cut off ([`Info::truncated`]): at most the last second is lost.
 
 mod convert;
 mod error;

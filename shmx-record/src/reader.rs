@@ -1,5 +1,5 @@
 //! [`Recording`]: reading a recording back, front to back, without shmx running; a file
-//! cut off (a killed recorder) is read up to its last complete chunk.
+//! cut off (a killed recorder) is read up to its last whole record.
 
 use crate::error::{Error, Result};
 use crate::format;
@@ -126,7 +126,7 @@ pub struct Info {
     /// The last message's log time.
     pub end: Option<u64>,
     /// Set if the file was cut off (its recorder was killed, or it is still being
-    /// written): what is counted is what lies before the cut, whole chunks only.
+    /// written): what is counted is what lies before the cut, whole records only.
     pub truncated: Option<String>,
 }
 
@@ -165,7 +165,8 @@ impl Recording {
     /// # Errors
     /// [`Error::Io`] if it cannot be opened.
     pub fn reader(&self) -> Result<RecordingReader> {
-        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let mut file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let finished = ends_with_magic(&mut file).map_err(|e| Error::io(&self.path, e))?;
         let options = LinearReaderOptions::default()
             .with_emit_chunks(false)
             .with_prevalidate_chunk_crcs(true)
@@ -178,6 +179,7 @@ impl Recording {
             schemas: HashMap::new(),
             publishers: HashMap::new(),
             header: None,
+            finished,
             truncated: None,
             done: false,
         })
@@ -244,12 +246,28 @@ impl Recording {
     }
 }
 
+/// Whether `file` ends with the MCAP magic bytes (leaves the file at its start).
+fn ends_with_magic(file: &mut File) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let len = file.seek(SeekFrom::End(0))?;
+    let mut tail = [0u8; 8];
+    let ok = len >= 16 && {
+        file.seek(SeekFrom::End(-8))?;
+        file.read_exact(&mut tail)?;
+        tail == *mcap::MAGIC
+    };
+    file.seek(SeekFrom::Start(0))?;
+    Ok(ok)
+}
+
 /// Reads a recording front to back: channels, then their messages (see [`Entry`]).
 ///
 /// Stops at the end of the file, or where it was cut off (then
-/// [`truncated`](Self::truncated) says so): records of a chunk are read only once the
-/// whole chunk was read and its checksum matched. A record that is not valid MCAP is an
-/// error, after which it stops.
+/// [`truncated`](Self::truncated) says so). A whole chunk is read only if its checksum
+/// matches; of the chunk a killed recorder was writing (no checksum yet), the records that
+/// are whole. In a file that was finished (it ends with the MCAP magic bytes), a record
+/// that is not valid MCAP is an error, after which it stops; in one that was not, it is
+/// where the file was cut.
 pub struct RecordingReader {
     path: PathBuf,
     file: File,
@@ -260,6 +278,9 @@ pub struct RecordingReader {
     /// The publisher of the messages that follow, per channel.
     publishers: HashMap<u16, u64>,
     header: Option<(String, String)>,
+    /// The file ends with the MCAP magic bytes (its writer finished it): an error is then
+    /// corruption, not a cut.
+    finished: bool,
     truncated: Option<String>,
     done: bool,
 }
@@ -325,14 +346,15 @@ impl Iterator for RecordingReader {
                     return None;
                 }
                 Some(Ok(record)) => record,
-                Some(Err(mcap::McapError::UnexpectedEof)) => {
+                // A file that was not finished ends wherever its writer stopped: in the
+                // middle of a record, or of a chunk being written.
+                Some(Err(e)) if !self.finished => {
                     self.done = true;
-                    self.truncated = Some(
-                        "the file ends in the middle of a record: it was cut off (a recorder \
-                         that was killed, or is still writing); read up to its last whole \
-                         chunk"
-                            .to_owned(),
-                    );
+                    self.truncated = Some(format!(
+                        "the file was cut off (it has no summary and no closing magic bytes: \
+                         its recorder was killed, or is still writing); read up to its last \
+                         whole record ({e})"
+                    ));
                     return None;
                 }
                 Some(Err(e)) => {

@@ -8,8 +8,10 @@
 //! A child prints a line ending in `ready` once its endpoints exist, then waits until its
 //! stdin closes (it then drops them and exits) or it is killed. Roles: `pubsub` (a publisher
 //! and a subscriber of [`Pose`], [`SENT`] samples sent), `waitpub` (a publisher of [`Pose`]
-//! that sends [`echoed_poses`] once a subscriber appears) and `sub` (a subscriber of
-//! [`Robot`] that prints `got {:?}` of the first sample it receives).
+//! that sends [`echoed_poses`] once a subscriber appears), `sub` (a subscriber of
+//! [`Robot`] that prints `got {:?}` of the first sample it receives), `stream` (a publisher
+//! of [`STREAMED`] poses, 1 ms apart, once a subscriber appears) and `recv` (a subscriber of
+//! [`Pose`] that prints `pose <seq>` for each sample).
 
 // Each test binary uses a subset of the harness.
 #![allow(dead_code)]
@@ -41,6 +43,9 @@ pub struct Pose {
 
 /// Samples a child publishes to its own subscriber before saying `ready`.
 pub const SENT: u64 = 3;
+
+/// Samples the `stream` role publishes.
+pub const STREAMED: u64 = 200;
 
 /// A fieldless enum, for `shmx pub`.
 #[derive(ShmMessage, Clone, Copy, Debug, PartialEq)]
@@ -116,6 +121,55 @@ pub fn run_child_role() {
             }
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
         }
+        Some(("stream", topic)) => {
+            // A publisher of STREAMED poses (seq 1..=STREAMED), 1 ms apart, once a subscriber
+            // (a recorder) is there; "sent N" at the end.
+            let publisher = Publisher::<Pose>::builder(topic)
+                .queue_depth(256)
+                .create()
+                .expect("create the publisher");
+            println!("ready");
+            let start = Instant::now();
+            while publisher.subscriber_count() == 0 {
+                assert!(start.elapsed() < DEADLINE, "no subscriber came");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            for seq in 1..=STREAMED {
+                let pose = Pose {
+                    seq,
+                    x: seq as f64 * 0.5,
+                    y: -1.0,
+                    heading: 0.25,
+                    flags: seq as u32,
+                };
+                publisher.send(pose).expect("publish");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            println!("sent {STREAMED}");
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        }
+        Some(("recv", topic)) => {
+            // A subscriber of poses that prints "pose <seq>" for each, until stdin closes.
+            let subscriber = Subscriber::<Pose>::builder(topic)
+                .queue_depth(256)
+                .create()
+                .expect("create the subscriber");
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = done.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::stdin().read_to_end(&mut Vec::new());
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            println!("ready");
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(pose) = subscriber
+                    .recv_timeout(Duration::from_millis(20))
+                    .expect("receive")
+                {
+                    println!("pose {}", pose.seq);
+                }
+            }
+        }
         Some(("sub", topic)) => {
             let subscriber = Subscriber::<Robot>::new(topic).expect("create the subscriber");
             println!("ready");
@@ -135,7 +189,7 @@ pub fn fresh_root() -> tempfile::TempDir {
 }
 
 /// Polls `child` until it exits, up to [`DEADLINE`]; kills it and panics after that.
-fn wait_for_exit(child: &mut Child, what: &str) -> ExitStatus {
+pub fn wait_for_exit(child: &mut Child, what: &str) -> ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("wait for a child") {
@@ -242,7 +296,7 @@ impl Drop for Participant {
 /// The lines of `pipe`, read by a thread so that waiting for them can have a deadline. The
 /// thread reads to the end even when nobody listens any more: a child whose stdout is closed
 /// would fail on libtest's last lines.
-fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
+pub fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
