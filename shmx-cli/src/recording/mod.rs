@@ -110,6 +110,8 @@ pub fn record(
     let started = Instant::now();
     let mut next_line = started + o.interval;
     let mut reported = 0;
+    // Messages per topic at the last live line (for its rate).
+    let mut last_counts: Vec<u64> = Vec::new();
     if !json {
         writeln!(
             out,
@@ -132,10 +134,15 @@ pub fn record(
         if !json && !o.interval.is_zero() && Instant::now() >= next_line {
             next_line += o.interval;
             let secs = started.elapsed().as_secs_f64();
-            for t in recorder.stats() {
+            for (i, t) in recorder.stats().iter().enumerate() {
+                if last_counts.len() <= i {
+                    last_counts.push(0);
+                }
+                let rate = (t.messages - last_counts[i]) as f64 / o.interval.as_secs_f64();
+                last_counts[i] = t.messages;
                 writeln!(
                     out,
-                    "[{secs:7.1} s] {}  {} messages  {}  {} dropped{}",
+                    "[{secs:7.1} s] {}  {} messages ({rate:.1}/s)  {}  {} dropped{}",
                     printable(&t.topic),
                     t.messages,
                     bytes(t.bytes),
