@@ -270,7 +270,7 @@ fn run<W: Write>(cli: Cli, out: &mut terminal::Sanitizer<W>) -> output::Result {
     };
     match cli.command {
         Command::List => list::run(out, &root()?, json),
-        Command::Info { topic } if recording::is_recording(&topic) => {
+        Command::Info { topic } if recording::is_recording(&topic, root().ok().as_deref()) => {
             recording::info(out, topic.as_ref(), json)
         }
         Command::Info { topic } => info::run(out, &root()?, &topic, json),

@@ -286,6 +286,33 @@ fn bad_files_give_clear_errors() {
         run.stderr
     );
 
+    // A finished file corrupted inside a chunk: its checksum fails; an export of it leaves
+    // no file behind (not even a part).
+    let mut corrupt = whole.clone();
+    let middle = corrupt.len() / 2;
+    for b in &mut corrupt[middle..middle + 16] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(at("corrupt.mcap"), &corrupt).unwrap();
+    let run = shmx(dir.path(), &["info", at("corrupt.mcap").to_str().unwrap()]);
+    assert!(
+        !run.status.success() && run.stderr.contains("corrupt.mcap"),
+        "{}",
+        run.stderr
+    );
+    let out = at("corrupt.json.mcap");
+    let run = shmx(
+        dir.path(),
+        &[
+            "export",
+            at("corrupt.mcap").to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(!run.status.success(), "{}", run.stdout);
+    assert!(!out.exists() && !at("corrupt.json.mcap.part").exists());
+
     // Another schema encoding (the JSON export): shown by `info`, refused by `play`.
     let json = at("poses.json.mcap");
     shmx(

@@ -28,10 +28,12 @@ pub struct Converted {
 
 /// Writes recording `input` again to `output` (which must not exist), every channel of
 /// samples' bytes encoded by `transcode`, with the same times, sequence numbers and
-/// publishers.
+/// publishers. The file is written as `<output>.part` and renamed once whole: a failure
+/// leaves no `output`.
 ///
 /// # Errors
-/// Reading `input` ([`Error::NotMcap`], [`Error::Mcap`]) or writing `output` fails.
+/// Reading `input` ([`Error::NotMcap`], [`Error::Mcap`]) or writing `output` fails
+/// ([`Error::Io`] if it exists).
 pub fn convert(
     input: &Path,
     output: &Path,
@@ -39,6 +41,32 @@ pub fn convert(
     compression: Compression,
 ) -> Result<Converted> {
     let recording = Recording::open(input)?;
+    if output.exists() {
+        return Err(Error::io(
+            output,
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, "the file exists"),
+        ));
+    }
+    let mut part = output.as_os_str().to_owned();
+    part.push(".part");
+    let part = std::path::PathBuf::from(part);
+    let result = write(&recording, &part, transcode, compression).and_then(|done| {
+        std::fs::rename(&part, output).map_err(|e| Error::io(output, e))?;
+        Ok(done)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    result
+}
+
+/// [`convert`] into `output`.
+fn write(
+    recording: &Recording,
+    output: &Path,
+    transcode: &mut dyn Transcode,
+    compression: Compression,
+) -> Result<Converted> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .read(true)

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Plays a recording back: recreates each recorded topic with its recorded message type
-/// and publishes each sample's recorded bytes at its recorded time (scaled by the rate).
+/// and publishes each sample's recorded bytes at its recorded publish time (its log time if
+/// it has none), scaled by the rate; `start` and `end` select by log time.
 ///
 /// A topic that exists with another type is [`shmx::Error::TypeMismatch`], which names
 /// both fingerprints. Topics of archived rkyv values are not created (their schema names a
@@ -175,48 +176,80 @@ impl Player {
         recording: &Recording,
         selection: &Selection,
     ) -> Result<HashMap<u16, Out>> {
-        // The longest sample of each channel sets the room for its tail.
-        let mut longest: HashMap<u16, (Arc<ChannelInfo>, usize)> = HashMap::new();
+        // The shortest and longest sample of each channel: checked against its type before
+        // anything is played; the longest sets the room for its tail.
+        let mut lengths: HashMap<u16, (Arc<ChannelInfo>, usize, usize)> = HashMap::new();
         let mut reader = recording.reader()?;
         for entry in &mut reader {
             match entry? {
                 Entry::Channel(c) if selection.matches(&c.topic) => {
                     if !c.is_raw() {
-                        return Err(Error::Unplayable {
-                            path: self.path.clone(),
-                            topic: c.topic.clone(),
-                            reason: format!(
-                                "its messages are {:?} (schema encoding {:?}), not the bytes of \
-                                 shmx samples: play the recording it was made from, or leave \
-                                 it out (topics)",
+                        return Err(self.unplayable(
+                            &c,
+                            format!(
+                                "its messages are {:?} (schema encoding {:?}), not the bytes \
+                                 of shmx samples: play the recording it was made from, or \
+                                 leave it out (topics)",
                                 c.message_encoding, c.schema_encoding
                             ),
-                        });
+                        ));
                     }
-                    longest.insert(c.id, (c, 0));
+                    lengths.insert(c.id, (c, usize::MAX, 0));
                 }
                 Entry::Message(m) => {
-                    if let Some((_, len)) = longest.get_mut(&m.channel.id) {
-                        *len = (*len).max(m.data.len());
+                    if let Some((_, short, long)) = lengths.get_mut(&m.channel.id) {
+                        *short = (*short).min(m.data.len());
+                        *long = (*long).max(m.data.len());
                     }
                 }
                 Entry::Channel(_) => {}
             }
         }
+        // A topic made again with another type while it was recorded has a channel per
+        // type; one publisher cannot replay both.
+        let mut by_topic: HashMap<&str, &ChannelInfo> = HashMap::new();
+        for (c, _, _) in lengths.values() {
+            if let Some(other) = by_topic.insert(&c.topic, c) {
+                if other.fingerprint() != c.fingerprint() {
+                    return Err(self.unplayable(
+                        c,
+                        format!(
+                            "it was recorded with two types, {} ({}) and {} ({}): play one \
+                             recording per type",
+                            other.schema_name,
+                            hex(other.fingerprint()),
+                            c.schema_name,
+                            hex(c.fingerprint())
+                        ),
+                    ));
+                }
+            }
+        }
         let mut outs = HashMap::new();
-        for (id, (channel, len)) in longest {
-            let publisher = self.publisher(&channel, len)?;
-            outs.insert(id, Out { publisher });
+        for (id, (channel, short, long)) in &lengths {
+            let publisher = self.publisher(channel, *short, *long)?;
+            outs.insert(*id, Out { publisher });
         }
         Ok(outs)
     }
 
-    fn publisher(&self, channel: &ChannelInfo, longest: usize) -> Result<RawPublisher> {
-        let unplayable = |reason: String| Error::Unplayable {
+    fn unplayable(&self, channel: &ChannelInfo, reason: String) -> Error {
+        Error::Unplayable {
             path: self.path.clone(),
             topic: channel.topic.clone(),
             reason,
-        };
+        }
+    }
+
+    /// The publisher of `channel`, whose messages are `shortest` to `longest` bytes long
+    /// (`usize::MAX` and 0 if it has none).
+    fn publisher(
+        &self,
+        channel: &ChannelInfo,
+        shortest: usize,
+        longest: usize,
+    ) -> Result<RawPublisher> {
+        let unplayable = |reason: String| self.unplayable(channel, reason);
         let schema = std::str::from_utf8(&channel.schema_data)
             .map_err(|_| unplayable("its schema is not UTF-8 text".to_owned()))?;
         let fingerprint = channel
@@ -264,6 +297,19 @@ impl Player {
                 channel.type_size()
             )));
         }
+        let fits = if ty.has_tail() {
+            shortest >= ty.size()
+        } else {
+            longest <= ty.size() && (shortest == ty.size() || shortest == usize::MAX)
+        };
+        if !fits && longest > 0 {
+            return Err(unplayable(format!(
+                "its messages have {shortest} to {longest} bytes, its type {} ({} bytes{})",
+                ty.schema(),
+                ty.size(),
+                if ty.has_tail() { " and a tail" } else { "" }
+            )));
+        }
         if ty.has_tail() {
             config.max_tail_bytes = longest.saturating_sub(ty.size());
         }
@@ -299,9 +345,16 @@ impl Player {
                 played.skipped += 1;
                 continue;
             };
-            let (start, log0) = *origin.get_or_insert((Instant::now(), m.log_time));
+            // Timed by when each sample was published (by when it was recorded if it has no
+            // publish time): the recorder takes samples in batches.
+            let time = if m.publish_time != 0 {
+                m.publish_time
+            } else {
+                m.log_time
+            };
+            let (start, time0) = *origin.get_or_insert((Instant::now(), time));
             if self.rate.is_finite() {
-                let after = m.log_time.saturating_sub(log0) as f64 / self.rate;
+                let after = time.saturating_sub(time0) as f64 / self.rate;
                 let due = start + Duration::from_nanos(after as u64);
                 sleep_until(due, self.stop.as_deref());
             }
@@ -311,6 +364,11 @@ impl Player {
         }
         Ok(())
     }
+}
+
+/// A fingerprint as `0x` and 16 hex digits, or `?`.
+fn hex(fingerprint: Option<u64>) -> String {
+    fingerprint.map_or_else(|| "?".to_owned(), |f| format!("{f:#018x}"))
 }
 
 /// Sleeps until `due` (in slices, so that a stop flag is seen within 50 ms).

@@ -11,9 +11,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The longest record (a chunk, compressed or not) a reader accepts: a file that claims a
-/// longer one is refused rather than making the reader allocate it.
-const RECORD_LIMIT: usize = 1 << 30;
+/// The longest record (a chunk, compressed or not) a reader accepts, unless the file is
+/// longer: a file that claims a longer one is refused rather than making the reader
+/// allocate it (a record of another kind cannot be longer than the file; a chunk's contents
+/// may, compressed, up to this).
+const RECORD_LIMIT: usize = 64 << 20;
 
 /// A recording on disk.
 #[derive(Debug, Clone)]
@@ -167,10 +169,12 @@ impl Recording {
     pub fn reader(&self) -> Result<RecordingReader> {
         let mut file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
         let finished = ends_with_magic(&mut file).map_err(|e| Error::io(&self.path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
+        let limit = usize::try_from(len).unwrap_or(usize::MAX).max(RECORD_LIMIT);
         let options = LinearReaderOptions::default()
             .with_emit_chunks(false)
             .with_prevalidate_chunk_crcs(true)
-            .with_record_length_limit(RECORD_LIMIT);
+            .with_record_length_limit(limit);
         Ok(RecordingReader {
             path: self.path.clone(),
             file,

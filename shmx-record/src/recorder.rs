@@ -153,6 +153,7 @@ impl RecorderBuilder {
             next_scan: now,
             burst_until: now,
             scanned: false,
+            next_lonely: now,
             flush_every: self.flush_every,
             last_flush: now,
             started: now,
@@ -170,6 +171,9 @@ pub struct TopicStats {
     pub topic: String,
     /// Its message type's name.
     pub type_name: String,
+    /// Its message type's fingerprint (a topic made again with another type is another
+    /// entry).
+    pub fingerprint: u64,
     /// Samples written.
     pub messages: u64,
     /// Their bytes (as published, whatever the encoding).
@@ -215,6 +219,8 @@ pub struct Recorder {
     burst_until: Instant,
     /// The root was scanned once: topics found later appeared while recording.
     scanned: bool,
+    /// When topics without publishers are next checked for other participants.
+    next_lonely: Instant,
     flush_every: Duration,
     last_flush: Instant,
     started: Instant,
@@ -255,7 +261,17 @@ enum Known {
     Left,
     /// Could not be recorded (see `problems`): never tried again.
     Refused,
+    /// Could not be opened for a reason that may pass (out of descriptors, memory): tried
+    /// again from this instant.
+    Failed(Instant),
 }
+
+/// How long a topic that could not be opened waits before the next try.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How often topics that never had a publisher are checked for other participants.
+const LONELY_EVERY: Duration = Duration::from_millis(200);
+/// Channels in one recording at most (MCAP numbers them with 16 bits).
+const MAX_CHANNELS: usize = 60_000;
 
 type Writer = mcap::Writer<BufWriter<File>>;
 
@@ -347,23 +363,22 @@ impl Recorder {
         })
     }
 
-    fn writer_mut(&mut self) -> Result<&mut Writer> {
-        Ok(self.writer.as_mut().expect("not finished"))
-    }
-
-    /// Joins every selected topic that is new, or was left and has a live publisher again.
+    /// Joins every selected topic that is new, or was left and has a live publisher again,
+    /// or could not be opened a while ago; leaves topics where it is alone.
     fn scan(&mut self) -> Result<()> {
         if !self.watch.is_set() {
             self.watch = RootWatch::new(&self.root);
         }
         let first = !self.scanned;
         self.scanned = true;
+        let now = Instant::now();
         for name in shmx::inspect::topic_names(&self.root)? {
             if !self.selection.matches(&name) {
                 continue;
             }
             match self.known.get(&name) {
                 Some(Known::Recording | Known::Refused) => continue,
+                Some(Known::Failed(at)) if now < *at => continue,
                 Some(Known::Left) => {
                     let Ok(info) = shmx::inspect::topic(&self.root, &name) else {
                         continue;
@@ -376,32 +391,85 @@ impl Recorder {
                         continue;
                     }
                 }
-                None => {}
+                Some(Known::Failed(_)) | None => {}
             }
-            self.join(&name, !first)?;
+            self.join(&name, !first);
+        }
+        if now >= self.next_lonely {
+            self.next_lonely = now + LONELY_EVERY;
+            self.leave_lonely();
         }
         Ok(())
     }
 
+    /// Leaves the topics that never had a publisher and where no other subscriber is left:
+    /// the recorder alone would keep their files, and their type, for as long as it runs.
+    fn leave_lonely(&mut self) {
+        let mut i = 0;
+        while i < self.live.len() {
+            let t = &self.live[i];
+            let lonely = !t.track.had_publisher
+                && t.sub.publisher_count() == 0
+                && !t.sub.samples_waiting()
+                && shmx::inspect::topic(&self.root, &t.track.ty.topic).is_ok_and(|info| {
+                    info.publishers.is_empty()
+                        && info
+                            .subscribers
+                            .iter()
+                            .filter(|s| s.alive && s.state == "active")
+                            .count()
+                            <= 1
+                });
+            if lonely {
+                let t = self.live.swap_remove(i).track;
+                self.stats[t.stat].recording = false;
+                // Forgotten: if the topic is made again, it is a new one.
+                self.known.remove(&t.ty.topic);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// Joins `topic`; `fresh` if it appeared while recording (then samples its publishers
     /// sent before the recorder joined count as dropped).
-    fn join(&mut self, topic: &str, fresh: bool) -> Result<()> {
+    fn join(&mut self, topic: &str, fresh: bool) {
+        if self.stats.len() >= MAX_CHANNELS {
+            self.refuse(
+                topic,
+                format!("a recording holds {MAX_CHANNELS} channels at most"),
+            );
+            return;
+        }
         let config = SubscriberConfig {
             // As deep as each publisher allows: the recorder takes in bursts.
             queue_depth: usize::MAX,
+            publish_times: true,
             ..SubscriberConfig::default()
         };
         let sub = match RawSubscriber::open(Some(&self.root), topic, None, config) {
-            Ok(sub) => sub.with_publish_times(),
+            Ok(sub) => sub,
             // Gone since the scan: nothing to record.
             Err(shmx::Error::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
-                return Ok(());
+                return;
+            }
+            // The system's limits (descriptors, memory): may pass.
+            Err(e @ shmx::Error::Io { .. }) => {
+                if !matches!(self.known.get(topic), Some(Known::Failed(_))) {
+                    self.problems
+                        .push(format!("{topic}: {e} (trying again every second)"));
+                }
+                self.known.insert(
+                    topic.to_owned(),
+                    Known::Failed(Instant::now() + RETRY_AFTER),
+                );
+                return;
             }
             Err(e) => {
                 self.refuse(topic, e.to_string());
-                return Ok(());
+                return;
             }
         };
         let ty = TopicType::of(&sub, sub.fingerprint());
@@ -416,33 +484,39 @@ impl Recorder {
                 Ok(encoding) => encoding,
                 Err(reason) => {
                     self.refuse(topic, reason);
-                    return Ok(());
+                    return;
                 }
             },
         };
         let metadata = format::channel_metadata(ty.fingerprint, ty.size, &ty.schema);
-        let path = self.path.clone();
-        let writer = self.writer_mut()?;
-        let schema = writer
+        let writer = self.writer.as_mut().expect("not finished");
+        let added = writer
             .add_schema(
                 &encoding.schema_name,
                 &encoding.schema_encoding,
                 &encoding.schema_data,
             )
-            .map_err(|e| Error::mcap(&path, e))?;
-        let channel = writer
-            .add_channel(schema, topic, &encoding.message_encoding, &metadata)
-            .map_err(|e| Error::mcap(&path, e))?;
+            .and_then(|schema| {
+                writer.add_channel(schema, topic, &encoding.message_encoding, &metadata)
+            });
+        let channel = match added {
+            Ok(channel) => channel,
+            Err(e) => {
+                self.refuse(topic, format!("cannot add its channel: {e}"));
+                return;
+            }
+        };
         let stat = match self
             .stats
             .iter()
-            .position(|s| s.topic == topic && s.type_name == ty.type_name)
+            .position(|s| s.topic == topic && s.fingerprint == ty.fingerprint)
         {
             Some(i) => i,
             None => {
                 self.stats.push(TopicStats {
                     topic: topic.to_owned(),
                     type_name: ty.type_name.clone(),
+                    fingerprint: ty.fingerprint,
                     messages: 0,
                     bytes: 0,
                     drops: 0,
@@ -466,7 +540,6 @@ impl Recorder {
                 fresh,
             },
         });
-        Ok(())
     }
 
     fn refuse(&mut self, topic: &str, reason: String) {

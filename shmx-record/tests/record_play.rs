@@ -266,3 +266,114 @@ fn a_raw_subscriber_of_the_played_topic_sees_the_recorded_publish_times_order() 
     let s = raw.take().unwrap().expect("played");
     assert!(s.publish_time_ns().is_some());
 }
+
+#[test]
+fn a_topic_where_only_subscribers_were_is_left_when_they_are_gone() {
+    // Found by review: the recorder held such a topic, and fixed its type, for good.
+    let dir = root();
+    let files = tempfile::tempdir().unwrap();
+    let mut recorder = Recorder::builder(files.path().join("a.mcap"))
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let lonely = Subscriber::<u16>::builder("lonely")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    poll_until(&mut recorder, |r| r.stats().len() == 1);
+    drop(lonely);
+    poll_until(&mut recorder, |r| !r.stats()[0].recording);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // The name is free for another type, which is recorded as a new topic.
+    let publisher = Publisher::<u32>::builder("lonely")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    poll_until(&mut recorder, |r| r.stats().len() == 2);
+    publisher.send(7).unwrap();
+    poll_until(&mut recorder, |r| messages(r, "lonely") == 1);
+    let summary = recorder.finish().unwrap();
+    assert_ne!(summary.topics[0].fingerprint, summary.topics[1].fingerprint);
+}
+
+#[test]
+fn a_topic_recorded_with_two_types_is_refused_by_the_player_naming_both() {
+    let dir = root();
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("two-types.mcap");
+    let mut recorder = Recorder::builder(&file).root(dir.path()).create().unwrap();
+    let first = Publisher::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    poll_until(&mut recorder, |r| r.stats().len() == 1);
+    first.send(1).unwrap();
+    poll_until(&mut recorder, |r| messages(r, "t") == 1);
+    drop(first);
+    poll_until(&mut recorder, |r| !r.stats()[0].recording);
+    let second = Publisher::<u32>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    poll_until(&mut recorder, |r| r.stats().len() == 2);
+    second.send(2).unwrap();
+    poll_until(&mut recorder, |r| messages(r, "t") == 2);
+    recorder.finish().unwrap();
+    let replay = root();
+    let err = Player::new(&file).root(replay.path()).play().unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("two types"), "{text}");
+    for ty in [
+        shmx::schema_text::MessageType::of::<u64>(),
+        shmx::schema_text::MessageType::of::<u32>(),
+    ] {
+        assert!(
+            text.contains(&format!("{:#018x}", ty.fingerprint())),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn messages_that_do_not_fit_their_type_are_refused_before_anything_is_played() {
+    // A hand-made recording: a channel of u32 whose second message has 3 bytes.
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("short.mcap");
+    let ty = shmx::schema_text::MessageType::of::<u32>();
+    {
+        let out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        let mut w = mcap::WriteOptions::new().create(out).unwrap();
+        let schema = w.add_schema("u32", "shmx", ty.schema().as_bytes()).unwrap();
+        let meta = std::collections::BTreeMap::from([
+            (
+                "shmx.fingerprint".to_owned(),
+                format!("{:#018x}", ty.fingerprint()),
+            ),
+            ("shmx.size".to_owned(), "4".to_owned()),
+            ("shmx.schema".to_owned(), ty.schema().to_owned()),
+            (
+                "shmx.endian".to_owned(),
+                shmx_record::format::native_endian().to_owned(),
+            ),
+        ]);
+        let channel = w.add_channel(schema, "t", "shmx", &meta).unwrap();
+        for (i, data) in [&[1u8, 0, 0, 0][..], &[2, 0, 0][..]].iter().enumerate() {
+            let header = mcap::records::MessageHeader {
+                channel_id: channel,
+                sequence: i as u32,
+                log_time: 1_000 + i as u64,
+                publish_time: 1_000 + i as u64,
+            };
+            w.write_to_known_channel(&header, data).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let dir = root();
+    let sub = Subscriber::<u32>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let err = Player::new(&file).root(dir.path()).play().unwrap_err();
+    assert!(err.to_string().contains("3 to 4 bytes"), "{err}");
+    assert!(sub.take().unwrap().is_none(), "nothing was played");
+}

@@ -241,15 +241,20 @@ pub struct SubscriberConfig {
     pub queue_depth: usize,
     /// Topic limits, used if this subscriber creates the topic.
     pub topic: TopicConfig,
+    /// Ask publishers to stamp each sample with its publish time (see
+    /// [`SubscriberBuilder::publish_times`](crate::SubscriberBuilder::publish_times)),
+    /// from the moment this subscriber joins.
+    pub publish_times: bool,
 }
 
 impl Default for SubscriberConfig {
     /// The built-in values (not the defaults file's): queue depth 16,
-    /// [`TopicConfig::default`].
+    /// [`TopicConfig::default`], no publish times.
     fn default() -> Self {
         SubscriberConfig {
             queue_depth: 16,
             topic: TopicConfig::default(),
+            publish_times: false,
         }
     }
 }

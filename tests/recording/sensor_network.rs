@@ -24,11 +24,11 @@ const SECONDS: u64 = 2;
 /// Messages each topic carries in that time (the example's rates).
 const EXPECTED: [(&str, u64); 4] = [("camera", 60), ("cmd", 40), ("imu", 200), ("lidar", 20)];
 
-/// A recorded message: topic (its last part), bytes and log time.
+/// A recorded message: topic (its last part), bytes and publish time.
 struct Recorded {
     topic: String,
     data: Vec<u8>,
-    log_time: u64,
+    publish_time: u64,
 }
 
 pub fn record_and_play(example: &Path) {
@@ -191,17 +191,18 @@ pub fn record_and_play(example: &Path) {
     );
     assert!(ranges.iter().all(|&n| n == LIDAR_RANGES), "{ranges:?}");
 
-    // The timing: each message played at its recorded offset, give or take a constant (the
+    // The timing: each message played at its recorded publish time's offset, give or take a
+    // constant (the
     // start-up of the first publish and take) and a jitter small for a busy machine (the
     // player keeps an absolute schedule, so lateness does not add up).
-    let first_log = recorded[0].log_time;
+    let first_time = recorded.iter().map(|m| m.publish_time).min().unwrap();
     let first_arrival = played.iter().map(|p| p.2).min().unwrap();
     let mut lags: Vec<f64> = Vec::new();
     for topic in ["camera", "cmd", "imu", "lidar"] {
         let logs = recorded.iter().filter(|m| m.topic == topic);
         let arrivals = played.iter().filter(|p| p.0 == topic);
         for (m, p) in logs.zip(arrivals) {
-            let want = (m.log_time - first_log) as f64 / 1e9;
+            let want = (m.publish_time - first_time) as f64 / 1e9;
             let got = (p.2 - first_arrival).as_secs_f64();
             lags.push(got - want);
         }
@@ -237,7 +238,7 @@ fn read_messages(rec: &Recording) -> Vec<Recorded> {
             Entry::Message(m) => Some(Recorded {
                 topic: last_part(&m.channel.topic).to_owned(),
                 data: m.data,
-                log_time: m.log_time,
+                publish_time: m.publish_time,
             }),
             Entry::Channel(_) => None,
         })

@@ -4,6 +4,10 @@ use super::{Ty, REL_SIZE};
 use serde_json::{Map, Number, Value};
 use shmx::message::Primitive;
 
+/// The most elements a relative slice of zero-sized elements may have (as many as the
+/// library's schema parser allows one tail).
+const MAX_EMPTY_ELEMENTS: usize = 1 << 16;
+
 /// Decodes the bytes of one sample of type `ty` into JSON: the message, followed for a type
 /// with relative pointers by the used part of its tail (what `RawSample::bytes` gives).
 /// Bytes after the message that no relative pointer uses are ignored.
@@ -180,6 +184,14 @@ impl Decoder<'_> {
         let Some(start) = pos.checked_add(offset as usize) else {
             return bad("overflows the address space".into());
         };
+        // Elements of no bytes are not bounded by the sample's length: as many as the
+        // library's parser allows a tail, no more (a count of 2^32 would be decoded whole
+        // by callers that show every element).
+        if elem_size == 0 && len as usize > MAX_EMPTY_ELEMENTS {
+            return bad(format!(
+                "has more elements of no bytes than {MAX_EMPTY_ELEMENTS}"
+            ));
+        }
         let Some(end) = (len as usize)
             .checked_mul(elem_size)
             .and_then(|bytes| start.checked_add(bytes))

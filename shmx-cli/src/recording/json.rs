@@ -135,6 +135,31 @@ mod tests {
     }
 
     #[test]
+    fn a_slice_of_zero_sized_elements_cannot_claim_billions() {
+        // An attacker's type and sample: 2^32 - 1 elements of no bytes (found by review:
+        // decoded whole, it asked for ~137 GB).
+        let ty = TopicType {
+            topic: "t".into(),
+            type_name: "M".into(),
+            fingerprint: 0,
+            size: 8,
+            schema: "M(8,4){r@0:rel[E(0,1){}]}".into(),
+        };
+        let mut bytes = 8u32.to_ne_bytes().to_vec();
+        bytes.extend_from_slice(&u32::MAX.to_ne_bytes());
+        let err = Json::default()
+            .message(&ty, &bytes, &mut Vec::new())
+            .unwrap_err();
+        assert!(err.contains("elements of no bytes"), "{err}");
+        // As many as a tail may hold are decoded.
+        let mut bytes = 8u32.to_ne_bytes().to_vec();
+        bytes.extend_from_slice(&3u32.to_ne_bytes());
+        let mut out = Vec::new();
+        Json::default().message(&ty, &bytes, &mut out).unwrap();
+        assert_eq!(out, br#"{"r":[{},{},{}]}"#);
+    }
+
+    #[test]
     fn archived_topics_are_refused() {
         let ty = TopicType {
             topic: "t".into(),

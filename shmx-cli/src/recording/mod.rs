@@ -301,9 +301,19 @@ pub fn play(
     Ok(())
 }
 
-/// Whether `shmx info` names a recording rather than a topic.
-pub fn is_recording(target: &str) -> bool {
-    target.ends_with(".mcap") || Path::new(target).is_file()
+/// Whether `shmx info` names a recording rather than a topic: a file that exists and ends
+/// in `.mcap` or begins with the MCAP magic bytes, or a name ending in `.mcap` that no topic
+/// under `root` has (then the error says that the file does not exist).
+pub fn is_recording(target: &str, root: Option<&Path>) -> bool {
+    let path = Path::new(target);
+    if path.is_file() {
+        let mut magic = [0u8; 8];
+        let starts_mcap = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok_and(|()| magic == *b"\x89MCAP0\r\n");
+        return starts_mcap || target.ends_with(".mcap");
+    }
+    target.ends_with(".mcap") && !root.is_some_and(|r| shmx::inspect::topic(r, target).is_ok())
 }
 
 /// `shmx info FILE.mcap`.
@@ -379,7 +389,7 @@ pub fn info(out: &mut dyn Write, file: &Path, json: bool) -> output::Result {
         "PUBLISHERS",
     ]);
     for c in &channels {
-        let rate = if seconds > 0.0 {
+        let rate = if seconds >= 0.001 {
             format!("{:.1}/s", c.messages as f64 / seconds)
         } else {
             "-".to_owned()

@@ -96,6 +96,7 @@ impl RawClient {
         let config = SubscriberConfig {
             topic,
             queue_depth: 64,
+            publish_times: false,
         };
         let responses = super::with_client_id(&mut shared, |shared| {
             RawSubscriber::open_part(

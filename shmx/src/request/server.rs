@@ -163,6 +163,7 @@ impl<Req: ShmMessage, Resp: ShmMessage> ServerBuilder<Req, Resp> {
         let config = SubscriberConfig {
             topic,
             queue_depth: self.request_depth,
+            publish_times: false,
         };
         let requests = Subscriber::create_part(
             shared.root_path.as_deref(),

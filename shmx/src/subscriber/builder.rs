@@ -121,7 +121,7 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
     /// # Ok::<(), shmx::Error>(())
     /// ```
     pub fn publish_times(mut self) -> Self {
-        self.publish_times = true;
+        self.config.publish_times = true;
         self
     }
 
@@ -135,9 +135,6 @@ impl<T: ShmMessage> SubscriberBuilder<T> {
         let mut core = SubCore::create::<T>(self.root.as_deref(), &self.name, self.config)?;
         if self.copy_on_take {
             core.copy_on_take();
-        }
-        if self.publish_times {
-            core.ask_publish_times();
         }
         Ok(Subscriber {
             core,

@@ -84,7 +84,6 @@ pub struct SubscriberBuilder<T: ShmMessage> {
     root: Option<PathBuf>,
     config: SubscriberConfig,
     copy_on_take: bool,
-    publish_times: bool,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -228,7 +227,6 @@ impl<T: ShmMessage> Subscriber<T> {
             root: None,
             config: crate::defaults::subscriber(),
             copy_on_take: false,
-            publish_times: false,
             _t: PhantomData,
         }
     }
@@ -425,8 +423,10 @@ impl SubCore {
         let forces_barrier = event::sleeper_forces_barrier();
         s.forces_barrier
             .store(u64::from(forces_barrier), Ordering::Relaxed);
-        // A slot a dead recorder left behind may still ask for publish times.
-        s.wants_stamps.store(0, Ordering::Relaxed);
+        // Set before the slot is live, so that publishers stamp from their first sample to
+        // it (and a slot a dead recorder left behind does not ask any more).
+        let stamps = config.publish_times && !name.is_part();
+        s.wants_stamps.store(u64::from(stamps), Ordering::Relaxed);
         s.sleeping.store(0, Ordering::Relaxed);
         s.state
             .store(service::state_word(inc, ACTIVE), Ordering::Release);
@@ -459,7 +459,7 @@ impl SubCore {
             align,
             tails: true,
             markers: false,
-            stamps: false,
+            stamps,
             part: name.is_part(),
             copies: None,
             listener: std::cell::OnceCell::new(),
