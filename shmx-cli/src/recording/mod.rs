@@ -313,7 +313,7 @@ pub fn is_recording(target: &str, root: Option<&Path>) -> bool {
             .is_ok_and(|()| magic == *b"\x89MCAP0\r\n");
         return starts_mcap || target.ends_with(".mcap");
     }
-    target.ends_with(".mcap") && !root.is_some_and(|r| shmx::inspect::topic(r, target).is_ok())
+    target.ends_with(".mcap") && root.is_none_or(|r| shmx::inspect::topic(r, target).is_err())
 }
 
 /// `shmx info FILE.mcap`.
