@@ -172,9 +172,12 @@ fn parent(seconds: f64) -> Result<()> {
     }
     let timeout = PEER_TIMEOUT * 2 + Duration::from_secs_f64(seconds);
     let ok = wait_all(children, timeout, Duration::from_secs(5));
+    // Every topic goes with its last participant: ours at once, and within moments a
+    // program that followed them from outside (`shmx record`, a bridge), which leaves a
+    // topic once its publishers have.
     for topic in [&topics.lidar, &topics.camera, &topics.imu, &topics.cmd] {
         let dir = topic_dir(topic)?;
-        if dir.exists() {
+        if !wait_until(Duration::from_secs(5), || !dir.exists()) {
             return Err(format!("{} was left behind", dir.display()).into());
         }
     }

@@ -96,3 +96,34 @@ fn a_subscriber_in_a_reused_slot_gets_times_only_if_it_asks() {
     assert!(late.take().unwrap().unwrap().publish_time_ns().is_some());
     assert_eq!(plain.take().unwrap().unwrap().publish_time_ns(), None);
 }
+
+#[test]
+fn relayed_samples_say_so_and_carry_their_remote_publish_time() {
+    let dir = common::root();
+    let typed = Subscriber::<u32>::builder("t")
+        .root(dir.path())
+        .publish_times()
+        .create()
+        .unwrap();
+    let raw = RawSubscriber::new(dir.path(), "t").unwrap();
+    let relay = shmx::inspect::RawPublisher::new(dir.path(), "t").unwrap();
+    let remote_time = 1_700_000_000_123_456_789;
+    relay
+        .send_relayed(&7u32.to_ne_bytes(), Some(remote_time))
+        .unwrap();
+    relay.send(&8u32.to_ne_bytes()).unwrap();
+    let first = raw.take().unwrap().unwrap();
+    assert!(first.is_relayed());
+    let second = raw.take().unwrap().unwrap();
+    assert!(!second.is_relayed());
+    let t = typed.take().unwrap().unwrap();
+    let ns = t
+        .publish_time()
+        .unwrap()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    assert_eq!((*t, ns), (7, u128::from(remote_time)));
+    let local = typed.take().unwrap().unwrap();
+    assert!(local.publish_time().unwrap() > t.publish_time().unwrap());
+}

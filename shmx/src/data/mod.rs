@@ -135,6 +135,11 @@ pub(crate) struct ChunkHeader {
 
 const HEADER: usize = core::mem::size_of::<ChunkHeader>();
 
+/// The bit of a topic sample's tag word that says it came from another machine, through a
+/// bridge (`shmx-zenoh`): bridges do not send such samples out again. The other bits are
+/// its publish time (nanoseconds since the Unix epoch, which stay below 2^63 until 2262).
+pub(crate) const RELAYED: u64 = 1 << 63;
+
 /// Where everything is inside a data segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {

@@ -342,6 +342,14 @@ impl RawSample<'_> {
         self.sample.publisher_id()
     }
 
+    /// Whether it came from another machine through a bridge (published with
+    /// [`RawPublisher::send_relayed`]): a bridge does not send it out again.
+    pub fn is_relayed(&self) -> bool {
+        self.sample
+            .tag()
+            .is_some_and(|w| w & crate::data::RELAYED != 0)
+    }
+
     /// When its publisher published it, in nanoseconds since the Unix epoch, if the
     /// subscriber asked ([`RawSubscriber::with_publish_times`]) and the publisher stamped it
     /// (see [`Sample::publish_time`](crate::Sample::publish_time)).

@@ -227,6 +227,28 @@ impl RawPublisher {
         loan.publish(len)
     }
 
+    /// [`send`](Self::send) for a bridge: marks the sample as come from another machine
+    /// ([`RawSample::is_relayed`](super::RawSample::is_relayed), so that bridges do not send
+    /// it out again), with its publish time there (nanoseconds since the Unix epoch; now if
+    /// `None`) as the publish time subscribers see.
+    ///
+    /// # Errors
+    /// As [`send`](Self::send).
+    pub fn send_relayed(&self, bytes: &[u8], publish_time_ns: Option<u64>) -> Result<()> {
+        self.check_len(bytes.len())?;
+        let time = publish_time_ns.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+        let mut loan = self.loan(bytes.len())?;
+        let len = bytes.len().min(loan.capacity);
+        // SAFETY: as in `send`: the chunk is ours alone, its payload holds `loan.capacity`
+        // ≥ `len` bytes, and `bytes` is our own memory.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), loan.as_mut_ptr(), len) };
+        loan.publish_tagged(len, crate::data::RELAYED | (time & !crate::data::RELAYED))
+    }
+
     /// `Ok` if a sample may have `len` bytes (between [`size`](Self::size) and
     /// [`capacity`](Self::capacity)).
     fn check_len(&self, len: usize) -> Result<()> {

@@ -501,7 +501,8 @@ impl SubCore {
     /// times and its publisher stamped it: nanoseconds since the Unix epoch.
     #[inline]
     pub(crate) fn publish_time_of(&self, tag: Option<u64>) -> Option<u64> {
-        tag.filter(|&w| self.stamps && w != 0)
+        let time = tag? & !crate::data::RELAYED;
+        (self.stamps && time != 0).then_some(time)
     }
 
     pub(crate) fn service(&self) -> &Service {

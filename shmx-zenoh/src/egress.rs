@@ -1,0 +1,168 @@
+//! Local topics out to Zenoh: a thread subscribes to the local topics that match, and puts
+//! each sample that did not itself come over a bridge.
+
+use crate::wire::Header;
+use crate::{Shared, TOPIC_SCAN_EVERY};
+use shmx::inspect::{RawSample, RawSubscriber};
+use shmx::SubscriberConfig;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use zenoh::key_expr::KeyExpr;
+use zenoh::qos::CongestionControl;
+use zenoh::Wait;
+
+/// A local topic being forwarded.
+struct Out {
+    sub: RawSubscriber,
+    publisher: zenoh::pubsub::Publisher<'static>,
+    fingerprint: u64,
+    size: u64,
+    had_publisher: bool,
+}
+
+/// Forwards until `shared.stop` is set.
+pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
+    let mut outs: HashMap<String, Out> = HashMap::new();
+    let mut refused: HashSet<String> = HashSet::new();
+    let mut next_scan = Instant::now();
+    while !shared.stop.load(Ordering::Relaxed) {
+        if Instant::now() >= next_scan {
+            next_scan = Instant::now() + TOPIC_SCAN_EVERY;
+            scan(&shared, &session, &mut outs, &mut refused);
+        }
+        let mut sent = 0;
+        for (topic, out) in &mut outs {
+            while let Ok(Some(sample)) = out.sub.take() {
+                out.had_publisher = true;
+                if sample.is_relayed() {
+                    shared.stats.not_sent_back.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                match put(&shared, out, &sample) {
+                    Ok(()) => {
+                        sent += 1;
+                        shared.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => shared.problem(format!("sending a sample of {topic}: {e}")),
+                }
+            }
+        }
+        // Leave topics whose publishers left: the bridge alone keeps no topic alive.
+        outs.retain(|_, o| {
+            if o.sub.publisher_count() > 0 {
+                o.had_publisher = true;
+            }
+            !(o.had_publisher && o.sub.publisher_count() == 0 && !o.sub.samples_waiting())
+        });
+        if sent == 0 {
+            // Samples wake the next round within a millisecond (the bridge is a relay, not
+            // a latency-critical reader of its own).
+            wait_any(&outs, Duration::from_millis(20));
+        }
+    }
+}
+
+/// Joins the local topics that match and are not forwarded yet.
+fn scan(
+    shared: &Shared,
+    session: &zenoh::Session,
+    outs: &mut HashMap<String, Out>,
+    refused: &mut HashSet<String>,
+) {
+    let Ok(names) = shmx::inspect::topic_names(&shared.root) else {
+        return;
+    };
+    for name in names {
+        if outs.contains_key(&name) || refused.contains(&name) || !shared.forwards(&name) {
+            continue;
+        }
+        let config = SubscriberConfig {
+            queue_depth: usize::MAX,
+            publish_times: true,
+            ..SubscriberConfig::default()
+        };
+        let sub = match RawSubscriber::open(Some(&shared.root), &name, None, config) {
+            Ok(sub) => sub,
+            Err(shmx::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            Err(e) => {
+                shared.problem(format!("not forwarding {name}: {e}"));
+                refused.insert(name);
+                continue;
+            }
+        };
+        let key = match KeyExpr::try_from(format!("{}/{name}", shared.prefix)) {
+            Ok(key) => key,
+            Err(e) => {
+                shared.problem(format!("not forwarding {name}: not a Zenoh key: {e}"));
+                refused.insert(name);
+                continue;
+            }
+        };
+        let publisher = match session
+            .declare_publisher(key)
+            .congestion_control(CongestionControl::Block)
+            .wait()
+        {
+            Ok(p) => p,
+            Err(e) => {
+                shared.problem(format!("not forwarding {name}: {e}"));
+                refused.insert(name);
+                continue;
+            }
+        };
+        let fingerprint = sub.fingerprint();
+        shared
+            .schemas
+            .lock()
+            .expect("schemas")
+            .insert(fingerprint, sub.schema().to_owned());
+        let size = sub.size() as u64;
+        outs.insert(
+            name,
+            Out {
+                sub,
+                publisher,
+                fingerprint,
+                size,
+                had_publisher: false,
+            },
+        );
+    }
+}
+
+fn put(shared: &Shared, out: &Out, sample: &RawSample<'_>) -> zenoh::Result<()> {
+    let header = Header {
+        fingerprint: out.fingerprint,
+        size: out.size,
+        sequence: sample.sequence(),
+        publisher_id: sample.publisher_id(),
+        origin: shared.origin,
+        publish_time: sample.publish_time_ns().unwrap_or(0),
+    };
+    out.publisher
+        .put(sample.bytes().to_vec())
+        .attachment(header.encode().to_vec())
+        .wait()
+}
+
+/// Sleeps until a sample waits on some topic, or `timeout`.
+fn wait_any(outs: &HashMap<String, Out>, timeout: Duration) {
+    use rustix::event::{PollFd, PollFlags};
+    let mut fds = Vec::with_capacity(outs.len());
+    for out in outs.values() {
+        if let Ok(fd) = out.sub.fd() {
+            fds.push(PollFd::from_borrowed_fd(fd, PollFlags::IN));
+        }
+    }
+    let timeout = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    let _ = rustix::event::poll(&mut fds, Some(&timeout));
+}

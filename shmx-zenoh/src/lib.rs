@@ -1,0 +1,320 @@
+//! A bridge that carries shmx topics between machines over [Zenoh](https://zenoh.io).
+//!
+//! A [`Bridge`] forwards the local topics that match its `forward` patterns to Zenoh, as key
+//! `<prefix>/<topic>` (default prefix `shmx`), and publishes locally what other bridges put
+//! under its `receive` patterns: each remote topic is created here with the remote type,
+//! whose schema text a bridge asks the sending one for (a queryable at
+//! `<prefix>-schema/<fingerprint>`), and checked against the fingerprint that comes with
+//! every sample. Topic patterns are Zenoh key expressions over topic names: `*` one level of
+//! `/`, `**` any.
+//!
+//! What goes on the wire is the sample's bytes (the message and the used part of its tail)
+//! and a fixed header ([`wire::Header`]): fingerprint, size, the publisher's sequence number
+//! and id, the sending bridge and the publish time.
+//!
+//! **Loops.** Samples a bridge publishes locally are marked as relayed
+//! (`RawPublisher::send_relayed`); no bridge forwards a relayed sample, and a bridge ignores
+//! what it sent itself.
+//!
+//! **Remote types.** A remote topic whose type differs from the local topic of that name is
+//! refused, with a problem naming both fingerprints ([`Bridge::problems`], and a line on
+//! stderr from the `shmx-zenoh` command); its samples are not delivered.
+
+mod egress;
+mod ingress;
+pub mod wire;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use zenoh::key_expr::KeyExpr;
+use zenoh::Wait;
+
+/// How often local topics are looked for.
+pub(crate) const TOPIC_SCAN_EVERY: Duration = Duration::from_millis(100);
+
+/// An error of setting up a bridge.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// shmx refused (the defaults file, the root).
+    #[error(transparent)]
+    Shmx(#[from] shmx::Error),
+    /// Zenoh refused (the configuration, a key expression).
+    #[error("zenoh: {0}")]
+    Zenoh(String),
+}
+
+impl Error {
+    fn zenoh(e: impl std::fmt::Display) -> Error {
+        Error::Zenoh(e.to_string())
+    }
+}
+
+/// Counters of a running bridge.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Local samples put on Zenoh.
+    pub sent: AtomicU64,
+    /// Remote samples published locally.
+    pub received: AtomicU64,
+    /// Local samples not sent because they came over a bridge.
+    pub not_sent_back: AtomicU64,
+    /// Zenoh samples without a valid header.
+    pub malformed: AtomicU64,
+}
+
+/// What the bridge's threads share.
+pub(crate) struct Shared {
+    root: PathBuf,
+    prefix: String,
+    forward: Vec<KeyExpr<'static>>,
+    /// A random id of this bridge's run, sent with every sample.
+    origin: u64,
+    /// The schema text of every type forwarded, by fingerprint.
+    schemas: Mutex<std::collections::HashMap<u64, String>>,
+    stop: AtomicBool,
+    stats: Stats,
+    problems: Mutex<Vec<String>>,
+    /// Print problems to stderr as they happen.
+    log: bool,
+}
+
+impl Shared {
+    fn forwards(&self, topic: &str) -> bool {
+        let Ok(key) = KeyExpr::try_from(topic) else {
+            return false;
+        };
+        self.forward.iter().any(|f| f.intersects(&key))
+    }
+
+    fn schema_prefix(&self) -> String {
+        format!("{}-schema", self.prefix)
+    }
+
+    fn problem(&self, text: String) {
+        if self.log {
+            eprintln!("shmx-zenoh: {text}");
+        }
+        self.problems.lock().expect("problems").push(text);
+    }
+}
+
+/// Sets up a [`Bridge`].
+#[must_use]
+pub struct BridgeBuilder {
+    root: Option<PathBuf>,
+    config: zenoh::Config,
+    prefix: String,
+    forward: Vec<String>,
+    receive: Vec<String>,
+    log: bool,
+}
+
+impl BridgeBuilder {
+    /// The shmx root [default: the library's].
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
+    /// Zenoh's configuration (mode, endpoints, TLS, access control) [default: Zenoh's].
+    pub fn zenoh_config(mut self, config: zenoh::Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The first chunk of every key [default: `shmx`].
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Local topics to send (key-expression patterns over topic names).
+    pub fn forward<I, S>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.forward = patterns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Remote topics to publish here (key-expression patterns over topic names).
+    pub fn receive<I, S>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.receive = patterns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Print each problem to stderr as it happens [default: no].
+    pub fn log(mut self, log: bool) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// Opens the Zenoh session and starts the bridge's threads.
+    ///
+    /// # Errors
+    /// [`Error::Zenoh`] for a configuration Zenoh refuses or a pattern that is not a key
+    /// expression; [`Error::Shmx`] while the defaults file cannot be used.
+    pub fn start(self) -> Result<Bridge, Error> {
+        let root = match self.root {
+            Some(root) => root,
+            None => shmx::defaults::Defaults::get()?.root(),
+        };
+        let forward = self
+            .forward
+            .iter()
+            .map(|p| KeyExpr::try_from(p.clone()).map_err(Error::zenoh))
+            .collect::<Result<Vec<_>, _>>()?;
+        let receive = self
+            .receive
+            .iter()
+            .map(|p| KeyExpr::try_from(format!("{}/{p}", self.prefix)).map_err(Error::zenoh))
+            .collect::<Result<Vec<_>, _>>()?;
+        let session = zenoh::open(self.config).wait().map_err(Error::zenoh)?;
+        let shared = Arc::new(Shared {
+            root,
+            prefix: self.prefix,
+            forward,
+            origin: random_id(),
+            schemas: Mutex::new(Default::default()),
+            stop: AtomicBool::new(false),
+            stats: Stats::default(),
+            problems: Mutex::new(Vec::new()),
+            log: self.log,
+        });
+        // Other bridges ask this one for the schemas of the types it forwards.
+        let answering = shared.clone();
+        let queryable = session
+            .declare_queryable(format!("{}/*", shared.schema_prefix()))
+            .callback(move |query| {
+                let Some(hex) = query.key_expr().as_str().rsplit('/').next() else {
+                    return;
+                };
+                let Ok(fingerprint) = u64::from_str_radix(hex, 16) else {
+                    return;
+                };
+                let schema = answering
+                    .schemas
+                    .lock()
+                    .expect("schemas")
+                    .get(&fingerprint)
+                    .cloned();
+                if let Some(schema) = schema {
+                    let _ = query.reply(query.key_expr().clone(), schema).wait();
+                }
+            })
+            .wait()
+            .map_err(Error::zenoh)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut subscribers = Vec::new();
+        for key in receive {
+            let tx = tx.clone();
+            let sub = session
+                .declare_subscriber(key)
+                .callback(move |sample| {
+                    let _ = tx.send(sample);
+                })
+                .wait()
+                .map_err(Error::zenoh)?;
+            subscribers.push(sub);
+        }
+        drop(tx);
+        let threads = vec![
+            {
+                let (shared, session) = (shared.clone(), session.clone());
+                std::thread::spawn(move || egress::run(shared, session))
+            },
+            {
+                let (shared, session) = (shared.clone(), session.clone());
+                std::thread::spawn(move || ingress::run(shared, session, rx))
+            },
+        ];
+        Ok(Bridge {
+            shared,
+            session,
+            threads,
+            queryable: Some(queryable),
+            subscribers,
+        })
+    }
+}
+
+/// A running bridge; [`stop`](Self::stop) (or drop) ends it.
+pub struct Bridge {
+    shared: Arc<Shared>,
+    session: zenoh::Session,
+    threads: Vec<JoinHandle<()>>,
+    queryable: Option<zenoh::query::Queryable<()>>,
+    subscribers: Vec<zenoh::pubsub::Subscriber<()>>,
+}
+
+impl Bridge {
+    /// A builder: no topics until [`forward`](BridgeBuilder::forward) or
+    /// [`receive`](BridgeBuilder::receive) name some.
+    pub fn builder() -> BridgeBuilder {
+        BridgeBuilder {
+            root: None,
+            config: zenoh::Config::default(),
+            prefix: "shmx".to_owned(),
+            forward: Vec::new(),
+            receive: Vec::new(),
+            log: false,
+        }
+    }
+
+    /// The bridge's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// What went wrong so far (topics refused, samples not delivered), oldest first.
+    pub fn problems(&self) -> Vec<String> {
+        self.shared.problems.lock().expect("problems").clone()
+    }
+
+    /// Stops the threads, leaves every topic and closes the session.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        for s in self.subscribers.drain(..) {
+            let _ = s.undeclare().wait();
+        }
+        if let Some(q) = self.queryable.take() {
+            let _ = q.undeclare().wait();
+        }
+        let _ = self.session.close().wait();
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// A random 64-bit id (from the kernel's generator, through the std hasher's keys).
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}

@@ -1,0 +1,246 @@
+//! Two "hosts" on one machine: two shmx roots, each with a bridge, talking over Zenoh on
+//! loopback (peer mode, explicit endpoints, no multicast scouting).
+
+use shmx::archive::{ArchivePublisher, ArchiveSubscriber};
+use shmx::{Publisher, RelSlice, ShmMessage, Subscriber};
+use shmx_zenoh::Bridge;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A message with a relative slice (its elements in the sample's tail).
+#[derive(ShmMessage, Debug)]
+#[repr(C)]
+struct Scan {
+    seq: u64,
+    ranges: RelSlice<f32>,
+}
+
+fn root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("shmx-test-")
+        .tempdir_in("/dev/shm")
+        .expect("a fresh root")
+}
+
+/// A TCP port free on loopback now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("address").port()
+}
+
+/// Zenoh in peer mode on loopback: listening on `listen`, connecting to `connect`.
+fn config(listen: u16, connect: Option<u16>) -> zenoh::Config {
+    let mut c = zenoh::Config::default();
+    c.insert_json5("mode", r#""peer""#).unwrap();
+    c.insert_json5(
+        "listen/endpoints",
+        &format!(r#"["tcp/127.0.0.1:{listen}"]"#),
+    )
+    .unwrap();
+    if let Some(port) = connect {
+        c.insert_json5("connect/endpoints", &format!(r#"["tcp/127.0.0.1:{port}"]"#))
+            .unwrap();
+    }
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    c
+}
+
+/// Two hosts, each bridging every topic both ways (the bridges stop before their roots go:
+/// fields drop in order).
+struct Hosts {
+    bridge_a: Bridge,
+    bridge_b: Bridge,
+    a: tempfile::TempDir,
+    b: tempfile::TempDir,
+}
+
+fn hosts() -> Hosts {
+    let (a, b) = (root(), root());
+    let port_a = free_port();
+    let bridge_a = Bridge::builder()
+        .root(a.path())
+        .zenoh_config(config(port_a, None))
+        .forward(["**"])
+        .receive(["**"])
+        .start()
+        .expect("bridge a");
+    let bridge_b = Bridge::builder()
+        .root(b.path())
+        .zenoh_config(config(free_port(), Some(port_a)))
+        .forward(["**"])
+        .receive(["**"])
+        .start()
+        .expect("bridge b");
+    Hosts {
+        bridge_a,
+        bridge_b,
+        a,
+        b,
+    }
+}
+
+/// Calls `send(i)` for i = 0, 1, ... until `arrived()` (the link is up: bridges found the
+/// topic and each other), then returns the next `i`.
+fn until_linked(mut send: impl FnMut(u64), mut arrived: impl FnMut() -> bool) -> u64 {
+    let start = Instant::now();
+    let mut i = 0;
+    loop {
+        send(i);
+        i += 1;
+        let sent = Instant::now();
+        while sent.elapsed() < Duration::from_millis(50) {
+            if arrived() {
+                return i;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(start.elapsed() < DEADLINE, "the bridges never linked");
+    }
+}
+
+#[test]
+fn typed_values_cross_both_ways_once_and_never_come_back() {
+    let h = hosts();
+    // A → B: u64. Deep enough for the burst below: the bridge is one more subscriber.
+    let pub_a = Publisher::<u64>::builder("t/num")
+        .root(h.a.path())
+        .queue_depth(256)
+        .create()
+        .unwrap();
+    let sub_b = Subscriber::<u64>::builder("t/num")
+        .root(h.b.path())
+        .queue_depth(256)
+        .create()
+        .unwrap();
+    let mut got = Vec::new();
+    let first = until_linked(
+        |i| pub_a.send(i).unwrap(),
+        || {
+            while let Some(v) = sub_b.take().unwrap() {
+                got.push(*v);
+            }
+            !got.is_empty()
+        },
+    );
+    // Everything after the link is up arrives, once, in order.
+    for i in first..first + 100 {
+        pub_a.send(i).unwrap();
+    }
+    let start = Instant::now();
+    while got.last() != Some(&(first + 99)) {
+        assert!(start.elapsed() < DEADLINE, "{got:?}");
+        if let Some(v) = sub_b.recv_timeout(Duration::from_millis(100)).unwrap() {
+            got.push(*v);
+        }
+    }
+    let tail: Vec<u64> = got.iter().copied().skip_while(|&v| v < first).collect();
+    assert_eq!(tail, (first..first + 100).collect::<Vec<_>>());
+
+    // B → A: a struct with a relative slice.
+    let pub_b = Publisher::<Scan>::builder("t/scan")
+        .root(h.b.path())
+        .max_tail_bytes(4096)
+        .create()
+        .unwrap();
+    let sub_a = Subscriber::<Scan>::builder("t/scan")
+        .root(h.a.path())
+        .queue_depth(64)
+        .create()
+        .unwrap();
+    let send_scan = |i: u64| {
+        let mut scan = pub_b.loan().unwrap();
+        let mut w = scan.writer();
+        *w.seq = i;
+        let ranges = w.alloc_ranges(100 + i as usize).unwrap();
+        for (k, r) in ranges.iter_mut().enumerate() {
+            *r = k as f32 * 0.5;
+        }
+        scan.publish().unwrap();
+    };
+    let mut scans: Vec<(u64, Vec<f32>)> = Vec::new();
+    until_linked(send_scan, || {
+        while let Some(s) = sub_a.take().unwrap() {
+            scans.push((s.seq, s.ranges().to_vec()));
+        }
+        !scans.is_empty()
+    });
+    let (seq, ranges) = &scans[0];
+    assert_eq!(ranges.len(), 100 + *seq as usize);
+    assert!(ranges.iter().enumerate().all(|(k, &r)| r == k as f32 * 0.5));
+
+    // Nothing came back: A's bridge received no `t/num` sample, B's sent no `t/num`
+    // sample back (it saw them all as relayed).
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(h.bridge_b.stats().not_sent_back.load(Ordering::Relaxed) >= 100);
+    assert!(sub_b.take().unwrap().is_none(), "a duplicate arrived");
+    assert!(
+        h.bridge_a.problems().is_empty(),
+        "{:?}",
+        h.bridge_a.problems()
+    );
+    assert!(
+        h.bridge_b.problems().is_empty(),
+        "{:?}",
+        h.bridge_b.problems()
+    );
+}
+
+#[test]
+fn archived_rkyv_values_cross_to_a_topic_that_exists() {
+    let h = hosts();
+    let sub_a = ArchiveSubscriber::<String>::builder("t/log")
+        .root(h.a.path())
+        .create()
+        .unwrap();
+    let pub_b = ArchivePublisher::<String>::builder("t/log")
+        .root(h.b.path())
+        .max_bytes(256)
+        .create()
+        .unwrap();
+    let mut got = Vec::new();
+    until_linked(
+        |i| pub_b.send(&format!("line {i}")).unwrap(),
+        || {
+            while let Some(s) = sub_a.take().unwrap() {
+                got.push(s.as_str().to_owned());
+            }
+            !got.is_empty()
+        },
+    );
+    assert!(got[0].starts_with("line "), "{got:?}");
+}
+
+#[test]
+fn a_remote_topic_of_another_type_is_refused_naming_both_fingerprints() {
+    let h = hosts();
+    let pub_a = Publisher::<u64>::builder("t/mixed")
+        .root(h.a.path())
+        .create()
+        .unwrap();
+    let sub_b = Subscriber::<u32>::builder("t/mixed")
+        .root(h.b.path())
+        .create()
+        .unwrap();
+    let start = Instant::now();
+    let mut i = 0;
+    while h.bridge_b.problems().is_empty() {
+        assert!(start.elapsed() < DEADLINE, "no problem was reported");
+        pub_a.send(i).unwrap();
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let problem = h.bridge_b.problems().join("\n");
+    for fingerprint in [u64::FINGERPRINT, u32::FINGERPRINT] {
+        assert!(
+            problem.contains(&format!("{fingerprint:#018x}")),
+            "{problem}"
+        );
+    }
+    assert!(
+        sub_b.take().unwrap().is_none(),
+        "a sample of the other type was delivered"
+    );
+}
