@@ -1,6 +1,7 @@
 //! Local topics out to Zenoh: a thread subscribes to the local topics that match, and puts
 //! each sample that did not itself come over a bridge.
 
+use crate::claim::{self, Claim, Direction};
 use crate::wire::Header;
 use crate::{Shared, TOPIC_SCAN_EVERY};
 use shmx::inspect::{RawSample, RawSubscriber};
@@ -20,17 +21,20 @@ struct Out {
     fingerprint: u64,
     size: u64,
     had_publisher: bool,
+    /// This bridge is the one of its host that forwards the topic.
+    _claim: Claim,
 }
 
 /// Forwards until `shared.stop` is set.
 pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
     let mut outs: HashMap<String, Out> = HashMap::new();
     let mut refused: HashSet<String> = HashSet::new();
+    let mut waiting = claim::Waiting::default();
     let mut next_scan = Instant::now();
     while !shared.stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_scan {
             next_scan = Instant::now() + TOPIC_SCAN_EVERY;
-            scan(&shared, &session, &mut outs, &mut refused);
+            scan(&shared, &session, &mut outs, &mut refused, &mut waiting);
         }
         let mut sent = 0;
         for (topic, out) in &mut outs {
@@ -70,14 +74,33 @@ fn scan(
     session: &zenoh::Session,
     outs: &mut HashMap<String, Out>,
     refused: &mut HashSet<String>,
+    waiting: &mut claim::Waiting,
 ) {
     let Ok(names) = shmx::inspect::topic_names(&shared.root) else {
         return;
     };
     for name in names {
-        if outs.contains_key(&name) || refused.contains(&name) || !shared.forwards(&name) {
+        if outs.contains_key(&name)
+            || refused.contains(&name)
+            || !shared.forwards(&name)
+            || !waiting.may_try(&name)
+        {
             continue;
         }
+        // Another bridge of this host may forward it already.
+        let claim = match claim::take(&shared.root, Direction::Out, &name) {
+            Ok(Some(claim)) => claim,
+            Ok(None) => {
+                waiting.held_elsewhere(&name);
+                continue;
+            }
+            Err(e) => {
+                shared.problem(format!("not forwarding {name}: its claim: {e}"));
+                refused.insert(name);
+                continue;
+            }
+        };
+        waiting.taken(&name);
         let config = SubscriberConfig {
             queue_depth: usize::MAX,
             publish_times: true,
@@ -131,6 +154,7 @@ fn scan(
                 fingerprint,
                 size,
                 had_publisher: false,
+                _claim: claim,
             },
         );
     }

@@ -2,6 +2,7 @@
 //! remote publisher through a local publisher of its own, marked as relayed so that no
 //! bridge sends them out again.
 
+use crate::claim::{self, Claim, Direction};
 use crate::wire::Header;
 use crate::Shared;
 use shmx::inspect::RawPublisher;
@@ -32,6 +33,9 @@ pub(crate) fn run(
     let mut pubs: HashMap<Key, RawPublisher> = HashMap::new();
     let mut refused: HashSet<(String, u64)> = HashSet::new();
     let mut schemas: HashMap<u64, String> = HashMap::new();
+    // The topics this bridge is the one of its host to publish, and those it waits for.
+    let mut claims: HashMap<String, Claim> = HashMap::new();
+    let mut waiting = claim::Waiting::default();
     while !shared.stop.load(Ordering::Relaxed) {
         let sample = match samples.recv_timeout(Duration::from_millis(50)) {
             Ok(sample) => sample,
@@ -57,6 +61,27 @@ pub(crate) fn run(
         };
         if refused.contains(&(topic.to_owned(), header.fingerprint)) {
             continue;
+        }
+        if !claims.contains_key(topic) {
+            if !waiting.may_try(topic) {
+                continue;
+            }
+            match claim::take(&shared.root, Direction::In, topic) {
+                Ok(Some(c)) => {
+                    waiting.taken(topic);
+                    claims.insert(topic.to_owned(), c);
+                }
+                // Another bridge of this host publishes it.
+                Ok(None) => {
+                    waiting.held_elsewhere(topic);
+                    continue;
+                }
+                Err(e) => {
+                    shared.problem(format!("refusing remote topic {topic}: its claim: {e}"));
+                    refused.insert((topic.to_owned(), header.fingerprint));
+                    continue;
+                }
+            }
         }
         let bytes = sample.payload().to_bytes();
         let key = (topic.to_owned(), header.origin, header.publisher_id);

@@ -20,6 +20,7 @@
 //! refused, with a problem naming both fingerprints ([`Bridge::problems`], and a line on
 //! stderr from the `shmx-zenoh` command); its samples are not delivered.
 
+mod claim;
 mod egress;
 mod ingress;
 pub mod wire;
