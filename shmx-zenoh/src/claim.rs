@@ -2,7 +2,10 @@
 //! remote one, only while it holds that topic's claim, a `flock` on a file in the root
 //! (`.bridge.out.<topic>` or `.bridge.in.<topic>`, the topic's encoded name). The kernel
 //! lets go of a lock when its holder dies, however it dies, and the other bridges try again
-//! every second, so one of them takes over.
+//! every second, so one of them takes over. A bridge that lets go of a claim removes its
+//! file (one killed leaves it: the next holder uses it, and removes it in turn); a claim is
+//! the lock on the file that is at the path *now*, checked after locking, so that a bridge
+//! that locked a file just removed tries again.
 
 use rustix::fs::{flock, FlockOperation};
 use std::fs::File;
@@ -22,10 +25,20 @@ pub(crate) enum Direction {
     In,
 }
 
-/// A held claim; let go when dropped.
+/// A held claim; let go (and its file removed) when dropped.
 #[derive(Debug)]
 pub(crate) struct Claim {
     _file: File,
+    path: std::path::PathBuf,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Removed while still locked: a bridge that opens the path after this makes a new
+        // file; one that opened the old file finds, once it has the lock, that the path is
+        // no longer that file, and tries again.
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Takes the claim of `topic` for `direction` under `root`, if no other bridge holds it.
@@ -41,20 +54,33 @@ pub(crate) fn take(
         Direction::Out => "out",
         Direction::In => "in",
     };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        // The root is this user's and no one else's (shmx checks it); a link planted there
-        // is refused all the same.
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(root.join(format!(".bridge.{way}.{}", name.encoded())))?;
-    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Some(Claim { _file: file })),
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-        Err(e) => Err(e.into()),
+    let path = root.join(format!(".bridge.{way}.{}", name.encoded()));
+    // A few rounds: each lost only to a holder that removed the file meanwhile.
+    for _ in 0..4 {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            // The root is this user's and no one else's (shmx checks it); a link planted
+            // there is refused all the same.
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let locked = rustix::fs::fstat(&file)?;
+        match rustix::fs::lstat(&path) {
+            Ok(now) if (now.st_dev, now.st_ino) == (locked.st_dev, locked.st_ino) => {
+                return Ok(Some(Claim { _file: file, path }));
+            }
+            Ok(_) | Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(None)
 }
 
 /// Claims a bridge waits for, and when it may try again.
@@ -103,9 +129,12 @@ mod tests {
             .unwrap()
             .is_some());
         drop(first);
-        assert!(take(dir.path(), Direction::Out, "robot/pose")
-            .unwrap()
-            .is_some());
+        let second = take(dir.path(), Direction::Out, "robot/pose").unwrap();
+        assert!(second.is_some());
         assert!(take(dir.path(), Direction::Out, "bad//name").is_err());
+        // Every claim let go removed its file (the others were dropped at once).
+        drop(second);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

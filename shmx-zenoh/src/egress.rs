@@ -87,6 +87,16 @@ fn scan(
         {
             continue;
         }
+        // Only a topic that has a publisher: the bridge never keeps a topic (or its type)
+        // alive by itself, and leaves it when its publishers are gone.
+        let published = shmx::inspect::topic(&shared.root, &name).is_ok_and(|info| {
+            info.publishers
+                .iter()
+                .any(|p| p.alive && p.state == "active")
+        });
+        if !published {
+            continue;
+        }
         // Another bridge of this host may forward it already.
         let claim = match claim::take(&shared.root, Direction::Out, &name) {
             Ok(Some(claim)) => claim,
@@ -153,7 +163,7 @@ fn scan(
                 publisher,
                 fingerprint,
                 size,
-                had_publisher: false,
+                had_publisher: true,
                 _claim: claim,
             },
         );
