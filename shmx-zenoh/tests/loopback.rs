@@ -427,3 +427,64 @@ fn two_bridges_on_one_host_deliver_once_and_one_takes_over_when_the_other_goes()
     drop(stays);
     drop(bridge_b);
 }
+
+/// Starts the `shmx-zenoh` command on `root`, forwarding everything, listening on `port`;
+/// returns once it says it is bridging.
+fn bridge_process(root: &std::path::Path, port: u16) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shmx-zenoh"))
+        .args(["--forward", "**", "--no-multicast", "--listen"])
+        .arg(format!("tcp/127.0.0.1:{port}"))
+        .arg("--root")
+        .arg(root)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start shmx-zenoh");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("its first line");
+    assert!(line.starts_with("bridging"), "{line}");
+    child
+}
+
+#[test]
+fn a_bridge_killed_with_sigkill_is_reclaimed_and_another_takes_its_place() {
+    let (a, b) = (root(), root());
+    let port_a = free_port();
+    let pub_a = Publisher::<u64>::builder("t/kill")
+        .root(a.path())
+        .create()
+        .unwrap();
+    let mut killed = bridge_process(a.path(), port_a);
+    let bridge_b = Bridge::builder()
+        .root(b.path())
+        .zenoh_config(config(free_port(), Some(port_a)))
+        .receive(["**"])
+        .start()
+        .expect("bridge b");
+    let sub_b = Subscriber::<u64>::builder("t/kill")
+        .root(b.path())
+        .queue_depth(64)
+        .create()
+        .unwrap();
+    until_linked(
+        |i| pub_a.send(i).unwrap(),
+        || sub_b.take().unwrap().is_some(),
+    );
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    // Its subscription is a dead process's slot, which cleaning takes back, as any.
+    let report = shmx::inspect::clean(a.path(), false).unwrap();
+    assert_eq!(report.reclaimed_slots, 1, "{report:?}");
+    // Another bridge takes its place (the claim the dead one held is free).
+    let mut next = bridge_process(a.path(), port_a);
+    while sub_b.take().unwrap().is_some() {}
+    until_linked(
+        |i| pub_a.send(1000 + i).unwrap(),
+        || sub_b.take().unwrap().is_some_and(|v| *v >= 1000),
+    );
+    next.kill().unwrap();
+    next.wait().unwrap();
+    drop(bridge_b);
+}
