@@ -488,3 +488,52 @@ fn a_bridge_killed_with_sigkill_is_reclaimed_and_another_takes_its_place() {
     next.wait().unwrap();
     drop(bridge_b);
 }
+
+#[test]
+fn a_topic_published_on_both_sides_merges() {
+    let h = hosts();
+    let topic = "t/both";
+    let pub_a = Publisher::<u64>::builder(topic)
+        .root(h.a.path())
+        .create()
+        .unwrap();
+    let pub_b = Publisher::<u64>::builder(topic)
+        .root(h.b.path())
+        .create()
+        .unwrap();
+    let sub_a = Subscriber::<u64>::builder(topic)
+        .root(h.a.path())
+        .queue_depth(256)
+        .create()
+        .unwrap();
+    let sub_b = Subscriber::<u64>::builder(topic)
+        .root(h.b.path())
+        .queue_depth(256)
+        .create()
+        .unwrap();
+    // A's values are even, B's odd; each side must see both kinds, from two publishers.
+    let mut seen_a = std::collections::BTreeSet::new();
+    let mut seen_b = std::collections::BTreeSet::new();
+    let (mut pubs_a, mut pubs_b) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    until_linked(
+        |i| {
+            pub_a.send(2 * i).unwrap();
+            pub_b.send(2 * i + 1).unwrap();
+        },
+        || {
+            while let Some(s) = sub_a.take().unwrap() {
+                seen_a.insert(*s % 2);
+                pubs_a.insert(s.publisher_id());
+            }
+            while let Some(s) = sub_b.take().unwrap() {
+                seen_b.insert(*s % 2);
+                pubs_b.insert(s.publisher_id());
+            }
+            seen_a.len() == 2 && seen_b.len() == 2
+        },
+    );
+    assert_eq!((pubs_a.len(), pubs_b.len()), (2, 2));
+}
