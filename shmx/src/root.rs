@@ -232,7 +232,9 @@ impl Root {
             if let Some(lock) = self.try_lock(trust) {
                 return Some(lock);
             }
-            if std::time::Instant::now() >= deadline {
+            // A root removed under us (`rm -rf` of it): nobody will ever let go of a lock
+            // there, and there is nothing left to remove.
+            if std::time::Instant::now() >= deadline || self.is_removed() {
                 return None;
             }
             std::thread::sleep(pause);
@@ -249,6 +251,11 @@ impl Root {
             (stat.st_mode & 0o020 != 0 && trust.group() == Some(stat.st_gid))
                 .then_some(stat.st_gid),
         )
+    }
+
+    /// Whether the root directory was removed while open (no name links to it any more).
+    fn is_removed(&self) -> bool {
+        self.dir.stat().map_or(true, |s| s.st_nlink == 0)
     }
 
     /// Takes the root lock if nobody holds it; never waits.
