@@ -12,9 +12,13 @@
 //! cargo bench -p shmx-zenoh --bench bridge [-- --rounds 5]
 //! ```
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{config, free_port, root};
 use shmx::{Publisher, RelSlice, ShmMessage, Subscriber};
 use shmx_zenoh::Bridge;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zenoh::qos::CongestionControl;
@@ -30,35 +34,6 @@ struct Blob {
 
 const MIB: usize = 1 << 20;
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("address").port()
-}
-
-fn config(listen: u16, connect: Option<u16>) -> zenoh::Config {
-    let mut c = zenoh::Config::default();
-    c.insert_json5("mode", r#""peer""#).unwrap();
-    c.insert_json5(
-        "listen/endpoints",
-        &format!(r#"["tcp/127.0.0.1:{listen}"]"#),
-    )
-    .unwrap();
-    if let Some(port) = connect {
-        c.insert_json5("connect/endpoints", &format!(r#"["tcp/127.0.0.1:{port}"]"#))
-            .unwrap();
-    }
-    c.insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    c
-}
-
-fn root() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("shmx-bench-")
-        .tempdir_in("/dev/shm")
-        .expect("a root")
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -250,11 +225,10 @@ fn main() {
     }
     stop.store(true, Ordering::Relaxed);
     echo.join().unwrap();
-    let received = AtomicU64::new(bridge_b.stats().received.load(Ordering::Relaxed));
     println!(
         "\nBridges: A sent {}, B received {}.",
         bridge_a.stats().sent.load(Ordering::Relaxed),
-        received.load(Ordering::Relaxed)
+        bridge_b.stats().received.load(Ordering::Relaxed)
     );
     local_path(a.path(), rounds);
 }

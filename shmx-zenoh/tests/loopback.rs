@@ -1,6 +1,9 @@
 //! Two "hosts" on one machine: two shmx roots, each with a bridge, talking over Zenoh on
 //! loopback (peer mode, explicit endpoints, no multicast scouting).
 
+mod common;
+
+use common::{config, free_port, root};
 use shmx::archive::{ArchivePublisher, ArchiveSubscriber};
 use shmx::{Publisher, RelSlice, ShmMessage, Subscriber};
 use shmx_zenoh::Bridge;
@@ -15,37 +18,6 @@ const DEADLINE: Duration = Duration::from_secs(30);
 struct Scan {
     seq: u64,
     ranges: RelSlice<f32>,
-}
-
-fn root() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("shmx-test-")
-        .tempdir_in("/dev/shm")
-        .expect("a fresh root")
-}
-
-/// A TCP port free on loopback now.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("address").port()
-}
-
-/// Zenoh in peer mode on loopback: listening on `listen`, connecting to `connect`.
-fn config(listen: u16, connect: Option<u16>) -> zenoh::Config {
-    let mut c = zenoh::Config::default();
-    c.insert_json5("mode", r#""peer""#).unwrap();
-    c.insert_json5(
-        "listen/endpoints",
-        &format!(r#"["tcp/127.0.0.1:{listen}"]"#),
-    )
-    .unwrap();
-    if let Some(port) = connect {
-        c.insert_json5("connect/endpoints", &format!(r#"["tcp/127.0.0.1:{port}"]"#))
-            .unwrap();
-    }
-    c.insert_json5("scouting/multicast/enabled", "false")
-        .unwrap();
-    c
 }
 
 /// Two hosts, each bridging every topic both ways (the bridges stop before their roots go:

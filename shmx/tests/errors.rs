@@ -328,12 +328,22 @@ fn endpoints_whose_root_was_removed_go_without_waiting_for_its_lock() {
     let dir = common::root();
     let root = dir.path().join("r");
     std::fs::create_dir(&root).unwrap();
-    let sub = shmx::Subscriber::<u64>::builder("t").root(&root).create().unwrap();
-    let publisher = shmx::Publisher::<u64>::builder("t").root(&root).create().unwrap();
+    let sub = shmx::Subscriber::<u64>::builder("t")
+        .root(&root)
+        .create()
+        .unwrap();
+    let publisher = shmx::Publisher::<u64>::builder("t")
+        .root(&root)
+        .create()
+        .unwrap();
     std::fs::remove_dir_all(&root).unwrap();
     let start = std::time::Instant::now();
     drop(publisher);
     drop(sub);
     // Well under the 5 s an endpoint may wait for a lock that is merely busy.
-    assert!(start.elapsed() < std::time::Duration::from_secs(3), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
 }

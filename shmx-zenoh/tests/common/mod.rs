@@ -1,0 +1,35 @@
+//! What the loopback tests and the bridge benchmark share: fresh roots, free ports, and
+//! Zenoh configured for loopback only.
+
+/// A fresh root under /dev/shm, removed when dropped.
+pub fn root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("shmx-test-")
+        .tempdir_in("/dev/shm")
+        .expect("a fresh root")
+}
+
+/// A TCP port free on loopback now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("address").port()
+}
+
+/// Zenoh in peer mode on loopback: listening on `listen`, connecting to `connect`, no
+/// multicast scouting.
+pub fn config(listen: u16, connect: Option<u16>) -> zenoh::Config {
+    let mut c = zenoh::Config::default();
+    c.insert_json5("mode", r#""peer""#).unwrap();
+    c.insert_json5(
+        "listen/endpoints",
+        &format!(r#"["tcp/127.0.0.1:{listen}"]"#),
+    )
+    .unwrap();
+    if let Some(port) = connect {
+        c.insert_json5("connect/endpoints", &format!(r#"["tcp/127.0.0.1:{port}"]"#))
+            .unwrap();
+    }
+    c.insert_json5("scouting/multicast/enabled", "false")
+        .unwrap();
+    c
+}
