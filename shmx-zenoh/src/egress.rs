@@ -21,6 +21,9 @@ struct Out {
     fingerprint: u64,
     size: u64,
     had_publisher: bool,
+    /// The shortest time between two samples sent (a rate limit), and when the last went.
+    every: Option<Duration>,
+    last_sent: Option<Instant>,
     /// This bridge is the one of its host that forwards the topic.
     _claim: Claim,
 }
@@ -44,6 +47,13 @@ pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
                     shared.stats.not_sent_back.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                if let (Some(every), Some(last)) = (out.every, out.last_sent) {
+                    if last.elapsed() < every {
+                        shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+                out.last_sent = Some(Instant::now());
                 match put(&shared, out, &sample) {
                     Ok(()) => {
                         sent += 1;
@@ -137,9 +147,15 @@ fn scan(
                 continue;
             }
         };
+        let options = shared.options_of(&name);
+        let congestion = if options.drop_when_congested {
+            CongestionControl::Drop
+        } else {
+            CongestionControl::Block
+        };
         let publisher = match session
             .declare_publisher(key)
-            .congestion_control(CongestionControl::Block)
+            .congestion_control(congestion)
             .wait()
         {
             Ok(p) => p,
@@ -164,6 +180,11 @@ fn scan(
                 fingerprint,
                 size,
                 had_publisher: true,
+                every: options
+                    .max_rate_hz
+                    .filter(|hz| *hz > 0.0)
+                    .and_then(|hz| Duration::try_from_secs_f64(1.0 / hz).ok()),
+                last_sent: None,
                 _claim: claim,
             },
         );

@@ -54,6 +54,17 @@ impl Error {
     }
 }
 
+/// How a bridge sends the local topics that match a pattern ([`BridgeBuilder::options`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TopicOptions {
+    /// When the network cannot take more: `true` drops the sample (frames that are stale a
+    /// moment later), `false` makes the bridge wait (every sample counts) [default: wait].
+    pub drop_when_congested: bool,
+    /// Send at most this many samples a second (the others are skipped, counted in
+    /// [`Stats::rate_limited`]): large frames over a thin link [default: no limit].
+    pub max_rate_hz: Option<f64>,
+}
+
 /// Counters of a running bridge.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -65,6 +76,8 @@ pub struct Stats {
     pub not_sent_back: AtomicU64,
     /// Zenoh samples without a valid header.
     pub malformed: AtomicU64,
+    /// Local samples not sent because of a topic's rate limit.
+    pub rate_limited: AtomicU64,
 }
 
 /// What the bridge's threads share.
@@ -72,6 +85,8 @@ pub(crate) struct Shared {
     root: PathBuf,
     prefix: String,
     forward: Vec<KeyExpr<'static>>,
+    /// Options by pattern; the first that matches a topic applies.
+    options: Vec<(KeyExpr<'static>, TopicOptions)>,
     /// A random id of this bridge's run, sent with every sample.
     origin: u64,
     /// The schema text of every type forwarded, by fingerprint.
@@ -89,6 +104,17 @@ impl Shared {
             return false;
         };
         self.forward.iter().any(|f| f.intersects(&key))
+    }
+
+    /// The options of local topic `topic`.
+    fn options_of(&self, topic: &str) -> TopicOptions {
+        let Ok(key) = KeyExpr::try_from(topic) else {
+            return TopicOptions::default();
+        };
+        self.options
+            .iter()
+            .find(|(p, _)| p.intersects(&key))
+            .map_or_else(TopicOptions::default, |(_, o)| *o)
     }
 
     fn schema_prefix(&self) -> String {
@@ -111,10 +137,18 @@ pub struct BridgeBuilder {
     prefix: String,
     forward: Vec<String>,
     receive: Vec<String>,
+    options: Vec<(String, TopicOptions)>,
     log: bool,
 }
 
 impl BridgeBuilder {
+    /// How the local topics that match `pattern` are sent (the first pattern given that
+    /// matches a topic applies).
+    pub fn options(mut self, pattern: impl Into<String>, options: TopicOptions) -> Self {
+        self.options.push((pattern.into(), options));
+        self
+    }
+
     /// The shmx root [default: the library's].
     pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
         self.root = Some(root.into());
@@ -174,6 +208,11 @@ impl BridgeBuilder {
             .iter()
             .map(|p| KeyExpr::try_from(p.clone()).map_err(Error::zenoh))
             .collect::<Result<Vec<_>, _>>()?;
+        let options = self
+            .options
+            .iter()
+            .map(|(p, o)| Ok((KeyExpr::try_from(p.clone()).map_err(Error::zenoh)?, *o)))
+            .collect::<Result<Vec<_>, Error>>()?;
         let receive = self
             .receive
             .iter()
@@ -184,6 +223,7 @@ impl BridgeBuilder {
             root,
             prefix: self.prefix,
             forward,
+            options,
             origin: random_id(),
             schemas: Mutex::new(Default::default()),
             stop: AtomicBool::new(false),
@@ -267,6 +307,7 @@ impl Bridge {
             prefix: "shmx".to_owned(),
             forward: Vec::new(),
             receive: Vec::new(),
+            options: Vec::new(),
             log: false,
         }
     }

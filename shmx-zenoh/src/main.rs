@@ -32,6 +32,13 @@ struct Cli {
     /// No multicast scouting: only the endpoints given.
     #[arg(long)]
     no_multicast: bool,
+    /// Drop samples of the local topics that match when the network cannot take more,
+    /// instead of waiting (frames that are stale a moment later).
+    #[arg(long = "drop", value_name = "PATTERN")]
+    drop_when_congested: Vec<String>,
+    /// Send at most HZ samples a second of the local topics that match (PATTERN=HZ).
+    #[arg(long, value_name = "PATTERN=HZ")]
+    max_rate: Vec<String>,
     /// The first chunk of every key.
     #[arg(long, default_value = "shmx")]
     prefix: String,
@@ -75,12 +82,45 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             .insert_json5("scouting/multicast/enabled", "false")
             .map_err(|e| e.to_string())?;
     }
+    // Options by pattern, in the order given.
+    let mut options: Vec<(String, shmx_zenoh::TopicOptions)> = Vec::new();
+    fn option<'o>(
+        options: &'o mut Vec<(String, shmx_zenoh::TopicOptions)>,
+        pattern: &str,
+    ) -> &'o mut shmx_zenoh::TopicOptions {
+        let i = match options.iter().position(|(p, _)| p == pattern) {
+            Some(i) => i,
+            None => {
+                options.push((pattern.to_owned(), shmx_zenoh::TopicOptions::default()));
+                options.len() - 1
+            }
+        };
+        &mut options[i].1
+    }
+    for pattern in &cli.drop_when_congested {
+        option(&mut options, pattern).drop_when_congested = true;
+    }
+    for spec in &cli.max_rate {
+        let (pattern, hz) = spec
+            .rsplit_once('=')
+            .ok_or_else(|| format!("--max-rate wants PATTERN=HZ, not {spec:?}"))?;
+        let hz: f64 = hz
+            .parse()
+            .map_err(|e| format!("--max-rate {spec:?}: {e}"))?;
+        if !(hz.is_finite() && hz > 0.0) {
+            return Err(format!("--max-rate {spec:?}: the rate must be a positive number").into());
+        }
+        option(&mut options, pattern).max_rate_hz = Some(hz);
+    }
     let mut builder = shmx_zenoh::Bridge::builder()
         .zenoh_config(config)
         .prefix(cli.prefix)
         .forward(cli.forward)
         .receive(cli.receive)
         .log(true);
+    for (pattern, o) in options {
+        builder = builder.options(pattern, o);
+    }
     if let Some(root) = cli.root {
         builder = builder.root(root);
     }

@@ -509,3 +509,59 @@ fn a_topic_published_on_both_sides_merges() {
     );
     assert_eq!((pubs_a.len(), pubs_b.len()), (2, 2));
 }
+
+#[test]
+fn a_rate_limit_sends_at_most_that_many_samples_a_second() {
+    let (a, b) = (root(), root());
+    let port_a = free_port();
+    let bridge_a = Bridge::builder()
+        .root(a.path())
+        .zenoh_config(config(port_a, None))
+        .forward(["**"])
+        .options(
+            "t/frames",
+            shmx_zenoh::TopicOptions {
+                max_rate_hz: Some(10.0),
+                drop_when_congested: true,
+            },
+        )
+        .start()
+        .expect("bridge a");
+    let bridge_b = Bridge::builder()
+        .root(b.path())
+        .zenoh_config(config(free_port(), Some(port_a)))
+        .receive(["**"])
+        .start()
+        .expect("bridge b");
+    let pub_a = Publisher::<u64>::builder("t/frames")
+        .root(a.path())
+        .queue_depth(256)
+        .create()
+        .unwrap();
+    let sub_b = Subscriber::<u64>::builder("t/frames")
+        .root(b.path())
+        .queue_depth(256)
+        .create()
+        .unwrap();
+    until_linked(
+        |i| pub_a.send(i).unwrap(),
+        || sub_b.take().unwrap().is_some(),
+    );
+    while sub_b.take().unwrap().is_some() {}
+    // 100 samples over about half a second, at 200 Hz: at most ~10 Hz of them go.
+    let start = Instant::now();
+    for i in 0..100 {
+        pub_a.send(1000 + i).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut got = 0;
+    while sub_b.take().unwrap().is_some() {
+        got += 1;
+    }
+    let most = (elapsed * 10.0).ceil() as u64 + 1;
+    assert!(got >= 1 && got <= most, "{got} samples in {elapsed:.2} s");
+    assert!(bridge_a.stats().rate_limited.load(Ordering::Relaxed) >= 100 - most);
+    drop(bridge_b);
+}
