@@ -53,14 +53,8 @@ fn main() {
         .position(|a| a == "--seconds")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(10.0);
-    let root = tempfile::Builder::new()
-        .prefix("shmx-bench-")
-        .tempdir_in("/dev/shm")
-        .expect("a root");
-    let files = tempfile::Builder::new()
-        .prefix("shmx-bench-file-")
-        .tempdir_in("/dev/shm")
-        .expect("a tmpfs directory");
+    let root = bench_root();
+    let files = bench_root();
     let file = files.path().join("load.mcap");
     record(root.path(), &file, seconds);
     replay(&file);
@@ -71,10 +65,7 @@ fn main() {
 /// lost), recorded, then played back as fast as they go, and read back.
 fn small_messages(dir: &Path) {
     const N: u64 = 500_000;
-    let root = tempfile::Builder::new()
-        .prefix("shmx-bench-")
-        .tempdir_in("/dev/shm")
-        .expect("a root");
+    let root = bench_root();
     let file = dir.join("small.mcap");
     let mut recorder = Recorder::builder(&file)
         .root(root.path())
@@ -117,23 +108,8 @@ fn small_messages(dir: &Path) {
         N as f64 / wall.as_secs_f64() / 1e6,
         cpu.as_secs_f64(),
     );
-    let replay_root = tempfile::Builder::new()
-        .prefix("shmx-bench-")
-        .tempdir_in("/dev/shm")
-        .expect("a root");
-    let sub = Subscriber::<u64>::builder("small")
-        .root(replay_root.path())
-        .queue_depth(256)
-        .create()
-        .expect("subscriber");
-    let counter = std::thread::spawn(move || {
-        let mut n = 0u64;
-        while let Some(s) = sub.recv_timeout(Duration::from_secs(2)).expect("recv") {
-            n += 1;
-            std::hint::black_box(*s);
-        }
-        n
-    });
+    let replay_root = bench_root();
+    let counter = count_received::<u64>(replay_root.path(), "small");
     let start = Instant::now();
     let played = Player::new(&file)
         .root(replay_root.path())
@@ -209,6 +185,31 @@ fn publish(seconds: f64) {
     println!("sent {r} {f}");
 }
 
+/// A fresh root (or directory) under /dev/shm, removed when dropped.
+fn bench_root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("shmx-bench-")
+        .tempdir_in("/dev/shm")
+        .expect("a root")
+}
+
+/// A thread that counts the samples of `topic` under `root` until none comes for 2 s.
+fn count_received<T: ShmMessage>(root: &Path, topic: &str) -> std::thread::JoinHandle<u64> {
+    let sub = Subscriber::<T>::builder(topic)
+        .root(root)
+        .queue_depth(256)
+        .create()
+        .expect("subscriber");
+    std::thread::spawn(move || {
+        let mut n = 0u64;
+        while let Some(s) = sub.recv_timeout(Duration::from_secs(2)).expect("recv") {
+            n += 1;
+            std::hint::black_box(&*s);
+        }
+        n
+    })
+}
+
 fn cpu_time() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
@@ -268,23 +269,8 @@ fn record(root: &Path, file: &Path, seconds: f64) {
 }
 
 fn replay(file: &Path) {
-    let root = tempfile::Builder::new()
-        .prefix("shmx-bench-")
-        .tempdir_in("/dev/shm")
-        .expect("a root");
-    let sub = Subscriber::<Reading>::builder("load/readings")
-        .root(root.path())
-        .queue_depth(256)
-        .create()
-        .expect("subscriber");
-    let counter = std::thread::spawn(move || {
-        let mut n = 0u64;
-        while let Some(s) = sub.recv_timeout(Duration::from_secs(2)).expect("recv") {
-            n += 1;
-            std::hint::black_box(s.seq);
-        }
-        n
-    });
+    let root = bench_root();
+    let counter = count_received::<Reading>(root.path(), "load/readings");
     let start = Instant::now();
     let played = Player::new(file)
         .root(root.path())

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{config, free_port, root};
+use common::{bridge, config, free_port, root};
 use shmx::archive::{ArchivePublisher, ArchiveSubscriber};
 use shmx::{Publisher, RelSlice, ShmMessage, Subscriber};
 use shmx_zenoh::Bridge;
@@ -32,20 +32,8 @@ struct Hosts {
 fn hosts() -> Hosts {
     let (a, b) = (root(), root());
     let port_a = free_port();
-    let bridge_a = Bridge::builder()
-        .root(a.path())
-        .zenoh_config(config(port_a, None))
-        .forward(["**"])
-        .receive(["**"])
-        .start()
-        .expect("bridge a");
-    let bridge_b = Bridge::builder()
-        .root(b.path())
-        .zenoh_config(config(free_port(), Some(port_a)))
-        .forward(["**"])
-        .receive(["**"])
-        .start()
-        .expect("bridge b");
+    let bridge_a = bridge(a.path(), port_a, None, &["**"], &["**"]);
+    let bridge_b = bridge(b.path(), free_port(), Some(port_a), &["**"], &["**"]);
     Hosts {
         bridge_a,
         bridge_b,
@@ -222,20 +210,8 @@ fn a_remote_topic_of_another_type_is_refused_naming_both_fingerprints() {
 fn a_restarted_bridge_resumes_without_restarting_the_other() {
     let (a, b) = (root(), root());
     let port_a = free_port();
-    let bridge_a = Bridge::builder()
-        .root(a.path())
-        .zenoh_config(config(port_a, None))
-        .forward(["**"])
-        .start()
-        .expect("bridge a");
-    let start_b = || {
-        Bridge::builder()
-            .root(b.path())
-            .zenoh_config(config(free_port(), Some(port_a)))
-            .receive(["**"])
-            .start()
-            .expect("bridge b")
-    };
+    let bridge_a = bridge(a.path(), port_a, None, &["**"], &[]);
+    let start_b = || bridge(b.path(), free_port(), Some(port_a), &[], &["**"]);
     let pub_a = Publisher::<u64>::builder("t/re")
         .root(a.path())
         .create()
@@ -267,21 +243,9 @@ fn a_restarted_bridge_resumes_without_restarting_the_other() {
 fn a_bridge_reconnects_when_the_one_it_connects_to_comes_back() {
     let (a, b) = (root(), root());
     let port_a = free_port();
-    let start_a = || {
-        Bridge::builder()
-            .root(a.path())
-            .zenoh_config(config(port_a, None))
-            .forward(["**"])
-            .start()
-            .expect("bridge a")
-    };
+    let start_a = || bridge(a.path(), port_a, None, &["**"], &[]);
     let bridge_a = start_a();
-    let bridge_b = Bridge::builder()
-        .root(b.path())
-        .zenoh_config(config(free_port(), Some(port_a)))
-        .receive(["**"])
-        .start()
-        .expect("bridge b");
+    let bridge_b = bridge(b.path(), free_port(), Some(port_a), &[], &["**"]);
     let pub_a = Publisher::<u64>::builder("t/back")
         .root(a.path())
         .create()
@@ -310,22 +274,8 @@ fn a_bridge_reconnects_when_the_one_it_connects_to_comes_back() {
 fn two_bridges_on_one_host_deliver_once_and_one_takes_over_when_the_other_goes() {
     let (a, b) = (root(), root());
     let port_b = free_port();
-    let bridge_b = Bridge::builder()
-        .root(b.path())
-        .zenoh_config(config(port_b, None))
-        .forward(["**"])
-        .receive(["**"])
-        .start()
-        .expect("bridge b");
-    let on_a = || {
-        Bridge::builder()
-            .root(a.path())
-            .zenoh_config(config(free_port(), Some(port_b)))
-            .forward(["**"])
-            .receive(["**"])
-            .start()
-            .expect("a bridge on a")
-    };
+    let bridge_b = bridge(b.path(), port_b, None, &["**"], &["**"]);
+    let on_a = || bridge(a.path(), free_port(), Some(port_b), &["**"], &["**"]);
     let (a1, a2) = (on_a(), on_a());
     // B → A, and A → B, each sample once.
     let pub_b = Publisher::<u64>::builder("t/in")
@@ -429,12 +379,7 @@ fn a_bridge_killed_with_sigkill_is_reclaimed_and_another_takes_its_place() {
         .create()
         .unwrap();
     let mut killed = bridge_process(a.path(), port_a);
-    let bridge_b = Bridge::builder()
-        .root(b.path())
-        .zenoh_config(config(free_port(), Some(port_a)))
-        .receive(["**"])
-        .start()
-        .expect("bridge b");
+    let bridge_b = bridge(b.path(), free_port(), Some(port_a), &[], &["**"]);
     let sub_b = Subscriber::<u64>::builder("t/kill")
         .root(b.path())
         .queue_depth(64)
@@ -527,12 +472,7 @@ fn a_rate_limit_sends_at_most_that_many_samples_a_second() {
         )
         .start()
         .expect("bridge a");
-    let bridge_b = Bridge::builder()
-        .root(b.path())
-        .zenoh_config(config(free_port(), Some(port_a)))
-        .receive(["**"])
-        .start()
-        .expect("bridge b");
+    let bridge_b = bridge(b.path(), free_port(), Some(port_a), &[], &["**"]);
     let pub_a = Publisher::<u64>::builder("t/frames")
         .root(a.path())
         .queue_depth(256)

@@ -1,6 +1,9 @@
 //! What the loopback tests and the bridge benchmark share: fresh roots, free ports, and
 //! Zenoh configured for loopback only.
 
+// The benchmark uses a part.
+#![allow(dead_code)]
+
 /// A fresh root under /dev/shm, removed when dropped.
 pub fn root() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -32,4 +35,22 @@ pub fn config(listen: u16, connect: Option<u16>) -> zenoh::Config {
     c.insert_json5("scouting/multicast/enabled", "false")
         .unwrap();
     c
+}
+
+/// A bridge on `root`, listening on `listen` (and connecting to `connect`) on loopback,
+/// forwarding and receiving the topics that match.
+pub fn bridge(
+    root: &std::path::Path,
+    listen: u16,
+    connect: Option<u16>,
+    forward: &[&str],
+    receive: &[&str],
+) -> shmx_zenoh::Bridge {
+    shmx_zenoh::Bridge::builder()
+        .root(root)
+        .zenoh_config(config(listen, connect))
+        .forward(forward.iter().copied())
+        .receive(receive.iter().copied())
+        .start()
+        .expect("a bridge")
 }
