@@ -166,7 +166,12 @@ fn main() {
     let zb = zenoh::open(config(free_port(), Some(port_z)))
         .wait()
         .unwrap();
-    let echo_pub = zb.declare_publisher("zb/pong").wait().unwrap();
+    // Both ways block rather than drop when congested, as the bridges do.
+    let echo_pub = zb
+        .declare_publisher("zb/pong")
+        .congestion_control(CongestionControl::Block)
+        .wait()
+        .unwrap();
     let _echo = zb
         .declare_subscriber("zb/ping")
         .callback(move |s| {

@@ -8,10 +8,11 @@ use crate::Shared;
 use shmx::inspect::RawPublisher;
 use shmx::schema_text::MessageType;
 use shmx::PublisherConfig;
+use std::collections::VecDeque;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zenoh::Wait;
 
@@ -24,42 +25,121 @@ const SCHEMA_TIMEOUT: Duration = Duration::from_secs(2);
 /// A local publisher per remote publisher: (topic, origin bridge, publisher id).
 type Key = (String, u64, u64);
 
-/// Publishes what `samples` brings until `shared.stop` is set.
-pub(crate) fn run(
+/// A sample from afar, read: its header, topic and key.
+pub(crate) struct Arrival {
+    header: Header,
+    topic: String,
+    key: Key,
+    sample: zenoh::sample::Sample,
+}
+
+/// The publishers of remote samples, shared by Zenoh's callback (which publishes a sample
+/// at once when its publisher is ready: no hand-off to another thread) and the ingress
+/// thread (which makes publishers: claims, schemas, types).
+///
+/// Order: the callback hands a sample to the thread only while holding `ready` and only
+/// when its key has no publisher; the thread, once it made a key's publisher, inserts it
+/// and hands over everything queued while holding `ready`. So every sample of a key that
+/// was queued is published before any the callback publishes itself.
+pub(crate) struct Ingress {
     shared: Arc<Shared>,
-    session: zenoh::Session,
-    samples: Receiver<zenoh::sample::Sample>,
-) {
-    let mut pubs: HashMap<Key, RawPublisher> = HashMap::new();
-    let mut refused: HashSet<(String, u64)> = HashSet::new();
-    let mut schemas: HashMap<u64, String> = HashMap::new();
-    // The topics this bridge is the one of its host to publish, and those it waits for.
-    let mut claims: HashMap<String, Claim> = HashMap::new();
-    let mut waiting = claim::Waiting::default();
-    while !shared.stop.load(Ordering::Relaxed) {
-        let sample = match samples.recv_timeout(Duration::from_millis(50)) {
-            Ok(sample) => sample,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
+    ready: Mutex<HashMap<Key, RawPublisher>>,
+    to_thread: Mutex<Sender<Arrival>>,
+}
+
+impl Ingress {
+    pub(crate) fn new(shared: Arc<Shared>) -> (Arc<Ingress>, Receiver<Arrival>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let ingress = Ingress {
+            shared,
+            ready: Mutex::new(HashMap::new()),
+            to_thread: Mutex::new(tx),
         };
+        (Arc::new(ingress), rx)
+    }
+
+    /// Zenoh's callback: a sample another bridge put.
+    pub(crate) fn on_sample(&self, sample: zenoh::sample::Sample) {
+        let shared = &self.shared;
         let Some(header) = sample
             .attachment()
             .and_then(|a| Header::decode(&a.to_bytes()))
         else {
             shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
-            continue;
+            return;
         };
         if header.origin == shared.origin {
-            continue;
+            return;
         }
-        let key_expr = sample.key_expr().as_str();
-        let Some(topic) = key_expr
+        let Some(topic) = sample
+            .key_expr()
+            .as_str()
             .strip_prefix(shared.prefix.as_str())
             .and_then(|t| t.strip_prefix('/'))
+            .map(str::to_owned)
         else {
-            continue;
+            return;
         };
-        if refused.contains(&(topic.to_owned(), header.fingerprint)) {
+        let key = (topic.clone(), header.origin, header.publisher_id);
+        let mut ready = self.ready.lock().expect("ready");
+        if ready.contains_key(&key) {
+            publish(shared, &mut ready, &key, &header, &sample);
+        } else {
+            let arrival = Arrival {
+                header,
+                topic,
+                key,
+                sample,
+            };
+            let _ = self.to_thread.lock().expect("channel").send(arrival);
+        }
+    }
+}
+
+/// Publishes `sample` through `key`'s publisher (which must be in `ready`).
+fn publish(
+    shared: &Shared,
+    ready: &mut HashMap<Key, RawPublisher>,
+    key: &Key,
+    header: &Header,
+    sample: &zenoh::sample::Sample,
+) {
+    let bytes = sample.payload().to_bytes();
+    let time = (header.publish_time != 0).then_some(header.publish_time);
+    match ready[key].send_relayed(&bytes, time) {
+        Ok(()) => {
+            shared.stats.received.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            shared.problem(format!("publishing a sample of {} from afar: {e}", key.0));
+            // A sample longer than the room made for its tail: a new publisher with more
+            // room next time.
+            ready.remove(key);
+        }
+    }
+}
+
+/// Makes the publishers of the samples `arrivals` brings (publishing those samples) until
+/// `shared.stop` is set.
+pub(crate) fn run(ingress: Arc<Ingress>, session: zenoh::Session, arrivals: Receiver<Arrival>) {
+    let shared = ingress.shared.clone();
+    let mut refused: HashSet<(String, u64)> = HashSet::new();
+    let mut schemas: HashMap<u64, String> = HashMap::new();
+    // The topics this bridge is the one of its host to publish, and those it waits for.
+    let mut claims: HashMap<String, Claim> = HashMap::new();
+    let mut waiting = claim::Waiting::default();
+    let mut later: VecDeque<Arrival> = VecDeque::new();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let a = match later.pop_front() {
+            Some(a) => a,
+            None => match arrivals.recv_timeout(Duration::from_millis(50)) {
+                Ok(a) => a,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+        };
+        let topic = a.topic.as_str();
+        if refused.contains(&(topic.to_owned(), a.header.fingerprint)) {
             continue;
         }
         if !claims.contains_key(topic) {
@@ -78,36 +158,43 @@ pub(crate) fn run(
                 }
                 Err(e) => {
                     shared.problem(format!("refusing remote topic {topic}: its claim: {e}"));
-                    refused.insert((topic.to_owned(), header.fingerprint));
+                    refused.insert((topic.to_owned(), a.header.fingerprint));
                     continue;
                 }
             }
         }
-        let bytes = sample.payload().to_bytes();
-        let key = (topic.to_owned(), header.origin, header.publisher_id);
-        if !pubs.contains_key(&key) {
-            match publisher(&shared, &session, &mut schemas, topic, &header, bytes.len()) {
+        let mut ready = ingress.ready.lock().expect("ready");
+        if !ready.contains_key(&a.key) {
+            // Made without holding `ready` (asking for a schema may take a while).
+            drop(ready);
+            let len = a.sample.payload().len();
+            let made = publisher(&shared, &session, &mut schemas, topic, &a.header, len);
+            ready = ingress.ready.lock().expect("ready");
+            match made {
                 Ok(p) => {
-                    pubs.insert(key.clone(), p);
+                    ready.insert(a.key.clone(), p);
                 }
                 Err(reason) => {
                     shared.problem(format!("refusing remote topic {topic}: {reason}"));
-                    refused.insert((topic.to_owned(), header.fingerprint));
+                    refused.insert((topic.to_owned(), a.header.fingerprint));
                     continue;
                 }
             }
         }
-        let publisher = &pubs[&key];
-        let time = (header.publish_time != 0).then_some(header.publish_time);
-        match publisher.send_relayed(&bytes, time) {
-            Ok(()) => {
-                shared.stats.received.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => {
-                shared.problem(format!("publishing a sample of {topic} from afar: {e}"));
-                // A sample longer than the room made for its tail: a new publisher with
-                // more room next time.
-                pubs.remove(&key);
+        publish(&shared, &mut ready, &a.key, &a.header, &a.sample);
+        // What the callback queued meanwhile: published now if its publisher is ready (so
+        // before anything the callback publishes once `ready` is let go), else later.
+        while let Ok(queued) = arrivals.try_recv() {
+            if ready.contains_key(&queued.key) {
+                publish(
+                    &shared,
+                    &mut ready,
+                    &queued.key,
+                    &queued.header,
+                    &queued.sample,
+                );
+            } else {
+                later.push_back(queued);
             }
         }
     }

@@ -254,28 +254,25 @@ impl BridgeBuilder {
             })
             .wait()
             .map_err(Error::zenoh)?;
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (ingress, arrivals) = ingress::Ingress::new(shared.clone());
         let mut subscribers = Vec::new();
         for key in receive {
-            let tx = tx.clone();
+            let ingress = ingress.clone();
             let sub = session
                 .declare_subscriber(key)
-                .callback(move |sample| {
-                    let _ = tx.send(sample);
-                })
+                .callback(move |sample| ingress.on_sample(sample))
                 .wait()
                 .map_err(Error::zenoh)?;
             subscribers.push(sub);
         }
-        drop(tx);
         let threads = vec![
             {
                 let (shared, session) = (shared.clone(), session.clone());
                 std::thread::spawn(move || egress::run(shared, session))
             },
             {
-                let (shared, session) = (shared.clone(), session.clone());
-                std::thread::spawn(move || ingress::run(shared, session, rx))
+                let session = session.clone();
+                std::thread::spawn(move || ingress::run(ingress, session, arrivals))
             },
         ];
         Ok(Bridge {
