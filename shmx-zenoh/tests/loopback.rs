@@ -392,8 +392,18 @@ fn a_bridge_killed_with_sigkill_is_reclaimed_and_another_takes_its_place() {
     killed.kill().unwrap();
     killed.wait().unwrap();
     // Its subscription is a dead process's slot, which cleaning takes back, as any.
+    let claims = || {
+        std::fs::read_dir(a.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".bridge."))
+            .count()
+    };
+    assert_eq!(claims(), 1, "the killed bridge's claim file");
     let report = shmx::inspect::clean(a.path(), false).unwrap();
     assert_eq!(report.reclaimed_slots, 1, "{report:?}");
+    // And its claim file, which no bridge holds any more.
+    assert_eq!(claims(), 0, "{report:?}");
     // Another bridge takes its place (the claim the dead one held is free).
     let mut next = bridge_process(a.path(), port_a);
     while sub_b.take().unwrap().is_some() {}

@@ -420,6 +420,28 @@ pub fn clean(root: &Path, dry_run: bool) -> Result<CleanReport> {
             }
         }
     }
+    // Claims of bridges (`shmx-zenoh`, a `flock` on `.bridge.*`) that no bridge holds: a
+    // bridge killed with SIGKILL leaves its claim files (their protocol tolerates removal:
+    // a bridge checks, once it has a lock, that the path is still the file it locked).
+    for (entry, kind) in root.dir().entries()? {
+        let is_claim = entry.to_str().is_some_and(|n| n.starts_with(".bridge."));
+        if kind != Kind::File || !is_claim {
+            continue;
+        }
+        let Ok(Some(file)) = root
+            .dir()
+            .open_file(&entry, crate::dir::Access::ReadOnly, &trust)
+        else {
+            continue;
+        };
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+            if dry_run {
+                report.removed.push(root.dir().join(&entry));
+            } else {
+                root.dir().remove_file(&entry);
+            }
+        }
+    }
     if dry_run {
         report.removed.extend(
             before

@@ -457,3 +457,23 @@ fn publishers_killed_while_publishing_never_deliver_a_torn_or_repeated_sample() 
     drop((sub, publisher));
     assert_empty(dir.path());
 }
+
+#[test]
+fn clean_removes_the_claims_no_bridge_holds_and_keeps_the_held_ones() {
+    let dir = common::root();
+    let _sub = shmx::Subscriber::<u64>::builder("t")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    let held = dir.path().join(".bridge.out.t");
+    let stale = dir.path().join(".bridge.in.t");
+    let holder = std::fs::File::create(&held).unwrap();
+    holder.try_lock().unwrap();
+    std::fs::File::create(&stale).unwrap();
+    let report = shmx::inspect::clean(dir.path(), true).unwrap();
+    assert!(report.removed.contains(&stale) && !report.removed.contains(&held));
+    shmx::inspect::clean(dir.path(), false).unwrap();
+    assert!(held.exists() && !stale.exists());
+    drop(holder);
+    std::fs::remove_file(&held).unwrap();
+}

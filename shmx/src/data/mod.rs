@@ -140,6 +140,15 @@ const HEADER: usize = core::mem::size_of::<ChunkHeader>();
 /// its publish time (nanoseconds since the Unix epoch, which stay below 2^63 until 2262).
 pub(crate) const RELAYED: u64 = 1 << 63;
 
+/// The wall clock in nanoseconds since the Unix epoch (as publish times keep it), never 0
+/// (a tag word of 0 means "not stamped").
+pub(crate) fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64)
+        .max(1)
+}
+
 /// Where everything is inside a data segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {

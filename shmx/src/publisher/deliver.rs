@@ -24,15 +24,13 @@ use std::time::{Duration, Instant};
 /// ones from ~34–36 to ~36–38 M msg/s.
 const BATCH_PREFETCH: usize = 6;
 
-/// A sample's publish time as its tag word: nanoseconds since the Unix epoch (the wall
-/// clock, as recordings keep time), never 0 (which means "not stamped").
+/// A sample's publish time as its tag word (see [`wall_clock_ns`]); off the common path.
+///
+/// [`wall_clock_ns`]: crate::data::wall_clock_ns
 #[cold]
 #[inline(never)]
 fn publish_stamp() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
-    now.max(1)
+    crate::data::wall_clock_ns()
 }
 
 impl PubCore {

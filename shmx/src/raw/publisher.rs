@@ -217,6 +217,11 @@ impl RawPublisher {
     /// capacity (nothing is published); otherwise as
     /// [`Publisher::send`](crate::Publisher::send).
     pub fn send(&self, bytes: &[u8]) -> Result<()> {
+        self.send_with(bytes, None)
+    }
+
+    /// [`send`](Self::send), with `tag` (if any) in the chunk's tag word.
+    fn send_with(&self, bytes: &[u8], tag: Option<u64>) -> Result<()> {
         self.check_len(bytes.len())?;
         let mut loan = self.loan(bytes.len())?;
         let len = bytes.len().min(loan.capacity);
@@ -224,7 +229,7 @@ impl RawPublisher {
         // bytes, of which we write `len` ≤ that; `bytes` is a separate slice (our own
         // memory, not the loaned chunk) of at least `len` bytes.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), loan.as_mut_ptr(), len) };
-        loan.publish(len)
+        loan.publish_with(len, tag)
     }
 
     /// [`send`](Self::send) for a bridge: marks the sample as come from another machine
@@ -235,18 +240,9 @@ impl RawPublisher {
     /// # Errors
     /// As [`send`](Self::send).
     pub fn send_relayed(&self, bytes: &[u8], publish_time_ns: Option<u64>) -> Result<()> {
-        self.check_len(bytes.len())?;
-        let time = publish_time_ns.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        });
-        let mut loan = self.loan(bytes.len())?;
-        let len = bytes.len().min(loan.capacity);
-        // SAFETY: as in `send`: the chunk is ours alone, its payload holds `loan.capacity`
-        // ≥ `len` bytes, and `bytes` is our own memory.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), loan.as_mut_ptr(), len) };
-        loan.publish_tagged(len, crate::data::RELAYED | (time & !crate::data::RELAYED))
+        let time = publish_time_ns.unwrap_or_else(crate::data::wall_clock_ns);
+        let tag = crate::data::RELAYED | (time & !crate::data::RELAYED);
+        self.send_with(bytes, Some(tag))
     }
 
     /// `Ok` if a sample may have `len` bytes (between [`size`](Self::size) and
