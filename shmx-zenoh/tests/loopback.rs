@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bridge, config, free_port, root};
+use common::{bridge, config, free_port, root, u64_publisher, u64_subscriber};
 use shmx::archive::{ArchivePublisher, ArchiveSubscriber};
 use shmx::{Publisher, RelSlice, ShmMessage, Subscriber};
 use shmx_zenoh::Bridge;
@@ -65,16 +65,8 @@ fn until_linked(mut send: impl FnMut(u64), mut arrived: impl FnMut() -> bool) ->
 fn typed_values_cross_both_ways_once_and_never_come_back() {
     let h = hosts();
     // A → B: u64. Deep enough for the burst below: the bridge is one more subscriber.
-    let pub_a = Publisher::<u64>::builder("t/num")
-        .root(h.a.path())
-        .queue_depth(256)
-        .create()
-        .unwrap();
-    let sub_b = Subscriber::<u64>::builder("t/num")
-        .root(h.b.path())
-        .queue_depth(256)
-        .create()
-        .unwrap();
+    let pub_a = u64_publisher(h.a.path(), "t/num", 256);
+    let sub_b = u64_subscriber(h.b.path(), "t/num", 256);
     let mut got = Vec::new();
     let first = until_linked(
         |i| pub_a.send(i).unwrap(),
@@ -216,11 +208,7 @@ fn a_restarted_bridge_resumes_without_restarting_the_other() {
         .root(a.path())
         .create()
         .unwrap();
-    let sub_b = Subscriber::<u64>::builder("t/re")
-        .root(b.path())
-        .queue_depth(64)
-        .create()
-        .unwrap();
+    let sub_b = u64_subscriber(b.path(), "t/re", 64);
     let bridge_b = start_b();
     until_linked(
         |i| pub_a.send(i).unwrap(),
@@ -250,11 +238,7 @@ fn a_bridge_reconnects_when_the_one_it_connects_to_comes_back() {
         .root(a.path())
         .create()
         .unwrap();
-    let sub_b = Subscriber::<u64>::builder("t/back")
-        .root(b.path())
-        .queue_depth(64)
-        .create()
-        .unwrap();
+    let sub_b = u64_subscriber(b.path(), "t/back", 64);
     until_linked(
         |i| pub_a.send(i).unwrap(),
         || sub_b.take().unwrap().is_some(),
@@ -278,26 +262,10 @@ fn two_bridges_on_one_host_deliver_once_and_one_takes_over_when_the_other_goes()
     let on_a = || bridge(a.path(), free_port(), Some(port_b), &["**"], &["**"]);
     let (a1, a2) = (on_a(), on_a());
     // B → A, and A → B, each sample once.
-    let pub_b = Publisher::<u64>::builder("t/in")
-        .root(b.path())
-        .queue_depth(256)
-        .create()
-        .unwrap();
-    let sub_a = Subscriber::<u64>::builder("t/in")
-        .root(a.path())
-        .queue_depth(256)
-        .create()
-        .unwrap();
-    let pub_a = Publisher::<u64>::builder("t/out")
-        .root(a.path())
-        .queue_depth(256)
-        .create()
-        .unwrap();
-    let sub_b = Subscriber::<u64>::builder("t/out")
-        .root(b.path())
-        .queue_depth(256)
-        .create()
-        .unwrap();
+    let pub_b = u64_publisher(b.path(), "t/in", 256);
+    let sub_a = u64_subscriber(a.path(), "t/in", 256);
+    let pub_a = u64_publisher(a.path(), "t/out", 256);
+    let sub_b = u64_subscriber(b.path(), "t/out", 256);
     let first_in = until_linked(
         |i| pub_b.send(i).unwrap(),
         || sub_a.take().unwrap().is_some(),
@@ -380,11 +348,7 @@ fn a_bridge_killed_with_sigkill_is_reclaimed_and_another_takes_its_place() {
         .unwrap();
     let mut killed = bridge_process(a.path(), port_a);
     let bridge_b = bridge(b.path(), free_port(), Some(port_a), &[], &["**"]);
-    let sub_b = Subscriber::<u64>::builder("t/kill")
-        .root(b.path())
-        .queue_depth(64)
-        .create()
-        .unwrap();
+    let sub_b = u64_subscriber(b.path(), "t/kill", 64);
     until_linked(
         |i| pub_a.send(i).unwrap(),
         || sub_b.take().unwrap().is_some(),
@@ -428,16 +392,8 @@ fn a_topic_published_on_both_sides_merges() {
         .root(h.b.path())
         .create()
         .unwrap();
-    let sub_a = Subscriber::<u64>::builder(topic)
-        .root(h.a.path())
-        .queue_depth(256)
-        .create()
-        .unwrap();
-    let sub_b = Subscriber::<u64>::builder(topic)
-        .root(h.b.path())
-        .queue_depth(256)
-        .create()
-        .unwrap();
+    let sub_a = u64_subscriber(h.a.path(), topic, 256);
+    let sub_b = u64_subscriber(h.b.path(), topic, 256);
     // A's values are even, B's odd; each side must see both kinds, from two publishers.
     let mut seen_a = std::collections::BTreeSet::new();
     let mut seen_b = std::collections::BTreeSet::new();
@@ -483,16 +439,8 @@ fn a_rate_limit_sends_at_most_that_many_samples_a_second() {
         .start()
         .expect("bridge a");
     let bridge_b = bridge(b.path(), free_port(), Some(port_a), &[], &["**"]);
-    let pub_a = Publisher::<u64>::builder("t/frames")
-        .root(a.path())
-        .queue_depth(256)
-        .create()
-        .unwrap();
-    let sub_b = Subscriber::<u64>::builder("t/frames")
-        .root(b.path())
-        .queue_depth(256)
-        .create()
-        .unwrap();
+    let pub_a = u64_publisher(a.path(), "t/frames", 256);
+    let sub_b = u64_subscriber(b.path(), "t/frames", 256);
     until_linked(
         |i| pub_a.send(i).unwrap(),
         || sub_b.take().unwrap().is_some(),

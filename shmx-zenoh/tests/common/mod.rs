@@ -54,3 +54,21 @@ pub fn bridge(
         .start()
         .expect("a bridge")
 }
+
+/// A publisher of `u64`s on `topic` under `root`, queues `depth` deep.
+pub fn u64_publisher(root: &std::path::Path, topic: &str, depth: usize) -> shmx::Publisher<u64> {
+    shmx::Publisher::<u64>::builder(topic)
+        .root(root)
+        .queue_depth(depth)
+        .create()
+        .unwrap()
+}
+
+/// A subscriber of `u64`s on `topic` under `root`, queues `depth` deep.
+pub fn u64_subscriber(root: &std::path::Path, topic: &str, depth: usize) -> shmx::Subscriber<u64> {
+    shmx::Subscriber::<u64>::builder(topic)
+        .root(root)
+        .queue_depth(depth)
+        .create()
+        .unwrap()
+}
