@@ -11,7 +11,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zenoh::key_expr::KeyExpr;
-use zenoh::qos::CongestionControl;
+use zenoh::liveliness::LivelinessToken;
+use zenoh::qos::{CongestionControl, Reliability};
 use zenoh::Wait;
 
 /// A local topic being forwarded.
@@ -23,6 +24,11 @@ struct Out {
     /// The shortest time between two samples sent (a rate limit), and when the last went.
     every: Option<Duration>,
     last_sent: Option<Instant>,
+    /// A liveliness token per local publisher whose samples went out (by publisher id):
+    /// receiving bridges remove their relay of it when its token goes.
+    tokens: HashMap<u64, LivelinessToken>,
+    /// When the tokens were last checked against the topic's publishers.
+    tokens_checked: Instant,
     /// This bridge is the one of its host that forwards the topic.
     _claim: Claim,
 }
@@ -52,6 +58,16 @@ pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
                     }
                 }
                 out.last_sent = Some(Instant::now());
+                let id = sample.publisher_id();
+                if let std::collections::hash_map::Entry::Vacant(entry) = out.tokens.entry(id) {
+                    let key = alive_key(&shared, id, topic);
+                    match session.liveliness().declare_token(key).wait() {
+                        Ok(token) => {
+                            entry.insert(token);
+                        }
+                        Err(e) => shared.problem(format!("announcing a publisher of {topic}: {e}")),
+                    }
+                }
                 match put(&shared, out, &sample) {
                     Ok(()) => {
                         sent += 1;
@@ -64,6 +80,9 @@ pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
         // Leave topics whose publishers left (it joins only topics that have one): the
         // bridge alone keeps no topic alive.
         outs.retain(|_, o| o.sub.publisher_count() > 0 || o.sub.samples_waiting());
+        for (topic, out) in &mut outs {
+            retire_tokens(&shared, topic, out);
+        }
         if sent == 0 {
             // Woken by the first sample's descriptor. (Spinning first, 50 µs, made 8-byte
             // ping-pongs through two bridges slower on two cores: 88.9 µs against 62.1 µs
@@ -148,9 +167,15 @@ fn scan(
         } else {
             CongestionControl::Block
         };
+        let reliability = if options.best_effort {
+            Reliability::BestEffort
+        } else {
+            Reliability::Reliable
+        };
         let publisher = match session
             .declare_publisher(key)
             .congestion_control(congestion)
+            .reliability(reliability)
             .wait()
         {
             Ok(p) => p,
@@ -179,10 +204,52 @@ fn scan(
                     .filter(|hz| *hz > 0.0)
                     .and_then(|hz| Duration::try_from_secs_f64(1.0 / hz).ok()),
                 last_sent: None,
+                tokens: HashMap::new(),
+                tokens_checked: Instant::now(),
                 _claim: claim,
             },
         );
     }
+}
+
+/// How often a topic's liveliness tokens are checked against its publishers (sooner when it
+/// has fewer publishers than tokens).
+const TOKENS_EVERY: Duration = Duration::from_secs(1);
+
+/// The liveliness key of local publisher `id` of `topic`: `<prefix>-alive/<this bridge>/<id>/<topic>`.
+pub(crate) fn alive_key(shared: &Shared, id: u64, topic: &str) -> String {
+    format!(
+        "{}/{:016x}/{id:016x}/{topic}",
+        shared.alive_prefix(),
+        shared.origin
+    )
+}
+
+/// Lets go of the tokens of `topic`'s publishers that are gone, once every sample they sent
+/// went out (so that a receiving bridge removes its relay after the last one).
+fn retire_tokens(shared: &Shared, topic: &str, out: &mut Out) {
+    if out.tokens.is_empty()
+        || (out.tokens.len() <= out.sub.publisher_count()
+            && out.tokens_checked.elapsed() < TOKENS_EVERY)
+    {
+        return;
+    }
+    out.tokens_checked = Instant::now();
+    let Ok(info) = shmx::inspect::topic(&shared.root, topic) else {
+        return;
+    };
+    let active: HashSet<u64> = info
+        .publishers
+        .iter()
+        .filter(|p| p.alive && p.state == "active")
+        .map(|p| p.id)
+        .collect();
+    // Read after the publishers: a gone publisher sends nothing more, so once its samples are
+    // all taken, its token may go.
+    if out.sub.samples_waiting() {
+        return;
+    }
+    out.tokens.retain(|id, _| active.contains(id));
 }
 
 fn put(shared: &Shared, out: &Out, sample: &RawSample<'_>) -> zenoh::Result<()> {

@@ -43,16 +43,28 @@ pub(crate) struct Arrival {
 /// was queued is published before any the callback publishes itself.
 pub(crate) struct Ingress {
     shared: Arc<Shared>,
-    ready: Mutex<HashMap<Key, RawPublisher>>,
+    ready: Mutex<Relays>,
     to_thread: Mutex<Sender<Arrival>>,
 }
+
+/// The local publishers of remote ones, and the remote ones known gone.
+#[derive(Default)]
+pub(crate) struct Relays {
+    publishers: HashMap<Key, RawPublisher>,
+    /// Remote publishers whose liveliness token went: a late sample of theirs does not make
+    /// a relay again. (Ids are random per publisher: none comes back.)
+    gone: HashSet<Key>,
+}
+
+/// Remote publishers remembered as gone, at most (then the oldest memory is dropped whole).
+const GONE_REMEMBERED: usize = 100_000;
 
 impl Ingress {
     pub(crate) fn new(shared: Arc<Shared>) -> (Arc<Ingress>, Receiver<Arrival>) {
         let (tx, rx) = std::sync::mpsc::channel();
         let ingress = Ingress {
             shared,
-            ready: Mutex::new(HashMap::new()),
+            ready: Mutex::new(Relays::default()),
             to_thread: Mutex::new(tx),
         };
         (Arc::new(ingress), rx)
@@ -82,8 +94,11 @@ impl Ingress {
         };
         let key = (topic.clone(), header.origin, header.publisher_id);
         let mut ready = self.ready.lock().expect("ready");
-        if ready.contains_key(&key) {
-            publish(shared, &mut ready, &key, &header, &sample);
+        if ready.gone.contains(&key) {
+            return;
+        }
+        if ready.publishers.contains_key(&key) {
+            publish(shared, &mut ready.publishers, &key, &header, &sample);
         } else {
             let arrival = Arrival {
                 header,
@@ -92,6 +107,49 @@ impl Ingress {
                 sample,
             };
             let _ = self.to_thread.lock().expect("channel").send(arrival);
+        }
+    }
+}
+
+impl Ingress {
+    /// Zenoh's liveliness callback: a remote publisher's token came or went. When it went,
+    /// its relay goes (its samples stay readable here until taken), and samples of it that
+    /// come later are dropped.
+    pub(crate) fn on_liveliness(&self, sample: zenoh::sample::Sample) {
+        if sample.kind() != zenoh::sample::SampleKind::Delete {
+            return;
+        }
+        let shared = &self.shared;
+        let Some(rest) = sample
+            .key_expr()
+            .as_str()
+            .strip_prefix(shared.alive_prefix().as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return;
+        };
+        let mut parts = rest.splitn(3, '/');
+        let (Some(origin), Some(id), Some(topic)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return;
+        };
+        let (Ok(origin), Ok(id)) = (u64::from_str_radix(origin, 16), u64::from_str_radix(id, 16))
+        else {
+            return;
+        };
+        if origin == shared.origin {
+            return;
+        }
+        let key = (topic.to_owned(), origin, id);
+        let mut ready = self.ready.lock().expect("ready");
+        if ready.gone.len() >= GONE_REMEMBERED {
+            ready.gone.clear();
+        }
+        ready.gone.insert(key.clone());
+        if let Some(relay) = ready.publishers.remove(&key) {
+            drop(ready);
+            drop(relay);
+            shared.stats.relays_removed.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -106,7 +164,7 @@ fn publish(
 ) {
     let bytes = sample.payload().to_bytes();
     let time = (header.publish_time != 0).then_some(header.publish_time);
-    match ready[key].send_relayed(&bytes, time) {
+    match ready[key].send_relayed(&bytes, header.sequence, time) {
         Ok(()) => {
             shared.stats.received.fetch_add(1, Ordering::Relaxed);
         }
@@ -164,15 +222,21 @@ pub(crate) fn run(ingress: Arc<Ingress>, session: zenoh::Session, arrivals: Rece
             }
         }
         let mut ready = ingress.ready.lock().expect("ready");
-        if !ready.contains_key(&a.key) {
+        if ready.gone.contains(&a.key) {
+            continue;
+        }
+        if !ready.publishers.contains_key(&a.key) {
             // Made without holding `ready` (asking for a schema may take a while).
             drop(ready);
             let len = a.sample.payload().len();
             let made = publisher(&shared, &session, &mut schemas, topic, &a.header, len);
             ready = ingress.ready.lock().expect("ready");
+            if ready.gone.contains(&a.key) {
+                continue;
+            }
             match made {
                 Ok(p) => {
-                    ready.insert(a.key.clone(), p);
+                    ready.publishers.insert(a.key.clone(), p);
                 }
                 Err(reason) => {
                     shared.problem(format!("refusing remote topic {topic}: {reason}"));
@@ -181,14 +245,17 @@ pub(crate) fn run(ingress: Arc<Ingress>, session: zenoh::Session, arrivals: Rece
                 }
             }
         }
-        publish(&shared, &mut ready, &a.key, &a.header, &a.sample);
+        publish(&shared, &mut ready.publishers, &a.key, &a.header, &a.sample);
         // What the callback queued meanwhile: published now if its publisher is ready (so
         // before anything the callback publishes once `ready` is let go), else later.
         while let Ok(queued) = arrivals.try_recv() {
-            if ready.contains_key(&queued.key) {
+            if ready.gone.contains(&queued.key) {
+                continue;
+            }
+            if ready.publishers.contains_key(&queued.key) {
                 publish(
                     &shared,
-                    &mut ready,
+                    &mut ready.publishers,
                     &queued.key,
                     &queued.header,
                     &queued.sample,
@@ -225,7 +292,7 @@ fn publisher(
     let root = Some(shared.root.as_path());
     let open = if shmx::schema_text::is_archived(&schema) {
         config.max_tail_bytes = (len * 2).max(64 * 1024);
-        RawPublisher::open(root, topic, None, config).map_err(|e| match e {
+        relay(root, topic, None, config, header).map_err(|e| match e {
             shmx::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 "topics of archived rkyv values are not created from afar: start a subscriber \
                  of it here first"
@@ -246,7 +313,7 @@ fn publisher(
             config.max_tail_bytes = (len.saturating_sub(ty.size()) * 2).max(64 * 1024);
         }
         // A local topic of another type: shmx's TypeMismatch names both fingerprints.
-        RawPublisher::open(root, topic, Some(&ty), config).map_err(|e| e.to_string())?
+        relay(root, topic, Some(&ty), config, header).map_err(|e| e.to_string())?
     };
     if open.fingerprint() != header.fingerprint {
         return Err(format!(
@@ -256,6 +323,20 @@ fn publisher(
         ));
     }
     Ok(open)
+}
+
+/// A local publisher whose samples carry the remote publisher's id (if it sent one).
+fn relay(
+    root: Option<&std::path::Path>,
+    topic: &str,
+    ty: Option<&MessageType>,
+    config: PublisherConfig,
+    header: &Header,
+) -> shmx::Result<RawPublisher> {
+    match header.publisher_id {
+        0 => RawPublisher::open(root, topic, ty, config),
+        id => RawPublisher::open_relay(root, topic, ty, config, id),
+    }
 }
 
 /// The schema text of `fingerprint`, from whichever bridge forwards a topic of it.

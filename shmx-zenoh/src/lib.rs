@@ -63,6 +63,9 @@ pub struct TopicOptions {
     /// Send at most this many samples a second (the others are skipped, counted in
     /// [`Stats::rate_limited`]): large frames over a thin link [default: no limit].
     pub max_rate_hz: Option<f64>,
+    /// Send best-effort: Zenoh may pick a link that loses samples (UDP, where configured)
+    /// rather than retransmit them [default: reliable].
+    pub best_effort: bool,
 }
 
 /// Counters of a running bridge.
@@ -78,6 +81,8 @@ pub struct Stats {
     pub malformed: AtomicU64,
     /// Local samples not sent because of a topic's rate limit.
     pub rate_limited: AtomicU64,
+    /// Local publishers of remote ones removed because the remote one went.
+    pub relays_removed: AtomicU64,
 }
 
 /// What the bridge's threads share.
@@ -119,6 +124,11 @@ impl Shared {
 
     fn schema_prefix(&self) -> String {
         format!("{}-schema", self.prefix)
+    }
+
+    /// Where bridges announce the publishers they forward (liveliness tokens).
+    fn alive_prefix(&self) -> String {
+        format!("{}-alive", self.prefix)
     }
 
     fn problem(&self, text: String) {
@@ -265,6 +275,15 @@ impl BridgeBuilder {
                 .map_err(Error::zenoh)?;
             subscribers.push(sub);
         }
+        // Relays go with the remote publishers they stand for.
+        let watching = ingress.clone();
+        let liveliness = session
+            .liveliness()
+            .declare_subscriber(format!("{}/**", shared.alive_prefix()))
+            .callback(move |sample| watching.on_liveliness(sample))
+            .wait()
+            .map_err(Error::zenoh)?;
+        subscribers.push(liveliness);
         let threads = vec![
             {
                 let (shared, session) = (shared.clone(), session.clone());

@@ -36,6 +36,10 @@ struct Cli {
     /// instead of waiting (frames that are stale a moment later).
     #[arg(long = "drop", value_name = "PATTERN")]
     drop_when_congested: Vec<String>,
+    /// Send the local topics that match best-effort (Zenoh may use a link that loses samples,
+    /// UDP where configured) instead of reliably.
+    #[arg(long, value_name = "PATTERN")]
+    best_effort: Vec<String>,
     /// Send at most HZ samples a second of the local topics that match (PATTERN=HZ).
     #[arg(long, value_name = "PATTERN=HZ")]
     max_rate: Vec<String>,
@@ -99,6 +103,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     }
     for pattern in &cli.drop_when_congested {
         option(&mut options, pattern).drop_when_congested = true;
+    }
+    for pattern in &cli.best_effort {
+        option(&mut options, pattern).best_effort = true;
     }
     for spec in &cli.max_rate {
         let (pattern, hz) = spec

@@ -77,19 +77,30 @@ fn typed_values_cross_both_ways_once_and_never_come_back() {
             !got.is_empty()
         },
     );
-    // Everything after the link is up arrives, once, in order.
+    // Everything after the link is up arrives, once, in order, with the publisher id and
+    // sequence numbers a subscriber on A sees.
+    let sub_a = u64_subscriber(h.a.path(), "t/num", 256);
     for i in first..first + 100 {
         pub_a.send(i).unwrap();
     }
+    let facts = |s: &shmx::Sample<'_, u64>| (**s, s.publisher_id(), s.sequence());
+    let on_a: Vec<(u64, u64, u64)> =
+        std::iter::from_fn(|| sub_a.take().unwrap().map(|s| facts(&s))).collect();
+    assert_eq!(on_a.len(), 100);
+    let mut on_b = Vec::new();
     let start = Instant::now();
     while got.last() != Some(&(first + 99)) {
         assert!(start.elapsed() < DEADLINE, "{got:?}");
-        if let Some(v) = sub_b.recv_timeout(Duration::from_millis(100)).unwrap() {
-            got.push(*v);
+        if let Some(s) = sub_b.recv_timeout(Duration::from_millis(100)).unwrap() {
+            got.push(*s);
+            if *s >= first {
+                on_b.push(facts(&s));
+            }
         }
     }
     let tail: Vec<u64> = got.iter().copied().skip_while(|&v| v < first).collect();
     assert_eq!(tail, (first..first + 100).collect::<Vec<_>>());
+    assert_eq!(on_b, on_a);
     // Nothing came back: B's bridge, which publishes them there (relayed), sent none out,
     // and A's received none.
     std::thread::sleep(Duration::from_millis(200));
@@ -418,7 +429,67 @@ fn a_topic_published_on_both_sides_merges() {
             seen_a.len() == 2 && seen_b.len() == 2
         },
     );
+    // The same two publishers, by the same ids, on both sides.
     assert_eq!((pubs_a.len(), pubs_b.len()), (2, 2));
+    assert_eq!(pubs_a, pubs_b);
+}
+
+#[test]
+fn a_remote_publisher_that_goes_takes_its_relay_with_it() {
+    let h = hosts();
+    let topic = "t/gone";
+    let sub_b = u64_subscriber(h.b.path(), topic, 256);
+    let relays_on_b = || {
+        shmx::inspect::topic(h.b.path(), topic)
+            .map(|t| t.publishers.iter().filter(|p| p.state == "active").count())
+            .unwrap_or(0)
+    };
+    let wait_for_no_relay = |what: &str| {
+        let start = Instant::now();
+        while relays_on_b() > 0 {
+            assert!(start.elapsed() < DEADLINE, "{what}: the relay stayed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // A publisher that leaves.
+    let pub_a = u64_publisher(h.a.path(), topic, 64);
+    until_linked(
+        |i| pub_a.send(i).unwrap(),
+        || sub_b.take().unwrap().is_some(),
+    );
+    assert_eq!(relays_on_b(), 1);
+    drop(pub_a);
+    wait_for_no_relay("a publisher dropped");
+    // Its last samples are still read; none arrives after.
+    while sub_b.take().unwrap().is_some() {}
+    // A publisher whose host (the bridge) goes.
+    let pub_a = u64_publisher(h.a.path(), topic, 64);
+    until_linked(
+        |i| pub_a.send(1000 + i).unwrap(),
+        || sub_b.take().unwrap().is_some_and(|v| *v >= 1000),
+    );
+    assert_eq!(relays_on_b(), 1);
+    let Hosts {
+        bridge_a,
+        bridge_b,
+        a,
+        b,
+    } = h;
+    bridge_a.stop();
+    let start = Instant::now();
+    while shmx::inspect::topic(b.path(), topic)
+        .map(|t| t.publishers.iter().filter(|p| p.state == "active").count())
+        .unwrap_or(0)
+        > 0
+    {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "a bridge stopped: the relay stayed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(bridge_b.stats().relays_removed.load(Ordering::Relaxed), 2);
+    drop((pub_a, sub_b, bridge_b, a, b));
 }
 
 #[test]
@@ -434,6 +505,7 @@ fn a_rate_limit_sends_at_most_that_many_samples_a_second() {
             shmx_zenoh::TopicOptions {
                 max_rate_hz: Some(10.0),
                 drop_when_congested: true,
+                best_effort: true,
             },
         )
         .start()

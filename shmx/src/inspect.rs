@@ -59,6 +59,8 @@ pub struct TopicInfo {
 pub struct PublisherInfo {
     /// Slot number.
     pub slot: usize,
+    /// The id its samples carry ([`Sample::publisher_id`](crate::Sample::publisher_id)).
+    pub id: u64,
     /// Process id of the owner.
     pub pid: u64,
     /// Whether the owning process is alive.
@@ -182,6 +184,10 @@ fn describe(root: &Root, service: &Service) -> TopicInfo {
             .saturating_sub(pending_returns(service, slot));
         publishers.push(PublisherInfo {
             slot,
+            id: match s.id.load(Ordering::Relaxed) {
+                0 => inc,
+                id => id,
+            },
             pid: s.pid.load(Ordering::Relaxed),
             alive: node::is_alive(root, s.node.load(Ordering::Relaxed)),
             state: state_name(word),

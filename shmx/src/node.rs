@@ -88,7 +88,8 @@ fn node_name(id: u64) -> String {
     format!("node.{id:016x}")
 }
 
-fn random_id() -> u64 {
+/// A random 64-bit value (the std hasher's random keys over the pid and the time).
+pub(crate) fn random_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());

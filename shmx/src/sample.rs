@@ -243,7 +243,10 @@ impl<'s, T> Sample<'s, T> {
         self.held.seq
     }
 
-    /// An identifier of the publisher that sent it, unique within the topic.
+    /// An identifier of the publisher that sent it: random per publisher (never 0), so
+    /// unique within the topic and, as near as 64 random bits go, across the machines that
+    /// bridges join; a sample a bridge brought from another machine carries the id its
+    /// publisher has there (and its sequence number there).
     pub fn publisher_id(&self) -> u64 {
         self.held.origin
     }

@@ -109,7 +109,7 @@ fn relayed_samples_say_so_and_carry_their_remote_publish_time() {
     let relay = shmx::inspect::RawPublisher::new(dir.path(), "t").unwrap();
     let remote_time = 1_700_000_000_123_456_789;
     relay
-        .send_relayed(&7u32.to_ne_bytes(), Some(remote_time))
+        .send_relayed(&7u32.to_ne_bytes(), 1, Some(remote_time))
         .unwrap();
     relay.send(&8u32.to_ne_bytes()).unwrap();
     let first = raw.take().unwrap().unwrap();

@@ -44,6 +44,19 @@ impl PubCore {
         trust: Trust,
         open: impl FnOnce(&Arc<Root>, &TopicName, &TopicConfig, &Trust, &RootLock) -> Result<Service>,
     ) -> Result<PubCore> {
+        Self::create_as(root, name, config, trust, open, None)
+    }
+
+    /// [`create_with`](Self::create_with), the publisher's samples carrying `id` as their
+    /// publisher id if given (a relay of another machine's publisher), else a random one.
+    pub(crate) fn create_as(
+        root: Option<&Path>,
+        name: &TopicName,
+        config: PublisherConfig,
+        trust: Trust,
+        open: impl FnOnce(&Arc<Root>, &TopicName, &TopicConfig, &Trust, &RootLock) -> Result<Service>,
+        id: Option<u64>,
+    ) -> Result<PubCore> {
         let bad = |reason: String| Error::InvalidConfig {
             topic: name.as_str().to_owned(),
             reason,
@@ -108,6 +121,10 @@ impl PubCore {
             s.drain_mask.store(0, Ordering::Relaxed);
             s.published.store(0, Ordering::Relaxed);
             s.hist_head.store(0, Ordering::Relaxed);
+            // Random, so that ids stay apart when bridges merge the topic of several
+            // machines; never 0 (which stands for "use the incarnation").
+            let id = id.unwrap_or_else(|| crate::node::random_id().max(1));
+            s.id.store(id, Ordering::Relaxed);
             s.state
                 .store(service::state_word(inc, ACTIVE), Ordering::Release);
             service.bump_generation();

@@ -142,6 +142,14 @@ impl PubCore {
         }
     }
 
+    /// The next sample published gets sequence number `seq` if that is above every one sent
+    /// so far (a bridge's relay, keeping another machine's numbers), and below 2^62 (a
+    /// number from afar never brings the count near overflow).
+    pub(crate) fn raise_sequence(&self, seq: u64) {
+        let mut st = self.state.borrow_mut();
+        st.next_seq = st.next_seq.max(seq.min(1 << 62));
+    }
+
     /// The error a refused publish reports.
     #[cold]
     fn refused(&self, r: Refused) -> Error {

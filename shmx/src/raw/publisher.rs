@@ -110,6 +110,48 @@ impl RawPublisher {
         Ok(Self::of(core))
     }
 
+    /// [`open`](Self::open) for a bridge: a publisher that publishes, on this machine, the
+    /// samples of a publisher of another machine, whose id (`publisher_id`, as that
+    /// machine's subscribers saw it) its samples carry here too, so that
+    /// ([`publisher_id`](crate::Sample::publisher_id), [`sequence`](crate::Sample::sequence))
+    /// names a sample on every machine. Send with [`send_relayed`](Self::send_relayed).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::inspect::RawPublisher;
+    /// use shmx::schema_text::MessageType;
+    /// use shmx::{PublisherConfig, Subscriber};
+    /// let sub = Subscriber::<u64>::builder("doc/relay").root(dir.path()).create()?;
+    /// let ty = MessageType::of::<u64>();
+    /// let config = PublisherConfig::default();
+    /// let relay = RawPublisher::open_relay(Some(dir.path()), "doc/relay", Some(&ty), config, 0xabc)?;
+    /// relay.send_relayed(&7u64.to_ne_bytes(), 40, None)?;
+    /// let s = sub.take()?.unwrap();
+    /// assert_eq!((s.publisher_id(), s.sequence(), *s), (0xabc, 40, 7));
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); [`Error::InvalidConfig`] for id 0.
+    pub fn open_relay(
+        root: Option<&Path>,
+        topic: &str,
+        ty: Option<&MessageType>,
+        config: PublisherConfig,
+        publisher_id: u64,
+    ) -> Result<RawPublisher> {
+        let name = crate::name::TopicName::new(topic)?;
+        if publisher_id == 0 {
+            return Err(Error::InvalidConfig {
+                topic: topic.to_owned(),
+                reason: "a relayed publisher's id is not 0".into(),
+            });
+        }
+        let trust = Trust::of(&config.topic);
+        let core = PubCore::create_as(root, &name, config, trust, opener(ty), Some(publisher_id))?;
+        Ok(Self::of(core))
+    }
+
     /// Publishes on part `name` of a service (a server's request queue), which must exist
     /// with message type `ty`: `Ok(None)` if it does not (the server is gone).
     pub(crate) fn open_part(
@@ -234,14 +276,23 @@ impl RawPublisher {
 
     /// [`send`](Self::send) for a bridge: marks the sample as come from another machine
     /// ([`RawSample::is_relayed`](super::RawSample::is_relayed), so that bridges do not send
-    /// it out again), with its publish time there (nanoseconds since the Unix epoch; now if
-    /// `None`) as the publish time subscribers see.
+    /// it out again), with its sequence number there (kept if it is above every one this
+    /// publisher sent, else the next of its own: sequence numbers only grow) and its publish
+    /// time there (nanoseconds since the Unix epoch; now if `None`) as the publish time
+    /// subscribers see. With [`open_relay`](Self::open_relay), subscribers here see the
+    /// sample as subscribers there did.
     ///
     /// # Errors
     /// As [`send`](Self::send).
-    pub fn send_relayed(&self, bytes: &[u8], publish_time_ns: Option<u64>) -> Result<()> {
+    pub fn send_relayed(
+        &self,
+        bytes: &[u8],
+        sequence: u64,
+        publish_time_ns: Option<u64>,
+    ) -> Result<()> {
         let time = publish_time_ns.unwrap_or_else(crate::data::wall_clock_ns);
         let tag = crate::data::RELAYED | (time & !crate::data::RELAYED);
+        self.core.raise_sequence(sequence);
         self.send_with(bytes, Some(tag))
     }
 

@@ -102,8 +102,16 @@ pub(crate) struct PubSlot {
     pub chunks_in_use: AtomicU64,
     /// Number of history entries ever written; entry `i` is at `history[i % max_history]`.
     pub hist_head: AtomicU64,
+    /// The id its samples carry (`Sample::publisher_id`), written before the slot turns
+    /// ACTIVE: random for a publisher of this machine, another machine's publisher's id for
+    /// a bridge's relay (`RawPublisher::open_relay`). 0 in a slot written by a version
+    /// before it: subscribers then use the incarnation.
+    pub id: AtomicU64,
     // followed by max_history × [chunk index, sequence] pairs of AtomicU64
 }
+
+// The id took a word of the padding: slots and strides are as they were.
+static_assertions::const_assert_eq!(core::mem::size_of::<PubSlot>(), 128);
 
 /// A subscriber's slot.
 #[repr(C, align(64))]

@@ -74,8 +74,14 @@ impl SubCore {
         let table = view.segment_table();
         let view_id = insert_view(&mut st.views, view);
         let returns = self.service.returns(p, self.slot);
+        // Written before the slot turned ACTIVE, which `word` was read (Acquire) after.
+        let id = match self.service.pub_slot(p).id.load(Ordering::Relaxed) {
+            0 => inc,
+            id => id,
+        };
         st.pubs[p] = Some(PubConn {
             slot_word: word,
+            id,
             view: view_id,
             chunks,
             table,

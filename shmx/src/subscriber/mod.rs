@@ -160,6 +160,8 @@ struct ViewSlot {
 /// This subscriber's side of its connection to one publisher slot.
 struct PubConn {
     slot_word: u64,
+    /// The id its samples carry (`PubSlot::id`, or the incarnation if that is 0).
+    id: u64,
     /// The view of the publisher's segment 0.
     view: usize,
     /// Where the chunks of segment 0 are (inside `views[view]`).

@@ -12,7 +12,6 @@ use crate::message::ShmMessage;
 use crate::pins;
 use crate::ring::CHUNK_MASK;
 use crate::sample::Sample;
-use crate::service;
 use crate::sync::Ordering;
 
 /// The chunk a sample's header announces as its publisher's next, as an index to prefetch
@@ -69,7 +68,7 @@ impl Taken {
             entry,
             payload,
             view,
-            origin: service::incarnation_of(conn.slot_word),
+            origin: conn.id,
         }
     }
 
@@ -393,7 +392,7 @@ impl SubCore {
             Ok(len) => Next::Sample(
                 Held {
                     seq,
-                    origin: service::incarnation_of(conn.slot_word),
+                    origin: conn.id,
                     len,
                     entry: PINNED,
                     view,
