@@ -331,22 +331,17 @@ fn two_bridges_on_one_host_deliver_once_and_one_takes_over_when_the_other_goes()
 
 /// Starts the `shmx-zenoh` command on `root`, forwarding everything, listening on `port`;
 /// returns once it says it is bridging.
-fn bridge_process(root: &std::path::Path, port: u16) -> std::process::Child {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_shmx-zenoh"))
-        .args(["--forward", "**", "--no-multicast", "--listen"])
-        .arg(format!("tcp/127.0.0.1:{port}"))
-        .arg("--root")
-        .arg(root)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start shmx-zenoh");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("its first line");
-    assert!(line.starts_with("bridging"), "{line}");
-    child
+fn bridge_process(root: &std::path::Path, port: u16) -> common::Killed {
+    let listen = format!("tcp/127.0.0.1:{port}");
+    common::bridge_command(&[
+        "--forward".as_ref(),
+        "**".as_ref(),
+        "--no-multicast".as_ref(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--root".as_ref(),
+        root.as_os_str(),
+    ])
 }
 
 #[test]
@@ -364,8 +359,8 @@ fn a_bridge_killed_with_sigkill_is_reclaimed_and_another_takes_its_place() {
         |i| pub_a.send(i).unwrap(),
         || sub_b.take().unwrap().is_some(),
     );
-    killed.kill().unwrap();
-    killed.wait().unwrap();
+    killed.0.kill().unwrap();
+    killed.0.wait().unwrap();
     // Its subscription is a dead process's slot, which cleaning takes back, as any.
     let claims = || {
         std::fs::read_dir(a.path())
@@ -380,14 +375,13 @@ fn a_bridge_killed_with_sigkill_is_reclaimed_and_another_takes_its_place() {
     // And its claim file, which no bridge holds any more.
     assert_eq!(claims(), 0, "{report:?}");
     // Another bridge takes its place (the claim the dead one held is free).
-    let mut next = bridge_process(a.path(), port_a);
+    let next = bridge_process(a.path(), port_a);
     while sub_b.take().unwrap().is_some() {}
     until_linked(
         |i| pub_a.send(1000 + i).unwrap(),
         || sub_b.take().unwrap().is_some_and(|v| *v >= 1000),
     );
-    next.kill().unwrap();
-    next.wait().unwrap();
+    drop(next);
     drop(bridge_b);
 }
 

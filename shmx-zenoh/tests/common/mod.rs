@@ -72,3 +72,32 @@ pub fn u64_subscriber(root: &std::path::Path, topic: &str, depth: usize) -> shmx
         .create()
         .unwrap()
 }
+
+/// A child process killed (and waited for) when dropped: a failing test leaves no bridge
+/// running.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the `shmx-zenoh` command with `args`; returns once it says it is bridging.
+pub fn bridge_command(args: &[&std::ffi::OsStr]) -> Killed {
+    use std::io::BufRead;
+    let mut child = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_shmx-zenoh"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start shmx-zenoh"),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.as_mut().expect("its stdout"))
+        .read_line(&mut line)
+        .expect("its first line");
+    assert!(line.starts_with("bridging"), "{line}");
+    child
+}
