@@ -1,8 +1,12 @@
 //! The bridge, measured against plain Zenoh over the same loopback, in one run:
 //!
-//! - latency: ping-pong between two "hosts" (two shmx roots, a bridge each, peer mode on
-//!   loopback), 8 B and 1 MiB, against two Zenoh sessions doing the same ping-pong;
-//! - throughput: a one-way stream of 8 B and 1 MiB messages, against Zenoh's;
+//! - latency: one-way, from a publisher on "host" A (a shmx root and its bridge) to a
+//!   subscriber on host B (another root, another bridge, peer mode on loopback), 8 B and
+//!   1 MiB, against a Zenoh publisher and subscriber on two sessions doing the same. Each
+//!   message carries its send time (one process, one clock); the next goes once the last
+//!   arrived (the receiver says so on a channel, outside the measured path);
+//! - throughput: a stream of 8 B and 1 MiB messages as fast as the sender can, against
+//!   Zenoh's (congestion control: block, on both);
 //! - the local zero-copy path: ping-pong between two threads on one root, on topics a bridge
 //!   forwards and on topics it does not.
 //!
@@ -19,7 +23,8 @@ use common::{config, free_port, root};
 use shmx::{Publisher, RelSlice, ShmMessage, Subscriber};
 use shmx_zenoh::Bridge;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use zenoh::qos::CongestionControl;
 use zenoh::Wait;
@@ -29,11 +34,27 @@ use zenoh::Wait;
 #[repr(C)]
 struct Blob {
     seq: u64,
+    /// When it was sent (ns since [`epoch`]).
+    sent: u64,
     data: RelSlice<u8>,
 }
 
 const MIB: usize = 1 << 20;
 const DEADLINE: Duration = Duration::from_secs(30);
+/// Queue depth of the shmx receivers.
+const RECEIVER_DEPTH: usize = 4096;
+/// Bytes before a Zenoh payload's data: the sequence and send time, as in `Blob`.
+const ZHEAD: usize = 16;
+
+/// The clock every message's send time is read on.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ns() -> u64 {
+    epoch().elapsed().as_nanos() as u64
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -45,6 +66,7 @@ fn send_blob(p: &Publisher<Blob>, seq: u64, len: usize) {
     let mut w = m.writer();
     *w.seq = seq;
     w.alloc_data(len).expect("tail").fill(seq as u8);
+    *w.sent = now_ns();
     m.publish().expect("publish");
 }
 
@@ -52,89 +74,171 @@ fn blob_publisher(root: &std::path::Path, topic: &str) -> Publisher<Blob> {
     Publisher::<Blob>::builder(topic)
         .root(root)
         .max_tail_bytes(MIB)
-        .queue_depth(64)
+        .queue_depth(256)
         .overflow(shmx::Overflow::Block)
         .block_timeout(DEADLINE)
         .create()
         .expect("publisher")
 }
 
-fn blob_subscriber(root: &std::path::Path, topic: &str) -> Subscriber<Blob> {
-    Subscriber::<Blob>::builder(topic)
-        .root(root)
-        .queue_depth(64)
-        .create()
-        .expect("subscriber")
+/// A Zenoh payload of `len` data bytes, written as `send_blob` writes a sample.
+fn zenoh_payload(seq: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; ZHEAD + len];
+    v[ZHEAD..].fill(seq as u8);
+    v[..8].copy_from_slice(&seq.to_le_bytes());
+    v[8..16].copy_from_slice(&now_ns().to_le_bytes());
+    v
 }
 
-/// Round-trip times (µs) of `n` pings of `len` bytes from `ping` to whoever answers on
-/// `pong`, after a warm-up that waits for the first answer.
-fn shmx_pingpong(
-    ping: &Publisher<Blob>,
-    pong: &Subscriber<Blob>,
-    len: usize,
-    n: usize,
-) -> Vec<f64> {
-    let mut seq = 0u64;
-    // Warm up: until answers come (the bridges find each other and the topics).
-    let start = Instant::now();
-    loop {
-        seq += 1;
-        send_blob(ping, seq, len);
-        if let Some(s) = pong.recv_timeout(Duration::from_millis(100)).unwrap() {
-            if s.seq == seq {
-                break;
-            }
-        }
-        assert!(start.elapsed() < DEADLINE, "no answer");
-    }
-    while pong.take().unwrap().is_some() {}
-    let mut rtts = Vec::with_capacity(n);
-    for _ in 0..n {
-        seq += 1;
-        let t = Instant::now();
-        send_blob(ping, seq, len);
-        loop {
-            let s = pong.recv_timeout(DEADLINE).unwrap().expect("an answer");
-            if s.seq == seq {
-                break;
-            }
-        }
-        rtts.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    rtts
+fn zenoh_facts(bytes: &[u8]) -> (u64, u64) {
+    let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap());
+    (word(0), word(8))
 }
 
-/// Round-trip times (µs) of Zenoh puts of `len` bytes answered by an echo on another session.
-fn zenoh_pingpong(a: &zenoh::Session, len: usize, n: usize) -> Vec<f64> {
-    let publisher = a
-        .declare_publisher("zb/ping")
-        .congestion_control(CongestionControl::Block)
+/// What a receiver reports per message: its sequence number, and when it was sent and
+/// arrived (ns since `epoch`).
+type Arrival = (u64, u64, u64);
+
+/// Two hosts joined by bridges, and two plain Zenoh sessions beside them.
+/// (Fields drop in order: the bridges before their roots.)
+struct Setup {
+    bridges: (Bridge, Bridge),
+    za: zenoh::Session,
+    zb: zenoh::Session,
+    a: tempfile::TempDir,
+    b: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let (a, b) = (root(), root());
+    let port_a = free_port();
+    let bridge_a = Bridge::builder()
+        .root(a.path())
+        .zenoh_config(config(port_a, None))
+        .forward(["bench/**"])
+        .start()
+        .expect("bridge a");
+    let bridge_b = Bridge::builder()
+        .root(b.path())
+        .zenoh_config(config(free_port(), Some(port_a)))
+        .receive(["bench/**"])
+        .start()
+        .expect("bridge b");
+    let port_z = free_port();
+    let za = zenoh::open(config(port_z, None)).wait().unwrap();
+    let zb = zenoh::open(config(free_port(), Some(port_z)))
         .wait()
         .unwrap();
-    let pong = a.declare_subscriber("zb/pong").wait().unwrap();
-    let payload = vec![7u8; len];
+    Setup {
+        a,
+        b,
+        za,
+        zb,
+        bridges: (bridge_a, bridge_b),
+    }
+}
+
+/// A shmx receiver on host B's `topic`: a thread that reports every message on `tx`.
+fn shmx_receiver(
+    root: &std::path::Path,
+    topic: &str,
+    tx: mpsc::Sender<Arrival>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    // Deep, as a receiver of bursts would make it: the bridge's relay queues as deep as the
+    // topic allows.
+    let sub = Subscriber::<Blob>::builder(topic)
+        .root(root)
+        .topic_config(shmx::TopicConfig {
+            max_queue_depth: RECEIVER_DEPTH,
+            ..shmx::TopicConfig::default()
+        })
+        .queue_depth(RECEIVER_DEPTH)
+        .create()
+        .expect("subscriber");
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(s) = sub.recv_timeout(Duration::from_millis(50)).unwrap() {
+                let _ = tx.send((s.seq, s.sent, now_ns()));
+            }
+        }
+    })
+}
+
+/// A Zenoh receiver of `key` on `session`, reporting every message on `tx`.
+fn zenoh_receiver(
+    session: &zenoh::Session,
+    key: &str,
+    tx: mpsc::Sender<Arrival>,
+) -> zenoh::pubsub::Subscriber<()> {
+    let tx = std::sync::Mutex::new(tx);
+    session
+        .declare_subscriber(key.to_owned())
+        .callback(move |s| {
+            // The first 16 bytes only (the payload may be in pieces: no copy of the rest).
+            let mut head = [0u8; ZHEAD];
+            let _ = std::io::Read::read_exact(&mut s.payload().reader(), &mut head);
+            let (seq, sent) = zenoh_facts(&head);
+            let _ = tx.lock().unwrap().send((seq, sent, now_ns()));
+        })
+        .wait()
+        .unwrap()
+}
+
+/// One-way latencies (µs) of `n` messages: `send(seq)` each once the last arrived on `rx`,
+/// after a warm-up that waits for the first one.
+fn one_way(mut send: impl FnMut(u64), rx: &mpsc::Receiver<Arrival>, n: usize) -> Vec<f64> {
+    let mut seq = 0u64;
     let start = Instant::now();
     loop {
-        publisher.put(payload.clone()).wait().unwrap();
-        if pong
-            .recv_timeout(Duration::from_millis(100))
-            .unwrap()
-            .is_some()
-        {
+        seq += 1;
+        send(seq);
+        if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
             break;
         }
-        assert!(start.elapsed() < DEADLINE, "no echo");
+        assert!(start.elapsed() < DEADLINE, "nothing arrived");
     }
-    while pong.try_recv().unwrap().is_some() {}
-    let mut rtts = Vec::with_capacity(n);
+    while rx.recv_timeout(Duration::from_millis(50)).is_ok() {}
+    let mut lat = Vec::with_capacity(n);
     for _ in 0..n {
-        let t = Instant::now();
-        publisher.put(payload.clone()).wait().unwrap();
-        pong.recv_timeout(DEADLINE).unwrap().expect("an echo");
-        rtts.push(t.elapsed().as_secs_f64() * 1e6);
+        seq += 1;
+        send(seq);
+        loop {
+            let (got, sent, arrived) = rx.recv_timeout(DEADLINE).expect("an arrival");
+            if got == seq {
+                lat.push(arrived.saturating_sub(sent) as f64 / 1e3);
+                break;
+            }
+        }
     }
-    rtts
+    lat
+}
+
+/// Messages a second of a stream of `n` sent as fast as `send` goes: from the first sent to
+/// the last that arrived on `rx` (the stream's last, `last`), and how many arrived.
+fn stream(
+    mut send: impl FnMut(u64),
+    rx: &mpsc::Receiver<Arrival>,
+    first: u64,
+    n: u64,
+) -> (f64, u64) {
+    let start = Instant::now();
+    for seq in first..first + n {
+        send(seq);
+    }
+    let last = first + n - 1;
+    let mut arrived = 0;
+    let mut end = Instant::now();
+    while let Ok((seq, _, _)) = rx.recv_timeout(Duration::from_secs(2)) {
+        if seq >= first {
+            arrived += 1;
+            end = Instant::now();
+        }
+        if seq == last {
+            break;
+        }
+    }
+    (arrived as f64 / (end - start).as_secs_f64(), arrived)
 }
 
 fn main() {
@@ -144,98 +248,92 @@ fn main() {
         .position(|a| a == "--rounds")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(5);
-    let (a, b) = (root(), root());
-    let port_a = free_port();
-    let bridge_a = Bridge::builder()
-        .root(a.path())
-        .zenoh_config(config(port_a, None))
-        .forward(["bench/ping/**"])
-        .receive(["bench/pong/**"])
-        .start()
-        .expect("bridge a");
-    let bridge_b = Bridge::builder()
-        .root(b.path())
-        .zenoh_config(config(free_port(), Some(port_a)))
-        .forward(["bench/pong/**"])
-        .receive(["bench/ping/**"])
-        .start()
-        .expect("bridge b");
-    // Plain Zenoh: two sessions on the same loopback, the second echoing.
-    let port_z = free_port();
-    let za = zenoh::open(config(port_z, None)).wait().unwrap();
-    let zb = zenoh::open(config(free_port(), Some(port_z)))
-        .wait()
-        .unwrap();
-    // Both ways block rather than drop when congested, as the bridges do.
-    let echo_pub = zb
-        .declare_publisher("zb/pong")
-        .congestion_control(CongestionControl::Block)
-        .wait()
-        .unwrap();
-    let _echo = zb
-        .declare_subscriber("zb/ping")
-        .callback(move |s| {
-            let _ = echo_pub.put(s.payload().clone()).wait();
-        })
-        .wait()
-        .unwrap();
-    // The shmx echo on host B: every ping answered with a pong of the same length.
+    epoch();
+    let s = setup();
     let stop = Arc::new(AtomicBool::new(false));
-    let echo = {
-        let (root_b, stop) = (b.path().to_owned(), stop.clone());
-        std::thread::spawn(move || {
-            let pings =
-                [8usize, MIB].map(|len| blob_subscriber(&root_b, &format!("bench/ping/{len}")));
-            let pongs =
-                [8usize, MIB].map(|len| blob_publisher(&root_b, &format!("bench/pong/{len}")));
-            while !stop.load(Ordering::Relaxed) {
-                let mut any = false;
-                for (k, sub) in pings.iter().enumerate() {
-                    while let Some(s) = sub.take().unwrap() {
-                        send_blob(&pongs[k], s.seq, s.data().len());
-                        any = true;
-                    }
-                }
-                if !any {
-                    std::hint::spin_loop();
-                }
-            }
-        })
-    };
     println!("## The bridge against plain Zenoh (loopback, peer mode), {rounds} rounds\n");
-    println!("| payload | contender | one-way median | ÷ Zenoh (median of rounds) |");
+    println!("| payload | contender | one-way latency, median | ÷ Zenoh (median of rounds) |");
     println!("|---|---|--:|--:|");
+    let mut receivers = Vec::new();
+    let mut throughput_rows = Vec::new();
     for len in [8usize, MIB] {
+        let label = if len == 8 { "8 B" } else { "1 MiB" };
+        let topic = format!("bench/{len}");
+        let (stx, srx) = mpsc::channel();
+        receivers.push(shmx_receiver(s.b.path(), &topic, stx, stop.clone()));
+        let publisher = blob_publisher(s.a.path(), &topic);
+        let key = format!("zb/{len}");
+        let (ztx, zrx) = mpsc::channel();
+        let _zsub = zenoh_receiver(&s.zb, &key, ztx);
+        let zpub =
+            s.za.declare_publisher(key)
+                .congestion_control(CongestionControl::Block)
+                .wait()
+                .unwrap();
+        let mut shmx_send = |seq: u64| send_blob(&publisher, seq, len);
+        let mut zenoh_send = |seq: u64| zpub.put(zenoh_payload(seq, len)).wait().unwrap();
         let n = if len == 8 { 2000 } else { 100 };
-        let ping = blob_publisher(a.path(), &format!("bench/ping/{len}"));
-        let pong = blob_subscriber(a.path(), &format!("bench/pong/{len}"));
         let (mut shmx_all, mut zenoh_all, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let s = shmx_pingpong(&ping, &pong, len, n);
-            let z = zenoh_pingpong(&za, len, n);
-            ratios.push(median(s.clone()) / median(z.clone()));
-            shmx_all.extend(s);
-            zenoh_all.extend(z);
+            let sh = one_way(&mut shmx_send, &srx, n);
+            let ze = one_way(&mut zenoh_send, &zrx, n);
+            ratios.push(median(sh.clone()) / median(ze.clone()));
+            shmx_all.extend(sh);
+            zenoh_all.extend(ze);
         }
-        let label = if len == 8 { "8 B" } else { "1 MiB" };
         println!(
             "| {label} | shmx through two bridges | {:.1} µs | {:.2}x |",
-            median(shmx_all) / 2.0,
+            median(shmx_all),
             median(ratios)
         );
         println!(
             "| {label} | Zenoh put/subscribe | {:.1} µs | 1.00x |",
-            median(zenoh_all) / 2.0
+            median(zenoh_all)
         );
+        // Throughput, the stream numbered on from the latency's.
+        let count = if len == 8 { 100_000 } else { 300 };
+        let (mut sr, mut zr, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut s_lost, mut z_lost) = (0, 0);
+        let mut first = 1_000_000_000;
+        // A stream each first, unmeasured: pools and buffers at their working size.
+        stream(&mut shmx_send, &srx, first, count);
+        stream(&mut zenoh_send, &zrx, first, count);
+        first += count;
+        for _ in 0..rounds {
+            let (a, got_s) = stream(&mut shmx_send, &srx, first, count);
+            let (b, got_z) = stream(&mut zenoh_send, &zrx, first, count);
+            s_lost += count - got_s;
+            z_lost += count - got_z;
+            first += count;
+            ratios.push(a / b);
+            sr.push(a);
+            zr.push(b);
+        }
+        throughput_rows.push(format!(
+            "| {label} | {:.0} msg/s ({:.0} MB/s), {s_lost} lost | {:.0} msg/s ({:.0} MB/s), {z_lost} lost | {:.2}x |",
+            median(sr.clone()),
+            median(sr) * len as f64 / 1e6,
+            median(zr.clone()),
+            median(zr) * len as f64 / 1e6,
+            median(ratios)
+        ));
+    }
+    println!("\n## Throughput (a stream as fast as the sender goes), {rounds} rounds\n");
+    println!("| payload | shmx through two bridges | Zenoh put/subscribe | shmx ÷ Zenoh (median of rounds) |");
+    println!("|---|--:|--:|--:|");
+    for row in throughput_rows {
+        println!("{row}");
     }
     stop.store(true, Ordering::Relaxed);
-    echo.join().unwrap();
+    for r in receivers {
+        r.join().unwrap();
+    }
     println!(
         "\nBridges: A sent {}, B received {}.",
-        bridge_a.stats().sent.load(Ordering::Relaxed),
-        bridge_b.stats().received.load(Ordering::Relaxed)
+        s.bridges.0.stats().sent.load(Ordering::Relaxed),
+        s.bridges.1.stats().received.load(Ordering::Relaxed)
     );
-    local_path(a.path(), rounds);
+    local_path(s.a.path(), rounds);
 }
 
 /// Local ping-pong between two threads of one root, on a topic a bridge forwards and on one

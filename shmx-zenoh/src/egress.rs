@@ -2,9 +2,9 @@
 //! each sample that did not itself come over a bridge.
 
 use crate::claim::{self, Claim, Direction};
-use crate::wire::Header;
+use crate::wire::{self, Header, BATCH_BYTES, HEADER_LEN};
 use crate::{Shared, TOPIC_SCAN_EVERY};
-use shmx::inspect::{RawSample, RawSubscriber};
+use shmx::inspect::RawSubscriber;
 use shmx::SubscriberConfig;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -39,6 +39,8 @@ pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
     let mut refused: HashSet<String> = HashSet::new();
     let mut waiting = claim::Waiting::default();
     let mut next_scan = Instant::now();
+    // The payload being filled, kept between puts for its capacity.
+    let mut payload = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_scan {
             next_scan = Instant::now() + TOPIC_SCAN_EVERY;
@@ -46,36 +48,7 @@ pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
         }
         let mut sent = 0;
         for (topic, out) in &mut outs {
-            while let Ok(Some(sample)) = out.sub.take() {
-                if sample.is_relayed() {
-                    shared.stats.not_sent_back.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                if let (Some(every), Some(last)) = (out.every, out.last_sent) {
-                    if last.elapsed() < every {
-                        shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                }
-                out.last_sent = Some(Instant::now());
-                let id = sample.publisher_id();
-                if let std::collections::hash_map::Entry::Vacant(entry) = out.tokens.entry(id) {
-                    let key = alive_key(&shared, id, topic);
-                    match session.liveliness().declare_token(key).wait() {
-                        Ok(token) => {
-                            entry.insert(token);
-                        }
-                        Err(e) => shared.problem(format!("announcing a publisher of {topic}: {e}")),
-                    }
-                }
-                match put(&shared, out, &sample) {
-                    Ok(()) => {
-                        sent += 1;
-                        shared.stats.sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => shared.problem(format!("sending a sample of {topic}: {e}")),
-                }
-            }
+            sent += forward(&shared, &session, topic, out, &mut payload);
         }
         // Leave topics whose publishers left (it joins only topics that have one): the
         // bridge alone keeps no topic alive.
@@ -225,6 +198,17 @@ pub(crate) fn alive_key(shared: &Shared, id: u64, topic: &str) -> String {
     )
 }
 
+/// The parts of a liveliness key [`alive_key`] made: (bridge, publisher id, topic).
+pub(crate) fn parse_alive_key<'k>(shared: &Shared, key: &'k str) -> Option<(u64, u64, &'k str)> {
+    let rest = key
+        .strip_prefix(shared.alive_prefix().as_str())?
+        .strip_prefix('/')?;
+    let mut parts = rest.splitn(3, '/');
+    let origin = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let id = u64::from_str_radix(parts.next()?, 16).ok()?;
+    Some((origin, id, parts.next()?))
+}
+
 /// Lets go of the tokens of `topic`'s publishers that are gone, once every sample they sent
 /// went out (so that a receiving bridge removes its relay after the last one).
 fn retire_tokens(shared: &Shared, topic: &str, out: &mut Out) {
@@ -252,19 +236,90 @@ fn retire_tokens(shared: &Shared, topic: &str, out: &mut Out) {
     out.tokens.retain(|id, _| active.contains(id));
 }
 
-fn put(shared: &Shared, out: &Out, sample: &RawSample<'_>) -> zenoh::Result<()> {
-    let header = Header {
-        fingerprint: out.fingerprint,
-        size: out.size,
-        sequence: sample.sequence(),
-        publisher_id: sample.publisher_id(),
-        origin: shared.origin,
-        publish_time: sample.publish_time_ns().unwrap_or(0),
-    };
-    out.publisher
-        .put(sample.bytes().to_vec())
-        .attachment(header.encode().to_vec())
-        .wait()
+/// Samples one topic sends in one pass at most (then the next topic's turn).
+const PASS_SAMPLES: usize = 4096;
+
+/// Sends what waits on `out`'s topic, the samples that wait together in payloads of up to
+/// [`BATCH_BYTES`]; returns the number of samples sent.
+fn forward(
+    shared: &Shared,
+    session: &zenoh::Session,
+    topic: &str,
+    out: &mut Out,
+    payload: &mut Vec<u8>,
+) -> usize {
+    let (mut batched, mut sent) = (0, 0);
+    for _ in 0..PASS_SAMPLES {
+        let Ok(Some(sample)) = out.sub.take() else {
+            break;
+        };
+        if sample.is_relayed() {
+            shared.stats.not_sent_back.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if let (Some(every), Some(last)) = (out.every, out.last_sent) {
+            if last.elapsed() < every {
+                shared.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        }
+        out.last_sent = Some(Instant::now());
+        let id = sample.publisher_id();
+        if let std::collections::hash_map::Entry::Vacant(entry) = out.tokens.entry(id) {
+            match session
+                .liveliness()
+                .declare_token(alive_key(shared, id, topic))
+                .wait()
+            {
+                Ok(token) => {
+                    entry.insert(token);
+                }
+                Err(e) => shared.problem(format!("announcing a publisher of {topic}: {e}")),
+            }
+        }
+        let bytes = sample.bytes();
+        if batched > 0 && payload.len() + HEADER_LEN + bytes.len() > BATCH_BYTES {
+            sent += put(shared, topic, out, payload, batched);
+            batched = 0;
+        }
+        if batched == 0 {
+            payload.clear();
+            payload.reserve(HEADER_LEN + bytes.len());
+        }
+        let header = Header {
+            fingerprint: out.fingerprint,
+            size: out.size,
+            sequence: sample.sequence(),
+            publisher_id: id,
+            origin: shared.origin,
+            publish_time: sample.publish_time_ns().unwrap_or(0),
+            len: bytes.len() as u64,
+        };
+        wire::append(payload, &header, bytes);
+        batched += 1;
+    }
+    if batched > 0 {
+        sent += put(shared, topic, out, payload, batched);
+    }
+    sent
+}
+
+/// Puts `payload` (`samples` records) on Zenoh, which takes its bytes; returns the samples
+/// sent.
+fn put(shared: &Shared, topic: &str, out: &Out, payload: &mut Vec<u8>, samples: usize) -> usize {
+    match out.publisher.put(std::mem::take(payload)).wait() {
+        Ok(()) => {
+            shared
+                .stats
+                .sent
+                .fetch_add(samples as u64, Ordering::Relaxed);
+            samples
+        }
+        Err(e) => {
+            shared.problem(format!("sending samples of {topic}: {e}"));
+            0
+        }
+    }
 }
 
 /// Sleeps until a sample waits on some topic, or `timeout`.

@@ -9,6 +9,7 @@ use shmx::{Publisher, RelSlice, ShmMessage, Subscriber};
 use shmx_zenoh::Bridge;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+use zenoh::Wait;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -527,5 +528,56 @@ fn a_rate_limit_sends_at_most_that_many_samples_a_second() {
     let most = (elapsed * 10.0).ceil() as u64 + 1;
     assert!(got >= 1 && got <= most, "{got} samples in {elapsed:.2} s");
     assert!(bridge_a.stats().rate_limited.load(Ordering::Relaxed) >= 100 - most);
+    drop(bridge_b);
+}
+
+#[test]
+fn what_a_zenoh_peer_puts_that_is_not_whole_records_is_counted_and_never_published() {
+    let b = root();
+    let port_b = free_port();
+    let bridge_b = bridge(b.path(), port_b, None, &[], &["**"]);
+    let peer = zenoh::open(config(free_port(), Some(port_b)))
+        .wait()
+        .unwrap();
+    let header = |len: u64| shmx_zenoh::wire::Header {
+        fingerprint: u64::FINGERPRINT,
+        size: 8,
+        sequence: 1,
+        publisher_id: 9,
+        origin: 12345,
+        publish_time: 0,
+        len,
+    };
+    let mut too_long = header(8).encode().to_vec();
+    too_long.extend_from_slice(&[1, 2, 3]);
+    let mut wrapping = header(u64::MAX - 3).encode().to_vec();
+    wrapping.extend_from_slice(&[0; 8]);
+    let mut bad_version = header(8).encode().to_vec();
+    bad_version[4] ^= 0xff;
+    bad_version.extend_from_slice(&[0; 8]);
+    let garbage: Vec<Vec<u8>> = vec![
+        b"x".to_vec(),
+        vec![0xff; 200],
+        too_long,
+        wrapping,
+        bad_version,
+    ];
+    let n = garbage.len() as u64;
+    let start = Instant::now();
+    // Until the peers are linked, puts may go nowhere: repeat until every kind was counted.
+    while bridge_b.stats().malformed.load(Ordering::Relaxed) < n {
+        assert!(start.elapsed() < DEADLINE, "the garbage was not counted");
+        for g in &garbage {
+            peer.put("shmx/t/garbage", g.clone()).wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(bridge_b.stats().received.load(Ordering::Relaxed), 0);
+    assert!(
+        shmx::inspect::topic(b.path(), "t/garbage").is_err(),
+        "a topic was made"
+    );
+    assert!(bridge_b.problems().is_empty(), "{:?}", bridge_b.problems());
+    peer.close().wait().unwrap();
     drop(bridge_b);
 }

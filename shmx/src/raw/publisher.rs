@@ -290,10 +290,10 @@ impl RawPublisher {
         sequence: u64,
         publish_time_ns: Option<u64>,
     ) -> Result<()> {
-        let time = publish_time_ns.unwrap_or_else(crate::data::wall_clock_ns);
-        let tag = crate::data::RELAYED | (time & !crate::data::RELAYED);
-        self.core.raise_sequence(sequence);
-        self.send_with(bytes, Some(tag))
+        self.check_len(bytes.len())?;
+        let mut loan = self.loan(bytes.len())?;
+        loan.copy_from(0, bytes)?;
+        loan.publish_relayed(bytes.len(), sequence, publish_time_ns)
     }
 
     /// `Ok` if a sample may have `len` bytes (between [`size`](Self::size) and
@@ -385,6 +385,50 @@ impl RawLoan<'_> {
     /// publisher's [`capacity`](RawPublisher::capacity).
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Copies `bytes` into the chunk at `offset`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when they would pass the chunk's
+    /// [`capacity`](Self::capacity) (nothing is written).
+    pub fn copy_from(&mut self, offset: usize, bytes: &[u8]) -> Result<()> {
+        if offset
+            .checked_add(bytes.len())
+            .is_none_or(|end| end > self.capacity)
+        {
+            return Err(Error::InvalidConfig {
+                topic: self.publisher.topic().to_owned(),
+                reason: format!(
+                    "{} bytes at {offset} in a chunk of {}",
+                    bytes.len(),
+                    self.capacity
+                ),
+            });
+        }
+        // SAFETY: the chunk is loaned to us alone and its payload holds `capacity` bytes, of
+        // which `offset..offset + bytes.len()` was just checked to lie within; `copy` allows
+        // `bytes` to overlap them (a caller's unsafe slice of this very chunk).
+        unsafe { std::ptr::copy(bytes.as_ptr(), self.payload.add(offset), bytes.len()) };
+        Ok(())
+    }
+
+    /// [`publish`](Self::publish) for a bridge, as
+    /// [`RawPublisher::send_relayed`] publishes: marked as relayed, with its sequence number
+    /// and publish time on the machine it came from.
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish).
+    pub fn publish_relayed(
+        self,
+        len: usize,
+        sequence: u64,
+        publish_time_ns: Option<u64>,
+    ) -> Result<()> {
+        let time = publish_time_ns.unwrap_or_else(crate::data::wall_clock_ns);
+        let tag = crate::data::RELAYED | (time & !crate::data::RELAYED);
+        self.publisher.core.raise_sequence(sequence);
+        self.publish_with(len, Some(tag))
     }
 
     /// Publishes the chunk's first `len` bytes (the message, then the used part of its tail;
