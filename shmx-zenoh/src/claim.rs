@@ -54,6 +54,8 @@ pub(crate) fn take(
         Direction::Out => "out",
         Direction::In => "in",
     };
+    // The root as endpoints make it, before the first endpoint there (a fresh machine's).
+    shmx::inspect::make_root(root).map_err(std::io::Error::other)?;
     let path = root.join(format!(".bridge.{way}.{}", name.encoded()));
     // A few rounds: each lost only to a holder that removed the file meanwhile.
     for _ in 0..4 {

@@ -308,6 +308,25 @@ pub fn topic_names(root: &Path) -> Result<Vec<String>> {
     }
 }
 
+/// Makes root `root` as the first endpoint under it would (a directory of this user's, no
+/// one else's), or checks the one there as endpoints do: for tools that keep files of their
+/// own in a root before they open an endpoint (a bridge's claims).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// let root = dir.path().join("fresh");
+/// shmx::inspect::make_root(&root)?;
+/// assert!(root.is_dir());
+/// # Ok::<(), shmx::Error>(())
+/// ```
+///
+/// # Errors
+/// As endpoints' for their root: [`Error::PermissionDenied`](crate::Error) for a root of
+/// another user or open to others, [`Error::Io`](crate::Error) when it cannot be made.
+pub fn make_root(root: &Path) -> Result<()> {
+    Root::open(Some(root), &Trust::of(&crate::TopicConfig::default())).map(drop)
+}
+
 /// One topic, by name.
 pub fn topic(root: &Path, name: &str) -> Result<TopicInfo> {
     match open_root(root)? {
