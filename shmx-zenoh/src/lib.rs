@@ -33,6 +33,9 @@ use std::time::Duration;
 use zenoh::key_expr::KeyExpr;
 use zenoh::Wait;
 
+/// Problems kept for [`Bridge::problems`] (the newest).
+const PROBLEMS_KEPT: usize = 100;
+
 /// How often local topics are looked for.
 pub(crate) const TOPIC_SCAN_EVERY: Duration = Duration::from_millis(100);
 
@@ -81,8 +84,14 @@ pub struct Stats {
     pub malformed: AtomicU64,
     /// Local samples not sent because of a topic's rate limit.
     pub rate_limited: AtomicU64,
-    /// Local publishers of remote ones removed because the remote one went.
+    /// Local publishers of remote ones removed because the remote one went (or was never
+    /// announced by its bridge).
     pub relays_removed: AtomicU64,
+    /// Remote publishers not given a local one: the topic's publisher slots were all taken
+    /// but one (kept for a publisher of this host). Their samples are not delivered.
+    pub relays_refused: AtomicU64,
+    /// Remote samples dropped because too many waited for their local publisher to be made.
+    pub dropped: AtomicU64,
 }
 
 /// What the bridge's threads share.
@@ -135,7 +144,11 @@ impl Shared {
         if self.log {
             eprintln!("shmx-zenoh: {text}");
         }
-        self.problems.lock().expect("problems").push(text);
+        let mut problems = self.problems.lock().expect("problems");
+        if problems.len() >= PROBLEMS_KEPT {
+            problems.remove(0);
+        }
+        problems.push(text);
     }
 }
 
@@ -280,6 +293,7 @@ impl BridgeBuilder {
         let liveliness = session
             .liveliness()
             .declare_subscriber(format!("{}/**", shared.alive_prefix()))
+            .history(true)
             .callback(move |sample| watching.on_liveliness(sample))
             .wait()
             .map_err(Error::zenoh)?;
@@ -333,7 +347,8 @@ impl Bridge {
         &self.shared.stats
     }
 
-    /// What went wrong so far (topics refused, samples not delivered), oldest first.
+    /// What went wrong lately (topics refused, samples not delivered), oldest first: the
+    /// last 100.
     pub fn problems(&self) -> Vec<String> {
         self.shared.problems.lock().expect("problems").clone()
     }

@@ -12,15 +12,25 @@ use shmx::inspect::RawPublisher;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Queue depth of the local publishers of remote samples on a topic that does not exist yet
 /// (the default topic limit); else the topic's limit.
 const RELAY_QUEUE_DEPTH: usize = 256;
 
-/// Remote publishers remembered as gone, at most (then the memory is dropped whole).
+/// Samples waiting for their relay to be made, at most (the others are dropped, counted).
+const WAITING_AT_MOST: usize = 65_536;
+
+/// Remote publishers remembered as gone (or as alive), at most (then the memory of the gone
+/// is dropped whole; more alive ones are not remembered, and their relays go after
+/// [`TOKEN_GRACE`]).
 const GONE_REMEMBERED: usize = 100_000;
+
+/// How long a relay may stand without its remote publisher's liveliness token (which comes
+/// on its own way, maybe after the first samples).
+const TOKEN_GRACE: Duration = Duration::from_secs(5);
 
 /// A remote publisher: (the bridge that sent its samples, its id).
 type Who = (u64, u64);
@@ -51,7 +61,7 @@ impl Arrival {
 pub(crate) struct Ingress {
     shared: Arc<Shared>,
     ready: Mutex<Relays>,
-    to_thread: Mutex<Sender<Arrival>>,
+    to_thread: Mutex<SyncSender<Arrival>>,
 }
 
 /// The relays of remote publishers, by topic, and the remote publishers known gone.
@@ -61,6 +71,10 @@ pub(crate) struct Relays {
     /// Remote publishers whose liveliness token went: a late sample of theirs does not make
     /// a relay again. (Ids are random per publisher: none comes back.)
     gone: HashSet<Who>,
+    /// Remote publishers whose liveliness token is there, by topic.
+    alive: HashSet<(String, Who)>,
+    /// When each relay was made.
+    made: HashMap<(String, Who), Instant>,
 }
 
 impl Relays {
@@ -69,6 +83,7 @@ impl Relays {
     }
 
     fn insert(&mut self, topic: &str, who: Who, relay: RawPublisher) {
+        self.made.insert((topic.to_owned(), who), Instant::now());
         self.by_topic
             .entry(topic.to_owned())
             .or_default()
@@ -76,6 +91,7 @@ impl Relays {
     }
 
     fn remove(&mut self, topic: &str, who: Who) -> Option<RawPublisher> {
+        self.made.remove(&(topic.to_owned(), who));
         let relays = self.by_topic.get_mut(topic)?;
         let relay = relays.remove(&who);
         if relays.is_empty() {
@@ -87,11 +103,35 @@ impl Relays {
     fn is_gone(&self, who: Who) -> bool {
         self.gone.contains(&who)
     }
+
+    /// Takes out the relays of remote publishers that have had no liveliness token for
+    /// [`TOKEN_GRACE`] since they were made (samples under ids no bridge announces: a
+    /// confused or hostile peer's), to be dropped by the caller once `ready` is let go.
+    fn unannounced(&mut self) -> Vec<RawPublisher> {
+        let stale: Vec<(String, Who)> = self
+            .made
+            .iter()
+            .filter(|(key, when)| !self.alive.contains(*key) && when.elapsed() > TOKEN_GRACE)
+            .map(|(key, _)| key.clone())
+            .collect();
+        stale
+            .into_iter()
+            .filter_map(|(topic, who)| self.remove(&topic, who))
+            .collect()
+    }
+
+    fn has_topic(&self, topic: &str) -> bool {
+        self.by_topic.contains_key(topic)
+    }
+
+    fn relays_of(&self, topic: &str) -> usize {
+        self.by_topic.get(topic).map_or(0, HashMap::len)
+    }
 }
 
 impl Ingress {
     pub(crate) fn new(shared: Arc<Shared>) -> (Arc<Ingress>, Receiver<Arrival>) {
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = std::sync::mpsc::sync_channel(WAITING_AT_MOST);
         let ingress = Ingress {
             shared,
             ready: Mutex::new(Relays::default()),
@@ -133,7 +173,13 @@ impl Ingress {
                     body,
                     sample: sample.clone(),
                 };
-                let _ = self.to_thread.lock().expect("channel").send(arrival);
+                // Samples wait for their relay in a bounded queue: past it, they are dropped
+                // (and counted), not kept without bound.
+                if let Err(TrySendError::Full(_)) =
+                    self.to_thread.lock().expect("channel").try_send(arrival)
+                {
+                    shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -142,9 +188,6 @@ impl Ingress {
     /// its relay goes (its samples stay readable here until taken), and samples of it that
     /// come later are dropped.
     pub(crate) fn on_liveliness(&self, sample: zenoh::sample::Sample) {
-        if sample.kind() != zenoh::sample::SampleKind::Delete {
-            return;
-        }
         let shared = &self.shared;
         let Some((origin, id, topic)) =
             crate::egress::parse_alive_key(shared, sample.key_expr().as_str())
@@ -155,6 +198,13 @@ impl Ingress {
             return;
         }
         let mut ready = self.ready.lock().expect("ready");
+        if sample.kind() == zenoh::sample::SampleKind::Put {
+            if ready.alive.len() < GONE_REMEMBERED {
+                ready.alive.insert((topic.to_owned(), (origin, id)));
+            }
+            return;
+        }
+        ready.alive.remove(&(topic.to_owned(), (origin, id)));
         if ready.gone.len() >= GONE_REMEMBERED {
             ready.gone.clear();
         }
@@ -181,6 +231,11 @@ fn publish(
         return;
     };
     let len = body.len();
+    if len < relay.size() || (len > relay.capacity() && relay.capacity() == relay.size()) {
+        // Not a sample of this type at all: counted, the relay kept.
+        shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     let result = relay.loan(len).and_then(|mut loan| {
         wire::copy_range(payload, body, &mut loan)?;
         let time = (header.publish_time != 0).then_some(header.publish_time);
