@@ -328,9 +328,12 @@ fn main() {
     for r in receivers {
         r.join().unwrap();
     }
+    let sent = s.bridges.0.stats().sent.load(Ordering::Relaxed);
+    let messages = s.bridges.0.stats().messages.load(Ordering::Relaxed);
     println!(
-        "\nBridges: A sent {}, B received {}.",
-        s.bridges.0.stats().sent.load(Ordering::Relaxed),
+        "\nBridges: A sent {sent} samples in {messages} Zenoh messages ({:.1} a message), B \
+         received {}.",
+        sent as f64 / messages.max(1) as f64,
         s.bridges.1.stats().received.load(Ordering::Relaxed)
     );
     local_path(s.a.path(), rounds);

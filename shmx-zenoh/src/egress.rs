@@ -309,10 +309,9 @@ fn forward(
 fn put(shared: &Shared, topic: &str, out: &Out, payload: &mut Vec<u8>, samples: usize) -> usize {
     match out.publisher.put(std::mem::take(payload)).wait() {
         Ok(()) => {
-            shared
-                .stats
-                .sent
-                .fetch_add(samples as u64, Ordering::Relaxed);
+            let stats = &shared.stats;
+            stats.sent.fetch_add(samples as u64, Ordering::Relaxed);
+            stats.messages.fetch_add(1, Ordering::Relaxed);
             samples
         }
         Err(e) => {

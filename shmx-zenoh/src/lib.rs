@@ -8,9 +8,13 @@
 //! every sample. Topic patterns are Zenoh key expressions over topic names: `*` one level of
 //! `/`, `**` any.
 //!
-//! What goes on the wire is the sample's bytes (the message and the used part of its tail)
-//! and a fixed header ([`wire::Header`]): fingerprint, size, the publisher's sequence number
-//! and id, the sending bridge and the publish time.
+//! What goes on the wire is a record per sample: a fixed header ([`wire::Header`]:
+//! fingerprint, size, the publisher's sequence number and id, the sending bridge, the publish
+//! time, the length) and the sample's bytes (the message and the used part of its tail);
+//! samples that wait together go in one Zenoh message. The receiving bridge publishes each
+//! remote publisher's samples through a local relay under that publisher's id and sequence
+//! numbers, made only for publishers a forwarding bridge announces (a Zenoh liveliness token
+//! per publisher, `<prefix>-alive/...`) and removed when the announcement goes.
 //!
 //! **Loops.** Samples a bridge publishes locally are marked as relayed
 //! (`RawPublisher::send_relayed`); no bridge forwards a relayed sample, and a bridge ignores
@@ -76,6 +80,8 @@ pub struct TopicOptions {
 pub struct Stats {
     /// Local samples put on Zenoh.
     pub sent: AtomicU64,
+    /// Zenoh messages those samples went in (samples that wait together share one).
+    pub messages: AtomicU64,
     /// Remote samples published locally.
     pub received: AtomicU64,
     /// Local samples not sent because they came over a bridge.
