@@ -154,15 +154,24 @@ fn typed_values_cross_both_ways_once_and_never_come_back() {
 }
 
 #[test]
-fn archived_rkyv_values_cross_to_a_topic_that_exists() {
+fn archived_rkyv_values_cross_to_a_topic_the_bridge_makes() {
     let h = hosts();
-    let sub_a = ArchiveSubscriber::<String>::builder("t/log")
-        .root(h.a.path())
-        .create()
-        .unwrap();
     let pub_b = ArchivePublisher::<String>::builder("t/log")
         .root(h.b.path())
         .max_bytes(256)
+        .create()
+        .unwrap();
+    // No endpoint of it on A yet: A's bridge makes the topic, from B's record of it.
+    let start = Instant::now();
+    let mut i = 0;
+    while shmx::inspect::topic(h.a.path(), "t/log").is_err() {
+        assert!(start.elapsed() < DEADLINE, "{:?}", h.bridge_a.problems());
+        pub_b.send(&format!("early {i}")).unwrap();
+        i += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sub_a = ArchiveSubscriber::<String>::builder("t/log")
+        .root(h.a.path())
         .create()
         .unwrap();
     let mut got = Vec::new();

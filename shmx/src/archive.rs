@@ -93,6 +93,31 @@ fn facts<T: Archive>() -> TypeFacts {
     }
 }
 
+/// What a topic of archived values records, from another machine's record of it: its
+/// schema text (`rkyv:` and the type's name) and fingerprint. `None` for a text that is not
+/// an archived type's.
+pub(crate) fn facts_from(schema: &str, fingerprint: u64) -> Option<TypeFacts> {
+    let name = schema.strip_prefix(crate::schema_text::ARCHIVED_PREFIX)?;
+    if !crate::schema_text::is_archived(schema)
+        || name.is_empty()
+        || schema.len() > MAX_ARCHIVED_SCHEMA
+    {
+        return None;
+    }
+    Some(TypeFacts {
+        name: name.to_owned(),
+        fingerprint,
+        size: 0,
+        align: ARCHIVE_ALIGN,
+        sample_align: ARCHIVE_ALIGN,
+        has_tail: true,
+        schema: schema.to_owned(),
+    })
+}
+
+/// The longest schema text of an archived type taken from another machine.
+const MAX_ARCHIVED_SCHEMA: usize = 4096;
+
 /// `alloc::string::String` → `String`, `std::collections::HashMap<a::B, u32>` →
 /// `HashMap<B, u32>`: type names as two binaries agree on them.
 fn strip_paths(name: &str) -> String {
@@ -456,6 +481,12 @@ impl<T: Archive> ArchivedSample<'_, T> {
     /// The publisher's sequence number for this sample.
     pub fn sequence(&self) -> u64 {
         self.sample.sequence()
+    }
+
+    /// The id of the publisher that sent it (see
+    /// [`Sample::publisher_id`](crate::Sample::publisher_id)).
+    pub fn publisher_id(&self) -> u64 {
+        self.sample.publisher_id()
     }
 
     /// Bytes of the archive. (Not `len`: that would hide the `len` of an archived

@@ -96,3 +96,56 @@ fn a_relay_with_id_0_is_refused() {
         .unwrap();
     assert!(matches!(err, shmx::Error::InvalidConfig { .. }), "{err}");
 }
+
+#[test]
+fn an_archived_relay_makes_its_topic_and_refuses_a_text_or_type_that_does_not_fit() {
+    use shmx::archive::{ArchivePublisher, ArchiveSubscriber};
+    let dir = common::root();
+    // The record of a topic of archived Strings, as another machine's bridge would send it.
+    let model = ArchivePublisher::<String>::builder("model")
+        .root(dir.path())
+        .max_bytes(64)
+        .create()
+        .unwrap();
+    let (schema, fingerprint) = {
+        let raw = RawSubscriber::new(dir.path(), "model").unwrap();
+        (raw.schema().to_owned(), raw.fingerprint())
+    };
+    drop(model);
+    let config = || PublisherConfig {
+        max_tail_bytes: 256,
+        ..PublisherConfig::default()
+    };
+    let open = |topic: &str, schema: &str, fingerprint: u64| {
+        RawPublisher::open_archived_relay(Some(dir.path()), topic, schema, fingerprint, config(), 5)
+    };
+    let relay = open("far", &schema, fingerprint).unwrap();
+    let sub = ArchiveSubscriber::<String>::builder("far")
+        .root(dir.path())
+        .create()
+        .unwrap();
+    // An archive made here, published through the relay, reads back typed.
+    {
+        let local = ArchivePublisher::<String>::builder("model")
+            .root(dir.path())
+            .max_bytes(64)
+            .create()
+            .unwrap();
+        let raw = RawSubscriber::new(dir.path(), "model").unwrap();
+        local.send(&"hello".to_owned()).unwrap();
+        let s = raw.take().unwrap().unwrap();
+        relay.send_relayed(s.bytes(), 3, None).unwrap();
+    }
+    let got = sub.take().unwrap().unwrap();
+    assert_eq!((got.as_str(), got.publisher_id()), ("hello", 5));
+    // Not an archived type's text; another fingerprint than the topic's.
+    for (schema, fingerprint) in [("Pose(8,8){x@0:f64}", fingerprint), ("rkyv:", fingerprint)] {
+        let err = open("other", schema, fingerprint).err().unwrap();
+        assert!(
+            matches!(err, shmx::Error::InvalidConfig { .. }),
+            "{schema}: {err}"
+        );
+    }
+    let err = open("far", &schema, fingerprint ^ 1).err().unwrap();
+    assert!(matches!(err, shmx::Error::TypeMismatch { .. }), "{err}");
+}

@@ -231,15 +231,20 @@ fn publisher(
     };
     let root = Some(shared.root.as_path());
     let open = if shmx::schema_text::is_archived(schema) {
+        // The whole sample is the archive: room for twice the first one.
         config.max_tail_bytes = (len * 2).max(64 * 1024);
-        relay(root, topic, None, config, header).map_err(|e| match e {
-            shmx::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                "topics of archived rkyv values are not created from afar: start a subscriber \
-                 of it here first"
-                    .to_owned()
-            }
-            e => e.to_string(),
-        })?
+        match header.publisher_id {
+            0 => RawPublisher::open(root, topic, None, config),
+            id => RawPublisher::open_archived_relay(
+                root,
+                topic,
+                schema,
+                header.fingerprint,
+                config,
+                id,
+            ),
+        }
+        .map_err(|e| e.to_string())?
     } else {
         let ty = MessageType::parse(schema).map_err(|e| format!("its schema: {e}"))?;
         if ty.fingerprint() != header.fingerprint || ty.size() as u64 != header.size {

@@ -152,6 +152,59 @@ impl RawPublisher {
         Ok(Self::of(core))
     }
 
+    /// [`open_relay`](Self::open_relay) for a topic of archived rkyv values
+    /// ([`archive`](crate::archive)), made here if need be from what the other machine's
+    /// topic records: its schema text (`rkyv:` and the type's name) and fingerprint. A topic
+    /// of that name here must carry the same fingerprint ([`Error::TypeMismatch`]), and
+    /// typed endpoints check it as they open the topic, as for any topic.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use shmx::archive::ArchiveSubscriber;
+    /// use shmx::inspect::{RawPublisher, RawSubscriber};
+    /// use shmx::PublisherConfig;
+    /// // What the other machine's topic records (here taken from a topic of this one).
+    /// let model = ArchiveSubscriber::<String>::builder("doc/model").root(dir.path()).create()?;
+    /// let raw = RawSubscriber::new(dir.path(), "doc/model")?;
+    /// let (schema, fingerprint) = (raw.schema().to_owned(), raw.fingerprint());
+    /// let config = PublisherConfig { max_tail_bytes: 256, ..PublisherConfig::default() };
+    /// let relay =
+    ///     RawPublisher::open_archived_relay(Some(dir.path()), "doc/far", &schema, fingerprint, config, 9)?;
+    /// let sub = ArchiveSubscriber::<String>::builder("doc/far").root(dir.path()).create()?;
+    /// # drop((model, raw));
+    /// # let _ = (relay, sub);
+    /// # Ok::<(), shmx::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`open_relay`](Self::open_relay); [`Error::InvalidConfig`] for a schema text that
+    /// is not an archived type's.
+    pub fn open_archived_relay(
+        root: Option<&Path>,
+        topic: &str,
+        schema: &str,
+        fingerprint: u64,
+        config: PublisherConfig,
+        publisher_id: u64,
+    ) -> Result<RawPublisher> {
+        let name = crate::name::TopicName::new(topic)?;
+        let bad = |reason: String| Error::InvalidConfig {
+            topic: topic.to_owned(),
+            reason,
+        };
+        if publisher_id == 0 {
+            return Err(bad("a relayed publisher's id is not 0".into()));
+        }
+        let facts = crate::archive::facts_from(schema, fingerprint)
+            .ok_or_else(|| bad(format!("{schema:?} is not the schema of archived values")))?;
+        let trust = Trust::of(&config.topic);
+        let open = |root: &_, name: &_, config: &_, trust: &_, lock: &_| {
+            crate::service::Service::open_or_create_as(root, name, config, trust, lock, &facts)
+        };
+        let core = PubCore::create_as(root, &name, config, trust, open, Some(publisher_id))?;
+        Ok(Self::of(core))
+    }
+
     /// Publishes on part `name` of a service (a server's request queue), which must exist
     /// with message type `ty`: `Ok(None)` if it does not (the server is gone).
     pub(crate) fn open_part(
