@@ -52,6 +52,7 @@ pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output:
     if !t.publishers.is_empty() {
         let mut table = Table::new(&[
             "SLOT",
+            "ID",
             "PID",
             "ALIVE",
             "STATE",
@@ -66,6 +67,7 @@ pub fn run(out: &mut dyn Write, root: &Path, topic: &str, json: bool) -> output:
         for p in &t.publishers {
             table.row(vec![
                 p.slot.to_string(),
+                format!("{:016x}", p.id),
                 p.pid.to_string(),
                 yes_no(p.alive),
                 p.state.to_owned(),

@@ -129,6 +129,8 @@ pub struct Limits {
 pub struct Publisher {
     /// Slot number.
     pub slot: usize,
+    /// The id its samples carry (`publisher_id`, the same on every machine bridges join).
+    pub id: u64,
     /// Process id of the owner.
     pub pid: u64,
     /// Whether the owner is alive.
@@ -219,6 +221,7 @@ impl From<&PublisherInfo> for Publisher {
     fn from(p: &PublisherInfo) -> Self {
         Publisher {
             slot: p.slot,
+            id: p.id,
             pid: p.pid,
             alive: p.alive,
             state: p.state,

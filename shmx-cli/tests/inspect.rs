@@ -108,6 +108,11 @@ fn info_shows_schema_and_slots() {
     assert_eq!(t["limits"]["mode"], "0600");
     assert_eq!(t["publishers"][0]["pid"], child.pid());
     assert_eq!(t["publishers"][0]["alive"], true);
+    // The id its samples carry: random, never 0.
+    assert!(
+        t["publishers"][0]["id"].as_u64().is_some_and(|id| id != 0),
+        "{t:#}"
+    );
     assert_eq!(t["subscribers"][0]["pid"], child.pid());
     assert_eq!(t["subscribers"][0]["queued"], SENT);
 }

@@ -97,6 +97,7 @@ fn a_relay_with_id_0_is_refused() {
     assert!(matches!(err, shmx::Error::InvalidConfig { .. }), "{err}");
 }
 
+#[cfg(feature = "rkyv")]
 #[test]
 fn an_archived_relay_makes_its_topic_and_refuses_a_text_or_type_that_does_not_fit() {
     use shmx::archive::{ArchivePublisher, ArchiveSubscriber};

@@ -179,6 +179,7 @@ impl RawPublisher {
     /// # Errors
     /// As [`open_relay`](Self::open_relay); [`Error::InvalidConfig`] for a schema text that
     /// is not an archived type's.
+    #[cfg(all(feature = "rkyv", not(loom)))]
     pub fn open_archived_relay(
         root: Option<&Path>,
         topic: &str,
