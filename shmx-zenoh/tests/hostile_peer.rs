@@ -2,7 +2,7 @@
 //! attack that must fail.
 mod common;
 
-use common::{bridge, config, free_port, root, u64_publisher, u64_subscriber};
+use common::{bridge, free_port, receiver_and_peer, root, u64_publisher, u64_subscriber};
 use shmx::schema_text::MessageType;
 use shmx::ShmMessage;
 use shmx_zenoh::wire::{append, Header};
@@ -29,6 +29,17 @@ fn rec(h: Header, body: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A queryable on `peer` that answers every schema question with `schema`.
+fn answer_schemas(peer: &zenoh::Session, schema: &str) -> zenoh::query::Queryable<()> {
+    let schema = schema.to_owned();
+    peer.declare_queryable("shmx-schema/*")
+        .callback(move |q| {
+            let _ = q.reply(q.key_expr().clone(), schema.clone()).wait();
+        })
+        .wait()
+        .unwrap()
+}
+
 /// Puts `payload` until `done()` (peers may not be linked yet).
 fn put_until(peer: &zenoh::Session, key: &str, payload: &[u8], mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -43,12 +54,8 @@ fn put_until(peer: &zenoh::Session, key: &str, payload: &[u8], mut done: impl Fn
 /// checked, the type would be refused for good; an honest bridge's topic of it must arrive.
 #[test]
 fn attack_schema_cache_poisoning() {
-    let (a, b) = (root(), root());
-    let port_b = free_port();
-    let bridge_b = bridge(b.path(), port_b, None, &[], &["**"]);
-    let peer = zenoh::open(config(free_port(), Some(port_b)))
-        .wait()
-        .unwrap();
+    let a = root();
+    let (b, port_b, bridge_b, peer) = receiver_and_peer();
     let _q = peer
         .declare_queryable("shmx-schema/*")
         .callback(|q| {
@@ -88,12 +95,8 @@ fn attack_schema_cache_poisoning() {
 /// wait minutes; it must arrive.
 #[test]
 fn attack_schema_timeout_stalls_ingress() {
-    let (a, b) = (root(), root());
-    let port_b = free_port();
-    let bridge_b = bridge(b.path(), port_b, None, &[], &["**"]);
-    let peer = zenoh::open(config(free_port(), Some(port_b)))
-        .wait()
-        .unwrap();
+    let a = root();
+    let (b, port_b, bridge_b, peer) = receiver_and_peer();
     let held: Arc<Mutex<Vec<zenoh::query::Query>>> = Default::default();
     let h2 = held.clone();
     let _q = peer
@@ -134,20 +137,8 @@ fn attack_schema_timeout_stalls_ingress() {
 /// still join.
 #[test]
 fn attack_publisher_ids_fill_topic_slots() {
-    let b = root();
-    let port_b = free_port();
-    let bridge_b = bridge(b.path(), port_b, None, &[], &["**"]);
-    let peer = zenoh::open(config(free_port(), Some(port_b)))
-        .wait()
-        .unwrap();
-    let schema = MessageType::of::<u64>().schema().to_owned();
-    let _q = peer
-        .declare_queryable("shmx-schema/*")
-        .callback(move |q| {
-            let _ = q.reply(q.key_expr().clone(), schema.clone()).wait();
-        })
-        .wait()
-        .unwrap();
+    let (b, _, bridge_b, peer) = receiver_and_peer();
+    let _q = answer_schemas(&peer, MessageType::of::<u64>().schema());
     let sub_b = u64_subscriber(b.path(), "t/victim", 64);
     let mut payload = Vec::new();
     for id in 1..=20u64 {
@@ -173,20 +164,8 @@ fn attack_publisher_ids_fill_topic_slots() {
 /// counted, not published, without a problem string (or a new relay) each.
 #[test]
 fn attack_bad_length_grows_problems_and_churns_relays() {
-    let b = root();
-    let port_b = free_port();
-    let bridge_b = bridge(b.path(), port_b, None, &[], &["**"]);
-    let peer = zenoh::open(config(free_port(), Some(port_b)))
-        .wait()
-        .unwrap();
-    let schema = MessageType::of::<u64>().schema().to_owned();
-    let _q = peer
-        .declare_queryable("shmx-schema/*")
-        .callback(move |q| {
-            let _ = q.reply(q.key_expr().clone(), schema.clone()).wait();
-        })
-        .wait()
-        .unwrap();
+    let (_b, _, bridge_b, peer) = receiver_and_peer();
+    let _q = answer_schemas(&peer, MessageType::of::<u64>().schema());
     let mut payload = Vec::new();
     for _ in 0..200 {
         append(&mut payload, &hdr(u64::FINGERPRINT, 8, 1, 55, 3), b"abc");
@@ -214,12 +193,7 @@ fn attack_bad_length_grows_problems_and_churns_relays() {
 /// Those that waited must be published before newer ones of it: in order.
 #[test]
 fn attack_reordering_through_later_queue() {
-    let b = root();
-    let port_b = free_port();
-    let bridge_b = bridge(b.path(), port_b, None, &[], &["**"]);
-    let peer = zenoh::open(config(free_port(), Some(port_b)))
-        .wait()
-        .unwrap();
+    let (b, _, bridge_b, peer) = receiver_and_peer();
     let schemas: std::collections::HashMap<u64, String> = [
         (
             u64::FINGERPRINT,
@@ -289,13 +263,9 @@ fn attack_reordering_through_later_queue() {
 /// relay must stay, and its later samples arrive.
 #[test]
 fn attack_liveliness_spoof_silences_a_publisher() {
-    let (a, b) = (root(), root());
-    let port_b = free_port();
-    let bridge_b = bridge(b.path(), port_b, None, &[], &["**"]);
+    let a = root();
+    let (b, port_b, bridge_b, peer) = receiver_and_peer();
     let bridge_a = bridge(a.path(), free_port(), Some(port_b), &["**"], &[]);
-    let peer = zenoh::open(config(free_port(), Some(port_b)))
-        .wait()
-        .unwrap();
     let seen: Arc<Mutex<Option<Header>>> = Default::default();
     let seen2 = seen.clone();
     let _s = peer
@@ -351,20 +321,8 @@ fn attack_liveliness_spoof_silences_a_publisher() {
 /// (files and descriptors) and topics must not stay for the bridge's life.
 #[test]
 fn attack_topic_names_accumulate_claims_and_topics() {
-    let b = root();
-    let port_b = free_port();
-    let bridge_b = bridge(b.path(), port_b, None, &[], &["**"]);
-    let peer = zenoh::open(config(free_port(), Some(port_b)))
-        .wait()
-        .unwrap();
-    let schema = MessageType::of::<u64>().schema().to_owned();
-    let _q = peer
-        .declare_queryable("shmx-schema/*")
-        .callback(move |q| {
-            let _ = q.reply(q.key_expr().clone(), schema.clone()).wait();
-        })
-        .wait()
-        .unwrap();
+    let (b, _, bridge_b, peer) = receiver_and_peer();
+    let _q = answer_schemas(&peer, MessageType::of::<u64>().schema());
     let r = rec(hdr(u64::FINGERPRINT, 8, 1, 9, 8), &1u64.to_ne_bytes());
     put_until(&peer, "shmx/x/warm", &r, || {
         bridge_b.stats().received.load(Ordering::Relaxed) >= 1

@@ -542,12 +542,7 @@ fn a_rate_limit_sends_at_most_that_many_samples_a_second() {
 
 #[test]
 fn what_a_zenoh_peer_puts_that_is_not_whole_records_is_counted_and_never_published() {
-    let b = root();
-    let port_b = free_port();
-    let bridge_b = bridge(b.path(), port_b, None, &[], &["**"]);
-    let peer = zenoh::open(config(free_port(), Some(port_b)))
-        .wait()
-        .unwrap();
+    let (b, _, bridge_b, peer) = common::receiver_and_peer();
     let header = |len: u64| shmx_zenoh::wire::Header {
         fingerprint: u64::FINGERPRINT,
         size: 8,

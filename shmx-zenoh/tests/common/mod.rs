@@ -55,6 +55,19 @@ pub fn bridge(
         .expect("a bridge")
 }
 
+/// A bridge receiving every topic on a fresh root, listening on loopback, and a plain Zenoh
+/// session (a peer that may put anything) connected to it: (root, port, bridge, peer).
+pub fn receiver_and_peer() -> (tempfile::TempDir, u16, shmx_zenoh::Bridge, zenoh::Session) {
+    use zenoh::Wait;
+    let root = root();
+    let port = free_port();
+    let bridge = bridge(root.path(), port, None, &[], &["**"]);
+    let peer = zenoh::open(config(free_port(), Some(port)))
+        .wait()
+        .expect("a zenoh peer");
+    (root, port, bridge, peer)
+}
+
 /// A publisher of `u64`s on `topic` under `root`, queues `depth` deep.
 pub fn u64_publisher(root: &std::path::Path, topic: &str, depth: usize) -> shmx::Publisher<u64> {
     shmx::Publisher::<u64>::builder(topic)
