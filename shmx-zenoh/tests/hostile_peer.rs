@@ -29,6 +29,29 @@ fn rec(h: Header, body: &[u8]) -> Vec<u8> {
     v
 }
 
+/// An honest bridge on root `a`, connected to the receiving one (listening on `port_b`, on
+/// root `b`), forwarding a `u64` topic, `t/legit`: the bridge, and whether a sample of it
+/// arrived on `b` within `within`.
+fn honest_u64_arrives(
+    a: &std::path::Path,
+    b: &std::path::Path,
+    port_b: u16,
+    within: Duration,
+) -> (shmx_zenoh::Bridge, bool) {
+    let bridge_a = bridge(a, free_port(), Some(port_b), &["**"], &[]);
+    let sub_b = u64_subscriber(b, "t/legit", 64);
+    let pub_a = u64_publisher(a, "t/legit", 64);
+    let start = Instant::now();
+    while start.elapsed() < within {
+        pub_a.send(5).unwrap();
+        if sub_b.take().unwrap().is_some() {
+            return (bridge_a, true);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (bridge_a, false)
+}
+
 /// A queryable on `peer` that answers every schema question with `schema`.
 fn answer_schemas(peer: &zenoh::Session, schema: &str) -> zenoh::query::Queryable<()> {
     let schema = schema.to_owned();
@@ -69,19 +92,7 @@ fn attack_schema_cache_poisoning() {
     eprintln!("problems: {:?}", bridge_b.problems());
     drop(_q);
     // Now an honest bridge forwards a u64 topic: it never arrives.
-    let bridge_a = bridge(a.path(), free_port(), Some(port_b), &["**"], &[]);
-    let sub_b = u64_subscriber(b.path(), "t/legit", 64);
-    let pub_a = u64_publisher(a.path(), "t/legit", 64);
-    let start = Instant::now();
-    let mut got = false;
-    while start.elapsed() < Duration::from_secs(8) {
-        pub_a.send(5).unwrap();
-        if sub_b.take().unwrap().is_some() {
-            got = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (bridge_a, got) = honest_u64_arrives(a.path(), b.path(), port_b, Duration::from_secs(8));
     eprintln!("problems: {:?}", bridge_b.problems());
     assert!(
         got,
@@ -111,19 +122,7 @@ fn attack_schema_timeout_stalls_ingress() {
     put_until(&peer, "shmx/junk", &payload, || {
         !held.lock().unwrap().is_empty()
     });
-    let bridge_a = bridge(a.path(), free_port(), Some(port_b), &["**"], &[]);
-    let sub_b = u64_subscriber(b.path(), "t/legit", 64);
-    let pub_a = u64_publisher(a.path(), "t/legit", 64);
-    let start = Instant::now();
-    let mut got = false;
-    while start.elapsed() < Duration::from_secs(15) {
-        pub_a.send(5).unwrap();
-        if sub_b.take().unwrap().is_some() {
-            got = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (bridge_a, got) = honest_u64_arrives(a.path(), b.path(), port_b, Duration::from_secs(15));
     eprintln!("schema queries held: {}", held.lock().unwrap().len());
     assert!(
         got,
