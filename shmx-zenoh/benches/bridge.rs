@@ -13,7 +13,7 @@
 //! Rounds alternate the contenders; medians over all rounds, ratios per round.
 //!
 //! ```text
-//! cargo bench -p shmx-zenoh --bench bridge [-- --rounds 5]
+//! cargo bench -p shmx-zenoh --bench bridge [-- --rounds 5] [--only latency|throughput|local]
 //! ```
 
 #[path = "../tests/common/mod.rs"]
@@ -185,6 +185,28 @@ fn zenoh_receiver(
         .unwrap()
 }
 
+/// A Zenoh receiver of `key` on `session` as an application writes one by default: a
+/// thread reads the subscriber's channel (Zenoh's default handler) and reports every message
+/// on `tx`.
+fn zenoh_thread_receiver(
+    session: &zenoh::Session,
+    key: &str,
+    tx: mpsc::Sender<Arrival>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let sub = session.declare_subscriber(key.to_owned()).wait().unwrap();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(Some(s)) = sub.recv_timeout(Duration::from_millis(50)) {
+                let mut head = [0u8; ZHEAD];
+                let _ = std::io::Read::read_exact(&mut s.payload().reader(), &mut head);
+                let (seq, sent) = zenoh_facts(&head);
+                let _ = tx.send((seq, sent, now_ns()));
+            }
+        }
+    })
+}
+
 /// One-way latencies (µs) of `n` messages: `send(seq)` each once the last arrived on `rx`,
 /// after a warm-up that waits for the first one.
 fn one_way(mut send: impl FnMut(u64), rx: &mpsc::Receiver<Arrival>, n: usize) -> Vec<f64> {
@@ -241,6 +263,47 @@ fn stream(
     (arrived as f64 / (end - start).as_secs_f64(), arrived)
 }
 
+/// A plain Zenoh contender: a publisher and how its messages are received.
+struct Plain<'s> {
+    name: &'static str,
+    publisher: zenoh::pubsub::Publisher<'s>,
+    rx: mpsc::Receiver<Arrival>,
+}
+
+/// Plain Zenoh's two ways of receiving, each on its own key: on Zenoh's thread (a callback)
+/// and on the application's (the default handler, a channel a thread reads).
+fn plain_contenders<'s>(
+    s: &'s Setup,
+    len: usize,
+    stop: &Arc<AtomicBool>,
+    keep: &mut Vec<Box<dyn std::any::Any>>,
+    threads: &mut Vec<std::thread::JoinHandle<()>>,
+) -> Vec<Plain<'s>> {
+    let publisher = |key: &str| {
+        s.za.declare_publisher(key.to_owned())
+            .congestion_control(CongestionControl::Block)
+            .wait()
+            .unwrap()
+    };
+    let (tx, rx) = mpsc::channel();
+    let key = format!("zb/callback/{len}");
+    keep.push(Box::new(zenoh_receiver(&s.zb, &key, tx)));
+    let callback = Plain {
+        name: "Zenoh, callback",
+        publisher: publisher(&key),
+        rx,
+    };
+    let (tx, rx) = mpsc::channel();
+    let key = format!("zb/thread/{len}");
+    threads.push(zenoh_thread_receiver(&s.zb, &key, tx, stop.clone()));
+    let thread = Plain {
+        name: "Zenoh, receiving thread",
+        publisher: publisher(&key),
+        rx,
+    };
+    vec![callback, thread]
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rounds: usize = args
@@ -248,86 +311,134 @@ fn main() {
         .position(|a| a == "--rounds")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(5);
+    // `--only latency|throughput|local`: one part (to profile it).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
     epoch();
     let s = setup();
     let stop = Arc::new(AtomicBool::new(false));
-    println!("## The bridge against plain Zenoh (loopback, peer mode), {rounds} rounds\n");
-    println!("| payload | contender | one-way latency, median | ÷ Zenoh (median of rounds) |");
-    println!("|---|---|--:|--:|");
-    let mut receivers = Vec::new();
+    let (mut keep, mut threads) = (Vec::new(), Vec::new());
+    let mut latency_rows = Vec::new();
     let mut throughput_rows = Vec::new();
     for len in [8usize, MIB] {
         let label = if len == 8 { "8 B" } else { "1 MiB" };
         let topic = format!("bench/{len}");
         let (stx, srx) = mpsc::channel();
-        receivers.push(shmx_receiver(s.b.path(), &topic, stx, stop.clone()));
+        threads.push(shmx_receiver(s.b.path(), &topic, stx, stop.clone()));
         let publisher = blob_publisher(s.a.path(), &topic);
-        let key = format!("zb/{len}");
-        let (ztx, zrx) = mpsc::channel();
-        let _zsub = zenoh_receiver(&s.zb, &key, ztx);
-        let zpub =
-            s.za.declare_publisher(key)
-                .congestion_control(CongestionControl::Block)
-                .wait()
-                .unwrap();
+        let plain = plain_contenders(&s, len, &stop, &mut keep, &mut threads);
         let mut shmx_send = |seq: u64| send_blob(&publisher, seq, len);
-        let mut zenoh_send = |seq: u64| zpub.put(zenoh_payload(seq, len)).wait().unwrap();
-        let n = if len == 8 { 2000 } else { 100 };
-        let (mut shmx_all, mut zenoh_all, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let sh = one_way(&mut shmx_send, &srx, n);
-            let ze = one_way(&mut zenoh_send, &zrx, n);
-            ratios.push(median(sh.clone()) / median(ze.clone()));
-            shmx_all.extend(sh);
-            zenoh_all.extend(ze);
+        let zenoh_send = |p: &zenoh::pubsub::Publisher<'_>, seq: u64| {
+            p.put(zenoh_payload(seq, len)).wait().unwrap()
+        };
+        if part("latency") {
+            let n = if len == 8 { 2000 } else { 100 };
+            let mut shmx_all = Vec::new();
+            let mut plain_all = vec![Vec::new(); plain.len()];
+            let mut ratios = vec![Vec::new(); plain.len()];
+            for _ in 0..rounds {
+                let sh = one_way(&mut shmx_send, &srx, n);
+                for (k, z) in plain.iter().enumerate() {
+                    let ze = one_way(|seq| zenoh_send(&z.publisher, seq), &z.rx, n);
+                    ratios[k].push(median(sh.clone()) / median(ze.clone()));
+                    plain_all[k].extend(ze);
+                }
+                shmx_all.extend(sh);
+            }
+            latency_rows.push(format!(
+                "| {label} | shmx, through two bridges | {:.1} µs | {} |",
+                median(shmx_all),
+                ratios
+                    .into_iter()
+                    .map(|r| format!("{:.2}x", median(r)))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ));
+            for (z, all) in plain.iter().zip(plain_all) {
+                latency_rows.push(format!(
+                    "| {label} | {} | {:.1} µs | |",
+                    z.name,
+                    median(all)
+                ));
+            }
         }
-        println!(
-            "| {label} | shmx through two bridges | {:.1} µs | {:.2}x |",
-            median(shmx_all),
-            median(ratios)
-        );
-        println!(
-            "| {label} | Zenoh put/subscribe | {:.1} µs | 1.00x |",
-            median(zenoh_all)
-        );
-        // Throughput, the stream numbered on from the latency's.
+        if !part("throughput") {
+            continue;
+        }
+        // Throughput, the streams numbered on from the latency's.
         let count = if len == 8 { 100_000 } else { 300 };
-        let (mut sr, mut zr, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut s_lost, mut z_lost) = (0, 0);
         let mut first = 1_000_000_000;
         // A stream each first, unmeasured: pools and buffers at their working size.
         stream(&mut shmx_send, &srx, first, count);
-        stream(&mut zenoh_send, &zrx, first, count);
-        first += count;
-        for _ in 0..rounds {
-            let (a, got_s) = stream(&mut shmx_send, &srx, first, count);
-            let (b, got_z) = stream(&mut zenoh_send, &zrx, first, count);
-            s_lost += count - got_s;
-            z_lost += count - got_z;
-            first += count;
-            ratios.push(a / b);
-            sr.push(a);
-            zr.push(b);
+        for z in &plain {
+            stream(|seq| zenoh_send(&z.publisher, seq), &z.rx, first, count);
         }
+        first += count;
+        let (mut shmx_rates, mut shmx_lost) = (Vec::new(), 0);
+        let mut plain_rates = vec![Vec::new(); plain.len()];
+        let mut plain_lost = vec![0; plain.len()];
+        let mut ratios = vec![Vec::new(); plain.len()];
+        for _ in 0..rounds {
+            let (a, got) = stream(&mut shmx_send, &srx, first, count);
+            shmx_lost += count - got;
+            for (k, z) in plain.iter().enumerate() {
+                let (b, got) = stream(|seq| zenoh_send(&z.publisher, seq), &z.rx, first, count);
+                plain_lost[k] += count - got;
+                ratios[k].push(a / b);
+                plain_rates[k].push(b);
+            }
+            shmx_rates.push(a);
+            first += count;
+        }
+        let rate = |v: Vec<f64>, lost: u64| {
+            let m = median(v);
+            format!(
+                "{m:.0} msg/s ({:.0} MB/s), {lost} lost",
+                m * len as f64 / 1e6
+            )
+        };
         throughput_rows.push(format!(
-            "| {label} | {:.0} msg/s ({:.0} MB/s), {s_lost} lost | {:.0} msg/s ({:.0} MB/s), {z_lost} lost | {:.2}x |",
-            median(sr.clone()),
-            median(sr) * len as f64 / 1e6,
-            median(zr.clone()),
-            median(zr) * len as f64 / 1e6,
-            median(ratios)
+            "| {label} | shmx, through two bridges | {} | {} |",
+            rate(shmx_rates, shmx_lost),
+            ratios
+                .into_iter()
+                .map(|r| format!("{:.2}x", median(r)))
+                .collect::<Vec<_>>()
+                .join(" | ")
         ));
+        for ((z, rates), lost) in plain.iter().zip(plain_rates).zip(plain_lost) {
+            throughput_rows.push(format!(
+                "| {label} | {} | {} | |",
+                z.name,
+                rate(rates, lost)
+            ));
+        }
     }
-    println!("\n## Throughput (a stream as fast as the sender goes), {rounds} rounds\n");
-    println!("| payload | shmx through two bridges | Zenoh put/subscribe | shmx ÷ Zenoh (median of rounds) |");
-    println!("|---|--:|--:|--:|");
-    for row in throughput_rows {
-        println!("{row}");
+    let ratio_heads = "shmx ÷ Zenoh, callback | shmx ÷ Zenoh, receiving thread";
+    if part("latency") {
+        println!("## One-way latency: the bridge against plain Zenoh (loopback, peer mode), {rounds} rounds\n");
+        println!("| payload | contender | one-way, median | {ratio_heads} (medians of rounds) |");
+        println!("|---|---|--:|--:|--:|");
+        for row in latency_rows {
+            println!("{row}");
+        }
+    }
+    if part("throughput") {
+        println!("\n## Throughput (a stream as fast as the sender goes), {rounds} rounds\n");
+        println!("| payload | contender | messages a second, median | {ratio_heads} (medians of rounds) |");
+        println!("|---|---|--:|--:|--:|");
+        for row in throughput_rows {
+            println!("{row}");
+        }
     }
     stop.store(true, Ordering::Relaxed);
-    for r in receivers {
-        r.join().unwrap();
+    for t in threads {
+        t.join().unwrap();
     }
+    drop(keep);
     let sent = s.bridges.0.stats().sent.load(Ordering::Relaxed);
     let messages = s.bridges.0.stats().messages.load(Ordering::Relaxed);
     println!(
@@ -336,7 +447,9 @@ fn main() {
         sent as f64 / messages.max(1) as f64,
         s.bridges.1.stats().received.load(Ordering::Relaxed)
     );
-    local_path(s.a.path(), rounds);
+    if part("local") {
+        local_path(s.a.path(), rounds);
+    }
 }
 
 /// Local ping-pong between two threads of one root, on a topic a bridge forwards and on one

@@ -2,6 +2,7 @@
 //! each sample that did not itself come over a bridge.
 
 use crate::claim::{self, Claim, Direction};
+use crate::lend::Loan;
 use crate::wire::{self, Header, BATCH_BYTES, HEADER_LEN};
 use crate::{Shared, TOPIC_SCAN_EVERY};
 use shmx::inspect::RawSubscriber;
@@ -10,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zenoh::bytes::ZBytes;
 use zenoh::key_expr::KeyExpr;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::qos::{CongestionControl, Reliability};
@@ -21,6 +23,8 @@ struct Out {
     publisher: zenoh::pubsub::Publisher<'static>,
     fingerprint: u64,
     size: u64,
+    /// Samples wait rather than drop when the network (or the receiving side) is full.
+    blocks: bool,
     /// The shortest time between two samples sent (a rate limit), and when the last went.
     every: Option<Duration>,
     last_sent: Option<Instant>,
@@ -41,6 +45,8 @@ pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
     let mut next_scan = Instant::now();
     // The payload being filled, kept between puts for its capacity.
     let mut payload = Vec::new();
+    // Samples too large to share a message are lent to Zenoh, not copied (see `lend`).
+    let mut lending = true;
     while !shared.stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_scan {
             next_scan = Instant::now() + TOPIC_SCAN_EVERY;
@@ -48,7 +54,7 @@ pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
         }
         let mut sent = 0;
         for (topic, out) in &mut outs {
-            sent += forward(&shared, &session, topic, out, &mut payload);
+            sent += forward(&shared, &session, topic, out, &mut payload, &mut lending);
         }
         // Leave topics whose publishers left (it joins only topics that have one): the
         // bridge alone keeps no topic alive.
@@ -172,6 +178,7 @@ fn scan(
                 publisher,
                 fingerprint,
                 size,
+                blocks: !options.drop_when_congested,
                 every: options
                     .max_rate_hz
                     .filter(|hz| *hz > 0.0)
@@ -240,13 +247,15 @@ fn retire_tokens(shared: &Shared, topic: &str, out: &mut Out) {
 const PASS_SAMPLES: usize = 4096;
 
 /// Sends what waits on `out`'s topic, the samples that wait together in payloads of up to
-/// [`BATCH_BYTES`]; returns the number of samples sent.
+/// [`BATCH_BYTES`], and a sample too large to share one alone, its bytes lent to Zenoh
+/// rather than copied while `lending`; returns the number of samples sent.
 fn forward(
     shared: &Shared,
     session: &zenoh::Session,
     topic: &str,
     out: &mut Out,
     payload: &mut Vec<u8>,
+    lending: &mut bool,
 ) -> usize {
     let (mut batched, mut sent) = (0, 0);
     for _ in 0..PASS_SAMPLES {
@@ -263,7 +272,9 @@ fn forward(
                 continue;
             }
         }
-        out.last_sent = Some(Instant::now());
+        if out.every.is_some() {
+            out.last_sent = Some(Instant::now());
+        }
         let id = sample.publisher_id();
         if let std::collections::hash_map::Entry::Vacant(entry) = out.tokens.entry(id) {
             match session
@@ -278,14 +289,6 @@ fn forward(
             }
         }
         let bytes = sample.bytes();
-        if batched > 0 && payload.len() + HEADER_LEN + bytes.len() > BATCH_BYTES {
-            sent += put(shared, topic, out, payload, batched);
-            batched = 0;
-        }
-        if batched == 0 {
-            payload.clear();
-            payload.reserve(HEADER_LEN + bytes.len());
-        }
         let header = Header {
             fingerprint: out.fingerprint,
             size: out.size,
@@ -294,20 +297,45 @@ fn forward(
             origin: shared.origin,
             publish_time: sample.publish_time_ns().unwrap_or(0),
             len: bytes.len() as u64,
+            blocks: out.blocks,
         };
+        let alone = HEADER_LEN + bytes.len() > BATCH_BYTES;
+        if batched > 0 && (alone || payload.len() + HEADER_LEN + bytes.len() > BATCH_BYTES) {
+            sent += put(shared, topic, out, std::mem::take(payload).into(), batched);
+            batched = 0;
+        }
+        if alone && *lending {
+            // SAFETY: `bytes` are `sample`'s, which is held (and `out.sub` with it) until
+            // the loan's wait below returned.
+            let (loan, lent) = unsafe { Loan::payload(&header.encode(), bytes) };
+            let n = put(shared, topic, out, lent, 1);
+            sent += n;
+            shared.stats.lent.fetch_add(n as u64, Ordering::Relaxed);
+            if let Err(took) = loan.wait() {
+                *lending = false;
+                shared.problem(format!(
+                    "Zenoh kept a sample's bytes {took:?} after sending them: large samples \
+                     are copied from now on"
+                ));
+            }
+            continue;
+        }
+        if batched == 0 {
+            payload.clear();
+            payload.reserve(HEADER_LEN + bytes.len());
+        }
         wire::append(payload, &header, bytes);
         batched += 1;
     }
     if batched > 0 {
-        sent += put(shared, topic, out, payload, batched);
+        sent += put(shared, topic, out, std::mem::take(payload).into(), batched);
     }
     sent
 }
 
-/// Puts `payload` (`samples` records) on Zenoh, which takes its bytes; returns the samples
-/// sent.
-fn put(shared: &Shared, topic: &str, out: &Out, payload: &mut Vec<u8>, samples: usize) -> usize {
-    match out.publisher.put(std::mem::take(payload)).wait() {
+/// Puts `payload` (`samples` records) on Zenoh; returns the samples sent.
+fn put(shared: &Shared, topic: &str, out: &Out, payload: ZBytes, samples: usize) -> usize {
+    match out.publisher.put(payload).wait() {
         Ok(()) => {
             let stats = &shared.stats;
             stats.sent.fetch_add(samples as u64, Ordering::Relaxed);

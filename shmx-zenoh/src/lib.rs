@@ -27,6 +27,7 @@
 mod claim;
 mod egress;
 mod ingress;
+mod lend;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ pub enum Error {
     /// Zenoh refused (the configuration, a key expression).
     #[error("zenoh: {0}")]
     Zenoh(String),
+    /// The system refused a thread the bridge needs.
+    #[error("starting the bridge's {0} thread: {1}")]
+    Thread(&'static str, #[source] std::io::Error),
 }
 
 impl Error {
@@ -66,6 +70,9 @@ impl Error {
 pub struct TopicOptions {
     /// When the network cannot take more: `true` drops the sample (frames that are stale a
     /// moment later), `false` makes the bridge wait (every sample counts) [default: wait].
+    /// The receiving bridge follows: its local publisher of the topic drops a local
+    /// subscriber's oldest sample when that subscriber's queue is full, or waits for room
+    /// (up to a second a sample), so that a reliable topic loses nothing end to end.
     pub drop_when_congested: bool,
     /// Send at most this many samples a second (the others are skipped, counted in
     /// [`Stats::rate_limited`]): large frames over a thin link [default: no limit].
@@ -82,6 +89,9 @@ pub struct Stats {
     pub sent: AtomicU64,
     /// Zenoh messages those samples went in (samples that wait together share one).
     pub messages: AtomicU64,
+    /// Samples of those too large to share a message, whose bytes went to Zenoh straight
+    /// from shared memory (lent, not copied).
+    pub lent: AtomicU64,
     /// Remote samples published locally.
     pub received: AtomicU64,
     /// Local samples not sent because they came over a bridge.
@@ -96,7 +106,9 @@ pub struct Stats {
     /// Remote publishers not given a local one: the topic's publisher slots were all taken
     /// but one (kept for a publisher of this host). Their samples are not delivered.
     pub relays_refused: AtomicU64,
-    /// Remote samples dropped because too many waited for their local publisher to be made.
+    /// Remote samples dropped: too many waited for their local publisher to be made, or (on
+    /// a topic whose sender waits when congested) a local subscriber's queue stayed full for
+    /// a second (the subscribers before it in slot order have the sample).
     pub dropped: AtomicU64,
 }
 
@@ -304,16 +316,33 @@ impl BridgeBuilder {
             .wait()
             .map_err(Error::zenoh)?;
         subscribers.push(liveliness);
-        let threads = vec![
-            {
-                let (shared, session) = (shared.clone(), session.clone());
-                std::thread::spawn(move || egress::run(shared, session))
-            },
-            {
-                let session = session.clone();
-                std::thread::spawn(move || ingress::run(ingress, session, arrivals))
-            },
-        ];
+        // Named, for `top -H` and profilers.
+        let spawn = |name: &'static str, run: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(format!("shmx-{name}"))
+                .spawn(run)
+                .map_err(|e| Error::Thread(name, e))
+        };
+        let egress = {
+            let (shared, session) = (shared.clone(), session.clone());
+            spawn("egress", Box::new(move || egress::run(shared, session)))?
+        };
+        let ingress = {
+            let session = session.clone();
+            spawn(
+                "ingress",
+                Box::new(move || ingress::run(ingress, session, arrivals)),
+            )
+        };
+        let ingress = match ingress {
+            Ok(thread) => thread,
+            Err(e) => {
+                shared.stop.store(true, Ordering::Relaxed);
+                let _ = egress.join();
+                return Err(e);
+            }
+        };
+        let threads = vec![egress, ingress];
         Ok(Bridge {
             shared,
             session,

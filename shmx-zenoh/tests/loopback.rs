@@ -551,6 +551,7 @@ fn what_a_zenoh_peer_puts_that_is_not_whole_records_is_counted_and_never_publish
         origin: 12345,
         publish_time: 0,
         len,
+        blocks: false,
     };
     let mut too_long = header(8).encode().to_vec();
     too_long.extend_from_slice(&[1, 2, 3]);
@@ -583,5 +584,222 @@ fn what_a_zenoh_peer_puts_that_is_not_whole_records_is_counted_and_never_publish
     );
     assert!(bridge_b.problems().is_empty(), "{:?}", bridge_b.problems());
     peer.close().wait().unwrap();
+    drop(bridge_b);
+}
+
+#[test]
+fn a_full_queue_far_away_loses_nothing_on_a_waiting_topic_and_the_oldest_on_a_dropping_one() {
+    let (a, b) = (root(), root());
+    let port_a = free_port();
+    let bridge_a = Bridge::builder()
+        .root(a.path())
+        .zenoh_config(config(port_a, None))
+        .forward(["**"])
+        .options(
+            "t/latest",
+            shmx_zenoh::TopicOptions {
+                drop_when_congested: true,
+                ..Default::default()
+            },
+        )
+        .start()
+        .expect("bridge a");
+    let bridge_b = bridge(b.path(), free_port(), Some(port_a), &[], &["**"]);
+    let received = || bridge_b.stats().received.load(Ordering::Relaxed);
+    let mut linked = Vec::new();
+    for (topic, overflow) in [
+        ("t/every", shmx::Overflow::Block),
+        ("t/latest", shmx::Overflow::DropOldest),
+    ] {
+        // On the waiting topic, the publisher waits for the bridge too: every sample counts
+        // from end to end.
+        let publisher = Publisher::<u64>::builder(topic)
+            .root(a.path())
+            .overflow(overflow)
+            .block_timeout(DEADLINE)
+            .create()
+            .unwrap();
+        // Four deep: a burst overruns it at once.
+        let subscriber = u64_subscriber(b.path(), topic, 4);
+        let first = until_linked(
+            |i| publisher.send(i).unwrap(),
+            || subscriber.take().unwrap().is_some(),
+        );
+        // Everything sent while linking arrived, and was taken: up to a last one.
+        publisher.send(first).unwrap();
+        let start = Instant::now();
+        while subscriber
+            .recv_timeout(Duration::from_millis(100))
+            .unwrap()
+            .is_none_or(|v| *v != first)
+        {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the last of the link never came"
+            );
+        }
+        linked.push((publisher, subscriber, first + 1));
+    }
+
+    // Dropping: the four-deep queue is not read during a burst of 200 (of which Zenoh may
+    // drop some too: the topic drops when congested). A deep subscriber beside it sees what
+    // B's relay published; once it saw the last of the markers sent after the burst one at a
+    // time, nothing is on its way, and the four-deep queue holds the last four published.
+    let (publisher, subscriber, first) = &linked[1];
+    let observer = u64_subscriber(b.path(), "t/latest", 256);
+    for i in 0..200 {
+        publisher.send(first + i).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut marker = first + 200;
+    let start = Instant::now();
+    'quiet: loop {
+        assert!(start.elapsed() < DEADLINE, "no marker arrived");
+        publisher.send(marker).unwrap();
+        let sent = Instant::now();
+        while sent.elapsed() < Duration::from_millis(100) {
+            if let Some(v) = observer.recv_timeout(Duration::from_millis(10)).unwrap() {
+                seen.push(*v);
+                if *v == marker {
+                    break 'quiet;
+                }
+            }
+        }
+        marker += 1;
+    }
+    let kept: Vec<u64> = std::iter::from_fn(|| subscriber.take().unwrap().map(|v| *v)).collect();
+    assert!(seen.len() > 4, "{seen:?}");
+    assert_eq!(kept, seen[seen.len() - 4..]);
+    drop(observer);
+
+    // Waiting (the default): the relay waits for room in the four-deep queue, so every one
+    // of the burst arrives, in order, however slowly it is taken.
+    let (publisher, subscriber, first) = &linked[0];
+    for i in 0..300 {
+        publisher.send(first + i).unwrap();
+    }
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while got.len() < 300 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{} of 300: A sent {}, B received {}, dropped {}",
+            got.len(),
+            bridge_a.stats().sent.load(Ordering::Relaxed),
+            received(),
+            bridge_b.stats().dropped.load(Ordering::Relaxed)
+        );
+        if let Some(v) = subscriber.recv_timeout(Duration::from_millis(100)).unwrap() {
+            got.push(*v);
+        }
+    }
+    assert_eq!(got, (*first..first + 300).collect::<Vec<_>>());
+    assert_eq!(bridge_b.stats().dropped.load(Ordering::Relaxed), 0);
+    drop(linked);
+    drop(bridge_a);
+}
+
+#[test]
+fn a_subscriber_that_stops_taking_holds_a_waiting_topic_back_for_a_second_a_sample_not_for_good() {
+    let (a, b) = (root(), root());
+    let port_a = free_port();
+    let bridge_a = bridge(a.path(), port_a, None, &["**"], &[]);
+    let bridge_b = bridge(b.path(), free_port(), Some(port_a), &[], &["**"]);
+    let publisher = u64_publisher(a.path(), "t/stuck", 256);
+    let subscriber = u64_subscriber(b.path(), "t/stuck", 4);
+    until_linked(
+        |i| publisher.send(i).unwrap(),
+        || subscriber.samples_waiting(),
+    );
+    // The subscriber takes nothing more: its queue fills, the relay waits for room, gives up
+    // after a second, and counts the sample dropped.
+    for i in 0..8 {
+        publisher.send(1000 + i).unwrap();
+    }
+    let start = Instant::now();
+    while bridge_b.stats().dropped.load(Ordering::Relaxed) == 0 {
+        assert!(start.elapsed() < DEADLINE, "the relay waits for good");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The queue kept older samples, not the newest (as a dropping topic's would).
+    let kept: Vec<u64> = std::iter::from_fn(|| subscriber.take().unwrap().map(|v| *v)).collect();
+    assert!(!kept.is_empty() && !kept.contains(&1007), "{kept:?}");
+    drop(bridge_a);
+}
+
+/// A frame of any length: its bytes in the sample's tail.
+#[derive(ShmMessage)]
+#[repr(C)]
+struct Frame {
+    seq: u64,
+    data: RelSlice<u8>,
+}
+
+#[test]
+fn large_frames_cross_whole_and_in_order_their_bytes_lent_to_zenoh_uncopied() {
+    let (a, b) = (root(), root());
+    let port_a = free_port();
+    let bridge_a = bridge(a.path(), port_a, None, &["**"], &[]);
+    let bridge_b = bridge(b.path(), free_port(), Some(port_a), &[], &["**"]);
+    // Frames larger than a Zenoh batch: each goes alone, lent (a few chunks, so that the
+    // publisher reuses them while frames are on their way).
+    let publisher = Publisher::<Frame>::builder("t/frames")
+        .root(a.path())
+        .max_tail_bytes(256 << 10)
+        .queue_depth(4)
+        .overflow(shmx::Overflow::Block)
+        .block_timeout(DEADLINE)
+        .create()
+        .unwrap();
+    let subscriber = Subscriber::<Frame>::builder("t/frames")
+        .root(b.path())
+        .queue_depth(4)
+        .create()
+        .unwrap();
+    let byte = |seq: u64, k: usize| (seq as usize * 7 + k) as u8;
+    let send = |publisher: &Publisher<Frame>, seq: u64| {
+        let mut frame = publisher.loan().unwrap();
+        let mut w = frame.writer();
+        *w.seq = seq;
+        let len = (200 << 10) + seq as usize % 1000;
+        for (k, d) in w.alloc_data(len).unwrap().iter_mut().enumerate() {
+            *d = byte(seq, k);
+        }
+        frame.publish().unwrap();
+    };
+    let first = until_linked(
+        |seq| send(&publisher, seq),
+        || subscriber.take().unwrap().is_some(),
+    );
+    let sender = std::thread::scope(|scope| {
+        let sending = scope.spawn(move || {
+            for seq in first..first + 40 {
+                send(&publisher, seq);
+            }
+        });
+        let mut next = first;
+        let start = Instant::now();
+        while next < first + 40 {
+            assert!(start.elapsed() < DEADLINE, "frame {next} never came");
+            let Some(frame) = subscriber.recv_timeout(Duration::from_millis(100)).unwrap() else {
+                continue;
+            };
+            if frame.seq < first {
+                continue;
+            }
+            assert_eq!(frame.seq, next, "a frame was lost");
+            let data = frame.data.as_slice();
+            assert_eq!(data.len(), (200 << 10) + next as usize % 1000);
+            assert!(
+                data.iter().enumerate().all(|(k, d)| *d == byte(next, k)),
+                "frame {next} arrived torn"
+            );
+            next += 1;
+        }
+        sending.join()
+    });
+    sender.unwrap();
+    assert!(bridge_a.problems().is_empty(), "{:?}", bridge_a.problems());
+    assert!(bridge_a.stats().lent.load(Ordering::Relaxed) >= 40);
     drop(bridge_b);
 }

@@ -20,6 +20,12 @@ use std::time::{Duration, Instant};
 /// (the default topic limit); else the topic's limit.
 const RELAY_QUEUE_DEPTH: usize = 256;
 
+/// How long a relay of a topic whose sender waits when congested waits for a local
+/// subscriber's full queue, per sample, at most: then the sample is left out for that
+/// subscriber (and the ones after it), counted in `dropped`. A subscriber that stops taking
+/// stalls the bridge's reception for this long per sample, not for good.
+const RELAY_WAITS_AT_MOST: Duration = Duration::from_secs(1);
+
 /// Samples waiting for their relay to be made, at most (the others are dropped, counted).
 const WAITING_AT_MOST: usize = 65_536;
 
@@ -244,6 +250,10 @@ fn publish(
     match result {
         Ok(()) => {
             shared.stats.received.fetch_add(1, Ordering::Relaxed);
+        }
+        // A local subscriber's queue stayed full for `RELAY_WAITS_AT_MOST`.
+        Err(shmx::Error::Timeout { .. }) => {
+            shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => {
             shared.problem(format!("publishing a sample of {topic} from afar: {e}"));
