@@ -106,6 +106,8 @@ pub struct Stats {
     /// Remote publishers not given a local one: the topic's publisher slots were all taken
     /// but one (kept for a publisher of this host). Their samples are not delivered.
     pub relays_refused: AtomicU64,
+    /// Remote samples longer than [`BridgeBuilder::max_sample_bytes`], not published.
+    pub too_large: AtomicU64,
     /// Remote samples dropped: too many waited for their local publisher to be made, or (on
     /// a topic whose sender waits when congested) a local subscriber's queue stayed full for
     /// a second (the subscribers before it in slot order have the sample).
@@ -128,6 +130,8 @@ pub(crate) struct Shared {
     problems: Mutex<Vec<String>>,
     /// Print problems to stderr as they happen.
     log: bool,
+    /// Remote samples longer are not published (see [`BridgeBuilder::max_sample_bytes`]).
+    max_sample_bytes: u64,
 }
 
 impl Shared {
@@ -170,6 +174,9 @@ impl Shared {
     }
 }
 
+/// [`BridgeBuilder::max_sample_bytes`]'s default.
+pub const DEFAULT_MAX_SAMPLE_BYTES: u64 = 64 << 20;
+
 /// Sets up a [`Bridge`].
 #[must_use]
 pub struct BridgeBuilder {
@@ -180,6 +187,7 @@ pub struct BridgeBuilder {
     receive: Vec<String>,
     options: Vec<(String, TopicOptions)>,
     log: bool,
+    max_sample_bytes: u64,
 }
 
 impl BridgeBuilder {
@@ -228,6 +236,15 @@ impl BridgeBuilder {
         self
     }
 
+    /// Remote samples longer than this are not published here (they are counted in
+    /// [`Stats::too_large`]): a bound on the shared memory a peer's samples can take, since
+    /// each remote publisher's local one makes room for samples as long as its longest
+    /// [default: 64 MiB].
+    pub fn max_sample_bytes(mut self, bytes: u64) -> Self {
+        self.max_sample_bytes = bytes;
+        self
+    }
+
     /// Print each problem to stderr as it happens [default: no].
     pub fn log(mut self, log: bool) -> Self {
         self.log = log;
@@ -271,6 +288,7 @@ impl BridgeBuilder {
             stats: Stats::default(),
             problems: Mutex::new(Vec::new()),
             log: self.log,
+            max_sample_bytes: self.max_sample_bytes,
         });
         // Other bridges ask this one for the schemas of the types it forwards.
         let answering = shared.clone();
@@ -374,6 +392,7 @@ impl Bridge {
             receive: Vec::new(),
             options: Vec::new(),
             log: false,
+            max_sample_bytes: DEFAULT_MAX_SAMPLE_BYTES,
         }
     }
 

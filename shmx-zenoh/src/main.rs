@@ -43,6 +43,10 @@ struct Cli {
     /// Send at most HZ samples a second of the local topics that match (PATTERN=HZ).
     #[arg(long, value_name = "PATTERN=HZ")]
     max_rate: Vec<String>,
+    /// Remote samples longer than this many bytes are not published here (a bound on the
+    /// shared memory a peer's samples can take).
+    #[arg(long, value_name = "BYTES", default_value_t = shmx_zenoh::DEFAULT_MAX_SAMPLE_BYTES)]
+    max_sample_bytes: u64,
     /// The first chunk of every key.
     #[arg(long, default_value = "shmx")]
     prefix: String,
@@ -124,6 +128,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         .prefix(cli.prefix)
         .forward(cli.forward)
         .receive(cli.receive)
+        .max_sample_bytes(cli.max_sample_bytes)
         .log(true);
     for (pattern, o) in options {
         builder = builder.options(pattern, o);

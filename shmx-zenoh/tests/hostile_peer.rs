@@ -358,3 +358,55 @@ fn attack_topic_names_accumulate_claims_and_topics() {
     assert_eq!(topics, 0, "junk topics kept");
     drop(bridge_b);
 }
+
+/// H: a peer sends records as long as it likes (Zenoh carries messages of up to a gigabyte),
+/// and each remote publisher's relay makes room in shared memory for its longest samples.
+/// Records past the bridge's bound must be counted and neither published nor given room.
+#[test]
+fn attack_huge_records_take_shared_memory() {
+    #[derive(ShmMessage)]
+    #[repr(C)]
+    struct Blob {
+        data: shmx::RelSlice<u8>,
+    }
+    let b = root();
+    let port = free_port();
+    let bridge_b = shmx_zenoh::Bridge::builder()
+        .root(b.path())
+        .zenoh_config(common::config(port, None))
+        .receive(["**"])
+        .max_sample_bytes(64 << 10)
+        .start()
+        .unwrap();
+    let peer = zenoh::open(common::config(free_port(), Some(port)))
+        .wait()
+        .unwrap();
+    let ty = MessageType::of::<Blob>();
+    let _q = answer_schemas(&peer, ty.schema());
+    let size = ty.size() as u64;
+    let huge_len = size + (1 << 20);
+    let huge = rec(
+        hdr(ty.fingerprint(), size, 1, 7, huge_len),
+        &vec![0; huge_len as usize],
+    );
+    put_until(&peer, "shmx/x/blob", &huge, || {
+        bridge_b.stats().too_large.load(Ordering::Relaxed) >= 1
+    });
+    assert_eq!(bridge_b.stats().received.load(Ordering::Relaxed), 0);
+    assert!(
+        shmx::inspect::topic_names(b.path()).unwrap().is_empty(),
+        "a topic was made for a record past the bound"
+    );
+    // A record within the bound (an empty slice) is published.
+    let small = rec(
+        hdr(ty.fingerprint(), size, 2, 7, size),
+        &vec![0; size as usize],
+    );
+    put_until(&peer, "shmx/x/blob", &small, || {
+        bridge_b.stats().received.load(Ordering::Relaxed) >= 1
+    });
+    let info = shmx::inspect::topic(b.path(), "x/blob").unwrap();
+    let reserved: u64 = info.publishers.iter().map(|p| p.reserved_bytes).sum();
+    assert!(reserved < 4 << 20, "{reserved} bytes reserved");
+    drop(bridge_b);
+}

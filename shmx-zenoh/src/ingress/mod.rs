@@ -166,6 +166,10 @@ impl Ingress {
             if header.origin == shared.origin {
                 return;
             }
+            if header.len > shared.max_sample_bytes {
+                shared.stats.too_large.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let who = (header.origin, header.publisher_id);
             if ready.is_gone(who) {
                 continue;

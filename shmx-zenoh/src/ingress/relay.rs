@@ -238,8 +238,9 @@ fn publisher(
     }
     let root = Some(shared.root.as_path());
     let open = if shmx::schema_text::is_archived(schema) {
-        // The whole sample is the archive: room for twice the first one.
-        config.max_tail_bytes = (len * 2).max(64 * 1024);
+        // The whole sample is the archive: room for twice the first one (within the
+        // bound on remote samples).
+        config.max_tail_bytes = tail_room(shared, len);
         match header.publisher_id {
             0 => RawPublisher::open(root, topic, None, config),
             id => RawPublisher::open_archived_relay(
@@ -262,7 +263,7 @@ fn publisher(
             ));
         }
         if ty.has_tail() {
-            config.max_tail_bytes = (len.saturating_sub(ty.size()) * 2).max(64 * 1024);
+            config.max_tail_bytes = tail_room(shared, len.saturating_sub(ty.size()));
         }
         // A local topic of another type: shmx's TypeMismatch names both fingerprints.
         relay(root, topic, Some(&ty), config, header).map_err(|e| e.to_string())?
@@ -275,6 +276,13 @@ fn publisher(
         ));
     }
     Ok(open)
+}
+
+/// Tail bytes a relay makes room for, its first sample's tail being `first`: twice that, at
+/// least 64 KiB, and no more than remote samples may be long.
+fn tail_room(shared: &Shared, first: usize) -> usize {
+    let most = usize::try_from(shared.max_sample_bytes).unwrap_or(usize::MAX);
+    first.saturating_mul(2).max(64 * 1024).min(most.max(first))
 }
 
 /// A local publisher whose samples carry the remote publisher's id (if it sent one).
