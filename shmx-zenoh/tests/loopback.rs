@@ -154,7 +154,7 @@ fn typed_values_cross_both_ways_once_and_never_come_back() {
 }
 
 #[test]
-fn archived_rkyv_values_cross_to_a_topic_the_bridge_makes() {
+fn archived_rkyv_values_cross_both_ways_to_a_topic_the_bridge_makes_and_one_there_already() {
     let h = hosts();
     let pub_b = ArchivePublisher::<String>::builder("t/log")
         .root(h.b.path())
@@ -185,6 +185,81 @@ fn archived_rkyv_values_cross_to_a_topic_the_bridge_makes() {
         },
     );
     assert!(got[0].starts_with("line "), "{got:?}");
+
+    // A → B: a derived archive type, into a topic a subscriber on B made first.
+    let sub_b = ArchiveSubscriber::<Pose>::builder("t/pose")
+        .root(h.b.path())
+        .queue_depth(64)
+        .create()
+        .unwrap();
+    // Waiting for the bridge (which may pause, announcing the publisher) rather than
+    // dropping the oldest of the burst.
+    let pub_a = ArchivePublisher::<Pose>::builder("t/pose")
+        .root(h.a.path())
+        .max_bytes(1024)
+        .overflow(shmx::Overflow::Block)
+        .create()
+        .unwrap();
+    let mut poses = Vec::new();
+    let first = until_linked(
+        |i| pub_a.send(&pose(i)).unwrap(),
+        || {
+            while let Some(s) = sub_b.take().unwrap() {
+                poses.push(s.frame.to_native());
+            }
+            !poses.is_empty()
+        },
+    );
+    for i in first..first + 20 {
+        pub_a.send(&pose(i)).unwrap();
+    }
+    let start = Instant::now();
+    let mut whole: Vec<Pose> = Vec::new();
+    while whole.len() < 20 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{} of 20: {:?}; A sent {}, B received {}, dropped {}, problems {:?}",
+            whole.len(),
+            whole.iter().map(|w| w.frame).collect::<Vec<_>>(),
+            h.bridge_a.stats().sent.load(Ordering::Relaxed),
+            h.bridge_b.stats().received.load(Ordering::Relaxed),
+            h.bridge_b.stats().dropped.load(Ordering::Relaxed),
+            h.bridge_b.problems()
+        );
+        if let Some(s) = sub_b.recv_timeout(Duration::from_millis(100)).unwrap() {
+            if u64::from(s.frame.to_native()) >= first {
+                whole.push(Pose {
+                    frame: s.frame.to_native(),
+                    name: s.name.as_str().to_owned(),
+                    path: s
+                        .path
+                        .iter()
+                        .map(|p| (p.0.to_native(), p.1.to_native()))
+                        .collect(),
+                });
+            }
+        }
+    }
+    let sent: Vec<Pose> = (first..first + 20).map(pose).collect();
+    assert_eq!(whole, sent);
+}
+
+/// A derived rkyv type: what crosses is its archive.
+#[derive(rkyv::Archive, rkyv::Serialize, Debug, Clone, PartialEq)]
+struct Pose {
+    frame: u32,
+    name: String,
+    path: Vec<(f32, f32)>,
+}
+
+fn pose(i: u64) -> Pose {
+    Pose {
+        frame: i as u32,
+        name: format!("robot-{}", i % 3),
+        path: (0..(i % 7) as usize)
+            .map(|k| (k as f32, i as f32 * 0.5))
+            .collect(),
+    }
 }
 
 #[test]
