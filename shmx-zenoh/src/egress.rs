@@ -23,8 +23,6 @@ struct Out {
     publisher: zenoh::pubsub::Publisher<'static>,
     fingerprint: u64,
     size: u64,
-    /// Samples wait rather than drop when the network (or the receiving side) is full.
-    blocks: bool,
     /// The shortest time between two samples sent (a rate limit), and when the last went.
     every: Option<Duration>,
     last_sent: Option<Instant>,
@@ -182,7 +180,6 @@ fn scan(
                 publisher,
                 fingerprint,
                 size,
-                blocks: !options.drop_when_congested,
                 every: options
                     .max_rate_hz
                     .filter(|hz| *hz > 0.0)
@@ -301,7 +298,6 @@ fn forward(
             origin: shared.origin,
             publish_time: sample.publish_time_ns().unwrap_or(0),
             len: bytes.len() as u64,
-            blocks: out.blocks,
         };
         let alone = HEADER_LEN + bytes.len() > BATCH_BYTES;
         if batched > 0 && (alone || payload.len() + HEADER_LEN + bytes.len() > BATCH_BYTES) {

@@ -70,6 +70,17 @@ impl Loan {
     /// anyway).
     pub(crate) fn wait(self) -> Result<(), Duration> {
         let start = Instant::now();
+        self.until_back();
+        let took = start.elapsed();
+        if took > HELD_TOO_LONG {
+            return Err(took);
+        }
+        Ok(())
+    }
+
+    /// Returns once Zenoh let go of the bytes, however long that takes: the sample must not
+    /// go before (a publisher would write where Zenoh reads).
+    fn until_back(&self) {
         let mut spins = 0u32;
         while !self.back.load(Ordering::Acquire) {
             if spins < 1000 {
@@ -79,11 +90,14 @@ impl Loan {
                 std::thread::sleep(Duration::from_micros(100));
             }
         }
-        let took = start.elapsed();
-        if took > HELD_TOO_LONG {
-            return Err(took);
-        }
-        Ok(())
+    }
+}
+
+impl Drop for Loan {
+    /// A loan dropped without [`wait`](Loan::wait) (a `put` that unwound) waits all the
+    /// same, so that the sample it covers is not let go early.
+    fn drop(&mut self) {
+        self.until_back();
     }
 }
 

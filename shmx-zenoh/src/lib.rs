@@ -70,9 +70,6 @@ impl Error {
 pub struct TopicOptions {
     /// When the network cannot take more: `true` drops the sample (frames that are stale a
     /// moment later), `false` makes the bridge wait (every sample counts) [default: wait].
-    /// The receiving bridge follows: its local publisher of the topic drops a local
-    /// subscriber's oldest sample when that subscriber's queue is full, or waits for room
-    /// (up to a second a sample), so that a reliable topic loses nothing end to end.
     pub drop_when_congested: bool,
     /// Send at most this many samples a second (the others are skipped, counted in
     /// [`Stats::rate_limited`]): large frames over a thin link [default: no limit].
@@ -108,9 +105,7 @@ pub struct Stats {
     pub relays_refused: AtomicU64,
     /// Remote samples longer than [`BridgeBuilder::max_sample_bytes`], not published.
     pub too_large: AtomicU64,
-    /// Remote samples dropped: too many waited for their local publisher to be made, or (on
-    /// a topic whose sender waits when congested) a local subscriber's queue stayed full for
-    /// a second (the subscribers before it in slot order have the sample).
+    /// Remote samples dropped because too many waited for their local publisher to be made.
     pub dropped: AtomicU64,
 }
 
@@ -237,9 +232,10 @@ impl BridgeBuilder {
     }
 
     /// Remote samples longer than this are not published here (they are counted in
-    /// [`Stats::too_large`]): a bound on the shared memory a peer's samples can take, since
-    /// each remote publisher's local one makes room for samples as long as its longest
-    /// [default: 64 MiB].
+    /// [`Stats::too_large`]): a bound on the shared memory each sample of a peer's can take,
+    /// since each remote publisher's local one makes room for samples as long as its
+    /// longest. (A relay holds up to its topic's queue depth of them; the number of relays
+    /// a topic has is bounded by its publisher slots.) [default: 64 MiB]
     pub fn max_sample_bytes(mut self, bytes: u64) -> Self {
         self.max_sample_bytes = bytes;
         self

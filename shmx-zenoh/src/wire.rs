@@ -32,14 +32,7 @@ pub struct Header {
     pub publish_time: u64,
     /// Bytes of the sample, which follow the header.
     pub len: u64,
-    /// The sending bridge waits rather than drop samples (its topic's congestion control
-    /// is block): the receiving bridge's relay waits for its local subscribers likewise,
-    /// so that no sample is lost on the way.
-    pub blocks: bool,
 }
-
-/// Flags (byte 5 of a header): [`Header::blocks`].
-const BLOCKS: u8 = 1;
 
 impl Header {
     /// The header as bytes.
@@ -47,7 +40,6 @@ impl Header {
         let mut out = [0u8; HEADER_LEN];
         out[..4].copy_from_slice(&MAGIC);
         out[4] = VERSION;
-        out[5] = if self.blocks { BLOCKS } else { 0 };
         let words = [
             self.fingerprint,
             self.size,
@@ -66,7 +58,7 @@ impl Header {
     /// A header read from `bytes`; `None` unless they are exactly one of this version.
     pub fn decode(bytes: &[u8]) -> Option<Header> {
         let bytes: &[u8; HEADER_LEN] = bytes.try_into().ok()?;
-        if bytes[..4] != MAGIC || bytes[4] != VERSION || bytes[5] & !BLOCKS != 0 {
+        if bytes[..4] != MAGIC || bytes[4] != VERSION {
             return None;
         }
         let word = |i: usize| {
@@ -82,7 +74,6 @@ impl Header {
             origin: word(4),
             publish_time: word(5),
             len: word(6),
-            blocks: bytes[5] & BLOCKS != 0,
         })
     }
 }
@@ -179,7 +170,6 @@ mod tests {
             origin: 77,
             publish_time: 1_700_000_000_000_000_000,
             len,
-            blocks: true,
         }
     }
 
@@ -195,12 +185,6 @@ mod tests {
         other = bytes;
         other[0] = b'X';
         assert_eq!(Header::decode(&other), None);
-        // Flags this version does not know.
-        other = bytes;
-        other[5] |= 0x80;
-        assert_eq!(Header::decode(&other), None);
-        let dropping = Header { blocks: false, ..h };
-        assert_eq!(Header::decode(&dropping.encode()), Some(dropping));
     }
 
     /// `bytes` as a Zenoh payload in pieces cut at `cuts`.

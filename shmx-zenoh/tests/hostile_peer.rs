@@ -20,7 +20,6 @@ fn hdr(fp: u64, size: u64, seq: u64, id: u64, len: u64) -> Header {
         origin: 0xbad,
         publish_time: 0,
         len,
-        blocks: false,
     }
 }
 

@@ -20,12 +20,6 @@ use std::time::{Duration, Instant};
 /// (the default topic limit); else the topic's limit.
 const RELAY_QUEUE_DEPTH: usize = 256;
 
-/// How long a relay of a topic whose sender waits when congested waits for a local
-/// subscriber's full queue, per sample, at most: then the sample is left out for that
-/// subscriber (and the ones after it), counted in `dropped`. A subscriber that stops taking
-/// stalls the bridge's reception for this long per sample, not for good.
-const RELAY_WAITS_AT_MOST: Duration = Duration::from_secs(1);
-
 /// Samples waiting for their relay to be made, at most (the others are dropped, counted).
 const WAITING_AT_MOST: usize = 65_536;
 
@@ -75,7 +69,8 @@ pub(crate) struct Ingress {
 pub(crate) struct Relays {
     by_topic: HashMap<String, HashMap<Who, RawPublisher>>,
     /// Remote publishers whose liveliness token went: a late sample of theirs does not make
-    /// a relay again. (Ids are random per publisher: none comes back.)
+    /// a relay again, until the token comes back (ids are random per publisher: one comes
+    /// back only when the link it went with does).
     gone: HashSet<Who>,
     /// Remote publishers whose liveliness token is there, by topic.
     alive: HashSet<(String, Who)>,
@@ -209,6 +204,9 @@ impl Ingress {
         }
         let mut ready = self.ready.lock().expect("ready");
         if sample.kind() == zenoh::sample::SampleKind::Put {
+            // Back (its token went with a link that broke, and came back with it): its
+            // samples are published again.
+            ready.gone.remove(&(origin, id));
             if ready.alive.len() < GONE_REMEMBERED {
                 ready.alive.insert((topic.to_owned(), (origin, id)));
             }
@@ -254,10 +252,6 @@ fn publish(
     match result {
         Ok(()) => {
             shared.stats.received.fetch_add(1, Ordering::Relaxed);
-        }
-        // A local subscriber's queue stayed full for `RELAY_WAITS_AT_MOST`.
-        Err(shmx::Error::Timeout { .. }) => {
-            shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => {
             shared.problem(format!("publishing a sample of {topic} from afar: {e}"));

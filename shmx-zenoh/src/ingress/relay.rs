@@ -2,7 +2,7 @@
 //! the type's schema asked of the sending bridge, the local topic's type checked), then
 //! publishes what waited for them.
 
-use super::{publish, Arrival, Ingress, RELAY_QUEUE_DEPTH, RELAY_WAITS_AT_MOST};
+use super::{publish, Arrival, Ingress, RELAY_QUEUE_DEPTH};
 use crate::claim::{self, Claim, Direction};
 use crate::wire::Header;
 use crate::Shared;
@@ -229,13 +229,6 @@ fn publisher(
         queue_depth: depth,
         ..PublisherConfig::default()
     };
-    if header.blocks {
-        // The sender waits rather than drop: so does the relay, for a while, for local
-        // subscribers whose queues are full (the wait stalls Zenoh's reception, which
-        // holds the sender back in turn).
-        config.overflow = shmx::Overflow::Block;
-        config.block_timeout = Some(RELAY_WAITS_AT_MOST);
-    }
     let root = Some(shared.root.as_path());
     let open = if shmx::schema_text::is_archived(schema) {
         // The whole sample is the archive: room for twice the first one (within the
