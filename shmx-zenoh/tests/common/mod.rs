@@ -1,8 +1,11 @@
-//! What the loopback tests and the bridge benchmark share: fresh roots, free ports, and
-//! Zenoh configured for loopback only.
+//! What the tests and the bridge benchmark share: fresh roots, free ports, Zenoh configured
+//! for loopback only, and two "hosts" (roots) bridged both ways.
 
 // The benchmark uses a part.
 #![allow(dead_code)]
+
+use shmx_zenoh::Bridge;
+use std::time::{Duration, Instant};
 
 /// A fresh root under /dev/shm, removed when dropped.
 pub fn root() -> tempfile::TempDir {
@@ -113,4 +116,47 @@ pub fn bridge_command(args: &[&std::ffi::OsStr]) -> Killed {
         .expect("its first line");
     assert!(line.starts_with("bridging"), "{line}");
     child
+}
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Two hosts, each bridging every topic both ways (the bridges stop before their roots go:
+/// fields drop in order).
+pub struct Hosts {
+    pub bridge_a: Bridge,
+    pub bridge_b: Bridge,
+    pub a: tempfile::TempDir,
+    pub b: tempfile::TempDir,
+}
+
+pub fn hosts() -> Hosts {
+    let (a, b) = (root(), root());
+    let port_a = free_port();
+    let bridge_a = bridge(a.path(), port_a, None, &["**"], &["**"]);
+    let bridge_b = bridge(b.path(), free_port(), Some(port_a), &["**"], &["**"]);
+    Hosts {
+        bridge_a,
+        bridge_b,
+        a,
+        b,
+    }
+}
+
+/// Calls `send(i)` for i = 0, 1, ... until `arrived()` (the link is up: bridges found the
+/// topic and each other), then returns the next `i`.
+pub fn until_linked(mut send: impl FnMut(u64), mut arrived: impl FnMut() -> bool) -> u64 {
+    let start = Instant::now();
+    let mut i = 0;
+    loop {
+        send(i);
+        i += 1;
+        let sent = Instant::now();
+        while sent.elapsed() < Duration::from_millis(50) {
+            if arrived() {
+                return i;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(start.elapsed() < DEADLINE, "the bridges never linked");
+    }
 }
