@@ -258,9 +258,10 @@ impl ExampleRoot {
 
 /// The README's Rust code blocks, compiled and run as doctests by `cargo test --workspace`,
 /// so that what a newcomer copies from the README builds and runs (in the order it is
-/// written, without hanging).
+/// written, without hanging). `build.rs` gives each block a root of its own, in hidden
+/// lines, so that they leave nothing behind.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
+#[doc = include_str!(concat!(env!("OUT_DIR"), "/README.doctest.md"))]
 pub struct ReadmeDoctests;
 
 #[cfg(test)]
