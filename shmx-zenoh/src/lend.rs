@@ -21,15 +21,15 @@ struct Lent {
 }
 
 // SAFETY: `Lent` only reads, through a shared slice, bytes of a mapping that stays mapped
-// while it lives (see `lend`); reading them from any thread is as sound as from the
-// egress's.
+// while it lives (see `Loan::payload`); reading them from any thread is as sound as from
+// the egress's.
 unsafe impl Send for Lent {}
 
 impl AsRef<[u8]> for Lent {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr + len` is the bytes of a sample `lend`'s caller holds, in its
-        // subscriber's mapping, until `back` is set, which is after this `Lent` is dropped
-        // (so after every use of the slice).
+        // SAFETY: `ptr..ptr + len` is the bytes of a sample that `Loan::payload`'s caller
+        // holds, in its subscriber's mapping, until `back` is set, which is after this
+        // `Lent` is dropped (so after every use of the slice).
         unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
