@@ -44,7 +44,7 @@ struct Cli {
     #[arg(long, value_name = "PATTERN=HZ")]
     max_rate: Vec<String>,
     /// Remote samples longer than this many bytes are not published here (a bound on the
-    /// shared memory a peer's samples can take).
+    /// shared memory each sample of a peer's can take).
     #[arg(long, value_name = "BYTES", default_value_t = shmx_zenoh::DEFAULT_MAX_SAMPLE_BYTES)]
     max_sample_bytes: u64,
     /// The first chunk of every key.
