@@ -2,7 +2,6 @@
 //! each sample that did not itself come over a bridge.
 
 use crate::claim::{self, Claim, Direction};
-use crate::lend::Loan;
 use crate::wire::{self, Header, BATCH_BYTES, HEADER_LEN};
 use crate::{Shared, TOPIC_SCAN_EVERY};
 use shmx::inspect::RawSubscriber;
@@ -43,8 +42,6 @@ pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
     let mut next_scan = Instant::now();
     // The payload being filled, kept between puts for its capacity.
     let mut payload = Vec::new();
-    // Samples too large to share a message are lent to Zenoh, not copied (see `lend`).
-    let mut lending = true;
     while !shared.stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_scan {
             next_scan = Instant::now() + TOPIC_SCAN_EVERY;
@@ -52,7 +49,7 @@ pub(crate) fn run(shared: Arc<Shared>, session: zenoh::Session) {
         }
         let mut sent = 0;
         for (topic, out) in &mut outs {
-            sent += forward(&shared, &session, topic, out, &mut payload, &mut lending);
+            sent += forward(&shared, &session, topic, out, &mut payload);
         }
         // Leave topics whose publishers left (it joins only topics that have one): the
         // bridge alone keeps no topic alive.
@@ -248,15 +245,17 @@ fn retire_tokens(shared: &Shared, topic: &str, out: &mut Out) {
 const PASS_SAMPLES: usize = 4096;
 
 /// Sends what waits on `out`'s topic, the samples that wait together in payloads of up to
-/// [`BATCH_BYTES`], and a sample too large to share one alone, its bytes lent to Zenoh
-/// rather than copied while `lending`; returns the number of samples sent.
+/// [`BATCH_BYTES`] (a larger one alone); returns the number of samples sent.
+///
+/// (A large sample's bytes lent to Zenoh from shared memory, uncopied, held until Zenoh let
+/// go of them, deadlocked the egress: a fragmentation that Zenoh gives up on keeps the
+/// message in its fragment buffer until the next one, which waited for it.)
 fn forward(
     shared: &Shared,
     session: &zenoh::Session,
     topic: &str,
     out: &mut Out,
     payload: &mut Vec<u8>,
-    lending: &mut bool,
 ) -> usize {
     let (mut batched, mut sent) = (0, 0);
     for _ in 0..PASS_SAMPLES {
@@ -299,26 +298,9 @@ fn forward(
             publish_time: sample.publish_time_ns().unwrap_or(0),
             len: bytes.len() as u64,
         };
-        let alone = HEADER_LEN + bytes.len() > BATCH_BYTES;
-        if batched > 0 && (alone || payload.len() + HEADER_LEN + bytes.len() > BATCH_BYTES) {
+        if batched > 0 && payload.len() + HEADER_LEN + bytes.len() > BATCH_BYTES {
             sent += put(shared, topic, out, std::mem::take(payload).into(), batched);
             batched = 0;
-        }
-        if alone && *lending {
-            // SAFETY: `bytes` are `sample`'s, which is held (and `out.sub` with it) until
-            // the loan's wait below returned.
-            let (loan, lent) = unsafe { Loan::payload(&header.encode(), bytes) };
-            let n = put(shared, topic, out, lent, 1);
-            sent += n;
-            shared.stats.lent.fetch_add(n as u64, Ordering::Relaxed);
-            if let Err(took) = loan.wait() {
-                *lending = false;
-                shared.problem(format!(
-                    "Zenoh kept a sample's bytes {took:?} after sending them: large samples \
-                     are copied from now on"
-                ));
-            }
-            continue;
         }
         if batched == 0 {
             payload.clear();

@@ -27,7 +27,6 @@
 mod claim;
 mod egress;
 mod ingress;
-mod lend;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -86,9 +85,6 @@ pub struct Stats {
     pub sent: AtomicU64,
     /// Zenoh messages those samples went in (samples that wait together share one).
     pub messages: AtomicU64,
-    /// Samples of those too large to share a message, whose bytes went to Zenoh straight
-    /// from shared memory (lent, not copied).
-    pub lent: AtomicU64,
     /// Remote samples published locally.
     pub received: AtomicU64,
     /// Local samples not sent because they came over a bridge.

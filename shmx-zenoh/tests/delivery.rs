@@ -174,13 +174,13 @@ struct Frame {
 }
 
 #[test]
-fn large_frames_cross_whole_and_in_order_their_bytes_lent_to_zenoh_uncopied() {
+fn large_frames_cross_whole_and_in_order() {
     let (a, b) = (root(), root());
     let port_a = free_port();
     let bridge_a = bridge(a.path(), port_a, None, &["**"], &[]);
     let bridge_b = bridge(b.path(), free_port(), Some(port_a), &[], &["**"]);
-    // Frames larger than a Zenoh batch: each goes alone, lent (a few chunks, so that the
-    // publisher reuses them while frames are on their way).
+    // Frames larger than a Zenoh batch: each goes alone, fragmented by Zenoh (a few chunks,
+    // so that the publisher reuses them while frames are on their way).
     let publisher = Publisher::<Frame>::builder("t/frames")
         .root(a.path())
         .max_tail_bytes(256 << 10)
@@ -239,6 +239,5 @@ fn large_frames_cross_whole_and_in_order_their_bytes_lent_to_zenoh_uncopied() {
     });
     sender.unwrap();
     assert!(bridge_a.problems().is_empty(), "{:?}", bridge_a.problems());
-    assert!(bridge_a.stats().lent.load(Ordering::Relaxed) >= 40);
     drop(bridge_b);
 }
